@@ -1,0 +1,47 @@
+# The front door: `make test` and `make demo` work on a fresh Debian machine.
+BUILD ?= build
+PREFIX ?= /usr/local
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+CTEST = ctest --output-on-failure -j$(JOBS)
+
+# Each build directory is configured once; rerun cmake by hand to change flags.
+configure = test -f $(1)/CMakeCache.txt || cmake -S . -B $(1) -DRILL_WERROR=ON $(2) $(CMAKE_FLAGS)
+
+.PHONY: all deps test demo asan tsan install bench clean
+
+all: deps
+	@$(call configure,$(BUILD),)
+	cmake --build $(BUILD) -j$(JOBS)
+
+deps:
+	@sh scripts/install-deps.sh
+
+test: all
+	cd $(BUILD) && $(CTEST)
+
+demo: all
+	./$(BUILD)/samples/demo
+
+asan: deps
+	@$(call configure,$(BUILD)-asan,-DRILL_SANITIZE=address,undefined)
+	cmake --build $(BUILD)-asan -j$(JOBS)
+	cd $(BUILD)-asan && $(CTEST)
+
+# ThreadSanitizer maps memory at fixed places that address-space
+# randomisation on recent kernels may take; setarch -R turns it off for the run.
+tsan: deps
+	@$(call configure,$(BUILD)-tsan,-DRILL_SANITIZE=thread)
+	cmake --build $(BUILD)-tsan -j$(JOBS)
+	cd $(BUILD)-tsan && setarch $$(uname -m) -R $(CTEST) -L threaded
+
+install: all
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+bench: deps
+	@$(call configure,$(BUILD)-bench,-DCMAKE_BUILD_TYPE=Release -DRILL_BUILD_BENCH=ON -DRILL_BUILD_TESTS=OFF)
+	cmake --build $(BUILD)-bench -j$(JOBS)
+	sh test/bench/run_core.sh $(BUILD)-bench
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-bench

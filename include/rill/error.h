@@ -1,0 +1,68 @@
+/* rill — error codes.
+ *
+ * Every rill function that can fail returns 0 (or a non-negative value) on
+ * success and a negative code on failure. Operating-system failures are the
+ * negated errno value (-ECONNREFUSED, ...), as in libuv, so they compare equal
+ * to the RILL_E* aliases below. rill's own conditions use a reserved range
+ * below -10000 that no errno reaches; DNS failures have their own sub-range so
+ * they can be told apart with RILL_IS_DNS_ERROR(). */
+#ifndef RILL_ERROR_H
+#define RILL_ERROR_H
+
+#include <errno.h>
+
+#include "rill/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Operating-system errors, as negative errno values. */
+#define RILL_EINVAL (-EINVAL)
+#define RILL_ENOMEM (-ENOMEM)
+#define RILL_EBADF (-EBADF)
+#define RILL_EEXIST (-EEXIST)
+#define RILL_EBUSY (-EBUSY)
+#define RILL_EAGAIN (-EAGAIN)
+#define RILL_ENOENT (-ENOENT)
+#define RILL_ENOSYS (-ENOSYS)
+#define RILL_EMFILE (-EMFILE)
+#define RILL_ENFILE (-ENFILE)
+#define RILL_EPIPE (-EPIPE)
+#define RILL_ECONNREFUSED (-ECONNREFUSED)
+#define RILL_ECONNRESET (-ECONNRESET)
+#define RILL_ECONNABORTED (-ECONNABORTED)
+#define RILL_ETIMEDOUT (-ETIMEDOUT) /* the kernel's timeout, not a deadline */
+#define RILL_EADDRINUSE (-EADDRINUSE)
+#define RILL_EAFNOSUPPORT (-EAFNOSUPPORT)
+
+/* rill's own conditions. */
+#define RILL_EOF (-10001)        /* end of stream: the peer closed its side */
+#define RILL_ECLOSED (-10002)    /* use of a closed handle or connection */
+#define RILL_ETIMEOUT (-10003)   /* a deadline passed ("i/o timeout") */
+#define RILL_ECANCELED (-10004)  /* the operation was cancelled */
+#define RILL_ENOTFIBER (-10005)  /* a blocking call made outside a fiber */
+#define RILL_ENEEDDNS (-10006)   /* a host name given where only numbers work */
+#define RILL_EBACKEND (-10007)   /* no such backend, or not built in */
+
+/* DNS failures (-10100 ... -10199). */
+#define RILL_EDNS_NOHOST (-10101)   /* no such host */
+#define RILL_EDNS_SERVFAIL (-10102) /* server misbehaving */
+#define RILL_EDNS_REFUSED (-10103)  /* server refused the query */
+#define RILL_EDNS_TIMEOUT (-10104)  /* no answer in time */
+#define RILL_EDNS_BADNAME (-10105)  /* not a valid host name */
+
+#define RILL_IS_DNS_ERROR(e) ((e) <= -10100 && (e) > -10200)
+
+/* A human-readable text for a code ("connection refused", "i/o timeout").
+ * Never NULL; unknown codes give "unknown error". */
+RILL_API const char *rill_strerror(int err);
+
+/* The code's symbolic name ("ECONNREFUSED", "ETIMEOUT"); never NULL. */
+RILL_API const char *rill_err_name(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RILL_ERROR_H */

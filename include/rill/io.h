@@ -1,0 +1,59 @@
+/* rill — raw descriptor watchers.
+ *
+ * A rill_io watches one descriptor for readability and/or writability. The
+ * semantics are level-triggered: while the descriptor stays ready and the
+ * watcher stays started, the callback runs again on every iteration. A
+ * watcher stays started until rill_io_stop() or rill_io_free(). Interest
+ * changes are batched and reach the kernel once, just before the loop waits,
+ * so a stop followed by a start in the same iteration costs no system call.
+ *
+ * A descriptor may have at most one watcher on a base. Free the watcher
+ * before closing its descriptor. */
+#ifndef RILL_IO_H
+#define RILL_IO_H
+
+#include "rill/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rill_io rill_io;
+
+enum {
+  RILL_READ = 1,
+  RILL_WRITE = 2
+};
+
+/* `events` is what is ready, within the interest: RILL_READ and/or
+ * RILL_WRITE. An error or hang-up on the descriptor reports every direction
+ * in the interest as ready, so the next read or write sees the condition. */
+typedef void (*rill_io_cb)(rill_io *io, int fd, unsigned events, void *arg);
+
+/* Creates a stopped watcher on `fd`. RILL_EBADF for a negative or closed
+ * descriptor, RILL_EEXIST if the base already has a watcher on `fd`,
+ * RILL_EINVAL for a NULL base, callback or out. */
+RILL_API int rill_io_new(rill_base *base, int fd, rill_io_cb cb, void *arg, rill_io **out);
+
+/* Starts watching for `events` (RILL_READ | RILL_WRITE, not 0), replacing
+ * the interest if already started. */
+RILL_API int rill_io_start(rill_io *io, unsigned events);
+
+/* Stops watching; the watcher can be started again. Stopping a stopped
+ * watcher is fine. */
+RILL_API int rill_io_stop(rill_io *io);
+
+/* The interest while started, 0 while stopped. */
+RILL_API unsigned rill_io_events(const rill_io *io);
+
+RILL_API int rill_io_fd(const rill_io *io);
+
+/* Stops and frees the watcher (the descriptor is not closed). NULL is a
+ * no-op. The handle must not be used afterwards. */
+RILL_API void rill_io_free(rill_io *io);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RILL_IO_H */

@@ -1,0 +1,45 @@
+/* rill — timers.
+ *
+ * One-shot and repeating timers on the base's monotonic clock, in
+ * milliseconds. Starting, stopping and restarting cost O(log n) and never
+ * allocate once the heap has grown to the number of active timers. Timers
+ * that fall due at the same time fire in the order they were started. The
+ * loop sleeps exactly until the next timer is due. */
+#ifndef RILL_TIMER_H
+#define RILL_TIMER_H
+
+#include "rill/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rill_timer rill_timer;
+
+typedef void (*rill_timer_cb)(rill_timer *timer, void *arg);
+
+/* Creates a stopped timer. */
+RILL_API int rill_timer_new(rill_base *base, rill_timer_cb cb, void *arg, rill_timer **out);
+
+/* Arms the timer to fire `timeout_ms` after rill_base_now(), then every
+ * `repeat_ms` if that is not 0. Restarts an active timer. */
+RILL_API int rill_timer_start(rill_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms);
+
+/* Disarms the timer; stopping a stopped timer is fine. */
+RILL_API int rill_timer_stop(rill_timer *timer);
+
+/* 1 while armed, 0 otherwise (a one-shot timer is disarmed before its
+ * callback runs). */
+RILL_API int rill_timer_active(const rill_timer *timer);
+
+/* Milliseconds until the timer is due (0 if overdue or stopped). */
+RILL_API uint64_t rill_timer_remaining(const rill_timer *timer);
+
+/* Stops and frees the timer. NULL is a no-op. */
+RILL_API void rill_timer_free(rill_timer *timer);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RILL_TIMER_H */

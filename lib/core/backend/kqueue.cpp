@@ -1,0 +1,115 @@
+// The kqueue backend (BSD, macOS; on Linux through libkqueue for testing).
+//
+// kqueue keeps a filter per direction, so an interest change is up to two
+// kevent changes. They are queued and handed to the kernel together with the
+// next wait, one system call for all changes and the wait (the batching
+// libev and libuv do by hand elsewhere). Deleting the filter of a descriptor
+// that was closed fails with EBADF or ENOENT; with a changelist such errors
+// come back as EV_ERROR events and are ignored here.
+//
+// The tag travels in udata, a pointer-sized field: fine on 64-bit systems,
+// where both halves of the tag fit.
+#include <sys/types.h>
+#include <sys/event.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstdint>
+#include <ctime>
+
+#include "core/alloc.h"
+#include "core/backend/backend.h"
+#include "core/vec.h"
+#include "rill/io.h"
+
+static_assert(sizeof(void *) >= sizeof(uint64_t), "the tag must fit in udata");
+
+namespace rill::detail {
+namespace {
+
+constexpr int max_events = 1024;
+
+struct kqueue_state {
+  int fd = -1;
+  vec<struct kevent> changes;
+  struct kevent events[max_events];
+};
+
+int init(void **out) {
+  auto *st = make<kqueue_state>();
+  if (!st)
+    return -ENOMEM;
+  st->fd = kqueue();
+  if (st->fd < 0) {
+    int err = -errno;
+    destroy(st);
+    return err;
+  }
+  *out = st;
+  return 0;
+}
+
+void destroy_state(void *state) {
+  auto *st = static_cast<kqueue_state *>(state);
+  close(st->fd);
+  destroy(st);
+}
+
+bool queue(kqueue_state *st, int fd, short filter, unsigned short flags, uint64_t tag) {
+  struct kevent ev;
+  EV_SET(&ev, fd, filter, flags, 0, 0, reinterpret_cast<void *>(static_cast<uintptr_t>(tag)));
+  return st->changes.push(ev);
+}
+
+int change(void *state, int fd, unsigned old_events, unsigned new_events, uint64_t tag) {
+  auto *st = static_cast<kqueue_state *>(state);
+  if (!st->changes.reserve(st->changes.size() + 2))
+    return -ENOMEM;
+  // Re-adding an existing filter updates its udata, which the tag needs.
+  if (new_events & RILL_READ)
+    queue(st, fd, EVFILT_READ, EV_ADD, tag);
+  else if (old_events & RILL_READ)
+    queue(st, fd, EVFILT_READ, EV_DELETE, tag);
+  if (new_events & RILL_WRITE)
+    queue(st, fd, EVFILT_WRITE, EV_ADD, tag);
+  else if (old_events & RILL_WRITE)
+    queue(st, fd, EVFILT_WRITE, EV_DELETE, tag);
+  // A descriptor being unregistered is usually closed right after, and a
+  // queued delete would then fail or, worse, hit a new file with the same
+  // number: submit deletions now.
+  if (new_events == 0) {
+    timespec zero{0, 0};
+    kevent(st->fd, st->changes.data(), static_cast<int>(st->changes.size()), nullptr, 0, &zero);
+    st->changes.clear();
+  }
+  return 0;
+}
+
+int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
+  auto *st = static_cast<kqueue_state *>(state);
+  if (capacity > max_events)
+    capacity = max_events;
+  timespec ts{static_cast<time_t>(timeout_ns / 1000000000), static_cast<long>(timeout_ns % 1000000000)};
+  int n = kevent(st->fd, st->changes.data(), static_cast<int>(st->changes.size()), st->events, capacity,
+                 timeout_ns < 0 ? nullptr : &ts);
+  st->changes.clear();
+  if (n < 0)
+    return errno == EINTR ? 0 : -errno;
+  int count = 0;
+  for (int i = 0; i < n; i++) {
+    const struct kevent &ev = st->events[i];
+    if (ev.flags & EV_ERROR)
+      continue;  // a failed change from the changelist, see above
+    unsigned ready = ev.filter == EVFILT_READ ? RILL_READ : RILL_WRITE;
+    if (ev.flags & EV_EOF)
+      ready = RILL_READ | RILL_WRITE;
+    out[count++] = backend_event{static_cast<uint64_t>(reinterpret_cast<uintptr_t>(ev.udata)), ready};
+  }
+  return count;
+}
+
+}  // namespace
+
+const backend_ops kqueue_backend = {"kqueue", init, destroy_state, change, wait};
+
+}  // namespace rill::detail

@@ -1,0 +1,225 @@
+// The base: creation, the run loop and its phases, stop, and introspection.
+//
+// One iteration:
+//   1. read the clock; run the timers that are due;
+//   2. hand batched interest changes to the backend;
+//   3. wait for readiness, at most until the next timer is due (not at all
+//      if stopping or in RILL_RUN_NOWAIT);
+//   4. read the clock; dispatch readiness (posted functions and signals
+//      arrive this way too, through the base's own descriptors);
+//   5. release the handles freed during the iteration.
+#include <cstdlib>
+#include <cstring>
+
+#include "core/alloc.h"
+#include "core/base_impl.h"
+#include "core/clock.h"
+#include "rill.h"
+
+using namespace rill::detail;
+
+namespace {
+
+constexpr int event_capacity = 1024;
+
+bool alive(const rill_base *base) { return base->active_count > 0 || base->refs > 0; }
+
+void update_time(rill_base *base) { base->now_ns = monotonic_ns(); }
+
+int64_t wait_timeout(const rill_base *base, rill_run_mode mode) {
+  if (mode == RILL_RUN_NOWAIT || base->stop_requested.load(std::memory_order_relaxed))
+    return 0;
+  // Nothing can make a single iteration end: do not block forever.
+  if (!alive(base))
+    return 0;
+  return timers_next_timeout(base);
+}
+
+int iterate(rill_base *base, rill_run_mode mode) {
+  int err = io_flush_changes(base);
+  if (err)
+    return err;
+  int64_t timeout = wait_timeout(base, mode);
+  uint64_t before = base->now_ns;
+  int n = base->backend->wait(base->backend_state, timeout, base->events.data(), event_capacity);
+  update_time(base);
+  base->stats.wait_ns += base->now_ns - before;
+  base->stats.iterations++;
+  if (n < 0)
+    return n;
+  io_dispatch(base, n);
+  return 0;
+}
+
+const char *kind_name(handle_kind kind) {
+  switch (kind) {
+    case handle_kind::io:
+      return "io";
+    case handle_kind::timer:
+      return "timer";
+    case handle_kind::signal:
+      return "signal";
+  }
+  return "?";
+}
+
+void teardown(rill_base *base) {
+  signals_destroy(base);
+  posts_destroy(base);
+  if (base->backend_state)
+    base->backend->destroy(base->backend_state);
+  destroy(base);
+  note_base_freed();
+}
+
+}  // namespace
+
+extern "C" {
+
+int rill_base_new(const rill_base_config *config, rill_base **out) {
+  if (!out)
+    return RILL_EINVAL;
+  const char *name = config ? config->backend : nullptr;
+  if (!name)
+    name = std::getenv("RILL_BACKEND");
+  const backend_ops *ops = backend_find(name);
+  if (!ops)
+    return RILL_EBACKEND;
+  rill_base *base = make<rill_base>();
+  if (!base)
+    return RILL_ENOMEM;
+  note_base_created();
+  base->backend = ops;
+  int err = base->events.resize_zeroed(event_capacity) ? 0 : RILL_ENOMEM;
+  if (!err)
+    err = ops->init(&base->backend_state);
+  if (!err)
+    err = posts_init(base);
+  if (err) {
+    teardown(base);
+    return err;
+  }
+  update_time(base);
+  *out = base;
+  return 0;
+}
+
+int rill_base_free(rill_base *base) {
+  if (!base)
+    return 0;
+  if (base->running)
+    return RILL_EBUSY;
+  posts_drain(base);
+  if (base->handles)
+    return RILL_EBUSY;
+  teardown(base);
+  return 0;
+}
+
+int rill_base_run(rill_base *base, rill_run_mode mode) {
+  if (!base || (mode != RILL_RUN_DEFAULT && mode != RILL_RUN_ONCE && mode != RILL_RUN_NOWAIT))
+    return RILL_EINVAL;
+  if (base->running)
+    return RILL_EBUSY;
+  base->running = true;
+  int err = 0;
+  update_time(base);
+  for (;;) {
+    timers_run(base);
+    if (base->stop_requested.load(std::memory_order_acquire))
+      break;
+    if (mode == RILL_RUN_DEFAULT && !alive(base))
+      break;
+    err = iterate(base, mode);
+    if (err || mode != RILL_RUN_DEFAULT) {
+      if (!err)
+        timers_run(base);
+      handles_release_retired(base);
+      break;
+    }
+    handles_release_retired(base);
+  }
+  base->stop_requested.store(false, std::memory_order_relaxed);
+  base->running = false;
+  handles_release_retired(base);
+  if (err)
+    return err;
+  return alive(base) ? 1 : 0;
+}
+
+int rill_base_stop(rill_base *base) {
+  if (!base)
+    return RILL_EINVAL;
+  base->stop_requested.store(true, std::memory_order_release);
+  base_wake(base);
+  return 0;
+}
+
+uint64_t rill_base_now(const rill_base *base) { return base ? base->now_ns / ns_per_ms : 0; }
+
+void rill_base_update_time(rill_base *base) {
+  if (base)
+    update_time(base);
+}
+
+void rill_base_ref(rill_base *base) {
+  if (base)
+    base->refs++;
+}
+
+void rill_base_unref(rill_base *base) {
+  if (base && base->refs > 0)
+    base->refs--;
+}
+
+const char *rill_base_backend(const rill_base *base) { return base ? base->backend->name : nullptr; }
+
+int rill_base_stats_get(const rill_base *base, rill_base_stats *out) {
+  if (!base || !out)
+    return RILL_EINVAL;
+  *out = base->stats;
+  out->handles = base->handle_count;
+  out->active = base->active_count;
+  return 0;
+}
+
+int rill_base_dump(const rill_base *base, FILE *out) {
+  if (!base || !out)
+    return RILL_EINVAL;
+  fprintf(out, "rill_base %p backend=%s handles=%llu active=%llu\n", static_cast<const void *>(base),
+          base->backend->name, static_cast<unsigned long long>(base->handle_count),
+          static_cast<unsigned long long>(base->active_count));
+  for (const handle *h = base->handles; h; h = h->next) {
+    fprintf(out, "  %-6s %p %-8s", kind_name(h->kind), static_cast<const void *>(h),
+            h->active ? "active" : "inactive");
+    switch (h->kind) {
+      case handle_kind::io: {
+        auto *io = static_cast<const rill_io *>(h);
+        fprintf(out, " fd=%d events=%s%s", io->fd, io->events & RILL_READ ? "r" : "",
+                io->events & RILL_WRITE ? "w" : "");
+        break;
+      }
+      case handle_kind::timer: {
+        auto *t = static_cast<const rill_timer *>(h);
+        if (h->active)
+          fprintf(out, " due_in_ms=%llu repeat_ms=%llu",
+                  static_cast<unsigned long long>(rill_timer_remaining(t)),
+                  static_cast<unsigned long long>(t->repeat_ns / ns_per_ms));
+        break;
+      }
+      case handle_kind::signal:
+        fprintf(out, " signum=%d", static_cast<const rill_signal *>(h)->signum);
+        break;
+    }
+    fputc('\n', out);
+  }
+  return ferror(out) ? -EIO : 0;
+}
+
+unsigned rill_version(void) {
+  return (RILL_VERSION_MAJOR << 16) | (RILL_VERSION_MINOR << 8) | RILL_VERSION_PATCH;
+}
+
+const char *rill_version_string(void) { return RILL_VERSION_STRING; }
+
+}  // extern "C"

@@ -1,0 +1,143 @@
+// The base's internal state, shared by the core's files. Nothing here is
+// visible outside lib/.
+#ifndef RILL_CORE_BASE_IMPL_H
+#define RILL_CORE_BASE_IMPL_H
+
+#include <atomic>
+#include <csignal>
+#include <cstdint>
+#include <mutex>
+
+#include "core/backend/backend.h"
+#include "core/handle.h"
+#include "core/vec.h"
+#include "rill/io.h"
+#include "rill/signal.h"
+#include "rill/timer.h"
+
+struct rill_io : rill::detail::handle {
+  int fd;
+  unsigned events = 0;  // interest while active
+  rill_io_cb cb;
+  void *arg;
+  rill_io(int fd_, rill_io_cb cb_, void *arg_)
+      : handle(rill::detail::handle_kind::io), fd(fd_), cb(cb_), arg(arg_) {}
+};
+
+struct rill_timer : rill::detail::handle {
+  uint64_t due_ns = 0;
+  uint64_t repeat_ns = 0;
+  uint64_t seq = 0;  // start order, breaks ties between equal due times
+  uint32_t heap_index = UINT32_MAX;
+  rill_timer_cb cb;
+  void *arg;
+  rill_timer(rill_timer_cb cb_, void *arg_)
+      : handle(rill::detail::handle_kind::timer), cb(cb_), arg(arg_) {}
+};
+
+struct rill_signal : rill::detail::handle {
+  int signum = 0;
+  rill_signal_cb cb;
+  void *arg;
+  rill_signal(rill_signal_cb cb_, void *arg_)
+      : handle(rill::detail::handle_kind::signal), cb(cb_), arg(arg_) {}
+};
+
+namespace rill::detail {
+
+// Per-descriptor state, indexed by fd.
+struct fd_slot {
+  rill_io *io;
+  uint32_t generation;   // bumped whenever the slot's watcher goes away
+  uint8_t kernel_events; // the interest the backend currently has
+  bool queued;           // on the change list
+};
+
+struct timer_node {
+  uint64_t due_ns;
+  rill_timer *timer;
+};
+
+struct post_item {
+  rill_post_cb fn;
+  void *arg;
+};
+
+struct signal_state;  // lib/core/signal.cpp
+
+}  // namespace rill::detail
+
+struct rill_base {
+  const rill::detail::backend_ops *backend = nullptr;
+  void *backend_state = nullptr;
+
+  uint64_t now_ns = 0;
+  bool running = false;
+  std::atomic<bool> stop_requested{false};
+  int refs = 0;              // rill_base_ref()
+  uint64_t active_count = 0; // active user handles
+  uint64_t handle_count = 0; // live user handles
+
+  rill::detail::handle *handles = nullptr;  // live user handles
+  rill::detail::handle *graveyard = nullptr;  // retired, released at iteration end
+
+  // io
+  rill::detail::vec<rill::detail::fd_slot> fds;
+  rill::detail::vec<int> changes;  // fds whose interest may differ from the kernel's
+  rill::detail::vec<rill::detail::backend_event> events;
+
+  // timers: a 4-ary min-heap on (due_ns, seq)
+  rill::detail::vec<rill::detail::timer_node> timers;
+  uint64_t timer_seq = 0;
+
+  // cross-thread posts
+  std::mutex post_mutex;
+  rill::detail::vec<rill::detail::post_item> posts_incoming;  // guarded
+  rill::detail::vec<rill::detail::post_item> posts_running;   // base thread
+  int wake_read_fd = -1;
+  int wake_write_fd = -1;  // same as wake_read_fd for an eventfd
+  rill_io *wake_io = nullptr;
+
+  rill::detail::signal_state *signals = nullptr;
+
+  rill_base_stats stats{};
+};
+
+namespace rill::detail {
+
+// io.cpp
+int io_flush_changes(rill_base *base) noexcept;
+void io_dispatch(rill_base *base, int count) noexcept;
+// Internal watchers belong to the base itself: they are not listed, not
+// counted and do not keep the loop alive.
+int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
+              rill_io **out) noexcept;
+
+// timer.cpp
+void timers_run(rill_base *base) noexcept;
+// Nanoseconds until the next timer, or -1 when none is armed.
+int64_t timers_next_timeout(const rill_base *base) noexcept;
+
+// post.cpp
+int posts_init(rill_base *base) noexcept;
+void posts_destroy(rill_base *base) noexcept;
+// Runs every queued post, including those posted while running; returns true
+// if any ran.
+bool posts_drain(rill_base *base) noexcept;
+void base_wake(rill_base *base) noexcept;
+
+// wakeup.cpp: a descriptor pair that makes the base's wait return.
+int wakeup_open(int *read_fd, int *write_fd) noexcept;
+void wakeup_signal(int write_fd) noexcept;
+void wakeup_consume(int read_fd) noexcept;
+void wakeup_close(int read_fd, int write_fd) noexcept;
+
+// signal.cpp
+void signals_destroy(rill_base *base) noexcept;
+
+// handle.cpp
+void handles_release_retired(rill_base *base) noexcept;
+
+}  // namespace rill::detail
+
+#endif

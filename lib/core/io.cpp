@@ -1,0 +1,174 @@
+// Descriptor watchers: the per-fd table, batched interest changes and
+// dispatch of what the backend reports.
+//
+// Interest changes only mark the descriptor; io_flush_changes() hands the
+// backend the difference just before the loop waits, so a watcher stopped
+// and started again within one iteration costs no system call. A stopped
+// watcher stays registered with the kernel until an event shows up that
+// nobody wants (libev's trick): the common stop-now, start-soon pattern then
+// never touches the kernel. Freeing a watcher unregisters at once, because
+// its descriptor is about to be closed and its number reused.
+#include <fcntl.h>
+
+#include "core/alloc.h"
+#include "core/base_impl.h"
+
+using namespace rill::detail;
+
+namespace {
+
+constexpr unsigned all_events = RILL_READ | RILL_WRITE;
+
+uint64_t make_tag(int fd, uint32_t generation) {
+  return (static_cast<uint64_t>(generation) << 32) | static_cast<uint32_t>(fd);
+}
+
+unsigned wanted_events(const fd_slot &slot) {
+  return slot.io && slot.io->active ? slot.io->events : 0;
+}
+
+void queue_change(rill_base *base, int fd) {
+  fd_slot &slot = base->fds[fd];
+  if (slot.queued)
+    return;
+  // Out of memory here would lose the change; reserve() in rill_io_new makes
+  // room for every watcher's entry in advance, so this push cannot fail.
+  slot.queued = base->changes.push(fd);
+}
+
+int check_fd(int fd) {
+  if (fd < 0)
+    return RILL_EBADF;
+  if (fcntl(fd, F_GETFD) < 0)
+    return -errno;
+  return 0;
+}
+
+}  // namespace
+
+namespace rill::detail {
+
+int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
+              rill_io **out) noexcept {
+  int err = check_fd(fd);
+  if (err)
+    return err;
+  if (static_cast<size_t>(fd) < base->fds.size() && base->fds[fd].io)
+    return RILL_EEXIST;
+  if (!base->fds.resize_zeroed(static_cast<size_t>(fd) + 1) ||
+      !base->changes.reserve(base->handle_count + 8))
+    return RILL_ENOMEM;
+  rill_io *io = make<rill_io>(fd, cb, arg);
+  if (!io)
+    return RILL_ENOMEM;
+  fd_slot &slot = base->fds[fd];
+  slot.io = io;
+  slot.generation++;
+  io->internal = internal;
+  handle_attach(base, io);
+  *out = io;
+  return 0;
+}
+
+int io_flush_changes(rill_base *base) noexcept {
+  int first_error = 0;
+  for (size_t i = 0; i < base->changes.size(); i++) {
+    int fd = base->changes[i];
+    fd_slot &slot = base->fds[fd];
+    slot.queued = false;
+    unsigned want = wanted_events(slot);
+    if (want == 0 && slot.io)
+      continue;  // stopped: unregistered lazily, when an unwanted event comes
+    if (want == slot.kernel_events)
+      continue;
+    int err = base->backend->change(base->backend_state, fd, slot.kernel_events, want,
+                                    make_tag(fd, slot.generation));
+    if (err == 0)
+      slot.kernel_events = static_cast<uint8_t>(want);
+    else if (!first_error)
+      first_error = err;
+  }
+  base->changes.clear();
+  return first_error;
+}
+
+void io_dispatch(rill_base *base, int count) noexcept {
+  for (int i = 0; i < count; i++) {
+    backend_event ev = base->events[i];
+    int fd = static_cast<int>(static_cast<uint32_t>(ev.tag));
+    if (static_cast<size_t>(fd) >= base->fds.size())
+      continue;
+    fd_slot &slot = base->fds[fd];
+    if (static_cast<uint32_t>(ev.tag >> 32) != slot.generation || !slot.io)
+      continue;  // the watcher this was collected for is gone
+    unsigned want = wanted_events(slot);
+    unsigned ready = ev.events & want;
+    if (ev.events & ~want) {
+      // The kernel still has interest nobody wants any more: drop it now.
+      int err = base->backend->change(base->backend_state, fd, slot.kernel_events, want,
+                                      make_tag(fd, slot.generation));
+      if (err == 0)
+        slot.kernel_events = static_cast<uint8_t>(want);
+    }
+    if (ready) {
+      rill_io *io = slot.io;
+      if (!io->internal)
+        base->stats.events++;
+      io->cb(io, fd, ready, io->arg);
+    }
+  }
+}
+
+}  // namespace rill::detail
+
+extern "C" {
+
+int rill_io_new(rill_base *base, int fd, rill_io_cb cb, void *arg, rill_io **out) {
+  if (!base || !cb || !out)
+    return RILL_EINVAL;
+  return io_create(base, fd, cb, arg, false, out);
+}
+
+int rill_io_start(rill_io *io, unsigned events) {
+  if (!io || events == 0 || (events & ~all_events))
+    return RILL_EINVAL;
+  if (io->dead)
+    return RILL_ECLOSED;
+  io->events = events;
+  handle_set_active(io, true);
+  queue_change(io->base, io->fd);
+  return 0;
+}
+
+int rill_io_stop(rill_io *io) {
+  if (!io)
+    return RILL_EINVAL;
+  if (io->dead)
+    return RILL_ECLOSED;
+  if (io->active) {
+    handle_set_active(io, false);
+    queue_change(io->base, io->fd);
+  }
+  return 0;
+}
+
+unsigned rill_io_events(const rill_io *io) { return io && io->active ? io->events : 0; }
+
+int rill_io_fd(const rill_io *io) { return io ? io->fd : RILL_EINVAL; }
+
+void rill_io_free(rill_io *io) {
+  if (!io || io->dead)
+    return;
+  rill_base *base = io->base;
+  handle_set_active(io, false);
+  fd_slot &slot = base->fds[io->fd];
+  if (slot.kernel_events)
+    base->backend->change(base->backend_state, io->fd, slot.kernel_events, 0,
+                          make_tag(io->fd, slot.generation));
+  slot.kernel_events = 0;
+  slot.io = nullptr;
+  slot.generation++;  // events already collected for this watcher are stale now
+  handle_retire(io);
+}
+
+}  // extern "C"

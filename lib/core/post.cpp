@@ -1,0 +1,84 @@
+// Functions posted from other threads.
+//
+// Posters append under a mutex and only the poster that finds the queue empty
+// writes to the wake-up descriptor, so a burst of posts costs one system call.
+// The base first consumes the wake-up, then swaps the queue out under the
+// lock: a post that lands between the two is either in the swapped batch or
+// finds the queue empty and wakes the base again, never lost.
+#include "core/base_impl.h"
+
+using namespace rill::detail;
+
+namespace {
+
+void on_wakeup(rill_io *, int fd, unsigned, void *arg) {
+  wakeup_consume(fd);
+  posts_drain(static_cast<rill_base *>(arg));
+}
+
+bool run_one_batch(rill_base *base) {
+  {
+    std::lock_guard<std::mutex> lock(base->post_mutex);
+    base->posts_running.swap(base->posts_incoming);
+  }
+  vec<post_item> &batch = base->posts_running;
+  for (size_t i = 0; i < batch.size(); i++) {
+    base->stats.events++;
+    batch[i].fn(base, batch[i].arg);
+  }
+  bool ran = !batch.empty();
+  batch.clear();
+  return ran;
+}
+
+}  // namespace
+
+namespace rill::detail {
+
+int posts_init(rill_base *base) noexcept {
+  int err = wakeup_open(&base->wake_read_fd, &base->wake_write_fd);
+  if (err)
+    return err;
+  err = io_create(base, base->wake_read_fd, on_wakeup, base, true, &base->wake_io);
+  if (err)
+    return err;
+  return rill_io_start(base->wake_io, RILL_READ);
+}
+
+void posts_destroy(rill_base *base) noexcept {
+  rill_io_free(base->wake_io);
+  base->wake_io = nullptr;
+  wakeup_close(base->wake_read_fd, base->wake_write_fd);
+  base->wake_read_fd = base->wake_write_fd = -1;
+}
+
+bool posts_drain(rill_base *base) noexcept {
+  // Inside the loop one batch per wake-up keeps a post storm from starving
+  // io: posts made by the batch wake the base again. When freeing, run until
+  // nothing is left.
+  if (base->running)
+    return run_one_batch(base);
+  bool ran = false;
+  while (run_one_batch(base))
+    ran = true;
+  return ran;
+}
+
+void base_wake(rill_base *base) noexcept { wakeup_signal(base->wake_write_fd); }
+
+}  // namespace rill::detail
+
+extern "C" int rill_base_post(rill_base *base, rill_post_cb fn, void *arg) {
+  if (!base || !fn)
+    return RILL_EINVAL;
+  bool was_empty;
+  {
+    std::lock_guard<std::mutex> lock(base->post_mutex);
+    was_empty = base->posts_incoming.empty();
+    if (!base->posts_incoming.push(post_item{fn, arg}))
+      return RILL_ENOMEM;
+  }
+  if (was_empty)
+    base_wake(base);
+  return 0;
+}

@@ -1,0 +1,196 @@
+// Timers in a 4-ary min-heap ordered by (due time, start sequence).
+//
+// Each heap node carries the due time next to the timer pointer, so sifting
+// compares within the heap array without touching the timers themselves (four
+// children share a cache line); only ties look at the start sequence, which
+// makes timers due together fire in the order they were started. Every timer
+// knows its heap index, so stop and restart are O(log n) and, once the array
+// has grown, allocate nothing.
+#include "core/alloc.h"
+#include "core/base_impl.h"
+#include "core/clock.h"
+
+using namespace rill::detail;
+
+namespace {
+
+constexpr size_t arity = 4;
+
+bool earlier(const timer_node &a, const timer_node &b) {
+  if (a.due_ns != b.due_ns)
+    return a.due_ns < b.due_ns;
+  return a.timer->seq < b.timer->seq;
+}
+
+void place(vec<timer_node> &heap, size_t i, const timer_node &node) {
+  heap[i] = node;
+  node.timer->heap_index = static_cast<uint32_t>(i);
+}
+
+void sift_up(vec<timer_node> &heap, size_t i) {
+  timer_node node = heap[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / arity;
+    if (!earlier(node, heap[parent]))
+      break;
+    place(heap, i, heap[parent]);
+    i = parent;
+  }
+  place(heap, i, node);
+}
+
+void sift_down(vec<timer_node> &heap, size_t i) {
+  timer_node node = heap[i];
+  size_t n = heap.size();
+  for (;;) {
+    size_t first = i * arity + 1;
+    if (first >= n)
+      break;
+    size_t last = first + arity < n ? first + arity : n;
+    size_t best = first;
+    for (size_t c = first + 1; c < last; c++)
+      if (earlier(heap[c], heap[best]))
+        best = c;
+    if (!earlier(heap[best], node))
+      break;
+    place(heap, i, heap[best]);
+    i = best;
+  }
+  place(heap, i, node);
+}
+
+void heap_remove(rill_base *base, rill_timer *t) {
+  vec<timer_node> &heap = base->timers;
+  size_t i = t->heap_index;
+  t->heap_index = UINT32_MAX;
+  timer_node last = heap.back();
+  heap.pop_back();
+  if (i == heap.size())
+    return;
+  place(heap, i, last);
+  if (i > 0 && earlier(last, heap[(i - 1) / arity]))
+    sift_up(heap, i);
+  else
+    sift_down(heap, i);
+}
+
+// Arms `t` for `due_ns`, as the newest timer for tie-breaking.
+int arm(rill_timer *t, uint64_t due_ns) {
+  rill_base *base = t->base;
+  t->seq = base->timer_seq++;
+  if (t->heap_index != UINT32_MAX) {
+    // Already in the heap: move it in place, no allocation.
+    size_t i = t->heap_index;
+    uint64_t old_due = base->timers[i].due_ns;
+    base->timers[i].due_ns = due_ns;
+    // A restart also takes the newest sequence number, so equal due times
+    // can only move it later.
+    if (due_ns < old_due)
+      sift_up(base->timers, i);
+    else
+      sift_down(base->timers, i);
+    return 0;
+  }
+  if (!base->timers.push(timer_node{due_ns, t}))
+    return RILL_ENOMEM;
+  sift_up(base->timers, base->timers.size() - 1);
+  handle_set_active(t, true);
+  return 0;
+}
+
+void disarm(rill_timer *t) {
+  if (t->heap_index != UINT32_MAX)
+    heap_remove(t->base, t);
+  handle_set_active(t, false);
+}
+
+}  // namespace
+
+namespace rill::detail {
+
+void timers_run(rill_base *base) noexcept {
+  // Timers armed while this runs (a callback restarting its own timer with
+  // 0 ms, say) wait for the next iteration, so they cannot starve io.
+  uint64_t seq_limit = base->timer_seq;
+  vec<timer_node> &heap = base->timers;
+  while (!heap.empty()) {
+    timer_node top = heap[0];
+    if (top.due_ns > base->now_ns || top.timer->seq >= seq_limit)
+      break;
+    rill_timer *t = top.timer;
+    if (t->repeat_ns) {
+      // Keep the period's phase, unless the loop fell a whole period behind.
+      uint64_t next = top.due_ns + t->repeat_ns;
+      arm(t, next > base->now_ns ? next : base->now_ns + t->repeat_ns);
+    } else {
+      disarm(t);
+    }
+    base->stats.events++;
+    t->cb(t, t->arg);
+  }
+}
+
+int64_t timers_next_timeout(const rill_base *base) noexcept {
+  if (base->timers.empty())
+    return -1;
+  uint64_t due = base->timers[0].due_ns;
+  return due > base->now_ns ? static_cast<int64_t>(due - base->now_ns) : 0;
+}
+
+}  // namespace rill::detail
+
+extern "C" {
+
+int rill_timer_new(rill_base *base, rill_timer_cb cb, void *arg, rill_timer **out) {
+  if (!base || !cb || !out)
+    return RILL_EINVAL;
+  rill_timer *t = make<rill_timer>(cb, arg);
+  if (!t)
+    return RILL_ENOMEM;
+  handle_attach(base, t);
+  *out = t;
+  return 0;
+}
+
+int rill_timer_start(rill_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms) {
+  if (!timer)
+    return RILL_EINVAL;
+  if (timer->dead)
+    return RILL_ECLOSED;
+  // Cap far-future times instead of overflowing: 2^63 ns is ~292 years.
+  constexpr uint64_t max_ms = (UINT64_MAX / 4) / ns_per_ms;
+  if (timeout_ms > max_ms)
+    timeout_ms = max_ms;
+  if (repeat_ms > max_ms)
+    repeat_ms = max_ms;
+  timer->repeat_ns = repeat_ms * ns_per_ms;
+  return arm(timer, timer->base->now_ns + timeout_ms * ns_per_ms);
+}
+
+int rill_timer_stop(rill_timer *timer) {
+  if (!timer)
+    return RILL_EINVAL;
+  if (timer->dead)
+    return RILL_ECLOSED;
+  disarm(timer);
+  return 0;
+}
+
+int rill_timer_active(const rill_timer *timer) { return timer && timer->active ? 1 : 0; }
+
+uint64_t rill_timer_remaining(const rill_timer *timer) {
+  if (!timer || !timer->active)
+    return 0;
+  uint64_t due = timer->base->timers[timer->heap_index].due_ns;
+  uint64_t now = timer->base->now_ns;
+  return due > now ? (due - now + ns_per_ms - 1) / ns_per_ms : 0;
+}
+
+void rill_timer_free(rill_timer *timer) {
+  if (!timer || timer->dead)
+    return;
+  disarm(timer);
+  handle_retire(timer);
+}
+
+}  // extern "C"
