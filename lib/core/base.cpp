@@ -1,12 +1,12 @@
 // The base: creation, the run loop and its phases, stop, and introspection.
 //
 // One iteration:
-//   1. read the clock; run the timers that are due;
-//   2. hand batched interest changes to the backend;
-//   3. wait for readiness, at most until the next timer is due (not at all
-//      if stopping or in RILL_RUN_NOWAIT);
-//   4. read the clock; dispatch readiness (posted functions and signals
+//   1. hand batched interest changes to the backend;
+//   2. wait for readiness, at most until the next timer is due (not at all
+//      if a timer is already due, when stopping, or in RILL_RUN_NOWAIT);
+//   3. read the clock; dispatch readiness (posted functions and signals
 //      arrive this way too, through the base's own descriptors);
+//   4. run the timers that are due, each at most once;
 //   5. release the handles freed during the iteration.
 #include <cstdlib>
 #include <cstring>
@@ -48,6 +48,7 @@ int iterate(rill_base *base, rill_run_mode mode) {
   if (n < 0)
     return n;
   io_dispatch(base, n);
+  timers_run(base);
   return 0;
 }
 
@@ -61,6 +62,34 @@ const char *kind_name(handle_kind kind) {
       return "signal";
   }
   return "?";
+}
+
+void dump_handle(const void *slot, void *ctx) {
+  auto *h = static_cast<const handle *>(slot);
+  auto *out = static_cast<FILE *>(ctx);
+  if (h->dead || h->internal)
+    return;
+  fprintf(out, "  %-6s %p %-8s", kind_name(h->kind), slot, h->active ? "active" : "inactive");
+  switch (h->kind) {
+    case handle_kind::io: {
+      auto *io = static_cast<const rill_io *>(h);
+      fprintf(out, " fd=%d events=%s%s", io->fd, io->events & RILL_READ ? "r" : "",
+              io->events & RILL_WRITE ? "w" : "");
+      break;
+    }
+    case handle_kind::timer: {
+      auto *t = static_cast<const rill_timer *>(h);
+      if (h->active)
+        fprintf(out, " due_in_ms=%llu repeat_ms=%llu",
+                static_cast<unsigned long long>(rill_timer_remaining(t)),
+                static_cast<unsigned long long>(t->repeat_ns / ns_per_ms));
+      break;
+    }
+    case handle_kind::signal:
+      fprintf(out, " signum=%d", static_cast<const rill_signal *>(h)->signum);
+      break;
+  }
+  fputc('\n', out);
 }
 
 void teardown(rill_base *base) {
@@ -110,7 +139,7 @@ int rill_base_free(rill_base *base) {
   if (base->running)
     return RILL_EBUSY;
   posts_drain(base);
-  if (base->handles)
+  if (base->handle_count)
     return RILL_EBUSY;
   teardown(base);
   return 0;
@@ -125,19 +154,14 @@ int rill_base_run(rill_base *base, rill_run_mode mode) {
   int err = 0;
   update_time(base);
   for (;;) {
-    timers_run(base);
     if (base->stop_requested.load(std::memory_order_acquire))
       break;
     if (mode == RILL_RUN_DEFAULT && !alive(base))
       break;
     err = iterate(base, mode);
-    if (err || mode != RILL_RUN_DEFAULT) {
-      if (!err)
-        timers_run(base);
-      handles_release_retired(base);
-      break;
-    }
     handles_release_retired(base);
+    if (err || mode != RILL_RUN_DEFAULT)
+      break;
   }
   base->stop_requested.store(false, std::memory_order_relaxed);
   base->running = false;
@@ -189,30 +213,7 @@ int rill_base_dump(const rill_base *base, FILE *out) {
   fprintf(out, "rill_base %p backend=%s handles=%llu active=%llu\n", static_cast<const void *>(base),
           base->backend->name, static_cast<unsigned long long>(base->handle_count),
           static_cast<unsigned long long>(base->active_count));
-  for (const handle *h = base->handles; h; h = h->next) {
-    fprintf(out, "  %-6s %p %-8s", kind_name(h->kind), static_cast<const void *>(h),
-            h->active ? "active" : "inactive");
-    switch (h->kind) {
-      case handle_kind::io: {
-        auto *io = static_cast<const rill_io *>(h);
-        fprintf(out, " fd=%d events=%s%s", io->fd, io->events & RILL_READ ? "r" : "",
-                io->events & RILL_WRITE ? "w" : "");
-        break;
-      }
-      case handle_kind::timer: {
-        auto *t = static_cast<const rill_timer *>(h);
-        if (h->active)
-          fprintf(out, " due_in_ms=%llu repeat_ms=%llu",
-                  static_cast<unsigned long long>(rill_timer_remaining(t)),
-                  static_cast<unsigned long long>(t->repeat_ns / ns_per_ms));
-        break;
-      }
-      case handle_kind::signal:
-        fprintf(out, " signum=%d", static_cast<const rill_signal *>(h)->signum);
-        break;
-    }
-    fputc('\n', out);
-  }
+  base->pool.for_each_used(dump_handle, out);
   return ferror(out) ? -EIO : 0;
 }
 

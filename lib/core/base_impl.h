@@ -10,6 +10,7 @@
 
 #include "core/backend/backend.h"
 #include "core/handle.h"
+#include "core/pool.h"
 #include "core/vec.h"
 #include "rill/io.h"
 #include "rill/signal.h"
@@ -25,10 +26,9 @@ struct rill_io : rill::detail::handle {
 };
 
 struct rill_timer : rill::detail::handle {
-  uint64_t due_ns = 0;
-  uint64_t repeat_ns = 0;
-  uint64_t seq = 0;  // start order, breaks ties between equal due times
   uint32_t heap_index = UINT32_MAX;
+  uint64_t repeat_ns = 0;
+  uint64_t seq = 0;
   rill_timer_cb cb;
   void *arg;
   rill_timer(rill_timer_cb cb_, void *arg_)
@@ -53,6 +53,9 @@ struct fd_slot {
   bool queued;           // on the change list
 };
 
+// The heap orders by (due_ns, seq); seq is the start order, so equal due
+// times fire in the order they were started. Both live in the node, not the
+// timer, so sifting never chases a pointer.
 struct timer_node {
   uint64_t due_ns;
   rill_timer *timer;
@@ -64,6 +67,12 @@ struct post_item {
 };
 
 struct signal_state;  // lib/core/signal.cpp
+
+constexpr size_t handle_slot_size = sizeof(rill_io) > sizeof(rill_timer)
+                                        ? (sizeof(rill_io) > sizeof(rill_signal) ? sizeof(rill_io)
+                                                                                 : sizeof(rill_signal))
+                                        : (sizeof(rill_timer) > sizeof(rill_signal) ? sizeof(rill_timer)
+                                                                                    : sizeof(rill_signal));
 
 }  // namespace rill::detail
 
@@ -78,8 +87,8 @@ struct rill_base {
   uint64_t active_count = 0; // active user handles
   uint64_t handle_count = 0; // live user handles
 
-  rill::detail::handle *handles = nullptr;  // live user handles
-  rill::detail::handle *graveyard = nullptr;  // retired, released at iteration end
+  rill::detail::handle_pool pool{rill::detail::handle_slot_size};
+  rill::detail::vec<rill::detail::handle *> graveyard;  // retired, released at iteration end
 
   // io
   rill::detail::vec<rill::detail::fd_slot> fds;
@@ -136,7 +145,23 @@ void wakeup_close(int read_fd, int write_fd) noexcept;
 void signals_destroy(rill_base *base) noexcept;
 
 // handle.cpp
+// Takes a slot from the base's pool and constructs a T (a handle type) in it;
+// nullptr when out of memory.
 void handles_release_retired(rill_base *base) noexcept;
+void handle_release(handle *h) noexcept;
+
+template <typename T, typename... Args>
+T *handle_new(rill_base *base, bool internal, Args &&...args) noexcept {
+  void *slot = base->pool.take();
+  if (!slot)
+    return nullptr;
+  T *h = new (slot) T(std::forward<Args>(args)...);
+  h->base = base;
+  h->internal = internal;
+  if (!internal)
+    base->handle_count++;
+  return h;
+}
 
 }  // namespace rill::detail
 

@@ -1,37 +1,8 @@
 #include "core/handle.h"
 
-#include "core/alloc.h"
 #include "core/base_impl.h"
 
 namespace rill::detail {
-namespace {
-
-void release(handle *h) noexcept {
-  switch (h->kind) {
-    case handle_kind::io:
-      destroy(static_cast<rill_io *>(h));
-      break;
-    case handle_kind::timer:
-      destroy(static_cast<rill_timer *>(h));
-      break;
-    case handle_kind::signal:
-      destroy(static_cast<rill_signal *>(h));
-      break;
-  }
-}
-
-}  // namespace
-
-void handle_attach(rill_base *base, handle *h) noexcept {
-  h->base = base;
-  if (h->internal)
-    return;
-  h->next = base->handles;
-  if (base->handles)
-    base->handles->prev = h;
-  base->handles = h;
-  base->handle_count++;
-}
 
 void handle_set_active(handle *h, bool active) noexcept {
   if (h->active == active)
@@ -48,29 +19,36 @@ void handle_set_active(handle *h, bool active) noexcept {
 void handle_retire(handle *h) noexcept {
   rill_base *base = h->base;
   h->dead = true;
-  if (!h->internal) {
-    if (h->prev)
-      h->prev->next = h->next;
-    else
-      base->handles = h->next;
-    if (h->next)
-      h->next->prev = h->prev;
+  if (!h->internal)
     base->handle_count--;
+  // Out of memory for the graveyard, the slot stays dead in the pool until
+  // the base is freed: a small leak rather than a use after free.
+  if (base->running)
+    base->graveyard.push(h);
+  else
+    handle_release(h);
+}
+
+void handle_release(handle *h) noexcept {
+  rill_base *base = h->base;
+  switch (h->kind) {
+    case handle_kind::io:
+      static_cast<rill_io *>(h)->~rill_io();
+      break;
+    case handle_kind::timer:
+      static_cast<rill_timer *>(h)->~rill_timer();
+      break;
+    case handle_kind::signal:
+      static_cast<rill_signal *>(h)->~rill_signal();
+      break;
   }
-  if (base->running) {
-    h->prev = nullptr;
-    h->next = base->graveyard;
-    base->graveyard = h;
-  } else {
-    release(h);
-  }
+  base->pool.give(h);
 }
 
 void handles_release_retired(rill_base *base) noexcept {
-  while (handle *h = base->graveyard) {
-    base->graveyard = h->next;
-    release(h);
-  }
+  for (size_t i = 0; i < base->graveyard.size(); i++)
+    handle_release(base->graveyard[i]);
+  base->graveyard.clear();
 }
 
 }  // namespace rill::detail

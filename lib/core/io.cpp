@@ -58,14 +58,12 @@ int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
   if (!base->fds.resize_zeroed(static_cast<size_t>(fd) + 1) ||
       !base->changes.reserve(base->handle_count + 8))
     return RILL_ENOMEM;
-  rill_io *io = make<rill_io>(fd, cb, arg);
+  rill_io *io = handle_new<rill_io>(base, internal, fd, cb, arg);
   if (!io)
     return RILL_ENOMEM;
   fd_slot &slot = base->fds[fd];
   slot.io = io;
   slot.generation++;
-  io->internal = internal;
-  handle_attach(base, io);
   *out = io;
   return 0;
 }

@@ -35,6 +35,7 @@ struct signal_state {
   rill_io *io = nullptr;
   int watchers[max_signal] = {};       // started watchers per signal
   bool was_blocked[max_signal] = {};   // the thread's mask before we blocked it
+  vec<rill_signal *> started;          // every started watcher
   vec<rill_signal *> snapshot;         // reused while dispatching
   sigset_t mask;
 };
@@ -64,13 +65,9 @@ void deliver(rill_base *base, int signum) {
   // Callbacks may stop or free any watcher, so walk a snapshot; retired
   // watchers stay in memory until the iteration ends and are skipped.
   st->snapshot.clear();
-  for (handle *h = base->handles; h; h = h->next) {
-    if (h->kind != handle_kind::signal)
-      continue;
-    auto *s = static_cast<rill_signal *>(h);
-    if (s->active && s->signum == signum)
-      st->snapshot.push(s);
-  }
+  for (size_t i = 0; i < st->started.size(); i++)
+    if (st->started[i]->signum == signum)
+      st->snapshot.push(st->started[i]);
   for (size_t i = 0; i < st->snapshot.size(); i++) {
     rill_signal *s = st->snapshot[i];
     if (s->dead || !s->active || s->signum != signum)
@@ -207,8 +204,15 @@ int stop(rill_signal *sig) {
   if (!sig->active)
     return 0;
   rill_base *base = sig->base;
+  signal_state *st = base->signals;
   handle_set_active(sig, false);
-  if (--base->signals->watchers[sig->signum] == 0)
+  for (size_t i = 0; i < st->started.size(); i++)
+    if (st->started[i] == sig) {
+      st->started[i] = st->started.back();
+      st->started.pop_back();
+      break;
+    }
+  if (--st->watchers[sig->signum] == 0)
     release(base, sig->signum);
   sig->signum = 0;
   return 0;
@@ -237,10 +241,9 @@ extern "C" {
 int rill_signal_new(rill_base *base, rill_signal_cb cb, void *arg, rill_signal **out) {
   if (!base || !cb || !out)
     return RILL_EINVAL;
-  rill_signal *sig = make<rill_signal>(cb, arg);
+  rill_signal *sig = handle_new<rill_signal>(base, false, cb, arg);
   if (!sig)
     return RILL_ENOMEM;
-  handle_attach(base, sig);
   *out = sig;
   return 0;
 }
@@ -257,12 +260,16 @@ int rill_signal_start(rill_signal *sig, int signum) {
   int err = open_state(base);
   if (err)
     return err;
+  if (!base->signals->started.reserve(base->signals->started.size() + 1) ||
+      !base->signals->snapshot.reserve(base->signals->started.size() + 1))
+    return RILL_ENOMEM;
   if (base->signals->watchers[signum] == 0) {
     err = claim(base, signum);
     if (err)
       return err;
   }
   stop(sig);
+  base->signals->started.push(sig);
   base->signals->watchers[signum]++;
   sig->signum = signum;
   handle_set_active(sig, true);

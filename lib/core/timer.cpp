@@ -1,11 +1,12 @@
 // Timers in a 4-ary min-heap ordered by (due time, start sequence).
 //
-// Each heap node carries the due time next to the timer pointer, so sifting
-// compares within the heap array without touching the timers themselves (four
-// children share a cache line); only ties look at the start sequence, which
-// makes timers due together fire in the order they were started. Every timer
-// knows its heap index, so stop and restart are O(log n) and, once the array
-// has grown, allocate nothing.
+// Each heap node carries the due time and the start sequence next to the
+// timer pointer, so sifting compares within the heap array and touches a
+// timer only to update its back-index. Ties on the due time are common (many
+// timers armed in one iteration with the same timeout) and are broken by the
+// sequence, so timers due together fire in the order they were started.
+// Every timer knows its heap index, so stop and restart are O(log n) and,
+// once the array has grown, allocate nothing.
 #include "core/alloc.h"
 #include "core/base_impl.h"
 #include "core/clock.h"
@@ -144,10 +145,9 @@ extern "C" {
 int rill_timer_new(rill_base *base, rill_timer_cb cb, void *arg, rill_timer **out) {
   if (!base || !cb || !out)
     return RILL_EINVAL;
-  rill_timer *t = make<rill_timer>(cb, arg);
+  rill_timer *t = handle_new<rill_timer>(base, false, cb, arg);
   if (!t)
     return RILL_ENOMEM;
-  handle_attach(base, t);
   *out = t;
   return 0;
 }

@@ -26,9 +26,11 @@
  * after which the callback stops the loop. Only the run is timed; setup
  * (descriptors, watchers, timers) is reported apart.
  *
- * Reported: us_per_event = run wall time / callbacks, us_per_iter = run wall
- * time / loop iterations (each library's own iteration counter), plus run
- * CPU time. The program exits with status 1 if the callback count is wrong
+ * Reported: us_per_event = run CPU time / callbacks and us_per_iter = run
+ * CPU time / loop iterations (each library's own iteration counter); the
+ * run is busy and single-threaded, so CPU time equals wall time on an idle
+ * core and, unlike wall time, does not count other processes' time slices.
+ * wall_us_per_event and wall_us_per_iter are the same on wall time. The program exits with status 1 if the callback count is wrong
  * or an idle watcher ever fired. If RLIMIT_NOFILE (raised to its hard limit)
  * cannot hold N + A descriptors, it prints a line with skipped= and exits 0.
  *
@@ -327,6 +329,9 @@ static void run_libev(struct result *r) {
 
 /* ---- main --------------------------------------------------------------- */
 
+/* Microseconds per unit, from milliseconds. */
+static double per(double ms, uint64_t units) { return units ? ms * 1e3 / (double)units : 0.0; }
+
 static void usage(void) {
   fprintf(stderr,
           "usage: bench_watchers --impl rill|libev [--n N] [--active A] [--inflight F]\n"
@@ -379,11 +384,12 @@ int main(int argc, char **argv) {
 
   printf("bench=watchers impl=%s backend=%s n=%zu active=%zu inflight=%zu variant=%s"
          " events=%llu iterations=%llu setup_ms=%.1f run_wall_ms=%.1f run_cpu_ms=%.1f"
-         " us_per_event=%.4f us_per_iter=%.3f\n",
+         " us_per_event=%.4f us_per_iter=%.3f wall_us_per_event=%.4f wall_us_per_iter=%.3f\n",
          impl, r.backend, n_watchers, n_active, n_inflight, variant,
          (unsigned long long)callbacks, (unsigned long long)r.iterations, r.setup_ms,
-         r.run_wall_ms, r.run_cpu_ms, r.run_wall_ms * 1e3 / (double)callbacks,
-         r.iterations ? r.run_wall_ms * 1e3 / (double)r.iterations : 0.0);
+         r.run_wall_ms, r.run_cpu_ms, per(r.run_cpu_ms, callbacks),
+         per(r.run_cpu_ms, r.iterations), per(r.run_wall_ms, callbacks),
+         per(r.run_wall_ms, r.iterations));
   int rc = 0;
   if (callbacks != n_events) {
     fprintf(stderr, "bench_watchers: %s ran %llu callbacks, expected %llu\n", impl,

@@ -1,4 +1,7 @@
 #!/usr/bin/env bash
+# Word splitting of sample lists and "N variant inflight" triples is intended.
+# shellcheck disable=SC2086
+#
 # Runs the core benchmarks (rill against libev) and prints a markdown table.
 #
 #   test/bench/run_core.sh <build dir>
@@ -140,7 +143,7 @@ row timers peak_rss_kb "timers: peak RSS (KiB)" "$tv" "%.0f"
 for c in "${watcher_configs[@]}"; do
   set -- $c
   v="N=$1 $2, inflight $3"
-  row "w $c" us_per_event "watchers: µs per event" "$v" "%.3f"
-  row "w $c" us_per_iter "watchers: µs per iteration" "$v" "%.2f"
+  row "w $c" us_per_event "watchers: CPU µs per event" "$v" "%.3f"
+  row "w $c" us_per_iter "watchers: CPU µs per iteration" "$v" "%.2f"
 done
 exit $failed

@@ -7,6 +7,9 @@
 // that was closed fails with EBADF or ENOENT; with a changelist such errors
 // come back as EV_ERROR events and are ignored here.
 //
+// Readiness in both directions arrives as two events, one per filter; they
+// are merged so the watcher gets one callback, as with epoll and poll.
+//
 // The tag travels in udata, a pointer-sized field: fine on 64-bit systems,
 // where both halves of the tag fit.
 #include <sys/types.h>
@@ -32,6 +35,10 @@ constexpr int max_events = 1024;
 struct kqueue_state {
   int fd = -1;
   vec<struct kevent> changes;
+  // fd -> position in this wait's output, valid where seen_in == waits.
+  vec<uint32_t> seen_in;
+  vec<int> seen_at;
+  uint32_t waits = 0;
   struct kevent events[max_events];
 };
 
@@ -95,6 +102,7 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
   st->changes.clear();
   if (n < 0)
     return errno == EINTR ? 0 : -errno;
+  st->waits++;
   int count = 0;
   for (int i = 0; i < n; i++) {
     const struct kevent &ev = st->events[i];
@@ -103,6 +111,16 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
     unsigned ready = ev.filter == EVFILT_READ ? RILL_READ : RILL_WRITE;
     if (ev.flags & EV_EOF)
       ready = RILL_READ | RILL_WRITE;
+    size_t fd = ev.ident;
+    if (fd >= st->seen_in.size() &&
+        (!st->seen_in.resize_zeroed(fd + 1) || !st->seen_at.resize_zeroed(fd + 1)))
+      return -ENOMEM;
+    if (st->seen_in[fd] == st->waits) {
+      out[st->seen_at[fd]].events |= ready;
+      continue;
+    }
+    st->seen_in[fd] = st->waits;
+    st->seen_at[fd] = count;
     out[count++] = backend_event{static_cast<uint64_t>(reinterpret_cast<uintptr_t>(ev.udata)), ready};
   }
   return count;
