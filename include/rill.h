@@ -15,6 +15,7 @@
 #include "rill/io.h"
 #include "rill/timer.h"
 #include "rill/signal.h"
+#include "rill/net.h"
 
 #ifdef __cplusplus
 extern "C" {

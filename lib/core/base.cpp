@@ -5,8 +5,11 @@
 //   2. wait for readiness, at most until the next timer is due (not at all
 //      if a timer is already due, when stopping, or in RILL_RUN_NOWAIT);
 //   3. read the clock; dispatch readiness (posted functions and signals
-//      arrive this way too, through the base's own descriptors);
-//   4. run the timers that are due, each at most once;
+//      arrive this way too, through the base's own descriptors), then the
+//      pending queue (reports that must not run inside the API call that
+//      caused them);
+//   4. run the timers that are due, each at most once, and again the
+//      pending queue;
 //   5. release the handles freed during the iteration.
 #include <cstdlib>
 #include <cstring>
@@ -22,12 +25,15 @@ namespace {
 
 constexpr int event_capacity = 1024;
 
-bool alive(const rill_base *base) { return base->active_count > 0 || base->refs > 0; }
+bool alive(const rill_base *base) {
+  return base->active_count > 0 || base->refs > 0 || !pending_empty(base);
+}
 
 void update_time(rill_base *base) { base->now_ns = monotonic_ns(); }
 
 int64_t wait_timeout(const rill_base *base, rill_run_mode mode) {
-  if (mode == RILL_RUN_NOWAIT || base->stop_requested.load(std::memory_order_relaxed))
+  if (mode == RILL_RUN_NOWAIT || base->stop_requested.load(std::memory_order_relaxed) ||
+      !pending_empty(base))
     return 0;
   // Nothing can make a single iteration end: do not block forever.
   if (!alive(base))
@@ -48,7 +54,9 @@ int iterate(rill_base *base, rill_run_mode mode) {
   if (n < 0)
     return n;
   io_dispatch(base, n);
+  pending_run(base);
   timers_run(base);
+  pending_run(base);
   return 0;
 }
 
@@ -93,6 +101,8 @@ void dump_handle(const void *slot, void *ctx) {
 }
 
 void teardown(rill_base *base) {
+  if (base->net_destroy)
+    base->net_destroy(base);
   signals_destroy(base);
   posts_destroy(base);
   if (base->backend_state)
@@ -139,7 +149,7 @@ int rill_base_free(rill_base *base) {
   if (base->running)
     return RILL_EBUSY;
   posts_drain(base);
-  if (base->handle_count)
+  if (base->handle_count || !pending_empty(base))
     return RILL_EBUSY;
   teardown(base);
   return 0;

@@ -10,6 +10,7 @@
 
 #include "core/backend/backend.h"
 #include "core/handle.h"
+#include "core/pending.h"
 #include "core/pool.h"
 #include "core/vec.h"
 #include "rill/io.h"
@@ -108,6 +109,14 @@ struct rill_base {
   rill_io *wake_io = nullptr;
 
   rill::detail::signal_state *signals = nullptr;
+
+  rill::detail::pending_node *pending_head = nullptr;
+  rill::detail::pending_node *pending_tail = nullptr;
+
+  // Per-base scratch owned by lib/net (one read buffer for every
+  // connection, pools for write requests), created on first use.
+  void *net = nullptr;
+  void (*net_destroy)(rill_base *base) = nullptr;
 
   rill_base_stats stats{};
 };

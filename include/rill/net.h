@@ -1,0 +1,245 @@
+/* rill — TCP and Unix sockets on the base (callback API).
+ *
+ * Sockets behave as Go's net package does (GO_MODEL.md beside the project):
+ * created non-blocking and close-on-exec, TCP_NODELAY and 15 s keep-alive by
+ * default, connect completed through SO_ERROR and confirmed with
+ * getpeername(), never a SIGPIPE, and Go's error texts.
+ *
+ * Addresses are Go's: "host:port", ":port" (every local address),
+ * "127.0.0.1:" or "[::1]:0" (the kernel picks the port), "[fe80::1%lo]:80";
+ * networks "tcp", "tcp4", "tcp6" and "unix" (a path, or "@name" for Linux's
+ * abstract namespace). Hosts must be numeric here; a name gives
+ * RILL_ENEEDDNS until the resolver is built in.
+ *
+ * Lifetimes: a connection belongs to the user from the accept or dial
+ * callback on until its close callback, which runs exactly once; after it
+ * returns the handle is gone. Between rill_conn_close() and that callback
+ * every call on the connection returns RILL_ECLOSED. No callback runs inside
+ * the call that caused it: writes, closes and dials that finish at once still
+ * report from the loop. */
+#ifndef RILL_NET_H
+#define RILL_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "rill/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rill_listener rill_listener;
+typedef struct rill_conn rill_conn;
+typedef struct rill_dialer rill_dialer;
+
+/* ---- addresses (G6) ---------------------------------------------------- */
+
+/* Room for any formatted address, a Unix path included. */
+#define RILL_ADDRSTRLEN 128
+
+/* Parses `address` for `network` into a socket address. A host that is not
+ * a number gives RILL_ENEEDDNS; an empty host gives the wildcard address
+ * (for "tcp", the IPv6 one when `network` allows both families). RILL_EINVAL
+ * for malformed input ("1.2.3.4", "[::1", a port above 65535),
+ * RILL_EAFNOSUPPORT for an address of the wrong family ("tcp4" with "[::1]:1")
+ * or an unknown network. */
+RILL_API int rill_addr_parse(const char *network, const char *address,
+                             struct sockaddr_storage *out, socklen_t *out_len);
+
+/* Formats a socket address Go's way ("127.0.0.1:80", "[::1]:80",
+ * "[fe80::1%lo]:80", a Unix path). Returns the length or RILL_EINVAL. */
+RILL_API int rill_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
+
+/* ---- options ---------------------------------------------------------- */
+
+/* Runs after socket() and before bind()/connect() (Go's Control hook). A
+ * negative return aborts the operation with that code; the socket is closed. */
+typedef int (*rill_control_cb)(int fd, const char *network, const char *address, void *arg);
+
+/* Options for rill_listen() and rill_dial(). Zero-initialise and set what you
+ * need; zero means Go's default. Tri-state fields: 0 default, 1 on, -1 off. */
+typedef struct rill_net_options {
+  int no_delay;              /* TCP_NODELAY, default on */
+  int keep_alive;            /* SO_KEEPALIVE, default on */
+  unsigned keep_alive_ms;    /* idle and interval, default 15000 */
+  uint64_t timeout_ms;       /* dial: connect timeout, 0 none */
+  const char *local_address; /* dial: bind to this address first */
+  int backlog;               /* listen: 0 reads /proc/sys/net/core/somaxconn */
+  int reuse_port;            /* listen: SO_REUSEPORT (many bases, one port) */
+  int unlink_stale;          /* listen unix: remove a socket file nobody serves */
+  size_t read_max;           /* bytes a connection may hold unconsumed,
+                                default 64 KiB (G27) */
+  size_t write_high_water;   /* queued bytes that fire on_high_water, 1 MiB */
+  size_t write_low_water;    /* queued bytes that fire on_low_water, 0 */
+  rill_control_cb control;
+  void *control_arg;
+} rill_net_options;
+
+/* ---- connections ------------------------------------------------------- */
+
+/* What a connection reports. Every member may be NULL. */
+typedef struct rill_conn_events {
+  /* Input. status 0: `len` (> 0) bytes arrived; return how many were used.
+   * Unused bytes stay with the connection and come first next time; once
+   * read_max bytes are held unused, reading pauses (the peer is held back by
+   * TCP) until rill_conn_read_start(), which delivers them again.
+   * status RILL_EOF: the peer closed its side; `data` holds what is still
+   * unused. Any other negative status is a read error (-ECONNRESET ...). EOF
+   * and errors come once, then reading stops; the return value is ignored.
+   * status RILL_ETIMEOUT: the read deadline passed; reading pauses, nothing
+   * is lost, and setting a new deadline resumes it. */
+  size_t (*on_read)(rill_conn *conn, const char *data, size_t len, int status, void *arg);
+  /* The write queue became empty: everything reached the kernel. */
+  void (*on_drain)(rill_conn *conn, void *arg);
+  /* Queued bytes rose above write_high_water / fell to write_low_water. */
+  void (*on_high_water)(rill_conn *conn, size_t queued, void *arg);
+  void (*on_low_water)(rill_conn *conn, size_t queued, void *arg);
+  /* Writing failed: RILL_ETIMEOUT (the write deadline passed; after a new
+   * deadline the connection writes again), -EPIPE or -ECONNRESET (the peer
+   * is gone; later writes fail the same way). What was queued is dropped;
+   * `unsent` bytes never reached the kernel, rill_conn_bytes_written() says
+   * how many did. */
+  void (*on_write_error)(rill_conn *conn, int err, size_t unsent, void *arg);
+  /* Exactly once, after rill_conn_close()/rill_conn_abort(); the handle is
+   * freed when this returns. */
+  void (*on_close)(rill_conn *conn, void *arg);
+} rill_conn_events;
+
+/* Sets what the connection reports and starts reading (if on_read is set).
+ * May be called again to change the callbacks. */
+RILL_API int rill_conn_start(rill_conn *conn, const rill_conn_events *events, void *arg);
+
+/* Adopts a connected stream socket (made non-blocking and close-on-exec; TCP
+ * sockets get the default options). The connection owns `fd` from now on. */
+RILL_API int rill_conn_from_fd(rill_base *base, int fd, rill_conn **out);
+
+/* Pauses / resumes reading (back-pressure). */
+RILL_API int rill_conn_read_stop(rill_conn *conn);
+RILL_API int rill_conn_read_start(rill_conn *conn);
+
+/* Writes `len` bytes: straight to the kernel when nothing is queued, and
+ * what the kernel does not take is copied into the queue. Returns 0, or an
+ * error the write met at once (RILL_ECLOSED, -EPIPE, RILL_ETIMEOUT when the
+ * write deadline has passed, RILL_ENOMEM). A zero-length write is a no-op. */
+RILL_API int rill_conn_write(rill_conn *conn, const void *data, size_t len);
+
+/* Called once per rill_conn_write_ref(), from the loop: status 0 when every
+ * byte reached the kernel, else the error and how many bytes did. */
+typedef void (*rill_write_cb)(rill_conn *conn, int status, size_t written, void *arg);
+
+/* Zero-copy write: `data` must stay valid until `done` runs. */
+RILL_API int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len,
+                                 rill_write_cb done, void *arg);
+
+/* Bytes queued and not yet taken by the kernel. */
+RILL_API size_t rill_conn_write_queued(const rill_conn *conn);
+
+/* Bytes the kernel has taken since the connection opened. */
+RILL_API uint64_t rill_conn_bytes_written(const rill_conn *conn);
+
+enum {
+  RILL_DEADLINE_READ = 1,
+  RILL_DEADLINE_WRITE = 2,
+  RILL_DEADLINE_BOTH = 3
+};
+
+/* Sets the read and/or write deadline to `when_ms` on the rill_base_now()
+ * clock (0: none). Passed deadlines fail I/O with RILL_ETIMEOUT until moved.
+ * Cheap enough to call on every read or write. */
+RILL_API int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when_ms);
+
+/* Half-close: once the queue is flushed, shuts the write side (FIN). The
+ * peer reads EOF; this side can still read. Later writes give -EPIPE. */
+RILL_API int rill_conn_close_write(rill_conn *conn);
+
+/* Graceful close: stops reading, flushes what is queued (bounded by the
+ * write deadline), closes, then on_close. */
+RILL_API int rill_conn_close(rill_conn *conn);
+
+/* Abortive close: drops the queue and resets the connection (RST, via
+ * SO_LINGER 0), then on_close. */
+RILL_API int rill_conn_abort(rill_conn *conn);
+
+/* Option setters (G4), Go's TCPConn.Set*. RILL_ECLOSED once closed;
+ * -EOPNOTSUPP for a TCP option on a Unix socket. */
+RILL_API int rill_conn_set_no_delay(rill_conn *conn, int on);
+RILL_API int rill_conn_set_keep_alive(rill_conn *conn, int on, unsigned period_ms);
+RILL_API int rill_conn_set_linger(rill_conn *conn, int seconds); /* < 0: off */
+RILL_API int rill_conn_set_read_buffer(rill_conn *conn, int bytes);
+RILL_API int rill_conn_set_write_buffer(rill_conn *conn, int bytes);
+
+RILL_API int rill_conn_fd(const rill_conn *conn);
+RILL_API rill_base *rill_conn_base(const rill_conn *conn);
+/* "tcp" or "unix". */
+RILL_API const char *rill_conn_network(const rill_conn *conn);
+/* Formatted addresses; the length, or a negative code. */
+RILL_API int rill_conn_local_addr(const rill_conn *conn, char *buf, size_t size);
+RILL_API int rill_conn_remote_addr(const rill_conn *conn, char *buf, size_t size);
+
+/* Formats an error met on the connection Go's way:
+ * "read tcp 127.0.0.1:5000->127.0.0.1:7000: i/o timeout". `op` is "read",
+ * "write" or "close". Returns the length. */
+RILL_API int rill_conn_format_error(const rill_conn *conn, const char *op, int err, char *buf,
+                                    size_t size);
+
+/* ---- listeners --------------------------------------------------------- */
+
+/* A new connection (status 0), or an accept error (status < 0, conn NULL)
+ * after which the listener keeps running: -EMFILE/-ENFILE pause accepting
+ * for a short back-off, then it accepts again. Call rill_conn_start() on the
+ * connection to read from it, or close it. */
+typedef void (*rill_accept_cb)(rill_listener *listener, rill_conn *conn, int status, void *arg);
+
+/* Listens on `address` and accepts until closed. `options` may be NULL. */
+RILL_API int rill_listen(rill_base *base, const char *network, const char *address,
+                         const rill_net_options *options, rill_accept_cb on_accept, void *arg,
+                         rill_listener **out);
+
+/* The bound address, with the kernel's port for port 0. */
+RILL_API int rill_listener_addr(const rill_listener *listener, char *buf, size_t size);
+RILL_API int rill_listener_port(const rill_listener *listener);
+RILL_API int rill_listener_fd(const rill_listener *listener);
+
+RILL_API int rill_listener_pause(rill_listener *listener);
+RILL_API int rill_listener_resume(rill_listener *listener);
+
+/* Stops accepting and closes the socket (a Unix socket's file is removed).
+ * No callback; the handle is gone when this returns. */
+RILL_API void rill_listener_close(rill_listener *listener);
+
+/* ---- dialing ----------------------------------------------------------- */
+
+/* Exactly once per rill_dial(): the connection (status 0), or an error:
+ * -ECONNREFUSED, RILL_ETIMEOUT (options.timeout_ms), RILL_ECANCELED
+ * (rill_dialer_cancel), ... The dialer handle is gone when this returns;
+ * rill_dialer_format_error() may be called inside it. */
+typedef void (*rill_dial_cb)(rill_dialer *dialer, rill_conn *conn, int status, void *arg);
+
+/* Connects to `address`. `options` may be NULL. *out (may be NULL) gets a
+ * handle for rill_dialer_cancel(), valid until the callback returns. Errors
+ * met at once (a malformed address, say) are returned and no callback
+ * follows. */
+RILL_API int rill_dial(rill_base *base, const char *network, const char *address,
+                       const rill_net_options *options, rill_dial_cb on_done, void *arg,
+                       rill_dialer **out);
+
+/* Cancels a dial in progress: the callback then runs with RILL_ECANCELED,
+ * from the loop, unless the connection was already made. */
+RILL_API int rill_dialer_cancel(rill_dialer *dialer);
+
+/* Formats the dial's error Go's way:
+ * "dial tcp 127.0.0.1:1: connect: connection refused". */
+RILL_API int rill_dialer_format_error(const rill_dialer *dialer, int err, char *buf, size_t size);
+
+/* The general form: "<op> <network> [<local>-><remote>|<remote>]: [<call>: ]<text>".
+ * `local`, `remote` and `call` may be NULL. */
+RILL_API int rill_format_op_error(char *buf, size_t size, const char *op, const char *network,
+                                  const char *local, const char *remote, const char *call, int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RILL_NET_H */

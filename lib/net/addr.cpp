@@ -1,0 +1,222 @@
+// Go-style address parsing and formatting (G6).
+//
+// "host:port" splits at the last colon; an IPv6 host must be bracketed, and
+// may carry a zone ("[fe80::1%lo]"), which becomes the scope id. The port is
+// decimal, 0-65535; empty means 0. A host that is not a number is left to
+// DNS (RILL_ENEEDDNS) so this file never blocks.
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sys/un.h>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "net/net_impl.h"
+
+namespace rill::detail {
+
+int parse_network(const char *network, net_kind *out) {
+  if (!network)
+    return RILL_EINVAL;
+  static const struct {
+    const char *name;
+    net_kind kind;
+  } known[] = {{"tcp", net_kind::tcp}, {"tcp4", net_kind::tcp4}, {"tcp6", net_kind::tcp6},
+               {"unix", net_kind::unix_stream}};
+  for (const auto &k : known)
+    if (std::strcmp(network, k.name) == 0) {
+      *out = k.kind;
+      return 0;
+    }
+  return RILL_EAFNOSUPPORT;
+}
+
+// Splits "host:port" into host (without brackets) and port. Returns 0 or
+// RILL_EINVAL.
+int split_host_port(const char *address, char *host, size_t host_size, char *zone,
+                    size_t zone_size, int *port) {
+  const char *colon = std::strrchr(address, ':');
+  if (!colon)
+    return RILL_EINVAL;  // "1.2.3.4": missing port
+  const char *h = address;
+  size_t hlen = static_cast<size_t>(colon - address);
+  zone[0] = '\0';
+  if (hlen > 0 && h[0] == '[') {
+    if (h[hlen - 1] != ']')
+      return RILL_EINVAL;  // "[::1" or "[::1]x:80"
+    h++;
+    hlen -= 2;
+    const char *pct = static_cast<const char *>(std::memchr(h, '%', hlen));
+    if (pct) {
+      size_t zlen = hlen - static_cast<size_t>(pct - h) - 1;
+      if (zlen == 0 || zlen >= zone_size)
+        return RILL_EINVAL;
+      std::memcpy(zone, pct + 1, zlen);
+      zone[zlen] = '\0';
+      hlen = static_cast<size_t>(pct - h);
+    }
+  } else if (std::memchr(h, ':', hlen) || std::memchr(h, '[', hlen) || std::memchr(h, ']', hlen)) {
+    return RILL_EINVAL;  // "::1:80": too many colons, an IPv6 host needs brackets
+  }
+  if (hlen >= host_size)
+    return RILL_EINVAL;
+  std::memcpy(host, h, hlen);
+  host[hlen] = '\0';
+  const char *p = colon + 1;
+  long value = 0;
+  for (; *p; p++) {
+    if (*p < '0' || *p > '9')
+      return RILL_EINVAL;
+    value = value * 10 + (*p - '0');
+    if (value > 65535)
+      return RILL_EINVAL;
+  }
+  *port = static_cast<int>(value);
+  return 0;
+}
+
+namespace {
+
+int parse_unix(const char *address, sockaddr_storage *out, socklen_t *len) {
+  auto *un = reinterpret_cast<sockaddr_un *>(out);
+  size_t n = std::strlen(address);
+  if (n == 0 || n >= sizeof un->sun_path)
+    return RILL_EINVAL;
+  std::memset(un, 0, sizeof *un);
+  un->sun_family = AF_UNIX;
+  std::memcpy(un->sun_path, address, n);
+#ifdef __linux__
+  if (address[0] == '@') {
+    // Linux's abstract namespace: a leading NUL, and the length says where
+    // the name ends.
+    un->sun_path[0] = '\0';
+    *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n);
+    return 0;
+  }
+#endif
+  *len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n + 1);
+  return 0;
+}
+
+}  // namespace
+
+int parse_address(net_kind kind, const char *address, sockaddr_storage *out, socklen_t *len) {
+  if (!address || !out || !len)
+    return RILL_EINVAL;
+  std::memset(out, 0, sizeof *out);
+  if (kind == net_kind::unix_stream)
+    return parse_unix(address, out, len);
+
+  char host[64], zone[IF_NAMESIZE + 1];
+  int port;
+  int err = split_host_port(address, host, sizeof host, zone, sizeof zone, &port);
+  if (err)
+    return err;
+  auto *in4 = reinterpret_cast<sockaddr_in *>(out);
+  auto *in6 = reinterpret_cast<sockaddr_in6 *>(out);
+  if (host[0] == '\0') {
+    // Every local address: IPv6's wildcard covers both families on a
+    // dual-stack socket.
+    if (kind == net_kind::tcp4 || (kind == net_kind::tcp && !ipv6_available())) {
+      in4->sin_family = AF_INET;
+      in4->sin_port = htons(static_cast<uint16_t>(port));
+      *len = sizeof *in4;
+    } else {
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons(static_cast<uint16_t>(port));
+      *len = sizeof *in6;
+    }
+    return 0;
+  }
+  if (zone[0] == '\0' && inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+    if (kind == net_kind::tcp6)
+      return RILL_EAFNOSUPPORT;
+    in4->sin_family = AF_INET;
+    in4->sin_port = htons(static_cast<uint16_t>(port));
+    *len = sizeof *in4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+    if (kind == net_kind::tcp4)
+      return RILL_EAFNOSUPPORT;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(static_cast<uint16_t>(port));
+    if (zone[0]) {
+      unsigned index = if_nametoindex(zone);
+      if (index == 0) {
+        char *end;
+        unsigned long n = std::strtoul(zone, &end, 10);
+        if (*end != '\0')
+          return RILL_EINVAL;
+        index = static_cast<unsigned>(n);
+      }
+      in6->sin6_scope_id = index;
+    }
+    *len = sizeof *in6;
+    return 0;
+  }
+  if (zone[0] || std::strchr(address, '[')) {
+    return RILL_EINVAL;  // brackets around something that is not IPv6
+  }
+  return RILL_ENEEDDNS;
+}
+
+int format_address(const sockaddr *sa, socklen_t len, char *buf, size_t size) {
+  if (!sa || !buf || size == 0)
+    return RILL_EINVAL;
+  char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
+  int n;
+  switch (sa->sa_family) {
+    case AF_INET: {
+      auto *in4 = reinterpret_cast<const sockaddr_in *>(sa);
+      inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
+      n = std::snprintf(buf, size, "%s:%u", host, ntohs(in4->sin_port));
+      break;
+    }
+    case AF_INET6: {
+      auto *in6 = reinterpret_cast<const sockaddr_in6 *>(sa);
+      inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+      char zone[IF_NAMESIZE + 2] = "";
+      if (in6->sin6_scope_id) {
+        char name[IF_NAMESIZE];
+        if (if_indextoname(in6->sin6_scope_id, name))
+          std::snprintf(zone, sizeof zone, "%%%s", name);
+        else
+          std::snprintf(zone, sizeof zone, "%%%u", in6->sin6_scope_id);
+      }
+      n = std::snprintf(buf, size, "[%s%s]:%u", host, zone, ntohs(in6->sin6_port));
+      break;
+    }
+    case AF_UNIX: {
+      auto *un = reinterpret_cast<const sockaddr_un *>(sa);
+      size_t path_len = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
+      if (path_len > 0 && un->sun_path[0] == '\0') {
+        n = std::snprintf(buf, size, "@%.*s", static_cast<int>(path_len - 1), un->sun_path + 1);
+      } else {
+        size_t plen = strnlen(un->sun_path, path_len);
+        n = std::snprintf(buf, size, "%.*s", static_cast<int>(plen), un->sun_path);
+      }
+      break;
+    }
+    default:
+      return RILL_EAFNOSUPPORT;
+  }
+  return n < 0 ? RILL_EINVAL : (static_cast<size_t>(n) >= size ? RILL_EINVAL : n);
+}
+
+}  // namespace rill::detail
+
+extern "C" int rill_addr_parse(const char *network, const char *address, struct sockaddr_storage *out,
+                               socklen_t *out_len) {
+  rill::detail::net_kind kind;
+  int err = rill::detail::parse_network(network, &kind);
+  if (err)
+    return err;
+  return rill::detail::parse_address(kind, address, out, out_len);
+}
+
+extern "C" int rill_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size) {
+  return rill::detail::format_address(sa, len, buf, size);
+}

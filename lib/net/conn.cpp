@@ -1,0 +1,345 @@
+// A connection's life: creation, the one io watcher that serves both
+// directions, the reports it owes its user, and closing.
+//
+// Reports that must not run inside an API call (drain, water marks, write
+// errors, completed ref writes, the close) are collected as flags and
+// delivered by the connection's pending node, in that order, the close last.
+// The memory is freed right after on_close returns, so every earlier report
+// and every callback of the same iteration still finds the connection alive.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstring>
+
+#include "core/alloc.h"
+#include "net/net_impl.h"
+
+using namespace rill::detail;
+
+namespace {
+
+void on_io(rill_io *, int, unsigned events, void *arg) {
+  auto *c = static_cast<rill_conn *>(arg);
+  // Writing first: it may finish a graceful close, which makes reading moot.
+  if (events & RILL_WRITE)
+    conn_on_writable(c);
+  if ((events & RILL_READ) && !c->closing)
+    conn_on_readable(c);
+}
+
+void run_pending(pending_node *node) {
+  rill_conn *c = reinterpret_cast<rill_conn *>(reinterpret_cast<char *>(node) -
+                                               offsetof(rill_conn, pending));
+  conn_report_writes(c);
+  if (c->redeliver && !c->closing)
+    conn_redeliver(c);
+  const rill_conn_events &ev = c->events;
+  if (c->notify_high) {
+    c->notify_high = false;
+    if (ev.on_high_water && !c->closing)
+      ev.on_high_water(c, c->queued, c->arg);
+  }
+  if (c->notify_write_error) {
+    int err = c->notify_write_error;
+    c->notify_write_error = 0;
+    if (ev.on_write_error && !c->close_reported)
+      ev.on_write_error(c, err, c->notify_unsent, c->arg);
+  }
+  if (c->notify_low) {
+    c->notify_low = false;
+    if (ev.on_low_water && !c->closing)
+      ev.on_low_water(c, c->queued, c->arg);
+  }
+  if (c->notify_drain) {
+    c->notify_drain = false;
+    if (ev.on_drain && !c->closing)
+      ev.on_drain(c, c->arg);
+  }
+  if (c->fd_closed && !c->close_reported) {
+    conn_report_writes(c);  // ref writes dropped by the close
+    c->close_reported = true;
+    if (c->events.on_close)
+      c->events.on_close(c, c->arg);
+    destroy(c);
+  }
+}
+
+void cache_addresses(rill_conn *c) {
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(c->fd, reinterpret_cast<sockaddr *>(&ss), &len) == 0)
+    format_address(reinterpret_cast<sockaddr *>(&ss), len, c->local_addr, sizeof c->local_addr);
+  len = sizeof ss;
+  if (getpeername(c->fd, reinterpret_cast<sockaddr *>(&ss), &len) == 0)
+    format_address(reinterpret_cast<sockaddr *>(&ss), len, c->remote_addr, sizeof c->remote_addr);
+}
+
+}  // namespace
+
+namespace rill::detail {
+
+net_state *net_get(rill_base *base) {
+  if (!base->net) {
+    base->net = make<net_state>();
+    if (base->net)
+      base->net_destroy = [](rill_base *b) {
+        destroy(static_cast<net_state *>(b->net));
+        b->net = nullptr;
+      };
+  }
+  return static_cast<net_state *>(base->net);
+}
+
+int conn_create(rill_base *base, int fd, net_kind kind, const rill_net_options *opts,
+                rill_conn **out) {
+  if (!net_get(base))
+    return RILL_ENOMEM;
+  rill_conn *c = make<rill_conn>();
+  if (!c)
+    return RILL_ENOMEM;
+  c->base = base;
+  c->fd = fd;
+  c->kind = kind;
+  c->read_max = opts && opts->read_max ? opts->read_max : default_read_max;
+  c->high_water = opts && opts->write_high_water ? opts->write_high_water : default_high_water;
+  c->low_water = opts ? opts->write_low_water : 0;
+  if (c->low_water > c->high_water)
+    c->low_water = c->high_water;
+  c->pending.run = run_pending;
+#ifdef SO_NOSIGPIPE
+  int one = 1;  // where MSG_NOSIGNAL does not exist
+  setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
+#endif
+  int err = rill_io_new(base, fd, on_io, c, &c->io);
+  if (err) {
+    destroy(c);
+    return err;
+  }
+  cache_addresses(c);
+  *out = c;
+  return 0;
+}
+
+void conn_update_io(rill_conn *c) {
+  if (c->fd_closed)
+    return;
+  unsigned want = 0;
+  if (c->read_wanted && !c->read_full && !c->read_timed_out && !c->read_finished && !c->closing)
+    want |= RILL_READ;
+  if (c->queue_head)
+    want |= RILL_WRITE;
+  if (want)
+    rill_io_start(c->io, want);
+  else
+    rill_io_stop(c->io);
+}
+
+void conn_notify(rill_conn *c) { pending_push(c->base, &c->pending); }
+
+int conn_check_open(const rill_conn *c) {
+  if (!c)
+    return RILL_EINVAL;
+  return c->closing ? RILL_ECLOSED : 0;
+}
+
+void conn_finish_close(rill_conn *c) {
+  if (c->fd_closed)
+    return;
+  conn_fail_queue(c, RILL_ECANCELED, 0);
+  rill_io_free(c->io);
+  c->io = nullptr;
+  rill_timer_free(c->deadline_timer);
+  c->deadline_timer = nullptr;
+  socket_close(c->fd);
+  c->fd_closed = true;
+  conn_release_held(c);
+  conn_notify(c);
+}
+
+}  // namespace rill::detail
+
+extern "C" {
+
+int rill_conn_start(rill_conn *conn, const rill_conn_events *events, void *arg) {
+  int err = conn_check_open(conn);
+  if (err)
+    return err;
+  conn->events = events ? *events : rill_conn_events{};
+  conn->arg = arg;
+  conn->read_wanted = conn->events.on_read != nullptr;
+  conn_update_io(conn);
+  return 0;
+}
+
+int rill_conn_from_fd(rill_base *base, int fd, rill_conn **out) {
+  if (!base || !out)
+    return RILL_EINVAL;
+  int type;
+  socklen_t len = sizeof type;
+  if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+    return fd < 0 ? RILL_EBADF : -errno;
+  if (type != SOCK_STREAM)
+    return RILL_EINVAL;
+  sockaddr_storage ss;
+  len = sizeof ss;
+  if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) < 0)
+    return -errno;
+  net_kind kind = ss.ss_family == AF_UNIX ? net_kind::unix_stream : net_kind::tcp;
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+    return -errno;
+  if (is_tcp(kind)) {
+    int err = socket_apply_tcp_defaults(fd, nullptr);
+    if (err)
+      return err;
+  }
+  return conn_create(base, fd, kind, nullptr, out);
+}
+
+int rill_conn_read_start(rill_conn *conn) {
+  int err = conn_check_open(conn);
+  if (err)
+    return err;
+  if (!conn->events.on_read)
+    return RILL_EINVAL;
+  conn->read_wanted = true;
+  conn->read_full = false;
+  if (conn->held_len && !conn->read_timed_out && !conn->read_finished) {
+    conn->redeliver = true;
+    conn_notify(conn);
+  }
+  conn_update_io(conn);
+  return 0;
+}
+
+int rill_conn_read_stop(rill_conn *conn) {
+  int err = conn_check_open(conn);
+  if (err)
+    return err;
+  conn->read_wanted = false;
+  conn_update_io(conn);
+  return 0;
+}
+
+int rill_conn_close(rill_conn *conn) {
+  int err = conn_check_open(conn);
+  if (err)
+    return err;
+  conn->closing = true;
+  conn->read_wanted = false;
+  if (conn->queue_head && !conn->write_error) {
+    // Graceful: keep flushing; the write path or the write deadline closes.
+    conn_update_io(conn);
+    conn_deadline_update(conn);
+  } else {
+    conn_finish_close(conn);
+  }
+  return 0;
+}
+
+int rill_conn_abort(rill_conn *conn) {
+  // Allowed during a graceful close, to give up on the flush.
+  if (!conn)
+    return RILL_EINVAL;
+  if (conn->fd_closed)
+    return RILL_ECLOSED;
+  conn->closing = true;
+  if (is_tcp(conn->kind)) {
+    linger lg{1, 0};
+    setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  conn_finish_close(conn);
+  return 0;
+}
+
+int rill_conn_close_write(rill_conn *conn) {
+  int err = conn_check_open(conn);
+  if (err)
+    return err;
+  if (conn->write_shut || conn->shut_write_wanted)
+    return 0;
+  conn->shut_write_wanted = true;
+  if (!conn->queue_head) {
+    conn->write_shut = true;
+    if (shutdown(conn->fd, SHUT_WR) < 0)
+      return -errno;
+  }
+  return 0;
+}
+
+int rill_conn_set_no_delay(rill_conn *conn, int on) {
+  int err = conn_check_open(conn);
+  if (err)
+    return err;
+  return is_tcp(conn->kind) ? socket_set_no_delay(conn->fd, on != 0) : -EOPNOTSUPP;
+}
+
+int rill_conn_set_keep_alive(rill_conn *conn, int on, unsigned period_ms) {
+  int err = conn_check_open(conn);
+  if (err)
+    return err;
+  if (!is_tcp(conn->kind))
+    return -EOPNOTSUPP;
+  return socket_set_keep_alive(conn->fd, on != 0, period_ms ? period_ms : default_keep_alive_ms);
+}
+
+int rill_conn_set_linger(rill_conn *conn, int seconds) {
+  int err = conn_check_open(conn);
+  if (err)
+    return err;
+  linger lg{seconds >= 0, seconds >= 0 ? seconds : 0};
+  return setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0 ? -errno : 0;
+}
+
+static int set_buffer(rill_conn *conn, int name, int bytes) {
+  int err = conn_check_open(conn);
+  if (err)
+    return err;
+  if (bytes <= 0)
+    return RILL_EINVAL;
+  return setsockopt(conn->fd, SOL_SOCKET, name, &bytes, sizeof bytes) < 0 ? -errno : 0;
+}
+
+int rill_conn_set_read_buffer(rill_conn *conn, int bytes) { return set_buffer(conn, SO_RCVBUF, bytes); }
+int rill_conn_set_write_buffer(rill_conn *conn, int bytes) { return set_buffer(conn, SO_SNDBUF, bytes); }
+
+int rill_conn_fd(const rill_conn *conn) {
+  int err = conn_check_open(conn);
+  return err ? err : conn->fd;
+}
+
+rill_base *rill_conn_base(const rill_conn *conn) { return conn ? conn->base : nullptr; }
+
+const char *rill_conn_network(const rill_conn *conn) { return conn ? network_name(conn->kind) : nullptr; }
+
+static int copy_addr(const char *addr, char *buf, size_t size) {
+  size_t n = std::strlen(addr);
+  if (!buf || n >= size)
+    return RILL_EINVAL;
+  std::memcpy(buf, addr, n + 1);
+  return static_cast<int>(n);
+}
+
+int rill_conn_local_addr(const rill_conn *conn, char *buf, size_t size) {
+  return conn ? copy_addr(conn->local_addr, buf, size) : RILL_EINVAL;
+}
+
+int rill_conn_remote_addr(const rill_conn *conn, char *buf, size_t size) {
+  return conn ? copy_addr(conn->remote_addr, buf, size) : RILL_EINVAL;
+}
+
+int rill_conn_format_error(const rill_conn *conn, const char *op, int err, char *buf, size_t size) {
+  if (!conn || !op)
+    return RILL_EINVAL;
+  const char *call = nullptr;
+  if (err > -10000)  // a system error: Go names the call that failed
+    call = std::strcmp(op, "read") == 0 ? "read" : std::strcmp(op, "write") == 0 ? "write" : nullptr;
+  return rill_format_op_error(buf, size, op, network_name(conn->kind),
+                              conn->local_addr[0] ? conn->local_addr : nullptr,
+                              conn->remote_addr[0] ? conn->remote_addr : nullptr, call, err);
+}
+
+}  // extern "C"

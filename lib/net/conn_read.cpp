@@ -1,0 +1,110 @@
+// The read side of a connection.
+//
+// An idle connection holds no buffer: data is read into the base's shared
+// buffer and shown to on_read from there. Only bytes the user leaves unused
+// are copied into a buffer of the connection's own ("held"), and new input is
+// then appended behind them so the user sees one contiguous run. Held bytes
+// are bounded by read_max (G27): at the bound, reading pauses and TCP pushes
+// back on the peer.
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstring>
+
+#include "core/alloc.h"
+#include "net/net_impl.h"
+
+namespace rill::detail {
+namespace {
+
+// Shows `len` bytes to the user and keeps what it leaves; false when the
+// connection was closed or stopped reading meanwhile.
+void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
+  size_t used = c->events.on_read(c, data, len, 0, c->arg);
+  if (c->fd_closed)
+    return;
+  if (used > len)
+    used = len;
+  size_t rest = len - used;
+  if (data_is_held) {
+    if (used)
+      std::memmove(c->held, c->held + used, rest);
+    c->held_len = rest;
+  } else if (rest) {
+    if (c->held_cap < rest) {
+      char *p = static_cast<char *>(mem_realloc(c->held, c->read_max));
+      if (!p) {
+        c->read_finished = true;
+        c->events.on_read(c, nullptr, 0, RILL_ENOMEM, c->arg);
+        return;
+      }
+      c->held = p;
+      c->held_cap = c->read_max;
+    }
+    std::memcpy(c->held, data + used, rest);
+    c->held_len = rest;
+  }
+  if (c->held_len == 0)
+    conn_release_held(c);
+  else if (c->held_len >= c->read_max)
+    c->read_full = true;
+}
+
+void finish(rill_conn *c, int status) {
+  c->read_finished = true;
+  conn_update_io(c);
+  c->events.on_read(c, c->held, c->held_len, status, c->arg);
+  if (!c->fd_closed)
+    conn_release_held(c);
+}
+
+}  // namespace
+
+void conn_release_held(rill_conn *c) {
+  mem_free(c->held);
+  c->held = nullptr;
+  c->held_len = c->held_cap = 0;
+}
+
+void conn_on_readable(rill_conn *c) {
+  if (!c->read_wanted || c->read_full || c->read_timed_out || c->read_finished)
+    return;
+  char *dst;
+  size_t room;
+  if (c->held_len) {
+    dst = c->held + c->held_len;
+    room = c->read_max - c->held_len;
+  } else {
+    dst = net_get(c->base)->read_buffer;
+    room = c->read_max < net_state::read_buffer_size ? c->read_max : net_state::read_buffer_size;
+  }
+  ssize_t n;
+  do {
+    n = read(c->fd, dst, room);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    if (c->held_len) {
+      c->held_len += static_cast<size_t>(n);
+      deliver(c, c->held, c->held_len, true);
+    } else {
+      deliver(c, dst, static_cast<size_t>(n), false);
+    }
+  } else if (n == 0) {
+    finish(c, RILL_EOF);
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    finish(c, -errno);
+  }
+  if (!c->fd_closed)
+    conn_update_io(c);
+}
+
+void conn_redeliver(rill_conn *c) {
+  c->redeliver = false;
+  if (c->held_len && c->read_wanted && !c->read_timed_out && !c->read_finished) {
+    deliver(c, c->held, c->held_len, true);
+    if (!c->fd_closed)
+      conn_update_io(c);
+  }
+}
+
+}  // namespace rill::detail

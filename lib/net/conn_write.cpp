@@ -1,0 +1,290 @@
+// The write side of a connection.
+//
+// A write goes straight to the kernel when nothing is queued, so the common
+// case copies nothing and allocates nothing; only what the kernel does not
+// take is queued (copied for rill_conn_write, referenced for
+// rill_conn_write_ref). The queue goes out with sendmsg and many iovecs at
+// once, with MSG_NOSIGNAL so a vanished peer is an EPIPE, never a SIGPIPE
+// (G21). When writing fails, the queue is dropped and the user learns how
+// much never reached the kernel (G20, G21).
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <cerrno>
+#include <cstring>
+
+#include "core/alloc.h"
+#include "net/net_impl.h"
+
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0  // macOS: SO_NOSIGPIPE is set on the socket instead
+#endif
+
+namespace rill::detail {
+namespace {
+
+constexpr int max_iov = 64;
+
+ssize_t send_some(int fd, const char *data, size_t len) {
+  ssize_t n;
+  do {
+    n = send(fd, data, len, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+bool is_again(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+bool deadline_passed(const rill_conn *c) {
+  return c->write_deadline && c->base->now_ns >= c->write_deadline;
+}
+
+// What a write must refuse before touching the socket.
+int write_precheck(const rill_conn *c) {
+  int err = conn_check_open(c);
+  if (err)
+    return err;
+  if (c->write_shut || c->shut_write_wanted)
+    return -EPIPE;
+  if (c->write_error)
+    return c->write_error;
+  if (c->write_timed_out || deadline_passed(c))
+    return RILL_ETIMEOUT;
+  return 0;
+}
+
+void release_req(rill_conn *c, write_req *r) {
+  if (r->owned) {
+    mem_free(r->owned);
+    net_get(c->base)->write_reqs.give(r);
+  } else {
+    // Ref writes report their completion from the loop.
+    r->next = nullptr;
+    if (c->done_tail)
+      c->done_tail->next = r;
+    else
+      c->done_head = r;
+    c->done_tail = r;
+    conn_notify(c);
+  }
+}
+
+void enqueue(rill_conn *c, write_req *r) {
+  r->next = nullptr;
+  if (c->queue_tail)
+    c->queue_tail->next = r;
+  else
+    c->queue_head = r;
+  c->queue_tail = r;
+  c->queued += r->len - r->offset;
+  if (!c->above_high && c->queued > c->high_water) {
+    c->above_high = true;
+    c->notify_high = true;
+    conn_notify(c);
+  }
+  conn_update_io(c);
+  conn_deadline_update(c);
+}
+
+// Called once the queue emptied or shrank.
+void after_progress(rill_conn *c) {
+  if (c->above_high && c->queued <= c->low_water) {
+    c->above_high = false;
+    c->notify_low = true;
+    conn_notify(c);
+  }
+  if (c->queue_head)
+    return;
+  c->notify_drain = true;
+  conn_notify(c);
+  if (c->shut_write_wanted && !c->write_shut) {
+    c->write_shut = true;
+    shutdown(c->fd, SHUT_WR);
+  }
+  if (c->closing)
+    conn_finish_close(c);
+  else
+    conn_update_io(c);
+}
+
+// Takes `r` from the pool with the first `taken` bytes already written.
+write_req *new_req(rill_conn *c, const char *data, size_t len, size_t taken) {
+  auto *r = static_cast<write_req *>(net_get(c->base)->write_reqs.take());
+  if (!r)
+    return nullptr;
+  std::memset(r, 0, sizeof *r);
+  r->data = data;
+  r->len = len;
+  r->offset = taken;
+  return r;
+}
+
+// Tries the kernel directly; returns bytes taken or a negative error.
+ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
+  if (c->queue_head)
+    return 0;
+  ssize_t n = send_some(c->fd, data, len);
+  if (n >= 0) {
+    c->written += static_cast<uint64_t>(n);
+    return n;
+  }
+  if (is_again(errno))
+    return 0;
+  int err = -errno;
+  if (err == -EPIPE || err == -ECONNRESET)
+    c->write_error = err;
+  return err;
+}
+
+}  // namespace
+
+void conn_on_writable(rill_conn *c) {
+  if (!c->queue_head)
+    return;
+  while (c->queue_head) {
+    iovec iov[max_iov];
+    int count = 0;
+    size_t total = 0;
+    for (write_req *r = c->queue_head; r && count < max_iov; r = r->next, count++) {
+      iov[count].iov_base = const_cast<char *>(r->data + r->offset);
+      iov[count].iov_len = r->len - r->offset;
+      total += iov[count].iov_len;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    ssize_t n;
+    do {
+      n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (is_again(errno))
+        break;
+      int err = -errno;
+      c->write_error = err;
+      conn_fail_queue(c, err, err);
+      if (c->closing)
+        conn_finish_close(c);
+      return;
+    }
+    size_t left = static_cast<size_t>(n);
+    c->written += left;
+    c->queued -= left;
+    while (left) {
+      write_req *r = c->queue_head;
+      size_t chunk = r->len - r->offset;
+      if (left < chunk) {
+        r->offset += left;
+        break;
+      }
+      left -= chunk;
+      r->offset = r->len;
+      c->queue_head = r->next;
+      if (!c->queue_head)
+        c->queue_tail = nullptr;
+      release_req(c, r);
+    }
+    if (static_cast<size_t>(n) < total)
+      break;  // the kernel is full; wait for the next readiness
+  }
+  after_progress(c);
+}
+
+void conn_fail_queue(rill_conn *c, int err, int report) {
+  size_t unsent = c->queued;
+  while (write_req *r = c->queue_head) {
+    c->queue_head = r->next;
+    r->status = err;
+    release_req(c, r);
+  }
+  c->queue_tail = nullptr;
+  c->queued = 0;
+  c->above_high = false;
+  if (report) {
+    c->notify_write_error = report;
+    c->notify_unsent = unsent;
+    conn_notify(c);
+  }
+  conn_update_io(c);
+}
+
+void conn_report_writes(rill_conn *c) {
+  while (write_req *r = c->done_head) {
+    c->done_head = r->next;
+    if (!c->done_head)
+      c->done_tail = nullptr;
+    rill_write_cb done = r->done;
+    void *arg = r->arg;
+    int status = r->status;
+    size_t written = r->offset;
+    net_get(c->base)->write_reqs.give(r);
+    done(c, status, written, arg);
+  }
+}
+
+}  // namespace rill::detail
+
+using namespace rill::detail;
+
+extern "C" {
+
+int rill_conn_write(rill_conn *conn, const void *data, size_t len) {
+  int err = write_precheck(conn);
+  if (err)
+    return err;
+  if (len == 0)
+    return 0;
+  if (!data)
+    return RILL_EINVAL;
+  auto *bytes = static_cast<const char *>(data);
+  ssize_t n = write_direct(conn, bytes, len);
+  if (n < 0)
+    return static_cast<int>(n);
+  size_t taken = static_cast<size_t>(n);
+  if (taken == len)
+    return 0;
+  size_t rest = len - taken;
+  char *copy = static_cast<char *>(mem_alloc(rest));
+  write_req *r = copy ? new_req(conn, copy, rest, 0) : nullptr;
+  if (!r) {
+    mem_free(copy);
+    return RILL_ENOMEM;  // `taken` bytes did go out: rill_conn_bytes_written() tells
+  }
+  std::memcpy(copy, bytes + taken, rest);
+  r->owned = copy;
+  enqueue(conn, r);
+  return 0;
+}
+
+int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_write_cb done, void *arg) {
+  if (!done)
+    return RILL_EINVAL;
+  int err = write_precheck(conn);
+  if (err)
+    return err;
+  if (!data && len)
+    return RILL_EINVAL;
+  // Taken from the pool first: after the kernel has the bytes, running out
+  // of memory could no longer be reported honestly.
+  write_req *r = new_req(conn, static_cast<const char *>(data), len, 0);
+  if (!r)
+    return RILL_ENOMEM;
+  r->done = done;
+  r->arg = arg;
+  ssize_t n = len ? write_direct(conn, r->data, len) : 0;
+  if (n < 0) {
+    net_get(conn->base)->write_reqs.give(r);
+    return static_cast<int>(n);
+  }
+  r->offset = static_cast<size_t>(n);
+  if (r->offset == len)
+    release_req(conn, r);  // done already; reported from the loop
+  else
+    enqueue(conn, r);
+  return 0;
+}
+
+size_t rill_conn_write_queued(const rill_conn *conn) { return conn ? conn->queued : 0; }
+
+uint64_t rill_conn_bytes_written(const rill_conn *conn) { return conn ? conn->written : 0; }
+
+}  // extern "C"

@@ -1,0 +1,103 @@
+// Read and write deadlines (G16, G20).
+//
+// Each connection has one timer for both deadlines, created by the first
+// deadline it gets. Moving a deadline later — what a server does on every
+// read — does not touch the timer: when it fires early it just re-arms for
+// the real deadline. Only a deadline moved earlier restarts the timer. So the
+// common pattern costs a comparison, not a heap operation, per read.
+#include "net/net_impl.h"
+
+#include "core/clock.h"
+
+namespace rill::detail {
+namespace {
+
+// The earliest deadline that still has something to time out, or 0.
+uint64_t next_deadline(const rill_conn *c) {
+  uint64_t next = 0;
+  auto consider = [&next](uint64_t d) {
+    if (d && (!next || d < next))
+      next = d;
+  };
+  if (c->read_wanted && !c->read_timed_out && !c->read_finished)
+    consider(c->read_deadline);
+  if (c->queue_head && !c->write_timed_out)
+    consider(c->write_deadline);
+  return next;
+}
+
+void expire(rill_conn *c) {
+  uint64_t now = c->base->now_ns;
+  if (c->queue_head && c->write_deadline && now >= c->write_deadline && !c->write_timed_out) {
+    c->write_timed_out = true;
+    conn_fail_queue(c, RILL_ETIMEOUT, RILL_ETIMEOUT);
+    if (c->closing) {
+      conn_finish_close(c);  // a graceful close gives up on the flush
+      return;
+    }
+  }
+  if (c->read_wanted && c->read_deadline && now >= c->read_deadline && !c->read_timed_out &&
+      !c->read_finished && !c->closing) {
+    c->read_timed_out = true;
+    conn_update_io(c);
+    c->events.on_read(c, c->held, c->held_len, RILL_ETIMEOUT, c->arg);
+  }
+}
+
+void on_timer(rill_timer *, void *arg) {
+  auto *c = static_cast<rill_conn *>(arg);
+  c->timer_due = 0;
+  expire(c);
+  if (!c->fd_closed)
+    conn_deadline_update(c);
+}
+
+}  // namespace
+
+void conn_deadline_update(rill_conn *c) {
+  uint64_t next = next_deadline(c);
+  if (!next || !c->deadline_timer)
+    return;
+  if (c->timer_due && c->timer_due <= next)
+    return;  // fires early enough; re-armed then
+  uint64_t now = c->base->now_ns;
+  uint64_t delay_ms = next > now ? (next - now + ns_per_ms - 1) / ns_per_ms : 0;
+  if (rill_timer_start(c->deadline_timer, delay_ms, 0) == 0)
+    c->timer_due = now + delay_ms * ns_per_ms;
+}
+
+}  // namespace rill::detail
+
+using namespace rill::detail;
+
+extern "C" int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when_ms) {
+  int err = conn_check_open(conn);
+  if (err)
+    return err;
+  if (which < RILL_DEADLINE_READ || which > RILL_DEADLINE_BOTH)
+    return RILL_EINVAL;
+  if (when_ms && !conn->deadline_timer) {
+    err = rill_timer_new(conn->base, on_timer, conn, &conn->deadline_timer);
+    if (err)
+      return err;
+  }
+  uint64_t when_ns = when_ms * ns_per_ms;
+  if (which & RILL_DEADLINE_READ) {
+    conn->read_deadline = when_ns;
+    if (conn->read_timed_out) {
+      // A new deadline makes the connection readable again (G16).
+      conn->read_timed_out = false;
+      if (conn->held_len) {
+        conn->redeliver = true;
+        conn_notify(conn);
+      }
+    }
+  }
+  if (which & RILL_DEADLINE_WRITE) {
+    conn->write_deadline = when_ns;
+    conn->write_timed_out = false;
+  }
+  conn_update_io(conn);
+  conn_deadline_update(conn);
+  return 0;
+}

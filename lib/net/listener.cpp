@@ -1,0 +1,275 @@
+// Listening sockets and the accept loop (G3, G26).
+//
+// Each readiness accepts at most a bounded batch, so one busy listener cannot
+// starve the other descriptors of the base. When the process runs out of
+// descriptors (EMFILE, ENFILE) the pending connection cannot be taken, and a
+// level-triggered poller would report the listener ready again at once: a
+// busy loop. Instead the listener reports the error, stops watching and
+// retries after a back-off (5 ms doubling to 1 s, as Go's http.Server does),
+// so it keeps running and accepts again once descriptors are free.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstring>
+
+#include "core/alloc.h"
+#include "net/net_impl.h"
+
+struct rill_listener {
+  rill_base *base;
+  int fd;
+  rill::detail::net_kind kind;
+  rill_io *io = nullptr;
+  rill_timer *backoff = nullptr;
+  uint64_t backoff_ms = 0;
+  bool paused = false;
+  bool closed = false;
+  bool in_callback = false;  // on_accept is on the stack: close defers the free
+  rill_accept_cb on_accept;
+  void *arg;
+  rill_net_options conn_opts{};
+  char addr[RILL_ADDRSTRLEN] = "";
+  char unlink_path[RILL_ADDRSTRLEN] = "";
+};
+
+namespace rill::detail {
+namespace {
+
+constexpr int accepts_per_wakeup = 32;
+constexpr uint64_t backoff_min_ms = 5;
+constexpr uint64_t backoff_max_ms = 1000;
+
+bool out_of_descriptors(int err) {
+  return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
+}
+
+void update_watch(rill_listener *l) {
+  if (l->paused || (l->backoff && rill_timer_active(l->backoff)))
+    rill_io_stop(l->io);
+  else
+    rill_io_start(l->io, RILL_READ);
+}
+
+void on_backoff(rill_timer *, void *arg) { update_watch(static_cast<rill_listener *>(arg)); }
+
+// Returns false if the callback closed the listener, which is then freed.
+bool report(rill_listener *l, rill_conn *c, int status) {
+  l->in_callback = true;
+  l->on_accept(l, c, status, l->arg);
+  l->in_callback = false;
+  if (!l->closed)
+    return true;
+  destroy(l);
+  return false;
+}
+
+void on_readable(rill_io *, int, unsigned, void *arg) {
+  auto *l = static_cast<rill_listener *>(arg);
+  for (int i = 0; i < accepts_per_wakeup && !l->paused; i++) {
+    int fd = socket_accept(l->fd);
+    if (fd < 0) {
+      if (fd == -EAGAIN || fd == -EWOULDBLOCK)
+        return;
+      if (fd == -EINTR || fd == -ECONNABORTED)
+        continue;  // G26: a connection reset before it was taken; try the next
+      if (out_of_descriptors(fd)) {
+        l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : backoff_min_ms;
+        if (l->backoff_ms > backoff_max_ms)
+          l->backoff_ms = backoff_max_ms;
+        if (l->backoff || rill_timer_new(l->base, on_backoff, l, &l->backoff) == 0)
+          rill_timer_start(l->backoff, l->backoff_ms, 0);
+        update_watch(l);
+      }
+      report(l, nullptr, fd);
+      return;
+    }
+    l->backoff_ms = 0;
+    rill_conn *c;
+    int err = 0;
+    if (is_tcp(l->kind))
+      err = socket_apply_tcp_defaults(fd, &l->conn_opts);
+    if (!err)
+      err = conn_create(l->base, fd, l->kind, &l->conn_opts, &c);
+    if (err) {
+      socket_close(fd);
+      if (!report(l, nullptr, err))
+        return;
+      continue;
+    }
+    if (!report(l, c, 0))
+      return;
+  }
+}
+
+int bind_and_listen(rill_listener *l, const char *network, const char *address,
+                    const rill_net_options *opts, const sockaddr_storage &ss, socklen_t len) {
+  int fd = l->fd;
+  int err = 0;
+  if (is_tcp(l->kind)) {
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0)
+      return -errno;
+    if (ss.ss_family == AF_INET6) {
+      // G6: "tcp" is dual-stack, "tcp6" IPv6 only.
+      int v6only = l->kind == net_kind::tcp6;
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof v6only);
+    }
+  }
+  if (opts && opts->reuse_port) {
+#ifdef SO_REUSEPORT
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+      return -errno;
+#else
+    return RILL_ENOSYS;
+#endif
+  }
+  if (opts && opts->control && (err = opts->control(fd, network, address, opts->control_arg)) < 0)
+    return err;
+  if (bind(fd, reinterpret_cast<const sockaddr *>(&ss), len) < 0) {
+    err = -errno;
+    auto *un = reinterpret_cast<const sockaddr_un *>(&ss);
+    if (err != -EADDRINUSE || l->kind != net_kind::unix_stream || !opts || !opts->unlink_stale ||
+        un->sun_path[0] == '\0')
+      return err;
+    // A socket file is in the way: remove it only if nobody answers on it.
+    int probe = socket_open(AF_UNIX, SOCK_STREAM);
+    bool served = probe >= 0 && (connect(probe, reinterpret_cast<const sockaddr *>(&ss), len) == 0 ||
+                                 errno == EAGAIN || errno == EINPROGRESS);
+    socket_close(probe);
+    struct stat st;
+    if (served || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+      return err;
+    unlink(un->sun_path);
+    if (bind(fd, reinterpret_cast<const sockaddr *>(&ss), len) < 0)
+      return -errno;
+  }
+  int backlog = opts && opts->backlog > 0 ? opts->backlog : socket_listen_backlog();
+  if (listen(fd, backlog) < 0)
+    return -errno;
+  return 0;
+}
+
+}  // namespace
+}  // namespace rill::detail
+
+using namespace rill::detail;
+
+extern "C" {
+
+int rill_listen(rill_base *base, const char *network, const char *address,
+                const rill_net_options *options, rill_accept_cb on_accept, void *arg,
+                rill_listener **out) {
+  if (!base || !on_accept || !out || !address)
+    return RILL_EINVAL;
+  net_kind kind;
+  int err = parse_network(network, &kind);
+  if (err)
+    return err;
+  sockaddr_storage ss;
+  socklen_t len;
+  if ((err = parse_address(kind, address, &ss, &len)) != 0)
+    return err;
+  if (!net_get(base))
+    return RILL_ENOMEM;
+  rill_listener *l = make<rill_listener>();
+  if (!l)
+    return RILL_ENOMEM;
+  l->base = base;
+  l->kind = kind;
+  l->on_accept = on_accept;
+  l->arg = arg;
+  if (options) {
+    l->conn_opts = *options;
+    l->conn_opts.control = nullptr;
+    l->conn_opts.local_address = nullptr;
+  }
+  l->fd = socket_open(ss.ss_family, SOCK_STREAM);
+  if (l->fd < 0) {
+    err = l->fd;
+    destroy(l);
+    return err;
+  }
+  err = bind_and_listen(l, network, address, options, ss, len);
+  if (!err) {
+    socklen_t alen = sizeof ss;
+    getsockname(l->fd, reinterpret_cast<sockaddr *>(&ss), &alen);
+    if (kind == net_kind::unix_stream) {
+      std::strncpy(l->addr, address, sizeof l->addr - 1);
+      if (address[0] != '@')
+        std::strncpy(l->unlink_path, address, sizeof l->unlink_path - 1);
+    } else {
+      format_address(reinterpret_cast<sockaddr *>(&ss), alen, l->addr, sizeof l->addr);
+    }
+    err = rill_io_new(base, l->fd, on_readable, l, &l->io);
+  }
+  if (!err)
+    err = rill_io_start(l->io, RILL_READ);
+  if (err) {
+    rill_io_free(l->io);
+    socket_close(l->fd);
+    destroy(l);
+    return err;
+  }
+  *out = l;
+  return 0;
+}
+
+int rill_listener_addr(const rill_listener *l, char *buf, size_t size) {
+  if (!l || !buf)
+    return RILL_EINVAL;
+  size_t n = std::strlen(l->addr);
+  if (n >= size)
+    return RILL_EINVAL;
+  std::memcpy(buf, l->addr, n + 1);
+  return static_cast<int>(n);
+}
+
+int rill_listener_port(const rill_listener *l) {
+  if (!l)
+    return RILL_EINVAL;
+  if (!is_tcp(l->kind))
+    return 0;
+  sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getsockname(l->fd, reinterpret_cast<sockaddr *>(&ss), &len) < 0)
+    return -errno;
+  return ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port)
+                                  : ntohs(reinterpret_cast<sockaddr_in *>(&ss)->sin_port);
+}
+
+int rill_listener_fd(const rill_listener *l) { return l ? l->fd : RILL_EINVAL; }
+
+int rill_listener_pause(rill_listener *l) {
+  if (!l)
+    return RILL_EINVAL;
+  l->paused = true;
+  update_watch(l);
+  return 0;
+}
+
+int rill_listener_resume(rill_listener *l) {
+  if (!l)
+    return RILL_EINVAL;
+  l->paused = false;
+  update_watch(l);
+  return 0;
+}
+
+void rill_listener_close(rill_listener *l) {
+  if (!l || l->closed)
+    return;
+  l->closed = true;
+  rill_io_free(l->io);
+  rill_timer_free(l->backoff);
+  socket_close(l->fd);
+  if (l->unlink_path[0])
+    unlink(l->unlink_path);
+  if (!l->in_callback)
+    destroy(l);
+}
+
+}  // extern "C"

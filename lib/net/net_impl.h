@@ -1,0 +1,152 @@
+// lib/net's internal types, shared by its files.
+#ifndef RILL_NET_IMPL_H
+#define RILL_NET_IMPL_H
+
+#include <sys/socket.h>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/base_impl.h"
+#include "core/pending.h"
+#include "core/pool.h"
+#include "rill/net.h"
+
+namespace rill::detail {
+
+enum class net_kind : uint8_t { tcp, tcp4, tcp6, unix_stream };
+
+inline bool is_tcp(net_kind k) { return k != net_kind::unix_stream; }
+inline const char *network_name(net_kind k) { return is_tcp(k) ? "tcp" : "unix"; }
+
+// addr.cpp
+int parse_network(const char *network, net_kind *out);
+int parse_address(net_kind kind, const char *address, sockaddr_storage *out, socklen_t *len);
+int format_address(const sockaddr *sa, socklen_t len, char *buf, size_t size);
+
+// socket.cpp: creating sockets and setting options the Go way.
+bool ipv6_available();
+// socket() with SOCK_NONBLOCK|SOCK_CLOEXEC, or the fallback (G1).
+int socket_open(int family, int type);
+// accept4() with the same flags, or the fallback (G1).
+int socket_accept(int listen_fd);
+// Go's defaults for a new TCP connection (G2).
+int socket_apply_tcp_defaults(int fd, const rill_net_options *opts);
+int socket_set_no_delay(int fd, bool on);
+int socket_set_keep_alive(int fd, bool on, unsigned period_ms);
+int socket_listen_backlog();
+// Closes a descriptor once: retrying on EINTR could close a reused number.
+void socket_close(int fd);
+
+// Per-base state of lib/net: one read buffer shared by every connection and
+// a pool of write requests.
+struct write_req {
+  write_req *next;
+  const char *data;
+  size_t len;
+  size_t offset;  // bytes already taken by the kernel
+  char *owned;    // the copy rill_conn_write made, or nullptr for a ref write
+  rill_write_cb done;
+  void *arg;
+  int status;
+};
+
+struct net_state {
+  static constexpr size_t read_buffer_size = 64 * 1024;
+  char read_buffer[read_buffer_size];
+  handle_pool write_reqs{sizeof(write_req)};
+};
+
+net_state *net_get(rill_base *base);  // nullptr when out of memory
+
+constexpr size_t default_read_max = 64 * 1024;
+constexpr size_t default_high_water = 1024 * 1024;
+constexpr unsigned default_keep_alive_ms = 15000;
+
+}  // namespace rill::detail
+
+struct rill_conn {
+  rill_base *base;
+  int fd;
+  rill::detail::net_kind kind;
+  rill_io *io = nullptr;
+  rill_timer *deadline_timer = nullptr;  // created by the first deadline
+  rill_conn_events events{};
+  void *arg = nullptr;
+
+  // Lifecycle.
+  bool closing = false;       // rill_conn_close/abort called
+  bool fd_closed = false;
+  bool close_reported = false;
+
+  // Read side.
+  bool read_wanted = false;   // the user wants input
+  bool read_full = false;     // read_max bytes held unused: paused
+  bool read_timed_out = false;
+  bool read_finished = false; // EOF or an error was reported
+  bool redeliver = false;     // held bytes to hand over again
+  char *held = nullptr;       // bytes the user left unused
+  size_t held_len = 0;
+  size_t held_cap = 0;
+  size_t read_max;
+
+  // Write side.
+  rill::detail::write_req *queue_head = nullptr;
+  rill::detail::write_req *queue_tail = nullptr;
+  rill::detail::write_req *done_head = nullptr;  // ref writes to report
+  rill::detail::write_req *done_tail = nullptr;
+  size_t queued = 0;
+  uint64_t written = 0;
+  size_t high_water;
+  size_t low_water;
+  bool above_high = false;
+  bool shut_write_wanted = false;  // rill_conn_close_write once flushed
+  bool write_shut = false;
+  bool write_timed_out = false;
+  int write_error = 0;          // sticky: -EPIPE, -ECONNRESET ...
+
+  // Reports waiting for the loop.
+  bool notify_drain = false;
+  bool notify_high = false;
+  bool notify_low = false;
+  int notify_write_error = 0;
+  size_t notify_unsent = 0;
+  rill::detail::pending_node pending;
+
+  // Deadlines, absolute on the base clock in ns; 0: none.
+  uint64_t read_deadline = 0;
+  uint64_t write_deadline = 0;
+  uint64_t timer_due = 0;  // when deadline_timer fires, 0 if stopped
+
+  // Cached for error messages, which may be formatted after the close.
+  char local_addr[RILL_ADDRSTRLEN] = "";
+  char remote_addr[RILL_ADDRSTRLEN] = "";
+};
+
+namespace rill::detail {
+
+// conn.cpp
+int conn_create(rill_base *base, int fd, net_kind kind, const rill_net_options *opts,
+                rill_conn **out);
+void conn_update_io(rill_conn *c);
+void conn_notify(rill_conn *c);  // queue the pending report
+void conn_finish_close(rill_conn *c);
+int conn_check_open(const rill_conn *c);
+
+// conn_read.cpp
+void conn_on_readable(rill_conn *c);
+void conn_redeliver(rill_conn *c);
+void conn_release_held(rill_conn *c);
+
+// conn_write.cpp
+void conn_on_writable(rill_conn *c);
+// Drops the queue: ref writes complete with `err`, and on_write_error
+// reports `report` (0: say nothing).
+void conn_fail_queue(rill_conn *c, int err, int report);
+void conn_report_writes(rill_conn *c);
+
+// deadline.cpp
+void conn_deadline_update(rill_conn *c);
+
+}  // namespace rill::detail
+
+#endif

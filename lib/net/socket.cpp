@@ -1,0 +1,137 @@
+// Creating sockets and setting their options, the way Go's net package does.
+//
+// G1: sockets and accepted connections are non-blocking and close-on-exec
+// from birth (SOCK_NONBLOCK|SOCK_CLOEXEC, accept4). Kernels that reject those
+// flags (EINVAL, EPROTONOSUPPORT; ENOSYS for accept4) get the two-step
+// fallback, which leaves a window where a fork+exec elsewhere could inherit
+// the descriptor, as Go accepts too.
+// G2: TCP_NODELAY on, keep-alive on with a 15 s idle time and interval.
+// G3: the listen backlog is the kernel's somaxconn.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cerrno>
+#include <cstdio>
+
+#include "net/net_impl.h"
+
+namespace rill::detail {
+namespace {
+
+int set_flags_fallback(int fd) {
+  int fl = fcntl(fd, F_GETFD);
+  if (fl < 0 || fcntl(fd, F_SETFD, fl | FD_CLOEXEC) < 0)
+    return -errno;
+  fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+    return -errno;
+  return 0;
+}
+
+int set_int(int fd, int level, int name, int value) {
+  return setsockopt(fd, level, name, &value, sizeof value) < 0 ? -errno : 0;
+}
+
+}  // namespace
+
+bool ipv6_available() {
+  static int cached = -1;  // racy but idempotent: every thread computes the same
+  if (cached < 0) {
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cached = fd >= 0;
+    if (fd >= 0)
+      close(fd);
+  }
+  return cached == 1;
+}
+
+int socket_open(int family, int type) {
+#if defined(SOCK_NONBLOCK) && defined(SOCK_CLOEXEC)
+  int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd >= 0)
+    return fd;
+  if (errno != EINVAL && errno != EPROTONOSUPPORT)
+    return -errno;
+#endif
+  int plain = socket(family, type, 0);
+  if (plain < 0)
+    return -errno;
+  int err = set_flags_fallback(plain);
+  if (err) {
+    socket_close(plain);
+    return err;
+  }
+  return plain;
+}
+
+int socket_accept(int listen_fd) {
+#if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
+  int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd >= 0)
+    return fd;
+  if (errno != ENOSYS && errno != EINVAL)
+    return -errno;
+#endif
+  int plain = accept(listen_fd, nullptr, nullptr);
+  if (plain < 0)
+    return -errno;
+  int err = set_flags_fallback(plain);
+  if (err) {
+    socket_close(plain);
+    return err;
+  }
+  return plain;
+}
+
+int socket_set_no_delay(int fd, bool on) { return set_int(fd, IPPROTO_TCP, TCP_NODELAY, on); }
+
+int socket_set_keep_alive(int fd, bool on, unsigned period_ms) {
+  int err = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, on);
+  if (err || !on)
+    return err;
+  // The kernel counts in whole seconds; round up like Go does.
+  int secs = static_cast<int>((period_ms + 999) / 1000);
+  if (secs < 1)
+    secs = 1;
+#if defined(TCP_KEEPIDLE)
+  err = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, secs);
+#elif defined(TCP_KEEPALIVE)
+  err = set_int(fd, IPPROTO_TCP, TCP_KEEPALIVE, secs);
+#endif
+#if defined(TCP_KEEPINTVL)
+  if (!err)
+    err = set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, secs);
+#endif
+  return err;
+}
+
+int socket_apply_tcp_defaults(int fd, const rill_net_options *opts) {
+  int no_delay = opts ? opts->no_delay : 0;
+  int keep_alive = opts ? opts->keep_alive : 0;
+  unsigned period = opts && opts->keep_alive_ms ? opts->keep_alive_ms : default_keep_alive_ms;
+  int err = socket_set_no_delay(fd, no_delay >= 0);
+  if (!err)
+    err = socket_set_keep_alive(fd, keep_alive >= 0, period);
+  return err;
+}
+
+int socket_listen_backlog() {
+  // Read once: somaxconn rarely changes, and listen() is not a hot path.
+  int backlog = SOMAXCONN > 128 ? SOMAXCONN : 128;
+  if (FILE *f = std::fopen("/proc/sys/net/core/somaxconn", "re")) {
+    int value;
+    if (std::fscanf(f, "%d", &value) == 1 && value > 0)
+      backlog = value;
+    std::fclose(f);
+  }
+  return backlog > 65535 ? 65535 : backlog;
+}
+
+void socket_close(int fd) {
+  if (fd >= 0)
+    close(fd);
+}
+
+}  // namespace rill::detail
