@@ -16,6 +16,7 @@
 #include "rill/timer.h"
 #include "rill/signal.h"
 #include "rill/net.h"
+#include "rill/dns.h"
 
 #ifdef __cplusplus
 extern "C" {

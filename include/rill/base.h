@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "rill/dns_config.h"
 #include "rill/error.h"
 #include "rill/export.h"
 
@@ -35,6 +36,8 @@ typedef struct rill_base_config {
   /* "epoll", "kqueue" or "poll". NULL: the RILL_BACKEND environment variable
    * if set, else the best one built in (epoll on Linux, kqueue on BSD/macOS). */
   const char *backend;
+  /* The resolver's settings (rill/dns.h); zero: the system's. */
+  struct rill_dns_config dns;
 } rill_base_config;
 
 /* Creates a base. `config` may be NULL. Returns 0 and sets *out, or

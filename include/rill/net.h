@@ -8,8 +8,9 @@
  * Addresses are Go's: "host:port", ":port" (every local address),
  * "127.0.0.1:" or "[::1]:0" (the kernel picks the port), "[fe80::1%lo]:80";
  * networks "tcp", "tcp4", "tcp6" and "unix" (a path, or "@name" for Linux's
- * abstract namespace). Hosts must be numeric here; a name gives
- * RILL_ENEEDDNS until the resolver is built in.
+ * abstract namespace). rill_listen() needs a numeric host; rill_dial()
+ * resolves names on the base (rill/dns.h) and tries every address, Happy
+ * Eyeballs style (G11). Built without c-ares, a name gives RILL_ENEEDDNS.
  *
  * Lifetimes: a connection belongs to the user from the accept or dial
  * callback on until its close callback, which runs exactly once; after it
@@ -75,6 +76,11 @@ typedef struct rill_net_options {
   size_t write_low_water;    /* queued bytes that fire on_low_water, 0 */
   rill_control_cb control;
   void *control_arg;
+  /* dial by name: resolver settings for this dial (NULL: the base's) */
+  const struct rill_dns_config *dns;
+  /* dial by name: Happy Eyeballs delay before the next address is tried
+   * while the previous one is still connecting; 0: 300 ms */
+  unsigned fallback_delay_ms;
 } rill_net_options;
 
 /* ---- connections ------------------------------------------------------- */

@@ -100,7 +100,31 @@ void dump_handle(const void *slot, void *ctx) {
   fputc('\n', out);
 }
 
+// Keeps the resolver settings, with private copies of their strings.
+int copy_dns_config(rill_base *base, const rill_dns_config &cfg) {
+  size_t servers = cfg.servers ? std::strlen(cfg.servers) + 1 : 0;
+  size_t hosts = cfg.hosts_file ? std::strlen(cfg.hosts_file) + 1 : 0;
+  base->dns_config = cfg;
+  if (!servers && !hosts)
+    return 0;
+  base->dns_strings = static_cast<char *>(mem_alloc(servers + hosts));
+  if (!base->dns_strings)
+    return RILL_ENOMEM;
+  if (servers) {
+    std::memcpy(base->dns_strings, cfg.servers, servers);
+    base->dns_config.servers = base->dns_strings;
+  }
+  if (hosts) {
+    std::memcpy(base->dns_strings + servers, cfg.hosts_file, hosts);
+    base->dns_config.hosts_file = base->dns_strings + servers;
+  }
+  return 0;
+}
+
 void teardown(rill_base *base) {
+  if (base->dns_shutdown)
+    base->dns_shutdown(base);
+  mem_free(base->dns_strings);
   if (base->net_destroy)
     base->net_destroy(base);
   signals_destroy(base);
@@ -130,6 +154,8 @@ int rill_base_new(const rill_base_config *config, rill_base **out) {
   note_base_created();
   base->backend = ops;
   int err = base->events.resize_zeroed(event_capacity) ? 0 : RILL_ENOMEM;
+  if (!err && config)
+    err = copy_dns_config(base, config->dns);
   if (!err)
     err = ops->init(&base->backend_state);
   if (!err)
@@ -149,6 +175,11 @@ int rill_base_free(rill_base *base) {
   if (base->running)
     return RILL_EBUSY;
   posts_drain(base);
+  if (base->dns_shutdown) {
+    // Queries in flight end now, their callbacks saying RILL_ECANCELED.
+    base->dns_shutdown(base);
+    pending_run(base);
+  }
   if (base->handle_count || !pending_empty(base))
     return RILL_EBUSY;
   teardown(base);

@@ -118,6 +118,13 @@ struct rill_base {
   void *net = nullptr;
   void (*net_destroy)(rill_base *base) = nullptr;
 
+  // lib/dns: the c-ares channel, created on first use. dns_shutdown ends
+  // every query in flight (their callbacks report RILL_ECANCELED).
+  void *dns = nullptr;
+  void (*dns_shutdown)(rill_base *base) = nullptr;
+  rill_dns_config dns_config{};  // strings copied into dns_strings
+  char *dns_strings = nullptr;
+
   rill_base_stats stats{};
 };
 
@@ -133,6 +140,7 @@ int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
 
 // timer.cpp
 void timers_run(rill_base *base) noexcept;
+int timer_create(rill_base *base, rill_timer_cb cb, void *arg, bool internal, rill_timer **out) noexcept;
 // Nanoseconds until the next timer, or -1 when none is armed.
 int64_t timers_next_timeout(const rill_base *base) noexcept;
 

@@ -131,6 +131,14 @@ void timers_run(rill_base *base) noexcept {
   }
 }
 
+int timer_create(rill_base *base, rill_timer_cb cb, void *arg, bool internal, rill_timer **out) noexcept {
+  rill_timer *t = handle_new<rill_timer>(base, internal, cb, arg);
+  if (!t)
+    return RILL_ENOMEM;
+  *out = t;
+  return 0;
+}
+
 int64_t timers_next_timeout(const rill_base *base) noexcept {
   if (base->timers.empty())
     return -1;
@@ -145,11 +153,7 @@ extern "C" {
 int rill_timer_new(rill_base *base, rill_timer_cb cb, void *arg, rill_timer **out) {
   if (!base || !cb || !out)
     return RILL_EINVAL;
-  rill_timer *t = handle_new<rill_timer>(base, false, cb, arg);
-  if (!t)
-    return RILL_ENOMEM;
-  *out = t;
-  return 0;
+  return timer_create(base, cb, arg, false, out);
 }
 
 int rill_timer_start(rill_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms) {

@@ -63,6 +63,8 @@ void run_pending(pending_node *node) {
     c->close_reported = true;
     if (c->events.on_close)
       c->events.on_close(c, c->arg);
+    // Reports made during this run queued the node again; it dies with c.
+    pending_cancel(c->base, &c->pending);
     destroy(c);
   }
 }

@@ -1,4 +1,5 @@
-// Dialing: a non-blocking connect completed the way Go completes it (G7-G10).
+// Dialing: non-blocking connects completed the way Go completes them
+// (G7-G11).
 //
 // connect() answers EINPROGRESS; the socket becomes writable when the
 // handshake ends, and SO_ERROR says how: EINPROGRESS, EALREADY or EINTR mean
@@ -7,78 +8,151 @@
 // handshake is done (Go issues 14548, 19289) — and anything else is the
 // connect error.
 //
-// Exactly one callback per dial (G10). A timeout or a cancel closes the
-// socket before reporting, so a connection that lost the race is never
-// handed out half-poisoned (Go issue 16523); a success that is decided but
-// not yet reported still loses to a cancel, because the user has not seen it.
+// A host name is resolved on the base first, then its addresses are tried
+// Happy Eyeballs style (RFC 8305): families interleaved, the next address
+// started when the previous one fails or after the fallback delay, the first
+// connection wins and the others are closed. The dial timeout covers the
+// lookup and every attempt; a failure names the last address tried.
+//
+// Exactly one callback per dial (G10), always from the pending queue. A
+// timeout or a cancel closes every socket before reporting, so a connection
+// that lost the race is never handed out half-poisoned (Go issue 16523); a
+// success that is decided but not yet reported still loses to a cancel,
+// because the user has not seen it.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "core/alloc.h"
 #include "net/net_impl.h"
+#include "rill/dns.h"
+
+namespace rill::detail {
+namespace {
+
+constexpr unsigned default_fallback_ms = 300;
+
+struct dial_target {
+  sockaddr_storage addr;
+  socklen_t len;
+};
+
+struct dial_attempt {
+  rill_dialer *dialer;
+  int fd = -1;
+  rill_io *io = nullptr;
+  char address[RILL_ADDRSTRLEN];
+};
+
+}  // namespace
+}  // namespace rill::detail
 
 struct rill_dialer {
   rill_base *base;
-  int fd = -1;
   rill::detail::net_kind kind;
-  rill_io *io = nullptr;
-  rill_timer *timer = nullptr;
   rill_dial_cb on_done;
   void *arg;
   rill_net_options opts{};
-  bool decided = false;      // the outcome is known
-  bool reporting = false;    // the callback is running
+  char network[8];
+  char local_address[RILL_ADDRSTRLEN] = "";
+  rill_timer *timeout = nullptr;
+  rill_timer *fallback = nullptr;
+  rill_dns_query *query = nullptr;
+  char host[256] = "";  // a name being resolved
+  int port = 0;
+  rill::detail::vec<rill::detail::dial_target> targets;
+  size_t next_target = 0;
+  rill::detail::vec<rill::detail::dial_attempt *> attempts;
+  bool decided = false;
+  bool reporting = false;
   int status = 0;
+  int winner_fd = -1;
   const char *failed_call = nullptr;  // "connect", "socket", "bind"
-  char address[RILL_ADDRSTRLEN] = "";
-  char local[RILL_ADDRSTRLEN] = "";
+  char address[RILL_ADDRSTRLEN] = "";  // the address the error names
   rill::detail::pending_node pending;
 };
 
 namespace rill::detail {
 namespace {
 
-void report(rill_dialer *d) {
+void close_attempt(dial_attempt *a) {
+  rill_io_free(a->io);
+  socket_close(a->fd);
+  destroy(a);
+}
+
+void drop_attempt(rill_dialer *d, dial_attempt *a) {
+  for (size_t i = 0; i < d->attempts.size(); i++)
+    if (d->attempts[i] == a) {
+      d->attempts[i] = d->attempts.back();
+      d->attempts.pop_back();
+      break;
+    }
+  close_attempt(a);
+}
+
+// Records the outcome, stops everything else, and queues the report.
+void decide(rill_dialer *d, int status, const char *call) {
+  if (d->decided)
+    return;
+  d->decided = true;
+  d->status = status;
+  d->failed_call = call;
+  for (size_t i = 0; i < d->attempts.size(); i++)
+    close_attempt(d->attempts[i]);
+  d->attempts.clear();
+  rill_timer_free(d->timeout);
+  rill_timer_free(d->fallback);
+  d->timeout = d->fallback = nullptr;
+  if (d->query)
+    rill_resolve_cancel(d->query);  // its callback clears d->query, before ours runs
+  pending_push(d->base, &d->pending);
+}
+
+void report(pending_node *node) {
+  auto *d = reinterpret_cast<rill_dialer *>(reinterpret_cast<char *>(node) - offsetof(rill_dialer, pending));
   rill_conn *conn = nullptr;
   if (d->status == 0) {
-    int err = is_tcp(d->kind) ? socket_apply_tcp_defaults(d->fd, &d->opts) : 0;
+    int err = is_tcp(d->kind) ? socket_apply_tcp_defaults(d->winner_fd, &d->opts) : 0;
     if (!err)
-      err = conn_create(d->base, d->fd, d->kind, &d->opts, &conn);
+      err = conn_create(d->base, d->winner_fd, d->kind, &d->opts, &conn);
     if (err) {
-      socket_close(d->fd);
+      socket_close(d->winner_fd);
       d->status = err;
       d->failed_call = "setsockopt";
     }
-    d->fd = -1;
+    d->winner_fd = -1;
   }
   d->reporting = true;
   d->on_done(d, conn, d->status, d->arg);
   destroy(d);
 }
 
-void report_pending(pending_node *node) {
-  report(reinterpret_cast<rill_dialer *>(reinterpret_cast<char *>(node) - offsetof(rill_dialer, pending)));
+void win(rill_dialer *d, dial_attempt *a) {
+  d->winner_fd = a->fd;
+  a->fd = -1;
+  std::memcpy(d->address, a->address, sizeof d->address);
+  drop_attempt(d, a);
+  decide(d, 0, nullptr);
 }
 
-// Records the outcome and stops waiting. A failure closes the socket now.
-void decide(rill_dialer *d, int status, const char *call) {
-  d->decided = true;
-  d->status = status;
+void start_next(rill_dialer *d);
+
+void attempt_failed(rill_dialer *d, dial_attempt *a, int err, const char *call) {
+  d->status = err;
   d->failed_call = call;
-  rill_io_free(d->io);
-  d->io = nullptr;
-  rill_timer_free(d->timer);
-  d->timer = nullptr;
-  if (status != 0) {
-    socket_close(d->fd);
-    d->fd = -1;
-  }
+  std::memcpy(d->address, a->address, sizeof d->address);
+  drop_attempt(d, a);
+  if (d->next_target < d->targets.size())
+    start_next(d);  // a failure starts the next address at once
+  else if (d->attempts.empty())
+    decide(d, err, call);
 }
 
 void on_writable(rill_io *, int fd, unsigned, void *arg) {
-  auto *d = static_cast<rill_dialer *>(arg);
+  auto *a = static_cast<dial_attempt *>(arg);
   int soerr = 0;
   socklen_t len = sizeof soerr;
   if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
@@ -94,70 +168,147 @@ void on_writable(rill_io *, int fd, unsigned, void *arg) {
       socklen_t plen = sizeof peer;
       if (getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &plen) < 0)
         return;  // a spurious wake-up: the handshake is not done
-      decide(d, 0, nullptr);
-      break;
+      win(a->dialer, a);
+      return;
     }
     default:
-      decide(d, -soerr, "connect");
-      break;
+      attempt_failed(a->dialer, a, -soerr, "connect");
   }
-  report(d);
 }
 
-void on_timeout(rill_timer *, void *arg) {
-  auto *d = static_cast<rill_dialer *>(arg);
-  decide(d, RILL_ETIMEOUT, nullptr);
-  report(d);
-}
+void on_timeout(rill_timer *, void *arg) { decide(static_cast<rill_dialer *>(arg), RILL_ETIMEOUT, nullptr); }
 
-// Starts the connect; returns a code for errors found before any socket
-// call could fail for reasons of the peer (bad local address).
-int start(rill_dialer *d, const sockaddr_storage &ss, socklen_t len, const char *network,
-          const char *local_address) {
-  d->fd = socket_open(ss.ss_family, SOCK_STREAM);
-  if (d->fd < 0) {
-    int err = d->fd;
-    d->fd = -1;
-    decide(d, err, "socket");
-    return 0;
+void on_fallback(rill_timer *, void *arg) { start_next(static_cast<rill_dialer *>(arg)); }
+
+// Socket, control hook, local bind and connect for one address. Returns 0
+// with the attempt connecting (or connected: *connected), or the error and
+// the call that failed.
+int connect_one(rill_dialer *d, dial_attempt *a, const dial_target &t, bool *connected, const char **call) {
+  *call = "socket";
+  a->fd = socket_open(t.addr.ss_family, SOCK_STREAM);
+  if (a->fd < 0) {
+    int err = a->fd;
+    a->fd = -1;
+    return err;
   }
+  *call = nullptr;
   if (d->opts.control) {
-    int err = d->opts.control(d->fd, network, d->address, d->opts.control_arg);
-    if (err < 0) {
-      decide(d, err, nullptr);
-      return 0;
-    }
+    int err = d->opts.control(a->fd, d->network, a->address, d->opts.control_arg);
+    if (err < 0)
+      return err;
   }
-  if (local_address) {
+  if (d->local_address[0]) {
+    *call = "bind";
     sockaddr_storage local;
     socklen_t local_len;
-    int err = parse_address(d->kind, local_address, &local, &local_len);
-    if (!err && bind(d->fd, reinterpret_cast<sockaddr *>(&local), local_len) < 0)
-      err = -errno;
-    if (err) {
-      decide(d, err, "bind");
-      return 0;
-    }
-    std::strncpy(d->local, local_address, sizeof d->local - 1);
+    int err = parse_address(d->kind, d->local_address, &local, &local_len);
+    if (err)
+      return err;
+    if (bind(a->fd, reinterpret_cast<sockaddr *>(&local), local_len) < 0)
+      return -errno;
   }
-  if (connect(d->fd, reinterpret_cast<const sockaddr *>(&ss), len) == 0) {
-    decide(d, 0, nullptr);
+  *call = "connect";
+  if (connect(a->fd, reinterpret_cast<const sockaddr *>(&t.addr), t.len) == 0) {
+    *connected = true;
     return 0;
   }
   // EINTR: the connect goes on in the kernel; wait for it like EINPROGRESS.
-  if (errno != EINPROGRESS && errno != EINTR) {
-    decide(d, -errno, "connect");
-    return 0;
-  }
-  int err = rill_io_new(d->base, d->fd, on_writable, d, &d->io);
+  if (errno != EINPROGRESS && errno != EINTR)
+    return -errno;
+  *call = nullptr;
+  int err = rill_io_new(d->base, a->fd, on_writable, a, &a->io);
   if (!err)
-    err = rill_io_start(d->io, RILL_WRITE);
-  if (!err && d->opts.timeout_ms) {
-    err = rill_timer_new(d->base, on_timeout, d, &d->timer);
-    if (!err)
-      err = rill_timer_start(d->timer, d->opts.timeout_ms, 0);
-  }
+    err = rill_io_start(a->io, RILL_WRITE);
   return err;
+}
+
+// Starts the next address; more follow on failure or after the fallback
+// delay. Addresses that fail at once are skipped.
+void start_next(rill_dialer *d) {
+  while (!d->decided && d->next_target < d->targets.size()) {
+    const dial_target &t = d->targets[d->next_target++];
+    dial_attempt *a = make<dial_attempt>();
+    if (!a || !d->attempts.push(a)) {
+      destroy(a);
+      decide(d, RILL_ENOMEM, nullptr);
+      return;
+    }
+    a->dialer = d;
+    if (d->kind == net_kind::unix_stream)
+      std::snprintf(a->address, sizeof a->address, "%s", d->address);
+    else
+      format_address(reinterpret_cast<const sockaddr *>(&t.addr), t.len, a->address, sizeof a->address);
+    bool connected = false;
+    const char *call = nullptr;
+    int err = connect_one(d, a, t, &connected, &call);
+    if (err) {
+      d->status = err;
+      d->failed_call = call;
+      std::memcpy(d->address, a->address, sizeof d->address);
+      drop_attempt(d, a);
+      continue;
+    }
+    if (connected) {
+      win(d, a);
+      return;
+    }
+    if (d->next_target < d->targets.size()) {
+      unsigned delay = d->opts.fallback_delay_ms ? d->opts.fallback_delay_ms : default_fallback_ms;
+      if (d->fallback || timer_create(d->base, on_fallback, d, false, &d->fallback) == 0)
+        rill_timer_start(d->fallback, delay, 0);
+    }
+    return;
+  }
+  if (!d->decided && d->attempts.empty())
+    decide(d, d->status ? d->status : RILL_EDNS_NOHOST, d->failed_call);
+}
+
+socklen_t addr_len(int family) {
+  return family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
+
+// RFC 8305 section 4: alternate families, starting with the resolver's first
+// choice.
+void add_interleaved(rill_dialer *d, const rill_dns_result *res) {
+  if (!d->targets.reserve(res->count))
+    return;
+  int first = res->count ? res->addrs[0].ss_family : AF_INET6;
+  size_t i_first = 0, i_other = 0;
+  bool take_first = true;
+  for (;;) {
+    size_t &i = take_first ? i_first : i_other;
+    while (i < res->count && (res->addrs[i].ss_family == first) != take_first)
+      i++;
+    if (i < res->count) {
+      dial_target t{res->addrs[i], addr_len(res->addrs[i].ss_family)};
+      if (t.addr.ss_family == AF_INET)
+        reinterpret_cast<sockaddr_in *>(&t.addr)->sin_port = htons(static_cast<uint16_t>(d->port));
+      else
+        reinterpret_cast<sockaddr_in6 *>(&t.addr)->sin6_port = htons(static_cast<uint16_t>(d->port));
+      d->targets.push(t);
+      i++;
+    } else if (i_first >= res->count && i_other >= res->count) {
+      break;
+    }
+    take_first = !take_first;
+  }
+}
+
+void on_resolved(rill_dns_query *, int status, const rill_dns_result *res, void *arg) {
+  auto *d = static_cast<rill_dialer *>(arg);
+  d->query = nullptr;
+  if (d->decided)
+    return;
+  if (status) {
+    decide(d, status, "lookup");
+    return;
+  }
+  add_interleaved(d, res);
+  start_next(d);
+}
+
+int family_for(net_kind kind) {
+  return kind == net_kind::tcp4 ? AF_INET : kind == net_kind::tcp6 ? AF_INET6 : AF_UNSPEC;
 }
 
 }  // namespace
@@ -175,11 +326,22 @@ int rill_dial(rill_base *base, const char *network, const char *address,
   int err = parse_network(network, &kind);
   if (err)
     return err;
-  sockaddr_storage ss;
-  socklen_t len;
-  if ((err = parse_address(kind, address, &ss, &len)) != 0)
-    return err;
   if (std::strlen(address) >= RILL_ADDRSTRLEN)
+    return RILL_EINVAL;
+  dial_target target;
+  err = parse_address(kind, address, &target.addr, &target.len);
+  char host[256] = "";
+  int port = 0;
+  bool needs_dns = err == RILL_ENEEDDNS;
+  if (needs_dns) {
+    char zone[8];
+    split_host_port(address, host, sizeof host, zone, sizeof zone, &port);
+    if ((err = rill_dns_check_name(host)) != 0)
+      return err;
+  } else if (err) {
+    return err;
+  }
+  if (options && options->local_address && std::strlen(options->local_address) >= RILL_ADDRSTRLEN)
     return RILL_EINVAL;
   if (!net_get(base))
     return RILL_ENOMEM;
@@ -190,23 +352,36 @@ int rill_dial(rill_base *base, const char *network, const char *address,
   d->kind = kind;
   d->on_done = on_done;
   d->arg = arg;
-  d->pending.run = report_pending;
-  if (options)
+  d->pending.run = report;
+  std::snprintf(d->network, sizeof d->network, "%s", network);
+  std::snprintf(d->address, sizeof d->address, "%s", address);
+  if (options) {
     d->opts = *options;
-  d->opts.local_address = nullptr;  // the caller's string is not kept
-  std::strcpy(d->address, address);
-  if (kind != net_kind::unix_stream)
-    format_address(reinterpret_cast<sockaddr *>(&ss), len, d->address, sizeof d->address);
-  err = start(d, ss, len, network, options ? options->local_address : nullptr);
+    if (options->local_address)
+      std::snprintf(d->local_address, sizeof d->local_address, "%s", options->local_address);
+  }
+  d->opts.local_address = nullptr;  // the caller's strings are not kept
+  d->opts.dns = nullptr;
+  if (d->opts.timeout_ms) {
+    err = timer_create(base, on_timeout, d, false, &d->timeout);
+    if (!err)
+      err = rill_timer_start(d->timeout, d->opts.timeout_ms, 0);
+  }
+  if (!err && needs_dns) {
+    std::snprintf(d->host, sizeof d->host, "%s", host);
+    d->port = port;
+    err = rill_resolve(base, host, family_for(kind), options ? options->dns : nullptr, on_resolved, d,
+                       &d->query);
+  } else if (!err) {
+    err = d->targets.push(target) ? 0 : RILL_ENOMEM;
+    if (!err)
+      start_next(d);  // a failure at once is reported from the loop
+  }
   if (err) {
-    rill_io_free(d->io);
-    rill_timer_free(d->timer);
-    socket_close(d->fd);
+    rill_timer_free(d->timeout);
     destroy(d);
     return err;
   }
-  if (d->decided)
-    pending_push(base, &d->pending);  // reported from the loop, never from here
   if (out)
     *out = d;
   return 0;
@@ -220,22 +395,28 @@ int rill_dialer_cancel(rill_dialer *d) {
   if (d->decided && d->status != 0)
     return 0;  // already failed; that report stands
   if (d->decided) {
-    socket_close(d->fd);  // a success the user has not seen yet
-    d->fd = -1;
+    socket_close(d->winner_fd);  // a success the user has not seen yet
+    d->winner_fd = -1;
     d->status = RILL_ECANCELED;
     d->failed_call = nullptr;
   } else {
     decide(d, RILL_ECANCELED, nullptr);
   }
-  pending_push(d->base, &d->pending);
   return 0;
 }
 
 int rill_dialer_format_error(const rill_dialer *d, int err, char *buf, size_t size) {
   if (!d)
     return RILL_EINVAL;
-  return rill_format_op_error(buf, size, "dial", network_name(d->kind), d->local[0] ? d->local : nullptr,
-                              d->address, err > -10000 ? d->failed_call : nullptr, err);
+  if (RILL_IS_DNS_ERROR(err) && d->host[0]) {
+    // Go: "dial tcp: lookup example.invalid: no such host"
+    int n = std::snprintf(buf, size, "dial %s: lookup %s: %s", network_name(d->kind), d->host,
+                          rill_strerror(err));
+    return n < 0 || static_cast<size_t>(n) >= size ? RILL_EINVAL : n;
+  }
+  return rill_format_op_error(buf, size, "dial", network_name(d->kind),
+                              d->local_address[0] ? d->local_address : nullptr, d->address,
+                              err > -10000 ? d->failed_call : nullptr, err);
 }
 
 }  // extern "C"

@@ -20,6 +20,8 @@ inline const char *network_name(net_kind k) { return is_tcp(k) ? "tcp" : "unix";
 
 // addr.cpp
 int parse_network(const char *network, net_kind *out);
+int split_host_port(const char *address, char *host, size_t host_size, char *zone, size_t zone_size,
+                    int *port);
 int parse_address(net_kind kind, const char *address, sockaddr_storage *out, socklen_t *len);
 int format_address(const sockaddr *sa, socklen_t len, char *buf, size_t size);
 

@@ -1,0 +1,62 @@
+/* rill — asynchronous name resolution on the base (c-ares).
+ *
+ * The resolver runs on the base itself: c-ares's sockets are ordinary
+ * watchers and its timeouts one timer, so a lookup never blocks and needs no
+ * thread. The hosts file is consulted first (by default), then DNS;
+ * "localhost" and names under ".localhost" resolve to the loopback addresses
+ * without asking anyone. */
+#ifndef RILL_DNS_H
+#define RILL_DNS_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "rill/base.h"
+#include "rill/dns_config.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rill_dns_query rill_dns_query;
+
+/* A resolution's answer: every address found (IPv6 and IPv4, in the order
+ * the resolver prefers), port 0, and the canonical name. Valid during the
+ * callback only. */
+typedef struct rill_dns_result {
+  const char *canonical_name;
+  size_t count;
+  const struct sockaddr_storage *addrs;
+} rill_dns_result;
+
+/* Exactly once per rill_resolve(): status 0 with a result, or an error:
+ * RILL_EDNS_NOHOST, RILL_EDNS_SERVFAIL, RILL_EDNS_REFUSED, RILL_EDNS_TIMEOUT,
+ * RILL_ECANCELED (rill_resolve_cancel or rill_base_free), RILL_ENOMEM. */
+typedef void (*rill_resolve_cb)(rill_dns_query *query, int status, const rill_dns_result *result,
+                                void *arg);
+
+/* Resolves `host` for `family` (AF_UNSPEC, AF_INET or AF_INET6). `config`
+ * overrides the base's resolver settings for this request; NULL uses them.
+ * A name that cannot be a host name (empty, over 253 bytes, an empty or
+ * over-long label, bytes other than letters, digits, '-', '_' and '.') is
+ * RILL_EDNS_BADNAME at once, before any query, and no callback follows.
+ * Numeric addresses answer without a query (still from the loop). *out
+ * (may be NULL) is valid until the callback returns. */
+RILL_API int rill_resolve(rill_base *base, const char *host, int family,
+                          const rill_dns_config *config, rill_resolve_cb cb, void *arg,
+                          rill_dns_query **out);
+
+/* Cancels: the callback runs with RILL_ECANCELED, from the loop. */
+RILL_API int rill_resolve_cancel(rill_dns_query *query);
+
+/* Checks `host` the way rill_resolve() does: 0 or RILL_EDNS_BADNAME. */
+RILL_API int rill_dns_check_name(const char *host);
+
+/* The c-ares version rill runs with, "1.18.1" say; NULL without c-ares. */
+RILL_API const char *rill_dns_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RILL_DNS_H */

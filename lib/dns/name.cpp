@@ -1,0 +1,31 @@
+// What counts as a host name, checked before any query is sent: at most 253
+// bytes, labels of 1-63 bytes separated by dots (one trailing dot allowed),
+// letters, digits, '-' and '_' (which real names use, as Go allows).
+#include <cstring>
+
+#include "rill/dns.h"
+
+extern "C" int rill_dns_check_name(const char *host) {
+  if (!host)
+    return RILL_EINVAL;
+  size_t len = std::strlen(host);
+  if (len > 0 && host[len - 1] == '.')
+    len--;  // the root label
+  if (len == 0 || len > 253)
+    return RILL_EDNS_BADNAME;
+  size_t label = 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char ch = static_cast<unsigned char>(host[i]);
+    if (ch == '.') {
+      if (label == 0)
+        return RILL_EDNS_BADNAME;  // an empty label: "a..b", ".a"
+      label = 0;
+      continue;
+    }
+    bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_';
+    if (!ok || ++label > 63)
+      return RILL_EDNS_BADNAME;
+  }
+  return 0;
+}

@@ -1,0 +1,418 @@
+// The c-ares channel, driven by the base.
+//
+// c-ares tells which sockets it wants watched through its socket-state
+// callback; each becomes an internal io watcher that calls ares_process_fd()
+// on readiness, and one internal timer follows ares_timeout(). Nothing polls
+// and no thread is involved. While queries are in flight the channel holds a
+// reference on the base, so rill_base_run() waits for them.
+//
+// A query's callback always runs from the pending queue, never inside
+// rill_resolve() (c-ares may answer synchronously) nor inside c-ares. A
+// cancelled query is answered at once; c-ares's own answer for it arrives
+// later and is dropped. A query that overrides the servers or timing gets a
+// channel of its own, destroyed once the answer is in.
+#include <ares.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+
+#include "core/alloc.h"
+#include "core/base_impl.h"
+#include "dns/hosts.h"
+#include "rill/dns.h"
+
+namespace rill::detail {
+namespace {
+
+struct dns_channel;
+
+struct sock_watch {
+  int fd;
+  rill_io *io;
+};
+
+}  // namespace
+}  // namespace rill::detail
+
+struct rill_dns_query {
+  rill_base *base;
+  rill::detail::dns_channel *channel = nullptr;
+  rill_resolve_cb cb;
+  void *arg;
+  int family;
+  int status = 0;
+  bool in_ares = false;    // c-ares still owes its answer
+  bool answered = false;   // the user's callback ran or is running
+  bool cancelled = false;
+  rill::detail::vec<sockaddr_storage> addrs;
+  char canonical[256] = "";
+  rill::detail::pending_node pending;
+  rill_dns_query *prev = nullptr;  // the base's list of queries, for shutdown
+  rill_dns_query *next = nullptr;
+};
+
+namespace rill::detail {
+namespace {
+
+struct dns_channel {
+  rill_base *base;
+  ares_channel channel = nullptr;
+  vec<sock_watch> socks;
+  rill_timer *timer = nullptr;
+  int in_flight = 0;
+  bool shared;  // the base's channel, as opposed to a per-query one
+  pending_node destroy_later;
+};
+
+struct dns_state {
+  dns_channel *shared = nullptr;
+  rill_dns_query *queries = nullptr;
+};
+
+std::once_flag library_once;
+int library_status = ARES_SUCCESS;
+
+void reschedule(dns_channel *ch) {
+  timeval tv;
+  if (ch->timer && ares_timeout(ch->channel, nullptr, &tv)) {
+    uint64_t ms = static_cast<uint64_t>(tv.tv_sec) * 1000 + (static_cast<uint64_t>(tv.tv_usec) + 999) / 1000;
+    rill_timer_start(ch->timer, ms, 0);
+  } else if (ch->timer) {
+    rill_timer_stop(ch->timer);
+  }
+}
+
+void on_socket(rill_io *, int fd, unsigned events, void *arg) {
+  auto *ch = static_cast<dns_channel *>(arg);
+  ares_process_fd(ch->channel, events & RILL_READ ? fd : ARES_SOCKET_BAD,
+                  events & RILL_WRITE ? fd : ARES_SOCKET_BAD);
+  reschedule(ch);
+}
+
+void on_timeout(rill_timer *, void *arg) {
+  auto *ch = static_cast<dns_channel *>(arg);
+  ares_process_fd(ch->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
+  reschedule(ch);
+}
+
+void on_sock_state(void *data, ares_socket_t fd, int readable, int writable) {
+  auto *ch = static_cast<dns_channel *>(data);
+  size_t i = 0;
+  while (i < ch->socks.size() && ch->socks[i].fd != fd)
+    i++;
+  if (!readable && !writable) {
+    // c-ares closes the socket next: stop watching it first.
+    if (i < ch->socks.size()) {
+      rill_io_free(ch->socks[i].io);
+      ch->socks[i] = ch->socks.back();
+      ch->socks.pop_back();
+    }
+    return;
+  }
+  if (i == ch->socks.size()) {
+    rill_io *io;
+    if (io_create(ch->base, fd, on_socket, ch, true, &io) != 0 || !ch->socks.push(sock_watch{fd, io}))
+      return;  // out of memory: the query will time out
+  }
+  rill_io_start(ch->socks[i].io, (readable ? unsigned{RILL_READ} : 0u) | (writable ? unsigned{RILL_WRITE} : 0u));
+}
+
+void channel_free(dns_channel *ch) {
+  if (ch->channel)
+    ares_destroy(ch->channel);  // runs outstanding callbacks with ARES_EDESTRUCTION
+  for (size_t i = 0; i < ch->socks.size(); i++)
+    rill_io_free(ch->socks[i].io);
+  rill_timer_free(ch->timer);
+  destroy(ch);
+}
+
+void destroy_later(pending_node *node) {
+  channel_free(reinterpret_cast<dns_channel *>(reinterpret_cast<char *>(node) -
+                                               offsetof(dns_channel, destroy_later)));
+}
+
+int channel_new(rill_base *base, const rill_dns_config &cfg, bool shared, dns_channel **out) {
+  std::call_once(library_once, [] { library_status = ares_library_init(ARES_LIB_INIT_ALL); });
+  if (library_status != ARES_SUCCESS)
+    return RILL_ENOMEM;
+  dns_channel *ch = make<dns_channel>();
+  if (!ch)
+    return RILL_ENOMEM;
+  ch->base = base;
+  ch->shared = shared;
+  ch->destroy_later.run = destroy_later;
+  ares_options opts{};
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS;
+  opts.sock_state_cb = on_sock_state;
+  opts.sock_state_cb_data = ch;
+  opts.lookups = const_cast<char *>("b");  // the hosts file is read by rill
+  if (cfg.timeout_ms) {
+    opts.timeout = static_cast<int>(cfg.timeout_ms);
+    mask |= ARES_OPT_TIMEOUTMS;
+  }
+  if (cfg.tries) {
+    opts.tries = static_cast<int>(cfg.tries);
+    mask |= ARES_OPT_TRIES;
+  }
+  int err = timer_create(base, on_timeout, ch, true, &ch->timer);
+  if (err) {
+    destroy(ch);
+    return err;
+  }
+  if (ares_init_options(&ch->channel, &opts, mask) != ARES_SUCCESS) {
+    ch->channel = nullptr;
+    channel_free(ch);
+    return RILL_ENOMEM;
+  }
+  if (cfg.servers && ares_set_servers_ports_csv(ch->channel, cfg.servers) != ARES_SUCCESS) {
+    channel_free(ch);
+    return RILL_EINVAL;
+  }
+  *out = ch;
+  return 0;
+}
+
+int map_status(int status) {
+  switch (status) {
+    case ARES_SUCCESS:
+      return 0;
+    case ARES_ENODATA:
+    case ARES_ENOTFOUND:
+    case ARES_ENONAME:
+      return RILL_EDNS_NOHOST;
+    case ARES_EREFUSED:
+      return RILL_EDNS_REFUSED;
+    case ARES_ETIMEOUT:
+      return RILL_EDNS_TIMEOUT;
+    case ARES_EBADNAME:
+      return RILL_EDNS_BADNAME;
+    case ARES_ENOMEM:
+      return RILL_ENOMEM;
+    case ARES_ECANCELLED:
+    case ARES_EDESTRUCTION:
+      return RILL_ECANCELED;
+    case ARES_ECONNREFUSED:
+      return RILL_ECONNREFUSED;
+    default:  // ESERVFAIL, EFORMERR, EBADRESP, ...
+      return RILL_EDNS_SERVFAIL;
+  }
+}
+
+dns_state *state(rill_base *base) { return static_cast<dns_state *>(base->dns); }
+
+void unlink_query(rill_dns_query *q) {
+  dns_state *st = state(q->base);
+  if (q->prev)
+    q->prev->next = q->next;
+  else
+    st->queries = q->next;
+  if (q->next)
+    q->next->prev = q->prev;
+}
+
+// Frees the query once both the user and c-ares are done with it.
+void maybe_free(rill_dns_query *q) {
+  if (q->in_ares || !q->answered)
+    return;
+  unlink_query(q);
+  destroy(q);
+}
+
+void deliver(pending_node *node) {
+  auto *q = reinterpret_cast<rill_dns_query *>(reinterpret_cast<char *>(node) -
+                                               offsetof(rill_dns_query, pending));
+  q->answered = true;
+  rill_dns_result result{q->canonical, q->addrs.size(), q->addrs.data()};
+  q->cb(q, q->status, q->status == 0 ? &result : nullptr, q->arg);
+  maybe_free(q);
+}
+
+// Takes canonical name and addresses out of a c-ares answer.
+void take_answer(rill_dns_query *q, const ares_addrinfo *res) {
+  for (const ares_addrinfo_node *n = res->nodes; n; n = n->ai_next) {
+    if (n->ai_family != AF_INET && n->ai_family != AF_INET6)
+      continue;
+    sockaddr_storage ss{};
+    std::memcpy(&ss, n->ai_addr, static_cast<size_t>(n->ai_addrlen));
+    if (ss.ss_family == AF_INET)
+      reinterpret_cast<sockaddr_in *>(&ss)->sin_port = 0;
+    else
+      reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port = 0;
+    q->addrs.push(ss);
+  }
+  // The chain's end: the cname target that is nobody's alias.
+  for (const ares_addrinfo_cname *c = res->cnames; c; c = c->next) {
+    bool is_alias = false;
+    for (const ares_addrinfo_cname *o = res->cnames; o; o = o->next)
+      if (o->alias && c->name && strcasecmp(o->alias, c->name) == 0)
+        is_alias = true;
+    if (!is_alias && c->name)
+      std::snprintf(q->canonical, sizeof q->canonical, "%s", c->name);
+  }
+  if (q->addrs.empty())
+    q->status = RILL_EDNS_NOHOST;
+}
+
+void on_answer(void *arg, int status, int, ares_addrinfo *res) {
+  auto *q = static_cast<rill_dns_query *>(arg);
+  dns_channel *ch = q->channel;
+  q->in_ares = false;
+  if (--ch->in_flight == 0) {
+    rill_base_unref(ch->base);
+    if (!ch->shared)
+      pending_push(ch->base, &ch->destroy_later);  // not from inside c-ares
+  }
+  if (!q->cancelled && !q->answered) {
+    q->status = map_status(status);
+    if (q->status == 0 && res)
+      take_answer(q, res);
+    pending_push(q->base, &q->pending);
+  }
+  if (res)
+    ares_freeaddrinfo(res);
+  maybe_free(q);
+}
+
+bool overrides_channel(const rill_dns_config *cfg) {
+  return cfg && (cfg->servers || cfg->timeout_ms || cfg->tries);
+}
+
+void shutdown_all(rill_base *base) {
+  dns_state *st = state(base);
+  for (rill_dns_query *q = st->queries; q; q = q->next)
+    if (!q->answered && !q->cancelled) {
+      q->cancelled = true;
+      q->status = RILL_ECANCELED;
+      pending_push(base, &q->pending);
+    }
+  // Destroying a channel makes c-ares answer its queries (dropped above).
+  for (rill_dns_query *q = st->queries; q; q = q->next)
+    if (q->channel && !q->channel->shared && q->in_ares) {
+      dns_channel *ch = q->channel;
+      ares_destroy(ch->channel);
+      ch->channel = nullptr;
+    }
+  if (st->shared) {
+    channel_free(st->shared);
+    st->shared = nullptr;
+  }
+}
+
+void state_free(rill_base *base) {
+  dns_state *st = state(base);
+  shutdown_all(base);
+  pending_run(base);  // the cancellations and channel frees
+  destroy(st);
+  base->dns = nullptr;
+  base->dns_shutdown = nullptr;
+}
+
+}  // namespace
+}  // namespace rill::detail
+
+using namespace rill::detail;
+
+extern "C" {
+
+int rill_resolve(rill_base *base, const char *host, int family, const rill_dns_config *config,
+                 rill_resolve_cb cb, void *arg, rill_dns_query **out) {
+  if (!base || !host || !cb)
+    return RILL_EINVAL;
+  if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
+    return RILL_EAFNOSUPPORT;
+  bool wrong_family = false;
+  vec<sockaddr_storage> numeric;
+  bool is_numeric = numeric_lookup(host, family, numeric, &wrong_family);
+  if (!is_numeric) {
+    int err = rill_dns_check_name(host);
+    if (err)
+      return err;
+  }
+  if (!base->dns) {
+    base->dns = make<dns_state>();
+    if (!base->dns)
+      return RILL_ENOMEM;
+    base->dns_shutdown = state_free;
+  }
+  rill_dns_query *q = make<rill_dns_query>();
+  if (!q)
+    return RILL_ENOMEM;
+  q->base = base;
+  q->cb = cb;
+  q->arg = arg;
+  q->family = family;
+  q->pending.run = deliver;
+  dns_state *st = state(base);
+  q->next = st->queries;
+  if (st->queries)
+    st->queries->prev = q;
+  st->queries = q;
+
+  const rill_dns_config &cfg = config ? *config : base->dns_config;
+  const char *hosts_file = cfg.hosts_file ? cfg.hosts_file : "/etc/hosts";
+  bool answered = true;
+  if (is_numeric) {
+    q->status = wrong_family ? RILL_EDNS_NOHOST : 0;
+    if (!wrong_family)
+      q->addrs.push(numeric[0]);
+    std::snprintf(q->canonical, sizeof q->canonical, "%s", host);
+  } else if (localhost_lookup(host, family, q->addrs)) {
+    std::snprintf(q->canonical, sizeof q->canonical, "localhost");
+  } else if (cfg.lookup != RILL_LOOKUP_DNS &&
+             (hosts_lookup(hosts_file, host, family, q->addrs, q->canonical, sizeof q->canonical),
+              !q->addrs.empty())) {
+    // answered from the hosts file
+  } else if (cfg.lookup == RILL_LOOKUP_HOSTS) {
+    q->status = RILL_EDNS_NOHOST;
+  } else {
+    answered = false;
+  }
+  if (answered) {
+    pending_push(base, &q->pending);
+  } else {
+    dns_channel *ch = st->shared;
+    int err = 0;
+    if (overrides_channel(config))
+      err = channel_new(base, cfg, false, &ch);
+    else if (!ch && (err = channel_new(base, base->dns_config, true, &st->shared)) == 0)
+      ch = st->shared;
+    if (err) {
+      unlink_query(q);
+      destroy(q);
+      return err;
+    }
+    q->channel = ch;
+    q->in_ares = true;
+    if (ch->in_flight++ == 0)
+      rill_base_ref(base);
+    ares_addrinfo_hints hints{};
+    hints.ai_family = family;
+    hints.ai_flags = ARES_AI_CANONNAME;
+    ares_getaddrinfo(ch->channel, host, nullptr, &hints, on_answer, q);
+    if (q->channel == ch && ch->channel)
+      reschedule(ch);
+  }
+  if (out)
+    *out = q;
+  return 0;
+}
+
+int rill_resolve_cancel(rill_dns_query *q) {
+  if (!q)
+    return RILL_EINVAL;
+  if (q->answered)
+    return RILL_ECLOSED;
+  if (q->cancelled)
+    return 0;
+  q->cancelled = true;
+  q->status = RILL_ECANCELED;
+  q->addrs.clear();
+  pending_push(q->base, &q->pending);
+  return 0;
+}
+
+const char *rill_dns_version(void) { return ares_version(nullptr); }
+
+}  // extern "C"
