@@ -17,6 +17,8 @@
 #include "rill/signal.h"
 #include "rill/net.h"
 #include "rill/dns.h"
+#include "rill/fiber.h"
+#include "rill/blocking.h"
 
 #ifdef __cplusplus
 extern "C" {

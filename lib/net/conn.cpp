@@ -173,6 +173,7 @@ int rill_conn_start(rill_conn *conn, const rill_conn_events *events, void *arg) 
   conn->arg = arg;
   conn->read_wanted = conn->events.on_read != nullptr;
   conn_update_io(conn);
+  conn_deadline_update(conn);
   return 0;
 }
 
@@ -214,6 +215,7 @@ int rill_conn_read_start(rill_conn *conn) {
     conn_notify(conn);
   }
   conn_update_io(conn);
+  conn_deadline_update(conn);  // a read deadline matters again
   return 0;
 }
 

@@ -1,0 +1,89 @@
+/* rill — blocking network calls for fibers (Go's net, on the callback API).
+ *
+ * Inside a fiber these calls look blocking and behave as Go's do
+ * (GO_MODEL.md G12-G25); underneath, the fiber parks on the base while the
+ * callback API does the work. Outside a fiber they return RILL_ENOTFIBER.
+ *
+ * Handles: rill_net_close() closes a connection and wakes every fiber
+ * waiting on it with RILL_ECLOSED ("use of closed network connection"); the
+ * handle stays valid — every later call returns RILL_ECLOSED (G23) — until
+ * rill_net_conn_free(), which closes it first if needed. Free a handle once
+ * no fiber uses it any more. */
+#ifndef RILL_BLOCKING_H
+#define RILL_BLOCKING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "rill/fiber.h"
+#include "rill/net.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rill_net_conn rill_net_conn;
+typedef struct rill_net_listener rill_net_listener;
+
+/* net.Listen. `options` may be NULL. */
+RILL_API int rill_net_listen(const char *network, const char *address, const rill_net_options *options,
+                             rill_net_listener **out);
+/* Listener.Accept: parks until a connection arrives. */
+RILL_API int rill_net_accept(rill_net_listener *listener, rill_net_conn **out);
+RILL_API int rill_net_listener_addr(const rill_net_listener *listener, char *buf, size_t size);
+/* Closes the listener; a fiber parked in rill_net_accept gets RILL_ECLOSED.
+ * The handle is gone once every such fiber has returned. */
+RILL_API void rill_net_listener_close(rill_net_listener *listener);
+
+/* net.Dial / DialTimeout: options->timeout_ms bounds the lookup and the
+ * connect. Host names resolve through the base's resolver. On failure,
+ * `errbuf` (may be NULL) gets Go's message, "dial tcp 127.0.0.1:1: connect:
+ * connection refused". */
+RILL_API int rill_net_dial(const char *network, const char *address, const rill_net_options *options,
+                           rill_net_conn **out, char *errbuf, size_t errbuf_size);
+
+/* conn.Read: returns the bytes available now, at least one, parking while
+ * there are none (G12-G14); 0 for len 0 without touching the socket (G17);
+ * RILL_EOF at the end (G15); RILL_ETIMEOUT when the read deadline passed
+ * (G16); RILL_ECLOSED after rill_net_close (G23); or -errno. Several fibers
+ * reading one connection take turns and never share bytes (G25). */
+RILL_API ssize_t rill_net_read(rill_net_conn *conn, void *buf, size_t len);
+
+/* conn.Write: returns 0 once every byte reached the kernel (G18), parking
+ * while the peer does not read (G19); otherwise the error — RILL_ETIMEOUT
+ * (G20), -EPIPE / -ECONNRESET (G21, G22), RILL_ECLOSED — with *written (may
+ * be NULL) set to how many bytes did reach it. Each call's bytes stay
+ * contiguous on the wire, whatever other fibers write (G25). */
+RILL_API int rill_net_write(rill_net_conn *conn, const void *buf, size_t len, size_t *written);
+
+/* conn.Close / CloseWrite. */
+RILL_API int rill_net_close(rill_net_conn *conn);
+RILL_API int rill_net_close_write(rill_net_conn *conn);
+RILL_API void rill_net_conn_free(rill_net_conn *conn);
+
+/* SetReadDeadline / SetWriteDeadline / SetDeadline: absolute times on the
+ * rill_base_now() clock, 0 for none. Moving a deadline wakes no one;
+ * a parked call fails when the deadline it waits under passes. */
+RILL_API int rill_net_set_deadline(rill_net_conn *conn, int which, uint64_t when_ms);
+
+/* Go's TCPConn.Set* (G4) and Local/RemoteAddr; RILL_ECLOSED once closed. */
+RILL_API int rill_net_set_no_delay(rill_net_conn *conn, int on);
+RILL_API int rill_net_set_keep_alive(rill_net_conn *conn, int on, unsigned period_ms);
+RILL_API int rill_net_set_linger(rill_net_conn *conn, int seconds);
+RILL_API int rill_net_set_read_buffer(rill_net_conn *conn, int bytes);
+RILL_API int rill_net_set_write_buffer(rill_net_conn *conn, int bytes);
+RILL_API int rill_net_local_addr(const rill_net_conn *conn, char *buf, size_t size);
+RILL_API int rill_net_remote_addr(const rill_net_conn *conn, char *buf, size_t size);
+RILL_API int rill_net_fd(const rill_net_conn *conn);
+
+/* Formats an error Go's way ("read tcp 127.0.0.1:5000->127.0.0.1:7000: i/o
+ * timeout"); `op` is "read", "write" or "close". */
+RILL_API int rill_net_format_error(const rill_net_conn *conn, const char *op, int err, char *buf,
+                                   size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RILL_BLOCKING_H */

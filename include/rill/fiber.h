@@ -1,0 +1,59 @@
+/* rill — fibers: blocking-style code on the base.
+ *
+ * A fiber is a function with its own stack that runs on a base's thread and
+ * parks, instead of blocking, whenever it waits: on a socket, a timer, a
+ * wait group. The base keeps running other fibers and callbacks meanwhile —
+ * the way goroutines park on Go's netpoller. Fibers are cooperative: one
+ * runs at a time, and switches happen only inside rill calls that wait.
+ *
+ * Stacks come from mmap with a guard page below them, so an overflow is a
+ * clean SIGSEGV, and are pooled for reuse. Functions that wait return
+ * RILL_ENOTFIBER when called outside a fiber. */
+#ifndef RILL_FIBER_H
+#define RILL_FIBER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rill/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct rill_fiber rill_fiber;
+typedef void (*rill_fiber_fn)(void *arg);
+
+/* Starts `fn(arg)` in a new fiber on `base` (it first runs from the loop,
+ * not inside this call). The fiber ends when `fn` returns. Stack size
+ * defaults to 256 KiB; rill_go_stack() takes another (rounded up to pages). */
+RILL_API int rill_go(rill_base *base, rill_fiber_fn fn, void *arg);
+RILL_API int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size);
+
+/* The running fiber, or NULL outside fibers. */
+RILL_API rill_fiber *rill_fiber_current(void);
+/* The base the running fiber belongs to, or NULL. */
+RILL_API rill_base *rill_fiber_base(void);
+/* Fibers alive on `base` (running, ready or parked). */
+RILL_API size_t rill_fiber_count(const rill_base *base);
+
+/* Lets the other ready fibers and the loop run, then continues. */
+RILL_API int rill_yield(void);
+
+/* Parks the fiber for `ms` milliseconds. */
+RILL_API int rill_sleep(uint64_t ms);
+
+/* A wait group (Go's sync.WaitGroup) for the fibers of one base. */
+typedef struct rill_waitgroup rill_waitgroup;
+RILL_API int rill_waitgroup_new(rill_waitgroup **out);
+RILL_API void rill_waitgroup_add(rill_waitgroup *wg, int delta);
+RILL_API void rill_waitgroup_done(rill_waitgroup *wg);
+/* Parks until the counter is zero. */
+RILL_API int rill_waitgroup_wait(rill_waitgroup *wg);
+RILL_API void rill_waitgroup_free(rill_waitgroup *wg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RILL_FIBER_H */

@@ -1,0 +1,49 @@
+// The portable context switch, for targets without assembly here: ucontext.
+// Slower (swapcontext saves the signal mask with a system call) but correct.
+#include <ucontext.h>
+#include <cstdint>
+#include <new>
+
+#include "fiber/context.h"
+
+namespace rill::detail {
+namespace {
+
+struct uctx {
+  ucontext_t uc;
+  context_fn fn;
+  void *arg;
+};
+
+void start(unsigned hi, unsigned lo) {
+  auto *c = reinterpret_cast<uctx *>((static_cast<uintptr_t>(hi) << 32) | lo);
+  c->fn(c->arg);
+}
+
+}  // namespace
+
+void *context_make(void *stack_base, size_t stack_size, context_fn fn, void *arg) {
+  // The context record lives at the top of the stack it describes.
+  auto top = (reinterpret_cast<uintptr_t>(stack_base) + stack_size - sizeof(uctx)) & ~uintptr_t{15};
+  auto *c = new (reinterpret_cast<void *>(top)) uctx;
+  getcontext(&c->uc);
+  c->uc.uc_stack.ss_sp = stack_base;
+  c->uc.uc_stack.ss_size = top - reinterpret_cast<uintptr_t>(stack_base);
+  c->uc.uc_link = nullptr;
+  c->fn = fn;
+  c->arg = arg;
+  auto p = reinterpret_cast<uintptr_t>(c);
+  makecontext(&c->uc, reinterpret_cast<void (*)()>(start), 2, static_cast<unsigned>(p >> 32),
+              static_cast<unsigned>(p));
+  return c;
+}
+
+void context_switch(void **from, void *to) {
+  // The running context's record is made on the fly: its stack is the
+  // current one, and only the switch itself needs it.
+  uctx self;
+  *from = &self;
+  swapcontext(&self.uc, &static_cast<uctx *>(to)->uc);
+}
+
+}  // namespace rill::detail

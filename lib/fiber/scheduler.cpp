@@ -1,0 +1,379 @@
+// The fiber scheduler: one per base that runs fibers, created by the first
+// rill_go() and gone with the last fiber.
+//
+// Fibers run from the loop: a woken fiber is put on the ready queue and a
+// 0 ms timer (the "kick") runs the queue in the same loop iteration — timers
+// run after readiness is dispatched, so a fiber woken by its socket runs
+// before the loop waits again. Switching happens only between the kick and
+// a fiber, never from inside another callback, so callbacks of the callback
+// API never find themselves re-entered.
+//
+// Under AddressSanitizer and ThreadSanitizer every switch is announced to
+// the sanitizer, which otherwise mistakes a new stack for a wild access.
+#include <sys/mman.h>
+#include <cstdlib>
+#include <new>
+#include <vector>
+
+#include "fiber/context.h"
+#include "fiber/fiber_impl.h"
+#include "fiber/stack.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RILL_FIBER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RILL_FIBER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define RILL_FIBER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RILL_FIBER_TSAN 1
+#endif
+#endif
+
+#ifdef RILL_FIBER_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+#ifdef RILL_FIBER_TSAN
+#include <sanitizer/tsan_interface.h>
+#endif
+
+namespace rill::detail {
+struct scheduler;
+}
+
+struct rill_fiber {
+  void *sp = nullptr;
+  rill::detail::fiber_stack stack;
+  rill::detail::scheduler *sched;
+  rill_fiber_fn fn;
+  void *arg;
+  rill_fiber *next = nullptr;  // in the ready queue or a wait queue
+  bool done = false;
+  int wake_status = 0;
+  rill_timer *sleep_timer = nullptr;
+#ifdef RILL_FIBER_TSAN
+  void *tsan_fiber = nullptr;
+#endif
+};
+
+namespace rill::detail {
+
+constexpr size_t default_stack_size = 256 * 1024;
+constexpr size_t pooled_stacks_max = 64;
+
+struct scheduler {
+  rill_base *base;
+  scheduler *next_on_thread;
+  void *loop_sp = nullptr;  // the loop's context while a fiber runs
+  rill_fiber *current = nullptr;
+  fiber_queue ready;
+  rill_timer *kick = nullptr;
+  size_t live = 0;
+  std::vector<fiber_stack> pool;  // default-size stacks for reuse
+#ifdef RILL_FIBER_ASAN
+  const void *loop_stack_bottom = nullptr;
+  size_t loop_stack_size = 0;
+#endif
+#ifdef RILL_FIBER_TSAN
+  void *loop_tsan_fiber = nullptr;
+#endif
+};
+
+namespace {
+
+thread_local scheduler *schedulers = nullptr;  // of the bases on this thread
+thread_local rill_fiber *running = nullptr;
+
+scheduler *find(const rill_base *base) {
+  for (scheduler *s = schedulers; s; s = s->next_on_thread)
+    if (s->base == base)
+      return s;
+  return nullptr;
+}
+
+void run_ready(rill_timer *, void *arg);
+
+scheduler *get_or_create(rill_base *base) {
+  if (scheduler *s = find(base))
+    return s;
+  auto *s = new (std::nothrow) scheduler();
+  if (!s)
+    return nullptr;
+  s->base = base;
+  if (rill_timer_new(base, run_ready, s, &s->kick) != 0) {
+    delete s;
+    return nullptr;
+  }
+  s->next_on_thread = schedulers;
+  schedulers = s;
+  return s;
+}
+
+void destroy_scheduler(scheduler *s) {
+  for (scheduler **p = &schedulers; *p; p = &(*p)->next_on_thread)
+    if (*p == s) {
+      *p = s->next_on_thread;
+      break;
+    }
+  rill_timer_free(s->kick);
+  for (fiber_stack &st : s->pool)
+    stack_free(st);
+  delete s;
+}
+
+// Switches from the loop into `f`, or from `f` back to the loop.
+void switch_into(scheduler *s, rill_fiber *f) {
+  running = f;
+  s->current = f;
+#ifdef RILL_FIBER_ASAN
+  void *fake = nullptr;
+  __sanitizer_start_switch_fiber(&fake, f->stack.base, f->stack.size);
+#endif
+#ifdef RILL_FIBER_TSAN
+  __tsan_switch_to_fiber(f->tsan_fiber, 0);
+#endif
+  context_switch(&s->loop_sp, f->sp);
+#ifdef RILL_FIBER_ASAN
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+  running = nullptr;
+  s->current = nullptr;
+}
+
+void switch_out(rill_fiber *f) {
+  scheduler *s = f->sched;
+#ifdef RILL_FIBER_ASAN
+  void *fake = nullptr;
+  // A finished fiber's stack is gone after this switch: no fake stack kept.
+  __sanitizer_start_switch_fiber(f->done ? nullptr : &fake, s->loop_stack_bottom, s->loop_stack_size);
+#endif
+#ifdef RILL_FIBER_TSAN
+  __tsan_switch_to_fiber(s->loop_tsan_fiber, 0);
+#endif
+  context_switch(&f->sp, s->loop_sp);
+#ifdef RILL_FIBER_ASAN
+  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
+#endif
+}
+
+[[noreturn]] void fiber_main(void *arg) {
+  auto *f = static_cast<rill_fiber *>(arg);
+#ifdef RILL_FIBER_ASAN
+  // The first entry: learn the loop's stack, for switching back.
+  __sanitizer_finish_switch_fiber(nullptr, &f->sched->loop_stack_bottom, &f->sched->loop_stack_size);
+#endif
+  f->fn(f->arg);
+  f->done = true;
+  switch_out(f);
+  std::abort();  // a finished fiber is never resumed
+}
+
+void release(scheduler *s, rill_fiber *f) {
+  rill_timer_free(f->sleep_timer);
+#ifdef RILL_FIBER_TSAN
+  __tsan_destroy_fiber(f->tsan_fiber);
+#endif
+  if (f->stack.size == default_stack_size && s->pool.size() < pooled_stacks_max)
+    s->pool.push_back(f->stack);
+  else
+    stack_free(f->stack);
+  delete f;
+  if (--s->live == 0)
+    destroy_scheduler(s);
+}
+
+void run_ready(rill_timer *, void *arg) {
+  auto *s = static_cast<scheduler *>(arg);
+#ifdef RILL_FIBER_TSAN
+  if (!s->loop_tsan_fiber)
+    s->loop_tsan_fiber = __tsan_get_current_fiber();
+#endif
+  // Only the fibers ready now: one that yields goes round again next
+  // iteration, after the loop has polled.
+  rill_fiber *last = s->ready.tail;
+  bool more = true;
+  while (more && !s->ready.empty()) {
+    rill_fiber *f = s->ready.pop();
+    more = f != last;
+    switch_into(s, f);
+    if (f->done) {
+      bool last_fiber = s->live == 1;
+      release(s, f);
+      if (last_fiber)
+        return;  // the scheduler is gone
+    }
+  }
+  if (!s->ready.empty())
+    rill_timer_start(s->kick, 0, 0);
+}
+
+void make_ready(rill_fiber *f) {
+  scheduler *s = f->sched;
+  s->ready.push(f);
+  if (!rill_timer_active(s->kick))
+    rill_timer_start(s->kick, 0, 0);
+}
+
+void on_sleep_done(rill_timer *, void *arg) { fiber_unpark(static_cast<rill_fiber *>(arg), 0); }
+
+}  // namespace
+
+void fiber_queue::push(rill_fiber *f) {
+  f->next = nullptr;
+  if (tail)
+    tail->next = f;
+  else
+    head = f;
+  tail = f;
+}
+
+rill_fiber *fiber_queue::pop() {
+  rill_fiber *f = head;
+  if (f) {
+    head = f->next;
+    if (!head)
+      tail = nullptr;
+    f->next = nullptr;
+  }
+  return f;
+}
+
+bool fiber_queue::remove(rill_fiber *f) {
+  rill_fiber *prev = nullptr;
+  for (rill_fiber *x = head; x; prev = x, x = x->next)
+    if (x == f) {
+      if (prev)
+        prev->next = x->next;
+      else
+        head = x->next;
+      if (tail == x)
+        tail = prev;
+      x->next = nullptr;
+      return true;
+    }
+  return false;
+}
+
+int fiber_park() {
+  rill_fiber *f = running;
+  f->wake_status = 0;
+  switch_out(f);
+  return f->wake_status;
+}
+
+void fiber_unpark(rill_fiber *f, int status) {
+  f->wake_status = status;
+  make_ready(f);
+}
+
+int fiber_wait(fiber_queue &q) {
+  q.push(running);
+  return fiber_park();
+}
+
+void fiber_wake_all(fiber_queue &q, int status) {
+  while (rill_fiber *f = q.pop())
+    fiber_unpark(f, status);
+}
+
+int fiber_lock_acquire(fiber_lock &l) {
+  if (!l.held) {
+    l.held = true;
+    return 0;
+  }
+  // Ownership is handed over by the releaser, so a woken waiter holds it.
+  return fiber_wait(l.waiters);
+}
+
+void fiber_lock_release(fiber_lock &l) {
+  if (rill_fiber *next = l.waiters.pop())
+    fiber_unpark(next, 0);
+  else
+    l.held = false;
+}
+
+}  // namespace rill::detail
+
+using namespace rill::detail;
+
+extern "C" {
+
+int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size) {
+  if (!base || !fn)
+    return RILL_EINVAL;
+  scheduler *s = get_or_create(base);
+  if (!s)
+    return RILL_ENOMEM;
+  auto *f = new (std::nothrow) rill_fiber();
+  if (!f) {
+    if (s->live == 0)
+      destroy_scheduler(s);
+    return RILL_ENOMEM;
+  }
+  f->sched = s;
+  f->fn = fn;
+  f->arg = arg;
+  if (stack_size == 0)
+    stack_size = default_stack_size;
+  int err = 0;
+  if (stack_size == default_stack_size && !s->pool.empty()) {
+    f->stack = s->pool.back();
+    s->pool.pop_back();
+  } else {
+    err = stack_alloc(stack_size, &f->stack);
+  }
+  if (err) {
+    delete f;
+    if (s->live == 0)
+      destroy_scheduler(s);
+    return err;
+  }
+  f->sp = context_make(f->stack.base, f->stack.size, fiber_main, f);
+#ifdef RILL_FIBER_TSAN
+  f->tsan_fiber = __tsan_create_fiber(0);
+#endif
+  s->live++;
+  make_ready(f);
+  return 0;
+}
+
+int rill_go(rill_base *base, rill_fiber_fn fn, void *arg) { return rill_go_stack(base, fn, arg, 0); }
+
+rill_fiber *rill_fiber_current(void) { return running; }
+
+rill_base *rill_fiber_base(void) { return running ? running->sched->base : nullptr; }
+
+size_t rill_fiber_count(const rill_base *base) {
+  scheduler *s = find(base);
+  return s ? s->live : 0;
+}
+
+int rill_yield(void) {
+  if (!running)
+    return RILL_ENOTFIBER;
+  make_ready(running);
+  fiber_park();
+  return 0;
+}
+
+int rill_sleep(uint64_t ms) {
+  rill_fiber *f = running;
+  if (!f)
+    return RILL_ENOTFIBER;
+  if (!f->sleep_timer) {
+    int err = rill_timer_new(f->sched->base, on_sleep_done, f, &f->sleep_timer);
+    if (err)
+      return err;
+  }
+  int err = rill_timer_start(f->sleep_timer, ms, 0);
+  if (err)
+    return err;
+  fiber_park();
+  return 0;
+}
+
+}  // extern "C"

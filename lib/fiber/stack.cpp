@@ -1,0 +1,44 @@
+#include "fiber/stack.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+#include <cerrno>
+
+#include "rill/error.h"
+
+namespace rill::detail {
+namespace {
+
+size_t page_size() {
+  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+}  // namespace
+
+int stack_alloc(size_t size, fiber_stack *out) {
+  size_t page = page_size();
+  size = (size + page - 1) & ~(page - 1);
+  void *p = mmap(nullptr, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0);
+  if (p == MAP_FAILED)
+    return -errno;
+  if (mprotect(p, page, PROT_NONE) < 0) {
+    int err = -errno;
+    munmap(p, size + page);
+    return err;
+  }
+  out->base = static_cast<char *>(p) + page;
+  out->size = size;
+  return 0;
+}
+
+void stack_free(fiber_stack &s) {
+  if (!s.base)
+    return;
+  size_t page = page_size();
+  munmap(static_cast<char *>(s.base) - page, s.size + page);
+  s.base = nullptr;
+}
+
+}  // namespace rill::detail

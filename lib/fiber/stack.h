@@ -1,0 +1,22 @@
+// Fiber stacks: mmap'ed, with a PROT_NONE guard page below, so running off
+// the end is a SIGSEGV at the guard instead of a write into someone else's
+// memory.
+#ifndef RILL_FIBER_STACK_H
+#define RILL_FIBER_STACK_H
+
+#include <cstddef>
+
+namespace rill::detail {
+
+struct fiber_stack {
+  void *base = nullptr;  // lowest usable address (just above the guard)
+  size_t size = 0;       // usable bytes
+};
+
+// Rounds `size` up to whole pages; 0 on failure (errno set).
+int stack_alloc(size_t size, fiber_stack *out);
+void stack_free(fiber_stack &s);
+
+}  // namespace rill::detail
+
+#endif
