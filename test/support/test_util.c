@@ -316,10 +316,22 @@ int tu_setup_fds(void **state) {
   return 0;
 }
 
+/* libkqueue, which runs the kqueue backend on Linux for testing, keeps
+ * descriptors of its own and closes them asynchronously after a kqueue is
+ * closed, so counting descriptors around a test says nothing there. */
+static int fd_accounting_reliable(void) {
+#ifdef __linux__
+  const char *backend = getenv("RILL_BACKEND");
+  return !(backend && strcmp(backend, "kqueue") == 0);
+#else
+  return 1;
+#endif
+}
+
 int tu_teardown_fds(void **state) {
   int now = tu_count_fds();
   (void)state;
-  if (g_fds_before >= 0 && now != g_fds_before) {
+  if (g_fds_before >= 0 && now != g_fds_before && fd_accounting_reliable()) {
     fprintf(stderr, "test left %d descriptor(s) open (before %d, after %d)\n",
             now - g_fds_before, g_fds_before, now);
     return -1;

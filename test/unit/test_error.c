@@ -1,0 +1,114 @@
+/* rill_strerror / rill_err_name: rill's own codes have Go's texts, errno
+ * codes are -errno, unknown codes never give NULL. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+
+#include "rill.h"
+#include "test_util.h"
+
+static void test_go_texts(void **state) {
+  (void)state;
+  assert_string_equal(rill_strerror(RILL_EOF), "EOF");
+  assert_string_equal(rill_strerror(RILL_ECLOSED), "use of closed network connection");
+  assert_string_equal(rill_strerror(RILL_ETIMEOUT), "i/o timeout");
+  assert_string_equal(rill_strerror(RILL_ECONNREFUSED), "connection refused");
+  assert_string_equal(rill_strerror(RILL_EDNS_NOHOST), "no such host");
+}
+
+static void test_names(void **state) {
+  (void)state;
+  assert_string_equal(rill_err_name(RILL_EOF), "EOF");
+  assert_string_equal(rill_err_name(RILL_ECLOSED), "ECLOSED");
+  assert_string_equal(rill_err_name(RILL_ETIMEOUT), "ETIMEOUT");
+  assert_string_equal(rill_err_name(RILL_ECANCELED), "ECANCELED");
+  assert_string_equal(rill_err_name(RILL_ENOTFIBER), "ENOTFIBER");
+  assert_string_equal(rill_err_name(RILL_ENEEDDNS), "ENEEDDNS");
+  assert_string_equal(rill_err_name(RILL_EBACKEND), "EBACKEND");
+  assert_string_equal(rill_err_name(RILL_ECONNREFUSED), "ECONNREFUSED");
+  assert_string_equal(rill_err_name(RILL_ETIMEDOUT), "ETIMEDOUT");
+  assert_string_equal(rill_err_name(RILL_EINVAL), "EINVAL");
+  assert_string_equal(rill_err_name(RILL_ENOMEM), "ENOMEM");
+  assert_string_equal(rill_err_name(RILL_EBADF), "EBADF");
+  assert_string_equal(rill_err_name(RILL_EEXIST), "EEXIST");
+  assert_string_equal(rill_err_name(RILL_EBUSY), "EBUSY");
+  assert_string_equal(rill_err_name(RILL_EAGAIN), "EAGAIN");
+  assert_string_equal(rill_err_name(RILL_EPIPE), "EPIPE");
+  assert_string_equal(rill_err_name(RILL_ECONNRESET), "ECONNRESET");
+  assert_string_equal(rill_err_name(RILL_EADDRINUSE), "EADDRINUSE");
+  assert_string_equal(rill_err_name(RILL_EMFILE), "EMFILE");
+}
+
+/* Every defined code has a distinct, real text and name. */
+static void test_all_known_codes(void **state) {
+  static const int codes[] = {
+      RILL_EINVAL,       RILL_ENOMEM,      RILL_EBADF,         RILL_EEXIST,        RILL_EBUSY,
+      RILL_EAGAIN,       RILL_ENOENT,      RILL_ENOSYS,        RILL_EMFILE,        RILL_ENFILE,
+      RILL_EPIPE,        RILL_ECONNREFUSED, RILL_ECONNRESET,   RILL_ECONNABORTED,  RILL_ETIMEDOUT,
+      RILL_EADDRINUSE,   RILL_EAFNOSUPPORT, RILL_EOF,          RILL_ECLOSED,       RILL_ETIMEOUT,
+      RILL_ECANCELED,    RILL_ENOTFIBER,   RILL_ENEEDDNS,      RILL_EBACKEND,      RILL_EDNS_NOHOST,
+      RILL_EDNS_SERVFAIL, RILL_EDNS_REFUSED, RILL_EDNS_TIMEOUT, RILL_EDNS_BADNAME,
+  };
+  size_t n = sizeof codes / sizeof codes[0], i, j;
+  (void)state;
+  for (i = 0; i < n; i++) {
+    const char *s = rill_strerror(codes[i]);
+    const char *name = rill_err_name(codes[i]);
+    assert_non_null(s);
+    assert_non_null(name);
+    assert_true(strlen(s) > 0);
+    assert_true(strlen(name) > 0);
+    assert_string_not_equal(s, "unknown error");
+    for (j = 0; j < i; j++) {
+      assert_string_not_equal(rill_strerror(codes[j]), s);
+      assert_string_not_equal(rill_err_name(codes[j]), name);
+    }
+  }
+  /* The kernel's timeout and a deadline are different things. */
+  assert_string_not_equal(rill_strerror(RILL_ETIMEDOUT), rill_strerror(RILL_ETIMEOUT));
+}
+
+static void test_unknown_codes(void **state) {
+  static const int rill_range[] = {-10008, -10099, -10100, -10150, -10199,
+                                   -10200, -20000, INT_MIN, INT_MIN + 1};
+  static const int other[] = {0, 1, 5, 12345, INT_MAX, -9999, -4095, -10000};
+  size_t i;
+  (void)state;
+  for (i = 0; i < sizeof rill_range / sizeof rill_range[0]; i++) {
+    assert_non_null(rill_strerror(rill_range[i]));
+    assert_string_equal(rill_strerror(rill_range[i]), "unknown error");
+    assert_non_null(rill_err_name(rill_range[i]));
+  }
+  for (i = 0; i < sizeof other / sizeof other[0]; i++) {
+    assert_non_null(rill_strerror(other[i]));
+    assert_non_null(rill_err_name(other[i]));
+  }
+}
+
+static void test_errno_aliases(void **state) {
+  (void)state;
+  assert_int_equal(RILL_ECONNREFUSED, -ECONNREFUSED);
+  assert_int_equal(RILL_EINVAL, -EINVAL);
+  assert_true(RILL_IS_DNS_ERROR(RILL_EDNS_NOHOST));
+  assert_true(RILL_IS_DNS_ERROR(RILL_EDNS_BADNAME));
+  assert_false(RILL_IS_DNS_ERROR(RILL_EOF));
+  assert_false(RILL_IS_DNS_ERROR(RILL_ECONNREFUSED));
+  assert_false(RILL_IS_DNS_ERROR(-10200));
+  assert_false(RILL_IS_DNS_ERROR(0));
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_go_texts),
+      cmocka_unit_test(test_names),
+      cmocka_unit_test(test_all_known_codes),
+      cmocka_unit_test(test_unknown_codes),
+      cmocka_unit_test(test_errno_aliases),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

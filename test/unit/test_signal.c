@@ -1,0 +1,381 @@
+/* rill_signal: delivery to the right watchers, several watchers per signal,
+ * stop restoring the signal mask, one base per signal, bad numbers, free
+ * from a callback.
+ *
+ * The process installs its own handlers for SIGUSR1 and SIGUSR2 that only
+ * count, so a signal that rill did not take (or should no longer take) is
+ * seen instead of killing the test. */
+#define _GNU_SOURCE 1
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rill.h"
+#include "test_util.h"
+
+#define LIMIT 3000
+
+static volatile sig_atomic_t g_stray[65];
+
+static void stray_handler(int signum) {
+  if (signum > 0 && signum < 65) g_stray[signum]++;
+}
+
+static int is_blocked(int signum) {
+  sigset_t cur;
+  assert_int_equal(pthread_sigmask(SIG_BLOCK, NULL, &cur), 0);
+  return sigismember(&cur, signum);
+}
+
+static int is_pending(int signum) {
+  sigset_t p;
+  sigpending(&p);
+  return sigismember(&p, signum);
+}
+
+static int setup(void **state) {
+  struct sigaction sa;
+  sigset_t set;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = stray_handler;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGUSR1, &sa, NULL);
+  sigaction(SIGUSR2, &sa, NULL);
+  memset((void *)g_stray, 0, sizeof g_stray);
+  sigemptyset(&set);
+  sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGUSR2);
+  pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+  return tu_setup_fds(state);
+}
+
+static int teardown(void **state) {
+  int rc = tu_teardown_fds(state);
+  /* Whatever happened, nothing may be left blocked or pending. */
+  if (is_blocked(SIGUSR1) || is_blocked(SIGUSR2)) {
+    fprintf(stderr, "SIGUSR1/SIGUSR2 left blocked after the test\n");
+    rc = -1;
+  }
+  return rc;
+}
+
+struct srec {
+  int calls;
+  int signum[8];
+  void *arg;
+  rill_signal *self;
+  rill_signal *victim; /* freed on the first call */
+  int free_self;
+};
+
+static void srec_cb(rill_signal *s, int signum, void *arg) {
+  struct srec *r = (struct srec *)arg;
+  if (r->calls < 8) r->signum[r->calls] = signum;
+  r->calls++;
+  r->arg = arg;
+  r->self = s;
+  if (r->victim) {
+    rill_signal_free(r->victim);
+    r->victim = NULL;
+  }
+  if (r->free_self) rill_signal_free(s);
+}
+
+/* An always-ready io watcher keeps iterations going without waiting. */
+struct keepalive {
+  int p[2];
+  rill_io *io;
+};
+
+static void ka_cb(rill_io *io, int fd, unsigned events, void *arg) {
+  (void)io;
+  (void)fd;
+  (void)events;
+  (void)arg;
+}
+
+static void ka_start(rill_base *base, struct keepalive *k) {
+  tu_pipe(k->p);
+  assert_int_equal(rill_io_new(base, k->p[1], ka_cb, NULL, &k->io), 0);
+  assert_int_equal(rill_io_start(k->io, RILL_WRITE), 0);
+}
+
+static void ka_stop(struct keepalive *k) {
+  rill_io_free(k->io);
+  close(k->p[0]);
+  close(k->p[1]);
+}
+
+/* Runs ONCE until `*calls` reaches `want` (at most 20 iterations). */
+static void run_until(rill_base *base, int *calls, int want) {
+  int i;
+  for (i = 0; i < 20 && *calls < want; i++) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
+}
+
+static void test_right_watcher(void **state) {
+  rill_base *base = tu_base_new();
+  struct srec r1 = {0}, r2 = {0};
+  rill_signal *s1, *s2;
+  (void)state;
+  assert_int_equal(rill_signal_new(base, srec_cb, &r1, &s1), 0);
+  assert_int_equal(rill_signal_new(base, srec_cb, &r2, &s2), 0);
+  assert_int_equal(rill_signal_signum(s1), 0);
+  assert_int_equal(rill_signal_start(s1, SIGUSR1), 0);
+  assert_int_equal(rill_signal_start(s2, SIGUSR2), 0);
+  assert_int_equal(rill_signal_signum(s1), SIGUSR1);
+  assert_int_equal(rill_signal_signum(s2), SIGUSR2);
+
+  assert_int_equal(raise(SIGUSR1), 0);
+  assert_int_equal(r1.calls, 0); /* never inside the call that caused it */
+  run_until(base, &r1.calls, 1);
+  assert_int_equal(r1.calls, 1);
+  assert_int_equal(r1.signum[0], SIGUSR1);
+  assert_ptr_equal(r1.self, s1);
+  assert_ptr_equal(r1.arg, &r1);
+  assert_int_equal(r2.calls, 0);
+
+  assert_int_equal(raise(SIGUSR2), 0);
+  run_until(base, &r2.calls, 1);
+  assert_int_equal(r2.calls, 1);
+  assert_int_equal(r2.signum[0], SIGUSR2);
+  assert_int_equal(r1.calls, 1);
+
+  /* A process-directed signal while the loop waits. */
+  assert_int_equal(kill(getpid(), SIGUSR1), 0);
+  run_until(base, &r1.calls, 2);
+  assert_int_equal(r1.calls, 2);
+  assert_int_equal(r2.calls, 1);
+
+  assert_int_equal(g_stray[SIGUSR1] + g_stray[SIGUSR2], 0);
+  rill_signal_free(s1);
+  rill_signal_free(s2);
+  tu_base_free(base);
+}
+
+static void test_two_watchers_same_signal(void **state) {
+  rill_base *base = tu_base_new();
+  struct srec r1 = {0}, r2 = {0};
+  rill_signal *s1, *s2;
+  (void)state;
+  assert_int_equal(rill_signal_new(base, srec_cb, &r1, &s1), 0);
+  assert_int_equal(rill_signal_new(base, srec_cb, &r2, &s2), 0);
+  assert_int_equal(rill_signal_start(s1, SIGUSR1), 0);
+  assert_int_equal(rill_signal_start(s2, SIGUSR1), 0);
+  assert_int_equal(raise(SIGUSR1), 0);
+  run_until(base, &r2.calls, 1);
+  run_until(base, &r1.calls, 1);
+  assert_int_equal(r1.calls, 1);
+  assert_int_equal(r2.calls, 1);
+
+  /* Stopping one keeps the signal blocked and delivered to the other. */
+  assert_int_equal(rill_signal_stop(s1), 0);
+  assert_int_equal(rill_signal_signum(s1), 0);
+#if defined(__linux__)
+  assert_true(is_blocked(SIGUSR1));
+#endif
+  assert_int_equal(raise(SIGUSR1), 0);
+  run_until(base, &r2.calls, 2);
+  assert_int_equal(r2.calls, 2);
+  assert_int_equal(r1.calls, 1);
+  assert_int_equal(g_stray[SIGUSR1], 0);
+
+  rill_signal_free(s1);
+  rill_signal_free(s2);
+  assert_false(is_blocked(SIGUSR1));
+  tu_base_free(base);
+}
+
+static void test_stop_restores(void **state) {
+  rill_base *base = tu_base_new();
+  struct srec r = {0};
+  struct keepalive k;
+  rill_signal *s;
+  int i;
+  (void)state;
+  assert_false(is_blocked(SIGUSR1));
+  assert_int_equal(rill_signal_new(base, srec_cb, &r, &s), 0);
+  assert_int_equal(rill_signal_start(s, SIGUSR1), 0);
+#if defined(__linux__)
+  assert_true(is_blocked(SIGUSR1));
+#endif
+  assert_int_equal(rill_signal_stop(s), 0);
+  assert_int_equal(rill_signal_stop(s), 0); /* stopping a stopped watcher */
+  assert_int_equal(rill_signal_signum(s), 0);
+  assert_false(is_blocked(SIGUSR1));
+
+  /* Now the signal goes to the process's own handler, not to rill. */
+  ka_start(base, &k);
+  assert_int_equal(raise(SIGUSR1), 0);
+  assert_int_equal(g_stray[SIGUSR1], 1);
+  for (i = 0; i < 3; i++) assert_int_equal(TU_RUN(base, RILL_RUN_ONCE, LIMIT), 1);
+  assert_int_equal(r.calls, 0);
+
+  /* A signal that was already blocked stays blocked after the stop. */
+  {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR2);
+    assert_int_equal(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
+    assert_int_equal(rill_signal_start(s, SIGUSR2), 0);
+    assert_int_equal(rill_signal_stop(s), 0);
+    assert_true(is_blocked(SIGUSR2));
+    assert_false(is_pending(SIGUSR2));
+    assert_int_equal(pthread_sigmask(SIG_UNBLOCK, &set, NULL), 0);
+  }
+
+  /* Restarting with another number switches signals. */
+  assert_int_equal(rill_signal_start(s, SIGUSR1), 0);
+  assert_int_equal(rill_signal_start(s, SIGUSR2), 0);
+  assert_int_equal(rill_signal_signum(s), SIGUSR2);
+  assert_false(is_blocked(SIGUSR1));
+  assert_int_equal(raise(SIGUSR1), 0);
+  assert_int_equal(g_stray[SIGUSR1], 2);
+  assert_int_equal(raise(SIGUSR2), 0);
+  run_until(base, &r.calls, 1);
+  assert_int_equal(r.calls, 1);
+  assert_int_equal(r.signum[0], SIGUSR2);
+  assert_int_equal(g_stray[SIGUSR2], 0);
+
+  /* Free of a started watcher restores too. */
+  rill_signal_free(s);
+  assert_false(is_blocked(SIGUSR2));
+  ka_stop(&k);
+  tu_base_free(base);
+}
+
+static void test_bad_signals(void **state) {
+  rill_base *base = tu_base_new();
+  rill_signal *s;
+  (void)state;
+  assert_int_equal(rill_signal_new(base, srec_cb, NULL, &s), 0);
+  assert_int_equal(rill_signal_start(s, SIGKILL), RILL_EINVAL);
+  assert_int_equal(rill_signal_start(s, SIGSTOP), RILL_EINVAL);
+  assert_int_equal(rill_signal_start(s, 0), RILL_EINVAL);
+  assert_int_equal(rill_signal_start(s, 65), RILL_EINVAL);
+  assert_int_equal(rill_signal_start(s, -1), RILL_EINVAL);
+  assert_int_equal(rill_signal_start(s, 100000), RILL_EINVAL);
+  assert_int_equal(rill_signal_signum(s), 0);
+
+  /* A failed switch leaves the watcher on its signal. */
+  assert_int_equal(rill_signal_start(s, SIGUSR1), 0);
+  assert_int_equal(rill_signal_start(s, SIGKILL), RILL_EINVAL);
+  assert_int_equal(rill_signal_signum(s), SIGUSR1);
+  rill_signal_free(s);
+
+  assert_int_equal(rill_signal_new(NULL, srec_cb, NULL, &s), RILL_EINVAL);
+  assert_int_equal(rill_signal_new(base, NULL, NULL, &s), RILL_EINVAL);
+  assert_int_equal(rill_signal_new(base, srec_cb, NULL, NULL), RILL_EINVAL);
+  assert_int_equal(rill_signal_start(NULL, SIGUSR1), RILL_EINVAL);
+  assert_int_equal(rill_signal_stop(NULL), RILL_EINVAL);
+  rill_signal_free(NULL);
+  tu_base_free(base);
+}
+
+static void test_second_base_busy(void **state) {
+  rill_base *b1 = tu_base_new();
+  rill_base *b2 = tu_base_new();
+  struct srec r1 = {0}, r2 = {0};
+  rill_signal *s1, *s2;
+  (void)state;
+  assert_int_equal(rill_signal_new(b1, srec_cb, &r1, &s1), 0);
+  assert_int_equal(rill_signal_new(b2, srec_cb, &r2, &s2), 0);
+  assert_int_equal(rill_signal_start(s1, SIGUSR1), 0);
+  assert_int_equal(rill_signal_start(s2, SIGUSR1), RILL_EBUSY);
+  assert_int_equal(rill_signal_signum(s2), 0);
+  /* Another signal is fine on the second base. */
+  assert_int_equal(rill_signal_start(s2, SIGUSR2), 0);
+  assert_int_equal(rill_signal_start(s1, SIGUSR2), RILL_EBUSY);
+  assert_int_equal(rill_signal_signum(s1), SIGUSR1);
+
+  /* Once the first base lets go, the second may take it. */
+  assert_int_equal(rill_signal_stop(s1), 0);
+  assert_int_equal(rill_signal_start(s2, SIGUSR1), 0);
+  assert_int_equal(raise(SIGUSR1), 0);
+  run_until(b2, &r2.calls, 1);
+  assert_int_equal(r2.calls, 1);
+  assert_int_equal(r1.calls, 0);
+
+  rill_signal_free(s1);
+  rill_signal_free(s2);
+  tu_base_free(b1);
+  tu_base_free(b2);
+}
+
+static void test_free_in_callback(void **state) {
+  rill_base *base = tu_base_new();
+  struct srec r = {0}, ra = {0}, rb = {0};
+  struct keepalive k;
+  rill_signal *s, *sa, *sb;
+  int i;
+  (void)state;
+
+  assert_int_equal(rill_signal_new(base, srec_cb, &r, &s), 0);
+  assert_int_equal(rill_signal_start(s, SIGUSR1), 0);
+  r.free_self = 1;
+  assert_int_equal(raise(SIGUSR1), 0);
+  assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
+  assert_int_equal(r.calls, 1);
+  assert_false(is_blocked(SIGUSR1));
+
+  /* Two watchers on one signal; whichever runs first frees the other. */
+  assert_int_equal(rill_signal_new(base, srec_cb, &ra, &sa), 0);
+  assert_int_equal(rill_signal_new(base, srec_cb, &rb, &sb), 0);
+  ra.victim = sb;
+  rb.victim = sa;
+  assert_int_equal(rill_signal_start(sa, SIGUSR2), 0);
+  assert_int_equal(rill_signal_start(sb, SIGUSR2), 0);
+  assert_int_equal(raise(SIGUSR2), 0);
+  ka_start(base, &k);
+  for (i = 0; i < 5; i++) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
+  assert_int_equal(ra.calls + rb.calls, 1);
+  if (ra.calls) {
+    rill_signal_free(sa);
+  } else {
+    rill_signal_free(sb);
+  }
+  ka_stop(&k);
+  assert_false(is_blocked(SIGUSR2));
+  assert_int_equal(g_stray[SIGUSR1] + g_stray[SIGUSR2], 0);
+  tu_base_free(base);
+}
+
+static void test_merged(void **state) {
+  rill_base *base = tu_base_new();
+  struct srec r = {0};
+  struct keepalive k;
+  rill_signal *s;
+  int i;
+  (void)state;
+  assert_int_equal(rill_signal_new(base, srec_cb, &r, &s), 0);
+  assert_int_equal(rill_signal_start(s, SIGUSR1), 0);
+  assert_int_equal(raise(SIGUSR1), 0);
+  assert_int_equal(raise(SIGUSR1), 0);
+  ka_start(base, &k);
+  for (i = 0; i < 5; i++) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
+  assert_true(r.calls >= 1 && r.calls <= 2);
+  rill_signal_free(s);
+  ka_stop(&k);
+  tu_base_free(base);
+}
+
+int main(void) {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_right_watcher),
+      T(test_two_watchers_same_signal),
+      T(test_stop_restores),
+      T(test_bad_signals),
+      T(test_second_base_busy),
+      T(test_free_in_callback),
+      T(test_merged),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
