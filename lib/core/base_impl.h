@@ -94,6 +94,7 @@ struct rill_base {
   // io
   rill::detail::vec<rill::detail::fd_slot> fds;
   rill::detail::vec<int> changes;  // fds whose interest may differ from the kernel's
+  size_t io_count = 0;              // io watchers, internal ones included
   rill::detail::vec<rill::detail::backend_event> events;
 
   // timers: a 4-ary min-heap on (due_ns, seq)

@@ -31,8 +31,8 @@ void queue_change(rill_base *base, int fd) {
   fd_slot &slot = base->fds[fd];
   if (slot.queued)
     return;
-  // Out of memory here would lose the change; reserve() in rill_io_new makes
-  // room for every watcher's entry in advance, so this push cannot fail.
+  // Out of memory here would lose the change; io_create() makes room for
+  // every watcher's entry in advance, so this push cannot fail.
   slot.queued = base->changes.push(fd);
 }
 
@@ -56,7 +56,7 @@ int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
   if (static_cast<size_t>(fd) < base->fds.size() && base->fds[fd].io)
     return RILL_EEXIST;
   if (!base->fds.resize_zeroed(static_cast<size_t>(fd) + 1) ||
-      !base->changes.reserve(base->handle_count + 8))
+      !base->changes.reserve(base->io_count + 1))
     return RILL_ENOMEM;
   rill_io *io = handle_new<rill_io>(base, internal, fd, cb, arg);
   if (!io)
@@ -64,6 +64,7 @@ int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
   fd_slot &slot = base->fds[fd];
   slot.io = io;
   slot.generation++;
+  base->io_count++;
   *out = io;
   return 0;
 }
@@ -166,6 +167,7 @@ void rill_io_free(rill_io *io) {
   slot.kernel_events = 0;
   slot.io = nullptr;
   slot.generation++;  // events already collected for this watcher are stale now
+  base->io_count--;
   handle_retire(io);
 }
 
