@@ -31,8 +31,12 @@ enum {
 typedef void (*rill_io_cb)(rill_io *io, int fd, unsigned events, void *arg);
 
 /* Creates a stopped watcher on `fd`. RILL_EBADF for a negative or closed
- * descriptor, RILL_EEXIST if the base already has a watcher on `fd`,
- * RILL_EINVAL for a NULL base, callback or out. */
+ * descriptor, -EPERM for a regular file or directory on a backend that
+ * cannot watch them (epoll), RILL_EEXIST if the base already has a watcher on
+ * `fd`, RILL_EINVAL for a NULL base, callback or out. If the kernel later
+ * refuses the registration (the descriptor was closed under the watcher),
+ * the watcher is stopped and its callback runs once with its whole interest,
+ * so its own read or write meets the error. */
 RILL_API int rill_io_new(rill_base *base, int fd, rill_io_cb cb, void *arg, rill_io **out);
 
 /* Starts watching for `events` (RILL_READ | RILL_WRITE, not 0), replacing

@@ -42,9 +42,7 @@ int64_t wait_timeout(const rill_base *base, rill_run_mode mode) {
 }
 
 int iterate(rill_base *base, rill_run_mode mode) {
-  int err = io_flush_changes(base);
-  if (err)
-    return err;
+  io_flush_changes(base);
   int64_t timeout = wait_timeout(base, mode);
   uint64_t before = base->now_ns;
   int n = base->backend->wait(base->backend_state, timeout, base->events.data(), event_capacity);

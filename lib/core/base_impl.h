@@ -95,6 +95,7 @@ struct rill_base {
   rill::detail::vec<rill::detail::fd_slot> fds;
   rill::detail::vec<int> changes;  // fds whose interest may differ from the kernel's
   size_t io_count = 0;              // io watchers, internal ones included
+  rill::detail::vec<int> failed;    // fds whose registration the kernel refused
   rill::detail::vec<rill::detail::backend_event> events;
 
   // timers: a 4-ary min-heap on (due_ns, seq)
@@ -132,7 +133,7 @@ struct rill_base {
 namespace rill::detail {
 
 // io.cpp
-int io_flush_changes(rill_base *base) noexcept;
+void io_flush_changes(rill_base *base) noexcept;
 void io_dispatch(rill_base *base, int count) noexcept;
 // Internal watchers belong to the base itself: they are not listed, not
 // counted and do not keep the loop alive.

@@ -8,7 +8,7 @@
 // nobody wants (libev's trick): the common stop-now, start-soon pattern then
 // never touches the kernel. Freeing a watcher unregisters at once, because
 // its descriptor is about to be closed and its number reused.
-#include <fcntl.h>
+#include <sys/stat.h>
 
 #include "core/alloc.h"
 #include "core/base_impl.h"
@@ -36,11 +36,16 @@ void queue_change(rill_base *base, int fd) {
   slot.queued = base->changes.push(fd);
 }
 
-int check_fd(int fd) {
+int check_fd(const backend_ops *backend, int fd) {
   if (fd < 0)
     return RILL_EBADF;
-  if (fcntl(fd, F_GETFD) < 0)
+  struct stat st;
+  if (fstat(fd, &st) < 0)
     return -errno;
+  // epoll refuses regular files and directories (they are always ready);
+  // say so now rather than at the batched registration.
+  if (!backend->watches_files && (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)))
+    return -EPERM;
   return 0;
 }
 
@@ -50,7 +55,7 @@ namespace rill::detail {
 
 int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
               rill_io **out) noexcept {
-  int err = check_fd(fd);
+  int err = check_fd(base->backend, fd);
   if (err)
     return err;
   if (static_cast<size_t>(fd) < base->fds.size() && base->fds[fd].io)
@@ -69,8 +74,7 @@ int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
   return 0;
 }
 
-int io_flush_changes(rill_base *base) noexcept {
-  int first_error = 0;
+void io_flush_changes(rill_base *base) noexcept {
   for (size_t i = 0; i < base->changes.size(); i++) {
     int fd = base->changes[i];
     fd_slot &slot = base->fds[fd];
@@ -82,13 +86,25 @@ int io_flush_changes(rill_base *base) noexcept {
       continue;
     int err = base->backend->change(base->backend_state, fd, slot.kernel_events, want,
                                     make_tag(fd, slot.generation));
-    if (err == 0)
+    if (err == 0) {
       slot.kernel_events = static_cast<uint8_t>(want);
-    else if (!first_error)
-      first_error = err;
+    } else if (slot.io && !base->failed.push(fd)) {
+      handle_set_active(slot.io, false);  // no memory to report it: at least stop
+    }
   }
   base->changes.clear();
-  return first_error;
+  // A registration the kernel refused (the descriptor was closed under its
+  // watcher, say): stop the watcher and report it ready, so the callback's
+  // own read or write meets the error, as libev reports EV_ERROR.
+  for (size_t i = 0; i < base->failed.size(); i++) {
+    rill_io *io = base->fds[base->failed[i]].io;
+    if (!io || !io->active)
+      continue;
+    unsigned events = io->events;
+    handle_set_active(io, false);
+    io->cb(io, io->fd, events, io->arg);
+  }
+  base->failed.clear();
 }
 
 void io_dispatch(rill_base *base, int count) noexcept {
@@ -133,6 +149,8 @@ int rill_io_start(rill_io *io, unsigned events) {
     return RILL_EINVAL;
   if (io->dead)
     return RILL_ECLOSED;
+  if (io->active && io->events == events)
+    return 0;
   io->events = events;
   handle_set_active(io, true);
   queue_change(io->base, io->fd);

@@ -1,11 +1,13 @@
 // The read side of a connection.
 //
-// An idle connection holds no buffer: data is read into the base's shared
-// buffer and shown to on_read from there. Only bytes the user leaves unused
-// are copied into a buffer of the connection's own ("held"), and new input is
-// then appended behind them so the user sees one contiguous run. Held bytes
-// are bounded by read_max (G27): at the bound, reading pauses and TCP pushes
-// back on the peer.
+// Data is read into the base's shared buffer and shown to on_read from
+// there. Only bytes the user leaves unused are copied into a buffer of the
+// connection's own ("held"), and new input is then appended behind them so
+// the user sees one contiguous run. A connection that never leaves bytes
+// unused holds no buffer; one that does keeps a small one (4 KiB) for the
+// next partial message, and gives a larger one back once it is empty. Held
+// bytes are bounded by read_max (G27): at the bound, reading pauses and TCP
+// pushes back on the peer.
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cerrno>
@@ -17,8 +19,24 @@
 namespace rill::detail {
 namespace {
 
-// Shows `len` bytes to the user and keeps what it leaves; false when the
-// connection was closed or stopped reading meanwhile.
+constexpr size_t held_keep_max = 4096;
+
+// Makes room for `need` held bytes; false when out of memory.
+bool reserve_held(rill_conn *c, size_t need) {
+  if (need <= c->held_cap)
+    return true;
+  size_t cap = need < held_keep_max ? held_keep_max : need;
+  if (cap > c->read_max)
+    cap = c->read_max;
+  char *p = static_cast<char *>(mem_realloc(c->held, cap));
+  if (!p)
+    return false;
+  c->held = p;
+  c->held_cap = cap;
+  return true;
+}
+
+// Shows `len` bytes to the user and keeps what it leaves.
 void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
   size_t used = c->events.on_read(c, data, len, 0, c->arg);
   if (c->fd_closed)
@@ -31,20 +49,17 @@ void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
       std::memmove(c->held, c->held + used, rest);
     c->held_len = rest;
   } else if (rest) {
-    if (c->held_cap < rest) {
-      char *p = static_cast<char *>(mem_realloc(c->held, c->read_max));
-      if (!p) {
-        c->read_finished = true;
-        c->events.on_read(c, nullptr, 0, RILL_ENOMEM, c->arg);
-        return;
-      }
-      c->held = p;
-      c->held_cap = c->read_max;
+    if (!reserve_held(c, rest)) {
+      c->read_finished = true;
+      c->events.on_read(c, nullptr, 0, RILL_ENOMEM, c->arg);
+      return;
     }
     std::memcpy(c->held, data + used, rest);
     c->held_len = rest;
   }
-  if (c->held_len == 0)
+  // A small buffer stays for the next partial message (no allocation per
+  // message); a large one goes, so an idle connection holds little.
+  if (c->held_len == 0 && c->held_cap > held_keep_max)
     conn_release_held(c);
   else if (c->held_len >= c->read_max)
     c->read_full = true;
@@ -61,6 +76,8 @@ void finish(rill_conn *c, int status) {
 }  // namespace
 
 void conn_release_held(rill_conn *c) {
+  if (!c->held)
+    return;
   mem_free(c->held);
   c->held = nullptr;
   c->held_len = c->held_cap = 0;
@@ -72,6 +89,11 @@ void conn_on_readable(rill_conn *c) {
   char *dst;
   size_t room;
   if (c->held_len) {
+    // Read behind the held bytes, into a buffer grown to read_max.
+    if (!reserve_held(c, c->read_max)) {
+      finish(c, RILL_ENOMEM);
+      return;
+    }
     dst = c->held + c->held_len;
     room = c->read_max - c->held_len;
   } else {

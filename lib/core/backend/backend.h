@@ -19,6 +19,8 @@
 //  - Error and hang-up conditions are reported as readiness in every
 //    direction the descriptor was registered for.
 //  - Level-triggered: a descriptor that stays ready is reported again.
+//  - A failed change() leaves the kernel's interest as it was; the base stops
+//    the watcher and reports it.
 #ifndef RILL_CORE_BACKEND_H
 #define RILL_CORE_BACKEND_H
 
@@ -33,6 +35,7 @@ struct backend_event {
 
 struct backend_ops {
   const char *name;
+  bool watches_files;  // can watch regular files (epoll cannot)
   // Returns the backend's private state through *state, or a negative errno.
   int (*init)(void **state);
   void (*destroy)(void *state);

@@ -118,6 +118,6 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
 
 }  // namespace
 
-const backend_ops epoll_backend = {"epoll", init, destroy_state, change, wait};
+const backend_ops epoll_backend = {"epoll", false, init, destroy_state, change, wait};
 
 }  // namespace rill::detail

@@ -128,6 +128,6 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
 
 }  // namespace
 
-const backend_ops kqueue_backend = {"kqueue", init, destroy_state, change, wait};
+const backend_ops kqueue_backend = {"kqueue", true, init, destroy_state, change, wait};
 
 }  // namespace rill::detail

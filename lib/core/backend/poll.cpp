@@ -107,6 +107,6 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
 
 }  // namespace
 
-const backend_ops poll_backend = {"poll", init, destroy_state, change, wait};
+const backend_ops poll_backend = {"poll", true, init, destroy_state, change, wait};
 
 }  // namespace rill::detail
