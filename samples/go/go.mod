@@ -1,0 +1,3 @@
+module rill/samples
+
+go 1.19
