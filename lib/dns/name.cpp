@@ -27,5 +27,5 @@ extern "C" int rill_dns_check_name(const char *host) {
     if (!ok || ++label > 63)
       return RILL_EDNS_BADNAME;
   }
-  return 0;
+  return label == 0 ? RILL_EDNS_BADNAME : 0;  // "a.b.." ends in an empty label
 }

@@ -144,7 +144,10 @@ int channel_new(rill_base *base, const rill_dns_config &cfg, bool shared, dns_ch
   ch->shared = shared;
   ch->destroy_later.run = destroy_later;
   ares_options opts{};
-  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS;
+  int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS | ARES_OPT_FLAGS;
+  // Without NOCHECKRESP, c-ares treats SERVFAIL and REFUSED answers as a
+  // dead server and ends with ECONNREFUSED; the caller deserves the rcode.
+  opts.flags = ARES_FLAG_NOCHECKRESP;
   opts.sock_state_cb = on_sock_state;
   opts.sock_state_cb_data = ch;
   opts.lookups = const_cast<char *>("b");  // the hosts file is read by rill
@@ -251,6 +254,8 @@ void take_answer(rill_dns_query *q, const ares_addrinfo *res) {
     if (!is_alias && c->name)
       std::snprintf(q->canonical, sizeof q->canonical, "%s", c->name);
   }
+  if (!q->canonical[0] && res->name)
+    std::snprintf(q->canonical, sizeof q->canonical, "%s", res->name);
   if (q->addrs.empty())
     q->status = RILL_EDNS_NOHOST;
 }
@@ -275,8 +280,26 @@ void on_answer(void *arg, int status, int, ares_addrinfo *res) {
   maybe_free(q);
 }
 
-bool overrides_channel(const rill_dns_config *cfg) {
-  return cfg && (cfg->servers || cfg->timeout_ms || cfg->tries);
+// A request's settings, with what it leaves unset taken from the base's, so
+// overriding the timeout never drops the base's servers for the system's.
+rill_dns_config merged(const rill_dns_config *request, const rill_dns_config &base) {
+  if (!request)
+    return base;
+  rill_dns_config cfg = *request;
+  if (!cfg.servers)
+    cfg.servers = base.servers;
+  if (!cfg.hosts_file)
+    cfg.hosts_file = base.hosts_file;
+  if (!cfg.timeout_ms)
+    cfg.timeout_ms = base.timeout_ms;
+  if (!cfg.tries)
+    cfg.tries = base.tries;
+  return cfg;
+}
+
+bool same_channel_settings(const rill_dns_config &a, const rill_dns_config &b) {
+  bool same_servers = a.servers == b.servers || (a.servers && b.servers && !std::strcmp(a.servers, b.servers));
+  return same_servers && a.timeout_ms == b.timeout_ms && a.tries == b.tries;
 }
 
 void shutdown_all(rill_base *base) {
@@ -287,13 +310,17 @@ void shutdown_all(rill_base *base) {
       q->status = RILL_ECANCELED;
       pending_push(base, &q->pending);
     }
-  // Destroying a channel makes c-ares answer its queries (dropped above).
-  for (rill_dns_query *q = st->queries; q; q = q->next)
+  // Destroying a channel makes c-ares answer its queries (dropped above);
+  // that answer may free the query, so step on before.
+  for (rill_dns_query *q = st->queries, *next; q; q = next) {
+    next = q->next;
     if (q->channel && !q->channel->shared && q->in_ares) {
       dns_channel *ch = q->channel;
-      ares_destroy(ch->channel);
+      ares_channel channel = ch->channel;
       ch->channel = nullptr;
+      ares_destroy(channel);
     }
+  }
   if (st->shared) {
     channel_free(st->shared);
     st->shared = nullptr;
@@ -350,7 +377,7 @@ int rill_resolve(rill_base *base, const char *host, int family, const rill_dns_c
     st->queries->prev = q;
   st->queries = q;
 
-  const rill_dns_config &cfg = config ? *config : base->dns_config;
+  const rill_dns_config cfg = merged(config, base->dns_config);
   const char *hosts_file = cfg.hosts_file ? cfg.hosts_file : "/etc/hosts";
   bool answered = true;
   if (is_numeric) {
@@ -374,7 +401,7 @@ int rill_resolve(rill_base *base, const char *host, int family, const rill_dns_c
   } else {
     dns_channel *ch = st->shared;
     int err = 0;
-    if (overrides_channel(config))
+    if (!same_channel_settings(cfg, base->dns_config))
       err = channel_new(base, cfg, false, &ch);
     else if (!ch && (err = channel_new(base, base->dns_config, true, &st->shared)) == 0)
       ch = st->shared;

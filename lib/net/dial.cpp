@@ -100,6 +100,8 @@ void decide(rill_dialer *d, int status, const char *call) {
   d->decided = true;
   d->status = status;
   d->failed_call = call;
+  if (status != 0 && !d->attempts.empty())  // a timeout or cancel names the newest attempt
+    std::memcpy(d->address, d->attempts.back()->address, sizeof d->address);
   for (size_t i = 0; i < d->attempts.size(); i++)
     close_attempt(d->attempts[i]);
   d->attempts.clear();
@@ -408,8 +410,8 @@ int rill_dialer_cancel(rill_dialer *d) {
 int rill_dialer_format_error(const rill_dialer *d, int err, char *buf, size_t size) {
   if (!d)
     return RILL_EINVAL;
-  if (RILL_IS_DNS_ERROR(err) && d->host[0]) {
-    // Go: "dial tcp: lookup example.invalid: no such host"
+  if (d->host[0] && (RILL_IS_DNS_ERROR(err) || d->targets.empty())) {
+    // Failed during the lookup. Go: "dial tcp: lookup example.invalid: no such host"
     int n = std::snprintf(buf, size, "dial %s: lookup %s: %s", network_name(d->kind), d->host,
                           rill_strerror(err));
     return n < 0 || static_cast<size_t>(n) >= size ? RILL_EINVAL : n;
