@@ -164,6 +164,11 @@ RILL_API int rill_conn_close_write(rill_conn *conn);
  * write deadline), closes, then on_close. */
 RILL_API int rill_conn_close(rill_conn *conn);
 
+/* Close at once, as Go's Close does: what is still queued is dropped (ref
+ * writes complete with RILL_ECANCELED), what the kernel already took is
+ * still delivered, then FIN; then on_close. */
+RILL_API int rill_conn_close_now(rill_conn *conn);
+
 /* Abortive close: drops the queue and resets the connection (RST, via
  * SO_LINGER 0), then on_close. */
 RILL_API int rill_conn_abort(rill_conn *conn);

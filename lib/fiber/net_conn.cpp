@@ -200,7 +200,9 @@ int rill_net_close(rill_net_conn *c) {
   wake(c->writer, RILL_ECLOSED);
   fiber_wake_all(c->read_lock.waiters, RILL_ECLOSED);
   fiber_wake_all(c->write_lock.waiters, RILL_ECLOSED);
-  return rill_conn_close(c->conn);
+  // What an interrupted write had not handed to the kernel is dropped, so
+  // its *written stays the truth (Go's Close does the same).
+  return rill_conn_close_now(c->conn);
 }
 
 int rill_net_close_write(rill_net_conn *c) {

@@ -323,6 +323,7 @@ int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_siz
   if (stack_size == default_stack_size && !s->pool.empty()) {
     f->stack = s->pool.back();
     s->pool.pop_back();
+    stack_reset(f->stack);
   } else {
     err = stack_alloc(stack_size, &f->stack);
   }

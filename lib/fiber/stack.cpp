@@ -6,6 +6,17 @@
 
 #include "rill/error.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define RILL_STACK_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RILL_STACK_ASAN 1
+#endif
+#endif
+#ifdef RILL_STACK_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 namespace rill::detail {
 namespace {
 
@@ -33,9 +44,18 @@ int stack_alloc(size_t size, fiber_stack *out) {
   return 0;
 }
 
+void stack_reset(fiber_stack &s) {
+#ifdef RILL_STACK_ASAN
+  __asan_unpoison_memory_region(s.base, s.size);
+#else
+  (void)s;
+#endif
+}
+
 void stack_free(fiber_stack &s) {
   if (!s.base)
     return;
+  stack_reset(s);
   size_t page = page_size();
   munmap(static_cast<char *>(s.base) - page, s.size + page);
   s.base = nullptr;

@@ -17,6 +17,12 @@ struct fiber_stack {
 int stack_alloc(size_t size, fiber_stack *out);
 void stack_free(fiber_stack &s);
 
+// Readies a pooled stack for its next fiber. Under AddressSanitizer a
+// finished fiber leaves its frames' redzones poisoned (it never returns
+// through them); they are cleared here and in stack_free, or a later fiber
+// on the same memory trips over stale poison.
+void stack_reset(fiber_stack &s);
+
 }  // namespace rill::detail
 
 #endif

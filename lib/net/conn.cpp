@@ -244,6 +244,16 @@ int rill_conn_close(rill_conn *conn) {
   return 0;
 }
 
+int rill_conn_close_now(rill_conn *conn) {
+  int err = conn_check_open(conn);
+  if (err)
+    return err;
+  conn->closing = true;
+  conn->read_wanted = false;
+  conn_finish_close(conn);
+  return 0;
+}
+
 int rill_conn_abort(rill_conn *conn) {
   // Allowed during a graceful close, to give up on the flush.
   if (!conn)

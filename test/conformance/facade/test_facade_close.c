@@ -1,0 +1,323 @@
+/* GO_MODEL.md G23 and G24 through the blocking facade: use of a closed
+ * connection (idle, and with fibers parked in it), and half-close. */
+#define _GNU_SOURCE 1
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "rill.h"
+#include "test_util.h"
+
+#include "facade_util.c"
+
+#define LIMIT 10000
+
+/* ---- G23: every call after rill_net_close -> RILL_ECLOSED -------------- */
+
+static void g23_idle_main(void *arg) {
+  struct fu_pair p;
+  char buf[16], msg[512], expect[512], local[RILL_ADDRSTRLEN], remote[RILL_ADDRSTRLEN];
+  size_t written = 99;
+  (void)arg;
+  if (fu_pair_open(&p) != 0)
+    return;
+  FCHECK(rill_net_local_addr(p.c, local, sizeof local) > 0);
+  FCHECK(rill_net_remote_addr(p.c, remote, sizeof remote) > 0);
+  FCHECK_EQ(rill_net_close(p.c), 0);
+
+  FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), RILL_ECLOSED);
+  FCHECK_EQ(rill_net_read(p.c, buf, 0), RILL_ECLOSED);
+  FCHECK_EQ(rill_net_write(p.c, "x", 1, &written), RILL_ECLOSED);
+  FCHECK_EQ(written, 0);
+  FCHECK_EQ(rill_net_close(p.c), RILL_ECLOSED);
+  FCHECK_EQ(rill_net_close_write(p.c), RILL_ECLOSED);
+  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_BOTH, rill_base_now(rill_fiber_base()) + 10),
+            RILL_ECLOSED);
+  FCHECK_EQ(rill_net_set_no_delay(p.c, 1), RILL_ECLOSED);
+  FCHECK_EQ(rill_net_set_keep_alive(p.c, 1, 1000), RILL_ECLOSED);
+  FCHECK_EQ(rill_net_set_linger(p.c, 1), RILL_ECLOSED);
+  FCHECK_EQ(rill_net_set_read_buffer(p.c, 4096), RILL_ECLOSED);
+  FCHECK_EQ(rill_net_set_write_buffer(p.c, 4096), RILL_ECLOSED);
+  FCHECK_EQ(rill_net_fd(p.c), RILL_ECLOSED);
+
+  /* A distinct code with Go's text. */
+  FCHECK_STREQ(rill_strerror(RILL_ECLOSED), "use of closed network connection");
+  snprintf(expect, sizeof expect, "read tcp %s->%s: use of closed network connection", local, remote);
+  FCHECK(rill_net_format_error(p.c, "read", RILL_ECLOSED, msg, sizeof msg) > 0);
+  FCHECK_STREQ(msg, expect);
+
+  /* The peer sees the close as EOF. */
+  FCHECK_EQ(fu_peer_read(p.peer, buf, sizeof buf, 2000), 0);
+  fu_pair_close(&p);
+
+  /* rill_net_conn_free() on an open connection closes it. */
+  if (fu_pair_open(&p) != 0)
+    return;
+  rill_net_conn_free(p.c);
+  p.c = NULL;
+  FCHECK_EQ(fu_peer_read(p.peer, buf, sizeof buf, 2000), 0);
+  fu_pair_close(&p);
+}
+
+static void G23_calls_after_close(void **state) {
+  (void)state;
+  fu_run_fiber(g23_idle_main, NULL, LIMIT);
+}
+
+/* Fibers parked in a connection when another fiber closes it. */
+struct g23 {
+  struct fu_pair p;
+  rill_waitgroup *wg;
+  ssize_t read_rc[2];
+  int write_rc[2];
+  size_t written[2];
+  int order;
+  int returned[4];
+  int check_peer; /* also check what the peer receives after the close */
+};
+
+#define G23_WRITE_LEN (16u * 1024u * 1024u)
+static unsigned char *g23_data;
+
+static void g23_reader(void *arg) {
+  struct g23 *t = (struct g23 *)arg;
+  char buf[64];
+  int me = t->order++;
+  t->read_rc[me] = rill_net_read(t->p.c, buf, sizeof buf);
+  t->returned[me] = 1;
+  rill_waitgroup_done(t->wg);
+}
+
+static void g23_writer(void *arg) {
+  struct g23 *t = (struct g23 *)arg;
+  int me = t->order++ - 2;
+  t->write_rc[me] = rill_net_write(t->p.c, g23_data, G23_WRITE_LEN, &t->written[me]);
+  t->returned[2 + me] = 1;
+  rill_waitgroup_done(t->wg);
+}
+
+static void g23_parked_main(void *arg) {
+  struct g23 *t = (struct g23 *)arg;
+  rill_base *base = rill_fiber_base();
+  int i;
+  if (fu_pair_open(&t->p) != 0)
+    return;
+  fu_set_buffers(t->p.peer, 64 * 1024);
+  FCHECK_EQ(rill_waitgroup_new(&t->wg), 0);
+  rill_waitgroup_add(t->wg, 4);
+  /* Two readers: one parked on the socket, one waiting its turn. Two
+   * writers: one parked with a full kernel buffer, one waiting its turn. */
+  FCHECK_EQ(rill_go(base, g23_reader, t), 0);
+  FCHECK_EQ(rill_go(base, g23_reader, t), 0);
+  FCHECK_EQ(rill_go(base, g23_writer, t), 0);
+  FCHECK_EQ(rill_go(base, g23_writer, t), 0);
+  rill_sleep(100);
+  for (i = 0; i < 4; i++)
+    FCHECK_EQ(t->returned[i], 0);
+
+  FCHECK_EQ(rill_net_close(t->p.c), 0);
+  FCHECK_EQ(rill_waitgroup_wait(t->wg), 0);
+  FCHECK_EQ(t->read_rc[0], RILL_ECLOSED);
+  FCHECK_EQ(t->read_rc[1], RILL_ECLOSED);
+  FCHECK_EQ(t->write_rc[0], RILL_ECLOSED);
+  FCHECK_EQ(t->write_rc[1], RILL_ECLOSED);
+  /* The parked writer reports what reached the kernel; the other wrote
+   * nothing. */
+  FCHECK(t->written[0] > 0 && t->written[0] < G23_WRITE_LEN);
+  FCHECK_EQ(t->written[1], 0);
+
+  /* And the report is the truth: after the close the peer receives
+   * exactly the bytes reported written, then EOF (as in Go, where what a
+   * Write did not hand the kernel is never sent after Close). */
+  if (t->check_peer) {
+    static unsigned char buf[64 * 1024];
+    size_t got = 0;
+    ssize_t n;
+    while ((n = fu_peer_read(t->p.peer, buf, sizeof buf, 2000)) > 0)
+      got += (size_t)n;
+    FCHECK_EQ(n, 0);
+    FCHECK_EQ(got, t->written[0]);
+  }
+  rill_waitgroup_free(t->wg);
+  fu_pair_close(&t->p);
+}
+
+static void g23_parked(int check_peer) {
+  struct g23 t;
+  g23_data = calloc(1, G23_WRITE_LEN);
+  assert_non_null(g23_data);
+  memset(&t, 0, sizeof t);
+  t.check_peer = check_peer;
+  fu_run_fiber(g23_parked_main, &t, LIMIT);
+  free(g23_data);
+}
+
+static void G23_close_wakes_parked_fibers(void **state) {
+  (void)state;
+  g23_parked(0);
+}
+
+/* The count a writer woken by the close reports is what the peer gets. */
+static void G23_close_mid_write_reports_true_count(void **state) {
+  (void)state;
+  g23_parked(1);
+}
+
+/* A fiber parked in rill_net_accept() when the listener closes. */
+struct g23l {
+  rill_net_listener *l;
+  rill_waitgroup *wg;
+  int rc;
+  int returned;
+};
+
+static void g23_acceptor(void *arg) {
+  struct g23l *t = (struct g23l *)arg;
+  rill_net_conn *c = NULL;
+  t->rc = rill_net_accept(t->l, &c);
+  t->returned = 1;
+  if (t->rc == 0)
+    rill_net_conn_free(c);
+  rill_waitgroup_done(t->wg);
+}
+
+static void g23_listener_main(void *arg) {
+  struct g23l *t = (struct g23l *)arg;
+  FCHECK_EQ(rill_net_listen("tcp", "127.0.0.1:0", NULL, &t->l), 0);
+  if (!t->l)
+    return;
+  FCHECK_EQ(rill_waitgroup_new(&t->wg), 0);
+  rill_waitgroup_add(t->wg, 1);
+  FCHECK_EQ(rill_go(rill_fiber_base(), g23_acceptor, t), 0);
+  rill_sleep(50);
+  FCHECK_EQ(t->returned, 0);
+  rill_net_listener_close(t->l);
+  FCHECK_EQ(rill_waitgroup_wait(t->wg), 0);
+  FCHECK_EQ(t->rc, RILL_ECLOSED);
+  rill_waitgroup_free(t->wg);
+}
+
+static void G23_listener_close_wakes_accept(void **state) {
+  struct g23l t;
+  (void)state;
+  memset(&t, 0, sizeof t);
+  fu_run_fiber(g23_listener_main, &t, LIMIT);
+}
+
+/* ---- G24: half-close --------------------------------------------------- */
+
+struct g24 {
+  struct fu_pair p;
+  rill_waitgroup *wg;
+  ssize_t n;
+  char buf[64];
+  int write_rc;
+  size_t written;
+};
+
+static void g24_reader(void *arg) {
+  struct g24 *t = (struct g24 *)arg;
+  t->n = rill_net_read(t->p.c, t->buf, sizeof t->buf);
+  rill_waitgroup_done(t->wg);
+}
+
+#define G24_LEN (4u * 1024u * 1024u)
+static unsigned char *g24_data;
+
+static void g24_writer(void *arg) {
+  struct g24 *t = (struct g24 *)arg;
+  t->write_rc = rill_net_write(t->p.c, g24_data, G24_LEN, &t->written);
+  rill_waitgroup_done(t->wg);
+}
+
+static void g24_main(void *arg) {
+  struct g24 *t = (struct g24 *)arg;
+  char buf[64];
+  unsigned char *in;
+  size_t written = 99;
+  ssize_t n;
+  int rc;
+  if (fu_pair_open(&t->p) != 0)
+    return;
+  FCHECK_EQ(rill_waitgroup_new(&t->wg), 0);
+
+  /* A reader is parked when the write side closes: it stays parked. */
+  rill_waitgroup_add(t->wg, 1);
+  FCHECK_EQ(rill_go(rill_fiber_base(), g24_reader, t), 0);
+  rill_yield();
+  FCHECK_EQ(rill_net_close_write(t->p.c), 0);
+
+  /* The peer reads EOF... */
+  FCHECK_EQ(fu_peer_read(t->p.peer, buf, sizeof buf, 2000), 0);
+  rill_sleep(20);
+  FCHECK_EQ(t->n, 0); /* still parked */
+
+  /* ...and can still send: this side reads it. */
+  FCHECK_EQ(fu_peer_write(t->p.peer, "reply", 5), 0);
+  FCHECK_EQ(rill_waitgroup_wait(t->wg), 0);
+  FCHECK_EQ(t->n, 5);
+  FCHECK(t->n == 5 && memcmp(t->buf, "reply", 5) == 0);
+  FCHECK_EQ(fu_peer_write(t->p.peer, "more", 4), 0);
+  n = rill_net_read(t->p.c, buf, sizeof buf);
+  FCHECK_EQ(n, 4);
+
+  /* Writing after the half-close is a broken pipe (never a SIGPIPE). */
+  rc = rill_net_write(t->p.c, "x", 1, &written);
+  FCHECK_EQ(rc, RILL_EPIPE);
+  FCHECK_EQ(written, 0);
+
+  /* The peer closes too: EOF here. */
+  close(t->p.peer);
+  t->p.peer = -1;
+  FCHECK_EQ(rill_net_read(t->p.c, buf, sizeof buf), RILL_EOF);
+  fu_pair_close(&t->p);
+
+  /* Half-close during a write the kernel has not taken yet: the peer gets
+   * every byte, then EOF. */
+  if (fu_pair_open(&t->p) != 0)
+    return;
+  fu_set_buffers(t->p.peer, 64 * 1024);
+  rill_waitgroup_add(t->wg, 1);
+  FCHECK_EQ(rill_go(rill_fiber_base(), g24_writer, t), 0);
+  rill_sleep(50);
+  FCHECK_EQ(rill_net_close_write(t->p.c), 0);
+  in = malloc(G24_LEN);
+  FCHECK(in != NULL);
+  if (in) {
+    FCHECK_EQ(fu_peer_read_full(t->p.peer, in, G24_LEN, 3000), 0);
+    FCHECK_EQ(fu_check_pattern(in, G24_LEN, 0), G24_LEN);
+    free(in);
+  }
+  FCHECK_EQ(fu_peer_read(t->p.peer, buf, sizeof buf, 2000), 0);
+  FCHECK_EQ(rill_waitgroup_wait(t->wg), 0);
+  FCHECK_EQ(t->write_rc, 0);
+  FCHECK_EQ(t->written, G24_LEN);
+  rill_waitgroup_free(t->wg);
+  fu_pair_close(&t->p);
+}
+
+static void G24_close_write_half_close(void **state) {
+  struct g24 t;
+  (void)state;
+  fu_sigpipe_default();
+  g24_data = malloc(G24_LEN);
+  assert_non_null(g24_data);
+  fu_fill(g24_data, G24_LEN, 0);
+  memset(&t, 0, sizeof t);
+  fu_run_fiber(g24_main, &t, LIMIT);
+  free(g24_data);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(G23_calls_after_close, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(G23_close_wakes_parked_fibers, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(G23_close_mid_write_reports_true_count, tu_setup_fds,
+                                      tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(G23_listener_close_wakes_accept, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(G24_close_write_half_close, tu_setup_fds, tu_teardown_fds),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
