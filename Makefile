@@ -21,7 +21,7 @@ test: all
 	cd $(BUILD) && $(CTEST)
 
 demo: all
-	./$(BUILD)/samples/demo
+	sh scripts/demo.sh $(BUILD)
 
 asan: deps
 	@$(call configure,$(BUILD)-asan,-DRILL_SANITIZE=address,undefined)
