@@ -50,7 +50,8 @@ RILL_API int rill_addr_parse(const char *network, const char *address,
                              struct sockaddr_storage *out, socklen_t *out_len);
 
 /* Formats a socket address Go's way ("127.0.0.1:80", "[::1]:80",
- * "[fe80::1%lo]:80", a Unix path). Returns the length or RILL_EINVAL. */
+ * "[fe80::1%lo]:80", a Unix path). Returns the length, RILL_EINVAL (NULL, or
+ * `buf` too small) or RILL_EAFNOSUPPORT (another family). */
 RILL_API int rill_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 
 /* ---- options ---------------------------------------------------------- */
@@ -97,7 +98,9 @@ typedef struct rill_conn_events {
    * status RILL_ETIMEOUT: the read deadline passed; reading pauses, nothing
    * is lost, and setting a new deadline resumes it. */
   size_t (*on_read)(rill_conn *conn, const char *data, size_t len, int status, void *arg);
-  /* The write queue became empty: everything reached the kernel. */
+  /* The write queue became empty: everything reached the kernel. Only
+   * writes that had to queue lead here; one the kernel takes whole at once
+   * reports nothing. */
   void (*on_drain)(rill_conn *conn, void *arg);
   /* Queued bytes rose above write_high_water / fell to write_low_water. */
   void (*on_high_water)(rill_conn *conn, size_t queued, void *arg);

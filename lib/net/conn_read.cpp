@@ -61,8 +61,7 @@ void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
   // message); a large one goes, so an idle connection holds little.
   if (c->held_len == 0 && c->held_cap > held_keep_max)
     conn_release_held(c);
-  else if (c->held_len >= c->read_max)
-    c->read_full = true;
+  c->read_full = c->held_len >= c->read_max;
 }
 
 void finish(rill_conn *c, int status) {
@@ -86,6 +85,13 @@ void conn_release_held(rill_conn *c) {
 void conn_on_readable(rill_conn *c) {
   if (!c->read_wanted || c->read_full || c->read_timed_out || c->read_finished)
     return;
+  if (c->held_len >= c->read_max) {
+    // No room: the held bytes must be used first (a redelivery is queued by
+    // rill_conn_read_start). A read of 0 bytes here would look like EOF.
+    c->read_full = true;
+    conn_update_io(c);
+    return;
+  }
   char *dst;
   size_t room;
   if (c->held_len) {

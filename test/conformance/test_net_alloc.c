@@ -1,0 +1,179 @@
+/* Steady state allocates nothing (DESIGN.md, performance principles): an
+ * echo exchange of 10,000 messages over an established connection, with
+ * the read deadline moved on every read as a Go server does, makes no
+ * malloc or realloc once warmed up.
+ *
+ * A program of its own: the counting allocator is process-global and must
+ * be installed before any base exists. Runs once per backend like the
+ * others. */
+#define _GNU_SOURCE 1
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rill.h"
+#include "test_util.h"
+#include "net_util.h"
+
+#define MSG 64
+#define WARMUP 100
+#define MESSAGES 10000
+
+struct echo {
+  rill_base *base;
+  rill_conn *client;
+  rill_conn *server;
+  int sent;      /* messages the client wrote */
+  int received;  /* complete echoes the client got */
+  size_t partial;
+  int target;
+  int errors;
+  int closes;
+  unsigned char msg[MSG];
+};
+
+static void send_next(struct echo *e) {
+  int i;
+  for (i = 0; i < MSG; i++) e->msg[i] = (unsigned char)(e->sent + i);
+  if (rill_conn_write(e->client, e->msg, MSG) != 0) e->errors++;
+  e->sent++;
+}
+
+static size_t server_read(rill_conn *c, const char *data, size_t len, int status, void *arg) {
+  struct echo *e = (struct echo *)arg;
+  if (status != 0) {
+    if (status != RILL_EOF) e->errors++;
+    return 0;
+  }
+  if (rill_conn_set_deadline(c, RILL_DEADLINE_READ, rill_base_now(e->base) + 10000) != 0)
+    e->errors++;
+  if (rill_conn_write(c, data, len) != 0) e->errors++;
+  return len;
+}
+
+static size_t client_read(rill_conn *c, const char *data, size_t len, int status, void *arg) {
+  struct echo *e = (struct echo *)arg;
+  (void)data;
+  if (status != 0) {
+    e->errors++;
+    return 0;
+  }
+  if (rill_conn_set_deadline(c, RILL_DEADLINE_READ, rill_base_now(e->base) + 10000) != 0)
+    e->errors++;
+  e->partial += len;
+  while (e->partial >= MSG) {
+    e->partial -= MSG;
+    e->received++;
+  }
+  if (e->received == e->sent) {
+    if (e->received >= e->target)
+      rill_base_stop(e->base);
+    else
+      send_next(e);
+  }
+  return len;
+}
+
+static void on_close(rill_conn *c, void *arg) {
+  (void)c;
+  ((struct echo *)arg)->closes++;
+}
+
+static void on_accept(rill_listener *l, rill_conn *c, int status, void *arg) {
+  struct echo *e = (struct echo *)arg;
+  rill_conn_events ev;
+  if (status != 0) {
+    e->errors++;
+    return;
+  }
+  e->server = c;
+  memset(&ev, 0, sizeof ev);
+  ev.on_read = server_read;
+  ev.on_close = on_close;
+  assert_int_equal(rill_conn_start(c, &ev, e), 0);
+  rill_listener_close(l);
+}
+
+static void on_dial(rill_dialer *d, rill_conn *c, int status, void *arg) {
+  struct echo *e = (struct echo *)arg;
+  rill_conn_events ev;
+  (void)d;
+  assert_int_equal(status, 0);
+  e->client = c;
+  memset(&ev, 0, sizeof ev);
+  ev.on_read = client_read;
+  ev.on_close = on_close;
+  assert_int_equal(rill_conn_start(c, &ev, e), 0);
+}
+
+static int connected(void *arg) {
+  struct echo *e = (struct echo *)arg;
+  return e->client != NULL && e->server != NULL;
+}
+
+static void test_echo_steady_state_allocates_nothing(void **state) {
+  rill_base *base;
+  rill_listener *l = NULL;
+  struct echo e;
+  tu_alloc_counts before_base, warm, done, after;
+  char addr[64];
+  (void)state;
+  tu_alloc_get(&before_base);
+  base = tu_base_new();
+  memset(&e, 0, sizeof e);
+  e.base = base;
+  assert_int_equal(rill_listen(base, "tcp", "127.0.0.1:0", NULL, on_accept, &e, &l), 0);
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", rill_listener_port(l));
+  assert_int_equal(rill_dial(base, "tcp", addr, NULL, on_dial, &e, NULL), 0);
+  nu_run_until(base, connected, &e, 5000);
+
+  /* Warm up: pools, the timer heap and the read buffer reach their size. */
+  e.target = WARMUP;
+  send_next(&e);
+  TU_RUN(base, RILL_RUN_DEFAULT, 10000);
+  assert_int_equal(e.received, WARMUP);
+  tu_alloc_get(&warm);
+
+  e.target = WARMUP + MESSAGES;
+  send_next(&e);
+  TU_RUN(base, RILL_RUN_DEFAULT, 30000);
+  tu_alloc_get(&done);
+  printf("# %d echoes: %llu mallocs, %llu reallocs, %llu frees in steady state\n", MESSAGES,
+         (unsigned long long)(done.mallocs - warm.mallocs),
+         (unsigned long long)(done.reallocs - warm.reallocs),
+         (unsigned long long)(done.frees - warm.frees));
+  assert_int_equal(e.errors, 0);
+  assert_int_equal(e.received, WARMUP + MESSAGES);
+  assert_int_equal(done.mallocs - warm.mallocs, 0);
+  assert_int_equal(done.reallocs - warm.reallocs, 0);
+  assert_int_equal(done.frees - warm.frees, 0);
+
+  assert_int_equal(rill_conn_close(e.client), 0);
+  assert_int_equal(rill_conn_close(e.server), 0);
+  nu_settle(base);
+  assert_int_equal(e.closes, 2);
+  tu_base_free(base);
+  /* Everything rill allocated came back, and only through this allocator. */
+  tu_alloc_get(&after);
+  assert_int_equal(after.live, before_base.live);
+  assert_int_equal(after.foreign, 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_echo_steady_state_allocates_nothing, tu_setup_fds,
+                                      tu_teardown_fds),
+  };
+  /* Before any base exists (no base needs to be alive for this). */
+  if (rill_set_allocator(tu_malloc, tu_realloc, tu_free) != 0) {
+    fprintf(stderr, "rill_set_allocator failed\n");
+    return 1;
+  }
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
