@@ -125,39 +125,58 @@ void destroy_scheduler(scheduler *s) {
   delete s;
 }
 
-// Switches from the loop into `f`, or from `f` back to the loop.
-void switch_into(scheduler *s, rill_fiber *f) {
-  running = f;
-  s->current = f;
+// Saves the current context in *save and continues `to`, whose stack is
+// [stack_bottom, +stack_size), telling the sanitizers. `for_good`: the
+// current stack is never resumed (a finished fiber), so ASan keeps no fake
+// stack for it.
+void switch_stacks(void **save, void *to, const void *stack_bottom, size_t stack_size,
+                   [[maybe_unused]] void *tsan_to, [[maybe_unused]] bool for_good) {
 #ifdef RILL_FIBER_ASAN
   void *fake = nullptr;
-  __sanitizer_start_switch_fiber(&fake, f->stack.base, f->stack.size);
+  __sanitizer_start_switch_fiber(for_good ? nullptr : &fake, stack_bottom, stack_size);
+#else
+  (void)stack_bottom;
+  (void)stack_size;
 #endif
 #ifdef RILL_FIBER_TSAN
-  __tsan_switch_to_fiber(f->tsan_fiber, 0);
+  __tsan_switch_to_fiber(tsan_to, 0);
 #endif
-  context_switch(&s->loop_sp, f->sp);
+  context_switch(save, to);
 #ifdef RILL_FIBER_ASAN
   __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
 #endif
+}
+
+// From the loop into `f`, until it parks or ends.
+void switch_into(scheduler *s, rill_fiber *f) {
+  running = f;
+  s->current = f;
+#ifdef RILL_FIBER_TSAN
+  void *tsan_to = f->tsan_fiber;
+#else
+  void *tsan_to = nullptr;
+#endif
+  switch_stacks(&s->loop_sp, f->sp, f->stack.base, f->stack.size, tsan_to, false);
   running = nullptr;
   s->current = nullptr;
 }
 
+// From `f` back to the loop.
 void switch_out(rill_fiber *f) {
   scheduler *s = f->sched;
 #ifdef RILL_FIBER_ASAN
-  void *fake = nullptr;
-  // A finished fiber's stack is gone after this switch: no fake stack kept.
-  __sanitizer_start_switch_fiber(f->done ? nullptr : &fake, s->loop_stack_bottom, s->loop_stack_size);
+  const void *bottom = s->loop_stack_bottom;
+  size_t size = s->loop_stack_size;
+#else
+  const void *bottom = nullptr;
+  size_t size = 0;
 #endif
 #ifdef RILL_FIBER_TSAN
-  __tsan_switch_to_fiber(s->loop_tsan_fiber, 0);
+  void *tsan_to = s->loop_tsan_fiber;
+#else
+  void *tsan_to = nullptr;
 #endif
-  context_switch(&f->sp, s->loop_sp);
-#ifdef RILL_FIBER_ASAN
-  __sanitizer_finish_switch_fiber(fake, nullptr, nullptr);
-#endif
+  switch_stacks(&f->sp, s->loop_sp, bottom, size, tsan_to, f->done);
 }
 
 [[noreturn]] void fiber_main(void *arg) {

@@ -30,6 +30,18 @@ int set_flags_fallback(int fd) {
   return 0;
 }
 
+// The fallback's second step, for the result of a plain socket()/accept().
+int with_flags_set(int plain) {
+  if (plain < 0)
+    return -errno;
+  int err = set_flags_fallback(plain);
+  if (err) {
+    socket_close(plain);
+    return err;
+  }
+  return plain;
+}
+
 int set_int(int fd, int level, int name, int value) {
   return setsockopt(fd, level, name, &value, sizeof value) < 0 ? -errno : 0;
 }
@@ -55,15 +67,7 @@ int socket_open(int family, int type) {
   if (errno != EINVAL && errno != EPROTONOSUPPORT)
     return -errno;
 #endif
-  int plain = socket(family, type, 0);
-  if (plain < 0)
-    return -errno;
-  int err = set_flags_fallback(plain);
-  if (err) {
-    socket_close(plain);
-    return err;
-  }
-  return plain;
+  return with_flags_set(socket(family, type, 0));
 }
 
 int socket_accept(int listen_fd) {
@@ -74,15 +78,7 @@ int socket_accept(int listen_fd) {
   if (errno != ENOSYS && errno != EINVAL)
     return -errno;
 #endif
-  int plain = accept(listen_fd, nullptr, nullptr);
-  if (plain < 0)
-    return -errno;
-  int err = set_flags_fallback(plain);
-  if (err) {
-    socket_close(plain);
-    return err;
-  }
-  return plain;
+  return with_flags_set(accept(listen_fd, nullptr, nullptr));
 }
 
 int socket_set_no_delay(int fd, bool on) { return set_int(fd, IPPROTO_TCP, TCP_NODELAY, on); }
