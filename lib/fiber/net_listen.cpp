@@ -1,9 +1,8 @@
 // Blocking listen, accept and dial for fibers.
 //
-// Connections that arrive while no fiber waits in rill_net_accept() queue in
-// the listener, up to a bound past which accepting pauses (the kernel's
-// backlog takes over), as a Go listener leaves them in the backlog until
-// Accept is called.
+// The listener accepts only while a fiber waits in rill_net_accept(), so
+// connections nobody asked for stay in the kernel's backlog, as they do for
+// a Go listener until Accept is called (G9: a full backlog stays full).
 #include <cstdio>
 #include <cstring>
 #include <deque>
@@ -23,8 +22,6 @@ struct rill_net_listener {
 namespace rill::detail {
 namespace {
 
-constexpr size_t accept_queue_max = 128;
-
 void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
   auto *nl = static_cast<rill_net_listener *>(arg);
   if (status < 0) {
@@ -37,10 +34,10 @@ void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
     return;
   }
   nl->ready.push_back(conn);
-  if (nl->ready.size() >= accept_queue_max)
-    rill_listener_pause(l);
   if (rill_fiber *f = nl->acceptors.pop())
     fiber_unpark(f, 0);
+  if (nl->acceptors.empty())
+    rill_listener_pause(l);  // the next one waits in the backlog
 }
 
 void maybe_free(rill_net_listener *nl) {
@@ -85,6 +82,7 @@ int rill_net_listen(const char *network, const char *address, const rill_net_opt
     delete nl;
     return err;
   }
+  rill_listener_pause(nl->listener);  // until someone accepts
   *out = nl;
   return 0;
 }
@@ -99,8 +97,10 @@ int rill_net_accept(rill_net_listener *nl, rill_net_conn **out) {
     return RILL_ECLOSED;
   nl->inside++;
   int err = 0;
-  while (nl->ready.empty() && !nl->pending_error && !err)
+  while (nl->ready.empty() && !nl->pending_error && !err) {
+    rill_listener_resume(nl->listener);
     err = fiber_wait(nl->acceptors);
+  }
   if (!err && nl->pending_error) {
     err = nl->pending_error;
     nl->pending_error = 0;
@@ -110,8 +110,6 @@ int rill_net_accept(rill_net_listener *nl, rill_net_conn **out) {
   if (!err) {
     rill_conn *conn = nl->ready.front();
     nl->ready.pop_front();
-    if (nl->ready.size() + 1 == accept_queue_max)
-      rill_listener_resume(nl->listener);
     *out = net_conn_wrap(conn);
     if (!*out) {
       rill_conn_abort(conn);

@@ -1,0 +1,89 @@
+// establish_server2 — a server that accepts slowly, so its listen backlog
+// fills up (seed 001, "conn establish" case 2). Run with establish_client2.
+// Mirrored by samples/seed/establish_server2.c.
+//
+// The backlog is 4: net.Listen takes it from somaxconn (4096 here), so the
+// socket is made by hand and handed to net.FileListener. The server sleeps,
+// then accepts one connection per interval, as many as the client makes.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+	"time"
+)
+
+const backlog = 4
+
+// What establish_client2 makes: backlog+1 that the kernel queues at once
+// (Linux queues one more than the backlog), then one that waits for an
+// accept. The dial that times out in between never reaches the queue.
+const total = backlog + 1 + 1
+
+var short = flag.Bool("short", false, "shorten the sleeps")
+
+func sleep(long, short_ time.Duration) {
+	if *short {
+		time.Sleep(short_)
+	} else {
+		time.Sleep(long)
+	}
+}
+
+func say(format string, args ...interface{}) { fmt.Printf(format+"\n", args...) }
+
+func listenBacklog(address string, n int) (net.Listener, error) {
+	a, err := net.ResolveTCPAddr("tcp4", address)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	sa := &syscall.SockaddrInet4{Port: a.Port}
+	copy(sa.Addr[:], a.IP.To4())
+	syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	if err := syscall.Bind(fd, sa); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	if err := syscall.Listen(fd, n); err != nil {
+		syscall.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "listener")
+	defer f.Close() // FileListener keeps a duplicate
+	return net.FileListener(f)
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8882", "address to listen on")
+	flag.Parse()
+
+	l, err := listenBacklog(*addr, backlog)
+	if err != nil {
+		say("listen error: %v", err)
+		os.Exit(1)
+	}
+	defer l.Close()
+	say("listen ok")
+
+	var conns []net.Conn
+	for i := 1; i <= total; i++ {
+		sleep(10*time.Second, 500*time.Millisecond)
+		c, err := l.Accept()
+		if err != nil {
+			say("accept error: %v", err)
+			os.Exit(1)
+		}
+		conns = append(conns, c)
+		say("%d: accept a new connection", i)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+}

@@ -1,0 +1,3 @@
+module rill/seed
+
+go 1.19

@@ -1,0 +1,3 @@
+module rill/bench/idle_rss
+
+go 1.19

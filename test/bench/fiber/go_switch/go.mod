@@ -1,0 +1,3 @@
+module rill/bench/switch
+
+go 1.19

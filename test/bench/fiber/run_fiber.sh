@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Fiber benchmarks: switch cost and memory per idle connection, rill's
+# blocking facade beside Go (when `go` is installed), as a markdown table.
+#
+#   test/bench/fiber/run_fiber.sh <build dir>
+#
+# The build dir must come from a -DRILL_BUILD_BENCH=ON build (it holds
+# test/bench/fiber/{bench_switch,bench_idle_rss}). The Go programs
+# (go_switch, go_idle_rss) are built into a temporary directory.
+# Knobs (environment): FIBER_N (switches per run, 10000000), FIBER_REPS (5),
+# FIBER_CONNS (idle connections, 10000).
+set -euo pipefail
+
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+  echo "usage: $0 <build dir>" >&2
+  exit 2
+fi
+BUILD=$(cd "$1" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+N=${FIBER_N:-10000000}
+REPS=${FIBER_REPS:-5}
+CONNS=${FIBER_CONNS:-10000}
+SWITCH=$BUILD/test/bench/fiber/bench_switch
+IDLE=$BUILD/test/bench/fiber/bench_idle_rss
+for exe in "$SWITCH" "$IDLE"; do
+  if [ ! -x "$exe" ]; then
+    echo "run_fiber: $exe is missing: build with -DRILL_BUILD_BENCH=ON" >&2
+    exit 1
+  fi
+done
+
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+
+HAVE_GO=0
+if command -v go >/dev/null; then
+  if (cd "$HERE/go_switch" && go build -o "$TMP/go_switch" .) >&2 &&
+     (cd "$HERE/go_idle_rss" && go build -o "$TMP/go_idle_rss" .) >&2; then
+    HAVE_GO=1
+  else
+    echo "run_fiber: building the Go programs failed: rill only" >&2
+  fi
+else
+  echo "run_fiber: go not installed: rill only" >&2
+fi
+
+val() { sed -n "s/^$1=//p" "$2"; }
+
+echo "# $(uname -sr), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //')" >&2
+"$SWITCH" --n "$N" --reps "$REPS" | tee "$TMP/switch" | grep '^#' >&2
+"$IDLE" --conns "$CONNS" --buf 4096 | tee "$TMP/idle4096" | grep '^#' >&2
+"$IDLE" --conns "$CONNS" --buf 64 | tee "$TMP/idle64" | grep '^#' >&2
+if [ $HAVE_GO = 1 ]; then
+  GOMAXPROCS=1 "$TMP/go_switch" -n "$N" -reps "$REPS" | tee "$TMP/goswitch" | grep '^#' >&2
+  "$TMP/go_idle_rss" -conns "$CONNS" -buf 4096 | tee "$TMP/goidle4096" | grep '^#' >&2
+  "$TMP/go_idle_rss" -conns "$CONNS" -buf 64 | tee "$TMP/goidle64" | grep '^#' >&2
+else
+  : >"$TMP/goswitch"
+  : >"$TMP/goidle4096"
+  : >"$TMP/goidle64"
+fi
+g() { local v; v=$(val "$1" "$2"); echo "${v:-n/a}"; }
+
+echo
+echo "| measure | rill facade | Go (GOMAXPROCS=1 for the switch rows, default for RSS) |"
+echo "|---|---:|---:|"
+echo "| yield ping-pong, 2 fibers/goroutines (ns per yield) | $(g yield_2_ns "$TMP/switch") | $(g yield_2_ns "$TMP/goswitch") |"
+echo "| hand-off ping-pong: rill wait group / Go channel (ns per hand-off) | $(g waitgroup_ns "$TMP/switch") | $(g handoff_ns "$TMP/goswitch") |"
+echo "| loop iteration alone: 0 ms timer re-armed, no fiber (ns) | $(g timer_loop_ns "$TMP/switch") | - |"
+echo "| yield with 1000 fibers (ns per yield, ~ switch pair + ready queue) | $(g yield_1000_ns "$TMP/switch") | - |"
+echo "| idle connection, 4096-byte read buffer (bytes RSS per conn, $CONNS conns) | $(g rss_per_conn_bytes "$TMP/idle4096") | $(g rss_per_conn_bytes "$TMP/goidle4096") |"
+echo "| idle connection, 64-byte read buffer (bytes RSS per conn, $CONNS conns) | $(g rss_per_conn_bytes "$TMP/idle64") | $(g rss_per_conn_bytes "$TMP/goidle64") |"
+echo
+echo "The raw context switch (lib/fiber/switch_*.S) has no public hook, so it is not timed alone;"
+echo "every facade switch also passes through a loop iteration (the scheduler's 0 ms kick timer),"
+echo "which the 1000-fiber row shares among 1000 yields."
