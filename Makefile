@@ -8,7 +8,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 # Each build directory is configured once; rerun cmake by hand to change flags.
 configure = test -f $(1)/CMakeCache.txt || cmake -S . -B $(1) -DRILL_WERROR=ON $(2) $(CMAKE_FLAGS)
 
-.PHONY: all deps test demo asan tsan install bench clean
+.PHONY: all deps test demo asan tsan install bench-build bench bench-echo bench-fiber clean
 
 all: deps
 	@$(call configure,$(BUILD),)
@@ -38,10 +38,23 @@ tsan: deps
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
-bench: deps
+bench-build:
+	@sh scripts/install-deps.sh go
 	@$(call configure,$(BUILD)-bench,-DCMAKE_BUILD_TYPE=Release -DRILL_BUILD_BENCH=ON -DRILL_BUILD_TESTS=OFF)
 	cmake --build $(BUILD)-bench -j$(JOBS)
-	sh test/bench/run_core.sh $(BUILD)-bench
+
+# The core against libev (timers, many watchers).
+bench: bench-build
+	bash test/bench/run_core.sh $(BUILD)-bench
+
+# Echo round trips: rill callbacks, raw epoll, Go; then the fiber facade.
+bench-echo: bench-build
+	bash test/bench/echo/run_echo.sh $(BUILD)-bench
+	bash test/bench/fiber/run_echo_facade.sh $(BUILD)-bench
+
+# Fiber switches and memory per idle fiber-held connection, against Go.
+bench-fiber: bench-build
+	bash test/bench/fiber/run_fiber.sh $(BUILD)-bench
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-bench

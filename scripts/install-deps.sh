@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what building and testing rill needs, on Debian/Ubuntu, and does
 # nothing when everything is already there. Used by `make` and by CI.
+# `install-deps.sh go` also wants the Go toolchain (benchmarks, seed samples).
 set -e
 
 missing=""
@@ -17,6 +18,7 @@ need_cmd taskset util-linux
 need_pc cmocka libcmocka-dev
 need_pc libcares libc-ares-dev
 need_file /usr/include/ev.h libev-dev
+[ "${1:-}" = go ] && need_cmd go golang-go
 
 [ -z "$missing" ] && exit 0
 

@@ -4,7 +4,9 @@
 // Fibers run from the loop: a woken fiber is put on the ready queue and a
 // 0 ms timer (the "kick") runs the queue in the same loop iteration — timers
 // run after readiness is dispatched, so a fiber woken by its socket runs
-// before the loop waits again. Switching happens only between the kick and
+// before the loop waits again. Like Go's scheduler, which polls the network
+// only now and then, the kick keeps running fibers that other fibers wake,
+// for a bounded number of switches, before the loop polls again. Switching happens only between the kick and
 // a fiber, never from inside another callback, so callbacks of the callback
 // API never find themselves re-entered.
 //
@@ -64,6 +66,7 @@ namespace rill::detail {
 
 constexpr size_t default_stack_size = 256 * 1024;
 constexpr size_t pooled_stacks_max = 64;
+constexpr int extra_switches = 64;
 
 struct scheduler {
   rill_base *base;
@@ -211,13 +214,16 @@ void run_ready(rill_timer *, void *arg) {
   if (!s->loop_tsan_fiber)
     s->loop_tsan_fiber = __tsan_get_current_fiber();
 #endif
-  // Only the fibers ready now: one that yields goes round again next
-  // iteration, after the loop has polled.
+  // Every fiber ready now runs. Fibers made ready meanwhile (a yield, a
+  // hand-off between fibers) run too, up to a budget: cooperating fibers do
+  // not pay a loop iteration per switch, and the loop still polls at least
+  // every `extra_switches` switches, so io cannot starve.
   rill_fiber *last = s->ready.tail;
-  bool more = true;
-  while (more && !s->ready.empty()) {
+  bool past_last = false;
+  int extra = 0;
+  while (!s->ready.empty() && (!past_last || extra++ < extra_switches)) {
     rill_fiber *f = s->ready.pop();
-    more = f != last;
+    past_last = past_last || f == last;
     switch_into(s, f);
     if (f->done) {
       bool last_fiber = s->live == 1;

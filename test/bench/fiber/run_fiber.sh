@@ -72,5 +72,5 @@ echo "| idle connection, 4096-byte read buffer (bytes RSS per conn, $CONNS conns
 echo "| idle connection, 64-byte read buffer (bytes RSS per conn, $CONNS conns) | $(g rss_per_conn_bytes "$TMP/idle64") | $(g rss_per_conn_bytes "$TMP/goidle64") |"
 echo
 echo "The raw context switch (lib/fiber/switch_*.S) has no public hook, so it is not timed alone;"
-echo "every facade switch also passes through a loop iteration (the scheduler's 0 ms kick timer),"
-echo "which the 1000-fiber row shares among 1000 yields."
+echo "a yield is a switch pair plus the ready queue, and the scheduler runs up to 64 such switches"
+echo "between two polls of the loop (the 0 ms kick timer), whose cost the loop-iteration row shows."
