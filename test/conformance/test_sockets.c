@@ -779,6 +779,45 @@ static void test_g6_unix_network(void **state) {
   g6_unix_case(abstract);
 }
 
+static void on_accept_ignore(rill_listener *l, rill_conn *conn, int status, void *arg) {
+  (void)l;
+  (void)status;
+  (void)arg;
+  if (conn) rill_conn_abort(conn);
+}
+
+/* A socket file left by a server that died: EADDRINUSE as in Go, unless
+ * unlink_stale asks rill to remove a file that nobody answers on. A live
+ * server's file is never removed. */
+static void test_g6_unix_stale_socket_file(void **state) {
+  rill_base *base = tu_base_new();
+  rill_listener *live, *l;
+  rill_net_options opts;
+  struct sockaddr_un un;
+  char path[108];
+  int fd;
+  (void)state;
+  snprintf(path, sizeof path, "/tmp/rill-stale-%d.sock", (int)getpid());
+  unlink(path);
+  memset(&un, 0, sizeof un);
+  un.sun_family = AF_UNIX;
+  strcpy(un.sun_path, path);
+  fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&un, sizeof un), 0);
+  close(fd); /* the file stays behind, served by nobody */
+  assert_int_equal(rill_listen(base, "unix", path, NULL, on_accept_ignore, NULL, &l), -EADDRINUSE);
+  memset(&opts, 0, sizeof opts);
+  opts.unlink_stale = 1;
+  assert_int_equal(rill_listen(base, "unix", path, &opts, on_accept_ignore, NULL, &live), 0);
+  /* Now the file is live: a second listener must not take it over. */
+  assert_int_equal(rill_listen(base, "unix", path, &opts, on_accept_ignore, NULL, &l), -EADDRINUSE);
+  assert_int_equal(access(path, F_OK), 0);
+  rill_listener_close(live);
+  assert_int_equal(access(path, F_OK), -1);
+  tu_base_free(base);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_fds, tu_teardown_fds)
   const struct CMUnitTest tests[] = {
@@ -798,6 +837,7 @@ int main(void) {
       T(test_g6_dual_stack_wildcard),
       T(test_g6_tcp6_v6only_tcp4_v4only),
       T(test_g6_unix_network),
+      T(test_g6_unix_stale_socket_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
