@@ -47,10 +47,13 @@ RILL_API int rill_base_new(const rill_base_config *config, rill_base **out);
 
 /* Frees a base. Functions still queued by rill_base_post() run first, exactly
  * once, on the calling thread (they may free handles). Then, if handles are
- * still alive, nothing is freed and RILL_EBUSY is returned: free the handles
- * (rill_base_dump() lists them) and call again. Also RILL_EBUSY when called
- * from inside rill_base_run(). NULL is a no-op returning 0. No
- * rill_base_post() may race with this call. */
+ * still alive or reports are still queued (a close callback, say: run the
+ * loop to deliver them), nothing else happens and RILL_EBUSY is returned:
+ * free the handles (rill_base_dump() lists them) and call again. Otherwise
+ * name lookups still in flight end here, their callbacks (and those of the
+ * dials waiting on them) saying RILL_ECANCELED, and the base is freed. Also
+ * RILL_EBUSY when called from inside rill_base_run(). NULL is a no-op
+ * returning 0. No rill_base_post() may race with this call. */
 RILL_API int rill_base_free(rill_base *base);
 
 typedef enum rill_run_mode {

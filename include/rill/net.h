@@ -131,7 +131,9 @@ RILL_API int rill_conn_read_start(rill_conn *conn);
 /* Writes `len` bytes: straight to the kernel when nothing is queued, and
  * what the kernel does not take is copied into the queue. Returns 0, or an
  * error the write met at once (RILL_ECLOSED, -EPIPE, RILL_ETIMEOUT when the
- * write deadline has passed, RILL_ENOMEM). A zero-length write is a no-op. */
+ * write deadline has passed, RILL_ENOMEM). RILL_ENOMEM may come after part of
+ * the data went to the kernel: rill_conn_bytes_written() says how much. A
+ * zero-length write is a no-op. */
 RILL_API int rill_conn_write(rill_conn *conn, const void *data, size_t len);
 
 /* Called once per rill_conn_write_ref(), from the loop: status 0 when every
@@ -173,7 +175,8 @@ RILL_API int rill_conn_close(rill_conn *conn);
 RILL_API int rill_conn_close_now(rill_conn *conn);
 
 /* Abortive close: drops the queue and resets the connection (RST, via
- * SO_LINGER 0), then on_close. */
+ * SO_LINGER 0), then on_close. Allowed during a graceful close too, to give
+ * up on the flush. */
 RILL_API int rill_conn_abort(rill_conn *conn);
 
 /* Option setters (G4), Go's TCPConn.Set*. RILL_ECLOSED once closed;
@@ -239,8 +242,10 @@ RILL_API int rill_dial(rill_base *base, const char *network, const char *address
                        const rill_net_options *options, rill_dial_cb on_done, void *arg,
                        rill_dialer **out);
 
-/* Cancels a dial in progress: the callback then runs with RILL_ECANCELED,
- * from the loop, unless the connection was already made. */
+/* Cancels a dial whose callback has not run yet: it then runs with
+ * RILL_ECANCELED, from the loop — also when the connection was made but not
+ * yet reported (it is closed; the user never sees it). A dial that already
+ * failed keeps its error. RILL_ECLOSED from inside the callback. */
 RILL_API int rill_dialer_cancel(rill_dialer *dialer);
 
 /* Formats the dial's error Go's way:

@@ -173,13 +173,16 @@ int rill_base_free(rill_base *base) {
   if (base->running)
     return RILL_EBUSY;
   posts_drain(base);
-  if (base->dns_shutdown) {
-    // Queries in flight end now, their callbacks saying RILL_ECANCELED.
-    base->dns_shutdown(base);
-    pending_run(base);
-  }
   if (base->handle_count || !pending_empty(base))
     return RILL_EBUSY;
+  if (base->dns_shutdown) {
+    // Lookups and dials in flight end now, their callbacks saying
+    // RILL_ECANCELED; what those callbacks start may keep the base busy.
+    base->dns_shutdown(base);
+    pending_run(base);
+    if (base->handle_count || !pending_empty(base))
+      return RILL_EBUSY;
+  }
   teardown(base);
   return 0;
 }

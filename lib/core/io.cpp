@@ -31,8 +31,9 @@ void queue_change(rill_base *base, int fd) {
   fd_slot &slot = base->fds[fd];
   if (slot.queued)
     return;
-  // Out of memory here would lose the change; io_create() makes room for
-  // every watcher's entry in advance, so this push cannot fail.
+  // rill_io_start() made room first; a stop that finds none is still safe,
+  // because a stopped watcher's interest is dropped when its next unwanted
+  // event arrives.
   slot.queued = base->changes.push(fd);
 }
 
@@ -52,6 +53,8 @@ int check_fd(const backend_ops *backend, int fd) {
 }  // namespace
 
 namespace rill::detail {
+
+void flush_once(rill_base *base) noexcept;
 
 int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
               rill_io **out) noexcept {
@@ -75,6 +78,13 @@ int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
 }
 
 void io_flush_changes(rill_base *base) noexcept {
+  // A refused registration's callback may queue changes of its own; flush
+  // those too, a few rounds at most, before the loop waits.
+  for (int round = 0; round < 4 && !base->changes.empty(); round++)
+    flush_once(base);
+}
+
+void flush_once(rill_base *base) noexcept {
   for (size_t i = 0; i < base->changes.size(); i++) {
     int fd = base->changes[i];
     fd_slot &slot = base->fds[fd];
@@ -151,6 +161,8 @@ int rill_io_start(rill_io *io, unsigned events) {
     return RILL_ECLOSED;
   if (io->active && io->events == events)
     return 0;
+  if (!io->base->changes.reserve(io->base->changes.size() + 1))
+    return RILL_ENOMEM;
   io->events = events;
   handle_set_active(io, true);
   queue_change(io->base, io->fd);

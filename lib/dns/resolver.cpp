@@ -3,8 +3,10 @@
 // c-ares tells which sockets it wants watched through its socket-state
 // callback; each becomes an internal io watcher that calls ares_process_fd()
 // on readiness, and one internal timer follows ares_timeout(). Nothing polls
-// and no thread is involved. While queries are in flight the channel holds a
-// reference on the base, so rill_base_run() waits for them.
+// and no thread is involved. While queries nobody has cancelled are in
+// flight the resolver holds a reference on the base, so rill_base_run()
+// waits for them, and only for them: a cancelled query may linger in c-ares
+// until it gives up, but keeps nothing running.
 //
 // A query's callback always runs from the pending queue, never inside
 // rill_resolve() (c-ares may answer synchronously) nor inside c-ares. A
@@ -69,6 +71,8 @@ struct dns_channel {
 struct dns_state {
   dns_channel *shared = nullptr;
   rill_dns_query *queries = nullptr;
+  int waited_for = 0;         // queries in c-ares, not cancelled: the base's ref
+  bool shutting_down = false; // rill_base_free: no new queries
 };
 
 std::once_flag library_once;
@@ -113,15 +117,21 @@ void on_sock_state(void *data, ares_socket_t fd, int readable, int writable) {
   }
   if (i == ch->socks.size()) {
     rill_io *io;
-    if (io_create(ch->base, fd, on_socket, ch, true, &io) != 0 || !ch->socks.push(sock_watch{fd, io}))
+    if (io_create(ch->base, fd, on_socket, ch, true, &io) != 0)
       return;  // out of memory: the query will time out
+    if (!ch->socks.push(sock_watch{fd, io})) {
+      rill_io_free(io);
+      return;
+    }
   }
   rill_io_start(ch->socks[i].io, (readable ? unsigned{RILL_READ} : 0u) | (writable ? unsigned{RILL_WRITE} : 0u));
 }
 
 void channel_free(dns_channel *ch) {
-  if (ch->channel)
-    ares_destroy(ch->channel);  // runs outstanding callbacks with ARES_EDESTRUCTION
+  ares_channel channel = ch->channel;
+  ch->channel = nullptr;  // on_answer must not queue the destruction again
+  if (channel)
+    ares_destroy(channel);  // runs outstanding callbacks with ARES_EDESTRUCTION
   for (size_t i = 0; i < ch->socks.size(); i++)
     rill_io_free(ch->socks[i].io);
   rill_timer_free(ch->timer);
@@ -169,7 +179,10 @@ int channel_new(rill_base *base, const rill_dns_config &cfg, bool shared, dns_ch
     channel_free(ch);
     return RILL_ENOMEM;
   }
-  if (cfg.servers && ares_set_servers_ports_csv(ch->channel, cfg.servers) != ARES_SUCCESS) {
+  // An empty list would leave c-ares with the system's servers: refuse it
+  // rather than query servers the caller did not name.
+  if (cfg.servers && (cfg.servers[std::strspn(cfg.servers, " \t,")] == '\0' ||
+                      ares_set_servers_ports_csv(ch->channel, cfg.servers) != ARES_SUCCESS)) {
     channel_free(ch);
     return RILL_EINVAL;
   }
@@ -204,6 +217,16 @@ int map_status(int status) {
 }
 
 dns_state *state(rill_base *base) { return static_cast<dns_state *>(base->dns); }
+
+void start_waiting(rill_base *base) {
+  if (state(base)->waited_for++ == 0)
+    rill_base_ref(base);
+}
+
+void stop_waiting(rill_base *base) {
+  if (--state(base)->waited_for == 0)
+    rill_base_unref(base);
+}
 
 void unlink_query(rill_dns_query *q) {
   dns_state *st = state(q->base);
@@ -264,11 +287,10 @@ void on_answer(void *arg, int status, int, ares_addrinfo *res) {
   auto *q = static_cast<rill_dns_query *>(arg);
   dns_channel *ch = q->channel;
   q->in_ares = false;
-  if (--ch->in_flight == 0) {
-    rill_base_unref(ch->base);
-    if (!ch->shared)
-      pending_push(ch->base, &ch->destroy_later);  // not from inside c-ares
-  }
+  if (!q->cancelled)
+    stop_waiting(q->base);
+  if (--ch->in_flight == 0 && !ch->shared && ch->channel)
+    pending_push(ch->base, &ch->destroy_later);  // not from inside c-ares
   if (!q->cancelled && !q->answered) {
     q->status = map_status(status);
     if (q->status == 0 && res)
@@ -304,12 +326,10 @@ bool same_channel_settings(const rill_dns_config &a, const rill_dns_config &b) {
 
 void shutdown_all(rill_base *base) {
   dns_state *st = state(base);
+  st->shutting_down = true;
   for (rill_dns_query *q = st->queries; q; q = q->next)
-    if (!q->answered && !q->cancelled) {
-      q->cancelled = true;
-      q->status = RILL_ECANCELED;
-      pending_push(base, &q->pending);
-    }
+    if (!q->answered && !q->cancelled)
+      rill_resolve_cancel(q);
   // Destroying a channel makes c-ares answer its queries (dropped above);
   // that answer may free the query, so step on before.
   for (rill_dns_query *q = st->queries, *next; q; q = next) {
@@ -357,6 +377,8 @@ int rill_resolve(rill_base *base, const char *host, int family, const rill_dns_c
     if (err)
       return err;
   }
+  if (base->dns && state(base)->shutting_down)
+    return RILL_ECANCELED;  // asked from a callback run by rill_base_free
   if (!base->dns) {
     base->dns = make<dns_state>();
     if (!base->dns)
@@ -412,8 +434,8 @@ int rill_resolve(rill_base *base, const char *host, int family, const rill_dns_c
     }
     q->channel = ch;
     q->in_ares = true;
-    if (ch->in_flight++ == 0)
-      rill_base_ref(base);
+    ch->in_flight++;
+    start_waiting(base);
     ares_addrinfo_hints hints{};
     hints.ai_family = family;
     hints.ai_flags = ARES_AI_CANONNAME;
@@ -437,6 +459,12 @@ int rill_resolve_cancel(rill_dns_query *q) {
   q->status = RILL_ECANCELED;
   q->addrs.clear();
   pending_push(q->base, &q->pending);
+  if (q->in_ares) {
+    stop_waiting(q->base);
+    // A channel of its own can go now; the shared one lets c-ares give up.
+    if (!q->channel->shared && q->channel->channel)
+      pending_push(q->base, &q->channel->destroy_later);
+  }
   return 0;
 }
 

@@ -97,7 +97,7 @@ int rill_net_accept(rill_net_listener *nl, rill_net_conn **out) {
     return RILL_ECLOSED;
   nl->inside++;
   int err = 0;
-  while (nl->ready.empty() && !nl->pending_error && !err) {
+  while (!nl->closed && nl->ready.empty() && !nl->pending_error && !err) {
     rill_listener_resume(nl->listener);
     err = fiber_wait(nl->acceptors);
   }

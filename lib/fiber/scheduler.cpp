@@ -152,6 +152,8 @@ void switch_stacks(void **save, void *to, const void *stack_bottom, size_t stack
 
 // From the loop into `f`, until it parks or ends.
 void switch_into(scheduler *s, rill_fiber *f) {
+  // A fiber may run another base's loop; its own fiber comes back after.
+  rill_fiber *outer = running;
   running = f;
   s->current = f;
 #ifdef RILL_FIBER_TSAN
@@ -160,7 +162,7 @@ void switch_into(scheduler *s, rill_fiber *f) {
   void *tsan_to = nullptr;
 #endif
   switch_stacks(&s->loop_sp, f->sp, f->stack.base, f->stack.size, tsan_to, false);
-  running = nullptr;
+  running = outer;
   s->current = nullptr;
 }
 

@@ -109,7 +109,7 @@ int parse_address(net_kind kind, const char *address, sockaddr_storage *out, soc
   if (kind == net_kind::unix_stream)
     return parse_unix(address, out, len);
 
-  char host[64], zone[IF_NAMESIZE + 1];
+  char host[256], zone[IF_NAMESIZE + 1];  // a name may be 253 bytes
   int port;
   int err = split_host_port(address, host, sizeof host, zone, sizeof zone, &port);
   if (err)

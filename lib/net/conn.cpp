@@ -65,6 +65,7 @@ void run_pending(pending_node *node) {
       c->events.on_close(c, c->arg);
     // Reports made during this run queued the node again; it dies with c.
     pending_cancel(c->base, &c->pending);
+    conn_release_held(c);
     destroy(c);
   }
 }
@@ -157,7 +158,8 @@ void conn_finish_close(rill_conn *c) {
   c->deadline_timer = nullptr;
   socket_close(c->fd);
   c->fd_closed = true;
-  conn_release_held(c);
+  // The held bytes stay until the connection is destroyed: a callback that
+  // closed it may still be reading them (on_read's `data`).
   conn_notify(c);
 }
 

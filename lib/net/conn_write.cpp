@@ -199,6 +199,11 @@ void conn_fail_queue(rill_conn *c, int err, int report) {
   c->queue_tail = nullptr;
   c->queued = 0;
   c->above_high = false;
+  if (c->shut_write_wanted && !c->write_shut && !c->fd_closed) {
+    // The flush failed; the half-close the user asked for still happens.
+    c->write_shut = true;
+    shutdown(c->fd, SHUT_WR);
+  }
   if (report) {
     c->notify_write_error = report;
     c->notify_unsent = unsent;

@@ -81,7 +81,9 @@ extern "C" int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when_
     if (err)
       return err;
   }
-  uint64_t when_ns = when_ms * ns_per_ms;
+  // Far-future deadlines saturate (~146 years) instead of wrapping round.
+  constexpr uint64_t max_ms = (UINT64_MAX / 4) / ns_per_ms;
+  uint64_t when_ns = (when_ms > max_ms ? max_ms : when_ms) * ns_per_ms;
   if (which & RILL_DEADLINE_READ) {
     conn->read_deadline = when_ns;
     if (conn->read_timed_out) {

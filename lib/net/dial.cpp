@@ -271,9 +271,9 @@ socklen_t addr_len(int family) {
 
 // RFC 8305 section 4: alternate families, starting with the resolver's first
 // choice.
-void add_interleaved(rill_dialer *d, const rill_dns_result *res) {
+bool add_interleaved(rill_dialer *d, const rill_dns_result *res) {
   if (!d->targets.reserve(res->count))
-    return;
+    return false;
   int first = res->count ? res->addrs[0].ss_family : AF_INET6;
   size_t i_first = 0, i_other = 0;
   bool take_first = true;
@@ -294,6 +294,7 @@ void add_interleaved(rill_dialer *d, const rill_dns_result *res) {
     }
     take_first = !take_first;
   }
+  return true;
 }
 
 void on_resolved(rill_dns_query *, int status, const rill_dns_result *res, void *arg) {
@@ -305,7 +306,10 @@ void on_resolved(rill_dns_query *, int status, const rill_dns_result *res, void 
     decide(d, status, "lookup");
     return;
   }
-  add_interleaved(d, res);
+  if (!add_interleaved(d, res)) {
+    decide(d, RILL_ENOMEM, nullptr);
+    return;
+  }
   start_next(d);
 }
 

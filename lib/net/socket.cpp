@@ -87,10 +87,9 @@ int socket_set_keep_alive(int fd, bool on, unsigned period_ms) {
   int err = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, on);
   if (err || !on)
     return err;
-  // The kernel counts in whole seconds; round up like Go does.
-  int secs = static_cast<int>((period_ms + 999) / 1000);
-  if (secs < 1)
-    secs = 1;
+  // The kernel counts in whole seconds (at most 32767); round up like Go.
+  uint64_t rounded = (static_cast<uint64_t>(period_ms) + 999) / 1000;
+  int secs = rounded < 1 ? 1 : rounded > 32767 ? 32767 : static_cast<int>(rounded);
 #if defined(TCP_KEEPIDLE)
   err = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, secs);
 #elif defined(TCP_KEEPALIVE)
@@ -107,10 +106,10 @@ int socket_apply_tcp_defaults(int fd, const rill_net_options *opts) {
   int no_delay = opts ? opts->no_delay : 0;
   int keep_alive = opts ? opts->keep_alive : 0;
   unsigned period = opts && opts->keep_alive_ms ? opts->keep_alive_ms : default_keep_alive_ms;
-  int err = socket_set_no_delay(fd, no_delay >= 0);
-  if (!err)
-    err = socket_set_keep_alive(fd, keep_alive >= 0, period);
-  return err;
+  // Like Go, a connection is not refused because an option did not take.
+  socket_set_no_delay(fd, no_delay >= 0);
+  socket_set_keep_alive(fd, keep_alive >= 0, period);
+  return 0;
 }
 
 int socket_listen_backlog() {

@@ -18,6 +18,7 @@ namespace rill::detail {
 namespace {
 
 struct poll_state {
+  size_t scan_start = 0;  // rotates, so ready descriptors past the capacity get their turn
   vec<pollfd> fds;
   vec<uint64_t> tags;   // parallel to fds
   vec<int> index_of;    // fd -> position in fds, -1 if absent
@@ -91,7 +92,11 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
   if (n < 0)
     return errno == EINTR ? 0 : -errno;
   int count = 0;
-  for (size_t i = 0; i < st->fds.size() && count < n && count < capacity; i++) {
+  size_t total = st->fds.size();
+  size_t start = total ? st->scan_start % total : 0;
+  st->scan_start = start + 1;
+  for (size_t k = 0; k < total && count < n && count < capacity; k++) {
+    size_t i = (start + k) % total;
     short r = st->fds[i].revents;
     if (!r)
       continue;
