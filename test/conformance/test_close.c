@@ -753,9 +753,51 @@ static void test_fd_leak_10000_cycles(void **state) {
   tu_base_free(base);
 }
 
+/* G23: closing inside on_read leaves `data` readable until the callback
+ * returns, also when it points into the bytes the connection held (here: at
+ * EOF, after the first call left everything unused). ASan checks. */
+struct held_close {
+  int calls;
+  int eof_seen;
+  char copy[16];
+};
+
+static size_t on_read_close_at_eof(rill_conn *conn, const char *data, size_t len, int status,
+                                   void *arg) {
+  struct held_close *h = arg;
+  h->calls++;
+  if (status == 0)
+    return 0; /* keep everything: the connection holds it */
+  h->eof_seen = status == RILL_EOF;
+  rill_conn_close(conn);
+  assert_true(len == 5);
+  memcpy(h->copy, data, len); /* after the close */
+  return 0;
+}
+
+static void test_g23_close_in_on_read_keeps_data(void **state) {
+  rill_base *base = tu_base_new();
+  struct held_close h;
+  rill_conn *conn;
+  int sv[2];
+  (void)state;
+  memset(&h, 0, sizeof h);
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  assert_int_equal(rill_conn_from_fd(base, sv[0], &conn), 0);
+  rill_conn_events ev = {on_read_close_at_eof, NULL, NULL, NULL, NULL, NULL};
+  assert_int_equal(rill_conn_start(conn, &ev, &h), 0);
+  assert_int_equal(write(sv[1], "hello", 5), 5);
+  close(sv[1]);
+  TU_RUN(base, RILL_RUN_DEFAULT, 5000);
+  assert_true(h.eof_seen);
+  assert_memory_equal(h.copy, "hello", 5);
+  tu_base_free(base);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_fds, tu_teardown_fds)
   const struct CMUnitTest tests[] = {
+      T(test_g23_close_in_on_read_keeps_data),
       T(test_g23_closed_conn_calls),
       T(test_g23_close_inside_callbacks),
       T(test_g23_race_close_inside_callbacks_1000),

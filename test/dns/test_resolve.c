@@ -800,6 +800,61 @@ static void test_many_concurrent(void **state) {
   tu_base_free(base);
 }
 
+/* A cancelled query keeps nothing running: the loop returns at once even
+ * though c-ares would wait seconds for the server that never answers. */
+static void test_cancel_does_not_hold_the_loop(void **state) {
+  (void)state;
+  rill_base *base = dns_base(2000, 3);
+  res r;
+  rill_dns_query *q = NULL;
+  memset(&r, 0, sizeof r);
+  assert_int_equal(rill_resolve(base, "blackhole.test", AF_INET, NULL, on_res, &r, &q), 0);
+  assert_int_equal(rill_resolve_cancel(q), 0);
+  uint64_t t0 = tu_now_ms();
+  TU_RUN(base, RILL_RUN_DEFAULT, 5000);
+  uint64_t took = tu_now_ms() - t0;
+  assert_int_equal(r.calls, 1);
+  ASSERT_STATUS(r.status, RILL_ECANCELED);
+  if (took >= 1000)
+    fail_msg("rill_base_run returned %llu ms after the cancel", (unsigned long long)took);
+  tu_base_free(base);
+}
+
+/* An empty server list must not fall back to the system's servers. */
+static void test_empty_server_list_refused(void **state) {
+  (void)state;
+  rill_base *base = dns_base(0, 0);
+  rill_dns_config cfg;
+  res r;
+  memset(&cfg, 0, sizeof cfg);
+  memset(&r, 0, sizeof r);
+  cfg.servers = "";
+  ASSERT_STATUS(rill_resolve(base, "both.test", AF_INET, &cfg, on_res, &r, NULL), RILL_EINVAL);
+  cfg.servers = " , ";
+  ASSERT_STATUS(rill_resolve(base, "both.test", AF_INET, &cfg, on_res, &r, NULL), RILL_EINVAL);
+  assert_int_equal(r.calls, 0);
+  tu_base_free(base);
+}
+
+/* A callback run by rill_base_free (its query cancelled) that asks for a
+ * new lookup gets RILL_ECANCELED at once, nothing leaks (LSan). */
+static int g_retry_rc = 1;
+static void on_res_retry(rill_dns_query *q, int status, const rill_dns_result *result, void *arg) {
+  (void)q;
+  (void)status;
+  (void)result;
+  g_retry_rc = rill_resolve(arg, "both.test", AF_INET, NULL, on_res, NULL, NULL);
+}
+
+static void test_resolve_from_free_refused(void **state) {
+  (void)state;
+  rill_base *base = dns_base(2000, 1);
+  assert_int_equal(rill_resolve(base, "blackhole.test", AF_INET, NULL, on_res_retry, base, NULL), 0);
+  assert_int_equal(rill_base_run(base, RILL_RUN_NOWAIT), 1);
+  assert_int_equal(rill_base_free(base), 0);
+  ASSERT_STATUS(g_retry_rc, RILL_ECANCELED);
+}
+
 int main(void) {
   const char *v = rill_dns_version();
   fprintf(stderr, "test_resolve: c-ares %s, backend %s\n", v ? v : "(none)",
@@ -821,6 +876,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_free_after_cancel_own_channel, setup, teardown),
       cmocka_unit_test_setup_teardown(test_base_free_in_flight, setup, teardown),
       cmocka_unit_test_setup_teardown(test_many_concurrent, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_cancel_does_not_hold_the_loop, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_empty_server_list_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_resolve_from_free_refused, setup, teardown),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
