@@ -310,6 +310,72 @@ static void G24_close_write_half_close(void **state) {
   free(g24_data);
 }
 
+/* G23: a connection arrives and wakes the fiber parked in accept, but the
+ * listener is closed before that fiber runs: accept returns RILL_ECLOSED
+ * (it must not touch the closed listener, nor park again for ever). */
+struct accept_race {
+  rill_net_listener *l;
+  int port;
+  int peer;
+  int accept_rc;
+  int returned;
+  rill_timer *connect_timer, *close_timer;
+};
+
+static void race_acceptor(void *arg) {
+  struct accept_race *r = arg;
+  char addr[RILL_ADDRSTRLEN];
+  rill_net_conn *c = NULL;
+  if (rill_net_listen("tcp", "127.0.0.1:0", NULL, &r->l) != 0)
+    return;
+  rill_net_listener_addr(r->l, addr, sizeof addr);
+  r->port = atoi(strrchr(addr, ':') + 1);
+  r->accept_rc = rill_net_accept(r->l, &c);
+  r->returned = 1;
+  if (c)
+    rill_net_conn_free(c);
+}
+
+static void race_close(rill_timer *t, void *arg) {
+  struct accept_race *r = arg;
+  (void)t;
+  rill_net_listener_close(r->l);
+}
+
+static void race_connect(rill_timer *t, void *arg) {
+  struct accept_race *r = arg;
+  struct sockaddr_in sa;
+  (void)t;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)r->port);
+  sa.sin_addr.s_addr = htonl(0x7f000001);
+  r->peer = socket(AF_INET, SOCK_STREAM, 0);
+  connect(r->peer, (struct sockaddr *)&sa, sizeof sa); /* blocking: lands in the backlog */
+  rill_timer_start(r->close_timer, 0, 0); /* runs before the woken acceptor */
+}
+
+static void G23_listener_closed_while_accept_wakes(void **state) {
+  struct accept_race r;
+  rill_base *base = tu_base_new();
+  (void)state;
+  memset(&r, 0, sizeof r);
+  r.peer = -1;
+  assert_int_equal(rill_go(base, race_acceptor, &r), 0);
+  assert_int_equal(rill_timer_new(base, race_connect, &r, &r.connect_timer), 0);
+  assert_int_equal(rill_timer_new(base, race_close, &r, &r.close_timer), 0);
+  assert_int_equal(rill_timer_start(r.connect_timer, 50, 0), 0);
+  TU_RUN(base, RILL_RUN_DEFAULT, 5000);
+  assert_int_equal(r.returned, 1);
+  assert_int_equal(r.accept_rc, RILL_ECLOSED);
+  assert_int_equal(rill_fiber_count(base), 0);
+  rill_timer_free(r.connect_timer);
+  rill_timer_free(r.close_timer);
+  if (r.peer >= 0)
+    close(r.peer);
+  tu_base_free(base);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(G23_calls_after_close, tu_setup_fds, tu_teardown_fds),
@@ -318,6 +384,8 @@ int main(void) {
                                       tu_teardown_fds),
       cmocka_unit_test_setup_teardown(G23_listener_close_wakes_accept, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(G24_close_write_half_close, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(G23_listener_closed_while_accept_wakes, tu_setup_fds,
+                                      tu_teardown_fds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
