@@ -3,9 +3,9 @@
 // kqueue keeps a filter per direction, so an interest change is up to two
 // kevent changes. They are queued and handed to the kernel together with the
 // next wait, one system call for all changes and the wait (the batching
-// libev and libuv do by hand elsewhere). Deleting the filter of a descriptor
-// that was closed fails with EBADF or ENOENT; with a changelist such errors
-// come back as EV_ERROR events and are ignored here.
+// libev and libuv do by hand elsewhere). Deletions go out at once instead
+// (see change()); an addition the kernel refuses comes back from the wait as
+// an EV_ERROR event and is reported as readiness.
 //
 // Readiness in both directions arrives as two events, one per filter; they
 // are merged so the watcher gets one callback, as with epoll and poll.
@@ -106,11 +106,19 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
   int count = 0;
   for (int i = 0; i < n; i++) {
     const struct kevent &ev = st->events[i];
-    if (ev.flags & EV_ERROR)
-      continue;  // a failed change from the changelist, see above
     unsigned ready = ev.filter == EVFILT_READ ? RILL_READ : RILL_WRITE;
     if (ev.flags & EV_EOF)
       ready = RILL_READ | RILL_WRITE;
+    if (ev.flags & EV_ERROR) {
+      // A change from the changelist failed. Deletions never come back this
+      // way (they are submitted at once, above), so this was an addition the
+      // kernel refused: report the watcher ready, so its own read or write
+      // meets the error, as the base does for epoll and poll. A stale tag is
+      // dropped by the base.
+      if (ev.data == 0)
+        continue;
+      ready = RILL_READ | RILL_WRITE;
+    }
     size_t fd = ev.ident;
     if (fd >= st->seen_in.size() &&
         (!st->seen_in.resize_zeroed(fd + 1) || !st->seen_at.resize_zeroed(fd + 1)))
