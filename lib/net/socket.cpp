@@ -113,7 +113,8 @@ int socket_apply_tcp_defaults(int fd, const rill_net_options *opts) {
 }
 
 int socket_listen_backlog() {
-  // Read once: somaxconn rarely changes, and listen() is not a hot path.
+  // Read at every listen(), as Go does: it is not a hot path, and an
+  // administrator may raise somaxconn while the process runs.
   int backlog = SOMAXCONN > 128 ? SOMAXCONN : 128;
   if (FILE *f = std::fopen("/proc/sys/net/core/somaxconn", "re")) {
     int value;
