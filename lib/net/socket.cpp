@@ -113,7 +113,7 @@ int socket_apply_tcp_defaults(int fd, const rill_net_options *opts) {
 }
 
 int socket_listen_backlog() {
-  // Read at every listen(), as Go does: it is not a hot path, and an
+  // Read at every listen() (Go caches it): not a hot path, and an
   // administrator may raise somaxconn while the process runs.
   int backlog = SOMAXCONN > 128 ? SOMAXCONN : 128;
   if (FILE *f = std::fopen("/proc/sys/net/core/somaxconn", "re")) {
