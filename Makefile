@@ -33,7 +33,7 @@ asan: deps
 tsan: deps
 	@$(call configure,$(BUILD)-tsan,-DRILL_SANITIZE=thread)
 	cmake --build $(BUILD)-tsan -j$(JOBS)
-	cd $(BUILD)-tsan && setarch $$(uname -m) -R $(CTEST) -L threaded
+	cd $(BUILD)-tsan && setarch $$(uname -m) -R $(CTEST) -L 'threaded|fiber'
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
