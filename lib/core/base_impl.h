@@ -149,9 +149,8 @@ int64_t timers_next_timeout(const rill_base *base) noexcept;
 // post.cpp
 int posts_init(rill_base *base) noexcept;
 void posts_destroy(rill_base *base) noexcept;
-// Runs every queued post, including those posted while running; returns true
-// if any ran.
-bool posts_drain(rill_base *base) noexcept;
+// Runs every queued post, including those the posts make (rill_base_free).
+void posts_drain(rill_base *base) noexcept;
 void base_wake(rill_base *base) noexcept;
 
 // wakeup.cpp: a descriptor pair that makes the base's wait return.
@@ -164,11 +163,11 @@ void wakeup_close(int read_fd, int write_fd) noexcept;
 void signals_destroy(rill_base *base) noexcept;
 
 // handle.cpp
-// Takes a slot from the base's pool and constructs a T (a handle type) in it;
-// nullptr when out of memory.
 void handles_release_retired(rill_base *base) noexcept;
 void handle_release(handle *h) noexcept;
 
+// Takes a slot from the base's pool and constructs a T (a handle type) in it;
+// nullptr when out of memory.
 template <typename T, typename... Args>
 T *handle_new(rill_base *base, bool internal, Args &&...args) noexcept {
   void *slot = base->pool.take();

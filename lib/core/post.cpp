@@ -11,9 +11,13 @@ using namespace rill::detail;
 
 namespace {
 
+bool run_one_batch(rill_base *base);
+
+// One batch per wake-up keeps a post storm from starving io: posts made by
+// the batch wake the base again.
 void on_wakeup(rill_io *, int fd, unsigned, void *arg) {
   wakeup_consume(fd);
-  posts_drain(static_cast<rill_base *>(arg));
+  run_one_batch(static_cast<rill_base *>(arg));
 }
 
 bool run_one_batch(rill_base *base) {
@@ -52,16 +56,9 @@ void posts_destroy(rill_base *base) noexcept {
   base->wake_read_fd = base->wake_write_fd = -1;
 }
 
-bool posts_drain(rill_base *base) noexcept {
-  // Inside the loop one batch per wake-up keeps a post storm from starving
-  // io: posts made by the batch wake the base again. When freeing, run until
-  // nothing is left.
-  if (base->running)
-    return run_one_batch(base);
-  bool ran = false;
-  while (run_one_batch(base))
-    ran = true;
-  return ran;
+void posts_drain(rill_base *base) noexcept {
+  while (run_one_batch(base)) {
+  }
 }
 
 void base_wake(rill_base *base) noexcept { wakeup_signal(base->wake_write_fd); }
