@@ -17,7 +17,13 @@
  * returns the handle is gone. Between rill_conn_close() and that callback
  * every call on the connection returns RILL_ECLOSED. No callback runs inside
  * the call that caused it: writes, closes and dials that finish at once still
- * report from the loop. */
+ * report from the loop.
+ *
+ * Bad arguments: a NULL handle, or a NULL pointer where one is required,
+ * gives RILL_EINVAL (never a crash); functions that return a count give 0,
+ * those that return a pointer NULL, and void ones do nothing. A buffer too
+ * small for an address is RILL_EINVAL; the error formatters truncate as
+ * snprintf does (rill_format_op_error). */
 #ifndef RILL_NET_H
 #define RILL_NET_H
 
