@@ -81,7 +81,7 @@ bool read_line(FILE *f, vec<char> &line) {
   line.clear();
   bool usable = true;
   int ch;
-  while ((ch = std::getc(f)) != EOF && ch != '\n') {
+  while ((ch = getc_unlocked(f)) != EOF && ch != '\n') {
     if (!usable)
       continue;
     if (ch == '\0' || line.size() >= hosts_max_line || !line.reserve(line.size() + 2)) {
