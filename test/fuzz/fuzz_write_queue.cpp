@@ -7,7 +7,9 @@
 // zero-copy ref writes of random lengths (zero included), write deadlines
 // (passed, or 1-2 ms ahead on the base's clock), rill_conn_close_write,
 // rill_conn_close, rill_conn_close_now, rill_conn_abort, and loop
-// iterations. Every step is compared with a reference model:
+// iterations; any of them may also be armed to run from inside the next
+// callback, where rill dispatches. Every step is compared with a reference
+// model (write_queue_model.h):
 //
 //  - the kernel stream: what the peer reads is always a prefix of the bytes
 //    the model says the kernel took, and at the end (EOF) exactly those;
@@ -27,12 +29,12 @@
 //    (RILL_ECLOSED on a closed connection, -EPIPE after close_write,
 //    RILL_ETIMEOUT once the write deadline has passed);
 //  - no callback inside the API call that caused it, on_close exactly once
-//    and nothing after it, and rill_base_free() returns 0 (no handle left).
+//    (calls inside it say RILL_ECLOSED) and nothing after it, and
+//    rill_base_free() returns 0 (no handle left).
 //
 // Each input is bounded (64 operations, 256 KiB written) and waits only on
 // the base's own timers, at most a few milliseconds in all.
 #include <errno.h>
-#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,309 +42,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <deque>
-#include <string>
-#include <vector>
-
 #include "rill.h"
+#include "write_queue_model.h"
+
+using namespace wq;
 
 namespace {
-
-constexpr size_t max_ops = 64;
-constexpr size_t max_total = 256 * 1024;
-constexpr size_t no_ref = SIZE_MAX;
-
-[[noreturn]] void fail(const char *what) {
-  fprintf(stderr, "fuzz_write_queue: %s\n", what);
-  abort();
-}
-
-void check(bool ok, const char *what) {
-  if (!ok)
-    fail(what);
-}
-
-// RILL_FUZZ_VERBOSE=1 traces every step, to read what an input does.
-bool verbose() {
-  static const bool on = getenv("RILL_FUZZ_VERBOSE") != nullptr;
-  return on;
-}
-
-#define TRACE(...)                                \
-  do {                                            \
-    if (verbose()) {                              \
-      fprintf(stderr, "fuzz_write_queue: ");      \
-      fprintf(stderr, __VA_ARGS__);               \
-      fputc('\n', stderr);                        \
-    }                                             \
-  } while (0)
-
-// Reads the script; past its end every byte is 0.
-struct script {
-  const uint8_t *data;
-  size_t size;
-  size_t pos = 0;
-  uint8_t byte() { return pos < size ? data[pos++] : 0; }
-  bool done() const { return pos >= size; }
-};
-
-enum class drop_cause { none, cancel, in_loop };
-
-struct ref_write {
-  size_t len;
-  size_t taken = 0;       // bytes the model says the kernel took
-  bool resolved = false;  // left the model's queue (sent whole, or dropped)
-  drop_cause dropped = drop_cause::none;
-  bool completed = false;
-  char *buf;              // the caller's bytes, freed by the completion
-  std::string expect;     // what buf must still hold
-};
-
-// A write the model still queues: bytes (copy writes) or a ref write.
-struct segment {
-  std::string bytes;
-  size_t off = 0;
-  size_t ref = no_ref;
-};
-
-enum class conn_state { open, closing, closed };
-
-struct model {
-  rill_base *base = nullptr;
-  rill_conn *conn = nullptr;  // nullptr once on_close has run
-  int peer = -1;
-  bool in_api = false;
-  uint64_t rng;
-
-  std::string kernel;         // bytes the kernel took, in order
-  std::deque<segment> queue;  // accepted, not yet taken
-  size_t queued = 0;          // bytes in `queue`
-  std::string received;       // what the peer read
-  size_t total = 0;           // bytes accepted
-
-  std::vector<ref_write> refs;
-  size_t last_completed = no_ref;
-  std::deque<size_t> unreported;  // in-loop drops on_write_error owes
-
-  conn_state state = conn_state::open;
-  bool on_close_seen = false;
-  bool shut_write = false;
-  bool peer_closed = false;
-  bool peer_eof = false;
-  uint64_t deadline_ms = 0;
-  bool timed_out = false;     // an in-loop drop while a deadline was set
-  bool write_failed = false;  // an in-loop drop after the peer closed
-};
-
-// Guards an API call: a callback that runs inside it is a bug.
-struct api_call {
-  explicit api_call(model &m) : m_(m) { m_.in_api = true; }
-  ~api_call() { m_.in_api = false; }
-  model &m_;
-};
-
-uint8_t next_byte(model &m) {
-  m.rng ^= m.rng << 13;
-  m.rng ^= m.rng >> 7;
-  m.rng ^= m.rng << 17;
-  return static_cast<uint8_t>(m.rng >> 24);
-}
-
-std::string make_bytes(model &m, size_t len) {
-  std::string s(len, '\0');
-  for (auto &c : s)
-    c = static_cast<char>(next_byte(m));
-  return s;
-}
-
-// ---- keeping the model in step with what rill reports -------------------
-
-void resolve_ref(model &m, size_t ref, drop_cause cause) {
-  if (ref == no_ref)
-    return;
-  m.refs[ref].resolved = true;
-  m.refs[ref].dropped = cause;
-}
-
-void drop_queue(model &m, drop_cause cause) {
-  if (cause == drop_cause::in_loop && m.queued)
-    m.unreported.push_back(m.queued);
-  for (segment &s : m.queue)
-    resolve_ref(m, s.ref, cause);
-  m.queue.clear();
-  m.queued = 0;
-  if (cause == drop_cause::in_loop) {
-    if (m.deadline_ms)
-      m.timed_out = true;
-    if (m.peer_closed)
-      m.write_failed = true;
-  }
-}
-
-// Moves what the kernel took since the last look from the model's queue to
-// its kernel stream, and notices a dropped queue. Valid while the
-// connection lives; `cause` says what may have dropped the queue.
-void sync(model &m, drop_cause cause = drop_cause::in_loop) {
-  if (!m.conn)
-    return;
-  uint64_t written = rill_conn_bytes_written(m.conn);
-  check(written >= m.kernel.size(), "bytes_written went backwards");
-  size_t delta = static_cast<size_t>(written - m.kernel.size());
-  check(delta <= m.queued, "the kernel took more than was queued");
-  while (!m.queue.empty()) {
-    segment &s = m.queue.front();
-    size_t n = s.bytes.size() - s.off;
-    if (n > delta)
-      n = delta;
-    m.kernel.append(s.bytes, s.off, n);
-    s.off += n;
-    delta -= n;
-    m.queued -= n;
-    if (s.ref != no_ref)
-      m.refs[s.ref].taken += n;
-    if (s.off < s.bytes.size())
-      break;
-    resolve_ref(m, s.ref, drop_cause::none);
-    m.queue.pop_front();
-  }
-  size_t queued = rill_conn_write_queued(m.conn);
-  if (queued != m.queued) {
-    check(queued == 0, "write_queued disagrees with the model");
-    drop_queue(m, cause);
-  }
-}
-
-// ---- callbacks -----------------------------------------------------------
-
-struct ref_arg {
-  model *m;
-  size_t index;
-};
-
-void check_callback(model &m, rill_conn *conn) {
-  check(!m.in_api, "a callback ran inside the API call that caused it");
-  check(!m.on_close_seen, "a callback after on_close");
-  check(conn == m.conn, "a callback for another connection");
-}
-
-bool status_allowed(const model &m, int err, drop_cause cause) {
-  if (cause == drop_cause::cancel)
-    return err == RILL_ECANCELED;
-  if (err == RILL_ETIMEOUT)
-    return m.deadline_ms != 0 || m.timed_out;
-  if (err == RILL_EPIPE || err == RILL_ECONNRESET)
-    return m.peer_closed;
-  return false;
-}
-
-void on_ref_done(rill_conn *conn, int status, size_t written, void *arg) {
-  auto *ra = static_cast<ref_arg *>(arg);
-  model &m = *ra->m;
-  size_t index = ra->index;
-  delete ra;
-  check_callback(m, conn);
-  sync(m);
-  TRACE("ref #%zu done: %s, %zu written", index, rill_err_name(status), written);
-  ref_write &r = m.refs[index];
-  check(!r.completed, "a ref write completed twice");
-  r.completed = true;
-  check(m.last_completed == no_ref || index > m.last_completed, "ref writes completed out of order");
-  m.last_completed = index;
-  check(memcmp(r.buf, r.expect.data(), r.len) == 0, "rill changed the bytes of a ref write");
-  free(r.buf);
-  r.buf = nullptr;
-  if (!r.resolved) {
-    // Only a drop the model could not see (no bytes in the queue: zero
-    // lengths only) leaves it unresolved; then it must fail.
-    check(status != 0, "a ref write completed before the writes ahead of it were sent");
-    check(m.queued == 0, "a ref write failed while bytes ahead of it were queued");
-    drop_queue(m, m.state == conn_state::closed ? drop_cause::cancel : drop_cause::in_loop);
-  }
-  if (status == 0) {
-    check(r.dropped == drop_cause::none && r.taken == r.len, "status 0 for a ref write not sent whole");
-    check(written == r.len, "status 0 but written differs from len");
-  } else {
-    check(r.dropped != drop_cause::none, "a ref write failed that the model says was sent");
-    check(status_allowed(m, status, r.dropped), "a ref write failed with an unexpected status");
-    check(written == r.taken && written < r.len + (r.len == 0), "written differs from what the kernel took");
-  }
-}
-
-void on_write_error(rill_conn *conn, int err, size_t unsent, void *arg) {
-  model &m = *static_cast<model *>(arg);
-  check_callback(m, conn);
-  sync(m);
-  TRACE("on_write_error %s, %zu unsent", rill_err_name(err), unsent);
-  check(status_allowed(m, err, drop_cause::in_loop), "on_write_error with an unexpected error");
-  if (m.unreported.empty()) {
-    check(unsent == 0, "on_write_error for bytes the model says were not dropped");
-    return;
-  }
-  check(unsent == m.unreported.front(), "on_write_error's unsent differs from what was dropped");
-  m.unreported.pop_front();
-}
-
-void on_drain(rill_conn *conn, void *arg) {
-  model &m = *static_cast<model *>(arg);
-  check_callback(m, conn);
-  sync(m);
-  TRACE("on_drain");
-  check(m.queued == 0, "on_drain with bytes still queued");
-}
-
-void on_close(rill_conn *conn, void *arg) {
-  model &m = *static_cast<model *>(arg);
-  check_callback(m, conn);
-  TRACE("on_close");
-  check(m.state != conn_state::open, "on_close without a close");
-  sync(m);
-  check(m.queue.empty(), "on_close with writes neither sent nor dropped");
-  check(m.unreported.empty(), "a dropped queue was never reported");
-  for (const ref_write &r : m.refs)
-    check(r.completed, "on_close before every ref write completed");
-  m.on_close_seen = true;
-  m.conn = nullptr;  // freed when this returns
-}
-
-// ---- the peer ------------------------------------------------------------
-
-// Reads at most `max` bytes (SIZE_MAX: until EAGAIN or EOF).
-void peer_read(model &m, size_t max) {
-  if (m.peer_closed || m.peer_eof)
-    return;
-  char buf[16384];
-  while (max) {
-    size_t want = max < sizeof buf ? max : sizeof buf;
-    ssize_t n = recv(m.peer, buf, want, MSG_DONTWAIT);
-    if (n < 0) {
-      check(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR, "the peer's recv failed");
-      // The FIN goes out as the queue empties, so with everything read the
-      // peer must see it.
-      sync(m);
-      check(!(m.shut_write && m.queue.empty() && m.received == m.kernel),
-            "no EOF after close_write and a flushed queue");
-      return;
-    }
-    sync(m);
-    if (n == 0) {
-      check(m.shut_write || m.state != conn_state::open, "EOF without close_write or close");
-      check(m.queue.empty(), "EOF with writes still queued");
-      check(m.received == m.kernel, "EOF before every byte the kernel took");
-      m.peer_eof = true;
-      TRACE("peer: EOF after %zu bytes", m.received.size());
-      return;
-    }
-    m.received.append(buf, static_cast<size_t>(n));
-    TRACE("peer: read %zd (%zu in all)", n, m.received.size());
-    check(m.received.size() <= m.kernel.size(), "the peer read more than the kernel took");
-    check(memcmp(m.received.data() + m.received.size() - n, m.kernel.data() + m.received.size() - n,
-                 static_cast<size_t>(n)) == 0,
-          "the peer read bytes out of order");
-    max -= static_cast<size_t>(n) < max ? static_cast<size_t>(n) : max;
-  }
-}
-
-// ---- operations ----------------------------------------------------------
 
 // Two bytes: the low two bits pick a scale (up to 63, 1023, 16383 or
 // 65532 bytes), the other fourteen the length.
@@ -351,38 +56,6 @@ size_t pick_length(script &s) {
   size_t value = static_cast<size_t>(b) << 6 | a >> 2;
   static const size_t masks[] = {0x3F, 0x3FF, 0x3FFF};
   return (a & 3) == 3 ? value << 2 : value & masks[a & 3];
-}
-
-// The errors a write may meet now, and whether it may also succeed.
-bool write_error_allowed(const model &m, int rc, bool *may_succeed) {
-  *may_succeed = true;
-  bool deadline_passed = m.deadline_ms && rill_base_now(m.base) >= m.deadline_ms;
-  bool any = false, ok = false;
-  auto allow = [&](bool cond, int err, bool also_ok) {
-    if (!cond)
-      return;
-    any = true;
-    ok = ok || rc == err;
-    if (!also_ok)
-      *may_succeed = false;
-  };
-  allow(m.shut_write, RILL_EPIPE, false);
-  allow(m.timed_out || deadline_passed, RILL_ETIMEOUT, false);
-  // After the peer closed, the kernel refuses only a write that reaches it.
-  allow(m.peer_closed, RILL_EPIPE, !m.write_failed);
-  allow(m.peer_closed, RILL_ECONNRESET, !m.write_failed);
-  if (!any)
-    return false;
-  return ok;
-}
-
-void accept_bytes(model &m, std::string bytes, size_t ref) {
-  m.total += bytes.size();
-  m.queued += bytes.size();
-  segment s;
-  s.bytes = std::move(bytes);
-  s.ref = ref;
-  m.queue.push_back(std::move(s));
 }
 
 void op_write(model &m, script &s, bool by_ref) {
@@ -540,10 +213,16 @@ void op_wait(model &m) {
   run_loop(m, timer ? RILL_RUN_ONCE : RILL_RUN_NOWAIT);
 }
 
+void op_arm(model &m, script &s) {
+  for (uint8_t &b : m.armed)
+    b = s.byte();
+  m.is_armed = true;
+}
+
 void run_op(model &m, script &s) {
   uint8_t op = s.byte();
   bool alive = m.conn != nullptr;
-  switch (op % 16) {
+  switch (op % 17) {
     case 0:
     case 1:
     case 2:
@@ -598,6 +277,9 @@ void run_op(model &m, script &s) {
         m.peer_closed = true;
       }
       break;
+    case 16:
+      op_arm(m, s);
+      break;
   }
 }
 
@@ -622,6 +304,38 @@ void finish(model &m, script &s) {
 }
 
 }  // namespace
+
+// Runs the armed operation from inside a callback, once.
+void wq::run_armed(model &m) {
+  if (!m.is_armed || !m.conn)
+    return;
+  m.is_armed = false;
+  uint8_t bytes[3];
+  memcpy(bytes, m.armed, sizeof bytes);
+  script s{bytes, sizeof bytes};
+  uint8_t action = s.byte();
+  TRACE("inside a callback:");
+  switch (action % 6) {
+    case 0:
+      op_write(m, s, false);
+      break;
+    case 1:
+      op_write(m, s, true);
+      break;
+    case 2:
+      op_close(m, s.byte() % 3);
+      break;
+    case 3:
+      op_deadline(m, s);
+      break;
+    case 4:
+      op_close_write(m);
+      break;
+    case 5:
+      op_probe(m);
+      break;
+  }
+}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1)

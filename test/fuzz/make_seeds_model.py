@@ -58,7 +58,9 @@ def dns_seeds():
 
 # ---- fuzz_write_queue: see the op table in fuzz_write_queue.cpp --------
 WRITE, REF, READ, READ_ALL, RUN, WAIT, DEADLINE = 0, 3, 6, 8, 9, 10, 11
-CLOSE_WRITE, CLOSE, PROBE, PEER_CLOSE = 12, 13, 14, 15
+CLOSE_WRITE, CLOSE, PROBE, PEER_CLOSE, ARM = 12, 13, 14, 15, 16
+# What an armed operation does inside the next callback.
+IN_WRITE, IN_REF, IN_CLOSE, IN_DEADLINE, IN_CLOSE_WRITE, IN_PROBE = 0, 1, 2, 3, 4, 5
 GRACEFUL, NOW, ABORT = 0, 1, 2
 NO_DEADLINE, PAST, AHEAD_1MS, AHEAD_2MS = 0, 1, 2, 3
 
@@ -111,6 +113,13 @@ def write_queue_seeds():
                              write(3), ref(60000), DEADLINE, PAST, WAIT, RUN, 1, write(1), CLOSE, NOW)
     s["closing-deadline"] = ops(cfg_small, write(60000), DEADLINE, AHEAD_2MS, CLOSE, GRACEFUL,
                                 WAIT, WAIT, WAIT, WAIT, PROBE)
+    s["callback-write"] = ops(cfg_small, ref(20000), ARM, IN_WRITE, length(3000), READ_ALL, RUN, 1,
+                              READ_ALL, RUN, 1, READ_ALL, CLOSE, GRACEFUL)
+    s["callback-close-now"] = ops(cfg_small, ref(100), ref(30000), ARM, IN_CLOSE, NOW, 0, RUN, 1,
+                                  READ, 255, 4, RUN, 2, PROBE)
+    s["callback-abort"] = ops(cfg_small_poll, ref(0), ARM, IN_CLOSE, ABORT, 0, write(30000), RUN, 1)
+    s["callback-deadline"] = ops(cfg_small, write(30000), DEADLINE, PAST, ARM, IN_DEADLINE, NO_DEADLINE,
+                                 0, WAIT, write(500), READ_ALL, RUN, 1, CLOSE, GRACEFUL)
     return s
 
 

@@ -23,7 +23,8 @@ function(rill_fuzz_model_target name)
   target_link_libraries(${name} PRIVATE Threads::Threads)
 endfunction()
 
-rill_fuzz_model_target(fuzz_write_queue ${RILL_FUZZ_MODEL_DIR}/fuzz_write_queue.cpp)
+rill_fuzz_model_target(fuzz_write_queue ${RILL_FUZZ_MODEL_DIR}/fuzz_write_queue.cpp
+  ${RILL_FUZZ_MODEL_DIR}/write_queue_model.cpp)
 if(RILL_WITH_CARES)
   rill_fuzz_model_target(fuzz_dns_answer ${RILL_FUZZ_MODEL_DIR}/fuzz_dns_answer.cpp
     ${RILL_FUZZ_MODEL_SUPPORT}/fake_dns.c)
