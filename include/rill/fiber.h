@@ -26,7 +26,11 @@ typedef void (*rill_fiber_fn)(void *arg);
 
 /* Starts `fn(arg)` in a new fiber on `base` (it first runs from the loop,
  * not inside this call). The fiber ends when `fn` returns. Stack size
- * defaults to 256 KiB; rill_go_stack() takes another (rounded up to pages). */
+ * defaults to 256 KiB; rill_go_stack() takes another (rounded up to pages;
+ * 0 means the default). Returns 0; RILL_EINVAL for a NULL base or fn, or a
+ * stack size too close to SIZE_MAX to round up to pages; RILL_ENOMEM when
+ * the fiber or its stack cannot be allocated (a size the address space
+ * cannot map, say). */
 RILL_API int rill_go(rill_base *base, rill_fiber_fn fn, void *arg);
 RILL_API int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size);
 

@@ -756,6 +756,26 @@ static void go_bad_args(void **state) {
   tu_base_free(base);
 }
 
+/* A stack size near SIZE_MAX used to wrap to 0 when rounded up to pages and
+ * crash inside the call: it is refused, and nothing is left behind. */
+static void go_stack_huge_size(void **state) {
+  rill_base *base = tu_base_new();
+  int rc;
+  (void)state;
+  assert_int_equal(rill_go_stack(base, noop, NULL, SIZE_MAX), RILL_EINVAL);
+  assert_int_equal(rill_go_stack(base, noop, NULL, SIZE_MAX - 4095), RILL_EINVAL);
+  /* Roundable but more than the address space holds: out of memory. */
+  rc = rill_go_stack(base, noop, NULL, SIZE_MAX - 8192);
+  assert_true(rc == RILL_ENOMEM || rc == RILL_EINVAL);
+  assert_int_equal(rill_go_stack(base, noop, NULL, SIZE_MAX / 2), RILL_ENOMEM);
+  assert_int_equal(rill_fiber_count(base), 0);
+  /* The base still runs fibers. */
+  assert_int_equal(rill_go(base, noop, NULL), 0);
+  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
+  assert_int_equal(rill_fiber_count(base), 0);
+  tu_base_free(base);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(pingpong_yield, tu_setup_fds, tu_teardown_fds),
@@ -771,6 +791,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(not_in_fiber, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(waitgroup_semantics, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(go_bad_args, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(go_stack_huge_size, tu_setup_fds, tu_teardown_fds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
