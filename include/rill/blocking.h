@@ -63,7 +63,8 @@ RILL_API int rill_net_close_write(rill_net_conn *conn);
 RILL_API void rill_net_conn_free(rill_net_conn *conn);
 
 /* SetReadDeadline / SetWriteDeadline / SetDeadline: absolute times on the
- * rill_base_now() clock, 0 for none. Moving a deadline wakes no one;
+ * rill_base_now() clock (fresh each time the fiber resumes: see rill_sleep
+ * in fiber.h), 0 for none. Moving a deadline wakes no one;
  * a parked call fails when the deadline it waits under passes. */
 RILL_API int rill_net_set_deadline(rill_net_conn *conn, int which, uint64_t when_ms);
 

@@ -44,7 +44,13 @@ RILL_API size_t rill_fiber_count(const rill_base *base);
 /* Lets the other ready fibers and the loop run, then continues. */
 RILL_API int rill_yield(void);
 
-/* Parks the fiber for `ms` milliseconds. */
+/* Parks the fiber for at least `ms` milliseconds, measured from the real
+ * time of the call, not from when the loop last read its clock (G29).
+ *
+ * The clock inside fibers: rill_base_now() is refreshed each time a fiber
+ * starts or resumes, so "rill_base_now() + d" right after a blocking call is
+ * measured from the real time. A fiber that computes for a long time
+ * without parking should call rill_base_update_time() before reading it. */
 RILL_API int rill_sleep(uint64_t ms);
 
 /* A wait group (Go's sync.WaitGroup) for the fibers of one base. */

@@ -152,6 +152,11 @@ void switch_stacks(void **save, void *to, const void *stack_bottom, size_t stack
 
 // From the loop into `f`, until it parks or ends.
 void switch_into(scheduler *s, rill_fiber *f) {
+  // G29: time is read when it is asked for. Fibers run back to back from
+  // one kick, so the loop's clock may be as old as every fiber that ran
+  // before this one; refreshed here, rill_base_now() inside the fiber (a
+  // deadline of now + d) starts from the real time it resumed at.
+  rill_base_update_time(s->base);
   // A fiber may run another base's loop; its own fiber comes back after.
   rill_fiber *outer = running;
   running = f;
@@ -397,6 +402,9 @@ int rill_sleep(uint64_t ms) {
     if (err)
       return err;
   }
+  // G29: a sleep is measured from now, not from when the loop last read the
+  // clock: this fiber may have run for a while since.
+  rill_base_update_time(f->sched->base);
   int err = rill_timer_start(f->sleep_timer, ms, 0);
   if (err)
     return err;

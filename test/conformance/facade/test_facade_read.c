@@ -414,6 +414,40 @@ static void G17_zero_length_read(void **state) {
   fu_run_fiber(g17_main, NULL, LIMIT);
 }
 
+/* ---- G29: a deadline of now + d is measured from the real time --------- */
+
+/* The fiber burns 60 ms of CPU and yields (the loop does not wait in
+ * between), then sets a read deadline of rill_base_now() + 100: the read
+ * must park at least ~100 ms of real time (rill_base_now() truncates to
+ * whole milliseconds, hence 99). Were rill_base_now() still the time the
+ * loop last woke, the deadline would pass after 40 ms. */
+static void g29_main(void *arg) {
+  struct fu_pair p;
+  rill_base *base = rill_fiber_base();
+  char buf[16];
+  uint64_t burn_end, t0, elapsed_us;
+  (void)arg;
+  if (fu_pair_open(&p) != 0)
+    return;
+  burn_end = tu_now_ns() + 60u * 1000000u;
+  while (tu_now_ns() < burn_end) {
+  }
+  FCHECK_EQ(rill_yield(), 0);
+  t0 = tu_now_ns();
+  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_base_now(base) + 100), 0);
+  FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), RILL_ETIMEOUT);
+  elapsed_us = (tu_now_ns() - t0) / 1000u;
+  FCHECK(elapsed_us >= 99000u);
+  if (elapsed_us < 99000u)
+    fprintf(stderr, "G29: a 100 ms read deadline passed after %llu us\n", (unsigned long long)elapsed_us);
+  fu_pair_close(&p);
+}
+
+static void G29_deadline_from_the_real_time(void **state) {
+  (void)state;
+  fu_run_fiber(g29_main, NULL, LIMIT);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(G12_read_parks_without_cpu, tu_setup_fds, tu_teardown_fds),
@@ -423,6 +457,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(G16_read_deadline_timeout_loses_nothing, tu_setup_fds,
                                       tu_teardown_fds),
       cmocka_unit_test_setup_teardown(G17_zero_length_read, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(G29_deadline_from_the_real_time, tu_setup_fds, tu_teardown_fds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
