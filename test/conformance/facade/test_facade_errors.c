@@ -12,7 +12,7 @@
 
 #include "facade_util.c"
 
-#define LIMIT 10000
+#define LIMIT 60000 /* a hang guard only */
 
 /* A port nothing listens on: bound once, then released. */
 static int closed_port(void) {
@@ -35,7 +35,7 @@ static void refused_main(void *arg) {
   t0 = tu_now_ms();
   rc = rill_net_dial("tcp", addr, NULL, &c, errbuf, sizeof errbuf);
   FCHECK_EQ(rc, RILL_ECONNREFUSED);
-  FCHECK(tu_now_ms() - t0 < 100);
+  FCHECK(tu_now_ms() - t0 < FU_AT_ONCE_MS);
   FCHECK(c == NULL);
   snprintf(expect, sizeof expect, "dial tcp %s: connect: connection refused", addr);
   FCHECK_STREQ(errbuf, expect);

@@ -13,7 +13,7 @@
 
 #include "facade_util.c"
 
-#define LIMIT 10000
+#define LIMIT 60000 /* a hang guard only */
 
 /* ---- G12: no data -> the reader parks, using no CPU -------------------- */
 
@@ -112,7 +112,7 @@ static void g13_main(void *arg) {
   n = rill_net_read(t->p.c, buf, sizeof buf);
   FCHECK_EQ(n, 10);
   FCHECK(n == 10 && memcmp(buf, "0123456789", 10) == 0);
-  FCHECK(tu_now_ms() - t0 < 100);
+  FCHECK(tu_now_ms() - t0 < FU_AT_ONCE_MS);
 
   /* A parked reader wakes with the 7 bytes that came, not waiting for
    * the 1000 it asked for. */
@@ -123,7 +123,7 @@ static void g13_main(void *arg) {
   t0 = tu_now_ms();
   FCHECK_EQ(fu_peer_write(t->p.peer, "abcdefg", 7), 0);
   FCHECK_EQ(rill_waitgroup_wait(t->wg), 0);
-  FCHECK(tu_now_ms() - t0 < 100);
+  FCHECK(tu_now_ms() - t0 < FU_AT_ONCE_MS);
   FCHECK_EQ(t->parked_n, 7);
   FCHECK(t->parked_n == 7 && memcmp(t->parked_buf, "abcdefg", 7) == 0);
   rill_waitgroup_free(t->wg);
@@ -269,7 +269,7 @@ static void g15_main(void *arg) {
   rill_sleep(20);
   t0 = tu_now_ms();
   FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), RILL_EOF);
-  FCHECK(tu_now_ms() - t0 < 100);
+  FCHECK(tu_now_ms() - t0 < FU_AT_ONCE_MS);
   fu_pair_close(&p);
 
   /* A parked reader gets EOF when the peer closes. */
@@ -284,7 +284,7 @@ static void g15_main(void *arg) {
   t->p.peer = -1;
   FCHECK_EQ(rill_waitgroup_wait(t->wg), 0);
   FCHECK_EQ(t->n, RILL_EOF);
-  FCHECK(t->returned_ms - t0 < 100);
+  FCHECK(t->returned_ms - t0 < FU_AT_ONCE_MS);
   rill_waitgroup_free(t->wg);
   fu_pair_close(&t->p);
 }
@@ -314,7 +314,7 @@ static void g16_main(void *arg) {
   n = rill_net_read(p.c, buf, sizeof buf);
   elapsed = tu_now_ms() - t0;
   FCHECK_EQ(n, RILL_ETIMEOUT);
-  FCHECK(elapsed >= 90 && elapsed < 1000);
+  FCHECK(elapsed >= 90 && elapsed < 100 + FU_AT_ONCE_MS);
 
   /* Go's text for it. */
   FCHECK(rill_net_local_addr(p.c, local, sizeof local) > 0);
@@ -330,7 +330,7 @@ static void g16_main(void *arg) {
   rill_sleep(30);
   t0 = tu_now_ms();
   FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), RILL_ETIMEOUT);
-  FCHECK(tu_now_ms() - t0 < 50);
+  FCHECK(tu_now_ms() - t0 < FU_AT_ONCE_MS);
 
   /* ...and a new deadline gets the bytes: nothing was lost. */
   FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_base_now(base) + 2000), 0);
@@ -390,7 +390,7 @@ static void g17_main(void *arg) {
   /* Nothing to read: still 0, without parking. */
   t0 = tu_now_ms();
   FCHECK_EQ(rill_net_read(p.c, buf, 0), 0);
-  FCHECK(tu_now_ms() - t0 < 50);
+  FCHECK(tu_now_ms() - t0 < FU_AT_ONCE_MS);
 
   /* Data waiting: 0, and the data is untouched for the next read. */
   FCHECK_EQ(fu_peer_write(p.peer, "xyz", 3), 0);
