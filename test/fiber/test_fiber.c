@@ -706,7 +706,7 @@ static void not_in_fiber(void **state) {
 
   rill_net_conn_free(o.client);
   rill_net_conn_free(o.server);
-  rill_net_listener_close(o.l);
+  rill_net_listener_free(o.l);
   TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
   tu_base_free(base);
 }

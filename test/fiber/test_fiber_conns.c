@@ -227,7 +227,7 @@ static void main_fiber(void *arg) {
   /* Everyone closes; each handler sees EOF. */
   rill_waitgroup_done(k->release);
   FCHECK(rill_waitgroup_wait(k->handlers) == 0);
-  rill_net_listener_close(k->l);
+  rill_net_listener_free(k->l);
   rill_waitgroup_free(k->batch);
   rill_waitgroup_free(k->release);
   rill_waitgroup_free(k->handlers);

@@ -193,10 +193,11 @@ static void g23_listener_main(void *arg) {
   FCHECK_EQ(rill_go(rill_fiber_base(), g23_acceptor, t), 0);
   rill_sleep(50);
   FCHECK_EQ(t->returned, 0);
-  rill_net_listener_close(t->l);
+  FCHECK_EQ(rill_net_listener_close(t->l), 0);
   FCHECK_EQ(rill_waitgroup_wait(t->wg), 0);
   FCHECK_EQ(t->rc, RILL_ECLOSED);
   rill_waitgroup_free(t->wg);
+  rill_net_listener_free(t->l);
 }
 
 static void G23_listener_close_wakes_accept(void **state) {
@@ -373,6 +374,7 @@ static void G23_listener_closed_while_accept_wakes(void **state) {
   rill_timer_free(r.close_timer);
   if (r.peer >= 0)
     close(r.peer);
+  rill_net_listener_free(r.l);
   tu_base_free(base);
 }
 

@@ -91,7 +91,7 @@ static void format_main(void *arg) {
   if (!t->client || !t->server) {
     rill_net_conn_free(t->client);
     rill_net_conn_free(t->server);
-    rill_net_listener_close(t->l);
+    rill_net_listener_free(t->l);
     return;
   }
   FCHECK(rill_net_local_addr(t->client, cl, sizeof cl) > 0);
@@ -122,7 +122,7 @@ static void format_main(void *arg) {
 
   rill_net_conn_free(t->client);
   rill_net_conn_free(t->server);
-  rill_net_listener_close(t->l);
+  rill_net_listener_free(t->l);
   rill_waitgroup_free(t->wg);
 }
 
