@@ -53,7 +53,8 @@ RILL_API int rill_yield(void);
  * without parking should call rill_base_update_time() before reading it. */
 RILL_API int rill_sleep(uint64_t ms);
 
-/* A wait group (Go's sync.WaitGroup) for the fibers of one base. */
+/* A wait group (Go's sync.WaitGroup) for the fibers of one base.
+ * rill_waitgroup_new returns 0, RILL_EINVAL for NULL, or RILL_ENOMEM. */
 typedef struct rill_waitgroup rill_waitgroup;
 RILL_API int rill_waitgroup_new(rill_waitgroup **out);
 RILL_API void rill_waitgroup_add(rill_waitgroup *wg, int delta);
