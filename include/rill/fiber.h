@@ -48,9 +48,10 @@ RILL_API int rill_yield(void);
  * time of the call, not from when the loop last read its clock (G29).
  *
  * The clock inside fibers: rill_base_now() is refreshed each time a fiber
- * starts or resumes, so "rill_base_now() + d" right after a blocking call is
- * measured from the real time. A fiber that computes for a long time
- * without parking should call rill_base_update_time() before reading it. */
+ * starts or returns from a blocking call (not from rill_yield), so
+ * "rill_base_now() + d" right after one is measured from the real time. A
+ * fiber that computes for a long time, or only yields, should call
+ * rill_base_update_time() before reading it. */
 RILL_API int rill_sleep(uint64_t ms);
 
 /* A wait group (Go's sync.WaitGroup) for the fibers of one base.

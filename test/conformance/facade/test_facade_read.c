@@ -416,36 +416,61 @@ static void G17_zero_length_read(void **state) {
 
 /* ---- G29: a deadline of now + d is measured from the real time --------- */
 
-/* The fiber burns 60 ms of CPU and yields (the loop does not wait in
- * between), then sets a read deadline of rill_base_now() + 100: the read
- * must park at least ~100 ms of real time (rill_base_now() truncates to
- * whole milliseconds, hence 99). Were rill_base_now() still the time the
- * loop last woke, the deadline would pass after 40 ms. */
-static void g29_main(void *arg) {
+/* Two fibers run back to back in one turn of the loop: the first wakes the
+ * second, burns 60 ms of CPU and parks; the second, returning from its
+ * wait, sets a read deadline of rill_base_now() + 100. The read must park
+ * at least ~100 ms of real time (rill_base_now() truncates to whole
+ * milliseconds, hence 99). Were rill_base_now() still the time the loop
+ * last woke, the deadline would pass after 40 ms. */
+struct g29 {
   struct fu_pair p;
-  rill_base *base = rill_fiber_base();
+  rill_waitgroup *go, *done;
+  uint64_t elapsed_us;
+  ssize_t rc;
+};
+
+static void g29_reader(void *arg) {
+  struct g29 *t = (struct g29 *)arg;
   char buf[16];
-  uint64_t burn_end, t0, elapsed_us;
-  (void)arg;
-  if (fu_pair_open(&p) != 0)
+  uint64_t t0;
+  FCHECK_EQ(rill_waitgroup_wait(t->go), 0);
+  t0 = tu_now_ns();
+  FCHECK_EQ(rill_net_set_deadline(t->p.c, RILL_DEADLINE_READ, rill_base_now(rill_fiber_base()) + 100), 0);
+  t->rc = rill_net_read(t->p.c, buf, sizeof buf);
+  t->elapsed_us = (tu_now_ns() - t0) / 1000u;
+  rill_waitgroup_done(t->done);
+}
+
+static void g29_main(void *arg) {
+  struct g29 *t = (struct g29 *)arg;
+  uint64_t burn_end;
+  if (fu_pair_open(&t->p) != 0)
     return;
+  FCHECK_EQ(rill_waitgroup_new(&t->go), 0);
+  FCHECK_EQ(rill_waitgroup_new(&t->done), 0);
+  rill_waitgroup_add(t->go, 1);
+  rill_waitgroup_add(t->done, 1);
+  FCHECK_EQ(rill_go(rill_fiber_base(), g29_reader, t), 0);
+  FCHECK_EQ(rill_yield(), 0); /* the reader parks on `go` */
+  rill_waitgroup_done(t->go);
   burn_end = tu_now_ns() + 60u * 1000000u;
   while (tu_now_ns() < burn_end) {
   }
-  FCHECK_EQ(rill_yield(), 0);
-  t0 = tu_now_ns();
-  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_base_now(base) + 100), 0);
-  FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), RILL_ETIMEOUT);
-  elapsed_us = (tu_now_ns() - t0) / 1000u;
-  FCHECK(elapsed_us >= 99000u);
-  if (elapsed_us < 99000u)
-    fprintf(stderr, "G29: a 100 ms read deadline passed after %llu us\n", (unsigned long long)elapsed_us);
-  fu_pair_close(&p);
+  FCHECK_EQ(rill_waitgroup_wait(t->done), 0);
+  FCHECK_EQ(t->rc, RILL_ETIMEOUT);
+  FCHECK(t->elapsed_us >= 99000u);
+  if (t->elapsed_us < 99000u)
+    fprintf(stderr, "G29: a 100 ms read deadline passed after %llu us\n", (unsigned long long)t->elapsed_us);
+  rill_waitgroup_free(t->go);
+  rill_waitgroup_free(t->done);
+  fu_pair_close(&t->p);
 }
 
 static void G29_deadline_from_the_real_time(void **state) {
+  struct g29 t;
   (void)state;
-  fu_run_fiber(g29_main, NULL, LIMIT);
+  memset(&t, 0, sizeof t);
+  fu_run_fiber(g29_main, &t, LIMIT);
 }
 
 int main(void) {
