@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what building and testing rill needs, on Debian/Ubuntu, and does
 # nothing when everything is already there. Used by `make` and by CI.
-# `install-deps.sh go` also wants the Go toolchain (benchmarks, seed samples).
+# `install-deps.sh go` also wants the Go toolchain (benchmarks, seed samples);
+# `install-deps.sh stress` also wants stress-ng (test/stress/run_under_load.sh).
 set -e
 
 missing=""
@@ -19,6 +20,7 @@ need_pc cmocka libcmocka-dev
 need_pc libcares libc-ares-dev
 need_file /usr/include/ev.h libev-dev
 [ "${1:-}" = go ] && need_cmd go golang-go
+[ "${1:-}" = stress ] && need_cmd stress-ng stress-ng
 
 [ -z "$missing" ] && exit 0
 
