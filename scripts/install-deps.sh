@@ -2,7 +2,8 @@
 # Installs what building and testing rill needs, on Debian/Ubuntu, and does
 # nothing when everything is already there. Used by `make` and by CI.
 # `install-deps.sh go` also wants the Go toolchain (benchmarks, seed samples),
-# `install-deps.sh fuzz` clang with its libFuzzer and sanitizer runtimes.
+# `install-deps.sh fuzz` clang with its libFuzzer and sanitizer runtimes,
+# `install-deps.sh stress` stress-ng (test/stress/run_under_load.sh).
 set -e
 
 missing=""
@@ -40,6 +41,7 @@ fuzz_runtime_package() { echo "libclang-rt-$(clang -dumpversion | cut -d. -f1)-d
 if [ "${1:-}" = fuzz ] && fuzz_runtime_missing; then
   missing="$missing $(fuzz_runtime_package)"
 fi
+[ "${1:-}" = stress ] && need_cmd stress-ng stress-ng
 
 [ -z "$missing" ] && exit 0
 
