@@ -12,7 +12,8 @@
  *  - a zero-delay timer that restarts itself (due timers run once per
  *    iteration).
  * Each test stops the work from the 10 ms timer, so it ends by events; the
- * watchdog of tu_run() is only a hang guard. */
+ * watchdog of tu_run() is only a hang guard. Before the fix the reports
+ * test never returned from its first iteration. */
 #define _GNU_SOURCE 1
 
 #include <stdarg.h>
@@ -73,8 +74,11 @@ static void run_against(struct fair *f) {
   assert_int_equal(f->work_error, 0);
   assert_int_equal(f->timer_fired, 1);
   assert_int_equal(f->io_fired, 1);
+  /* The work went on, a bounded amount per iteration (on a loaded machine
+   * everything may even fit in one iteration: the timer is then due at its
+   * end). */
   assert_true(f->work_runs > 1);
-  assert_true(after.iterations - before.iterations > 1);
+  assert_true(f->work_runs <= 64 * (after.iterations - before.iterations));
   rill_timer_free(t);
   rill_io_free(io);
   close(sv[0]);
