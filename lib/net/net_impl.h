@@ -72,15 +72,13 @@ constexpr unsigned default_keep_alive_ms = 15000;
 // or close_now, CLOSING while it flushes and until on_close is delivered,
 // CLOSED from on_close on. The owner's reference goes after on_close; a
 // queued report and every dispatch of a callback hold one more.
+// An idle connection's size matters (thousands of them per base): small
+// fields sit together, so the lifetime costs 8 bytes and no more padding.
 struct rill_conn {
   rill_base *base;
   int fd;  // -1 once the socket is closed (the close report is then queued)
-  rill::detail::net_kind kind;
   rill::detail::life lifetime;
-  rill_io *io = nullptr;
-  rill_timer *deadline_timer = nullptr;  // created by the first deadline
-  rill_conn_events events{};
-  void *arg = nullptr;
+  rill::detail::net_kind kind;
 
   // Closing.
   bool graceful = false;      // rill_conn_close: discard unread input, then FIN
@@ -93,6 +91,12 @@ struct rill_conn {
   bool read_finished = false; // EOF or an error was reported
   bool redeliver = false;     // held bytes to hand over again
   bool notify_read_enomem = false;  // keeping bytes failed; on_read must hear it
+
+  rill_io *io = nullptr;
+  rill_timer *deadline_timer = nullptr;  // created by the first deadline
+  rill_conn_events events{};
+  void *arg = nullptr;
+
   char *held = nullptr;       // bytes the user left unused
   size_t held_len = 0;
   size_t held_cap = 0;
