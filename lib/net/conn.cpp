@@ -90,12 +90,13 @@ void run_pending(pending_node *node) {
 // the close sends FIN: a socket closed with unread input makes the kernel
 // reset the connection and drop what it had not yet sent. Bounded, so a
 // peer that keeps sending cannot hold the loop; what arrives after the
-// close still resets (net.h says so).
+// close still resets (net.h says so). Not into the shared read buffer: a
+// close from inside on_read must leave on_read's `data` intact.
 void discard_unread_input(rill_conn *c) {
   constexpr size_t discard_max = 1024 * 1024;
-  char *buf = net_get(c->base)->read_buffer;
+  char buf[16 * 1024];
   for (size_t total = 0; total < discard_max;) {
-    ssize_t n = read(c->fd, buf, net_state::read_buffer_size);
+    ssize_t n = read(c->fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR)
       continue;
     if (n <= 0)

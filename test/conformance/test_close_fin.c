@@ -121,12 +121,51 @@ static void test_close_flushes_then_fin_despite_unread_input(void **state) {
   tu_base_free(base);
 }
 
+/* A graceful close from inside on_read throws the unread input away
+ * without touching the bytes on_read is looking at. */
+static char seen_after_close[8];
+static size_t close_inside_on_read(rill_conn *c, const char *data, size_t len, int status,
+                                   void *arg) {
+  (void)arg;
+  if (status != 0) return 0;
+  assert_int_equal(len, 5);
+  assert_int_equal(rill_conn_close(c), 0);
+  memcpy(seen_after_close, data, len); /* after the close */
+  return len;
+}
+
+static void test_close_inside_on_read_keeps_its_data(void **state) {
+  rill_base *base = tu_base_new();
+  nu_pair p;
+  rill_net_options o;
+  rill_conn_events ev;
+  size_t discarded = 0;
+  (void)state;
+  closes = 0;
+  memset(&o, 0, sizeof o);
+  o.read_max = 5; /* "hello" is read; "WORLD" stays in the kernel */
+  nu_pair_accepted(base, "127.0.0.1", &o, &p);
+  memset(&ev, 0, sizeof ev);
+  ev.on_read = close_inside_on_read;
+  ev.on_close = count_close;
+  assert_int_equal(nu_send_all(p.peer, "helloWORLD", 10, 1000), 10);
+  tu_sleep_ms(20); /* both halves in the kernel before the first read */
+  assert_int_equal(rill_conn_start(p.conn, &ev, NULL), 0);
+  nu_run_until_count(base, &closes, 1, LIMIT);
+  p.conn = NULL;
+  assert_memory_equal(seen_after_close, "hello", 5);
+  assert_int_equal(nu_wait_eof(p.peer, LIMIT, &discarded), 1);
+  nu_pair_cleanup(base, &p);
+  tu_base_free(base);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_fds, tu_teardown_fds)
   const struct CMUnitTest tests[] = {
       T(test_close_now_with_unread_input_resets),
       T(test_close_with_unread_input_sends_fin),
       T(test_close_flushes_then_fin_despite_unread_input),
+      T(test_close_inside_on_read_keeps_its_data),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
