@@ -205,7 +205,9 @@ void conn_finish_close(rill_conn *c) {
   c->io = nullptr;
   rill_timer_free(c->deadline_timer);
   c->deadline_timer = nullptr;
-  if (c->graceful && c->write_error == 0 && !c->write_timed_out)
+  // After EOF nothing is left unread, and after a read or write error the
+  // connection is broken: then there is nothing to discard.
+  if (c->graceful && !c->read_finished && c->write_error == 0 && !c->write_timed_out)
     discard_unread_input(c);
   socket_close(c->fd);
   c->fd = -1;
