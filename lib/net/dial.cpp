@@ -387,10 +387,9 @@ int rill_dial(rill_base *base, const char *network, const char *address,
   if (!err && needs_dns) {
     std::snprintf(d->host, sizeof d->host, "%s", host);
     d->port = port;
+    life_hold(d->lifetime);  // the lookup's, given back by on_resolved
     err = rill_resolve(base, host, family_for(kind), options ? options->dns : nullptr, on_resolved, d,
                        &d->query);
-    if (!err)
-      life_hold(d->lifetime);  // the lookup's, given back by on_resolved
   } else if (!err) {
     err = d->targets.push(target) ? 0 : RILL_ENOMEM;
     if (!err)
