@@ -13,7 +13,7 @@
 
 #include "facade_util.c"
 
-#define LIMIT 20000
+#define LIMIT 60000 /* a hang guard only */
 #define MiB (1024u * 1024u)
 
 static unsigned char *g_data; /* fu_fill(.., 0) pattern, BIG bytes */
@@ -177,7 +177,7 @@ static void g20_main(void *arg) {
   FCHECK_EQ(rc, RILL_ETIMEOUT);
   FCHECK(written > 0);
   FCHECK(written < BIG);
-  FCHECK(elapsed >= 190 && elapsed < 2000);
+  FCHECK(elapsed >= 190 && elapsed < 200 + FU_AT_ONCE_MS);
 
   FCHECK(rill_net_local_addr(p.c, local, sizeof local) > 0);
   FCHECK(rill_net_remote_addr(p.c, remote, sizeof remote) > 0);
@@ -189,7 +189,7 @@ static void g20_main(void *arg) {
   t0 = tu_now_ms();
   FCHECK_EQ(rill_net_write(p.c, "zz", 2, &written2), RILL_ETIMEOUT);
   FCHECK_EQ(written2, 0);
-  FCHECK(tu_now_ms() - t0 < 50);
+  FCHECK(tu_now_ms() - t0 < FU_AT_ONCE_MS);
 
   /* Without a deadline the connection writes again, and the peer gets
    * exactly the `written` bytes reported, then the new ones: the partial
