@@ -29,7 +29,8 @@ typedef struct rill_dns_result {
   const struct sockaddr_storage *addrs;
 } rill_dns_result;
 
-/* Exactly once per rill_resolve(): status 0 with a result, or an error:
+/* Exactly once per rill_resolve(), from the loop, and the query is gone
+ * when it returns: status 0 with a result, or an error:
  * RILL_EDNS_NOHOST, RILL_EDNS_SERVFAIL, RILL_EDNS_REFUSED, RILL_EDNS_TIMEOUT,
  * RILL_ECANCELED (rill_resolve_cancel or rill_base_free), RILL_ENOMEM. */
 typedef void (*rill_resolve_cb)(rill_dns_query *query, int status, const rill_dns_result *result,
@@ -47,8 +48,11 @@ RILL_API int rill_resolve(rill_base *base, const char *host, int family,
                           const rill_dns_config *config, rill_resolve_cb cb, void *arg,
                           rill_dns_query **out);
 
-/* Cancels: the callback runs with RILL_ECANCELED, from the loop. RILL_EINVAL
- * for NULL. */
+/* Cancels: the callback runs with RILL_ECANCELED, from the loop, also when
+ * the answer was in but not yet delivered. Cancelling twice is harmless (0).
+ * May be called from any callback, another lookup's or a dial's included;
+ * RILL_ECLOSED from inside the query's own callback, after which the
+ * pointer is dead. RILL_EINVAL for NULL. */
 RILL_API int rill_resolve_cancel(rill_dns_query *query);
 
 /* Checks `host` the way rill_resolve() does: 0 or RILL_EDNS_BADNAME;

@@ -15,9 +15,20 @@
  * Lifetimes: a connection belongs to the user from the accept or dial
  * callback on until its close callback, which runs exactly once; after it
  * returns the handle is gone. Between rill_conn_close() and that callback
- * every call on the connection returns RILL_ECLOSED. No callback runs inside
- * the call that caused it: writes, closes and dials that finish at once still
- * report from the loop.
+ * every call on the connection returns RILL_ECLOSED (rill_conn_abort()
+ * excepted, see there). No callback runs inside the call that caused it:
+ * writes, closes and dials that finish at once still report from the loop.
+ *
+ * Any handle may be closed, aborted or cancelled from inside any callback,
+ * its own included, and a handle's own pointer stays valid until the
+ * callback running returns: the close or cancel takes effect, and no
+ * further callback of that handle runs except the one its close promises
+ * (on_close; a dial's or lookup's one completion).
+ *
+ * Work a callback queues again from inside itself (a redial after a dial
+ * failed at once, rill_conn_read_start() from on_read) runs in a later pass
+ * of the loop, never in a loop inside rill: timers and other descriptors
+ * keep their turn.
  *
  * Bad arguments: a NULL handle, or a NULL pointer where one is required,
  * gives RILL_EINVAL (never a crash); functions that return a count give 0,
@@ -111,7 +122,11 @@ typedef struct rill_conn_events {
    * unused. Any other negative status is a read error (-ECONNRESET ...). EOF
    * and errors come once, then reading stops; the return value is ignored.
    * status RILL_ETIMEOUT: the read deadline passed; reading pauses, nothing
-   * is lost, and setting a new deadline resumes it. */
+   * is lost, and setting a new deadline resumes it.
+   * status RILL_ENOMEM: bytes left unused could not be kept (out of memory);
+   * they are lost and reading stops. If on_read was removed meanwhile
+   * (rill_conn_start() with a table without it), the next rill_conn_start()
+   * that sets one delivers this report. */
   size_t (*on_read)(rill_conn *conn, const char *data, size_t len, int status, void *arg);
   /* The write queue became empty: everything reached the kernel. Only
    * writes that had to queue lead here; one the kernel takes whole at once
@@ -155,7 +170,9 @@ RILL_API int rill_conn_write(rill_conn *conn, const void *data, size_t len);
  * byte reached the kernel, else the error and how many bytes did. */
 typedef void (*rill_write_cb)(rill_conn *conn, int status, size_t written, void *arg);
 
-/* Zero-copy write: `data` must stay valid until `done` runs. */
+/* Zero-copy write: `data` must stay valid until `done` runs. Completions
+ * come in the order of the writes; one of zero bytes completes once every
+ * earlier write has (a marker for "all written so far reached the kernel"). */
 RILL_API int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len,
                                  rill_write_cb done, void *arg);
 
@@ -180,18 +197,33 @@ RILL_API int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when_ms
  * peer reads EOF; this side can still read. Later writes give -EPIPE. */
 RILL_API int rill_conn_close_write(rill_conn *conn);
 
-/* Graceful close: stops reading, flushes what is queued (bounded by the
- * write deadline), closes, then on_close. */
+/* Ending a TCP connection. A socket closed while received input is still
+ * unread makes the kernel reset the connection (RST) instead of sending
+ * FIN, and the reset drops what the kernel had taken but not yet sent: the
+ * peer may miss the last bytes and read ECONNRESET instead of EOF. Go's
+ * Close on a TCPConn and close(2) behave this way too.
+ *
+ * Graceful close: stops reading, flushes what is queued (bounded by the
+ * write deadline), throws away input that arrived and was not read, then
+ * closes with FIN; then on_close. The peer reads every byte written and
+ * then EOF — unless it sends more after the close, which the kernel answers
+ * with RST. For a clean end when the peer may still be sending, do what a
+ * careful Go or libuv program does: rill_conn_close_write() (FIN after the
+ * queue), keep reading until on_read reports RILL_EOF, then close. */
 RILL_API int rill_conn_close(rill_conn *conn);
 
 /* Close at once, as Go's Close does: what is still queued is dropped (ref
- * writes complete with RILL_ECANCELED), what the kernel already took is
- * still delivered, then FIN; then on_close. */
+ * writes complete with RILL_ECANCELED) and the socket is closed; then
+ * on_close. Without unread input, what the kernel already took is still
+ * delivered, then FIN. With unread input (bytes the kernel received that
+ * were never read; bytes on_read left unused do not count) the kernel
+ * resets the connection: RST, and what it had not yet sent is lost. */
 RILL_API int rill_conn_close_now(rill_conn *conn);
 
 /* Abortive close: drops the queue and resets the connection (RST, via
  * SO_LINGER 0), then on_close. Allowed during a graceful close too, to give
- * up on the flush. */
+ * up on the flush; RILL_ECLOSED once the socket is closed (a graceful close
+ * with nothing left to flush closes it at once). */
 RILL_API int rill_conn_abort(rill_conn *conn);
 
 /* Option setters (G4), Go's TCPConn.Set*. RILL_ECLOSED once closed;
@@ -241,7 +273,10 @@ RILL_API int rill_listener_pause(rill_listener *listener);
 RILL_API int rill_listener_resume(rill_listener *listener);
 
 /* Stops accepting and closes the socket (a Unix socket's file is removed).
- * No callback; the handle is gone when this returns. */
+ * No callback follows, not even for connections the kernel had queued. The
+ * handle is gone when this returns — or, called inside its own on_accept,
+ * when that returns; until then the other listener calls return
+ * RILL_ECLOSED. */
 RILL_API void rill_listener_close(rill_listener *listener);
 
 /* ---- dialing ----------------------------------------------------------- */
@@ -263,7 +298,8 @@ RILL_API int rill_dial(rill_base *base, const char *network, const char *address
 /* Cancels a dial whose callback has not run yet: it then runs with
  * RILL_ECANCELED, from the loop — also when the connection was made but not
  * yet reported (it is closed; the user never sees it). A dial that already
- * failed keeps its error. RILL_ECLOSED from inside the callback. */
+ * failed keeps its error. May be called from any callback, another dial's
+ * or a lookup's included; RILL_ECLOSED from inside the dial's own callback. */
 RILL_API int rill_dialer_cancel(rill_dialer *dialer);
 
 /* Formats the dial's error Go's way:

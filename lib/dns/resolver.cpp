@@ -13,6 +13,12 @@
 // cancelled query is answered at once; c-ares's own answer for it arrives
 // later and is dropped. A query that overrides the servers or timing gets a
 // channel of its own, destroyed once the answer is in.
+//
+// A query follows core/lifetime.h: OPEN until answered or cancelled,
+// CLOSING once cancelled, CLOSED when its one callback runs. References:
+// the owner's (until that callback), one while c-ares owes an answer, one
+// while the report is queued. The last release unlinks it from the base's
+// list and frees it.
 #include <ares.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -22,6 +28,8 @@
 
 #include "core/alloc.h"
 #include "core/base_impl.h"
+#include "core/lifetime.h"
+#include "core/list.h"
 #include "dns/hosts.h"
 #include "rill/dns.h"
 
@@ -45,14 +53,13 @@ struct rill_dns_query {
   void *arg;
   int family;
   int status = 0;
-  bool in_ares = false;    // c-ares still owes its answer
-  bool answered = false;   // the user's callback ran or is running
-  bool cancelled = false;
+  rill::detail::life lifetime;
+  bool in_ares = false;       // c-ares still owes its answer (holds a reference)
+  bool report_queued = false; // the pending node is queued (holds a reference)
   rill::detail::vec<sockaddr_storage> addrs;
   char canonical[256] = "";
   rill::detail::pending_node pending;
-  rill_dns_query *prev = nullptr;  // the base's list of queries, for shutdown
-  rill_dns_query *next = nullptr;
+  rill::detail::list_node link;  // the base's list of queries, for shutdown
 };
 
 namespace rill::detail {
@@ -70,7 +77,7 @@ struct dns_channel {
 
 struct dns_state {
   dns_channel *shared = nullptr;
-  rill_dns_query *queries = nullptr;
+  list queries;
   int waited_for = 0;         // queries in c-ares, not cancelled: the base's ref
   bool shutting_down = false; // rill_base_free: no new queries
 };
@@ -228,31 +235,34 @@ void stop_waiting(rill_base *base) {
     rill_base_unref(base);
 }
 
-void unlink_query(rill_dns_query *q) {
-  dns_state *st = state(q->base);
-  if (q->prev)
-    q->prev->next = q->next;
-  else
-    st->queries = q->next;
-  if (q->next)
-    q->next->prev = q->prev;
-}
+rill_dns_query *query_of(list_node *n) { return RILL_CONTAINER_OF(n, rill_dns_query, link); }
 
-// Frees the query once both the user and c-ares are done with it.
-void maybe_free(rill_dns_query *q) {
-  if (q->in_ares || !q->answered)
+// Frees the query once the user, c-ares and the pending queue are done.
+void release(rill_dns_query *q) {
+  if (!life_release(q->lifetime))
     return;
-  unlink_query(q);
+  list::remove(&q->link);
   destroy(q);
 }
 
+void queue_report(rill_dns_query *q) {
+  if (q->report_queued)
+    return;
+  q->report_queued = true;
+  life_hold(q->lifetime);
+  pending_push(q->base, &q->pending);
+}
+
 void deliver(pending_node *node) {
-  auto *q = reinterpret_cast<rill_dns_query *>(reinterpret_cast<char *>(node) -
-                                               offsetof(rill_dns_query, pending));
-  q->answered = true;
-  rill_dns_result result{q->canonical, q->addrs.size(), q->addrs.data()};
-  q->cb(q, q->status, q->status == 0 ? &result : nullptr, q->arg);
-  maybe_free(q);
+  rill_dns_query *q = RILL_CONTAINER_OF(node, rill_dns_query, pending);
+  q->report_queued = false;
+  if (q->lifetime.state != life_state::closed) {
+    q->lifetime.state = life_state::closed;
+    rill_dns_result result{q->canonical, q->addrs.size(), q->addrs.data()};
+    q->cb(q, q->status, q->status == 0 ? &result : nullptr, q->arg);
+    release(q);  // the owner's reference
+  }
+  release(q);  // the queued report's, held across the callback
 }
 
 // Takes canonical name and addresses out of a c-ares answer.
@@ -287,19 +297,20 @@ void on_answer(void *arg, int status, int, ares_addrinfo *res) {
   auto *q = static_cast<rill_dns_query *>(arg);
   dns_channel *ch = q->channel;
   q->in_ares = false;
-  if (!q->cancelled)
+  bool cancelled = !q->lifetime.open();
+  if (!cancelled)
     stop_waiting(q->base);
   if (--ch->in_flight == 0 && !ch->shared && ch->channel)
     pending_push(ch->base, &ch->destroy_later);  // not from inside c-ares
-  if (!q->cancelled && !q->answered) {
+  if (!cancelled) {
     q->status = map_status(status);
     if (q->status == 0 && res)
       take_answer(q, res);
-    pending_push(q->base, &q->pending);
+    queue_report(q);
   }
   if (res)
     ares_freeaddrinfo(res);
-  maybe_free(q);
+  release(q);  // c-ares's reference
 }
 
 // A request's settings, with what it leaves unset taken from the base's, so
@@ -327,13 +338,14 @@ bool same_channel_settings(const rill_dns_config &a, const rill_dns_config &b) {
 void shutdown_all(rill_base *base) {
   dns_state *st = state(base);
   st->shutting_down = true;
-  for (rill_dns_query *q = st->queries; q; q = q->next)
-    if (!q->answered && !q->cancelled)
-      rill_resolve_cancel(q);
+  for (list_node *n = st->queries.front(); n && n != &st->queries.head; n = n->next)
+    if (query_of(n)->lifetime.open())
+      rill_resolve_cancel(query_of(n));
   // Destroying a channel makes c-ares answer its queries (dropped above);
   // that answer may free the query, so step on before.
-  for (rill_dns_query *q = st->queries, *next; q; q = next) {
-    next = q->next;
+  for (list_node *n = st->queries.front(), *next; n && n != &st->queries.head; n = next) {
+    next = n->next;
+    rill_dns_query *q = query_of(n);
     if (q->channel && !q->channel->shared && q->in_ares) {
       dns_channel *ch = q->channel;
       ares_channel channel = ch->channel;
@@ -394,10 +406,7 @@ int rill_resolve(rill_base *base, const char *host, int family, const rill_dns_c
   q->family = family;
   q->pending.run = deliver;
   dns_state *st = state(base);
-  q->next = st->queries;
-  if (st->queries)
-    st->queries->prev = q;
-  st->queries = q;
+  st->queries.push_back(&q->link);
 
   const rill_dns_config cfg = merged(config, base->dns_config);
   const char *hosts_file = cfg.hosts_file ? cfg.hosts_file : "/etc/hosts";
@@ -419,7 +428,7 @@ int rill_resolve(rill_base *base, const char *host, int family, const rill_dns_c
     answered = false;
   }
   if (answered) {
-    pending_push(base, &q->pending);
+    queue_report(q);
   } else {
     dns_channel *ch = st->shared;
     int err = 0;
@@ -428,12 +437,13 @@ int rill_resolve(rill_base *base, const char *host, int family, const rill_dns_c
     else if (!ch && (err = channel_new(base, base->dns_config, true, &st->shared)) == 0)
       ch = st->shared;
     if (err) {
-      unlink_query(q);
+      list::remove(&q->link);
       destroy(q);
       return err;
     }
     q->channel = ch;
     q->in_ares = true;
+    life_hold(q->lifetime);  // c-ares's, given back by on_answer
     ch->in_flight++;
     start_waiting(base);
     ares_addrinfo_hints hints{};
@@ -451,14 +461,14 @@ int rill_resolve(rill_base *base, const char *host, int family, const rill_dns_c
 int rill_resolve_cancel(rill_dns_query *q) {
   if (!q)
     return RILL_EINVAL;
-  if (q->answered)
-    return RILL_ECLOSED;
-  if (q->cancelled)
-    return 0;
-  q->cancelled = true;
+  if (q->lifetime.state == life_state::closed)
+    return RILL_ECLOSED;  // inside its own callback
+  if (!q->lifetime.open())
+    return 0;  // cancelled already
+  q->lifetime.state = life_state::closing;
   q->status = RILL_ECANCELED;
   q->addrs.clear();
-  pending_push(q->base, &q->pending);
+  queue_report(q);
   if (q->in_ares) {
     stop_waiting(q->base);
     // A channel of its own can go now; the shared one lets c-ares give up.

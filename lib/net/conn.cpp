@@ -4,8 +4,10 @@
 // Reports that must not run inside an API call (drain, water marks, write
 // errors, completed ref writes, the close) are collected as flags and
 // delivered by the connection's pending node, in that order, the close last.
-// The memory is freed right after on_close returns, so every earlier report
-// and every callback of the same iteration still finds the connection alive.
+// The lifetime is core/lifetime.h's: every dispatch holds the connection, so
+// a callback may close it (or any other) and the code after the callback
+// still finds it alive; after on_close the owner's reference goes, and the
+// last release frees it.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -23,50 +25,83 @@ namespace {
 
 void on_io(rill_io *, int, unsigned events, void *arg) {
   auto *c = static_cast<rill_conn *>(arg);
+  conn_held hold(c);
   // Writing first: it may finish a graceful close, which makes reading moot.
   if (events & RILL_WRITE)
     conn_on_writable(c);
-  if ((events & RILL_READ) && !c->closing)
+  if ((events & RILL_READ) && c->lifetime.open())
     conn_on_readable(c);
 }
 
+void report_close(rill_conn *c) {
+  conn_report_writes(c);  // ref writes dropped by the close
+  c->lifetime.state = life_state::closed;
+  if (c->events.on_close)
+    c->events.on_close(c, c->arg);
+  conn_release(c);  // the owner's reference; the dispatch still holds c
+}
+
+// One pass over what the connection owes its user. Reports queued while it
+// runs (a redelivery asked for from on_read, say) queue the node again and
+// run in a later pass, so the loop's other work keeps its turn.
 void run_pending(pending_node *node) {
-  rill_conn *c = reinterpret_cast<rill_conn *>(reinterpret_cast<char *>(node) -
-                                               offsetof(rill_conn, pending));
+  rill_conn *c = RILL_CONTAINER_OF(node, rill_conn, pending);
+  c->report_queued = false;
+  struct release_queued {  // the queued report's reference, now the dispatch's
+    rill_conn *c;
+    ~release_queued() { conn_release(c); }
+  } hold{c};
+  if (c->lifetime.state == life_state::closed)
+    return;
   conn_report_writes(c);
-  if (c->redeliver && !c->closing)
-    conn_redeliver(c);
   const rill_conn_events &ev = c->events;
+  if (c->notify_read_enomem && ev.on_read && c->lifetime.open()) {
+    c->notify_read_enomem = false;
+    ev.on_read(c, nullptr, 0, RILL_ENOMEM, c->arg);
+  }
+  if (c->redeliver && c->lifetime.open())
+    conn_redeliver(c);
   if (c->notify_high) {
     c->notify_high = false;
-    if (ev.on_high_water && !c->closing)
+    if (ev.on_high_water && c->lifetime.open())
       ev.on_high_water(c, c->queued, c->arg);
   }
   if (c->notify_write_error) {
     int err = c->notify_write_error;
     c->notify_write_error = 0;
-    if (ev.on_write_error && !c->close_reported)
+    if (ev.on_write_error && c->lifetime.state != life_state::closed)
       ev.on_write_error(c, err, c->notify_unsent, c->arg);
   }
   if (c->notify_low) {
     c->notify_low = false;
-    if (ev.on_low_water && !c->closing)
+    if (ev.on_low_water && c->lifetime.open())
       ev.on_low_water(c, c->queued, c->arg);
   }
   if (c->notify_drain) {
     c->notify_drain = false;
-    if (ev.on_drain && !c->closing)
+    if (ev.on_drain && c->lifetime.open())
       ev.on_drain(c, c->arg);
   }
-  if (c->fd_closed && !c->close_reported) {
-    conn_report_writes(c);  // ref writes dropped by the close
-    c->close_reported = true;
-    if (c->events.on_close)
-      c->events.on_close(c, c->arg);
-    // Reports made during this run queued the node again; it dies with c.
-    pending_cancel(c->base, &c->pending);
-    conn_release_held(c);
-    destroy(c);
+  if (conn_fd_closed(c) && c->lifetime.state == life_state::closing)
+    report_close(c);
+}
+
+// Reads and throws away what the peer sent and nobody will read, so that
+// the close sends FIN: a socket closed with unread input makes the kernel
+// reset the connection and drop what it had not yet sent. Bounded, so a
+// peer that keeps sending cannot hold the loop; what arrives after the
+// close still resets (net.h says so). Not into the shared read buffer: a
+// close from inside on_read must leave on_read's `data` intact.
+void discard_unread_input(rill_conn *c) {
+  constexpr size_t discard_max = 1024 * 1024;
+  char buf[16 * 1024];
+  for (size_t total = 0; total < discard_max;) {
+    ssize_t n = read(c->fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return;
+    total += static_cast<size_t>(n);
   }
 }
 
@@ -126,13 +161,21 @@ int conn_create(rill_base *base, int fd, net_kind kind, const rill_net_options *
   return 0;
 }
 
+void conn_release(rill_conn *c) {
+  if (!life_release(c->lifetime))
+    return;
+  conn_release_held(c);
+  destroy(c);
+}
+
 void conn_update_io(rill_conn *c) {
-  if (c->fd_closed)
+  if (conn_fd_closed(c))
     return;
   unsigned want = 0;
-  if (c->read_wanted && !c->read_full && !c->read_timed_out && !c->read_finished && !c->closing)
+  if (c->read_wanted && !c->read_full && !c->read_timed_out && !c->read_finished &&
+      c->lifetime.open())
     want |= RILL_READ;
-  if (c->queue_head)
+  if (!c->queue.empty())
     want |= RILL_WRITE;
   if (want)
     rill_io_start(c->io, want);
@@ -140,25 +183,35 @@ void conn_update_io(rill_conn *c) {
     rill_io_stop(c->io);
 }
 
-void conn_notify(rill_conn *c) { pending_push(c->base, &c->pending); }
+void conn_notify(rill_conn *c) {
+  if (c->report_queued)
+    return;
+  c->report_queued = true;
+  life_hold(c->lifetime);
+  pending_push(c->base, &c->pending);
+}
 
 int conn_check_open(const rill_conn *c) {
   if (!c)
     return RILL_EINVAL;
-  return c->closing ? RILL_ECLOSED : 0;
+  return c->lifetime.open() ? 0 : RILL_ECLOSED;
 }
 
 void conn_finish_close(rill_conn *c) {
-  if (c->fd_closed)
+  if (conn_fd_closed(c))
     return;
   conn_fail_queue(c, RILL_ECANCELED, 0);
   rill_io_free(c->io);
   c->io = nullptr;
   rill_timer_free(c->deadline_timer);
   c->deadline_timer = nullptr;
+  // After EOF nothing is left unread, and after a read or write error the
+  // connection is broken: then there is nothing to discard.
+  if (c->graceful && !c->read_finished && c->write_error == 0 && !c->write_timed_out)
+    discard_unread_input(c);
   socket_close(c->fd);
-  c->fd_closed = true;
-  // The held bytes stay until the connection is destroyed: a callback that
+  c->fd = -1;
+  // The held bytes stay until the connection is freed: a callback that
   // closed it may still be reading them (on_read's `data`).
   conn_notify(c);
 }
@@ -174,6 +227,8 @@ int rill_conn_start(rill_conn *conn, const rill_conn_events *events, void *arg) 
   conn->events = events ? *events : rill_conn_events{};
   conn->arg = arg;
   conn->read_wanted = conn->events.on_read != nullptr;
+  if (conn->notify_read_enomem && conn->read_wanted)
+    conn_notify(conn);  // the error met while nobody listened
   conn_update_io(conn);
   conn_deadline_update(conn);
   return 0;
@@ -234,9 +289,10 @@ int rill_conn_close(rill_conn *conn) {
   int err = conn_check_open(conn);
   if (err)
     return err;
-  conn->closing = true;
+  conn->lifetime.state = life_state::closing;
+  conn->graceful = true;
   conn->read_wanted = false;
-  if (conn->queue_head && !conn->write_error) {
+  if (!conn->queue.empty() && !conn->write_error) {
     // Graceful: keep flushing; the write path or the write deadline closes.
     conn_update_io(conn);
     conn_deadline_update(conn);
@@ -250,7 +306,7 @@ int rill_conn_close_now(rill_conn *conn) {
   int err = conn_check_open(conn);
   if (err)
     return err;
-  conn->closing = true;
+  conn->lifetime.state = life_state::closing;
   conn->read_wanted = false;
   conn_finish_close(conn);
   return 0;
@@ -260,9 +316,10 @@ int rill_conn_abort(rill_conn *conn) {
   // Allowed during a graceful close, to give up on the flush.
   if (!conn)
     return RILL_EINVAL;
-  if (conn->fd_closed)
+  if (conn_fd_closed(conn))
     return RILL_ECLOSED;
-  conn->closing = true;
+  conn->lifetime.state = life_state::closing;
+  conn->graceful = false;
   if (is_tcp(conn->kind)) {
     linger lg{1, 0};
     setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -278,7 +335,7 @@ int rill_conn_close_write(rill_conn *conn) {
   if (conn->write_shut || conn->shut_write_wanted)
     return 0;
   conn->shut_write_wanted = true;
-  if (!conn->queue_head) {
+  if (conn->queue.empty()) {
     conn->write_shut = true;
     if (shutdown(conn->fd, SHUT_WR) < 0)
       return -errno;

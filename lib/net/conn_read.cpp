@@ -39,7 +39,7 @@ bool reserve_held(rill_conn *c, size_t need) {
 // Shows `len` bytes to the user and keeps what it leaves.
 void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
   size_t used = c->events.on_read(c, data, len, 0, c->arg);
-  if (c->fd_closed)
+  if (conn_fd_closed(c))
     return;
   if (used > len)
     used = len;
@@ -50,8 +50,12 @@ void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
     c->held_len = rest;
   } else if (rest) {
     if (!reserve_held(c, rest)) {
+      // The bytes are lost, so the stream ends here. on_read hears it from
+      // the loop; the callback above may have swapped the callbacks to a
+      // table without on_read, and then the next one with on_read hears it.
       c->read_finished = true;
-      c->events.on_read(c, nullptr, 0, RILL_ENOMEM, c->arg);
+      c->notify_read_enomem = true;
+      conn_notify(c);
       return;
     }
     std::memcpy(c->held, data + used, rest);
@@ -68,7 +72,7 @@ void finish(rill_conn *c, int status) {
   c->read_finished = true;
   conn_update_io(c);
   c->events.on_read(c, c->held, c->held_len, status, c->arg);
-  if (!c->fd_closed)
+  if (!conn_fd_closed(c))
     conn_release_held(c);
 }
 
@@ -122,7 +126,7 @@ void conn_on_readable(rill_conn *c) {
   } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
     finish(c, -errno);
   }
-  if (!c->fd_closed)
+  if (!conn_fd_closed(c))
     conn_update_io(c);
 }
 
@@ -130,7 +134,7 @@ void conn_redeliver(rill_conn *c) {
   c->redeliver = false;
   if (c->held_len && c->read_wanted && !c->read_timed_out && !c->read_finished) {
     deliver(c, c->held, c->held_len, true);
-    if (!c->fd_closed)
+    if (!conn_fd_closed(c))
       conn_update_io(c);
   }
 }

@@ -7,10 +7,14 @@
 // once, with MSG_NOSIGNAL so a vanished peer is an EPIPE, never a SIGPIPE
 // (G21). When writing fails, the queue is dropped and the user learns how
 // much never reached the kernel (G20, G21).
+//
+// Requests complete in the order they were made: a ref write of zero bytes
+// queues behind earlier ones like any other and completes after them.
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <cerrno>
 #include <cstring>
+#include <new>
 
 #include "core/alloc.h"
 #include "net/net_impl.h"
@@ -52,29 +56,21 @@ int write_precheck(const rill_conn *c) {
   return 0;
 }
 
+write_req *req_of(list_node *n) { return n ? RILL_CONTAINER_OF(n, write_req, link) : nullptr; }
+
 void release_req(rill_conn *c, write_req *r) {
   if (r->owned) {
     mem_free(r->owned);
     net_get(c->base)->write_reqs.give(r);
   } else {
     // Ref writes report their completion from the loop.
-    r->next = nullptr;
-    if (c->done_tail)
-      c->done_tail->next = r;
-    else
-      c->done_head = r;
-    c->done_tail = r;
+    c->done.push_back(&r->link);
     conn_notify(c);
   }
 }
 
 void enqueue(rill_conn *c, write_req *r) {
-  r->next = nullptr;
-  if (c->queue_tail)
-    c->queue_tail->next = r;
-  else
-    c->queue_head = r;
-  c->queue_tail = r;
+  c->queue.push_back(&r->link);
   c->queued += r->len - r->offset;
   if (!c->above_high && c->queued > c->high_water) {
     c->above_high = true;
@@ -92,7 +88,7 @@ void after_progress(rill_conn *c) {
     c->notify_low = true;
     conn_notify(c);
   }
-  if (c->queue_head)
+  if (!c->queue.empty())
     return;
   c->notify_drain = true;
   conn_notify(c);
@@ -100,7 +96,7 @@ void after_progress(rill_conn *c) {
     c->write_shut = true;
     shutdown(c->fd, SHUT_WR);
   }
-  if (c->closing)
+  if (c->lifetime.closing())
     conn_finish_close(c);
   else
     conn_update_io(c);
@@ -111,7 +107,7 @@ write_req *new_req(rill_conn *c, const char *data, size_t len, size_t taken) {
   auto *r = static_cast<write_req *>(net_get(c->base)->write_reqs.take());
   if (!r)
     return nullptr;
-  std::memset(r, 0, sizeof *r);
+  new (r) write_req{};
   r->data = data;
   r->len = len;
   r->offset = taken;
@@ -120,7 +116,7 @@ write_req *new_req(rill_conn *c, const char *data, size_t len, size_t taken) {
 
 // Tries the kernel directly; returns bytes taken or a negative error.
 ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
-  if (c->queue_head)
+  if (!c->queue.empty())
     return 0;
   ssize_t n = send_some(c->fd, data, len);
   if (n >= 0) {
@@ -138,39 +134,46 @@ ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
 }  // namespace
 
 void conn_on_writable(rill_conn *c) {
-  if (!c->queue_head)
+  if (c->queue.empty())
     return;
-  while (c->queue_head) {
+  while (!c->queue.empty()) {
     iovec iov[max_iov];
     int count = 0;
     size_t total = 0;
-    for (write_req *r = c->queue_head; r && count < max_iov; r = r->next, count++) {
+    for (list_node *n = c->queue.front(); n != &c->queue.head && count < max_iov; n = n->next) {
+      write_req *r = req_of(n);
+      if (r->len == r->offset)
+        continue;  // zero bytes: completes in its turn below
       iov[count].iov_base = const_cast<char *>(r->data + r->offset);
       iov[count].iov_len = r->len - r->offset;
       total += iov[count].iov_len;
+      count++;
     }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = count;
-    ssize_t n;
-    do {
-      n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = 0;
+    if (count) {
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = count;
+      do {
+        n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+    }
     if (n < 0) {
       if (is_again(errno))
         break;
       int err = -errno;
       c->write_error = err;
       conn_fail_queue(c, err, err);
-      if (c->closing)
+      if (c->lifetime.closing())
         conn_finish_close(c);
       return;
     }
     size_t left = static_cast<size_t>(n);
     c->written += left;
     c->queued -= left;
-    while (left) {
-      write_req *r = c->queue_head;
+    // Complete every request the kernel took whole, in order; a zero-byte
+    // one completes as soon as everything before it did.
+    while (write_req *r = req_of(c->queue.front())) {
       size_t chunk = r->len - r->offset;
       if (left < chunk) {
         r->offset += left;
@@ -178,9 +181,7 @@ void conn_on_writable(rill_conn *c) {
       }
       left -= chunk;
       r->offset = r->len;
-      c->queue_head = r->next;
-      if (!c->queue_head)
-        c->queue_tail = nullptr;
+      list::remove(&r->link);
       release_req(c, r);
     }
     if (static_cast<size_t>(n) < total)
@@ -191,15 +192,13 @@ void conn_on_writable(rill_conn *c) {
 
 void conn_fail_queue(rill_conn *c, int err, int report) {
   size_t unsent = c->queued;
-  while (write_req *r = c->queue_head) {
-    c->queue_head = r->next;
+  while (write_req *r = req_of(c->queue.pop_front())) {
     r->status = err;
     release_req(c, r);
   }
-  c->queue_tail = nullptr;
   c->queued = 0;
   c->above_high = false;
-  if (c->shut_write_wanted && !c->write_shut && !c->fd_closed) {
+  if (c->shut_write_wanted && !c->write_shut && !conn_fd_closed(c)) {
     // The flush failed; the half-close the user asked for still happens.
     c->write_shut = true;
     shutdown(c->fd, SHUT_WR);
@@ -212,11 +211,11 @@ void conn_fail_queue(rill_conn *c, int err, int report) {
   conn_update_io(c);
 }
 
+// Reports the ref writes done so far, in order. A callback may close the
+// connection; the caller holds it, and the ones still listed are reported
+// all the same (each request gets its one completion).
 void conn_report_writes(rill_conn *c) {
-  while (write_req *r = c->done_head) {
-    c->done_head = r->next;
-    if (!c->done_head)
-      c->done_tail = nullptr;
+  while (write_req *r = req_of(c->done.pop_front())) {
     rill_write_cb done = r->done;
     void *arg = r->arg;
     int status = r->status;
@@ -281,10 +280,10 @@ int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_writ
     return static_cast<int>(n);
   }
   r->offset = static_cast<size_t>(n);
-  if (r->offset == len)
+  if (r->offset == len && conn->queue.empty())
     release_req(conn, r);  // done already; reported from the loop
   else
-    enqueue(conn, r);
+    enqueue(conn, r);  // behind earlier writes, even with zero bytes
   return 0;
 }
 

@@ -21,23 +21,23 @@ uint64_t next_deadline(const rill_conn *c) {
   };
   if (c->read_wanted && !c->read_timed_out && !c->read_finished)
     consider(c->read_deadline);
-  if (c->queue_head && !c->write_timed_out)
+  if (!c->queue.empty() && !c->write_timed_out)
     consider(c->write_deadline);
   return next;
 }
 
 void expire(rill_conn *c) {
   uint64_t now = c->base->now_ns;
-  if (c->queue_head && c->write_deadline && now >= c->write_deadline && !c->write_timed_out) {
+  if (!c->queue.empty() && c->write_deadline && now >= c->write_deadline && !c->write_timed_out) {
     c->write_timed_out = true;
     conn_fail_queue(c, RILL_ETIMEOUT, RILL_ETIMEOUT);
-    if (c->closing) {
+    if (c->lifetime.closing()) {
       conn_finish_close(c);  // a graceful close gives up on the flush
       return;
     }
   }
   if (c->read_wanted && c->read_deadline && now >= c->read_deadline && !c->read_timed_out &&
-      !c->read_finished && !c->closing) {
+      !c->read_finished && c->lifetime.open()) {
     c->read_timed_out = true;
     conn_update_io(c);
     c->events.on_read(c, c->held, c->held_len, RILL_ETIMEOUT, c->arg);
@@ -46,9 +46,10 @@ void expire(rill_conn *c) {
 
 void on_timer(rill_timer *, void *arg) {
   auto *c = static_cast<rill_conn *>(arg);
+  conn_held hold(c);  // on_read may close or free the connection
   c->timer_due = 0;
   expire(c);
-  if (!c->fd_closed)
+  if (!conn_fd_closed(c))
     conn_deadline_update(c);
 }
 

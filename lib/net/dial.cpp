@@ -19,6 +19,11 @@
 // that lost the race is never handed out half-poisoned (Go issue 16523); a
 // success that is decided but not yet reported still loses to a cancel,
 // because the user has not seen it.
+//
+// The lifetime is core/lifetime.h's: OPEN while dialing, CLOSING once the
+// outcome is decided (the report is queued and holds a reference), CLOSED
+// when the report is delivered. A lookup in flight holds a reference too, so
+// its answer always finds the dialer, whatever order the loop runs them in.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <cerrno>
@@ -65,8 +70,7 @@ struct rill_dialer {
   rill::detail::vec<rill::detail::dial_target> targets;
   size_t next_target = 0;
   rill::detail::vec<rill::detail::dial_attempt *> attempts;
-  bool decided = false;
-  bool reporting = false;
+  rill::detail::life lifetime;
   int status = 0;
   int winner_fd = -1;
   const char *failed_call = nullptr;  // "connect", "socket", "bind"
@@ -76,6 +80,13 @@ struct rill_dialer {
 
 namespace rill::detail {
 namespace {
+
+void release(rill_dialer *d) {
+  if (life_release(d->lifetime))
+    destroy(d);
+}
+
+bool decided(const rill_dialer *d) { return d->lifetime.closing(); }
 
 void close_attempt(dial_attempt *a) {
   rill_io_free(a->io);
@@ -95,9 +106,9 @@ void drop_attempt(rill_dialer *d, dial_attempt *a) {
 
 // Records the outcome, stops everything else, and queues the report.
 void decide(rill_dialer *d, int status, const char *call) {
-  if (d->decided)
+  if (decided(d))
     return;
-  d->decided = true;
+  d->lifetime.state = life_state::closing;
   d->status = status;
   d->failed_call = call;
   if (status != 0 && !d->attempts.empty())  // a timeout or cancel names the newest attempt
@@ -109,12 +120,13 @@ void decide(rill_dialer *d, int status, const char *call) {
   rill_timer_free(d->fallback);
   d->timeout = d->fallback = nullptr;
   if (d->query)
-    rill_resolve_cancel(d->query);  // its callback clears d->query, before ours runs
+    rill_resolve_cancel(d->query);  // its callback clears d->query and lets go
+  life_hold(d->lifetime);           // the queued report's reference
   pending_push(d->base, &d->pending);
 }
 
 void report(pending_node *node) {
-  auto *d = reinterpret_cast<rill_dialer *>(reinterpret_cast<char *>(node) - offsetof(rill_dialer, pending));
+  rill_dialer *d = RILL_CONTAINER_OF(node, rill_dialer, pending);
   rill_conn *conn = nullptr;
   if (d->status == 0) {
     int err = is_tcp(d->kind) ? socket_apply_tcp_defaults(d->winner_fd, &d->opts) : 0;
@@ -127,9 +139,10 @@ void report(pending_node *node) {
     }
     d->winner_fd = -1;
   }
-  d->reporting = true;
+  d->lifetime.state = life_state::closed;
   d->on_done(d, conn, d->status, d->arg);
-  destroy(d);
+  release(d);  // the owner's reference
+  release(d);  // the queued report's, held across the callback
 }
 
 void win(rill_dialer *d, dial_attempt *a) {
@@ -227,7 +240,7 @@ int connect_one(rill_dialer *d, dial_attempt *a, const dial_target &t, bool *con
 // Starts the next address; more follow on failure or after the fallback
 // delay. Addresses that fail at once are skipped.
 void start_next(rill_dialer *d) {
-  while (!d->decided && d->next_target < d->targets.size()) {
+  while (!decided(d) && d->next_target < d->targets.size()) {
     const dial_target &t = d->targets[d->next_target++];
     dial_attempt *a = make<dial_attempt>();
     if (!a || !d->attempts.push(a)) {
@@ -261,7 +274,7 @@ void start_next(rill_dialer *d) {
     }
     return;
   }
-  if (!d->decided && d->attempts.empty())
+  if (!decided(d) && d->attempts.empty())
     decide(d, d->status ? d->status : RILL_EDNS_NOHOST, d->failed_call);
 }
 
@@ -300,17 +313,15 @@ bool add_interleaved(rill_dialer *d, const rill_dns_result *res) {
 void on_resolved(rill_dns_query *, int status, const rill_dns_result *res, void *arg) {
   auto *d = static_cast<rill_dialer *>(arg);
   d->query = nullptr;
-  if (d->decided)
-    return;
-  if (status) {
-    decide(d, status, "lookup");
-    return;
+  if (!decided(d)) {
+    if (status)
+      decide(d, status, "lookup");
+    else if (!add_interleaved(d, res))
+      decide(d, RILL_ENOMEM, nullptr);
+    else
+      start_next(d);
   }
-  if (!add_interleaved(d, res)) {
-    decide(d, RILL_ENOMEM, nullptr);
-    return;
-  }
-  start_next(d);
+  release(d);  // the lookup's reference
 }
 
 int family_for(net_kind kind) {
@@ -376,6 +387,7 @@ int rill_dial(rill_base *base, const char *network, const char *address,
   if (!err && needs_dns) {
     std::snprintf(d->host, sizeof d->host, "%s", host);
     d->port = port;
+    life_hold(d->lifetime);  // the lookup's, given back by on_resolved
     err = rill_resolve(base, host, family_for(kind), options ? options->dns : nullptr, on_resolved, d,
                        &d->query);
   } else if (!err) {
@@ -396,11 +408,11 @@ int rill_dial(rill_base *base, const char *network, const char *address,
 int rill_dialer_cancel(rill_dialer *d) {
   if (!d)
     return RILL_EINVAL;
-  if (d->reporting)
-    return RILL_ECLOSED;
-  if (d->decided && d->status != 0)
+  if (d->lifetime.state == life_state::closed)
+    return RILL_ECLOSED;  // inside its own callback
+  if (decided(d) && d->status != 0)
     return 0;  // already failed; that report stands
-  if (d->decided) {
+  if (decided(d)) {
     socket_close(d->winner_fd);  // a success the user has not seen yet
     d->winner_fd = -1;
     d->status = RILL_ECANCELED;

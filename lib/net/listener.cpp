@@ -7,6 +7,11 @@
 // busy loop. Instead the listener reports the error, stops watching and
 // retries after a back-off (5 ms doubling to 1 s, as Go's http.Server does),
 // so it keeps running and accepts again once descriptors are free.
+//
+// The lifetime is core/lifetime.h's: on_accept runs with the listener held,
+// so the callback may close it; the close stops everything at once, and the
+// release after the callback frees it. A listener has no close report, so
+// it is CLOSED from the close call on.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -26,9 +31,8 @@ struct rill_listener {
   rill_io *io = nullptr;
   rill_timer *backoff = nullptr;
   uint64_t backoff_ms = 0;
+  rill::detail::life lifetime;
   bool paused = false;
-  bool closed = false;
-  bool in_callback = false;  // on_accept is on the stack: close defers the free
   rill_accept_cb on_accept;
   void *arg;
   rill_net_options conn_opts{};
@@ -56,19 +60,20 @@ void update_watch(rill_listener *l) {
 
 void on_backoff(rill_timer *, void *arg) { update_watch(static_cast<rill_listener *>(arg)); }
 
-// Returns false if the callback closed the listener, which is then freed.
+void release(rill_listener *l) {
+  if (life_release(l->lifetime))
+    destroy(l);
+}
+
+// Returns false if the callback closed the listener.
 bool report(rill_listener *l, rill_conn *c, int status) {
-  l->in_callback = true;
   l->on_accept(l, c, status, l->arg);
-  l->in_callback = false;
-  if (!l->closed)
-    return true;
-  destroy(l);
-  return false;
+  return l->lifetime.open();
 }
 
 void on_readable(rill_io *, int, unsigned, void *arg) {
   auto *l = static_cast<rill_listener *>(arg);
+  held<rill_listener, release> hold(l);
   for (int i = 0; i < accepts_per_wakeup && !l->paused; i++) {
     int fd = socket_accept(l->fd);
     if (fd < 0) {
@@ -253,6 +258,8 @@ int rill_listen(rill_base *base, const char *network, const char *address,
 int rill_listener_addr(const rill_listener *l, char *buf, size_t size) {
   if (!l || !buf)
     return RILL_EINVAL;
+  if (!l->lifetime.open())
+    return RILL_ECLOSED;
   size_t n = std::strlen(l->addr);
   if (n >= size)
     return RILL_EINVAL;
@@ -263,6 +270,8 @@ int rill_listener_addr(const rill_listener *l, char *buf, size_t size) {
 int rill_listener_port(const rill_listener *l) {
   if (!l)
     return RILL_EINVAL;
+  if (!l->lifetime.open())
+    return RILL_ECLOSED;
   if (!is_tcp(l->kind))
     return 0;
   sockaddr_storage ss;
@@ -273,11 +282,17 @@ int rill_listener_port(const rill_listener *l) {
                                   : ntohs(reinterpret_cast<sockaddr_in *>(&ss)->sin_port);
 }
 
-int rill_listener_fd(const rill_listener *l) { return l ? l->fd : RILL_EINVAL; }
+int rill_listener_fd(const rill_listener *l) {
+  if (!l)
+    return RILL_EINVAL;
+  return l->lifetime.open() ? l->fd : RILL_ECLOSED;
+}
 
 int rill_listener_pause(rill_listener *l) {
   if (!l)
     return RILL_EINVAL;
+  if (!l->lifetime.open())
+    return RILL_ECLOSED;
   l->paused = true;
   update_watch(l);
   return 0;
@@ -286,22 +301,26 @@ int rill_listener_pause(rill_listener *l) {
 int rill_listener_resume(rill_listener *l) {
   if (!l)
     return RILL_EINVAL;
+  if (!l->lifetime.open())
+    return RILL_ECLOSED;
   l->paused = false;
   update_watch(l);
   return 0;
 }
 
 void rill_listener_close(rill_listener *l) {
-  if (!l || l->closed)
+  if (!l || !l->lifetime.open())
     return;
-  l->closed = true;
+  l->lifetime.state = life_state::closed;  // no close report to wait for
   rill_io_free(l->io);
+  l->io = nullptr;
   rill_timer_free(l->backoff);
+  l->backoff = nullptr;
   socket_close(l->fd);
+  l->fd = -1;
   if (l->unlink_path[0])
     unlink(l->unlink_path);
-  if (!l->in_callback)
-    destroy(l);
+  release(l);  // the owner's reference; a running on_accept still holds one
 }
 
 }  // extern "C"

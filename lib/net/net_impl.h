@@ -7,6 +7,8 @@
 #include <cstdint>
 
 #include "core/base_impl.h"
+#include "core/lifetime.h"
+#include "core/list.h"
 #include "core/pending.h"
 #include "core/pool.h"
 #include "rill/net.h"
@@ -42,7 +44,7 @@ void socket_close(int fd);
 // Per-base state of lib/net: one read buffer shared by every connection and
 // a pool of write requests.
 struct write_req {
-  write_req *next;
+  list_node link;  // on the connection's queue, then on its list to report
   const char *data;
   size_t len;
   size_t offset;  // bytes already taken by the kernel
@@ -66,19 +68,21 @@ constexpr unsigned default_keep_alive_ms = 15000;
 
 }  // namespace rill::detail
 
+// A connection follows core/lifetime.h: OPEN until the user's close, abort
+// or close_now, CLOSING while it flushes and until on_close is delivered,
+// CLOSED from on_close on. The owner's reference goes after on_close; a
+// queued report and every dispatch of a callback hold one more.
+// An idle connection's size matters (thousands of them per base): small
+// fields sit together, so the lifetime costs 8 bytes and no more padding.
 struct rill_conn {
   rill_base *base;
-  int fd;
+  int fd;  // -1 once the socket is closed (the close report is then queued)
+  rill::detail::life lifetime;
   rill::detail::net_kind kind;
-  rill_io *io = nullptr;
-  rill_timer *deadline_timer = nullptr;  // created by the first deadline
-  rill_conn_events events{};
-  void *arg = nullptr;
 
-  // Lifecycle.
-  bool closing = false;       // rill_conn_close/abort called
-  bool fd_closed = false;
-  bool close_reported = false;
+  // Closing.
+  bool graceful = false;      // rill_conn_close: discard unread input, then FIN
+  bool report_queued = false; // the pending node is queued (and holds a ref)
 
   // Read side.
   bool read_wanted = false;   // the user wants input
@@ -86,16 +90,21 @@ struct rill_conn {
   bool read_timed_out = false;
   bool read_finished = false; // EOF or an error was reported
   bool redeliver = false;     // held bytes to hand over again
+  bool notify_read_enomem = false;  // keeping bytes failed; on_read must hear it
+
+  rill_io *io = nullptr;
+  rill_timer *deadline_timer = nullptr;  // created by the first deadline
+  rill_conn_events events{};
+  void *arg = nullptr;
+
   char *held = nullptr;       // bytes the user left unused
   size_t held_len = 0;
   size_t held_cap = 0;
   size_t read_max;
 
-  // Write side.
-  rill::detail::write_req *queue_head = nullptr;
-  rill::detail::write_req *queue_tail = nullptr;
-  rill::detail::write_req *done_head = nullptr;  // ref writes to report
-  rill::detail::write_req *done_tail = nullptr;
+  // Write side: requests in order, and ref writes done and not yet reported.
+  rill::detail::list queue;
+  rill::detail::list done;
   size_t queued = 0;
   uint64_t written = 0;
   size_t high_water;
@@ -133,6 +142,11 @@ void conn_update_io(rill_conn *c);
 void conn_notify(rill_conn *c);  // queue the pending report
 void conn_finish_close(rill_conn *c);
 int conn_check_open(const rill_conn *c);
+inline bool conn_fd_closed(const rill_conn *c) { return c->fd < 0; }
+// Drops a reference; the last one frees the connection.
+void conn_release(rill_conn *c);
+// Holds the connection across a dispatch of its callbacks.
+using conn_held = held<rill_conn, conn_release>;
 
 // conn_read.cpp
 void conn_on_readable(rill_conn *c);

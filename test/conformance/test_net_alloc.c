@@ -165,10 +165,71 @@ static void test_echo_steady_state_allocates_nothing(void **state) {
   assert_int_equal(after.foreign, 0);
 }
 
+/* Issue 8: on_read keeps its bytes and swaps the callbacks to a table
+ * without on_read; keeping the bytes then runs out of memory. The error
+ * used to be reported through the missing on_read (a call through NULL).
+ * Now reading ends, and the error waits for a table with on_read. */
+struct swap {
+  int data_calls;
+  int enomem;
+  int other;
+};
+
+static size_t swap_on_read(rill_conn *c, const char *data, size_t len, int status, void *arg) {
+  struct swap *s = (struct swap *)arg;
+  rill_conn_events none;
+  (void)data;
+  (void)len;
+  if (status == RILL_ENOMEM) {
+    s->enomem++;
+    return 0;
+  }
+  if (status != 0) {
+    s->other++;
+    return 0;
+  }
+  s->data_calls++;
+  memset(&none, 0, sizeof none);
+  assert_int_equal(rill_conn_start(c, &none, arg), 0);
+  tu_alloc_fail_after(0); /* keeping the bytes fails */
+  return 0;
+}
+
+static void test_enomem_keeping_bytes_after_on_read_removed(void **state) {
+  rill_base *base;
+  nu_pair p;
+  struct swap s;
+  rill_conn_events ev;
+  int i;
+  (void)state;
+  base = tu_base_new();
+  nu_pair_accepted(base, "127.0.0.1", NULL, &p);
+  memset(&s, 0, sizeof s);
+  memset(&ev, 0, sizeof ev);
+  ev.on_read = swap_on_read;
+  assert_int_equal(rill_conn_start(p.conn, &ev, &s), 0);
+  assert_int_equal(nu_send_all(p.peer, "abc", 3, 1000), 3);
+  nu_run_until_count(base, &s.data_calls, 1, 5000);
+  tu_alloc_fail_after(-1);
+  for (i = 0; i < 5; i++) rill_base_run(base, RILL_RUN_NOWAIT);
+  assert_int_equal(s.enomem, 0);
+  /* A table with on_read gets the error the connection met, once. */
+  assert_int_equal(rill_conn_start(p.conn, &ev, &s), 0);
+  nu_run_until_count(base, &s.enomem, 1, 5000);
+  for (i = 0; i < 5; i++) rill_base_run(base, RILL_RUN_NOWAIT);
+  assert_int_equal(s.enomem, 1);
+  assert_int_equal(s.data_calls, 1);
+  assert_int_equal(s.other, 0);
+  nu_pair_cleanup(base, &p);
+  tu_base_free(base);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_echo_steady_state_allocates_nothing, tu_setup_fds,
                                       tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_enomem_keeping_bytes_after_on_read_removed,
+                                      tu_setup_fds, tu_teardown_fds),
   };
   /* Before any base exists (no base needs to be alive for this). */
   if (rill_set_allocator(tu_malloc, tu_realloc, tu_free) != 0) {

@@ -449,6 +449,67 @@ static void test_g22_write_after_peer_closed(void **state) {
   tu_base_free(base);
 }
 
+/* ---- completion order ------------------------------------------------ */
+
+/* Completions of ref writes in the order they came. */
+struct ref_order {
+  char seq[8];
+  int n;
+};
+struct ref_tag {
+  struct ref_order *order;
+  char tag;
+  int status;
+};
+static void ref_order_cb(rill_conn *c, int status, size_t written, void *arg) {
+  struct ref_tag *t = (struct ref_tag *)arg;
+  (void)c;
+  (void)written;
+  t->status = status;
+  if (t->order->n < (int)sizeof t->order->seq - 1) t->order->seq[t->order->n++] = t->tag;
+}
+
+/* Issue 8: a zero-length rill_conn_write_ref() queued behind a write the
+ * kernel could not take whole completes after it, not before. */
+static void test_zero_length_write_ref_completes_in_order(void **state) {
+  rill_base *base = tu_base_new();
+  nu_pair p;
+  nu_sink sink;
+  struct ref_order order;
+  struct ref_tag big, empty, after;
+  unsigned char *buf = pattern_buf(0, G18_TOTAL);
+  (void)state;
+  nu_pair_accepted(base, "127.0.0.1", NULL, &p);
+  small_buffers(&p);
+  memset(&order, 0, sizeof order);
+  big.order = empty.order = after.order = &order;
+  big.tag = 'B';
+  empty.tag = 'Z';
+  after.tag = 'A';
+  big.status = empty.status = after.status = 1;
+  assert_int_equal(rill_conn_write_ref(p.conn, buf, G18_TOTAL, ref_order_cb, &big), 0);
+  assert_true(rill_conn_write_queued(p.conn) > 0);
+  assert_int_equal(rill_conn_write_ref(p.conn, NULL, 0, ref_order_cb, &empty), 0);
+  assert_int_equal(rill_conn_write_ref(p.conn, "x", 1, ref_order_cb, &after), 0);
+  memset(&sink, 0, sizeof sink);
+  nu_sink_start(base, &sink, p.peer, 0);
+  nu_run_until_count(base, &order.n, 3, LIMIT);
+  nu_sink_stop(&sink);
+  assert_string_equal(order.seq, "BZA");
+  assert_int_equal(big.status, 0);
+  assert_int_equal(empty.status, 0);
+  assert_int_equal(after.status, 0);
+  /* With nothing queued it completes at once, still from the loop. */
+  memset(&order, 0, sizeof order);
+  assert_int_equal(rill_conn_write_ref(p.conn, NULL, 0, ref_order_cb, &empty), 0);
+  assert_int_equal(order.n, 0);
+  nu_run_until_count(base, &order.n, 1, LIMIT);
+  assert_string_equal(order.seq, "Z");
+  free(buf);
+  nu_pair_cleanup(base, &p);
+  tu_base_free(base);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_fds, tu_teardown_fds)
   const struct CMUnitTest tests[] = {
@@ -458,6 +519,7 @@ int main(void) {
       T(test_g20_write_deadline_partial),
       T(test_g21_peer_vanishes_mid_write),
       T(test_g22_write_after_peer_closed),
+      T(test_zero_length_write_ref_completes_in_order),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
