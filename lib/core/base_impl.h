@@ -161,6 +161,8 @@ void wakeup_close(int read_fd, int write_fd) noexcept;
 
 // signal.cpp
 void signals_destroy(rill_base *base) noexcept;
+// After fork, in the child: a signal wake-up descriptor of the base's own.
+int signals_reinit(rill_base *base) noexcept;
 
 // handle.cpp
 void handles_release_retired(rill_base *base) noexcept;
