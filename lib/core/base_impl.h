@@ -151,6 +151,8 @@ int posts_init(rill_base *base) noexcept;
 void posts_destroy(rill_base *base) noexcept;
 // Runs every queued post, including those the posts make (rill_base_free).
 void posts_drain(rill_base *base) noexcept;
+// After fork, in the child: a wake-up descriptor of the base's own.
+int posts_reinit(rill_base *base) noexcept;
 void base_wake(rill_base *base) noexcept;
 
 // wakeup.cpp: a descriptor pair that makes the base's wait return.
