@@ -342,7 +342,14 @@ static void test_bad_arguments(void **state) {
   assert_int_equal(rill_base_reinit(NULL), RILL_EINVAL);
 }
 
-/* Reinit without a fork is allowed: the base keeps working. */
+/* Reinit without a fork is allowed, from a callback too: the base keeps
+ * working. */
+static int g_reinit_result = 1;
+static void reinit_from_callback(rill_timer *t, void *arg) {
+  g_reinit_result = rill_base_reinit((rill_base *)arg);
+  rill_timer_free(t);
+}
+
 static void test_reinit_in_place(void **state) {
   rill_base *base = tu_base_new();
   int sv[2];
@@ -356,6 +363,16 @@ static void test_reinit_in_place(void **state) {
   assert_int_equal(rill_base_reinit(base), 0);
   assert_int_equal(write_byte(sv[0], 'x'), 0);
   parent_run_until(base, &g_served, 1);
+  assert_int_equal(read_byte(sv[0]), 'C');
+  {
+    rill_timer *t;
+    assert_int_equal(rill_timer_new(base, reinit_from_callback, base, &t), 0);
+    assert_int_equal(rill_timer_start(t, 0, 0), 0);
+    assert_int_equal(TU_RUN(base, RILL_RUN_NOWAIT, LIMIT), 1);
+    assert_int_equal(g_reinit_result, 0);
+  }
+  assert_int_equal(write_byte(sv[0], 'y'), 0);
+  parent_run_until(base, &g_served, 2);
   assert_int_equal(read_byte(sv[0]), 'C');
   rill_io_free(io);
   close(sv[0]);

@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -245,6 +246,24 @@ static void test_stop_restores(void **state) {
   assert_int_equal(r.signum[0], SIGUSR2);
   assert_int_equal(g_stray[SIGUSR2], 0);
 
+  /* Whatever the disposition was, it comes back: here SIG_IGN. */
+  {
+    struct sigaction ign, now;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    assert_int_equal(sigaction(SIGURG, &ign, NULL), 0);
+    assert_int_equal(rill_signal_start(s, SIGURG), 0);
+    assert_int_equal(sigaction(SIGURG, NULL, &now), 0);
+    assert_true(now.sa_handler != SIG_IGN);
+    assert_int_equal(rill_signal_stop(s), 0);
+    assert_int_equal(sigaction(SIGURG, NULL, &now), 0);
+    assert_true(now.sa_handler == SIG_IGN);
+    ign.sa_handler = SIG_DFL;
+    assert_int_equal(sigaction(SIGURG, &ign, NULL), 0);
+    assert_int_equal(rill_signal_start(s, SIGUSR2), 0);
+  }
+
   /* Free of a started watcher restores too. */
   rill_signal_free(s);
   assert_false(is_blocked(SIGUSR2));
@@ -348,6 +367,59 @@ static void test_other_thread(void **state) {
   tu_base_free(base);
 }
 
+/* A base running on another thread gets a signal raised on this one; two
+ * bases on two threads both get it. */
+struct threaded_base {
+  rill_base *base;
+  struct srec r;
+  rill_signal *s;
+  int rc;
+};
+
+static void stop_on_signal(rill_signal *s, int signum, void *arg) {
+  struct threaded_base *t = (struct threaded_base *)arg;
+  (void)signum;
+  t->r.calls++;
+  rill_signal_free(s);
+}
+
+static void *run_base(void *arg) {
+  struct threaded_base *t = (struct threaded_base *)arg;
+  t->rc = rill_base_run(t->base, RILL_RUN_DEFAULT);
+  return NULL;
+}
+
+static void test_bases_on_threads(void **state) {
+  struct threaded_base t[2];
+  pthread_t threads[2];
+  int i;
+  (void)state;
+  memset(t, 0, sizeof t);
+  for (i = 0; i < 2; i++) {
+    t[i].base = tu_base_new();
+    assert_int_equal(rill_signal_new(t[i].base, stop_on_signal, &t[i], &t[i].s), 0);
+    assert_int_equal(rill_signal_start(t[i].s, SIGUSR1), 0);
+    assert_int_equal(pthread_create(&threads[i], NULL, run_base, &t[i]), 0);
+  }
+  /* The watchers are started: the signal is routed to both bases whether
+   * or not their threads are waiting yet. */
+  assert_int_equal(raise(SIGUSR1), 0);
+  for (i = 0; i < 2; i++) {
+    struct timespec deadline; /* hang guard only */
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 20;
+    if (pthread_timedjoin_np(threads[i], NULL, &deadline) != 0) {
+      rill_base_stop(t[i].base);
+      assert_int_equal(pthread_join(threads[i], NULL), 0);
+      fail_msg("base %d never got the signal", i);
+    }
+    assert_int_equal(t[i].rc, 0); /* ended because the watcher was freed */
+    assert_int_equal(t[i].r.calls, 1);
+    tu_base_free(t[i].base);
+  }
+  assert_int_equal(g_stray[SIGUSR1], 0);
+}
+
 /* A program that watches SIGTERM and spawns a child must not hand it a
  * blocked SIGTERM: `kill -TERM` must end the child (with the old model the
  * child inherited the block and slept on). The child is sleep(1), not a
@@ -438,6 +510,13 @@ static void test_merged(void **state) {
   ka_start(base, &k);
   for (i = 0; i < 5; i++) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
   assert_true(r.calls >= 1 && r.calls <= 2);
+
+  /* A burst: at least one callback, never more than the signals sent. */
+  r.calls = 0;
+  for (i = 0; i < 100; i++) assert_int_equal(raise(SIGUSR1), 0);
+  for (i = 0; i < 5; i++) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
+  assert_true(r.calls >= 1 && r.calls <= 100);
+  assert_int_equal(g_stray[SIGUSR1], 0);
   rill_signal_free(s);
   ka_stop(&k);
   tu_base_free(base);
@@ -452,6 +531,7 @@ int main(void) {
       T(test_bad_signals),
       T(test_two_bases_same_signal),
       T(test_other_thread),
+      T(test_bases_on_threads),
       T(test_spawned_child_dies_of_sigterm),
       T(test_free_in_callback),
       T(test_merged),
