@@ -144,6 +144,38 @@ typedef void (*rill_post_cb)(rill_base *base, void *arg);
  * 0, RILL_EINVAL or RILL_ENOMEM (then `fn` will not run). */
 RILL_API int rill_base_post(rill_base *base, rill_post_cb fn, void *arg);
 
+/* Forking. After fork() the child's bases are copies of the parent's, but
+ * their kernel objects (the epoll set, the wake-up descriptors) are shared
+ * with the parent: a child that freed a watcher would stop the parent's from
+ * firing. A child that uses an inherited base, or frees it, must first call
+ * rill_base_reinit() on it, before any other call on the base; the parent
+ * needs nothing. What the child then has:
+ *  - every handle as it was, io watchers registered again with their current
+ *    interest (the descriptors themselves are still shared with the parent:
+ *    free the watchers of those the child will not serve, then close them);
+ *    timers keep their due times;
+ *  - functions posted before the fork and not yet run are queued in both
+ *    processes and run in both (the child runs its copy in its next
+ *    iteration);
+ *  - signal watchers keep watching, now for the child's signals only;
+ *    signals the parent received before the fork are not delivered in the
+ *    child (rill/signal.h);
+ *  - the usual fork rules hold: in a multi-threaded parent, fork while no
+ *    other thread is inside a rill call (rill_base_post() holds a lock the
+ *    child would wait for forever).
+ * A child that only calls exec or _exit needs nothing. A base the child
+ * never touches can be left alone.
+ *
+ * Returns 0, RILL_EINVAL (NULL base), RILL_ENOMEM or the -errno of a failed
+ * system call (RILL_EMFILE, say). After a failure the base no longer reaches
+ * the parent's kernel objects but may miss events: free it. May be called
+ * from inside a callback of the base (then the rest of that iteration still
+ * runs, with the new objects). Base thread only, and no rill_base_post()
+ * or rill_base_stop() may race with it (they use the descriptor it
+ * replaces). Calling it in a process that did not fork works too, at the
+ * cost of the system calls. */
+RILL_API int rill_base_reinit(rill_base *base);
+
 /* The loop's cached monotonic clock in milliseconds, read once per
  * iteration. */
 RILL_API uint64_t rill_base_now(const rill_base *base);

@@ -162,6 +162,8 @@ int posts_init(rill_base *base) noexcept;
 void posts_destroy(rill_base *base) noexcept;
 // Runs every queued post, including those the posts make (rill_base_free).
 void posts_drain(rill_base *base);
+// After fork, in the child: a wake-up descriptor of the base's own.
+int posts_reinit(rill_base *base) noexcept;
 void base_wake(rill_base *base) noexcept;
 
 // wakeup.cpp: a descriptor pair that makes the base's wait return.
@@ -172,6 +174,8 @@ void wakeup_close(int read_fd, int write_fd) noexcept;
 
 // signal.cpp
 void signals_destroy(rill_base *base) noexcept;
+// After fork, in the child: a signal wake-up descriptor of the base's own.
+int signals_reinit(rill_base *base) noexcept;
 
 // Takes a slot from the base's pool and constructs a T (a handle type) in it;
 // nullptr when out of memory.

@@ -88,6 +88,33 @@ void posts_destroy(rill_base *base) noexcept {
   base->wake_read_fd = base->wake_write_fd = -1;
 }
 
+int posts_reinit(rill_base *base) noexcept {
+  // The inherited descriptor is shared with the parent: a post in one
+  // process could be consumed by the other's wait and never wake its own.
+  int read_fd, write_fd;
+  int err = wakeup_open(&read_fd, &write_fd);
+  if (err)
+    return err;
+  rill_io *io = nullptr;
+  err = io_create(base, read_fd, on_wakeup, base, true, &io);
+  if (!err)
+    err = rill_io_start(io, RILL_READ);
+  if (err) {
+    rill_io_free(io);
+    wakeup_close(read_fd, write_fd);
+    return err;
+  }
+  rill_io_free(base->wake_io);
+  wakeup_close(base->wake_read_fd, base->wake_write_fd);
+  base->wake_io = io;
+  base->wake_read_fd = read_fd;
+  base->wake_write_fd = write_fd;
+  // Functions posted before the fork and not yet run are in the child's
+  // copy of the queue too; run them here as well.
+  base_wake(base);
+  return 0;
+}
+
 void posts_drain(rill_base *base) {
   while (run_one_batch(base)) {
   }

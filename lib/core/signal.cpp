@@ -1,64 +1,179 @@
 // Signal watchers.
 //
-// Linux: one signalfd per base carries every signal the base watches; the
-// signals are blocked in the thread that starts the first watcher so they
-// queue for the descriptor instead of running their default action.
-// Elsewhere: a handler writes the signal number into the base's self-pipe.
+// The model is libuv's: one process-wide sigaction handler per watched
+// signal, never a blocked signal. The handler is installed when the first
+// watcher of a signal in the process starts (the previous disposition is
+// saved) and the saved disposition comes back when the last one stops. It
+// runs on whatever thread the kernel picks and only marks the signal pending
+// for every base that watches it and writes to that base's wake-up
+// descriptor; the base reads the descriptor in its loop and runs the
+// watchers' callbacks on its own thread.
 //
-// The kernel delivers a signal to one reader, so a process-wide table says
-// which base owns each signal; a second base asking for it gets RILL_EBUSY
-// instead of silently losing deliveries.
+// Why not signalfd: it needs the signal blocked, and a blocked mask is
+// inherited by threads created later and by fork+exec'd children (a spawned
+// program then ignores `kill -TERM`), only one reader gets each signal (so
+// one base per signal), and a stack switch that restores an old mask
+// unblocks the signal behind the loop's back. A handler has none of these
+// problems.
+//
+// The handler may only do async-signal-safe things, so it takes no lock and
+// allocates nothing: it walks a lock-free list of per-base registrations
+// (signal_slot) that are never unlinked or freed, only recycled, and touches
+// nothing but lock-free atomics and write(2). Everything else (claiming a
+// slot, installing and restoring dispositions) happens under a mutex on the
+// threads that start and stop watchers.
+//
+// Deliveries are flags, not counts: a signal that arrives again before the
+// base has read the first is merged with it, so a burst of N signals runs
+// every watcher at least once and at most N times.
+#include <sched.h>
 #include <unistd.h>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
-#include <fcntl.h>
-#include <pthread.h>
+#include <mutex>
+#include <new>
 
 #include "core/alloc.h"
 #include "core/base_impl.h"
 
-#ifdef __linux__
-#include <sys/signalfd.h>
-#define RILL_USE_SIGNALFD 1
-#endif
-
 using namespace rill::detail;
+
+static_assert(ATOMIC_BOOL_LOCK_FREE == 2 && ATOMIC_INT_LOCK_FREE == 2 &&
+                  ATOMIC_POINTER_LOCK_FREE == 2,
+              "the signal handler may only touch lock-free atomics");
 
 namespace rill::detail {
 
 constexpr int max_signal = 65;  // signal numbers are 1 ... 64 on Linux
 
+// One base's registration with the process-wide handler. Slots are linked
+// once and never freed, so the handler can walk the list at any moment; a
+// base that goes away leaves its slot for the next one.
+struct signal_slot {
+  signal_slot *next = nullptr;  // written once, before the slot is published
+  bool claimed = false;         // guarded by registry_mutex
+  std::atomic<int> write_fd{-1};
+  std::atomic<int> handlers_inside{0};  // handlers between reading write_fd and writing to it
+  std::atomic<bool> watches[max_signal] = {};
+  std::atomic<bool> pending[max_signal] = {};
+};
+
 struct signal_state {
+  signal_slot *slot = nullptr;
   int read_fd = -1;
-  int write_fd = -1;  // self-pipe only
+  int write_fd = -1;
   rill_io *io = nullptr;
-  int watchers[max_signal] = {};       // started watchers per signal
-  bool was_blocked[max_signal] = {};   // the thread's mask before we blocked it
-  vec<rill_signal *> started;          // every started watcher
-  vec<rill_signal *> snapshot;         // reused while dispatching
-  sigset_t mask;
+  int watchers[max_signal] = {};  // started watchers per signal
+  vec<rill_signal *> started;     // every started watcher
+  vec<rill_signal *> snapshot;    // reused while dispatching
 };
 
 }  // namespace rill::detail
 
 namespace {
 
-std::mutex owners_mutex;
-rill_base *owners[max_signal];
+std::atomic<signal_slot *> slots_head{nullptr};
 
-#ifndef RILL_USE_SIGNALFD
-volatile sig_atomic_t pipe_for_signal[max_signal];
+std::mutex registry_mutex;
+int bases_watching[max_signal];               // guarded by registry_mutex
+struct sigaction previous_action[max_signal];  // guarded by registry_mutex
 
 void on_signal(int signum) {
   int saved = errno;
-  unsigned char byte = static_cast<unsigned char>(signum);
-  int fd = pipe_for_signal[signum];
-  if (fd > 0)
-    (void)write(fd, &byte, 1);
+  if (signum > 0 && signum < max_signal) {
+    for (signal_slot *s = slots_head.load(std::memory_order_acquire); s; s = s->next) {
+      s->handlers_inside.fetch_add(1);
+      // Only the first delivery since the base last looked wakes it; later
+      // ones are merged into it.
+      if (s->watches[signum].load() && !s->pending[signum].exchange(true)) {
+        int fd = s->write_fd.load();
+        if (fd >= 0)
+          wakeup_signal(fd);
+      }
+      s->handlers_inside.fetch_sub(1);
+    }
+  }
   errno = saved;
 }
-#endif
+
+// Waits until no handler can still write to the descriptor the slot had:
+// the caller stored -1 first, so handlers that start now see that. A handler
+// interrupting this thread finishes before the thread resumes, so this never
+// waits for itself.
+void wait_for_handlers(signal_slot *s) {
+  while (s->handlers_inside.load() != 0)
+    sched_yield();
+}
+
+signal_slot *claim_slot(int write_fd) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  signal_slot *s = slots_head.load(std::memory_order_relaxed);
+  while (s && s->claimed)
+    s = s->next;
+  bool fresh = !s;
+  if (fresh) {
+    // Never freed (the handler may be walking the list at any time); it is
+    // reachable from slots_head, so leak checkers do not count it.
+    s = new (std::nothrow) signal_slot;
+    if (!s)
+      return nullptr;
+  }
+  for (int i = 0; i < max_signal; i++) {
+    s->watches[i].store(false);
+    s->pending[i].store(false);
+  }
+  s->claimed = true;
+  s->write_fd.store(write_fd);
+  if (fresh) {
+    s->next = slots_head.load(std::memory_order_relaxed);
+    slots_head.store(s, std::memory_order_release);
+  }
+  return s;
+}
+
+void unclaim_slot(signal_slot *s) {
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  s->write_fd.store(-1);
+  wait_for_handlers(s);
+  s->claimed = false;
+}
+
+// The first watcher of `signum` on this base: route the signal to the base,
+// installing the handler if no other base watches it yet.
+int claim(rill_base *base, int signum) {
+  signal_slot *s = base->signals->slot;
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  if (bases_watching[signum] == 0) {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    // Interrupted system calls resume instead of failing with EINTR in code
+    // that never expected a signal; the short handler runs with every other
+    // signal held off.
+    sa.sa_flags = SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    if (sigaction(signum, &sa, &previous_action[signum]) < 0)
+      return -errno;
+  }
+  bases_watching[signum]++;
+  // A delivery left over from an earlier watch (read after its watchers
+  // stopped) must not reach the new watcher.
+  s->pending[signum].store(false);
+  s->watches[signum].store(true);
+  return 0;
+}
+
+// The last watcher of `signum` on this base stopped: stop routing it here,
+// and give the signal its old disposition back if no base watches it now.
+void release(rill_base *base, int signum) {
+  signal_slot *s = base->signals->slot;
+  std::lock_guard<std::mutex> lock(registry_mutex);
+  s->watches[signum].store(false);
+  if (--bases_watching[signum] == 0)
+    sigaction(signum, &previous_action[signum], nullptr);
+}
 
 // Holds every watcher of a snapshot until the delivery ends, by return or
 // by an exception from a callback.
@@ -101,20 +216,31 @@ void deliver(rill_base *base, int signum) {
 
 void on_readable(rill_io *, int fd, unsigned, void *arg) {
   auto *base = static_cast<rill_base *>(arg);
-#ifdef RILL_USE_SIGNALFD
-  signalfd_siginfo info[16];
-  ssize_t n;
-  while ((n = read(fd, info, sizeof info)) > 0) {
-    for (size_t i = 0; i < static_cast<size_t>(n) / sizeof info[0]; i++)
-      deliver(base, static_cast<int>(info[i].ssi_signo));
+  // Consume the wake-up before looking at the flags: a signal that lands in
+  // between sets its flag (seen below) and wakes the base once more.
+  wakeup_consume(fd);
+  signal_slot *slot = base->signals->slot;  // outlives every callback: only rill_base_free drops it
+  for (int signum = 1; signum < max_signal; signum++)
+    if (slot->pending[signum].exchange(false))
+      deliver(base, signum);
+}
+
+// Opens the base's signal wake-up descriptor and watches it: the pair
+// (read_fd, write_fd, io) is returned through `st`.
+int open_wakeup(rill_base *base, signal_state *st) {
+  int err = wakeup_open(&st->read_fd, &st->write_fd);
+  if (err)
+    return err;
+  err = io_create(base, st->read_fd, on_readable, base, true, &st->io);
+  if (!err)
+    err = rill_io_start(st->io, RILL_READ);
+  if (err) {
+    rill_io_free(st->io);
+    st->io = nullptr;
+    wakeup_close(st->read_fd, st->write_fd);
+    st->read_fd = st->write_fd = -1;
   }
-#else
-  unsigned char buf[64];
-  ssize_t n;
-  while ((n = read(fd, buf, sizeof buf)) > 0)
-    for (ssize_t i = 0; i < n; i++)
-      deliver(base, buf[i]);
-#endif
+  return err;
 }
 
 int open_state(rill_base *base) {
@@ -123,103 +249,20 @@ int open_state(rill_base *base) {
   signal_state *st = make<signal_state>();
   if (!st)
     return RILL_ENOMEM;
-  sigemptyset(&st->mask);
-#ifdef RILL_USE_SIGNALFD
-  st->read_fd = signalfd(-1, &st->mask, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (st->read_fd < 0) {
-    int err = -errno;
-    destroy(st);
-    return err;
-  }
-#else
-  int fds[2];
-  if (pipe(fds) < 0) {
-    int err = -errno;
-    destroy(st);
-    return err;
-  }
-  for (int fd : fds) {
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  }
-  st->read_fd = fds[0];
-  st->write_fd = fds[1];
-#endif
-  int err = io_create(base, st->read_fd, on_readable, base, true, &st->io);
-  if (!err)
-    err = rill_io_start(st->io, RILL_READ);
+  int err = open_wakeup(base, st);
   if (err) {
-    rill_io_free(st->io);
-    close(st->read_fd);
-    if (st->write_fd >= 0)
-      close(st->write_fd);
     destroy(st);
     return err;
+  }
+  st->slot = claim_slot(st->write_fd);
+  if (!st->slot) {
+    rill_io_free(st->io);
+    wakeup_close(st->read_fd, st->write_fd);
+    destroy(st);
+    return RILL_ENOMEM;
   }
   base->signals = st;
   return 0;
-}
-
-// The first watcher of `signum` on this base: claim it process-wide and
-// route it to the base.
-int claim(rill_base *base, int signum) {
-  signal_state *st = base->signals;
-  std::lock_guard<std::mutex> lock(owners_mutex);
-  if (owners[signum] && owners[signum] != base)
-    return RILL_EBUSY;
-#ifdef RILL_USE_SIGNALFD
-  sigset_t one, old;
-  sigemptyset(&one);
-  sigaddset(&one, signum);
-  pthread_sigmask(SIG_BLOCK, &one, &old);
-  st->was_blocked[signum] = sigismember(&old, signum) == 1;
-  sigaddset(&st->mask, signum);
-  if (signalfd(st->read_fd, &st->mask, 0) < 0) {
-    int err = -errno;
-    sigdelset(&st->mask, signum);
-    if (!st->was_blocked[signum])
-      pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-    return err;
-  }
-#else
-  pipe_for_signal[signum] = st->write_fd;
-  struct sigaction sa;
-  std::memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_signal;
-  sa.sa_flags = SA_RESTART;
-  sigfillset(&sa.sa_mask);
-  if (sigaction(signum, &sa, nullptr) < 0) {
-    pipe_for_signal[signum] = 0;
-    return -errno;
-  }
-#endif
-  owners[signum] = base;
-  return 0;
-}
-
-// The last watcher of `signum` on this base stopped: give the signal back.
-void release(rill_base *base, int signum) {
-  signal_state *st = base->signals;
-  std::lock_guard<std::mutex> lock(owners_mutex);
-#ifdef RILL_USE_SIGNALFD
-  sigdelset(&st->mask, signum);
-  signalfd(st->read_fd, &st->mask, 0);
-  if (!st->was_blocked[signum]) {
-    // Unblocking with an instance still pending would run its default
-    // action (often: terminate), so consume what is pending first.
-    sigset_t one;
-    sigemptyset(&one);
-    sigaddset(&one, signum);
-    timespec zero{0, 0};
-    while (sigtimedwait(&one, nullptr, &zero) == signum) {
-    }
-    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
-  }
-#else
-  signal(signum, SIG_DFL);
-  pipe_for_signal[signum] = 0;
-#endif
-  owners[signum] = nullptr;
 }
 
 int stop(rill_signal *sig) {
@@ -248,12 +291,42 @@ void signals_destroy(rill_base *base) noexcept {
   signal_state *st = base->signals;
   if (!st)
     return;
+  // Every watcher is stopped by now (the base has no handles left), so the
+  // slot watches nothing; once no handler can write to our descriptor, the
+  // slot is free for another base.
+  unclaim_slot(st->slot);
   rill_io_free(st->io);
-  close(st->read_fd);
-  if (st->write_fd >= 0)
-    close(st->write_fd);
+  wakeup_close(st->read_fd, st->write_fd);
   destroy(st);
   base->signals = nullptr;
+}
+
+int signals_reinit(rill_base *base) noexcept {
+  signal_state *st = base->signals;
+  if (!st)
+    return 0;
+  // The inherited descriptor is shared with the parent: a signal to either
+  // process would wake whichever reads first. Open one of our own.
+  signal_state fresh;
+  int err = open_wakeup(base, &fresh);
+  if (err)
+    return err;
+  signal_slot *s = st->slot;
+  s->write_fd.store(fresh.write_fd);
+  // Only this thread exists in the child, and a handler interrupting it runs
+  // to its end before the thread resumes: a count inherited from a parent
+  // thread that was inside the handler at the fork is stale, and no handler
+  // can still hold the old descriptor.
+  s->handlers_inside.store(0);
+  // What the parent received before the fork was the parent's.
+  for (int i = 0; i < max_signal; i++)
+    s->pending[i].store(false);
+  rill_io_free(st->io);
+  wakeup_close(st->read_fd, st->write_fd);
+  st->read_fd = fresh.read_fd;
+  st->write_fd = fresh.write_fd;
+  st->io = fresh.io;
+  return 0;
 }
 
 }  // namespace rill::detail
@@ -282,17 +355,17 @@ int rill_signal_start(rill_signal *sig, int signum) {
   int err = open_state(base);
   if (err)
     return err;
-  if (!base->signals->started.reserve(base->signals->started.size() + 1) ||
-      !base->signals->snapshot.reserve(base->signals->started.size() + 1))
+  signal_state *st = base->signals;
+  if (!st->started.reserve(st->started.size() + 1) || !st->snapshot.reserve(st->started.size() + 1))
     return RILL_ENOMEM;
-  if (base->signals->watchers[signum] == 0) {
+  if (st->watchers[signum] == 0) {
     err = claim(base, signum);
     if (err)
       return err;
   }
   stop(sig);
-  base->signals->started.push(sig);
-  base->signals->watchers[signum]++;
+  st->started.push(sig);
+  st->watchers[signum]++;
   sig->signum = signum;
   handle_set_active(sig, true);
   return 0;

@@ -1,6 +1,7 @@
 /* rill_signal: delivery to the right watchers, several watchers per signal,
- * stop restoring the signal mask, one base per signal, bad numbers, free
- * from a callback.
+ * several bases per signal, stop restoring the previous handler, signals
+ * never blocked (delivery on any thread, a spawned child gets a normal
+ * mask), bad numbers, free from a callback.
  *
  * The process installs its own handlers for SIGUSR1 and SIGUSR2 that only
  * count, so a signal that rill did not take (or should no longer take) is
@@ -12,8 +13,12 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,6 +27,8 @@
 #include "test_util.h"
 
 #define LIMIT 3000
+
+extern char **environ;
 
 static volatile sig_atomic_t g_stray[65];
 
@@ -175,12 +182,9 @@ static void test_two_watchers_same_signal(void **state) {
   assert_int_equal(r1.calls, 1);
   assert_int_equal(r2.calls, 1);
 
-  /* Stopping one keeps the signal blocked and delivered to the other. */
+  /* Stopping one keeps the signal delivered to the other. */
   assert_int_equal(rill_signal_stop(s1), 0);
   assert_int_equal(rill_signal_signum(s1), 0);
-#if defined(__linux__)
-  assert_true(is_blocked(SIGUSR1));
-#endif
   assert_int_equal(raise(SIGUSR1), 0);
   run_until(base, &r2.calls, 2);
   assert_int_equal(r2.calls, 2);
@@ -203,9 +207,7 @@ static void test_stop_restores(void **state) {
   assert_false(is_blocked(SIGUSR1));
   assert_int_equal(rill_signal_new(base, srec_cb, &r, &s), 0);
   assert_int_equal(rill_signal_start(s, SIGUSR1), 0);
-#if defined(__linux__)
-  assert_true(is_blocked(SIGUSR1));
-#endif
+  assert_false(is_blocked(SIGUSR1)); /* watched signals are never blocked */
   assert_int_equal(rill_signal_stop(s), 0);
   assert_int_equal(rill_signal_stop(s), 0); /* stopping a stopped watcher */
   assert_int_equal(rill_signal_signum(s), 0);
@@ -244,6 +246,24 @@ static void test_stop_restores(void **state) {
   assert_int_equal(r.signum[0], SIGUSR2);
   assert_int_equal(g_stray[SIGUSR2], 0);
 
+  /* Whatever the disposition was, it comes back: here SIG_IGN. */
+  {
+    struct sigaction ign, now;
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    assert_int_equal(sigaction(SIGURG, &ign, NULL), 0);
+    assert_int_equal(rill_signal_start(s, SIGURG), 0);
+    assert_int_equal(sigaction(SIGURG, NULL, &now), 0);
+    assert_true(now.sa_handler != SIG_IGN);
+    assert_int_equal(rill_signal_stop(s), 0);
+    assert_int_equal(sigaction(SIGURG, NULL, &now), 0);
+    assert_true(now.sa_handler == SIG_IGN);
+    ign.sa_handler = SIG_DFL;
+    assert_int_equal(sigaction(SIGURG, &ign, NULL), 0);
+    assert_int_equal(rill_signal_start(s, SIGUSR2), 0);
+  }
+
   /* Free of a started watcher restores too. */
   rill_signal_free(s);
   assert_false(is_blocked(SIGUSR2));
@@ -279,7 +299,9 @@ static void test_bad_signals(void **state) {
   tu_base_free(base);
 }
 
-static void test_second_base_busy(void **state) {
+/* Several bases may watch one signal, and each gets it (this was
+ * RILL_EBUSY for the second base). */
+static void test_two_bases_same_signal(void **state) {
   rill_base *b1 = tu_base_new();
   rill_base *b2 = tu_base_new();
   struct srec r1 = {0}, r2 = {0};
@@ -288,25 +310,152 @@ static void test_second_base_busy(void **state) {
   assert_int_equal(rill_signal_new(b1, srec_cb, &r1, &s1), 0);
   assert_int_equal(rill_signal_new(b2, srec_cb, &r2, &s2), 0);
   assert_int_equal(rill_signal_start(s1, SIGUSR1), 0);
-  assert_int_equal(rill_signal_start(s2, SIGUSR1), RILL_EBUSY);
-  assert_int_equal(rill_signal_signum(s2), 0);
-  /* Another signal is fine on the second base. */
-  assert_int_equal(rill_signal_start(s2, SIGUSR2), 0);
-  assert_int_equal(rill_signal_start(s1, SIGUSR2), RILL_EBUSY);
-  assert_int_equal(rill_signal_signum(s1), SIGUSR1);
-
-  /* Once the first base lets go, the second may take it. */
-  assert_int_equal(rill_signal_stop(s1), 0);
   assert_int_equal(rill_signal_start(s2, SIGUSR1), 0);
+  assert_int_equal(rill_signal_signum(s2), SIGUSR1);
   assert_int_equal(raise(SIGUSR1), 0);
+  run_until(b1, &r1.calls, 1);
   run_until(b2, &r2.calls, 1);
+  assert_int_equal(r1.calls, 1);
   assert_int_equal(r2.calls, 1);
-  assert_int_equal(r1.calls, 0);
+  assert_int_equal(r1.signum[0], SIGUSR1);
+  assert_int_equal(r2.signum[0], SIGUSR1);
+
+  /* The first base lets go: the second still gets it, and the handler stays
+   * installed until the last watcher in the process stops. */
+  assert_int_equal(rill_signal_stop(s1), 0);
+  assert_int_equal(raise(SIGUSR1), 0);
+  run_until(b2, &r2.calls, 2);
+  assert_int_equal(r2.calls, 2);
+  assert_int_equal(r1.calls, 1);
+  assert_int_equal(g_stray[SIGUSR1], 0);
+
+  /* The last one stops: the program's own handler is back. */
+  assert_int_equal(rill_signal_stop(s2), 0);
+  assert_int_equal(raise(SIGUSR1), 0);
+  assert_int_equal(g_stray[SIGUSR1], 1);
 
   rill_signal_free(s1);
   rill_signal_free(s2);
   tu_base_free(b1);
   tu_base_free(b2);
+}
+
+/* The kernel may run the handler on any thread; the callback still runs on
+ * the base's thread. With a blocked signal (the old signalfd model) a thread
+ * created after the watcher started inherited the block, and its own
+ * signals never reached the base. */
+static void *raise_usr1(void *arg) {
+  (void)arg;
+  raise(SIGUSR1); /* directed at this thread */
+  return NULL;
+}
+
+static void test_other_thread(void **state) {
+  rill_base *base = tu_base_new();
+  struct srec r = {0};
+  rill_signal *s;
+  pthread_t thread;
+  (void)state;
+  assert_int_equal(rill_signal_new(base, srec_cb, &r, &s), 0);
+  assert_int_equal(rill_signal_start(s, SIGUSR1), 0);
+  assert_int_equal(pthread_create(&thread, NULL, raise_usr1, NULL), 0);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  run_until(base, &r.calls, 1);
+  assert_int_equal(r.calls, 1);
+  assert_int_equal(g_stray[SIGUSR1], 0);
+  rill_signal_free(s);
+  tu_base_free(base);
+}
+
+/* A base running on another thread gets a signal raised on this one; two
+ * bases on two threads both get it. */
+struct threaded_base {
+  rill_base *base;
+  struct srec r;
+  rill_signal *s;
+  int rc;
+};
+
+static void stop_on_signal(rill_signal *s, int signum, void *arg) {
+  struct threaded_base *t = (struct threaded_base *)arg;
+  (void)signum;
+  t->r.calls++;
+  rill_signal_free(s);
+}
+
+static void *run_base(void *arg) {
+  struct threaded_base *t = (struct threaded_base *)arg;
+  t->rc = rill_base_run(t->base, RILL_RUN_DEFAULT);
+  return NULL;
+}
+
+static void test_bases_on_threads(void **state) {
+  struct threaded_base t[2];
+  pthread_t threads[2];
+  int i;
+  (void)state;
+  memset(t, 0, sizeof t);
+  for (i = 0; i < 2; i++) {
+    t[i].base = tu_base_new();
+    assert_int_equal(rill_signal_new(t[i].base, stop_on_signal, &t[i], &t[i].s), 0);
+    assert_int_equal(rill_signal_start(t[i].s, SIGUSR1), 0);
+    assert_int_equal(pthread_create(&threads[i], NULL, run_base, &t[i]), 0);
+  }
+  /* The watchers are started: the signal is routed to both bases whether
+   * or not their threads are waiting yet. */
+  assert_int_equal(raise(SIGUSR1), 0);
+  for (i = 0; i < 2; i++) {
+    struct timespec deadline; /* hang guard only */
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 20;
+    if (pthread_timedjoin_np(threads[i], NULL, &deadline) != 0) {
+      rill_base_stop(t[i].base);
+      assert_int_equal(pthread_join(threads[i], NULL), 0);
+      fail_msg("base %d never got the signal", i);
+    }
+    assert_int_equal(t[i].rc, 0); /* ended because the watcher was freed */
+    assert_int_equal(t[i].r.calls, 1);
+    tu_base_free(t[i].base);
+  }
+  assert_int_equal(g_stray[SIGUSR1], 0);
+}
+
+/* A program that watches SIGTERM and spawns a child must not hand it a
+ * blocked SIGTERM: `kill -TERM` must end the child (with the old model the
+ * child inherited the block and slept on). The child is sleep(1), not a
+ * shell: shells unblock every signal when they start, which would hide the
+ * defect. posix_spawn returns once the child has exec'd, so the signal
+ * meets sleep itself. */
+static void test_spawned_child_dies_of_sigterm(void **state) {
+  rill_base *base = tu_base_new();
+  struct srec r = {0};
+  rill_signal *s;
+  pid_t pid;
+  int status = 0;
+  uint64_t deadline;
+  char *argv[] = {(char *)"sleep", (char *)"10", NULL};
+  (void)state;
+  assert_int_equal(rill_signal_new(base, srec_cb, &r, &s), 0);
+  assert_int_equal(rill_signal_start(s, SIGTERM), 0);
+  assert_int_equal(posix_spawnp(&pid, "sleep", NULL, NULL, argv, environ), 0);
+  assert_int_equal(kill(pid, SIGTERM), 0);
+  deadline = tu_now_ms() + 20000; /* hang guard only */
+  for (;;) {
+    pid_t got = waitpid(pid, &status, WNOHANG);
+    if (got == pid) break;
+    assert_true(got == 0 || errno == EINTR);
+    if (tu_now_ms() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      fail_msg("the spawned child did not end");
+    }
+    tu_sleep_ms(5);
+  }
+  assert_true(WIFSIGNALED(status));
+  assert_int_equal(WTERMSIG(status), SIGTERM);
+  assert_int_equal(r.calls, 0); /* the child's signal was the child's */
+  rill_signal_free(s);
+  tu_base_free(base);
 }
 
 static void test_free_in_callback(void **state) {
@@ -361,6 +510,13 @@ static void test_merged(void **state) {
   ka_start(base, &k);
   for (i = 0; i < 5; i++) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
   assert_true(r.calls >= 1 && r.calls <= 2);
+
+  /* A burst: at least one callback, never more than the signals sent. */
+  r.calls = 0;
+  for (i = 0; i < 100; i++) assert_int_equal(raise(SIGUSR1), 0);
+  for (i = 0; i < 5; i++) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
+  assert_true(r.calls >= 1 && r.calls <= 100);
+  assert_int_equal(g_stray[SIGUSR1], 0);
   rill_signal_free(s);
   ka_stop(&k);
   tu_base_free(base);
@@ -373,7 +529,10 @@ int main(void) {
       T(test_two_watchers_same_signal),
       T(test_stop_restores),
       T(test_bad_signals),
-      T(test_second_base_busy),
+      T(test_two_bases_same_signal),
+      T(test_other_thread),
+      T(test_bases_on_threads),
+      T(test_spawned_child_dies_of_sigterm),
       T(test_free_in_callback),
       T(test_merged),
   };

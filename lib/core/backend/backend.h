@@ -21,6 +21,15 @@
 //  - Level-triggered: a descriptor that stays ready is reported again.
 //  - A failed change() leaves the kernel's interest as it was; the base stops
 //    the watcher and reports it.
+//  - reinit() is called in a child process after fork(), before anything
+//    else. It gives the state kernel objects of its own and forgets every
+//    registration (the base then registers its watchers again, from old ==
+//    0). It must never change an inherited kernel object's registrations:
+//    an epoll set is shared with the parent through the open file
+//    description, and EPOLL_CTL_DEL there would silence the parent's
+//    watchers. Closing the inherited descriptor is fine where the child has
+//    one (closing a descriptor removes nothing while the parent holds the
+//    same description).
 #ifndef RILL_CORE_BACKEND_H
 #define RILL_CORE_BACKEND_H
 
@@ -41,6 +50,10 @@ struct backend_ops {
   void (*destroy)(void *state);
   int (*change)(void *state, int fd, unsigned old_events, unsigned new_events, uint64_t tag);
   int (*wait)(void *state, int64_t timeout_ns, backend_event *out, int capacity);
+  // 0 or a negative errno. On failure the state is left without a kernel
+  // object (later changes and waits fail, destroy() works), never with the
+  // inherited one.
+  int (*reinit)(void *state);
 };
 
 extern const backend_ops epoll_backend;

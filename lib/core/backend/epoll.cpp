@@ -119,8 +119,21 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
   return n;
 }
 
+// After fork: a set of our own. The inherited set stays the parent's; its
+// registrations are never touched (see backend.h), only our descriptor for
+// it is closed. Even on failure: a state with no set refuses every change
+// (EBADF) rather than reaching the parent's set.
+int reinit(void *state) {
+  auto *st = static_cast<epoll_state *>(state);
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  int err = fd < 0 ? -errno : 0;
+  close(st->fd);
+  st->fd = fd;
+  return err;
+}
+
 }  // namespace
 
-const backend_ops epoll_backend = {"epoll", false, init, destroy_state, change, wait};
+const backend_ops epoll_backend = {"epoll", false, init, destroy_state, change, wait, reinit};
 
 }  // namespace rill::detail

@@ -134,8 +134,23 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
   return count;
 }
 
+// After fork: a queue of our own. A kqueue is not inherited by fork() on
+// the BSDs and macOS, so the old number names nothing in the child and may
+// already name a file the child opened since: it is left alone, never
+// closed. (Under libkqueue on Linux it is a real inherited descriptor, which
+// the child then keeps open, unused.) Changes queued for the old queue are
+// dropped: the base registers every watcher again.
+int reinit(void *state) {
+  auto *st = static_cast<kqueue_state *>(state);
+  int fd = kqueue();
+  int err = fd < 0 ? -errno : 0;
+  st->fd = fd;  // -1 on failure: nothing reaches the old queue
+  st->changes.clear();
+  return err;
+}
+
 }  // namespace
 
-const backend_ops kqueue_backend = {"kqueue", true, init, destroy_state, change, wait};
+const backend_ops kqueue_backend = {"kqueue", true, init, destroy_state, change, wait, reinit};
 
 }  // namespace rill::detail

@@ -110,8 +110,19 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
   return count;
 }
 
+// After fork: poll keeps no kernel state, so forgetting the interest set
+// is all there is to do; the base registers its watchers again.
+int reinit(void *state) {
+  auto *st = static_cast<poll_state *>(state);
+  st->fds.clear();
+  st->tags.clear();
+  for (size_t i = 0; i < st->index_of.size(); i++)
+    st->index_of[i] = -1;
+  return 0;
+}
+
 }  // namespace
 
-const backend_ops poll_backend = {"poll", true, init, destroy_state, change, wait};
+const backend_ops poll_backend = {"poll", true, init, destroy_state, change, wait, reinit};
 
 }  // namespace rill::detail
