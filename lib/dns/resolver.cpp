@@ -270,6 +270,10 @@ void take_answer(rill_dns_query *q, const ares_addrinfo *res) {
   for (const ares_addrinfo_node *n = res->nodes; n; n = n->ai_next) {
     if (n->ai_family != AF_INET && n->ai_family != AF_INET6)
       continue;
+    // An answer may carry records of both types whatever was asked: a
+    // lookup for one family returns that family only.
+    if (q->family != AF_UNSPEC && n->ai_family != q->family)
+      continue;
     sockaddr_storage ss{};
     std::memcpy(&ss, n->ai_addr, static_cast<size_t>(n->ai_addrlen));
     if (ss.ss_family == AF_INET)

@@ -4,10 +4,6 @@
  * IPv4 address to an AF_INET6 lookup; c-ares 1.18 takes every A and AAAA
  * record of the answer, whatever the question asked).
  *
- * KNOWN BUG, registered DISABLED in CMakeLists.txt: these tests expect the
- * fix (lib/dns/resolver.cpp dropping addresses of a family not asked for)
- * and fail until it lands; enable them with it.
- *
  * The fake DNS server answers in raw mode: every query gets the same
  * records, its own question echoed. Network rule: only the fake server on
  * 127.0.0.1 and an empty hosts file are ever consulted. */
