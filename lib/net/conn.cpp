@@ -79,7 +79,9 @@ void run_pending(pending_node *node) {
   }
   if (c->notify_drain) {
     c->notify_drain = false;
-    if (ev.on_drain && c->lifetime.open())
+    // An earlier report (a ref write's completion) may have queued more:
+    // the drain is then told when that empties in turn.
+    if (ev.on_drain && c->lifetime.open() && c->queue.empty())
       ev.on_drain(c, c->arg);
   }
   if (conn_fd_closed(c) && c->lifetime.state == life_state::closing)

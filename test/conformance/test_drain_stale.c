@@ -2,12 +2,7 @@
  * callback delivered just before it, in the same report, has filled the
  * queue again (found by test/fuzz/fuzz_write_queue: a ref write's
  * completion writes more than the kernel takes, then on_drain runs with
- * those bytes still queued).
- *
- * KNOWN BUG, registered DISABLED in CMakeLists.txt: the test expects the
- * fix (the connection's report delivering on_drain only while the queue is
- * still empty, in lib/net/conn.cpp) and fails until it lands; enable it
- * with the fix. */
+ * those bytes still queued). */
 #define _GNU_SOURCE 1
 
 #include <stdarg.h>
