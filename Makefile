@@ -8,7 +8,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 # Each build directory is configured once; rerun cmake by hand to change flags.
 configure = test -f $(1)/CMakeCache.txt || cmake -S . -B $(1) -DRILL_WERROR=ON $(2) $(CMAKE_FLAGS)
 
-.PHONY: all deps test demo asan tsan install bench-build bench bench-echo bench-fiber clean
+.PHONY: all deps test demo asan tsan fuzz install bench-build bench bench-echo bench-fiber clean
 
 all: deps
 	@$(call configure,$(BUILD),)
@@ -35,6 +35,16 @@ tsan: deps
 	cmake --build $(BUILD)-tsan -j$(JOBS)
 	cd $(BUILD)-tsan && setarch $$(uname -m) -R $(CTEST) -L 'threaded|fiber'
 
+# libFuzzer targets (test/fuzz), built by clang in their own directory and
+# run for FUZZ_SECONDS each; a crash fails the run.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@sh scripts/install-deps.sh fuzz
+	@test -f $(BUILD)-fuzz/CMakeCache.txt || CC=clang CXX=clang++ cmake -S . -B $(BUILD)-fuzz \
+	  -DRILL_WERROR=ON -DRILL_FUZZ=ON -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_SAMPLES=OFF $(CMAKE_FLAGS)
+	cmake --build $(BUILD)-fuzz -j$(JOBS)
+	sh test/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
+
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
@@ -57,4 +67,4 @@ bench-fiber: bench-build
 	bash test/bench/fiber/run_fiber.sh $(BUILD)-bench
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-bench
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-bench $(BUILD)-fuzz

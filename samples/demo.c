@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -76,6 +77,15 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* A demo has nothing sensible to do when setting up fails: say why and
+ * stop. A real program would also free what it already made. */
+static void must(int err, const char *what) {
+  if (err < 0) {
+    fprintf(stderr, "demo: %s: %s\n", what, rill_strerror(err));
+    exit(1);
+  }
+}
+
 int main(void) {
   struct demo d = {0};
   pthread_t thread;
@@ -90,12 +100,12 @@ int main(void) {
   printf("rill %s on the %s backend\n", rill_version_string(), rill_base_backend(d.base));
   if (pipe(d.pipe_fds) < 0)
     return 1;
-  rill_timer_new(d.base, on_tick, &d, &d.tick);
-  rill_timer_start(d.tick, 50, 50);
-  rill_io_new(d.base, d.pipe_fds[0], on_pipe, &d, &d.pipe_watch);
-  rill_io_start(d.pipe_watch, RILL_READ);
-  rill_signal_new(d.base, on_sigint, &d, &d.sigint);
-  rill_signal_start(d.sigint, SIGINT);
+  must(rill_timer_new(d.base, on_tick, &d, &d.tick), "rill_timer_new");
+  must(rill_timer_start(d.tick, 50, 50), "rill_timer_start");
+  must(rill_io_new(d.base, d.pipe_fds[0], on_pipe, &d, &d.pipe_watch), "rill_io_new");
+  must(rill_io_start(d.pipe_watch, RILL_READ), "rill_io_start");
+  must(rill_signal_new(d.base, on_sigint, &d, &d.sigint), "rill_signal_new");
+  must(rill_signal_start(d.sigint, SIGINT), "rill_signal_start");
   pthread_create(&thread, NULL, worker, &d);
 
   rill_base_run(d.base, RILL_RUN_DEFAULT);

@@ -3,14 +3,33 @@
  *   echo_server [--listen ADDR] [--network tcp|tcp4|tcp6|unix] [--quiet]
  *
  * Listens on ADDR (default 127.0.0.1:7000), echoes every byte back, and
- * serves until SIGINT or SIGTERM, then stops accepting, closes every
- * connection and exits cleanly. */
+ * serves until SIGINT or SIGTERM.
+ *
+ * Two things every server copied from this one needs:
+ *
+ * - Back-pressure. A client that sends without reading the echo would
+ *   otherwise make the server queue everything it sends. Once a
+ *   connection's write queue holds more than WRITE_HIGH_WATER bytes, the
+ *   server stops reading from it (TCP then holds the client back), and
+ *   reads again when the queue has drained to WRITE_LOW_WATER.
+ *
+ * - A bounded shutdown. On the signal it stops accepting and closes every
+ *   connection gracefully (what is queued is still sent), but gives the
+ *   flush SHUTDOWN_GRACE_MS through a write deadline: a client that never
+ *   reads cannot keep the server running. A second signal kills it at
+ *   once (the watchers are gone, so the default action applies). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <rill.h>
+
+/* At most this much echo waits in the queue per connection before the
+ * server stops reading from it; one read (64 KiB at most) may go past it. */
+#define WRITE_HIGH_WATER (256 * 1024)
+#define WRITE_LOW_WATER (64 * 1024)
+#define SHUTDOWN_GRACE_MS 5000
 
 struct client {
   struct server *server;
@@ -30,13 +49,37 @@ struct server {
 static size_t on_read(rill_conn *conn, const char *data, size_t len, int status, void *arg) {
   (void)arg;
   if (status == 0) {
-    /* Straight back; what the kernel cannot take now is queued. */
+    /* Straight back; what the kernel cannot take now is queued, and
+     * on_high_water stops reading once too much is. */
     if (rill_conn_write(conn, data, len) < 0)
       rill_conn_abort(conn);
     return len;
   }
   rill_conn_close(conn); /* EOF or an error: flush what is queued, then close */
   return 0;
+}
+
+/* The client is not reading its echo: stop reading what it sends. */
+static void on_high_water(rill_conn *conn, size_t queued, void *arg) {
+  (void)queued;
+  (void)arg;
+  rill_conn_read_stop(conn);
+}
+
+/* It caught up: read again. */
+static void on_low_water(rill_conn *conn, size_t queued, void *arg) {
+  (void)queued;
+  (void)arg;
+  rill_conn_read_start(conn);
+}
+
+/* The peer is gone (or the shutdown's write deadline passed): nothing
+ * more can be sent, so close. */
+static void on_write_error(rill_conn *conn, int err, size_t unsent, void *arg) {
+  (void)err;
+  (void)unsent;
+  (void)arg;
+  rill_conn_abort(conn);
 }
 
 static void on_close(rill_conn *conn, void *arg) {
@@ -53,7 +96,8 @@ static void on_close(rill_conn *conn, void *arg) {
 
 static void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
   struct server *s = arg;
-  static const rill_conn_events events = {on_read, NULL, NULL, NULL, NULL, on_close};
+  static const rill_conn_events events = {on_read,      NULL, on_high_water, on_low_water,
+                                          on_write_error, on_close};
   struct client *c;
   (void)l;
   if (status < 0) {
@@ -78,6 +122,7 @@ static void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) 
 static void on_signal(rill_signal *sig, int signum, void *arg) {
   struct server *s = arg;
   struct client *c;
+  uint64_t deadline = rill_base_now(s->base) + SHUTDOWN_GRACE_MS;
   (void)sig;
   if (!s->quiet)
     fprintf(stderr, "echo_server: signal %d, shutting down (%lu connections served)\n", signum,
@@ -85,14 +130,19 @@ static void on_signal(rill_signal *sig, int signum, void *arg) {
   rill_listener_close(s->listener);
   rill_signal_free(s->sigint);
   rill_signal_free(s->sigterm);
-  for (c = s->clients; c; c = c->next)
+  for (c = s->clients; c; c = c->next) {
+    /* The deadline bounds the flush: once it passes, the connection is
+     * closed with whatever it could not send. */
+    rill_conn_set_deadline(c->conn, RILL_DEADLINE_WRITE, deadline);
     rill_conn_close(c->conn);
+  }
   /* The loop ends by itself once the last close callback has run. */
 }
 
 int main(int argc, char **argv) {
   struct server s = {0};
   const char *address = "127.0.0.1:7000", *network = "tcp";
+  rill_net_options options;
   char bound[RILL_ADDRSTRLEN];
   int i, err;
 
@@ -112,11 +162,17 @@ int main(int argc, char **argv) {
     fprintf(stderr, "echo_server: %s\n", rill_strerror(err));
     return 1;
   }
-  rill_signal_new(s.base, on_signal, &s, &s.sigint);
-  rill_signal_new(s.base, on_signal, &s, &s.sigterm);
-  rill_signal_start(s.sigint, SIGINT);
-  rill_signal_start(s.sigterm, SIGTERM);
-  err = rill_listen(s.base, network, address, NULL, on_accept, &s, &s.listener);
+  if ((err = rill_signal_new(s.base, on_signal, &s, &s.sigint)) < 0 ||
+      (err = rill_signal_new(s.base, on_signal, &s, &s.sigterm)) < 0 ||
+      (err = rill_signal_start(s.sigint, SIGINT)) < 0 ||
+      (err = rill_signal_start(s.sigterm, SIGTERM)) < 0) {
+    fprintf(stderr, "echo_server: signals: %s\n", rill_strerror(err));
+    return 1;
+  }
+  memset(&options, 0, sizeof options);
+  options.write_high_water = WRITE_HIGH_WATER;
+  options.write_low_water = WRITE_LOW_WATER;
+  err = rill_listen(s.base, network, address, &options, on_accept, &s, &s.listener);
   if (err < 0) {
     char msg[256];
     rill_format_op_error(msg, sizeof msg, "listen", network, NULL, address, NULL, err);

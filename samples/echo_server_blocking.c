@@ -26,7 +26,7 @@ struct client {
 struct server {
   rill_base *base;
   const char *network, *address;
-  rill_net_listener *listener; /* NULL once closed */
+  rill_net_listener *listener; /* closed by the signal, freed by the accept loop */
   rill_signal *sigint, *sigterm;
   struct client *clients;
   int quiet, failed;
@@ -74,7 +74,8 @@ static void accept_loop(void *arg) {
     if (err == RILL_ECLOSED)
       break; /* the signal callback closed the listener */
     if (err < 0) {
-      /* Out of descriptors, say: report, back off a little, accept again. */
+      /* Out of descriptors, say: report, back off a little, accept again.
+       * A close meanwhile makes the next accept say RILL_ECLOSED. */
       fprintf(stderr, "echo_server_blocking: accept: %s\n", rill_strerror(err));
       rill_sleep(10);
       continue;
@@ -96,6 +97,8 @@ static void accept_loop(void *arg) {
       free(c);
     }
   }
+  rill_net_listener_free(s->listener);
+  s->listener = NULL;
 }
 
 /* The first fiber: listen (the facade's listen needs a fiber), then accept. */
@@ -130,10 +133,11 @@ static void on_signal(rill_signal *sig, int signum, void *arg) {
   rill_signal_free(s->sigint);
   rill_signal_free(s->sigterm);
   s->sigint = s->sigterm = NULL;
-  /* Closing wakes the parked fibers; each then unlinks and frees itself. */
+  /* Closing wakes the parked fibers; each then unlinks and frees itself.
+   * The accept loop frees the listener once its accept says RILL_ECLOSED
+   * (it may be backing off after an accept error, not parked in accept). */
   if (s->listener)
     rill_net_listener_close(s->listener);
-  s->listener = NULL;
   for (c = s->clients; c; c = c->next)
     rill_net_close(c->conn);
 }

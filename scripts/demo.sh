@@ -23,7 +23,7 @@ start() {
   server=$!
   i=0
   until addr=$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$out") && [ -n "$addr" ]; do
-    i=$((i + 1)); [ $i -lt 100 ] || { echo "$1 did not start"; exit 1; }
+    i=$((i + 1)); [ $i -lt 1500 ] || { echo "$1 did not start within 30 s"; exit 1; }
     sleep 0.02
   done
   cat "$out"

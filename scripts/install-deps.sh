@@ -1,7 +1,9 @@
 #!/bin/sh
 # Installs what building and testing rill needs, on Debian/Ubuntu, and does
 # nothing when everything is already there. Used by `make` and by CI.
-# `install-deps.sh go` also wants the Go toolchain (benchmarks, seed samples).
+# `install-deps.sh go` also wants the Go toolchain (benchmarks, seed samples),
+# `install-deps.sh fuzz` clang with its libFuzzer and sanitizer runtimes,
+# `install-deps.sh stress` stress-ng (test/stress/run_under_load.sh).
 set -e
 
 missing=""
@@ -19,6 +21,27 @@ need_pc cmocka libcmocka-dev
 need_pc libcares libc-ares-dev
 need_file /usr/include/ev.h libev-dev
 [ "${1:-}" = go ] && need_cmd go golang-go
+[ "${1:-}" = fuzz ] && need_cmd clang clang
+
+# clang's runtimes (libFuzzer, ASan) come in libclang-rt-N-dev, which clang
+# only recommends: check that a fuzz target links, and name the package for
+# the clang version installed.
+fuzz_runtime_missing() {
+  command -v clang >/dev/null 2>&1 || return 1
+  probe=$(mktemp -d)
+  printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' >"$probe/f.c"
+  if clang -fsanitize=fuzzer,address "$probe/f.c" -o "$probe/f" >/dev/null 2>&1; then
+    rm -rf "$probe"
+    return 1
+  fi
+  rm -rf "$probe"
+  return 0
+}
+fuzz_runtime_package() { echo "libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"; }
+if [ "${1:-}" = fuzz ] && fuzz_runtime_missing; then
+  missing="$missing $(fuzz_runtime_package)"
+fi
+[ "${1:-}" = stress ] && need_cmd stress-ng stress-ng
 
 [ -z "$missing" ] && exit 0
 
@@ -34,3 +57,7 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# clang was just installed: its runtimes may still be missing.
+if [ "${1:-}" = fuzz ] && fuzz_runtime_missing; then
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$(fuzz_runtime_package)" >/dev/null
+fi

@@ -2,16 +2,67 @@
  *
  * A rill_base is one event loop: a kernel poller (epoll, kqueue or poll), a
  * timer heap, signal delivery and a queue of functions posted from other
- * threads. A base and every handle on it belong to one thread, the one that
+ * threads. What rill promises, all in this header:
+ *  - threads: just below;
+ *  - callbacks: "Callback guarantees" below;
+ *  - the base's states, and what rill_base_free() and rill_base_run() refuse:
+ *    "States" below and at those functions;
+ *  - handles used after they were freed: "Stale handles" below;
+ *  - C++ exceptions thrown by callbacks: "Exceptions" below.
+ *
+ * Threads: a base and every handle on it belong to one thread, the one that
  * calls rill_base_run(). Only rill_base_post() and rill_base_stop() may be
  * called from other threads.
  *
  * Callback guarantees, for every handle type:
  *  - no callback runs inside the API call that caused it; callbacks run only
- *    from rill_base_run() (and rill_base_free() for posted functions);
+ *    from rill_base_run() (and rill_base_free() for posted functions and
+ *    cancelled lookups);
  *  - any handle may be stopped or freed from inside any callback, its own
  *    included; events that were already collected for a freed handle are
- *    dropped, never delivered. */
+ *    dropped, never delivered; a handle freed inside its own callback is
+ *    closed: calls on it return RILL_ECLOSED until the callback returns;
+ *  - work that makes more work cannot starve the loop: timers restarted,
+ *    functions posted and reports queued (completions, closes, redeliveries)
+ *    by callbacks wait for a later pass. Each iteration runs the due timers
+ *    once, one batch of posts, and at most 32 passes over the queued
+ *    reports (16 after readiness, 16 after timers); what is left runs on the
+ *    next iteration, after the loop has polled for readiness again.
+ *
+ * States: a base is IDLE (between calls), RUNNING (inside rill_base_run())
+ * or FREEING (inside rill_base_free(), which runs posted functions and the
+ * completions of the lookups and dials it cancels). rill_base_run() and
+ * rill_base_free() work only on an idle base; called from any callback of
+ * either, they return RILL_EBUSY and change nothing.
+ *
+ * Stale handles: a handle pointer is dead once its free function returned
+ * (or, freed inside its own callback, once that callback returned). A call
+ * through a dead pointer, a second free included, is a bug that rill catches
+ * where it can: a function given a pointer to a slot that holds no live
+ * handle of its type returns RILL_EINVAL (the free functions do nothing).
+ * Built with handle checks (the RILL_HANDLE_CHECKS CMake option; on unless
+ * the build type is Release or MinSizeRel without sanitizers), freed slots
+ * are held back from reuse for a long while, so a stale pointer is caught
+ * instead of acting on a newer handle that took the slot over; built with
+ * AddressSanitizer as well, the freed slot is poisoned and the stale call
+ * is reported on the spot. Without handle checks a stale pointer may reach
+ * a newer handle of the same type.
+ *
+ * Exceptions: rill is C, but C++ callbacks may throw. An exception thrown
+ * by a callback (io, timer, signal, posted function, a completion or other
+ * report) propagates out of rill_base_run(), or out of rill_base_free() for
+ * the callbacks that one runs, and leaves the base usable and idle: it can
+ * be run and freed as usual. The handle whose callback threw is exactly as
+ * the callback left it (a one-shot timer was disarmed before its callback,
+ * a repeating one re-armed; freeing a handle then throwing frees it). Of the
+ * work the interrupted iteration had collected but not dispatched: posted
+ * functions, due timers and queued reports are kept and run in a later
+ * iteration, each exactly once and in order; descriptor readiness is
+ * dropped (level-triggered, it is reported again by the next poll if the
+ * descriptor is still ready); signals read in the same batch as the one
+ * whose callback threw may be lost. Nothing else is promised: a callback
+ * that throws halfway through its own bookkeeping leaves that to its
+ * author. */
 #ifndef RILL_BASE_H
 #define RILL_BASE_H
 
@@ -51,9 +102,14 @@ RILL_API int rill_base_new(const rill_base_config *config, rill_base **out);
  * loop to deliver them), nothing else happens and RILL_EBUSY is returned:
  * free the handles (rill_base_dump() lists them) and call again. Otherwise
  * name lookups still in flight end here, their callbacks (and those of the
- * dials waiting on them) saying RILL_ECANCELED, and the base is freed. Also
- * RILL_EBUSY when called from inside rill_base_run(). NULL is a no-op
- * returning 0. No rill_base_post() may race with this call. */
+ * dials waiting on them) saying RILL_ECANCELED, and the base is freed.
+ * RILL_EBUSY, with nothing changed, when the base is not idle (see States
+ * above): called from a callback of rill_base_run(), or from a callback this
+ * function itself runs (a posted function, a cancelled lookup's or dial's
+ * completion) — the outer call then goes on and frees the base. An exception
+ * thrown by one of those callbacks propagates out of this call, which then
+ * has freed nothing; call again. NULL is a no-op returning 0. No
+ * rill_base_post() may race with this call. */
 RILL_API int rill_base_free(rill_base *base);
 
 typedef enum rill_run_mode {
@@ -66,9 +122,11 @@ typedef enum rill_run_mode {
 } rill_run_mode;
 
 /* Runs the loop. Returns 1 if active handles remain (stopped, or a single
- * iteration), 0 if nothing is active any more, RILL_EBUSY if the base is
- * already running (a nested call from a callback), RILL_EINVAL for a NULL
- * base or an unknown mode, or the -errno of a failed backend wait. */
+ * iteration), 0 if nothing is active any more, RILL_EBUSY if the base is not
+ * idle (a nested call from a callback of rill_base_run() or of
+ * rill_base_free(); nothing changes), RILL_EINVAL for a NULL base or an
+ * unknown mode, or the -errno of a failed backend wait. An exception thrown
+ * by a callback propagates out of this call (see Exceptions above). */
 RILL_API int rill_base_run(rill_base *base, rill_run_mode mode);
 
 /* Makes the running rill_base_run() return after its current iteration; if
@@ -138,9 +196,14 @@ RILL_API const char *rill_base_backend(const rill_base *base);
 typedef struct rill_base_stats {
   uint64_t iterations;   /* loop iterations */
   uint64_t events;       /* callbacks dispatched (io, timer, signal, post) */
-  uint64_t wait_ns;      /* time spent waiting in the backend */
+  uint64_t wait_ns;      /* time spent inside the backend's wait, callbacks excluded */
   uint64_t handles;      /* handles alive now */
   uint64_t active;       /* handles active now */
+  /* Interest changes handed to the backend: registrations, changes and
+   * removals of descriptors (each one an epoll_ctl() or a kevent() change
+   * on those backends). A watcher whose interest stays the same costs none,
+   * whatever the descriptor reports (a hang-up included). */
+  uint64_t interest_changes;
 } rill_base_stats;
 
 RILL_API int rill_base_stats_get(const rill_base *base, rill_base_stats *out);

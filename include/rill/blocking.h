@@ -4,11 +4,19 @@
  * (GO_MODEL.md G12-G25); underneath, the fiber parks on the base while the
  * callback API does the work. Outside a fiber they return RILL_ENOTFIBER.
  *
- * Handles: rill_net_close() closes a connection and wakes every fiber
- * waiting on it with RILL_ECLOSED ("use of closed network connection"); the
- * handle stays valid — every later call returns RILL_ECLOSED (G23) — until
- * rill_net_conn_free(), which closes it first if needed. Free a handle once
- * no fiber uses it any more. */
+ * Handles: rill_net_close() closes a connection, and
+ * rill_net_listener_close() a listener, and wakes every fiber waiting on it
+ * with RILL_ECLOSED ("use of closed network connection"); the handle stays
+ * valid — every later call, a second close included, returns RILL_ECLOSED
+ * (G23) — until rill_net_conn_free() / rill_net_listener_free(), which
+ * close it first if needed. A free may come from any fiber, even while
+ * others are still inside a call on the handle: they return RILL_ECLOSED and
+ * the memory goes when the last of them has returned. Call no function on a
+ * handle after freeing it.
+ *
+ * Memory comes from rill's allocator (rill_set_allocator); when it fails the
+ * call returns RILL_ENOMEM and loses no bytes: a read that could not keep
+ * what it leaves for the next read leaves it with the connection. */
 #ifndef RILL_BLOCKING_H
 #define RILL_BLOCKING_H
 
@@ -29,12 +37,19 @@ typedef struct rill_net_listener rill_net_listener;
 /* net.Listen. `options` may be NULL. */
 RILL_API int rill_net_listen(const char *network, const char *address, const rill_net_options *options,
                              rill_net_listener **out);
-/* Listener.Accept: parks until a connection arrives. */
+/* Listener.Accept: parks until a connection arrives. Accept errors are
+ * handed to the caller, as Go does: -EMFILE / -ENFILE when the process is out
+ * of descriptors (the listener backs off and keeps running, so accept again
+ * after a pause), RILL_ENOMEM, RILL_ECLOSED once closed. */
 RILL_API int rill_net_accept(rill_net_listener *listener, rill_net_conn **out);
 RILL_API int rill_net_listener_addr(const rill_net_listener *listener, char *buf, size_t size);
-/* Closes the listener; a fiber parked in rill_net_accept gets RILL_ECLOSED.
- * The handle is gone once every such fiber has returned. */
-RILL_API void rill_net_listener_close(rill_net_listener *listener);
+/* Listener.Close: stops listening; every fiber parked in rill_net_accept
+ * gets RILL_ECLOSED, and so does every later accept. Returns 0, RILL_ECLOSED
+ * if it was closed already, RILL_EINVAL for NULL. rill_net_listener_addr
+ * keeps answering, as Go's Addr() does. */
+RILL_API int rill_net_listener_close(rill_net_listener *listener);
+/* Closes the listener if needed and gives up the handle (see above). */
+RILL_API void rill_net_listener_free(rill_net_listener *listener);
 
 /* net.Dial / DialTimeout: options->timeout_ms bounds the lookup and the
  * connect. Host names resolve through the base's resolver. On failure,
@@ -63,7 +78,8 @@ RILL_API int rill_net_close_write(rill_net_conn *conn);
 RILL_API void rill_net_conn_free(rill_net_conn *conn);
 
 /* SetReadDeadline / SetWriteDeadline / SetDeadline: absolute times on the
- * rill_base_now() clock, 0 for none. Moving a deadline wakes no one;
+ * rill_base_now() clock (fresh each time the fiber resumes: see rill_sleep
+ * in fiber.h), 0 for none. Moving a deadline wakes no one;
  * a parked call fails when the deadline it waits under passes. */
 RILL_API int rill_net_set_deadline(rill_net_conn *conn, int which, uint64_t when_ms);
 

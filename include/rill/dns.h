@@ -41,15 +41,18 @@ typedef void (*rill_resolve_cb)(rill_dns_query *query, int status, const rill_dn
  * over-long label, bytes other than letters, digits, '-', '_' and '.') is
  * RILL_EDNS_BADNAME at once, before any query, and no callback follows.
  * Numeric addresses answer without a query (still from the loop). *out
- * (may be NULL) is valid until the callback returns. */
+ * (may be NULL) is valid until the callback returns. RILL_EINVAL for a NULL
+ * `base`, `host` or `cb`; RILL_EAFNOSUPPORT for another family. */
 RILL_API int rill_resolve(rill_base *base, const char *host, int family,
                           const rill_dns_config *config, rill_resolve_cb cb, void *arg,
                           rill_dns_query **out);
 
-/* Cancels: the callback runs with RILL_ECANCELED, from the loop. */
+/* Cancels: the callback runs with RILL_ECANCELED, from the loop. RILL_EINVAL
+ * for NULL. */
 RILL_API int rill_resolve_cancel(rill_dns_query *query);
 
-/* Checks `host` the way rill_resolve() does: 0 or RILL_EDNS_BADNAME. */
+/* Checks `host` the way rill_resolve() does: 0 or RILL_EDNS_BADNAME;
+ * RILL_EINVAL for NULL. */
 RILL_API int rill_dns_check_name(const char *host);
 
 /* The c-ares version rill runs with, "1.18.1" say; NULL without c-ares. */

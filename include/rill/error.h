@@ -55,10 +55,20 @@ extern "C" {
 #define RILL_IS_DNS_ERROR(e) ((e) <= -10100 && (e) > -10200)
 
 /* A human-readable text for a code ("connection refused", "i/o timeout").
- * Never NULL; unknown codes give "unknown error". */
+ * Never NULL; 0 gives "success". rill's own codes and the errnos a network
+ * program meets most have Go's texts. Any other operating-system code (-1 to
+ * -4095: -EOPNOTSUPP, -EIO, -ENOBUFS ...) gives the C library's text, its
+ * first letter lower-cased ("operation not supported"), held in a buffer of
+ * the calling thread that the next rill_strerror() call on that thread
+ * reuses: copy it to keep it. Every other code gives "unknown error".
+ * Thread-safe. */
 RILL_API const char *rill_strerror(int err);
 
-/* The code's symbolic name ("ECONNREFUSED", "ETIMEOUT"); never NULL. */
+/* The code's symbolic name ("ECONNREFUSED", "ETIMEOUT", "EOPNOTSUPP"); never
+ * NULL; 0 gives "OK". An operating-system code without a name here gives
+ * "E<number>" ("E133" for -133), held like rill_strerror()'s texts in a
+ * buffer of the calling thread reused by its next rill_err_name() call.
+ * Other codes give "UNKNOWN". Thread-safe. */
 RILL_API const char *rill_err_name(int err);
 
 #ifdef __cplusplus

@@ -26,7 +26,11 @@ typedef void (*rill_fiber_fn)(void *arg);
 
 /* Starts `fn(arg)` in a new fiber on `base` (it first runs from the loop,
  * not inside this call). The fiber ends when `fn` returns. Stack size
- * defaults to 256 KiB; rill_go_stack() takes another (rounded up to pages). */
+ * defaults to 256 KiB; rill_go_stack() takes another (rounded up to pages;
+ * 0 means the default). Returns 0; RILL_EINVAL for a NULL base or fn, or a
+ * stack size too close to SIZE_MAX to round up to pages; RILL_ENOMEM when
+ * the fiber or its stack cannot be allocated (a size the address space
+ * cannot map, say). */
 RILL_API int rill_go(rill_base *base, rill_fiber_fn fn, void *arg);
 RILL_API int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size);
 
@@ -40,10 +44,18 @@ RILL_API size_t rill_fiber_count(const rill_base *base);
 /* Lets the other ready fibers and the loop run, then continues. */
 RILL_API int rill_yield(void);
 
-/* Parks the fiber for `ms` milliseconds. */
+/* Parks the fiber for at least `ms` milliseconds, measured from the real
+ * time of the call, not from when the loop last read its clock (G29).
+ *
+ * The clock inside fibers: rill_base_now() is refreshed each time a fiber
+ * starts or returns from a blocking call (not from rill_yield), so
+ * "rill_base_now() + d" right after one is measured from the real time. A
+ * fiber that computes for a long time, or only yields, should call
+ * rill_base_update_time() before reading it. */
 RILL_API int rill_sleep(uint64_t ms);
 
-/* A wait group (Go's sync.WaitGroup) for the fibers of one base. */
+/* A wait group (Go's sync.WaitGroup) for the fibers of one base.
+ * rill_waitgroup_new returns 0, RILL_EINVAL for NULL, or RILL_ENOMEM. */
 typedef struct rill_waitgroup rill_waitgroup;
 RILL_API int rill_waitgroup_new(rill_waitgroup **out);
 RILL_API void rill_waitgroup_add(rill_waitgroup *wg, int delta);

@@ -8,7 +8,12 @@
  * so a stop followed by a start in the same iteration costs no system call.
  *
  * A descriptor may have at most one watcher on a base. Free the watcher
- * before closing its descriptor. */
+ * before closing its descriptor.
+ *
+ * Every function taking a watcher returns RILL_EINVAL for NULL or a pointer
+ * that is not a live watcher (freed, or another type of handle: see "Stale
+ * handles" in rill/base.h), and RILL_ECLOSED for a watcher freed inside its
+ * own callback that is still running. */
 #ifndef RILL_IO_H
 #define RILL_IO_H
 
@@ -50,10 +55,12 @@ RILL_API int rill_io_stop(rill_io *io);
 /* The interest while started, 0 while stopped. */
 RILL_API unsigned rill_io_events(const rill_io *io);
 
+/* The watched descriptor, or RILL_EINVAL / RILL_ECLOSED as above. */
 RILL_API int rill_io_fd(const rill_io *io);
 
-/* Stops and frees the watcher (the descriptor is not closed). NULL is a
- * no-op. The handle must not be used afterwards. */
+/* Stops and frees the watcher (the descriptor is not closed). NULL, and a
+ * pointer that is not a live watcher, are no-ops. The handle must not be
+ * used afterwards. */
 RILL_API void rill_io_free(rill_io *io);
 
 #ifdef __cplusplus

@@ -17,7 +17,13 @@
  * returns the handle is gone. Between rill_conn_close() and that callback
  * every call on the connection returns RILL_ECLOSED. No callback runs inside
  * the call that caused it: writes, closes and dials that finish at once still
- * report from the loop. */
+ * report from the loop.
+ *
+ * Bad arguments: a NULL handle, or a NULL pointer where one is required,
+ * gives RILL_EINVAL (never a crash); functions that return a count give 0,
+ * those that return a pointer NULL, and void ones do nothing. A buffer too
+ * small for an address is RILL_EINVAL; the error formatters truncate as
+ * snprintf does (rill_format_op_error). */
 #ifndef RILL_NET_H
 #define RILL_NET_H
 
@@ -42,16 +48,22 @@ typedef struct rill_dialer rill_dialer;
 
 /* Parses `address` for `network` into a socket address. A host that is not
  * a number gives RILL_ENEEDDNS; an empty host gives the wildcard address
- * (for "tcp", the IPv6 one when `network` allows both families). RILL_EINVAL
- * for malformed input ("1.2.3.4", "[::1", a port above 65535),
- * RILL_EAFNOSUPPORT for an address of the wrong family ("tcp4" with "[::1]:1")
- * or an unknown network. */
+ * (for "tcp", the IPv6 one when `network` allows both families). An IPv6
+ * zone is an interface name or a decimal index of at most 4294967295,
+ * digits only ("[fe80::1%lo]:80", "[fe80::1%2]:80"). RILL_EINVAL for NULL
+ * arguments and malformed input ("1.2.3.4", "[::1", a port above 65535, a
+ * zone such as "%-1", "%+7", "% 7" or "%4294967297"), RILL_EAFNOSUPPORT for
+ * an address of the wrong family ("tcp4" with "[::1]:1") or an unknown
+ * network (a NULL `network` is RILL_EINVAL). */
 RILL_API int rill_addr_parse(const char *network, const char *address,
                              struct sockaddr_storage *out, socklen_t *out_len);
 
 /* Formats a socket address Go's way ("127.0.0.1:80", "[::1]:80",
- * "[fe80::1%lo]:80", a Unix path). Returns the length, RILL_EINVAL (NULL, or
- * `buf` too small) or RILL_EAFNOSUPPORT (another family). */
+ * "[fe80::1%lo]:80", a Unix path, "@name" for an abstract one). Reads no more
+ * than `len` bytes of `sa`. Returns the length, RILL_EINVAL (NULL `sa` or
+ * `buf`, `size` 0, `buf` too small, or `len` shorter than the family's
+ * structure: sockaddr_in, sockaddr_in6, or sockaddr_un up to sun_path) or
+ * RILL_EAFNOSUPPORT (another family). */
 RILL_API int rill_addr_format(const struct sockaddr *sa, socklen_t len, char *buf, size_t size);
 
 /* ---- options ---------------------------------------------------------- */
@@ -70,7 +82,10 @@ typedef struct rill_net_options {
   const char *local_address; /* dial: bind to this address first */
   int backlog;               /* listen: 0 reads /proc/sys/net/core/somaxconn */
   int reuse_port;            /* listen: SO_REUSEPORT (many bases, one port) */
-  int unlink_stale;          /* listen unix: remove a socket file nobody serves */
+  int unlink_stale;          /* listen unix: remove a socket file nobody
+                                serves (a connect to it is refused); when
+                                that cannot be checked (-EMFILE for the
+                                probe, say), that error, the file stays */
   size_t read_max;           /* bytes a connection may hold unconsumed,
                                 default 64 KiB (G27) */
   size_t write_high_water;   /* queued bytes that fire on_high_water, 1 MiB */
@@ -197,7 +212,7 @@ RILL_API int rill_conn_remote_addr(const rill_conn *conn, char *buf, size_t size
 
 /* Formats an error met on the connection Go's way:
  * "read tcp 127.0.0.1:5000->127.0.0.1:7000: i/o timeout". `op` is "read",
- * "write" or "close". Returns the length. */
+ * "write" or "close". Returns as rill_format_op_error() does. */
 RILL_API int rill_conn_format_error(const rill_conn *conn, const char *op, int err, char *buf,
                                     size_t size);
 
@@ -209,7 +224,10 @@ RILL_API int rill_conn_format_error(const rill_conn *conn, const char *op, int e
  * connection to read from it, or close it. */
 typedef void (*rill_accept_cb)(rill_listener *listener, rill_conn *conn, int status, void *arg);
 
-/* Listens on `address` and accepts until closed. `options` may be NULL. */
+/* Listens on `address` and accepts until closed. `options` may be NULL.
+ * RILL_EINVAL for a NULL `base`, `address`, `on_accept` or `out`. A Unix
+ * listener that fails after creating its socket file removes that file
+ * (never one it did not create). */
 RILL_API int rill_listen(rill_base *base, const char *network, const char *address,
                          const rill_net_options *options, rill_accept_cb on_accept, void *arg,
                          rill_listener **out);
@@ -249,11 +267,16 @@ RILL_API int rill_dial(rill_base *base, const char *network, const char *address
 RILL_API int rill_dialer_cancel(rill_dialer *dialer);
 
 /* Formats the dial's error Go's way:
- * "dial tcp 127.0.0.1:1: connect: connection refused". */
+ * "dial tcp 127.0.0.1:1: connect: connection refused". Returns as
+ * rill_format_op_error() does; RILL_EINVAL for a NULL `dialer`. */
 RILL_API int rill_dialer_format_error(const rill_dialer *dialer, int err, char *buf, size_t size);
 
 /* The general form: "<op> <network> [<local>-><remote>|<remote>]: [<call>: ]<text>".
- * `local`, `remote` and `call` may be NULL. */
+ * `local`, `remote` and `call` may be NULL. Behaves as snprintf: never
+ * writes past `size`, always NUL-terminates when `size` > 0 (truncating),
+ * and returns the length of the whole text, so a result >= `size` means it
+ * was cut short. `buf` may be NULL only with `size` 0, to measure.
+ * RILL_EINVAL for a NULL `op` or `network`, or a NULL `buf` with `size` > 0. */
 RILL_API int rill_format_op_error(char *buf, size_t size, const char *op, const char *network,
                                   const char *local, const char *remote, const char *call, int err);
 

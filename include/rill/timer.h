@@ -4,7 +4,12 @@
  * milliseconds. Starting, stopping and restarting cost O(log n) and never
  * allocate once the heap has grown to the number of active timers. Timers
  * that fall due at the same time fire in the order they were started. The
- * loop sleeps exactly until the next timer is due. */
+ * loop sleeps exactly until the next timer is due.
+ *
+ * Every function taking a timer returns RILL_EINVAL for NULL or a pointer
+ * that is not a live timer (freed, or another type of handle: see "Stale
+ * handles" in rill/base.h), and RILL_ECLOSED for a timer freed inside its
+ * own callback that is still running. */
 #ifndef RILL_TIMER_H
 #define RILL_TIMER_H
 
@@ -29,13 +34,14 @@ RILL_API int rill_timer_start(rill_timer *timer, uint64_t timeout_ms, uint64_t r
 RILL_API int rill_timer_stop(rill_timer *timer);
 
 /* 1 while armed, 0 otherwise (a one-shot timer is disarmed before its
- * callback runs). */
+ * callback runs; 0 for a freed timer). */
 RILL_API int rill_timer_active(const rill_timer *timer);
 
 /* Milliseconds until the timer is due (0 if overdue or stopped). */
 RILL_API uint64_t rill_timer_remaining(const rill_timer *timer);
 
-/* Stops and frees the timer. NULL is a no-op. */
+/* Stops and frees the timer. NULL, and a pointer that is not a live timer,
+ * are no-ops. */
 RILL_API void rill_timer_free(rill_timer *timer);
 
 #ifdef __cplusplus

@@ -9,8 +9,11 @@
 //      pending queue (reports that must not run inside the API call that
 //      caused them);
 //   4. run the timers that are due, each at most once, and again the
-//      pending queue;
-//   5. release the handles freed during the iteration.
+//      pending queue (each time in a bounded number of passes: pending.h).
+//
+// The base's state (idle, running, freeing: base_impl.h) is set by a guard
+// object, so an exception thrown by a callback leaves the base idle and
+// usable; the holds taken around each dispatch are guards too.
 #include <cstdlib>
 #include <cstring>
 
@@ -44,7 +47,9 @@ int64_t wait_timeout(const rill_base *base, rill_run_mode mode) {
 int iterate(rill_base *base, rill_run_mode mode) {
   io_flush_changes(base);
   int64_t timeout = wait_timeout(base, mode);
-  uint64_t before = base->now_ns;
+  // The cached clock is as old as the last iteration's callbacks: read it
+  // afresh so wait_ns counts the wait alone.
+  uint64_t before = monotonic_ns();
   int n = base->backend->wait(base->backend_state, timeout, base->events.data(), event_capacity);
   update_time(base);
   base->stats.wait_ns += base->now_ns - before;
@@ -73,7 +78,7 @@ const char *kind_name(handle_kind kind) {
 void dump_handle(const void *slot, void *ctx) {
   auto *h = static_cast<const handle *>(slot);
   auto *out = static_cast<FILE *>(ctx);
-  if (h->dead || h->internal)
+  if (!h->lifetime.open() || h->internal)
     return;
   fprintf(out, "  %-6s %p %-8s", kind_name(h->kind), slot, h->active ? "active" : "inactive");
   switch (h->kind) {
@@ -133,6 +138,44 @@ void teardown(rill_base *base) {
   note_base_freed();
 }
 
+// Puts the base in `state` for a scope and back to idle when the scope ends,
+// by return or by an exception, unless dismissed (the base is gone).
+class state_scope {
+ public:
+  state_scope(rill_base *base, base_state state) noexcept : base_(base) { base->state = state; }
+  state_scope(const state_scope &) = delete;
+  state_scope &operator=(const state_scope &) = delete;
+  ~state_scope() {
+    if (!base_)
+      return;
+    if (base_->state == base_state::running)
+      base_->stop_requested.store(false, std::memory_order_relaxed);
+    base_->state = base_state::idle;
+  }
+  void dismiss() noexcept { base_ = nullptr; }
+
+ private:
+  rill_base *base_;
+};
+
+// What rill_base_free() runs before the teardown: the posts still queued,
+// then the cancellation of lookups in flight. 0 when nothing is left that
+// would keep the base busy.
+int wind_down(rill_base *base) {
+  posts_drain(base);
+  if (base->handle_count || !pending_empty(base))
+    return RILL_EBUSY;
+  if (base->dns_shutdown) {
+    // Lookups and dials in flight end now, their callbacks saying
+    // RILL_ECANCELED; what those callbacks start may keep the base busy.
+    base->dns_shutdown(base);
+    pending_run(base);
+    if (base->handle_count || !pending_empty(base))
+      return RILL_EBUSY;
+  }
+  return 0;
+}
+
 }  // namespace
 
 extern "C" {
@@ -170,19 +213,15 @@ int rill_base_new(const rill_base_config *config, rill_base **out) {
 int rill_base_free(rill_base *base) {
   if (!base)
     return 0;
-  if (base->running)
+  // From a callback of rill_base_run() or of this very call: the caller's
+  // frames still use the base.
+  if (base->state != base_state::idle)
     return RILL_EBUSY;
-  posts_drain(base);
-  if (base->handle_count || !pending_empty(base))
-    return RILL_EBUSY;
-  if (base->dns_shutdown) {
-    // Lookups and dials in flight end now, their callbacks saying
-    // RILL_ECANCELED; what those callbacks start may keep the base busy.
-    base->dns_shutdown(base);
-    pending_run(base);
-    if (base->handle_count || !pending_empty(base))
-      return RILL_EBUSY;
-  }
+  state_scope freeing(base, base_state::freeing);
+  if (int err = wind_down(base))
+    return err;
+  // Still freeing through the teardown, which runs no user callback.
+  freeing.dismiss();
   teardown(base);
   return 0;
 }
@@ -190,24 +229,22 @@ int rill_base_free(rill_base *base) {
 int rill_base_run(rill_base *base, rill_run_mode mode) {
   if (!base || (mode != RILL_RUN_DEFAULT && mode != RILL_RUN_ONCE && mode != RILL_RUN_NOWAIT))
     return RILL_EINVAL;
-  if (base->running)
+  if (base->state != base_state::idle)
     return RILL_EBUSY;
-  base->running = true;
   int err = 0;
-  update_time(base);
-  for (;;) {
-    if (base->stop_requested.load(std::memory_order_acquire))
-      break;
-    if (mode == RILL_RUN_DEFAULT && !alive(base))
-      break;
-    err = iterate(base, mode);
-    handles_release_retired(base);
-    if (err || mode != RILL_RUN_DEFAULT)
-      break;
+  {
+    state_scope running(base, base_state::running);
+    update_time(base);
+    for (;;) {
+      if (base->stop_requested.load(std::memory_order_acquire))
+        break;
+      if (mode == RILL_RUN_DEFAULT && !alive(base))
+        break;
+      err = iterate(base, mode);
+      if (err || mode != RILL_RUN_DEFAULT)
+        break;
+    }
   }
-  base->stop_requested.store(false, std::memory_order_relaxed);
-  base->running = false;
-  handles_release_retired(base);
   if (err)
     return err;
   return alive(base) ? 1 : 0;

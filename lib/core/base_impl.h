@@ -26,8 +26,8 @@ struct rill_io : rill::detail::handle {
       : handle(rill::detail::handle_kind::io), fd(fd_), cb(cb_), arg(arg_) {}
 };
 
+// Its place in the heap is the handle's heap_index.
 struct rill_timer : rill::detail::handle {
-  uint32_t heap_index = UINT32_MAX;
   uint64_t repeat_ns = 0;
   uint64_t seq = 0;
   rill_timer_cb cb;
@@ -45,6 +45,15 @@ struct rill_signal : rill::detail::handle {
 };
 
 namespace rill::detail {
+
+// The base's states (lifetime.h, 4). rill_base_run() and rill_base_free()
+// are refused (RILL_EBUSY) unless the base is idle, so neither can run from
+// a callback that the other, or itself, is running.
+enum class base_state : uint8_t {
+  idle,     // between calls
+  running,  // inside rill_base_run()
+  freeing,  // inside rill_base_free(), which runs posts and cancellations
+};
 
 // Per-descriptor state, indexed by fd.
 struct fd_slot {
@@ -82,14 +91,13 @@ struct rill_base {
   void *backend_state = nullptr;
 
   uint64_t now_ns = 0;
-  bool running = false;
+  rill::detail::base_state state = rill::detail::base_state::idle;
   std::atomic<bool> stop_requested{false};
   int refs = 0;              // rill_base_ref()
   uint64_t active_count = 0; // active user handles
   uint64_t handle_count = 0; // live user handles
 
   rill::detail::handle_pool pool{rill::detail::handle_slot_size};
-  rill::detail::vec<rill::detail::handle *> graveyard;  // retired, released at iteration end
 
   // io
   rill::detail::vec<rill::detail::fd_slot> fds;
@@ -106,14 +114,14 @@ struct rill_base {
   std::mutex post_mutex;
   rill::detail::vec<rill::detail::post_item> posts_incoming;  // guarded
   rill::detail::vec<rill::detail::post_item> posts_running;   // base thread
+  size_t posts_next = 0;  // the next of posts_running to run
   int wake_read_fd = -1;
   int wake_write_fd = -1;  // same as wake_read_fd for an eventfd
   rill_io *wake_io = nullptr;
 
   rill::detail::signal_state *signals = nullptr;
 
-  rill::detail::pending_node *pending_head = nullptr;
-  rill::detail::pending_node *pending_tail = nullptr;
+  rill::detail::list pending;  // of pending_node::link
 
   // Per-base scratch owned by lib/net (one read buffer for every
   // connection, pools for write requests), created on first use.
@@ -132,16 +140,19 @@ struct rill_base {
 
 namespace rill::detail {
 
+// Nothing that calls a user callback is noexcept: a C++ exception thrown by
+// the callback must unwind through it (lifetime.h, 6).
+
 // io.cpp
-void io_flush_changes(rill_base *base) noexcept;
-void io_dispatch(rill_base *base, int count) noexcept;
+void io_flush_changes(rill_base *base);
+void io_dispatch(rill_base *base, int count);
 // Internal watchers belong to the base itself: they are not listed, not
 // counted and do not keep the loop alive.
 int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
               rill_io **out) noexcept;
 
 // timer.cpp
-void timers_run(rill_base *base) noexcept;
+void timers_run(rill_base *base);
 int timer_create(rill_base *base, rill_timer_cb cb, void *arg, bool internal, rill_timer **out) noexcept;
 // Nanoseconds until the next timer, or -1 when none is armed.
 int64_t timers_next_timeout(const rill_base *base) noexcept;
@@ -150,7 +161,7 @@ int64_t timers_next_timeout(const rill_base *base) noexcept;
 int posts_init(rill_base *base) noexcept;
 void posts_destroy(rill_base *base) noexcept;
 // Runs every queued post, including those the posts make (rill_base_free).
-void posts_drain(rill_base *base) noexcept;
+void posts_drain(rill_base *base);
 // After fork, in the child: a wake-up descriptor of the base's own.
 int posts_reinit(rill_base *base) noexcept;
 void base_wake(rill_base *base) noexcept;
@@ -165,10 +176,6 @@ void wakeup_close(int read_fd, int write_fd) noexcept;
 void signals_destroy(rill_base *base) noexcept;
 // After fork, in the child: a signal wake-up descriptor of the base's own.
 int signals_reinit(rill_base *base) noexcept;
-
-// handle.cpp
-void handles_release_retired(rill_base *base) noexcept;
-void handle_release(handle *h) noexcept;
 
 // Takes a slot from the base's pool and constructs a T (a handle type) in it;
 // nullptr when out of memory.

@@ -1,6 +1,7 @@
 // Names and texts for error codes. rill's own codes read like Go's errors
 // ("i/o timeout", "use of closed network connection") so that programs
 // written both ways print the same thing.
+#include <cstdio>
 #include <cstring>
 
 #include "rill/error.h"
@@ -60,11 +61,63 @@ const code_info errno_codes[] = {
     {-EALREADY, "EALREADY", "operation already in progress"},
 };
 
+// Names for more errnos a network program meets; their texts come from the
+// C library (lower-cased like Go's). EWOULDBLOCK and ENOTSUP are the same
+// numbers as EAGAIN and EOPNOTSUPP on Linux, so they are not listed twice.
+const code_info errno_names[] = {
+    {-EOPNOTSUPP, "EOPNOTSUPP", nullptr},   {-EIO, "EIO", nullptr},
+    {-ENOBUFS, "ENOBUFS", nullptr},         {-ENOTSOCK, "ENOTSOCK", nullptr},
+    {-EDESTADDRREQ, "EDESTADDRREQ", nullptr}, {-EMSGSIZE, "EMSGSIZE", nullptr},
+    {-EPROTOTYPE, "EPROTOTYPE", nullptr},   {-ENOPROTOOPT, "ENOPROTOOPT", nullptr},
+    {-EPROTONOSUPPORT, "EPROTONOSUPPORT", nullptr}, {-EPROTO, "EPROTO", nullptr},
+    {-ENETDOWN, "ENETDOWN", nullptr},       {-ENETRESET, "ENETRESET", nullptr},
+    {-ESHUTDOWN, "ESHUTDOWN", nullptr},     {-EHOSTDOWN, "EHOSTDOWN", nullptr},
+    {-ENOSPC, "ENOSPC", nullptr},           {-EROFS, "EROFS", nullptr},
+    {-ENOTDIR, "ENOTDIR", nullptr},         {-EISDIR, "EISDIR", nullptr},
+    {-ENAMETOOLONG, "ENAMETOOLONG", nullptr}, {-ELOOP, "ELOOP", nullptr},
+    {-EFAULT, "EFAULT", nullptr},           {-ENXIO, "ENXIO", nullptr},
+    {-ENODEV, "ENODEV", nullptr},           {-ESPIPE, "ESPIPE", nullptr},
+    {-ERANGE, "ERANGE", nullptr},           {-EOVERFLOW, "EOVERFLOW", nullptr},
+    {-ENOTEMPTY, "ENOTEMPTY", nullptr},     {-ENOTTY, "ENOTTY", nullptr},
+    {-ESRCH, "ESRCH", nullptr},             {-ECHILD, "ECHILD", nullptr},
+    {-E2BIG, "E2BIG", nullptr},             {-EDEADLK, "EDEADLK", nullptr},
+    {-ETXTBSY, "ETXTBSY", nullptr},
+    {-EXDEV, "EXDEV", nullptr},             {-EDOM, "EDOM", nullptr},
+};
+
+// Operating-system codes: what the kernel can return (Linux's MAX_ERRNO).
+constexpr int max_errno = 4095;
+
+bool is_errno_code(int err) { return err < 0 && err >= -max_errno; }
+
+// The C library's text for errno `e`, lower-cased at the start like the
+// texts above, in `buf`. strerror_r comes in two flavours: the XSI one
+// fills `buf` and returns an int, the GNU one returns the text (which may
+// or may not be `buf`); the overloads below take whichever this C library
+// declares.
+[[maybe_unused]] const char *strerror_result(int rc, char *buf) { return rc == 0 ? buf : nullptr; }
+[[maybe_unused]] const char *strerror_result(const char *text, char *) { return text; }
+
+const char *library_text(int e, char *buf, size_t size) {
+  buf[0] = '\0';
+  const char *text = strerror_result(strerror_r(e, buf, size), buf);
+  if (!text || !text[0])
+    std::snprintf(buf, size, "errno %d", e);
+  else if (text != buf)
+    std::snprintf(buf, size, "%s", text);
+  if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+    buf[0] = static_cast<char>(buf[0] - 'A' + 'a');  // "Operation ..." but not "I/O ..."
+  return buf;
+}
+
 const code_info *find(int err) {
   for (const code_info &c : own_codes)
     if (c.code == err)
       return &c;
   for (const code_info &c : errno_codes)
+    if (c.code == err)
+      return &c;
+  for (const code_info &c : errno_names)
     if (c.code == err)
       return &c;
   return nullptr;
@@ -75,8 +128,15 @@ const code_info *find(int err) {
 extern "C" const char *rill_strerror(int err) {
   if (err == 0)
     return "success";
-  if (const code_info *c = find(err))
+  const code_info *c = find(err);
+  if (c && c->text)
     return c->text;
+  if (is_errno_code(err)) {
+    // A per-thread buffer keeps this thread-safe; see error.h for how long
+    // the text stays valid.
+    static thread_local char buf[128];
+    return library_text(-err, buf, sizeof buf);
+  }
   return "unknown error";
 }
 
@@ -85,5 +145,10 @@ extern "C" const char *rill_err_name(int err) {
     return "OK";
   if (const code_info *c = find(err))
     return c->name;
+  if (is_errno_code(err)) {
+    static thread_local char buf[16];
+    std::snprintf(buf, sizeof buf, "E%d", -err);
+    return buf;
+  }
   return "UNKNOWN";
 }

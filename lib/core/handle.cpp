@@ -4,6 +4,12 @@
 
 namespace rill::detail {
 
+int handle_check(const handle *h, handle_kind kind) noexcept {
+  if (!h || h->kind != kind)
+    return RILL_EINVAL;
+  return h->lifetime.open() ? 0 : RILL_ECLOSED;
+}
+
 void handle_set_active(handle *h, bool active) noexcept {
   if (h->active == active)
     return;
@@ -16,20 +22,16 @@ void handle_set_active(handle *h, bool active) noexcept {
   }
 }
 
-void handle_retire(handle *h) noexcept {
-  rill_base *base = h->base;
-  h->dead = true;
+void handle_close(handle *h) noexcept {
+  h->lifetime.state = life_state::closed;
   if (!h->internal)
-    base->handle_count--;
-  // Out of memory for the graveyard, the slot stays dead in the pool until
-  // the base is freed: a small leak rather than a use after free.
-  if (base->running)
-    base->graveyard.push(h);
-  else
-    handle_release(h);
+    h->base->handle_count--;
+  handle_release(h);
 }
 
 void handle_release(handle *h) noexcept {
+  if (!life_release(h->lifetime))
+    return;
   rill_base *base = h->base;
   switch (h->kind) {
     case handle_kind::io:
@@ -43,12 +45,6 @@ void handle_release(handle *h) noexcept {
       break;
   }
   base->pool.give(h);
-}
-
-void handles_release_retired(rill_base *base) noexcept {
-  for (size_t i = 0; i < base->graveyard.size(); i++)
-    handle_release(base->graveyard[i]);
-  base->graveyard.clear();
 }
 
 }  // namespace rill::detail

@@ -8,6 +8,12 @@
 // nobody wants (libev's trick): the common stop-now, start-soon pattern then
 // never touches the kernel. Freeing a watcher unregisters at once, because
 // its descriptor is about to be closed and its number reused.
+//
+// An error or hang-up is reported ready in every direction (backend.h), so
+// an event may carry a direction the watcher never asked for. That alone is
+// no reason to touch the kernel: only interest the kernel has and nobody
+// wants any more is dropped, so a watcher for READ on a hung-up descriptor
+// costs no system call per iteration.
 #include <sys/stat.h>
 
 #include "core/alloc.h"
@@ -25,6 +31,13 @@ uint64_t make_tag(int fd, uint32_t generation) {
 
 unsigned wanted_events(const fd_slot &slot) {
   return slot.io && slot.io->active ? slot.io->events : 0;
+}
+
+// Every interest change goes through here, counted in the stats.
+int backend_change(rill_base *base, int fd, fd_slot &slot, unsigned want) {
+  base->stats.interest_changes++;
+  return base->backend->change(base->backend_state, fd, slot.kernel_events, want,
+                               make_tag(fd, slot.generation));
 }
 
 void queue_change(rill_base *base, int fd) {
@@ -54,7 +67,7 @@ int check_fd(const backend_ops *backend, int fd) {
 
 namespace rill::detail {
 
-void flush_once(rill_base *base) noexcept;
+void flush_once(rill_base *base);
 
 int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
               rill_io **out) noexcept {
@@ -77,14 +90,14 @@ int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
   return 0;
 }
 
-void io_flush_changes(rill_base *base) noexcept {
+void io_flush_changes(rill_base *base) {
   // A refused registration's callback may queue changes of its own; flush
   // those too, a few rounds at most, before the loop waits.
   for (int round = 0; round < 4 && !base->changes.empty(); round++)
     flush_once(base);
 }
 
-void flush_once(rill_base *base) noexcept {
+void flush_once(rill_base *base) {
   for (size_t i = 0; i < base->changes.size(); i++) {
     int fd = base->changes[i];
     fd_slot &slot = base->fds[fd];
@@ -94,8 +107,7 @@ void flush_once(rill_base *base) noexcept {
       continue;  // stopped: unregistered lazily, when an unwanted event comes
     if (want == slot.kernel_events)
       continue;
-    int err = base->backend->change(base->backend_state, fd, slot.kernel_events, want,
-                                    make_tag(fd, slot.generation));
+    int err = backend_change(base, fd, slot, want);
     if (err == 0) {
       slot.kernel_events = static_cast<uint8_t>(want);
     } else if (slot.io && !base->failed.push(fd)) {
@@ -105,19 +117,21 @@ void flush_once(rill_base *base) noexcept {
   base->changes.clear();
   // A registration the kernel refused (the descriptor was closed under its
   // watcher, say): stop the watcher and report it ready, so the callback's
-  // own read or write meets the error, as libev reports EV_ERROR.
-  for (size_t i = 0; i < base->failed.size(); i++) {
-    rill_io *io = base->fds[base->failed[i]].io;
+  // own read or write meets the error, as libev reports EV_ERROR. Each entry
+  // leaves the list before its callback runs, so one that throws leaves
+  // the others to the next flush.
+  while (!base->failed.empty()) {
+    rill_io *io = base->fds[base->failed.back()].io;
+    base->failed.pop_back();
     if (!io || !io->active)
       continue;
-    unsigned events = io->events;
     handle_set_active(io, false);
-    io->cb(io, io->fd, events, io->arg);
+    held_handle hold(io);
+    io->cb(io, io->fd, io->events, io->arg);
   }
-  base->failed.clear();
 }
 
-void io_dispatch(rill_base *base, int count) noexcept {
+void io_dispatch(rill_base *base, int count) {
   for (int i = 0; i < count; i++) {
     backend_event ev = base->events[i];
     int fd = static_cast<int>(static_cast<uint32_t>(ev.tag));
@@ -128,17 +142,16 @@ void io_dispatch(rill_base *base, int count) noexcept {
       continue;  // the watcher this was collected for is gone
     unsigned want = wanted_events(slot);
     unsigned ready = ev.events & want;
-    if (ev.events & ~want) {
+    if ((ev.events & ~want) && (slot.kernel_events & ~want)) {
       // The kernel still has interest nobody wants any more: drop it now.
-      int err = base->backend->change(base->backend_state, fd, slot.kernel_events, want,
-                                      make_tag(fd, slot.generation));
-      if (err == 0)
+      if (backend_change(base, fd, slot, want) == 0)
         slot.kernel_events = static_cast<uint8_t>(want);
     }
     if (ready) {
       rill_io *io = slot.io;
       if (!io->internal)
         base->stats.events++;
+      held_handle hold(io);
       io->cb(io, fd, ready, io->arg);
     }
   }
@@ -155,10 +168,10 @@ int rill_io_new(rill_base *base, int fd, rill_io_cb cb, void *arg, rill_io **out
 }
 
 int rill_io_start(rill_io *io, unsigned events) {
-  if (!io || events == 0 || (events & ~all_events))
+  if (events == 0 || (events & ~all_events))
     return RILL_EINVAL;
-  if (io->dead)
-    return RILL_ECLOSED;
+  if (int err = handle_check(io, handle_kind::io))
+    return err;
   if (io->active && io->events == events)
     return 0;
   if (!io->base->changes.reserve(io->base->changes.size() + 1))
@@ -170,10 +183,8 @@ int rill_io_start(rill_io *io, unsigned events) {
 }
 
 int rill_io_stop(rill_io *io) {
-  if (!io)
-    return RILL_EINVAL;
-  if (io->dead)
-    return RILL_ECLOSED;
+  if (int err = handle_check(io, handle_kind::io))
+    return err;
   if (io->active) {
     handle_set_active(io, false);
     queue_change(io->base, io->fd);
@@ -181,24 +192,28 @@ int rill_io_stop(rill_io *io) {
   return 0;
 }
 
-unsigned rill_io_events(const rill_io *io) { return io && io->active ? io->events : 0; }
+unsigned rill_io_events(const rill_io *io) {
+  return handle_check(io, handle_kind::io) == 0 && io->active ? io->events : 0;
+}
 
-int rill_io_fd(const rill_io *io) { return io ? io->fd : RILL_EINVAL; }
+int rill_io_fd(const rill_io *io) {
+  int err = handle_check(io, handle_kind::io);
+  return err ? err : io->fd;
+}
 
 void rill_io_free(rill_io *io) {
-  if (!io || io->dead)
+  if (handle_check(io, handle_kind::io) != 0)
     return;
   rill_base *base = io->base;
   handle_set_active(io, false);
   fd_slot &slot = base->fds[io->fd];
   if (slot.kernel_events)
-    base->backend->change(base->backend_state, io->fd, slot.kernel_events, 0,
-                          make_tag(io->fd, slot.generation));
+    backend_change(base, io->fd, slot, 0);
   slot.kernel_events = 0;
   slot.io = nullptr;
   slot.generation++;  // events already collected for this watcher are stale now
   base->io_count--;
-  handle_retire(io);
+  handle_close(io);
 }
 
 }  // extern "C"

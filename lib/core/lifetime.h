@@ -12,6 +12,9 @@
 //      RILL_ECLOSED (or the documented code of that call).
 //    - CLOSED: the terminal report (if the kind has one) has been delivered,
 //      exactly once. The user's pointer is dead from here on.
+//    Kinds with no close report (io watchers, timers, signal watchers) go
+//    from OPEN to CLOSED at the free call; freed inside their own callback
+//    they stay in memory, closed, until that callback returns.
 //
 // 2. References. A handle is freed when its last reference goes, never
 //    before and never by anything else:
@@ -35,16 +38,29 @@
 //    functions and the completions of lookups and dials it cancels). A call
 //    that would tear the base down from inside its own run or teardown
 //    (rill_base_free from a callback, rill_base_run from a callback) is
-//    refused with RILL_EBUSY and changes nothing.
+//    refused with RILL_EBUSY and changes nothing (core/base_impl.h,
+//    base_state).
 //
-// 5. Misuse is caught where it can be: pooled handles carry a generation so
-//    that a call through a pointer to a freed slot is refused (checked in
-//    debug and sanitizer builds), and sanitizer builds poison freed memory.
+// 5. Misuse is caught where it can be. Pooled handles (core/pool.h) start
+//    with their kind byte, which a free slot has as 0, so every public entry
+//    point checks that it was given a live handle of its kind and returns
+//    RILL_EINVAL otherwise (core/handle.h). A stale pointer only points at a
+//    free slot if the slot is not reused at once: with handle checks on
+//    (the RILL_HANDLE_CHECKS CMake option, on by default except in Release
+//    and MinSizeRel builds without sanitizers; and any build without
+//    NDEBUG), freed slots wait in a first-in first-out quarantine before
+//    reuse, and under AddressSanitizer they are poisoned, so the stale call
+//    is reported where it happens. rill/base.h ("Stale handles") says what
+//    the user is promised.
 //
-// 6. Exceptions: rill is compiled so that a C++ exception may unwind through
-//    it from a user callback. The dispatch that was unwound drops its hold
-//    and the base returns to IDLE, usable; the handle whose callback threw is
-//    left as the callback left it (rill_base.h states the promise).
+// 6. Exceptions: rill is compiled with exceptions (and throws none), so a
+//    C++ exception thrown by a user callback unwinds through it. Nothing on
+//    a dispatch path is noexcept (that would call std::terminate), every
+//    hold is a scope guard (`held`) and so is the base's state, so the
+//    unwinding drops the holds, puts back what was collected and not yet
+//    dispatched, and returns the base to IDLE, usable; the handle whose
+//    callback threw is left as the callback left it (rill/base.h,
+//    "Exceptions", states the promise).
 #ifndef RILL_CORE_LIFETIME_H
 #define RILL_CORE_LIFETIME_H
 

@@ -67,6 +67,19 @@ struct list {
     head.prev = last;
     from.head.prev = from.head.next = &from.head;
   }
+
+  // Moves every node of `from` to the front of this list, in order, leaving
+  // `from` empty.
+  void splice_front(list &from) noexcept {
+    if (from.empty())
+      return;
+    list_node *first = from.head.next, *last = from.head.prev;
+    last->next = head.next;
+    head.next->prev = last;
+    first->prev = &head;
+    head.next = first;
+    from.head.prev = from.head.next = &from.head;
+  }
 };
 
 }  // namespace rill::detail

@@ -4,46 +4,48 @@
 
 namespace rill::detail {
 
-void pending_push(rill_base *base, pending_node *node) noexcept {
-  if (node->queued)
-    return;
-  node->queued = true;
-  node->next = nullptr;
-  if (base->pending_tail)
-    base->pending_tail->next = node;
-  else
-    base->pending_head = node;
-  base->pending_tail = node;
-}
+namespace {
 
-void pending_cancel(rill_base *base, pending_node *node) noexcept {
-  if (!node->queued)
-    return;
-  pending_node *prev = nullptr;
-  for (pending_node *n = base->pending_head; n; prev = n, n = n->next) {
-    if (n != node)
-      continue;
-    if (prev)
-      prev->next = n->next;
-    else
-      base->pending_head = n->next;
-    if (base->pending_tail == n)
-      base->pending_tail = prev;
-    break;
+// One pass's snapshot. Whatever it still holds when the pass ends (only
+// when a run threw) goes back to the front of the queue, so nothing queued
+// is lost or reordered by an exception.
+class pass {
+ public:
+  explicit pass(rill_base *base) noexcept : base_(base) { batch_.splice_back(base->pending); }
+  pass(const pass &) = delete;
+  pass &operator=(const pass &) = delete;
+  ~pass() { base_->pending.splice_front(batch_); }
+
+  pending_node *next() noexcept {
+    list_node *n = batch_.pop_front();
+    return n ? RILL_CONTAINER_OF(n, pending_node, link) : nullptr;
   }
-  node->queued = false;
+
+ private:
+  rill_base *base_;
+  list batch_;
+};
+
+}  // namespace
+
+void pending_push(rill_base *base, pending_node *node) noexcept {
+  if (!list_linked(&node->link))
+    base->pending.push_back(&node->link);
 }
 
-bool pending_empty(const rill_base *base) noexcept { return base->pending_head == nullptr; }
+// The node may sit on the queue or in a pass's snapshot; either way it is
+// unlinked from the node alone.
+void pending_cancel(rill_base *, pending_node *node) noexcept { list::remove(&node->link); }
 
-void pending_run(rill_base *base) noexcept {
-  while (pending_node *node = base->pending_head) {
-    base->pending_head = node->next;
-    if (!base->pending_head)
-      base->pending_tail = nullptr;
-    node->queued = false;
-    base->stats.events++;
-    node->run(node);  // may free the object holding the node
+bool pending_empty(const rill_base *base) noexcept { return base->pending.empty(); }
+
+void pending_run(rill_base *base) {
+  for (int i = 0; i < pending_passes && !base->pending.empty(); i++) {
+    pass snapshot(base);
+    while (pending_node *node = snapshot.next()) {
+      base->stats.events++;
+      node->run(node);  // may free the object holding the node
+    }
   }
 }
 

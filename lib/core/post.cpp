@@ -5,6 +5,11 @@
 // The base first consumes the wake-up, then swaps the queue out under the
 // lock: a post that lands between the two is either in the swapped batch or
 // finds the queue empty and wakes the base again, never lost.
+//
+// A batch runs from base->posts_next on. If a posted function throws, the
+// rest of its batch stays there and runs first on the next wake-up (which
+// the unwinding arranges), so every post still runs exactly once and in
+// order.
 #include "core/base_impl.h"
 
 using namespace rill::detail;
@@ -16,23 +21,50 @@ bool run_one_batch(rill_base *base);
 // One batch per wake-up keeps a post storm from starving io: posts made by
 // the batch wake the base again.
 void on_wakeup(rill_io *, int fd, unsigned, void *arg) {
+  auto *base = static_cast<rill_base *>(arg);
   wakeup_consume(fd);
-  run_one_batch(static_cast<rill_base *>(arg));
+  // The rest of a batch cut short by a throwing post goes first; then the
+  // posts that arrived meanwhile, whose wake-up this one may have eaten.
+  if (!base->posts_running.empty())
+    run_one_batch(base);
+  run_one_batch(base);
 }
 
+// Ends a batch: cleared when it ran to the end, else (a post threw) kept
+// for the next wake-up, which it asks for.
+class batch_end {
+ public:
+  explicit batch_end(rill_base *base) noexcept : base_(base) {}
+  batch_end(const batch_end &) = delete;
+  batch_end &operator=(const batch_end &) = delete;
+  ~batch_end() {
+    if (base_->posts_next < base_->posts_running.size()) {
+      base_wake(base_);
+      return;
+    }
+    base_->posts_running.clear();
+    base_->posts_next = 0;
+  }
+
+ private:
+  rill_base *base_;
+};
+
 bool run_one_batch(rill_base *base) {
-  {
-    std::lock_guard<std::mutex> lock(base->post_mutex);
-    base->posts_running.swap(base->posts_incoming);
-  }
   vec<post_item> &batch = base->posts_running;
-  for (size_t i = 0; i < batch.size(); i++) {
-    base->stats.events++;
-    batch[i].fn(base, batch[i].arg);
+  if (batch.empty()) {
+    std::lock_guard<std::mutex> lock(base->post_mutex);
+    batch.swap(base->posts_incoming);
   }
-  bool ran = !batch.empty();
-  batch.clear();
-  return ran;
+  if (batch.empty())
+    return false;
+  batch_end end(base);
+  while (base->posts_next < batch.size()) {
+    post_item item = batch[base->posts_next++];
+    base->stats.events++;
+    item.fn(base, item.arg);
+  }
+  return true;
 }
 
 }  // namespace
@@ -83,7 +115,7 @@ int posts_reinit(rill_base *base) noexcept {
   return 0;
 }
 
-void posts_drain(rill_base *base) noexcept {
+void posts_drain(rill_base *base) {
   while (run_one_batch(base)) {
   }
 }

@@ -175,17 +175,39 @@ void release(rill_base *base, int signum) {
     sigaction(signum, &previous_action[signum], nullptr);
 }
 
+// Holds every watcher of a snapshot until the delivery ends, by return or
+// by an exception from a callback.
+class snapshot_hold {
+ public:
+  explicit snapshot_hold(vec<rill_signal *> &snapshot) noexcept : snapshot_(snapshot) {
+    for (size_t i = 0; i < snapshot_.size(); i++)
+      life_hold(snapshot_[i]->lifetime);
+  }
+  snapshot_hold(const snapshot_hold &) = delete;
+  snapshot_hold &operator=(const snapshot_hold &) = delete;
+  ~snapshot_hold() {
+    for (size_t i = 0; i < snapshot_.size(); i++)
+      handle_release(snapshot_[i]);
+    snapshot_.clear();
+  }
+
+ private:
+  vec<rill_signal *> &snapshot_;
+};
+
 void deliver(rill_base *base, int signum) {
   signal_state *st = base->signals;
-  // Callbacks may stop or free any watcher, so walk a snapshot; retired
-  // watchers stay in memory until the iteration ends and are skipped.
+  // Callbacks may stop or free any watcher, so walk a snapshot, holding
+  // each watcher in it; freed ones stay in memory until the end and are
+  // skipped.
   st->snapshot.clear();
   for (size_t i = 0; i < st->started.size(); i++)
     if (st->started[i]->signum == signum)
       st->snapshot.push(st->started[i]);
+  snapshot_hold hold(st->snapshot);
   for (size_t i = 0; i < st->snapshot.size(); i++) {
     rill_signal *s = st->snapshot[i];
-    if (s->dead || !s->active || s->signum != signum)
+    if (!s->lifetime.open() || !s->active || s->signum != signum)
       continue;
     base->stats.events++;
     s->cb(s, signum, s->arg);
@@ -322,11 +344,11 @@ int rill_signal_new(rill_base *base, rill_signal_cb cb, void *arg, rill_signal *
 }
 
 int rill_signal_start(rill_signal *sig, int signum) {
-  if (!sig || signum <= 0 || signum >= max_signal || signum >= NSIG || signum == SIGKILL ||
+  if (signum <= 0 || signum >= max_signal || signum >= NSIG || signum == SIGKILL ||
       signum == SIGSTOP)
     return RILL_EINVAL;
-  if (sig->dead)
-    return RILL_ECLOSED;
+  if (int err = handle_check(sig, handle_kind::signal))
+    return err;
   if (sig->active && sig->signum == signum)
     return 0;
   rill_base *base = sig->base;
@@ -350,20 +372,20 @@ int rill_signal_start(rill_signal *sig, int signum) {
 }
 
 int rill_signal_stop(rill_signal *sig) {
-  if (!sig)
-    return RILL_EINVAL;
-  if (sig->dead)
-    return RILL_ECLOSED;
+  if (int err = handle_check(sig, handle_kind::signal))
+    return err;
   return stop(sig);
 }
 
-int rill_signal_signum(const rill_signal *sig) { return sig && sig->active ? sig->signum : 0; }
+int rill_signal_signum(const rill_signal *sig) {
+  return handle_check(sig, handle_kind::signal) == 0 && sig->active ? sig->signum : 0;
+}
 
 void rill_signal_free(rill_signal *sig) {
-  if (!sig || sig->dead)
+  if (handle_check(sig, handle_kind::signal) != 0)
     return;
   stop(sig);
-  handle_retire(sig);
+  handle_close(sig);
 }
 
 }  // extern "C"

@@ -109,7 +109,7 @@ void disarm(rill_timer *t) {
 
 namespace rill::detail {
 
-void timers_run(rill_base *base) noexcept {
+void timers_run(rill_base *base) {
   // Timers armed while this runs (a callback restarting its own timer with
   // 0 ms, say) wait for the next iteration, so they cannot starve io.
   uint64_t seq_limit = base->timer_seq;
@@ -127,6 +127,7 @@ void timers_run(rill_base *base) noexcept {
       disarm(t);
     }
     base->stats.events++;
+    held_handle hold(t);
     t->cb(t, t->arg);
   }
 }
@@ -157,10 +158,8 @@ int rill_timer_new(rill_base *base, rill_timer_cb cb, void *arg, rill_timer **ou
 }
 
 int rill_timer_start(rill_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms) {
-  if (!timer)
-    return RILL_EINVAL;
-  if (timer->dead)
-    return RILL_ECLOSED;
+  if (int err = handle_check(timer, handle_kind::timer))
+    return err;
   // Cap far-future times instead of overflowing: 2^63 ns is ~292 years.
   constexpr uint64_t max_ms = (UINT64_MAX / 4) / ns_per_ms;
   if (timeout_ms > max_ms)
@@ -172,18 +171,18 @@ int rill_timer_start(rill_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms)
 }
 
 int rill_timer_stop(rill_timer *timer) {
-  if (!timer)
-    return RILL_EINVAL;
-  if (timer->dead)
-    return RILL_ECLOSED;
+  if (int err = handle_check(timer, handle_kind::timer))
+    return err;
   disarm(timer);
   return 0;
 }
 
-int rill_timer_active(const rill_timer *timer) { return timer && timer->active ? 1 : 0; }
+int rill_timer_active(const rill_timer *timer) {
+  return handle_check(timer, handle_kind::timer) == 0 && timer->active ? 1 : 0;
+}
 
 uint64_t rill_timer_remaining(const rill_timer *timer) {
-  if (!timer || !timer->active)
+  if (handle_check(timer, handle_kind::timer) != 0 || !timer->active)
     return 0;
   uint64_t due = timer->base->timers[timer->heap_index].due_ns;
   uint64_t now = timer->base->now_ns;
@@ -191,10 +190,10 @@ uint64_t rill_timer_remaining(const rill_timer *timer) {
 }
 
 void rill_timer_free(rill_timer *timer) {
-  if (!timer || timer->dead)
+  if (handle_check(timer, handle_kind::timer) != 0)
     return;
   disarm(timer);
-  handle_retire(timer);
+  handle_close(timer);
 }
 
 }  // extern "C"

@@ -71,24 +71,57 @@ bool localhost_lookup(const char *name, int family, vec<sockaddr_storage> &out) 
   return true;
 }
 
+namespace {
+
+// Reads the next line (without its newline) into `line`, NUL-terminated.
+// Returns false at the end of the file. A line longer than hosts_max_line,
+// one holding a NUL byte, or one that memory cannot hold comes back empty:
+// it is skipped whole, so no part of it is ever read as an entry.
+bool read_line(FILE *f, vec<char> &line) {
+  line.clear();
+  bool usable = true;
+  int ch;
+  while ((ch = getc_unlocked(f)) != EOF && ch != '\n') {
+    if (!usable)
+      continue;
+    if (ch == '\0' || line.size() >= hosts_max_line || !line.reserve(line.size() + 2)) {
+      usable = false;
+      continue;
+    }
+    line.push(static_cast<char>(ch));
+  }
+  if (ch == EOF && line.empty() && usable)
+    return false;
+  if (!usable)
+    line.clear();
+  if (line.reserve(line.size() + 1))
+    line.push('\0');
+  return true;
+}
+
+}  // namespace
+
 bool hosts_lookup(const char *path, const char *name, int family, vec<sockaddr_storage> &out,
                   char *canonical, size_t canonical_size) {
   FILE *f = std::fopen(path, "re");
   if (!f)
     return false;
   bool named = false;
-  char line[1024];
-  while (std::fgets(line, sizeof line, f)) {
+  vec<char> buf;
+  while (read_line(f, buf)) {
+    if (buf.empty())
+      continue;  // out of memory even for the terminator: nothing to parse
+    char *line = buf.data();
     if (char *hash = std::strchr(line, '#'))
       *hash = '\0';
     char *save = nullptr;
-    char *addr = strtok_r(line, " \t\r\n", &save);
+    char *addr = strtok_r(line, hosts_blanks, &save);
     if (!addr)
       continue;
     sockaddr_storage ss;
     int have = parse_numeric(addr, &ss);
     const char *first = nullptr;
-    for (char *n = strtok_r(nullptr, " \t\r\n", &save); n; n = strtok_r(nullptr, " \t\r\n", &save)) {
+    for (char *n = strtok_r(nullptr, hosts_blanks, &save); n; n = strtok_r(nullptr, hosts_blanks, &save)) {
       if (!first)
         first = n;
       if (!same_name(n, name))

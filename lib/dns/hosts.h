@@ -4,13 +4,26 @@
 
 #include <sys/socket.h>
 
+#include <cstddef>
+
 #include "core/vec.h"
 
 namespace rill::detail {
 
+// The longest hosts-file line read, in bytes without the newline. A longer
+// line, or one holding a NUL byte, is skipped whole: no real entry is that
+// long, and reading part of it could turn text inside a comment into an
+// entry.
+constexpr size_t hosts_max_line = 64 * 1024;
+
+// What separates the fields of a line.
+constexpr const char *hosts_blanks = " \t\r";
+
 // Appends the addresses the hosts file at `path` lists for `name` (within
 // `family`) and returns true if it names the host; `canonical` gets the first
-// name of the first matching line. A missing file names nothing.
+// name of the first matching line. A missing file names nothing. Lines are
+// read whole, whatever their length (up to hosts_max_line), and text after a
+// '#' is a comment.
 bool hosts_lookup(const char *path, const char *name, int family, vec<sockaddr_storage> &out,
                   char *canonical, size_t canonical_size);
 

@@ -1,5 +1,13 @@
 // The portable context switch, for targets without assembly here: ucontext.
-// Slower (swapcontext saves the signal mask with a system call) but correct.
+// Slower (swapcontext saves and restores the signal mask with system calls)
+// but correct.
+//
+// The signal mask belongs to the thread, not to a fiber: swapcontext would
+// restore the mask saved in the target's record (when it was made, or when
+// it last switched away), undoing any change made since, such as the base
+// blocking a signal it starts to watch. So the current mask is copied into
+// the target before every switch, and the switch leaves the mask as it is.
+#include <signal.h>
 #include <ucontext.h>
 #include <cstdint>
 #include <new>
@@ -43,7 +51,9 @@ void context_switch(void **from, void *to) {
   // current one, and only the switch itself needs it.
   uctx self;
   *from = &self;
-  swapcontext(&self.uc, &static_cast<uctx *>(to)->uc);
+  ucontext_t *target = &static_cast<uctx *>(to)->uc;
+  pthread_sigmask(SIG_BLOCK, nullptr, &target->uc_sigmask);
+  swapcontext(&self.uc, target);
 }
 
 }  // namespace rill::detail

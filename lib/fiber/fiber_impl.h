@@ -1,10 +1,18 @@
 // The fiber scheduler's internals, shared by lib/fiber's files. The facade
 // is built on the public API only (rill.h) plus its own context switch.
+// Two internal headers are used for what is not behaviour: lib/fiber is
+// compiled into the same library as lib/core, and allocates through
+// core/alloc.h (rill_set_allocator's allocator, so a failed allocation is
+// RILL_ENOMEM like everywhere else in rill) and links its queues with the
+// shared intrusive list of core/list.h; lifetimes follow core/lifetime.h.
 #ifndef RILL_FIBER_IMPL_H
 #define RILL_FIBER_IMPL_H
 
 #include <cstddef>
 
+#include "core/alloc.h"
+#include "core/lifetime.h"
+#include "core/list.h"
 #include "rill.h"
 
 namespace rill::detail {
@@ -18,15 +26,15 @@ int fiber_park();
 // a bug in the caller.
 void fiber_unpark(rill_fiber *f, int status);
 
-// A FIFO of parked fibers: what waits on one thing (a lock, a wait group,
-// an accept).
+// A FIFO of fibers: the ready queue, or what waits on one thing (a lock, a
+// wait group, an accept). A fiber is on at most one queue at a time, linked
+// through its own node, so queueing never allocates.
 struct fiber_queue {
-  rill_fiber *head = nullptr;
-  rill_fiber *tail = nullptr;
-  bool empty() const { return head == nullptr; }
+  list fibers;
+  bool empty() const { return fibers.empty(); }
   void push(rill_fiber *f);
   rill_fiber *pop();
-  bool remove(rill_fiber *f);
+  rill_fiber *back() const;
 };
 
 // Parks the running fiber on `q`.

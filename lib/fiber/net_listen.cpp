@@ -3,46 +3,101 @@
 // The listener accepts only while a fiber waits in rill_net_accept(), so
 // connections nobody asked for stay in the kernel's backlog, as they do for
 // a Go listener until Accept is called (G9: a full backlog stays full).
-#include <cstdio>
 #include <cstring>
-#include <deque>
-#include <new>
 
+#include "core/vec.h"
 #include "fiber/net_impl.h"
 
+// Lifetime (core/lifetime.h): held by its user until
+// rill_net_listener_free(), and by every fiber inside rill_net_accept().
+// rill_net_listener_close() closes the callback-API listener at once (it has
+// no close callback) and wakes every parked acceptor with RILL_ECLOSED: the
+// handle is CLOSED, every later call says RILL_ECLOSED, and the last
+// release frees it.
 struct rill_net_listener {
-  rill_listener *listener;
-  std::deque<rill_conn *> ready;
+  rill::detail::life lifetime;
+  rill_listener *listener;  // nullptr once closed
+  bool user_released = false;
+  // Accepted connections no fiber has taken yet, oldest at ready_head.
+  rill::detail::vec<rill_conn *> ready;
+  size_t ready_head = 0;
   rill::detail::fiber_queue acceptors;
   int pending_error = 0;  // an accept error to hand the next acceptor
-  bool closed = false;
-  int inside = 0;
+  char addr[RILL_ADDRSTRLEN] = "";  // Go's Addr() still answers after Close
 };
 
 namespace rill::detail {
 namespace {
 
+void release(rill_net_listener *nl) {
+  if (!life_release(nl->lifetime))
+    return;
+  destroy(nl);
+}
+
+using hold = held<rill_net_listener, release>;
+
+bool ready_empty(const rill_net_listener *nl) { return nl->ready_head == nl->ready.size(); }
+
+rill_conn *ready_pop(rill_net_listener *nl) {
+  rill_conn *conn = nl->ready[nl->ready_head++];
+  if (ready_empty(nl)) {
+    nl->ready.clear();
+    nl->ready_head = 0;
+  }
+  return conn;
+}
+
+// Hands an accept error to the next acceptor (Go hands accept errors, such
+// as EMFILE, to Accept's caller), or keeps it for the next one to come.
+void report_error(rill_net_listener *nl, int status) {
+  if (rill_fiber *f = nl->acceptors.pop())
+    fiber_unpark(f, status);
+  else
+    nl->pending_error = status;
+}
+
 void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
   auto *nl = static_cast<rill_net_listener *>(arg);
   if (status < 0) {
-    // Go hands accept errors to Accept's caller (EMFILE, say): the next
-    // acceptor gets it.
-    if (rill_fiber *f = nl->acceptors.pop())
-      fiber_unpark(f, status);
-    else
-      nl->pending_error = status;
+    report_error(nl, status);
     return;
   }
-  nl->ready.push_back(conn);
+  if (!nl->ready.push(conn)) {
+    // Out of memory to queue it: the connection is refused, and the
+    // acceptor hears why.
+    rill_conn_abort(conn);
+    report_error(nl, RILL_ENOMEM);
+    return;
+  }
   if (rill_fiber *f = nl->acceptors.pop())
     fiber_unpark(f, 0);
   if (nl->acceptors.empty())
     rill_listener_pause(l);  // the next one waits in the backlog
 }
 
-void maybe_free(rill_net_listener *nl) {
-  if (nl->closed && nl->inside == 0)
-    delete nl;
+int accept_held(rill_net_listener *nl, rill_net_conn **out) {
+  int err = 0;
+  while (nl->lifetime.open() && ready_empty(nl) && !nl->pending_error && !err) {
+    rill_listener_resume(nl->listener);
+    err = fiber_wait(nl->acceptors);
+  }
+  if (!nl->lifetime.open())
+    return RILL_ECLOSED;
+  if (err)
+    return err;
+  if (nl->pending_error) {
+    err = nl->pending_error;
+    nl->pending_error = 0;
+    return err;
+  }
+  rill_conn *conn = ready_pop(nl);
+  *out = net_conn_wrap(conn);
+  if (!*out) {
+    rill_conn_abort(conn);
+    return RILL_ENOMEM;
+  }
+  return 0;
 }
 
 struct dial_wait {
@@ -74,15 +129,16 @@ int rill_net_listen(const char *network, const char *address, const rill_net_opt
     return RILL_ENOTFIBER;
   if (!out)
     return RILL_EINVAL;
-  auto *nl = new (std::nothrow) rill_net_listener();
+  auto *nl = make<rill_net_listener>();
   if (!nl)
     return RILL_ENOMEM;
   int err = rill_listen(base, network, address, options, on_accept, nl, &nl->listener);
   if (err) {
-    delete nl;
+    destroy(nl);
     return err;
   }
   rill_listener_pause(nl->listener);  // until someone accepts
+  rill_listener_addr(nl->listener, nl->addr, sizeof nl->addr);
   *out = nl;
   return 0;
 }
@@ -90,53 +146,41 @@ int rill_net_listen(const char *network, const char *address, const rill_net_opt
 int rill_net_accept(rill_net_listener *nl, rill_net_conn **out) {
   if (!nl || !out)
     return RILL_EINVAL;
-  rill_fiber *self = rill_fiber_current();
-  if (!self)
+  if (!rill_fiber_current())
     return RILL_ENOTFIBER;
-  if (nl->closed)
+  if (!nl->lifetime.open())
     return RILL_ECLOSED;
-  nl->inside++;
-  int err = 0;
-  while (!nl->closed && nl->ready.empty() && !nl->pending_error && !err) {
-    rill_listener_resume(nl->listener);
-    err = fiber_wait(nl->acceptors);
-  }
-  if (!err && nl->pending_error) {
-    err = nl->pending_error;
-    nl->pending_error = 0;
-  }
-  if (!err && nl->closed)
-    err = RILL_ECLOSED;
-  if (!err) {
-    rill_conn *conn = nl->ready.front();
-    nl->ready.pop_front();
-    *out = net_conn_wrap(conn);
-    if (!*out) {
-      rill_conn_abort(conn);
-      err = RILL_ENOMEM;
-    }
-  }
-  nl->inside--;
-  maybe_free(nl);
-  return err;
+  hold inside(nl);  // across the park: a close or free meanwhile frees nothing
+  return accept_held(nl, out);
 }
 
 int rill_net_listener_addr(const rill_net_listener *nl, char *buf, size_t size) {
-  if (!nl || nl->closed)
-    return nl ? RILL_ECLOSED : RILL_EINVAL;
-  return rill_listener_addr(nl->listener, buf, size);
+  if (!nl || !buf || std::strlen(nl->addr) >= size)
+    return RILL_EINVAL;
+  std::strcpy(buf, nl->addr);
+  return static_cast<int>(std::strlen(buf));
 }
 
-void rill_net_listener_close(rill_net_listener *nl) {
-  if (!nl || nl->closed)
-    return;
-  nl->closed = true;
+int rill_net_listener_close(rill_net_listener *nl) {
+  if (!nl)
+    return RILL_EINVAL;
+  if (!nl->lifetime.open())
+    return RILL_ECLOSED;
+  nl->lifetime.state = life_state::closed;  // no close report: closed at once
   rill_listener_close(nl->listener);
-  for (rill_conn *conn : nl->ready)
-    rill_conn_abort(conn);
-  nl->ready.clear();
+  nl->listener = nullptr;
+  while (!ready_empty(nl))
+    rill_conn_abort(ready_pop(nl));
   fiber_wake_all(nl->acceptors, RILL_ECLOSED);
-  maybe_free(nl);
+  return 0;
+}
+
+void rill_net_listener_free(rill_net_listener *nl) {
+  if (!nl || nl->user_released)
+    return;
+  rill_net_listener_close(nl);
+  nl->user_released = true;
+  release(nl);
 }
 
 int rill_net_dial(const char *network, const char *address, const rill_net_options *options,

@@ -12,11 +12,9 @@
 //
 // Under AddressSanitizer and ThreadSanitizer every switch is announced to
 // the sanitizer, which otherwise mistakes a new stack for a wild access.
-#include <sys/mman.h>
 #include <cstdlib>
-#include <new>
-#include <vector>
 
+#include "core/vec.h"
 #include "fiber/context.h"
 #include "fiber/fiber_impl.h"
 #include "fiber/stack.h"
@@ -53,8 +51,9 @@ struct rill_fiber {
   rill::detail::scheduler *sched;
   rill_fiber_fn fn;
   void *arg;
-  rill_fiber *next = nullptr;  // in the ready queue or a wait queue
+  rill::detail::list_node queue_node;  // in the ready queue or a wait queue
   bool done = false;
+  bool yielded = false;  // parked by rill_yield(), not by a wait
   int wake_status = 0;
   rill_timer *sleep_timer = nullptr;
 #ifdef RILL_FIBER_TSAN
@@ -76,7 +75,7 @@ struct scheduler {
   fiber_queue ready;
   rill_timer *kick = nullptr;
   size_t live = 0;
-  std::vector<fiber_stack> pool;  // default-size stacks for reuse
+  vec<fiber_stack> pool;  // default-size stacks for reuse
 #ifdef RILL_FIBER_ASAN
   const void *loop_stack_bottom = nullptr;
   size_t loop_stack_size = 0;
@@ -103,12 +102,12 @@ void run_ready(rill_timer *, void *arg);
 scheduler *get_or_create(rill_base *base) {
   if (scheduler *s = find(base))
     return s;
-  auto *s = new (std::nothrow) scheduler();
+  auto *s = make<scheduler>();
   if (!s)
     return nullptr;
   s->base = base;
   if (rill_timer_new(base, run_ready, s, &s->kick) != 0) {
-    delete s;
+    destroy(s);
     return nullptr;
   }
   s->next_on_thread = schedulers;
@@ -123,9 +122,9 @@ void destroy_scheduler(scheduler *s) {
       break;
     }
   rill_timer_free(s->kick);
-  for (fiber_stack &st : s->pool)
-    stack_free(st);
-  delete s;
+  for (size_t i = 0; i < s->pool.size(); i++)
+    stack_free(s->pool[i]);
+  destroy(s);
 }
 
 // Saves the current context in *save and continues `to`, whose stack is
@@ -152,6 +151,15 @@ void switch_stacks(void **save, void *to, const void *stack_bottom, size_t stack
 
 // From the loop into `f`, until it parks or ends.
 void switch_into(scheduler *s, rill_fiber *f) {
+  // G29: time is read when it is asked for. Fibers run back to back from
+  // one kick, so the loop's clock may be as old as every fiber that ran
+  // before this one; refreshed here, rill_base_now() inside a fiber that
+  // starts or returns from a blocking call (a deadline of now + d) starts
+  // from the real time. A yield only lets others run: it skips the clock
+  // read (about a third of a yield's cost).
+  if (!f->yielded)
+    rill_base_update_time(s->base);
+  f->yielded = false;
   // A fiber may run another base's loop; its own fiber comes back after.
   rill_fiber *outer = running;
   running = f;
@@ -201,11 +209,11 @@ void release(scheduler *s, rill_fiber *f) {
 #ifdef RILL_FIBER_TSAN
   __tsan_destroy_fiber(f->tsan_fiber);
 #endif
-  if (f->stack.size == default_stack_size && s->pool.size() < pooled_stacks_max)
-    s->pool.push_back(f->stack);
-  else
+  // A stack that cannot be pooled (the pool is full, or cannot grow) is
+  // unmapped: pooling is an optimisation, never a reason to fail.
+  if (f->stack.size != default_stack_size || s->pool.size() >= pooled_stacks_max || !s->pool.push(f->stack))
     stack_free(f->stack);
-  delete f;
+  destroy(f);
   if (--s->live == 0)
     destroy_scheduler(s);
 }
@@ -220,7 +228,7 @@ void run_ready(rill_timer *, void *arg) {
   // hand-off between fibers) run too, up to a budget: cooperating fibers do
   // not pay a loop iteration per switch, and the loop still polls at least
   // every `extra_switches` switches, so io cannot starve.
-  rill_fiber *last = s->ready.tail;
+  rill_fiber *last = s->ready.back();
   bool past_last = false;
   int extra = 0;
   while (!s->ready.empty() && (!past_last || extra++ < extra_switches)) {
@@ -240,6 +248,7 @@ void run_ready(rill_timer *, void *arg) {
 
 void make_ready(rill_fiber *f) {
   scheduler *s = f->sched;
+  list::remove(&f->queue_node);  // a fiber woken directly leaves its wait queue
   s->ready.push(f);
   if (!rill_timer_active(s->kick))
     rill_timer_start(s->kick, 0, 0);
@@ -249,40 +258,15 @@ void on_sleep_done(rill_timer *, void *arg) { fiber_unpark(static_cast<rill_fibe
 
 }  // namespace
 
-void fiber_queue::push(rill_fiber *f) {
-  f->next = nullptr;
-  if (tail)
-    tail->next = f;
-  else
-    head = f;
-  tail = f;
-}
+void fiber_queue::push(rill_fiber *f) { fibers.push_back(&f->queue_node); }
 
 rill_fiber *fiber_queue::pop() {
-  rill_fiber *f = head;
-  if (f) {
-    head = f->next;
-    if (!head)
-      tail = nullptr;
-    f->next = nullptr;
-  }
-  return f;
+  list_node *n = fibers.pop_front();
+  return n ? RILL_CONTAINER_OF(n, rill_fiber, queue_node) : nullptr;
 }
 
-bool fiber_queue::remove(rill_fiber *f) {
-  rill_fiber *prev = nullptr;
-  for (rill_fiber *x = head; x; prev = x, x = x->next)
-    if (x == f) {
-      if (prev)
-        prev->next = x->next;
-      else
-        head = x->next;
-      if (tail == x)
-        tail = prev;
-      x->next = nullptr;
-      return true;
-    }
-  return false;
+rill_fiber *fiber_queue::back() const {
+  return fibers.empty() ? nullptr : RILL_CONTAINER_OF(fibers.head.prev, rill_fiber, queue_node);
 }
 
 int fiber_park() {
@@ -335,7 +319,7 @@ int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_siz
   scheduler *s = get_or_create(base);
   if (!s)
     return RILL_ENOMEM;
-  auto *f = new (std::nothrow) rill_fiber();
+  auto *f = make<rill_fiber>();
   if (!f) {
     if (s->live == 0)
       destroy_scheduler(s);
@@ -355,7 +339,7 @@ int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_siz
     err = stack_alloc(stack_size, &f->stack);
   }
   if (err) {
-    delete f;
+    destroy(f);
     if (s->live == 0)
       destroy_scheduler(s);
     return err;
@@ -383,6 +367,7 @@ size_t rill_fiber_count(const rill_base *base) {
 int rill_yield(void) {
   if (!running)
     return RILL_ENOTFIBER;
+  running->yielded = true;
   make_ready(running);
   fiber_park();
   return 0;
@@ -397,6 +382,9 @@ int rill_sleep(uint64_t ms) {
     if (err)
       return err;
   }
+  // G29: a sleep is measured from now, not from when the loop last read the
+  // clock: this fiber may have run for a while since.
+  rill_base_update_time(f->sched->base);
   int err = rill_timer_start(f->sleep_timer, ms, 0);
   if (err)
     return err;

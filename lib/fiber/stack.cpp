@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <cerrno>
+#include <cstdint>
 
 #include "rill/error.h"
 
@@ -29,6 +30,10 @@ size_t page_size() {
 
 int stack_alloc(size_t size, fiber_stack *out) {
   size_t page = page_size();
+  // Rounding up and adding the guard page must not wrap: a size this close
+  // to SIZE_MAX would round to 0 and map a stack with no room at all.
+  if (size > SIZE_MAX - 2 * page)
+    return RILL_EINVAL;
   size = (size + page - 1) & ~(page - 1);
   void *p = mmap(nullptr, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);

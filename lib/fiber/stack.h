@@ -13,7 +13,9 @@ struct fiber_stack {
   size_t size = 0;       // usable bytes
 };
 
-// Rounds `size` up to whole pages; 0 on failure (errno set).
+// Rounds `size` up to whole pages. Returns 0, RILL_EINVAL for a size too
+// close to SIZE_MAX to round, or -errno from mmap (-ENOMEM for a size the
+// address space cannot hold).
 int stack_alloc(size_t size, fiber_stack *out);
 void stack_free(fiber_stack &s);
 

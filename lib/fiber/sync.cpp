@@ -1,6 +1,4 @@
 // Wait groups (Go's sync.WaitGroup) for fibers.
-#include <new>
-
 #include "fiber/fiber_impl.h"
 
 struct rill_waitgroup {
@@ -15,7 +13,7 @@ extern "C" {
 int rill_waitgroup_new(rill_waitgroup **out) {
   if (!out)
     return RILL_EINVAL;
-  *out = new (std::nothrow) rill_waitgroup();
+  *out = make<rill_waitgroup>();
   return *out ? 0 : RILL_ENOMEM;
 }
 
@@ -41,6 +39,6 @@ int rill_waitgroup_wait(rill_waitgroup *wg) {
   return fiber_wait(wg->waiters);
 }
 
-void rill_waitgroup_free(rill_waitgroup *wg) { delete wg; }
+void rill_waitgroup_free(rill_waitgroup *wg) { destroy(wg); }
 
 }  // extern "C"

@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <sys/un.h>
 #include <cerrno>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -100,6 +102,28 @@ int parse_unix(const char *address, sockaddr_storage *out, socklen_t *len) {
   return 0;
 }
 
+// A zone is an interface name or the decimal index of one: digits only (no
+// sign, no space), and within the 32 bits of sin6_scope_id, so
+// "%4294967297" cannot wrap around to interface 1.
+int parse_zone(const char *zone, uint32_t *index) {
+  if (unsigned named = if_nametoindex(zone)) {
+    *index = named;
+    return 0;
+  }
+  uint64_t value = 0;
+  for (const char *p = zone; *p; p++) {
+    if (*p < '0' || *p > '9')
+      return RILL_EINVAL;
+    value = value * 10 + static_cast<uint64_t>(*p - '0');
+    if (value > UINT32_MAX)
+      return RILL_EINVAL;
+  }
+  if (zone[0] == '\0')
+    return RILL_EINVAL;
+  *index = static_cast<uint32_t>(value);
+  return 0;
+}
+
 }  // namespace
 
 int parse_address(net_kind kind, const char *address, sockaddr_storage *out, socklen_t *len) {
@@ -144,14 +168,9 @@ int parse_address(net_kind kind, const char *address, sockaddr_storage *out, soc
     in6->sin6_family = AF_INET6;
     in6->sin6_port = htons(static_cast<uint16_t>(port));
     if (zone[0]) {
-      unsigned index = if_nametoindex(zone);
-      if (index == 0) {
-        char *end;
-        unsigned long n = std::strtoul(zone, &end, 10);
-        if (*end != '\0')
-          return RILL_EINVAL;
-        index = static_cast<unsigned>(n);
-      }
+      uint32_t index;
+      if ((err = parse_zone(zone, &index)) != 0)
+        return err;
       in6->sin6_scope_id = index;
     }
     *len = sizeof *in6;
@@ -163,12 +182,37 @@ int parse_address(net_kind kind, const char *address, sockaddr_storage *out, soc
   return RILL_ENEEDDNS;
 }
 
+// The bytes a family's address needs before it can be formatted; 0 for a
+// family rill does not format.
+static size_t family_min_len(sa_family_t family) {
+  switch (family) {
+    case AF_INET:
+      return sizeof(sockaddr_in);
+    case AF_INET6:
+      return sizeof(sockaddr_in6);
+    case AF_UNIX:
+      return offsetof(sockaddr_un, sun_path);
+    default:
+      return 0;
+  }
+}
+
+// Reads only the `len` bytes the caller vouches for: the family first, and
+// the rest only once `len` covers the whole structure of that family.
 int format_address(const sockaddr *sa, socklen_t len, char *buf, size_t size) {
-  if (!sa || !buf || size == 0)
+  if (!sa || !buf || size == 0 || len < sizeof(sa_family_t))
+    return RILL_EINVAL;
+  sa_family_t family;
+  std::memcpy(&family, reinterpret_cast<const char *>(sa) + offsetof(sockaddr, sa_family),
+              sizeof family);
+  size_t need = family_min_len(family);
+  if (need == 0)
+    return RILL_EAFNOSUPPORT;
+  if (len < need)
     return RILL_EINVAL;
   char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
   int n;
-  switch (sa->sa_family) {
+  switch (family) {
     case AF_INET: {
       auto *in4 = reinterpret_cast<const sockaddr_in *>(sa);
       inet_ntop(AF_INET, &in4->sin_addr, host, sizeof host);
@@ -178,30 +222,33 @@ int format_address(const sockaddr *sa, socklen_t len, char *buf, size_t size) {
     case AF_INET6: {
       auto *in6 = reinterpret_cast<const sockaddr_in6 *>(sa);
       inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-      char zone[IF_NAMESIZE + 2] = "";
+      char zone[IF_NAMESIZE + 12] = "";
       if (in6->sin6_scope_id) {
         char name[IF_NAMESIZE];
         if (if_indextoname(in6->sin6_scope_id, name))
           std::snprintf(zone, sizeof zone, "%%%s", name);
         else
-          std::snprintf(zone, sizeof zone, "%%%u", in6->sin6_scope_id);
+          std::snprintf(zone, sizeof zone, "%%%u", static_cast<unsigned>(in6->sin6_scope_id));
       }
       n = std::snprintf(buf, size, "[%s%s]:%u", host, zone, ntohs(in6->sin6_port));
       break;
     }
-    case AF_UNIX: {
-      auto *un = reinterpret_cast<const sockaddr_un *>(sa);
-      size_t path_len = len > offsetof(sockaddr_un, sun_path) ? len - offsetof(sockaddr_un, sun_path) : 0;
-      if (path_len > 0 && un->sun_path[0] == '\0') {
-        n = std::snprintf(buf, size, "@%.*s", static_cast<int>(path_len - 1), un->sun_path + 1);
+    default: {  // AF_UNIX: the path is whatever `len` covers past the family
+      const char *path = reinterpret_cast<const char *>(sa) + offsetof(sockaddr_un, sun_path);
+      // Never past sun_path either: a longer `len` adds nothing a path can hold.
+      size_t path_len = len - offsetof(sockaddr_un, sun_path);
+      if (path_len > sizeof(sockaddr_un::sun_path))
+        path_len = sizeof(sockaddr_un::sun_path);
+      if (path_len > 0 && path[0] == '\0') {
+        // Linux's abstract namespace: "@name", the name running to `len`.
+        size_t name_len = strnlen(path + 1, path_len - 1);
+        n = std::snprintf(buf, size, "@%.*s", static_cast<int>(name_len), path + 1);
       } else {
-        size_t plen = strnlen(un->sun_path, path_len);
-        n = std::snprintf(buf, size, "%.*s", static_cast<int>(plen), un->sun_path);
+        size_t plen = strnlen(path, path_len);
+        n = std::snprintf(buf, size, "%.*s", static_cast<int>(plen), path);
       }
       break;
     }
-    default:
-      return RILL_EAFNOSUPPORT;
   }
   return n < 0 ? RILL_EINVAL : (static_cast<size_t>(n) >= size ? RILL_EINVAL : n);
 }

@@ -412,13 +412,14 @@ int rill_dialer_cancel(rill_dialer *d) {
 }
 
 int rill_dialer_format_error(const rill_dialer *d, int err, char *buf, size_t size) {
-  if (!d)
+  // As snprintf (and rill_format_op_error): a NULL buffer only to measure.
+  if (!d || (!buf && size))
     return RILL_EINVAL;
   if (d->host[0] && (RILL_IS_DNS_ERROR(err) || d->targets.empty())) {
     // Failed during the lookup. Go: "dial tcp: lookup example.invalid: no such host"
     int n = std::snprintf(buf, size, "dial %s: lookup %s: %s", network_name(d->kind), d->host,
                           rill_strerror(err));
-    return n < 0 || static_cast<size_t>(n) >= size ? RILL_EINVAL : n;
+    return n < 0 ? RILL_EINVAL : n;
   }
   return rill_format_op_error(buf, size, "dial", network_name(d->kind),
                               d->local_address[0] ? d->local_address : nullptr, d->address,

@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 #include "core/alloc.h"
@@ -104,6 +105,31 @@ void on_readable(rill_io *, int, unsigned, void *arg) {
   }
 }
 
+// unlink_stale: a socket file is in the way of bind(). It is removed only
+// when a connect to it is refused (nobody serves it) and it is a socket.
+// Returns 0 when the path is free to bind again. When the probe cannot even
+// be made (-EMFILE ...) nothing is known about the file, so it stays, and
+// the probe's error is returned; a file somebody serves gives -EADDRINUSE.
+int remove_stale_socket(const sockaddr_storage &ss, socklen_t len) {
+  auto *un = reinterpret_cast<const sockaddr_un *>(&ss);
+  int probe = socket_open(AF_UNIX, SOCK_STREAM);
+  if (probe < 0)
+    return probe;
+  int rc = connect(probe, reinterpret_cast<const sockaddr *>(&ss), len);
+  int connect_err = rc < 0 ? errno : 0;
+  socket_close(probe);
+  if (connect_err == ENOENT)
+    return 0;  // gone meanwhile: bind may simply be tried again
+  if (connect_err != ECONNREFUSED)
+    return -EADDRINUSE;  // answered, busy (EAGAIN), or not ours to judge
+  struct stat st;
+  if (lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+    return -EADDRINUSE;
+  if (unlink(un->sun_path) < 0 && errno != ENOENT)
+    return -EADDRINUSE;
+  return 0;
+}
+
 int bind_and_listen(rill_listener *l, const char *network, const char *address,
                     const rill_net_options *opts, const sockaddr_storage &ss, socklen_t len) {
   int fd = l->fd;
@@ -129,27 +155,31 @@ int bind_and_listen(rill_listener *l, const char *network, const char *address,
   }
   if (opts && opts->control && (err = opts->control(fd, network, address, opts->control_arg)) < 0)
     return err;
+  auto *un = reinterpret_cast<const sockaddr_un *>(&ss);
+  bool is_path = l->kind == net_kind::unix_stream && un->sun_path[0] != '\0';
   if (bind(fd, reinterpret_cast<const sockaddr *>(&ss), len) < 0) {
     err = -errno;
-    auto *un = reinterpret_cast<const sockaddr_un *>(&ss);
-    if (err != -EADDRINUSE || l->kind != net_kind::unix_stream || !opts || !opts->unlink_stale ||
-        un->sun_path[0] == '\0')
+    if (err != -EADDRINUSE || !is_path || !opts || !opts->unlink_stale)
       return err;
-    // A socket file is in the way: remove it only if nobody answers on it.
-    int probe = socket_open(AF_UNIX, SOCK_STREAM);
-    bool served = probe >= 0 && (connect(probe, reinterpret_cast<const sockaddr *>(&ss), len) == 0 ||
-                                 errno == EAGAIN || errno == EINPROGRESS);
-    socket_close(probe);
-    struct stat st;
-    if (served || lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+    if ((err = remove_stale_socket(ss, len)) != 0)
       return err;
-    unlink(un->sun_path);
     if (bind(fd, reinterpret_cast<const sockaddr *>(&ss), len) < 0)
       return -errno;
   }
+  // The file is ours from here: any failure until rill_listen() returns
+  // removes it (rill_listen's error path too, through unlink_path), and
+  // never a file this call did not create.
+  if (is_path)
+    std::snprintf(l->unlink_path, sizeof l->unlink_path, "%s", un->sun_path);
   int backlog = opts && opts->backlog > 0 ? opts->backlog : socket_listen_backlog();
-  if (listen(fd, backlog) < 0)
-    return -errno;
+  if (listen(fd, backlog) < 0) {
+    err = -errno;
+    if (is_path) {
+      unlink(l->unlink_path);
+      l->unlink_path[0] = '\0';
+    }
+    return err;
+  }
   return 0;
 }
 
@@ -211,6 +241,8 @@ int rill_listen(rill_base *base, const char *network, const char *address,
   if (err) {
     rill_io_free(l->io);
     socket_close(l->fd);
+    if (l->unlink_path[0])
+      unlink(l->unlink_path);  // set only once this call created the file
     destroy(l);
     return err;
   }

@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 
@@ -49,14 +50,21 @@ int set_int(int fd, int level, int name, int value) {
 }  // namespace
 
 bool ipv6_available() {
-  static int cached = -1;  // racy but idempotent: every thread computes the same
-  if (cached < 0) {
+  // Threads may ask at once (each base on its own thread): an atomic, so
+  // the answer is published safely. Two threads may both probe the first
+  // time; they find the same thing, and either store is right.
+  static std::atomic<int> cached{-1};
+  int known = cached.load(std::memory_order_acquire);
+  if (known < 0) {
     int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    cached = fd >= 0;
+    if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM))
+      return false;  // says nothing about IPv6: ask again next time
+    known = fd >= 0;
     if (fd >= 0)
       close(fd);
+    cached.store(known, std::memory_order_release);
   }
-  return cached == 1;
+  return known == 1;
 }
 
 int socket_open(int family, int type) {

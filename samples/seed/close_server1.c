@@ -14,10 +14,10 @@ static void run(void *arg) {
   (void)arg;
   if (!(l = seed_listen(NULL)) || !(c = seed_accept_one(l))) {
     seed_status = 1;
-    rill_net_listener_close(l);
+    rill_net_listener_free(l);
     return;
   }
-  rill_net_listener_close(l);
+  rill_net_listener_free(l);
   say("start to read from conn");
   if ((n = rill_net_read(c, buf, sizeof buf)) < 0)
     say("conn read error: %s", seed_conn_error(c, "read", (int)n));

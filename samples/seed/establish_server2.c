@@ -39,7 +39,7 @@ static void run(void *arg) {
   }
   for (i = 0; i < n; i++)
     rill_net_conn_free(conns[i]);
-  rill_net_listener_close(l);
+  rill_net_listener_free(l);
 }
 
 int main(int argc, char **argv) {

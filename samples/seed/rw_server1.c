@@ -21,10 +21,10 @@ static void run(void *arg) {
   (void)arg;
   if (!(l = seed_listen(NULL)) || !(c = seed_accept_one(l))) {
     seed_status = 1;
-    rill_net_listener_close(l);
+    rill_net_listener_free(l);
     return;
   }
-  rill_net_listener_close(l);
+  rill_net_listener_free(l);
   say("start to read from conn");
   t0 = seed_clock_ms();
   cpu0 = cpu_ms();

@@ -10,10 +10,10 @@ static void run(void *arg) {
   (void)arg;
   if (!(l = seed_listen(NULL)) || !(c = seed_accept_one(l))) {
     seed_status = 1;
-    rill_net_listener_close(l);
+    rill_net_listener_free(l);
     return;
   }
-  rill_net_listener_close(l);
+  rill_net_listener_free(l);
   for (;;) {
     char buf[10];
     ssize_t n;

@@ -22,10 +22,10 @@ static void run(void *arg) {
   (void)arg;
   if (!(l = seed_listen(NULL)) || !(c = seed_accept_one(l))) {
     seed_status = 1;
-    rill_net_listener_close(l);
+    rill_net_listener_free(l);
     return;
   }
-  rill_net_listener_close(l);
+  rill_net_listener_free(l);
 
   say("start to read from conn (deadline soon, no data yet)");
   rill_net_set_deadline(c, RILL_DEADLINE_READ, rill_base_now(base) + seed_ms(1000, 100));

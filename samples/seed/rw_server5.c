@@ -20,10 +20,10 @@ static void run(void *arg) {
   (void)arg;
   if (!(l = seed_listen(NULL)) || !(c = seed_accept_one(l))) {
     seed_status = 1;
-    rill_net_listener_close(l);
+    rill_net_listener_free(l);
     return;
   }
-  rill_net_listener_close(l);
+  rill_net_listener_free(l);
   rill_net_set_read_buffer(c, 32 * 1024);
   rill_sleep(seed_ms(10000, 300));
   for (i = 0; i < READS; i++) {

@@ -15,10 +15,10 @@ static void run(void *arg) {
   (void)arg;
   if (!(l = seed_listen(NULL)) || !(c = seed_accept_one(l))) {
     seed_status = 1;
-    rill_net_listener_close(l);
+    rill_net_listener_free(l);
     return;
   }
-  rill_net_listener_close(l);
+  rill_net_listener_free(l);
   rill_net_set_read_buffer(c, 32 * 1024);
   rill_sleep(seed_ms(3000, 300)); /* past the client's write deadline */
   say("start to read from conn until EOF");

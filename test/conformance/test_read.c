@@ -53,10 +53,15 @@ static void test_g12_no_data_waits_idle(void **state) {
   nu_pair_accepted(base, "127.0.0.1", NULL, &p);
   nu_reader_init(&r);
   nu_reader_start(p.conn, &r);
-  nu_stop_after(base, 200);
   rill_base_stats_get(base, &s0);
   c0 = cpu_us();
   t0 = tu_now_ms();
+  /* The stop timer counts from the base's cached clock, which is as old
+   * as the last iteration: on a loaded machine that is long before t0,
+   * and the timer would fire less than 200 ms after it. Read the clock
+   * after t0 so the run lasts at least 200 ms from t0. */
+  rill_base_update_time(base);
+  nu_stop_after(base, 200);
   TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
   t1 = tu_now_ms();
   c1 = cpu_us();

@@ -25,7 +25,10 @@
 #include "rill.h"
 #include "test_util.h"
 
-#define LIMIT 10000
+/* Watchdogs are hang guards only, generous for a loaded machine: every test
+ * waits for events, never for the clock. */
+#define LIMIT 60000
+#define HANG_GUARD_MS 60000
 
 static int g_failures;
 static char g_first[512];
@@ -166,6 +169,7 @@ static void pingpong_waitgroup(void **state) {
 /* ---- a yielding fiber does not starve timers or io --------------------- */
 
 struct starve {
+  int all_ran_while_spinning;
   int timer_fired;
   int io_fired;
   int sleeper_woke;
@@ -192,21 +196,24 @@ static void starve_sleeper(void *arg) {
   ((struct starve *)arg)->sleeper_woke = 1;
 }
 
+/* Yields until the timer, the io watcher and the sleeper have all run: they
+ * can only run while the spinner keeps yielding, so seeing all three from
+ * inside the loop is the proof. The clock is a hang guard only. */
 static void starve_spinner(void *arg) {
   struct starve *s = (struct starve *)arg;
-  uint64_t end = tu_now_ms() + 3000;
+  uint64_t end = tu_now_ms() + HANG_GUARD_MS;
   tu_write_byte(s->pipe[1]); /* the io watcher's event is due at once */
   while (!(s->timer_fired && s->io_fired && s->sleeper_woke) && tu_now_ms() < end) {
     FCHECK_EQ(rill_yield(), 0);
     s->yields++;
   }
+  s->all_ran_while_spinning = s->timer_fired && s->io_fired && s->sleeper_woke;
 }
 
 static void yield_does_not_starve(void **state) {
   struct starve s;
   rill_timer *t = NULL;
   rill_base *base = tu_base_new();
-  uint64_t t0;
   (void)state;
   reset_checks();
   memset(&s, 0, sizeof s);
@@ -217,13 +224,9 @@ static void yield_does_not_starve(void **state) {
   assert_int_equal(rill_timer_start(t, 20, 0), 0);
   assert_int_equal(rill_go(base, starve_spinner, &s), 0);
   assert_int_equal(rill_go(base, starve_sleeper, &s), 0);
-  t0 = tu_now_ms();
   TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
   assert_int_equal(rill_fiber_count(base), 0);
-  assert_true(s.timer_fired);
-  assert_true(s.io_fired);
-  assert_true(s.sleeper_woke);
-  assert_true(tu_now_ms() - t0 < 1000);
+  assert_true(s.all_ran_while_spinning);
   assert_true(s.yields > 0);
   rill_io_free(s.io);
   rill_timer_free(t);
@@ -281,7 +284,6 @@ static void many_fibers(void **state) {
   struct many_arg *args = calloc(MANY, sizeof *args);
   rill_base *base = tu_base_new();
   unsigned seed = 12345;
-  uint64_t t0;
   (void)state;
   reset_checks();
   assert_non_null(args);
@@ -293,13 +295,11 @@ static void many_fibers(void **state) {
     assert_int_equal(rill_go(base, many_fiber, &args[i]), 0);
   }
   assert_int_equal(rill_fiber_count(base), MANY);
-  t0 = tu_now_ms();
-  TU_RUN(base, RILL_RUN_DEFAULT, 30000);
+  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
   assert_int_equal(m.started, MANY);
   assert_int_equal(m.finished, MANY);
   assert_int_equal(m.max_count, MANY);
   assert_int_equal(rill_fiber_count(base), 0);
-  assert_true(tu_now_ms() - t0 < 10000);
   tu_base_free(base);
   free(args);
   assert_checks();
@@ -335,10 +335,10 @@ static void sleep_order(void **state) {
   assert_int_equal(order[0], 10);
   assert_int_equal(order[1], 20);
   assert_int_equal(order[2], 30);
-  for (int i = 0; i < 3; i++) {
+  /* Each slept at least its time (the order above is the behaviour; how
+   * late a loaded machine wakes it is not). */
+  for (int i = 0; i < 3; i++)
     assert_true(s[i].woke - s[i].started >= s[i].ms - 1);
-    assert_true(s[i].woke - s[i].started < s[i].ms + 500);
-  }
 }
 
 /* A zero sleep parks and continues. */
@@ -422,7 +422,7 @@ static void stack_reuse_with(size_t stack_size) {
   before = count_maps();
   assert_true(before > 0);
   assert_int_equal(rill_go(base, seq_main, &s), 0);
-  run_and_free(base, 30000);
+  run_and_free(base, LIMIT);
   after = count_maps();
   rill_waitgroup_free(s.wg);
   assert_int_equal(s.ran, SEQUENTIAL);
@@ -663,7 +663,7 @@ static void not_in_fiber(void **state) {
 
   rill_net_conn_free(o.client);
   rill_net_conn_free(o.server);
-  rill_net_listener_close(o.l);
+  rill_net_listener_free(o.l);
   TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
   tu_base_free(base);
 }

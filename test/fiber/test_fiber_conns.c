@@ -4,7 +4,12 @@
  * dials, exchanges one message, waits until every connection is open, then
  * closes. RLIMIT_NOFILE is raised to the hard limit first; if that does not
  * allow 10,000 connections (two descriptors each), the test uses as many
- * as fit and says how many. */
+ * as fit and says how many. The poll backend scans every descriptor on
+ * every wait, so 20,000 descriptors make the test quadratic there: it holds
+ * POLL_WANT connections instead, which checks the same behaviour.
+ *
+ * Every wait is for an event (a wait group); the only clock is the
+ * watchdog, a generous hang guard for a loaded machine. */
 #define _GNU_SOURCE 1
 
 #include <stdarg.h>
@@ -32,9 +37,11 @@
 #ifndef WANT
 #define WANT 10000
 #endif
+#define POLL_WANT 2000
 #define BATCH 250          /* dials in flight at once, within the backlog */
 #define STACK (64 * 1024)  /* per fiber: 20,000 of them */
 #define FD_SLACK 50
+#define HANG_GUARD_MS 600000 /* a hang guard only: ctest allows 900 s */
 
 static int g_failures;
 static char g_first[512];
@@ -63,7 +70,7 @@ struct k10 {
   int n;
   rill_net_listener *l;
   char addr[RILL_ADDRSTRLEN];
-  rill_waitgroup *batch, *release, *handlers;
+  rill_waitgroup *batch, *release, *handlers, *echoed;
   struct client *clients;
   int accepted, accept_rc;
   int exchanged, open_now, max_open, closed;
@@ -113,6 +120,7 @@ static void handler_main(void *arg) {
   if (n == 8) {
     FCHECK(rill_net_write(c, msg, sizeof msg, NULL) == 0);
     k->server_echoed++;
+    rill_waitgroup_done(k->echoed);
     n = rill_net_read(c, msg, sizeof msg);
     FCHECK(n == RILL_EOF);
     if (n == RILL_EOF)
@@ -194,8 +202,10 @@ static void main_fiber(void *arg) {
   FCHECK(rill_waitgroup_new(&k->batch) == 0);
   FCHECK(rill_waitgroup_new(&k->release) == 0);
   FCHECK(rill_waitgroup_new(&k->handlers) == 0);
+  FCHECK(rill_waitgroup_new(&k->echoed) == 0);
   rill_waitgroup_add(k->release, 1);
   rill_waitgroup_add(k->handlers, k->n);
+  rill_waitgroup_add(k->echoed, k->n);
   FCHECK(rill_go_stack(base, accept_loop, k, STACK) == 0);
 
   while (started < k->n) {
@@ -208,34 +218,39 @@ static void main_fiber(void *arg) {
     }
     FCHECK(rill_waitgroup_wait(k->batch) == 0);
   }
-  /* Wait for the handlers to have echoed (they may lag the clients by a
+  /* Wait for every handler to have echoed (they may lag the clients by a
    * turn), then record what is held. */
-  for (int i = 0; i < 100 && k->server_echoed < k->n; i++)
-    rill_sleep(10);
+  FCHECK(rill_waitgroup_wait(k->echoed) == 0);
   k->fds_held = tu_count_fds();
   k->fibers_held = rill_fiber_count(base);
 
   /* Everyone closes; each handler sees EOF. */
   rill_waitgroup_done(k->release);
   FCHECK(rill_waitgroup_wait(k->handlers) == 0);
-  rill_net_listener_close(k->l);
+  rill_net_listener_free(k->l);
   rill_waitgroup_free(k->batch);
   rill_waitgroup_free(k->release);
   rill_waitgroup_free(k->handlers);
+  rill_waitgroup_free(k->echoed);
+}
+
+static int on_poll_backend(void) {
+  const char *b = getenv("RILL_BACKEND");
+  return b && strcmp(b, "poll") == 0;
 }
 
 static int conns_allowed(void) {
   struct rlimit rl;
-  int fds = tu_count_fds(), n;
+  int fds = tu_count_fds(), n, want = on_poll_backend() ? POLL_WANT : WANT;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
     rl.rlim_cur = rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   getrlimit(RLIMIT_NOFILE, &rl);
-  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 2 * WANT + 1000)
-    return WANT;
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 2 * (rlim_t)want + 1000)
+    return want;
   n = ((int)rl.rlim_cur - fds - FD_SLACK) / 2;
-  return n < WANT ? n : WANT;
+  return n < want ? n : want;
 }
 
 static void ten_thousand_connections(void **state) {
@@ -246,14 +261,16 @@ static void ten_thousand_connections(void **state) {
   (void)state;
   memset(&k, 0, sizeof k);
   k.n = conns_allowed();
-  if (k.n < WANT)
+  if (on_poll_backend())
+    printf("poll backend: testing %d connections (poll scans them all on every wait)\n", k.n);
+  else if (k.n < WANT)
     printf("RLIMIT_NOFILE allows %d connections, not %d: testing %d\n", k.n, WANT, k.n);
   else if (WANT < 10000)
     printf("under ThreadSanitizer: testing %d connections, not 10000\n", k.n);
   else
     printf("testing %d connections\n", k.n);
   fflush(stdout);
-  assert_true(k.n >= (WANT < 1000 ? WANT : 1000));
+  assert_true(k.n >= 1000);
   k.clients = calloc((size_t)k.n, sizeof *k.clients);
   assert_non_null(k.clients);
   fds_before = tu_count_fds();
@@ -261,7 +278,7 @@ static void ten_thousand_connections(void **state) {
   base = tu_base_new();
   assert_int_equal(rill_go(base, main_fiber, &k), 0);
   t0 = tu_now_ms();
-  TU_RUN(base, RILL_RUN_DEFAULT, 60000);
+  TU_RUN(base, RILL_RUN_DEFAULT, HANG_GUARD_MS);
   printf("%d connections opened, held and closed in %llu ms (%s)\n", k.n,
          (unsigned long long)(tu_now_ms() - t0), rill_base_backend(base));
   assert_int_equal(rill_fiber_count(base), 0);

@@ -67,6 +67,9 @@ struct fake_dns {
   unsigned q_udp, q_tcp, responses;
   char **names; /* every question's name, for fake_dns_queries_for */
   size_t nnames, names_cap;
+  unsigned char *raw; /* raw mode's response, or NULL (rules answer) */
+  size_t raw_len;
+  int raw_flags;
 
   /* The thread's own state (no lock). */
   struct delayed *delayed;
@@ -369,6 +372,44 @@ static void log_name(fake_dns *srv, const char *name) {
     srv->names[srv->nnames++] = copy;
 }
 
+/* Raw mode: answers with the caller's bytes, the query's id patched in (and
+ * its question inserted after the header if asked). The message is built
+ * under the lock because fake_dns_set_raw may replace it meanwhile. Returns
+ * 0 when not in raw mode, so the rules answer. */
+static int answer_raw(fake_dns *srv, const unsigned char *msg, size_t qend, struct conn *c,
+                      const struct sockaddr_storage *peer, socklen_t peer_len) {
+  pthread_mutex_lock(&srv->mu);
+  if (!srv->raw) {
+    pthread_mutex_unlock(&srv->mu);
+    return 0;
+  }
+  size_t len = srv->raw_len;
+  size_t question = (srv->raw_flags & FAKE_DNS_RAW_ECHO_QUESTION) && qend > 12 ? qend - 12 : 0;
+  unsigned char *out = malloc(len + question + 1);
+  if (!out) {
+    pthread_mutex_unlock(&srv->mu);
+    return 1; /* dropped, as a server out of memory would */
+  }
+  size_t head = len < 12 ? len : 12;
+  memcpy(out, srv->raw, head);
+  memcpy(out, msg, head < 2 ? head : 2);
+  memcpy(out + head, msg + 12, question);
+  memcpy(out + head + question, srv->raw + head, len - head);
+  pthread_mutex_unlock(&srv->mu);
+  size_t n = len + question;
+  if (n > MAX_MSG)
+    n = MAX_MSG; /* a TCP message's length must fit its field */
+  if (c)
+    send_tcp(c->fd, out, n);
+  else
+    send_udp(srv, out, n, peer, peer_len);
+  free(out);
+  pthread_mutex_lock(&srv->mu);
+  srv->responses++;
+  pthread_mutex_unlock(&srv->mu);
+  return 1;
+}
+
 /* Answers one query, arrived over UDP (c == NULL) or TCP connection c. */
 static void handle_query(fake_dns *srv, const unsigned char *msg, size_t len, struct conn *c,
                          const struct sockaddr_storage *peer, socklen_t peer_len) {
@@ -399,6 +440,8 @@ static void handle_query(fake_dns *srv, const unsigned char *msg, size_t len, st
   unsigned char out[4096];
   size_t n;
   uint64_t due = 0;
+  if (answer_raw(srv, msg, qend, c, peer, peer_len))
+    return;
   if (!qend) {
     /* FORMERR: the header alone, no question. */
     memcpy(out, msg, 2);
@@ -705,6 +748,7 @@ void fake_dns_stop(fake_dns *srv) {
   free(srv->delayed);
   fake_dns_clear_rules(srv);
   free(srv->rules);
+  free(srv->raw);
   for (size_t i = 0; i < srv->nnames; i++)
     free(srv->names[i]);
   free(srv->names);
@@ -825,4 +869,32 @@ void fake_dns_reset_counters(fake_dns *srv) {
     free(srv->names[i]);
   srv->nnames = 0;
   pthread_mutex_unlock(&srv->mu);
+}
+
+int fake_dns_set_raw(fake_dns *srv, const void *msg, size_t len, int flags) {
+  if (!srv || (!msg && len) || len > MAX_MSG)
+    return -EINVAL;
+  /* One byte at least, so that an empty message is still "raw mode". */
+  unsigned char *copy = malloc(len ? len : 1);
+  if (!copy)
+    return -ENOMEM;
+  if (len)
+    memcpy(copy, msg, len);
+  pthread_mutex_lock(&srv->mu);
+  unsigned char *old = srv->raw;
+  srv->raw = copy;
+  srv->raw_len = len;
+  srv->raw_flags = flags;
+  pthread_mutex_unlock(&srv->mu);
+  free(old);
+  return 0;
+}
+
+void fake_dns_clear_raw(fake_dns *srv) {
+  pthread_mutex_lock(&srv->mu);
+  unsigned char *old = srv->raw;
+  srv->raw = NULL;
+  srv->raw_len = 0;
+  pthread_mutex_unlock(&srv->mu);
+  free(old);
 }

@@ -10,9 +10,14 @@
  * NOERROR answer (no data); a name no rule names gets NXDOMAIN.
  *
  * Everything in the additional section (EDNS OPT records from c-ares) is
- * ignored; questions with compression pointers are answered FORMERR. */
+ * ignored; questions with compression pointers are answered FORMERR.
+ *
+ * Raw mode (fake_dns_set_raw), for fuzzing the client: the rules are set
+ * aside and every query gets the caller's bytes as its response. */
 #ifndef RILL_FAKE_DNS_H
 #define RILL_FAKE_DNS_H
+
+#include <stddef.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -99,6 +104,27 @@ int fake_dns_wait_idle(fake_dns *srv, unsigned ms);
 
 /* Zeroes the counters (rules keep their drop_first progress). */
 void fake_dns_reset_counters(fake_dns *srv);
+
+/* Raw-mode flags. */
+enum {
+  /* Insert the query's question section after the first 12 bytes (the
+   * header) of the raw message, so the response matches the query however
+   * it was asked (c-ares checks the question). Without it the raw bytes go
+   * out whole, question and all. */
+  FAKE_DNS_RAW_ECHO_QUESTION = 1
+};
+
+/* From now on answers every query, over UDP and TCP, with `msg` (`len`
+ * bytes, copied; at most 65535) instead of consulting the rules: the first
+ * two bytes are replaced by the query's id (as many of them as `len` has),
+ * the rest goes out exactly as given, malformed or not (a zero `len` sends
+ * an empty message). A raw response counts in fake_dns_responses()
+ * only once it has been handed to the kernel, so a client on this host has
+ * it to read as soon as the counter moves. Returns 0, -EINVAL or -ENOMEM. */
+int fake_dns_set_raw(fake_dns *srv, const void *msg, size_t len, int flags);
+
+/* Leaves raw mode: the rules answer again. */
+void fake_dns_clear_raw(fake_dns *srv);
 
 #ifdef __cplusplus
 }

@@ -476,6 +476,50 @@ static void test_ref_unref(void **state) {
 
 /* ---- stats ----------------------------------------------------------------- */
 
+/* wait_ns counts the time inside the backend's wait and nothing else: a
+ * callback that burns CPU adds nothing to it. It used to count from the
+ * cached clock of the previous iteration, callbacks included. The wait
+ * and the burn are disjoint parts of the run, so together they fit in the
+ * run's wall time, however loaded the machine. */
+struct burner {
+  int calls;
+  uint64_t burn_ns;
+};
+
+static void burn_timer_cb(rill_timer *t, void *arg) {
+  struct burner *b = arg;
+  if (++b->calls == 1) {
+    uint64_t start = tu_now_ns();
+    while (tu_now_ns() - start < 50000000u) {
+    }
+    b->burn_ns = tu_now_ns() - start;
+  } else {
+    rill_timer_stop(t);
+  }
+}
+
+static void test_wait_ns_excludes_callbacks(void **state) {
+  rill_base *base = tu_base_new();
+  struct burner b = {0, 0};
+  rill_base_stats st;
+  rill_timer *t;
+  uint64_t start, total;
+  (void)state;
+  assert_int_equal(rill_timer_new(base, burn_timer_cb, &b, &t), 0);
+  assert_int_equal(rill_timer_start(t, 0, 1), 0);
+  start = tu_now_ns();
+  assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, 10000), 0);
+  total = tu_now_ns() - start;
+  assert_int_equal(b.calls, 2);
+  assert_int_equal(rill_base_stats_get(base, &st), 0);
+  assert_true(st.iterations >= 2);
+  if (st.wait_ns + b.burn_ns > total)
+    fail_msg("wait_ns %llu + burn %llu > run %llu", (unsigned long long)st.wait_ns,
+             (unsigned long long)b.burn_ns, (unsigned long long)total);
+  rill_timer_free(t);
+  tu_base_free(base);
+}
+
 static void count_post(rill_base *base, void *arg) {
   (void)base;
   ++*(int *)arg;
@@ -704,6 +748,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_stop_from_thread, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_ref_unref, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_stats, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_wait_ns_excludes_callbacks, tu_setup_fds,
+                                      tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_dump, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_now, tu_setup_fds, tu_teardown_fds),
   };

@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "rill.h"
@@ -90,6 +91,37 @@ static void test_unknown_codes(void **state) {
   }
 }
 
+/* Codes the headers document (-EOPNOTSUPP for a TCP option on a Unix
+ * socket, say) and any other errno: the C library's text, lower-cased like
+ * Go's, and a name, never "unknown error". */
+static void test_other_errnos(void **state) {
+  static const int documented[] = {-EOPNOTSUPP, -EIO, -ENOBUFS, -ENOTSOCK, -EPROTO, -ENOSPC};
+  char want[128];
+  size_t i;
+  (void)state;
+  assert_string_equal(rill_strerror(-EOPNOTSUPP), "operation not supported");
+  assert_string_equal(rill_strerror(-EIO), "input/output error");
+  assert_string_equal(rill_strerror(-ENOBUFS), "no buffer space available");
+  assert_string_equal(rill_err_name(-EOPNOTSUPP), "EOPNOTSUPP");
+  assert_string_equal(rill_err_name(-EIO), "EIO");
+  assert_string_equal(rill_err_name(-ENOBUFS), "ENOBUFS");
+  for (i = 0; i < sizeof documented / sizeof documented[0]; i++) {
+    assert_string_not_equal(rill_strerror(documented[i]), "unknown error");
+    assert_string_not_equal(rill_err_name(documented[i]), "UNKNOWN");
+  }
+  /* An errno without a name here: "E<number>", and the C library's text. */
+  snprintf(want, sizeof want, "E%d", EBADMSG);
+  assert_string_equal(rill_err_name(-EBADMSG), want);
+  assert_string_not_equal(rill_strerror(-EBADMSG), "unknown error");
+  snprintf(want, sizeof want, "%s", strerror(EBADMSG));
+  want[0] = (char)(want[0] >= 'A' && want[0] <= 'Z' ? want[0] - 'A' + 'a' : want[0]);
+  assert_string_equal(rill_strerror(-EBADMSG), want);
+  /* Past the kernel's errno range, and positive codes, stay unknown. */
+  assert_string_equal(rill_strerror(-4096), "unknown error");
+  assert_string_equal(rill_err_name(-4096), "UNKNOWN");
+  assert_string_equal(rill_strerror(EIO), "unknown error");
+}
+
 static void test_errno_aliases(void **state) {
   (void)state;
   assert_int_equal(RILL_ECONNREFUSED, -ECONNREFUSED);
@@ -108,6 +140,7 @@ int main(void) {
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_all_known_codes),
       cmocka_unit_test(test_unknown_codes),
+      cmocka_unit_test(test_other_errnos),
       cmocka_unit_test(test_errno_aliases),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -604,6 +604,43 @@ static void test_hangup_pipe(void **state) {
   tu_base_free(base);
 }
 
+/* A watcher for READ on a hung-up pipe: the hang-up is reported in both
+ * directions, but the watcher's interest never changes, so the loop makes
+ * no interest change (no epoll_ctl) per iteration. It used to make one
+ * EPOLL_CTL_MOD every iteration, dropping a WRITE interest it never had. */
+static void test_hangup_costs_no_interest_changes(void **state) {
+  rill_base *base = tu_base_new();
+  struct rec r = {0};
+  rill_base_stats before, after;
+  rill_io *io;
+  int p[2], i;
+  (void)state;
+
+  tu_pipe(p);
+  assert_int_equal(rill_io_new(base, p[0], rec_cb, &r, &io), 0);
+  assert_int_equal(rill_io_start(io, RILL_READ), 0);
+  close(p[1]);
+  assert_int_equal(TU_RUN(base, RILL_RUN_ONCE, LIMIT), 1); /* registers */
+  assert_int_equal(rill_base_stats_get(base, &before), 0);
+  for (i = 0; i < 50; i++)
+    assert_int_equal(TU_RUN(base, RILL_RUN_ONCE, LIMIT), 1);
+  assert_int_equal(rill_base_stats_get(base, &after), 0);
+  assert_int_equal(r.calls, 51); /* level-triggered: every iteration */
+  assert_int_equal(after.interest_changes - before.interest_changes, 0);
+
+  /* A stopped watcher's interest is dropped at its next unwanted event:
+   * one change, then none. */
+  assert_int_equal(rill_io_stop(io), 0);
+  for (i = 0; i < 10; i++)
+    TU_RUN(base, RILL_RUN_NOWAIT, LIMIT);
+  assert_int_equal(rill_base_stats_get(base, &after), 0);
+  assert_int_equal(after.interest_changes - before.interest_changes, 1);
+  assert_int_equal(r.calls, 51);
+  rill_io_free(io);
+  close(p[0]);
+  tu_base_free(base);
+}
+
 /* ---- errors ---------------------------------------------------------------- */
 
 static void test_register_twice(void **state) {
@@ -693,6 +730,7 @@ int main(void) {
       T(test_stop_start_same_iteration),
       T(test_hangup_socketpair),
       T(test_hangup_pipe),
+      T(test_hangup_costs_no_interest_changes),
       T(test_register_twice),
       T(test_bad_fds),
       T(test_bad_args),

@@ -129,7 +129,7 @@ static void main_fiber(void *arg) {
     exit(1);
   rill_sleep(200);
   rss_after_kb = vm_rss_kb();
-  rill_net_listener_close(listener);
+  rill_net_listener_free(listener);
   close(to_child[1]); /* the child exits, closing every connection */
   while (finished < conns)
     rill_sleep(10);

@@ -13,7 +13,7 @@
 
 #include "facade_util.c"
 
-#define LIMIT 20000
+#define LIMIT 60000 /* a hang guard only */
 
 /* ---- G25: concurrent writers ------------------------------------------- */
 

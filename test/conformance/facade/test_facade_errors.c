@@ -12,7 +12,7 @@
 
 #include "facade_util.c"
 
-#define LIMIT 10000
+#define LIMIT 60000 /* a hang guard only */
 
 /* A port nothing listens on: bound once, then released. */
 static int closed_port(void) {
@@ -35,7 +35,7 @@ static void refused_main(void *arg) {
   t0 = tu_now_ms();
   rc = rill_net_dial("tcp", addr, NULL, &c, errbuf, sizeof errbuf);
   FCHECK_EQ(rc, RILL_ECONNREFUSED);
-  FCHECK(tu_now_ms() - t0 < 100);
+  FCHECK(tu_now_ms() - t0 < FU_AT_ONCE_MS);
   FCHECK(c == NULL);
   snprintf(expect, sizeof expect, "dial tcp %s: connect: connection refused", addr);
   FCHECK_STREQ(errbuf, expect);
@@ -91,7 +91,7 @@ static void format_main(void *arg) {
   if (!t->client || !t->server) {
     rill_net_conn_free(t->client);
     rill_net_conn_free(t->server);
-    rill_net_listener_close(t->l);
+    rill_net_listener_free(t->l);
     return;
   }
   FCHECK(rill_net_local_addr(t->client, cl, sizeof cl) > 0);
@@ -122,7 +122,7 @@ static void format_main(void *arg) {
 
   rill_net_conn_free(t->client);
   rill_net_conn_free(t->server);
-  rill_net_listener_close(t->l);
+  rill_net_listener_free(t->l);
   rill_waitgroup_free(t->wg);
 }
 

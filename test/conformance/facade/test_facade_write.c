@@ -13,7 +13,7 @@
 
 #include "facade_util.c"
 
-#define LIMIT 20000
+#define LIMIT 60000 /* a hang guard only */
 #define MiB (1024u * 1024u)
 
 static unsigned char *g_data; /* fu_fill(.., 0) pattern, BIG bytes */
@@ -133,9 +133,13 @@ static void g19_main(void *arg) {
   FCHECK_EQ(rill_base_stats_get(rill_fiber_base(), &before), 0);
   rill_sleep(200);
   FCHECK_EQ(rill_base_stats_get(rill_fiber_base(), &after), 0);
-  /* Still inside the write, parked: the loop slept meanwhile. */
+  /* Still inside the write, parked: the loop slept meanwhile (blocked in
+   * the backend, a few iterations, not spinning). How long it waited is not
+   * checked: wait_ns counts only the backend's wait, and the sleep was armed
+   * from the cached clock, so on a loaded or instrumented machine the
+   * callbacks before it eat into the 200 ms. */
   FCHECK_EQ(t->inside_write, 1);
-  FCHECK(after.wait_ns - before.wait_ns >= 150u * 1000000u);
+  FCHECK(after.wait_ns > before.wait_ns);
   FCHECK(after.iterations - before.iterations < 50);
 
   /* The peer reads: the writer finishes with every byte delivered. */
@@ -177,7 +181,7 @@ static void g20_main(void *arg) {
   FCHECK_EQ(rc, RILL_ETIMEOUT);
   FCHECK(written > 0);
   FCHECK(written < BIG);
-  FCHECK(elapsed >= 190 && elapsed < 2000);
+  FCHECK(elapsed >= 190 && elapsed < 200 + FU_AT_ONCE_MS);
 
   FCHECK(rill_net_local_addr(p.c, local, sizeof local) > 0);
   FCHECK(rill_net_remote_addr(p.c, remote, sizeof remote) > 0);
@@ -189,7 +193,7 @@ static void g20_main(void *arg) {
   t0 = tu_now_ms();
   FCHECK_EQ(rill_net_write(p.c, "zz", 2, &written2), RILL_ETIMEOUT);
   FCHECK_EQ(written2, 0);
-  FCHECK(tu_now_ms() - t0 < 50);
+  FCHECK(tu_now_ms() - t0 < FU_AT_ONCE_MS);
 
   /* Without a deadline the connection writes again, and the peer gets
    * exactly the `written` bytes reported, then the new ones: the partial
