@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of fuzz_dns_answer and fuzz_write_queue
-(test/fuzz/corpus/dns_answer, test/fuzz/corpus/write_queue): well-formed
+(test/fuzz/corpus/fuzz_dns_answer, test/fuzz/corpus/fuzz_write_queue): well-formed
 inputs that reach deep into each target, for the fuzzer to mutate. Run it
 from anywhere; it rewrites the seeds it owns (named seed-*)."""
 import os
@@ -135,5 +135,5 @@ def store(folder, seeds):
 
 
 if __name__ == "__main__":
-    store("dns_answer", dns_seeds())
-    store("write_queue", write_queue_seeds())
+    store("fuzz_dns_answer", dns_seeds())
+    store("fuzz_write_queue", write_queue_seeds())
