@@ -4,12 +4,6 @@
 
 namespace rill::detail {
 
-int handle_check(const handle *h, handle_kind kind) noexcept {
-  if (!h || h->kind != kind)
-    return RILL_EINVAL;
-  return h->lifetime.open() ? 0 : RILL_ECLOSED;
-}
-
 void handle_set_active(handle *h, bool active) noexcept {
   if (h->active == active)
     return;

@@ -44,7 +44,12 @@ struct handle {
 // The check at a public entry point: 0 for an open handle of `kind`,
 // RILL_ECLOSED for one freed but still held (its own callback is running),
 // RILL_EINVAL for NULL or a slot that holds no live handle of `kind`.
-int handle_check(const handle *h, handle_kind kind) noexcept;
+// Inline: it guards every start and stop, which run per message.
+inline int handle_check(const handle *h, handle_kind kind) noexcept {
+  if (!h || h->kind != kind)
+    return RILL_EINVAL;
+  return h->lifetime.open() ? 0 : RILL_ECLOSED;
+}
 
 // Counts the handle as (in)active for the loop's liveness; idempotent.
 void handle_set_active(handle *h, bool active) noexcept;
