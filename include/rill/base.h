@@ -176,6 +176,12 @@ RILL_API int rill_base_post(rill_base *base, rill_post_cb fn, void *arg);
  * cost of the system calls. */
 RILL_API int rill_base_reinit(rill_base *base);
 
+/* Units for every duration and time in the API. Write durations as
+ * `100 * RILL_MSEC` so that code stays right whatever the base unit is (the
+ * API is moving from milliseconds to nanoseconds, Go's unit). */
+#define RILL_MSEC ((uint64_t)1)
+#define RILL_SEC ((uint64_t)1000 * RILL_MSEC)
+
 /* The loop's cached monotonic clock in milliseconds, read once per
  * iteration. */
 RILL_API uint64_t rill_base_now(const rill_base *base);
