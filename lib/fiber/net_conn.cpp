@@ -67,9 +67,8 @@ void release(rill_net_conn *c) {
 
 using hold = held<rill_net_conn, release>;
 
-// Only while the connection is open (c->conn is there).
-bool deadline_passed(const rill_net_conn *c, uint64_t deadline) {
-  return deadline && rill_base_now(rill_conn_base(c->conn)) >= deadline;
+bool deadline_passed(uint64_t deadline) {
+  return deadline && rill_time_now() >= deadline;
 }
 
 template <typename Wait>
@@ -225,7 +224,7 @@ ssize_t read_locked(rill_net_conn *c, void *buf, size_t len) {
     return take_spill(c, buf, len);
   if (c->read_end)
     return c->read_end;
-  if (deadline_passed(c, c->read_deadline))
+  if (deadline_passed(c->read_deadline))
     return RILL_ETIMEOUT;  // Go checks the deadline before reading
   net_read_wait r{rill_fiber_current(), static_cast<char *>(buf), len};
   c->reader = &r;
@@ -237,7 +236,7 @@ ssize_t read_locked(rill_net_conn *c, void *buf, size_t len) {
 int write_locked(rill_net_conn *c, const char *buf, size_t len, size_t *written) {
   if (c->lifetime.closing())
     return RILL_ECLOSED;
-  if (deadline_passed(c, c->write_deadline))
+  if (deadline_passed(c->write_deadline))
     return RILL_ETIMEOUT;
   uint64_t before = rill_conn_bytes_written(c->conn);
   ssize_t taken = rill_conn_try_write(c->conn, buf, len);
@@ -353,18 +352,18 @@ void rill_net_conn_free(rill_net_conn *c) {
   release(c);
 }
 
-int rill_net_set_deadline(rill_net_conn *c, int which, uint64_t when_ms) {
+int rill_net_set_deadline(rill_net_conn *c, int which, uint64_t when) {
   if (!c)
     return RILL_EINVAL;
   if (c->lifetime.closing())
     return RILL_ECLOSED;
-  int err = rill_conn_set_deadline(c->conn, which, when_ms);
+  int err = rill_conn_set_deadline(c->conn, which, when);
   if (err)
     return err;
   if (which & RILL_DEADLINE_READ)
-    c->read_deadline = when_ms;
+    c->read_deadline = when;
   if (which & RILL_DEADLINE_WRITE)
-    c->write_deadline = when_ms;
+    c->write_deadline = when;
   return 0;
 }
 
@@ -374,8 +373,8 @@ int rill_net_set_deadline(rill_net_conn *c, int which, uint64_t when_ms) {
   return c->lifetime.closing() ? RILL_ECLOSED : name(c->conn, __VA_ARGS__)
 
 int rill_net_set_no_delay(rill_net_conn *c, int on) { RILL_NET_SETTER(rill_conn_set_no_delay, on); }
-int rill_net_set_keep_alive(rill_net_conn *c, int on, unsigned period_ms) {
-  RILL_NET_SETTER(rill_conn_set_keep_alive, on, period_ms);
+int rill_net_set_keep_alive(rill_net_conn *c, int on, uint64_t period) {
+  RILL_NET_SETTER(rill_conn_set_keep_alive, on, period);
 }
 int rill_net_set_linger(rill_net_conn *c, int seconds) { RILL_NET_SETTER(rill_conn_set_linger, seconds); }
 int rill_net_set_read_buffer(rill_net_conn *c, int bytes) { RILL_NET_SETTER(rill_conn_set_read_buffer, bytes); }

@@ -251,7 +251,7 @@ static void deadline_main(void *arg) {
   if (!data)
     return;
 
-  FCHECK_EQ(rill_net_set_deadline(t->p.c, RILL_DEADLINE_WRITE, rill_base_now(base) + 200 * RILL_MSEC), 0);
+  FCHECK_EQ(rill_net_set_deadline(t->p.c, RILL_DEADLINE_WRITE, rill_time_now() + 200 * RILL_MSEC), 0);
   rc = rill_net_write(t->p.c, data, BIG, &t->first);
   scribble_and_free(data, BIG);
   FCHECK_EQ(rc, RILL_ETIMEOUT);
