@@ -98,6 +98,9 @@ RILL_API int rill_net_set_keep_alive(rill_net_conn *conn, int on, uint64_t perio
 RILL_API int rill_net_set_linger(rill_net_conn *conn, int seconds);
 RILL_API int rill_net_set_read_buffer(rill_net_conn *conn, int bytes);
 RILL_API int rill_net_set_write_buffer(rill_net_conn *conn, int bytes);
+/* The addresses answer after a close too, as Go's do (the length, or
+ * RILL_EINVAL when `size` is too small; RILL_ENOMEM after the close if
+ * keeping them then found no memory). */
 RILL_API int rill_net_local_addr(const rill_net_conn *conn, char *buf, size_t size);
 RILL_API int rill_net_remote_addr(const rill_net_conn *conn, char *buf, size_t size);
 RILL_API int rill_net_fd(const rill_net_conn *conn);

@@ -8,6 +8,9 @@
  * returns; bytes sent from it later would break the pattern the peer
  * checks (and under AddressSanitizer, reading it is a use-after-free).
  *
+ * Last, the handle's addresses after a close: it no longer keeps a second
+ * copy of them while its rill_conn lives.
+ *
  * A program of its own: it installs a counting allocator, which must be in
  * place before any base exists. */
 #define _GNU_SOURCE 1
@@ -409,6 +412,66 @@ static void out_of_memory_mid_write_exact_and_buffer_released(void **state) {
   fu_run_fiber(oom_main, &t, LIMIT);
 }
 
+/* ---- addresses after the connection under the handle is gone ---------- */
+
+/* The handle keeps no copy of the addresses while its rill_conn lives (an
+ * idle connection's size); when that goes, after the close, the handle
+ * keeps them, so Go's LocalAddr/RemoteAddr and the error texts still name
+ * them. If keeping them finds no memory, they say RILL_ENOMEM and the texts
+ * go without them; nothing crashes. */
+struct addrs_case {
+  int fail_keeping;
+};
+
+static void addrs_main(void *arg) {
+  struct addrs_case *t = arg;
+  struct fu_pair p;
+  char local[RILL_ADDRSTRLEN], remote[RILL_ADDRSTRLEN], now[RILL_ADDRSTRLEN], msg[512], expect[512];
+  if (fu_pair_open(&p) != 0)
+    return;
+  FCHECK(rill_net_local_addr(p.c, local, sizeof local) > 0);
+  FCHECK(rill_net_remote_addr(p.c, remote, sizeof remote) > 0);
+  FCHECK_STREQ(remote, p.addr);
+  FCHECK_EQ(rill_net_local_addr(p.c, now, strlen(local)), RILL_EINVAL); /* no room for the NUL */
+  rill_sleep(1 * RILL_MSEC); /* the fiber's sleep timer exists before allocations fail */
+  g_fail_allocs = t->fail_keeping;
+  FCHECK_EQ(rill_net_close(p.c), 0);
+  if (t->fail_keeping) {
+    /* Until the close has completed in the loop, the rill_conn answers. */
+    uint64_t end = tu_now_ms() + 10000;
+    while (rill_net_local_addr(p.c, now, sizeof now) > 0 && tu_now_ms() < end)
+      rill_sleep(1 * RILL_MSEC);
+    g_fail_allocs = 0;
+    FCHECK_EQ(rill_net_local_addr(p.c, now, sizeof now), RILL_ENOMEM);
+    FCHECK_EQ(rill_net_remote_addr(p.c, now, sizeof now), RILL_ENOMEM);
+    FCHECK(rill_net_format_error(p.c, "read", RILL_ECLOSED, msg, sizeof msg) > 0);
+    FCHECK(strstr(msg, "use of closed network connection") != NULL);
+  } else {
+    rill_sleep(20 * RILL_MSEC); /* the close completes in the loop */
+    FCHECK_EQ(rill_net_local_addr(p.c, now, sizeof now), (int)strlen(local));
+    FCHECK_STREQ(now, local);
+    FCHECK_EQ(rill_net_remote_addr(p.c, now, sizeof now), (int)strlen(remote));
+    FCHECK_STREQ(now, remote);
+    FCHECK_EQ(rill_net_remote_addr(p.c, now, strlen(remote)), RILL_EINVAL);
+    snprintf(expect, sizeof expect, "read tcp %s->%s: use of closed network connection", local, remote);
+    FCHECK(rill_net_format_error(p.c, "read", RILL_ECLOSED, msg, sizeof msg) > 0);
+    FCHECK_STREQ(msg, expect);
+  }
+  fu_pair_close(&p);
+}
+
+static void addresses_after_close(void **state) {
+  struct addrs_case t = {0};
+  (void)state;
+  fu_run_fiber(addrs_main, &t, LIMIT);
+}
+
+static void addresses_after_close_out_of_memory(void **state) {
+  struct addrs_case t = {1};
+  (void)state;
+  fu_run_fiber(addrs_main, &t, LIMIT);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(G32_big_write_parks_without_copying, tu_setup_fds, tu_teardown_fds),
@@ -418,6 +481,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(free_while_writer_parked, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(out_of_memory_mid_write_exact_and_buffer_released, tu_setup_fds,
                                       tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(addresses_after_close, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(addresses_after_close_out_of_memory, tu_setup_fds, tu_teardown_fds),
   };
   fu_sigpipe_default();
   if (rill_set_allocator(counting_malloc, counting_realloc, counting_free) != 0)
