@@ -67,9 +67,16 @@ RILL_API ssize_t rill_net_read(rill_net_conn *conn, void *buf, size_t len);
 
 /* conn.Write: returns 0 once every byte reached the kernel (G18), parking
  * while the peer does not read (G19); otherwise the error — RILL_ETIMEOUT
- * (G20), -EPIPE / -ECONNRESET (G21, G22), RILL_ECLOSED — with *written (may
- * be NULL) set to how many bytes did reach it. Each call's bytes stay
- * contiguous on the wire, whatever other fibers write (G25). */
+ * (G20), -EPIPE / -ECONNRESET (G21, G22), RILL_ECLOSED, RILL_ENOMEM — with
+ * *written (may be NULL) set to exactly how many bytes did reach it; a
+ * later write of the rest continues the stream with nothing lost or sent
+ * twice. Each call's bytes stay contiguous on the wire, whatever other
+ * fibers write (G25).
+ * The bytes go to the kernel straight from `buf`, never copied (G32): a
+ * writer to a peer that does not read parks without holding memory for
+ * what is left, and other fibers keep running. `buf` is rill's only during
+ * the call: once it returns, however it ended (a close or free from another
+ * fiber included), rill does not read it again. */
 RILL_API int rill_net_write(rill_net_conn *conn, const void *buf, size_t len, size_t *written);
 
 /* conn.Close / CloseWrite. */
@@ -91,6 +98,9 @@ RILL_API int rill_net_set_keep_alive(rill_net_conn *conn, int on, uint64_t perio
 RILL_API int rill_net_set_linger(rill_net_conn *conn, int seconds);
 RILL_API int rill_net_set_read_buffer(rill_net_conn *conn, int bytes);
 RILL_API int rill_net_set_write_buffer(rill_net_conn *conn, int bytes);
+/* The addresses answer after a close too, as Go's do (the length, or
+ * RILL_EINVAL when `size` is too small; RILL_ENOMEM after the close if
+ * keeping them then found no memory). */
 RILL_API int rill_net_local_addr(const rill_net_conn *conn, char *buf, size_t size);
 RILL_API int rill_net_remote_addr(const rill_net_conn *conn, char *buf, size_t size);
 RILL_API int rill_net_fd(const rill_net_conn *conn);

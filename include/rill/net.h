@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "rill/base.h"
 
@@ -176,6 +177,16 @@ typedef void (*rill_write_cb)(rill_conn *conn, int status, size_t written, void 
  * earlier write has (a marker for "all written so far reached the kernel"). */
 RILL_API int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len,
                                  rill_write_cb done, void *arg);
+
+/* Writes what the kernel takes now, straight from `data`, and nothing
+ * more: no copy, no queue, no callback (libuv's uv_try_write). Returns how
+ * many bytes the kernel took, possibly 0 (its buffer is full, or earlier
+ * writes are still queued: they go first, so nothing is taken), or the error
+ * rill_conn_write would give at once (RILL_ECLOSED, -EPIPE, -ECONNRESET,
+ * RILL_ETIMEOUT, RILL_EINVAL for NULL data). `data` is not used after the
+ * call returns. To wait for room, queue the rest with rill_conn_write_ref(),
+ * which completes once the kernel took it. */
+RILL_API ssize_t rill_conn_try_write(rill_conn *conn, const void *data, size_t len);
 
 /* Bytes queued and not yet taken by the kernel. */
 RILL_API size_t rill_conn_write_queued(const rill_conn *conn);

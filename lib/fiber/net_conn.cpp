@@ -1,23 +1,73 @@
-// Blocking reads and writes on a connection, for fibers (G12-G25).
+// Blocking reads and writes on a connection, for fibers (G12-G25, G32).
 //
 // The facade keeps reading started only while a fiber waits in
 // rill_net_read(): what arrives with nobody waiting stays held by the
-// connection (bounded, G27), and the next read gets it at once. A write goes
-// to rill_conn_write(), which hands the kernel what it takes and queues the
-// rest; the writer parks until the queue drains or fails. Each direction has
-// a FIFO lock, so concurrent readers never share bytes and each write stays
-// contiguous on the wire (G25), as Go's fdMutex guarantees.
+// connection (bounded, G27), and the next read gets it at once. Each
+// direction has a FIFO lock, so concurrent readers never share bytes and
+// each write stays contiguous on the wire (G25), as Go's fdMutex guarantees.
+//
+// A write never copies the caller's bytes (G32): rill_conn_try_write() hands
+// the kernel what it takes now, straight from the caller's buffer, and the
+// rest becomes a ref write (rill_conn_write_ref) that the loop sends from
+// that same buffer as the peer makes room, while the writer parks until it
+// completes. A ref write rather than Go's loop (wake the writer on every
+// writability, try again): the connection's queue already handles the write
+// deadline, a peer's reset, a close and the count of bytes sent, and its
+// sendmsg runs in the loop without a switch into the fiber per readiness.
+// A write the kernel takes whole costs one send() and nothing more.
+//
+// Once rill_net_write() returns, rill never reads the caller's buffer
+// again, whatever ended the write: completion, the write deadline and a
+// peer's error take the ref write off the queue before its completion wakes
+// the writer; a close (rill_net_close, or a free that closes) takes it off
+// synchronously, in rill_conn_close_now(), before the woken writer runs; and
+// running out of memory for the ref write queues nothing. The writer's count
+// comes from the connection's byte counter, which only it moves while it
+// holds the write lock, so a partial count is exact (G20, G21).
 #include <cstring>
 
 #include "fiber/net_impl.h"
 
 namespace rill::detail {
+
+// On the stack of a fiber parked in rill_net_read(): where its bytes go.
+struct net_read_wait {
+  rill_fiber *fiber;
+  char *buf;
+  size_t cap;
+  size_t got = 0;
+};
+
+// On the stack of a fiber parked in rill_net_write().
+struct net_write_wait {
+  rill_fiber *fiber;
+  uint64_t sent_total = 0;  // the connection's byte counter when woken
+};
+
+// Bytes the connection held when the end came, kept for later reads; the
+// bytes follow this header. While reading goes on, it is a reserve as large
+// as what the connection holds unread (len 0), so keeping them at the end
+// needs no memory.
+struct net_spill {
+  size_t cap;
+  size_t len;
+  size_t off;
+  char *data() { return reinterpret_cast<char *>(this + 1); }
+};
+
 namespace {
+
+// An idle connection costs this much on top of its rill_conn and the
+// fiber's stack (issue 9: below Go's 8.1 KB in all); it was 440 bytes with
+// its own copy of the address strings. Grow it only for what an idle
+// connection needs.
+static_assert(sizeof(rill_net_conn) <= 128, "rill_net_conn grew: see net_impl.h on size");
 
 void release(rill_net_conn *c) {
   if (!life_release(c->lifetime))
     return;
   mem_free(c->spill);
+  mem_free(c->addrs_after_close);
   destroy(c);
 }
 
@@ -27,32 +77,37 @@ bool deadline_passed(uint64_t deadline) {
   return deadline && rill_time_now() >= deadline;
 }
 
-void wake(rill_fiber *&slot, int status) {
-  if (rill_fiber *f = slot) {
+template <typename Wait>
+void wake(Wait *&slot, int status) {
+  if (Wait *w = slot) {
     slot = nullptr;
-    fiber_unpark(f, status);
+    fiber_unpark(w->fiber, status);
   }
 }
 
 // Makes the spill buffer hold at least `n` bytes; false when out of memory.
 bool reserve_spill(rill_net_conn *c, size_t n) {
-  if (n <= c->spill_cap)
+  if (c->spill && n <= c->spill->cap)
     return true;
-  void *p = mem_realloc(c->spill, n);
+  void *p = mem_realloc(c->spill, sizeof(net_spill) + n);
   if (!p)
     return false;
-  c->spill = static_cast<char *>(p);
-  c->spill_cap = n;
+  bool fresh = !c->spill;
+  c->spill = static_cast<net_spill *>(p);
+  if (fresh)
+    c->spill->len = c->spill->off = 0;
+  c->spill->cap = n;
   return true;
 }
 
 size_t on_read(rill_conn *conn, const char *data, size_t len, int status, void *arg) {
   auto *c = static_cast<rill_net_conn *>(arg);
+  net_read_wait *r = c->reader;
   size_t used = 0;
-  if (c->reader && len) {
-    used = len < c->read_cap ? len : c->read_cap;
-    std::memcpy(c->read_buf, data, used);
-    c->read_got = used;
+  if (r && len) {
+    used = len < r->cap ? len : r->cap;
+    std::memcpy(r->buf, data, used);
+    r->got = used;
   }
   size_t rest = len - used;
   if (status == 0) {
@@ -61,10 +116,9 @@ size_t on_read(rill_conn *conn, const char *data, size_t len, int status, void *
     // spill buffer: its room is reserved now, so the end needs no memory.
     // Out of memory, reading stops (below) with the bytes still held by
     // the connection: the next read tries again, and nothing is lost.
-    if (rest == 0 && c->spill_cap > 0) {
+    if (rest == 0 && c->spill) {
       mem_free(c->spill);
       c->spill = nullptr;
-      c->spill_cap = 0;
     } else if (rest > 0) {
       (void)reserve_spill(c, rest);
     }
@@ -73,38 +127,61 @@ size_t on_read(rill_conn *conn, const char *data, size_t len, int status, void *
     c->read_end = status;
     if (rest > 0) {
       if (reserve_spill(c, rest)) {
-        std::memcpy(c->spill, data + used, rest);
-        c->spill_len = rest;
+        std::memcpy(c->spill->data(), data + used, rest);
+        c->spill->len = rest;
+        c->spill->off = 0;
       } else {
         c->read_end = RILL_ENOMEM;  // cannot happen with the reserve; say so if it does
       }
     }
     used = len;
   }
-  if (c->reader) {
-    int result = c->read_got ? 0 : status;
-    wake(c->reader, result);
-  }
+  if (r)
+    wake(c->reader, r->got ? 0 : status);
   if (status == 0)
     rill_conn_read_stop(conn);  // nobody waits any more
   return used;
 }
 
-void on_drain(rill_conn *, void *arg) { wake(static_cast<rill_net_conn *>(arg)->writer, 0); }
+// The ref write of a parked writer ended: all sent, or the deadline or an
+// error cut it short. After a close the writer is gone already (woken by
+// rill_net_close), and the completion of its dropped ref write is ignored.
+void on_write_done(rill_conn *conn, int status, size_t, void *arg) {
+  auto *c = static_cast<rill_net_conn *>(arg);
+  if (net_write_wait *w = c->writer) {
+    w->sent_total = rill_conn_bytes_written(conn);
+    wake(c->writer, status);
+  }
+}
 
-void on_write_error(rill_conn *, int err, size_t, void *arg) {
-  wake(static_cast<rill_net_conn *>(arg)->writer, err);
+// Keeps the addresses the connection going away knew, for Go's
+// LocalAddr/RemoteAddr and error texts after Close.
+void keep_addresses(rill_net_conn *c, const rill_conn *conn) {
+  char local[RILL_ADDRSTRLEN], remote[RILL_ADDRSTRLEN];
+  int local_len = rill_conn_local_addr(conn, local, sizeof local);
+  int remote_len = rill_conn_remote_addr(conn, remote, sizeof remote);
+  if (local_len < 0 || remote_len < 0)
+    return;
+  auto *both = static_cast<char *>(mem_alloc(static_cast<size_t>(local_len) + remote_len + 2));
+  if (!both)
+    return;  // the accessors say RILL_ENOMEM from now on
+  std::memcpy(both, local, static_cast<size_t>(local_len) + 1);
+  std::memcpy(both + local_len + 1, remote, static_cast<size_t>(remote_len) + 1);
+  c->addrs_after_close = both;
 }
 
 // The connection under the handle is gone: CLOSED, and its reference goes.
-void on_close(rill_conn *, void *arg) {
+void on_close(rill_conn *conn, void *arg) {
   auto *c = static_cast<rill_net_conn *>(arg);
+  keep_addresses(c, conn);
   c->conn = nullptr;
   c->lifetime.state = life_state::closed;
   release(c);
 }
 
-const rill_conn_events facade_events = {on_read, on_drain, nullptr, nullptr, on_write_error, on_close};
+// Writers wait for their own ref write's completion (on_write_done), not
+// for the drain or write-error reports.
+const rill_conn_events facade_events = {on_read, nullptr, nullptr, nullptr, nullptr, on_close};
 
 // Entry checks shared by every call that may park.
 int check_enter(const rill_net_conn *c) {
@@ -117,52 +194,73 @@ int check_enter(const rill_net_conn *c) {
   return 0;
 }
 
+// Local (remote false) or remote address into `buf`: from the connection
+// while it lives, then from the copy on_close kept.
+int copy_address(const rill_net_conn *c, bool remote, char *buf, size_t size) {
+  if (!c || !buf)
+    return RILL_EINVAL;
+  if (c->conn)
+    return remote ? rill_conn_remote_addr(c->conn, buf, size) : rill_conn_local_addr(c->conn, buf, size);
+  const char *addr = c->addrs_after_close;
+  if (!addr)
+    return RILL_ENOMEM;
+  if (remote)
+    addr += std::strlen(addr) + 1;
+  size_t n = std::strlen(addr);
+  if (n >= size)
+    return RILL_EINVAL;
+  std::memcpy(buf, addr, n + 1);
+  return static_cast<int>(n);
+}
+
 ssize_t take_spill(rill_net_conn *c, void *buf, size_t len) {
-  size_t n = c->spill_len - c->spill_off;
+  net_spill *s = c->spill;
+  size_t n = s->len - s->off;
   if (n > len)
     n = len;
-  std::memcpy(buf, c->spill + c->spill_off, n);
-  c->spill_off += n;
+  std::memcpy(buf, s->data() + s->off, n);
+  s->off += n;
   return static_cast<ssize_t>(n);
 }
 
 ssize_t read_locked(rill_net_conn *c, void *buf, size_t len) {
   if (c->lifetime.closing())
     return RILL_ECLOSED;
-  if (c->spill_off < c->spill_len)
+  if (c->spill && c->spill->off < c->spill->len)
     return take_spill(c, buf, len);
   if (c->read_end)
     return c->read_end;
   if (deadline_passed(c->read_deadline))
     return RILL_ETIMEOUT;  // Go checks the deadline before reading
-  c->reader = rill_fiber_current();
-  c->read_buf = static_cast<char *>(buf);
-  c->read_cap = len;
-  c->read_got = 0;
+  net_read_wait r{rill_fiber_current(), static_cast<char *>(buf), len};
+  c->reader = &r;
   rill_conn_read_start(c->conn);
-  int status = fiber_park();
-  c->reader = nullptr;
-  return c->read_got ? static_cast<ssize_t>(c->read_got) : status;
+  int status = fiber_park();  // woken by on_read or a close, which unlink r
+  return r.got ? static_cast<ssize_t>(r.got) : status;
 }
 
-int write_locked(rill_net_conn *c, const void *buf, size_t len, size_t *written) {
-  uint64_t before = c->conn ? rill_conn_bytes_written(c->conn) : 0;
-  int err;
+int write_locked(rill_net_conn *c, const char *buf, size_t len, size_t *written) {
   if (c->lifetime.closing())
-    err = RILL_ECLOSED;
-  else if (deadline_passed(c->write_deadline))
-    err = RILL_ETIMEOUT;
-  else
-    err = rill_conn_write(c->conn, buf, len);
-  if (!err && rill_conn_write_queued(c->conn) > 0) {
-    // The kernel is full: wait while the queue drains (G19).
-    c->writer = rill_fiber_current();
-    err = fiber_park();
-    c->writer = nullptr;
+    return RILL_ECLOSED;
+  if (deadline_passed(c->write_deadline))
+    return RILL_ETIMEOUT;
+  uint64_t before = rill_conn_bytes_written(c->conn);
+  ssize_t taken = rill_conn_try_write(c->conn, buf, len);
+  if (taken < 0)
+    return static_cast<int>(taken);
+  *written = static_cast<size_t>(taken);
+  if (*written == len)
+    return 0;
+  // The kernel is full: the rest goes from `buf` as the peer reads (G19).
+  int err = rill_conn_write_ref(c->conn, buf + taken, len - *written, on_write_done, c);
+  if (err) {
+    *written = static_cast<size_t>(rill_conn_bytes_written(c->conn) - before);
+    return err;
   }
-  uint64_t after = c->conn ? rill_conn_bytes_written(c->conn) : c->written_at_close;
-  if (written)
-    *written = err ? static_cast<size_t>(after - before) : len;
+  net_write_wait w{rill_fiber_current()};
+  c->writer = &w;
+  err = fiber_park();  // woken by on_write_done or a close, which unlink w
+  *written = static_cast<size_t>(w.sent_total - before);
   return err;
 }
 
@@ -173,10 +271,7 @@ rill_net_conn *net_conn_wrap(rill_conn *conn) {
   if (!c)
     return nullptr;
   c->conn = conn;
-  c->base = rill_conn_base(conn);
   life_hold(c->lifetime);  // the connection's reference, until on_close
-  rill_conn_local_addr(conn, c->local_addr, sizeof c->local_addr);
-  rill_conn_remote_addr(conn, c->remote_addr, sizeof c->remote_addr);
   rill_conn_start(conn, &facade_events, c);
   rill_conn_read_stop(conn);  // read only while a fiber waits
   return c;
@@ -217,8 +312,11 @@ int rill_net_write(rill_net_conn *c, const void *buf, size_t len, size_t *writte
   hold inside(c);
   if ((err = fiber_lock_acquire(c->write_lock)) != 0)
     return err;
-  err = write_locked(c, buf, len, written);
+  size_t count = 0;
+  err = write_locked(c, static_cast<const char *>(buf), len, &count);
   fiber_lock_release(c->write_lock);
+  if (written)
+    *written = count;
   return err;
 }
 
@@ -228,15 +326,18 @@ int rill_net_close(rill_net_conn *c) {
   if (c->lifetime.closing())
     return RILL_ECLOSED;
   c->lifetime.state = life_state::closing;
-  c->written_at_close = rill_conn_bytes_written(c->conn);
-  // Go: a Close wakes every goroutine blocked on the connection.
+  // Go: a Close wakes every goroutine blocked on the connection. A parked
+  // writer learns how far it got now: on_close may come before it runs.
+  if (c->writer)
+    c->writer->sent_total = rill_conn_bytes_written(c->conn);
   wake(c->reader, RILL_ECLOSED);
   wake(c->writer, RILL_ECLOSED);
   fiber_wake_all(c->read_lock.waiters, RILL_ECLOSED);
   fiber_wake_all(c->write_lock.waiters, RILL_ECLOSED);
-  // What an interrupted write had not handed to the kernel is dropped, so
-  // its *written stays the truth (Go's Close does the same). on_close
-  // follows from the loop and drops the connection's reference.
+  // What an interrupted write had not handed to the kernel is dropped here,
+  // before the woken writer runs, so rill is done with its buffer and its
+  // *written stays the truth (Go's Close does the same). on_close follows
+  // from the loop and drops the connection's reference.
   return rill_conn_close_now(c->conn);
 }
 
@@ -288,17 +389,11 @@ int rill_net_set_write_buffer(rill_net_conn *c, int bytes) {
 }
 
 int rill_net_local_addr(const rill_net_conn *c, char *buf, size_t size) {
-  if (!c || !buf || std::strlen(c->local_addr) >= size)
-    return RILL_EINVAL;
-  std::strcpy(buf, c->local_addr);
-  return static_cast<int>(std::strlen(buf));
+  return copy_address(c, false, buf, size);
 }
 
 int rill_net_remote_addr(const rill_net_conn *c, char *buf, size_t size) {
-  if (!c || !buf || std::strlen(c->remote_addr) >= size)
-    return RILL_EINVAL;
-  std::strcpy(buf, c->remote_addr);
-  return static_cast<int>(std::strlen(buf));
+  return copy_address(c, true, buf, size);
 }
 
 int rill_net_fd(const rill_net_conn *c) {
@@ -312,9 +407,11 @@ int rill_net_format_error(const rill_net_conn *c, const char *op, int err, char 
     return RILL_EINVAL;
   bool syscall_error = err > -10000;
   const char *call = syscall_error && (!std::strcmp(op, "read") || !std::strcmp(op, "write")) ? op : nullptr;
+  char local[RILL_ADDRSTRLEN] = "", remote[RILL_ADDRSTRLEN] = "";
+  copy_address(c, false, local, sizeof local);
+  copy_address(c, true, remote, sizeof remote);
   return rill_format_op_error(buf, size, op, c->conn ? rill_conn_network(c->conn) : "tcp",
-                              c->local_addr[0] ? c->local_addr : nullptr,
-                              c->remote_addr[0] ? c->remote_addr : nullptr, call, err);
+                              local[0] ? local : nullptr, remote[0] ? remote : nullptr, call, err);
 }
 
 }  // extern "C"

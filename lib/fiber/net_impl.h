@@ -9,6 +9,12 @@
 // RILL_ECLOSED. on_close makes it CLOSED. The last release frees it, so a
 // fiber woken by a close, or a free from another fiber, never finds freed
 // memory.
+//
+// Size: thousands of idle connections sit on one base, each one of these on
+// top of its rill_conn. What only a call in progress needs (the reader's
+// buffer, what a writer is owed) lives on that fiber's stack and is linked
+// here while it parks; what only the end needs (the bytes left unread, the
+// addresses once the rill_conn is gone) is allocated then.
 #ifndef RILL_FIBER_NET_IMPL_H
 #define RILL_FIBER_NET_IMPL_H
 
@@ -16,36 +22,32 @@
 
 #include "fiber/fiber_impl.h"
 
+namespace rill::detail {
+struct net_read_wait;   // a reader parked in rill_net_read, on its stack
+struct net_write_wait;  // a writer parked in rill_net_write, on its stack
+struct net_spill;       // bytes kept for later reads, with their counts
+}  // namespace rill::detail
+
 struct rill_net_conn {
   rill::detail::life lifetime;
-  rill_conn *conn;          // nullptr once its close callback ran
-  rill_base *base;
+  int read_end = 0;            // RILL_EOF or an error, once seen
   bool user_released = false;  // rill_net_conn_free() was called
+  rill_conn *conn;             // nullptr once its close callback ran
+  // "local\0remote\0", copied from `conn` when it goes (Go's LocalAddr and
+  // error texts answer after Close); nullptr while `conn` lives, or when
+  // that copy found no memory.
+  char *addrs_after_close = nullptr;
 
   // Read side: one reader at a time (read_lock), parked in `reader`.
   rill::detail::fiber_lock read_lock;
-  rill_fiber *reader = nullptr;
-  char *read_buf = nullptr;
-  size_t read_cap = 0;
-  size_t read_got = 0;
-  int read_end = 0;          // RILL_EOF or an error, once seen
-  // Bytes the connection held when the end came, kept for later reads.
-  // While reading goes on the buffer is a reserve as large as what the
-  // connection holds unread, so keeping them at the end needs no memory.
-  char *spill = nullptr;
-  size_t spill_cap = 0;
-  size_t spill_len = 0;
-  size_t spill_off = 0;
+  rill::detail::net_read_wait *reader = nullptr;
+  rill::detail::net_spill *spill = nullptr;
   uint64_t read_deadline = 0;
 
   // Write side: one writer at a time (write_lock), parked in `writer`.
   rill::detail::fiber_lock write_lock;
-  rill_fiber *writer = nullptr;
+  rill::detail::net_write_wait *writer = nullptr;
   uint64_t write_deadline = 0;
-  uint64_t written_at_close = 0;
-
-  char local_addr[RILL_ADDRSTRLEN] = "";
-  char remote_addr[RILL_ADDRSTRLEN] = "";
 };
 
 namespace rill::detail {

@@ -10,6 +10,11 @@
 //
 // Requests complete in the order they were made: a ref write of zero bytes
 // queues behind earlier ones like any other and completes after them.
+//
+// rill_conn_try_write is the write that never queues (libuv's uv_try_write):
+// the kernel takes what it takes from the caller's buffer and the rest stays
+// the caller's. The blocking facade builds its zero-copy write from it and a
+// ref write of the rest (lib/fiber/net_conn.cpp says why).
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <cerrno>
@@ -286,6 +291,18 @@ int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_writ
   else
     enqueue(conn, r);  // behind earlier writes, even with zero bytes
   return 0;
+}
+
+ssize_t rill_conn_try_write(rill_conn *conn, const void *data, size_t len) {
+  int err = write_precheck(conn);
+  if (err)
+    return err;
+  if (len == 0)
+    return 0;
+  if (!data)
+    return RILL_EINVAL;
+  // Nothing queued: the bytes go in order (write_direct takes none otherwise).
+  return write_direct(conn, static_cast<const char *>(data), len);
 }
 
 size_t rill_conn_write_queued(const rill_conn *conn) { return conn ? conn->queued : 0; }
