@@ -18,7 +18,7 @@
 static int g_failures;
 static char g_first[512];
 
-static void check_failed(const char *file, int line, const char *what) {
+static inline void check_failed(const char *file, int line, const char *what) {
   if (g_failures++ == 0)
     snprintf(g_first, sizeof g_first, "%.80s:%d: %.400s", file, line, what);
   fprintf(stderr, "FCHECK failed at %s:%d: %s\n", file, line, what);
@@ -40,19 +40,19 @@ static void check_failed(const char *file, int line, const char *what) {
     }                                                                             \
   } while (0)
 
-static void reset_checks(void) {
+static inline void reset_checks(void) {
   g_failures = 0;
   g_first[0] = '\0';
 }
 
-static void assert_checks(void) {
+static inline void assert_checks(void) {
   if (g_failures)
     fail_msg("%d check(s) failed inside fibers; first: %s", g_failures, g_first);
 }
 
 /* Runs the base until nothing is left, then checks every fiber ended, the
  * base frees, and no check failed. */
-static void run_and_free(rill_base *base) {
+static inline void run_and_free(rill_base *base) {
   TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
   assert_int_equal(rill_fiber_count(base), 0);
   tu_base_free(base);
@@ -60,7 +60,7 @@ static void run_and_free(rill_base *base) {
 }
 
 /* Starts one fiber on a new base with `fn(arg)` and runs it to the end. */
-static void run_fiber(rill_fiber_fn fn, void *arg) {
+static inline void run_fiber(rill_fiber_fn fn, void *arg) {
   rill_base *base = tu_base_new();
   reset_checks();
   assert_int_equal(rill_go(base, fn, arg), 0);
@@ -68,7 +68,7 @@ static void run_fiber(rill_fiber_fn fn, void *arg) {
 }
 
 /* Gives the other ready fibers `n` turns. */
-static void yield_n(int n) {
+static inline void yield_n(int n) {
   for (int i = 0; i < n; i++)
     FCHECK_EQ(rill_yield(), 0);
 }
