@@ -18,10 +18,10 @@ struct demo {
   rill_signal *sigint;
   int pipe_fds[2];
   int ticks;
-  uint64_t start_ms;
+  uint64_t start;
 };
 
-static double now_s(const struct demo *d) { return (rill_base_now(d->base) - d->start_ms) / 1000.0; }
+static double now_s(const struct demo *d) { return (double)(rill_time_now() - d->start) / RILL_SEC; }
 
 static void finish(struct demo *d) {
   rill_timer_free(d->tick);
@@ -96,12 +96,12 @@ int main(void) {
     fprintf(stderr, "rill_base_new: %s\n", rill_strerror(err));
     return 1;
   }
-  d.start_ms = rill_base_now(d.base);
+  d.start = rill_time_now();
   printf("rill %s on the %s backend\n", rill_version_string(), rill_base_backend(d.base));
   if (pipe(d.pipe_fds) < 0)
     return 1;
   must(rill_timer_new(d.base, on_tick, &d, &d.tick), "rill_timer_new");
-  must(rill_timer_start(d.tick, 50, 50), "rill_timer_start");
+  must(rill_timer_start(d.tick, 50 * RILL_MSEC, 50 * RILL_MSEC), "rill_timer_start");
   must(rill_io_new(d.base, d.pipe_fds[0], on_pipe, &d, &d.pipe_watch), "rill_io_new");
   must(rill_io_start(d.pipe_watch, RILL_READ), "rill_io_start");
   must(rill_signal_new(d.base, on_sigint, &d, &d.sigint), "rill_signal_new");

@@ -383,8 +383,8 @@ int main(int argc, char **argv) {
   }
 
   memset(&opts, 0, sizeof opts);
-  opts.timeout_ms = timeout_ms;
-  opts.fallback_delay_ms = (unsigned)fallback_ms;
+  opts.timeout = timeout_ms * RILL_MSEC;
+  opts.fallback_delay = ((unsigned)fallback_ms) * RILL_MSEC;
   opts.control = on_attempt;
   opts.control_arg = &s;
   s.t0_ns = now_ns();

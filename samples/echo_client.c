@@ -388,7 +388,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "echo_client: %s\n", rill_strerror(err));
     return 1;
   }
-  opts.timeout_ms = DIAL_TIMEOUT_MS;
+  opts.timeout = DIAL_TIMEOUT_MS * RILL_MSEC;
   err = rill_dial(c.base, c.network, c.address, &opts, on_dial, &c, NULL);
   if (err < 0) {
     /* Refused at once (a malformed address, say): no dialer to ask. */

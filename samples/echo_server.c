@@ -122,7 +122,7 @@ static void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) 
 static void on_signal(rill_signal *sig, int signum, void *arg) {
   struct server *s = arg;
   struct client *c;
-  uint64_t deadline = rill_base_now(s->base) + SHUTDOWN_GRACE_MS;
+  uint64_t deadline = rill_time_now() + SHUTDOWN_GRACE_MS * RILL_MSEC;
   (void)sig;
   if (!s->quiet)
     fprintf(stderr, "echo_server: signal %d, shutting down (%lu connections served)\n", signum,

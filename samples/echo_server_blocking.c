@@ -77,7 +77,7 @@ static void accept_loop(void *arg) {
       /* Out of descriptors, say: report, back off a little, accept again.
        * A close meanwhile makes the next accept say RILL_ECLOSED. */
       fprintf(stderr, "echo_server_blocking: accept: %s\n", rill_strerror(err));
-      rill_sleep(10);
+      rill_sleep(10 * RILL_MSEC);
       continue;
     }
     if (!(c = calloc(1, sizeof *c))) {

@@ -176,17 +176,30 @@ RILL_API int rill_base_post(rill_base *base, rill_post_cb fn, void *arg);
  * cost of the system calls. */
 RILL_API int rill_base_reinit(rill_base *base);
 
-/* Units for every duration and time in the API. Write durations as
- * `100 * RILL_MSEC` so that code stays right whatever the base unit is (the
- * API is moving from milliseconds to nanoseconds, Go's unit). */
-#define RILL_MSEC ((uint64_t)1)
-#define RILL_SEC ((uint64_t)1000 * RILL_MSEC)
+/* Time. Every duration and every point in time in rill's API is a uint64_t
+ * count of nanoseconds, as in Go: durations are written `250 * RILL_MSEC`,
+ * and points in time are on the monotonic clock of rill_time_now(), so a
+ * deadline is `rill_time_now() + 10 * RILL_USEC`. Timers and deadlines
+ * fire at least their duration after the call that armed them, measured from
+ * the real time of that call (docs/go-model.md, G29), with the resolution
+ * of the backend's wait (nanoseconds for epoll on Linux 5.11 and later,
+ * and for poll and kqueue; milliseconds for older epoll). */
+#define RILL_NSEC ((uint64_t)1)
+#define RILL_USEC ((uint64_t)1000)
+#define RILL_MSEC ((uint64_t)1000000)
+#define RILL_SEC ((uint64_t)1000000000)
 
-/* The loop's cached monotonic clock in milliseconds, read once per
- * iteration. */
+/* The monotonic clock (CLOCK_MONOTONIC), read at the call. Any thread. */
+RILL_API uint64_t rill_time_now(void);
+
+/* The base's view of the clock: the last time it read rill_time_now(),
+ * which it does each time the loop wakes, when a timer is armed, and in
+ * rill_base_update_time(). Cheaper than rill_time_now() but possibly
+ * behind it by the time callbacks have run since; compute deadlines from
+ * rill_time_now(). 0 for NULL. */
 RILL_API uint64_t rill_base_now(const rill_base *base);
 
-/* Re-reads the clock, for callbacks that ran for long. */
+/* Re-reads the clock into rill_base_now(). */
 RILL_API void rill_base_update_time(rill_base *base);
 
 /* Keeps rill_base_run(RILL_RUN_DEFAULT) running while no handle is active

@@ -52,7 +52,7 @@ RILL_API int rill_net_listener_close(rill_net_listener *listener);
 /* Closes the listener if needed and gives up the handle (see above). */
 RILL_API void rill_net_listener_free(rill_net_listener *listener);
 
-/* net.Dial / DialTimeout: options->timeout_ms bounds the lookup and the
+/* net.Dial / DialTimeout: options->timeout bounds the lookup and the
  * connect. Host names resolve through the base's resolver. On failure,
  * `errbuf` (may be NULL) gets Go's message, "dial tcp 127.0.0.1:1: connect:
  * connection refused". */
@@ -93,15 +93,17 @@ RILL_API int rill_net_close(rill_net_conn *conn);
 RILL_API int rill_net_close_write(rill_net_conn *conn);
 RILL_API void rill_net_conn_free(rill_net_conn *conn);
 
-/* SetReadDeadline / SetWriteDeadline / SetDeadline: absolute times on the
- * rill_base_now() clock (fresh each time the fiber resumes: see rill_sleep
- * in fiber.h), 0 for none. Moving a deadline wakes no one;
- * a parked call fails when the deadline it waits under passes. */
-RILL_API int rill_net_set_deadline(rill_net_conn *conn, int which, uint64_t when_ms);
+/* SetReadDeadline / SetWriteDeadline / SetDeadline: absolute times in
+ * nanoseconds on the rill_time_now() clock, as Go's
+ * conn.SetReadDeadline(time.Now().Add(d)) is rill_net_set_deadline(conn,
+ * RILL_DEADLINE_READ, rill_time_now() + d); 0 for none. Moving a deadline
+ * wakes no one; a parked call fails when the deadline it waits under
+ * passes. */
+RILL_API int rill_net_set_deadline(rill_net_conn *conn, int which, uint64_t when);
 
 /* Go's TCPConn.Set* (G4) and Local/RemoteAddr; RILL_ECLOSED once closed. */
 RILL_API int rill_net_set_no_delay(rill_net_conn *conn, int on);
-RILL_API int rill_net_set_keep_alive(rill_net_conn *conn, int on, unsigned period_ms);
+RILL_API int rill_net_set_keep_alive(rill_net_conn *conn, int on, uint64_t period);
 RILL_API int rill_net_set_linger(rill_net_conn *conn, int seconds);
 RILL_API int rill_net_set_read_buffer(rill_net_conn *conn, int bytes);
 RILL_API int rill_net_set_write_buffer(rill_net_conn *conn, int bytes);

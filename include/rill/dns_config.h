@@ -3,6 +3,8 @@
 #ifndef RILL_DNS_CONFIG_H
 #define RILL_DNS_CONFIG_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -22,7 +24,8 @@ typedef struct rill_dns_config {
   /* The hosts file; NULL: /etc/hosts. */
   const char *hosts_file;
   int lookup;            /* RILL_LOOKUP_* */
-  unsigned timeout_ms;   /* per try; 0: resolv.conf's (5 s by default) */
+  uint64_t timeout;      /* per try in ns, rounded up to whole ms; 0:
+                            resolv.conf's (5 s by default) */
   unsigned tries;        /* 0: resolv.conf's (2 by default) */
 } rill_dns_config;
 

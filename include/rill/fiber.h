@@ -44,15 +44,9 @@ RILL_API size_t rill_fiber_count(const rill_base *base);
 /* Lets the other ready fibers and the loop run, then continues. */
 RILL_API int rill_yield(void);
 
-/* Parks the fiber for at least `ms` milliseconds, measured from the real
- * time of the call, not from when the loop last read its clock (G29).
- *
- * The clock inside fibers: rill_base_now() is refreshed each time a fiber
- * starts or returns from a blocking call (not from rill_yield), so
- * "rill_base_now() + d" right after one is measured from the real time. A
- * fiber that computes for a long time, or only yields, should call
- * rill_base_update_time() before reading it. */
-RILL_API int rill_sleep(uint64_t ms);
+/* time.Sleep: parks the fiber for at least `d` nanoseconds, measured from
+ * the real time of the call (G29). */
+RILL_API int rill_sleep(uint64_t d);
 
 /* A wait group (Go's sync.WaitGroup) for the fibers of one base.
  * rill_waitgroup_new returns 0, RILL_EINVAL for NULL, or RILL_ENOMEM. */

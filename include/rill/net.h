@@ -88,8 +88,9 @@ typedef int (*rill_control_cb)(int fd, const char *network, const char *address,
 typedef struct rill_net_options {
   int no_delay;              /* TCP_NODELAY, default on */
   int keep_alive;            /* SO_KEEPALIVE, default on */
-  unsigned keep_alive_ms;    /* idle and interval, default 15000 */
-  uint64_t timeout_ms;       /* dial: connect timeout, 0 none */
+  uint64_t keep_alive_period; /* idle and interval in ns, default 15 s,
+                                 rounded up to whole seconds */
+  uint64_t timeout;          /* dial: lookup + connect timeout in ns, 0 none */
   const char *local_address; /* dial: bind to this address first */
   int backlog;               /* listen: 0 reads /proc/sys/net/core/somaxconn */
   int reuse_port;            /* listen: SO_REUSEPORT (many bases, one port) */
@@ -106,8 +107,8 @@ typedef struct rill_net_options {
   /* dial by name: resolver settings for this dial (NULL: the base's) */
   const struct rill_dns_config *dns;
   /* dial by name: Happy Eyeballs delay before the next address is tried
-   * while the previous one is still connecting; 0: 300 ms */
-  unsigned fallback_delay_ms;
+   * while the previous one is still connecting, in ns; 0: 300 ms */
+  uint64_t fallback_delay;
 } rill_net_options;
 
 /* ---- connections ------------------------------------------------------- */
@@ -188,10 +189,11 @@ enum {
   RILL_DEADLINE_BOTH = 3
 };
 
-/* Sets the read and/or write deadline to `when_ms` on the rill_base_now()
- * clock (0: none). Passed deadlines fail I/O with RILL_ETIMEOUT until moved.
+/* Sets the read and/or write deadline to `when`, a time on the
+ * rill_time_now() clock in nanoseconds (0: none; a time already past fails
+ * the next I/O at once). Passed deadlines fail I/O with RILL_ETIMEOUT until moved.
  * Cheap enough to call on every read or write. */
-RILL_API int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when_ms);
+RILL_API int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when);
 
 /* Half-close: once the queue is flushed, shuts the write side (FIN). The
  * peer reads EOF; this side can still read. Later writes give -EPIPE. */
@@ -229,7 +231,8 @@ RILL_API int rill_conn_abort(rill_conn *conn);
 /* Option setters (G4), Go's TCPConn.Set*. RILL_ECLOSED once closed;
  * -EOPNOTSUPP for a TCP option on a Unix socket. */
 RILL_API int rill_conn_set_no_delay(rill_conn *conn, int on);
-RILL_API int rill_conn_set_keep_alive(rill_conn *conn, int on, unsigned period_ms);
+/* `period` in ns (rounded up to whole seconds; 0: 15 s). */
+RILL_API int rill_conn_set_keep_alive(rill_conn *conn, int on, uint64_t period);
 RILL_API int rill_conn_set_linger(rill_conn *conn, int seconds); /* < 0: off */
 RILL_API int rill_conn_set_read_buffer(rill_conn *conn, int bytes);
 RILL_API int rill_conn_set_write_buffer(rill_conn *conn, int bytes);
@@ -282,7 +285,7 @@ RILL_API void rill_listener_close(rill_listener *listener);
 /* ---- dialing ----------------------------------------------------------- */
 
 /* Exactly once per rill_dial(): the connection (status 0), or an error:
- * -ECONNREFUSED, RILL_ETIMEOUT (options.timeout_ms), RILL_ECANCELED
+ * -ECONNREFUSED, RILL_ETIMEOUT (options.timeout), RILL_ECANCELED
  * (rill_dialer_cancel), ... The dialer handle is gone when this returns;
  * rill_dialer_format_error() may be called inside it. */
 typedef void (*rill_dial_cb)(rill_dialer *dialer, rill_conn *conn, int status, void *arg);

@@ -1,7 +1,7 @@
 /* rill — timers.
  *
- * One-shot and repeating timers on the base's monotonic clock, in
- * milliseconds. Starting, stopping and restarting cost O(log n) and never
+ * One-shot and repeating timers on the monotonic clock, in nanoseconds
+ * (RILL_MSEC and friends in rill/base.h). Starting, stopping and restarting cost O(log n) and never
  * allocate once the heap has grown to the number of active timers. Timers
  * that fall due at the same time fire in the order they were started. The
  * loop sleeps exactly until the next timer is due.
@@ -26,9 +26,10 @@ typedef void (*rill_timer_cb)(rill_timer *timer, void *arg);
 /* Creates a stopped timer. */
 RILL_API int rill_timer_new(rill_base *base, rill_timer_cb cb, void *arg, rill_timer **out);
 
-/* Arms the timer to fire `timeout_ms` after rill_base_now(), then every
- * `repeat_ms` if that is not 0. Restarts an active timer. */
-RILL_API int rill_timer_start(rill_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms);
+/* Arms the timer to fire `timeout` nanoseconds after the call (the clock is
+ * read now, G29), then every `repeat` nanoseconds if that is not 0. Restarts
+ * an active timer. Durations past about 146 years are capped. */
+RILL_API int rill_timer_start(rill_timer *timer, uint64_t timeout, uint64_t repeat);
 
 /* Disarms the timer; stopping a stopped timer is fine. */
 RILL_API int rill_timer_stop(rill_timer *timer);
@@ -37,7 +38,8 @@ RILL_API int rill_timer_stop(rill_timer *timer);
  * callback runs; 0 for a freed timer). */
 RILL_API int rill_timer_active(const rill_timer *timer);
 
-/* Milliseconds until the timer is due (0 if overdue or stopped). */
+/* Nanoseconds until the timer is due, from rill_time_now() (0 if overdue
+ * or stopped). */
 RILL_API uint64_t rill_timer_remaining(const rill_timer *timer);
 
 /* Stops and frees the timer. NULL, and a pointer that is not a live timer,

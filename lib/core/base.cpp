@@ -258,7 +258,9 @@ int rill_base_stop(rill_base *base) {
   return 0;
 }
 
-uint64_t rill_base_now(const rill_base *base) { return base ? base->now_ns / ns_per_ms : 0; }
+uint64_t rill_base_now(const rill_base *base) { return base ? base->now_ns : 0; }
+
+uint64_t rill_time_now(void) { return monotonic_ns(); }
 
 void rill_base_update_time(rill_base *base) {
   if (base)

@@ -157,17 +157,21 @@ int rill_timer_new(rill_base *base, rill_timer_cb cb, void *arg, rill_timer **ou
   return timer_create(base, cb, arg, false, out);
 }
 
-int rill_timer_start(rill_timer *timer, uint64_t timeout_ms, uint64_t repeat_ms) {
+int rill_timer_start(rill_timer *timer, uint64_t timeout, uint64_t repeat) {
   if (int err = handle_check(timer, handle_kind::timer))
     return err;
-  // Cap far-future times instead of overflowing: 2^63 ns is ~292 years.
-  constexpr uint64_t max_ms = (UINT64_MAX / 4) / ns_per_ms;
-  if (timeout_ms > max_ms)
-    timeout_ms = max_ms;
-  if (repeat_ms > max_ms)
-    repeat_ms = max_ms;
-  timer->repeat_ns = repeat_ms * ns_per_ms;
-  return arm(timer, timer->base->now_ns + timeout_ms * ns_per_ms);
+  // Cap far-future times instead of overflowing: 2^62 ns is ~146 years.
+  constexpr uint64_t max_duration = UINT64_MAX / 4;
+  if (timeout > max_duration)
+    timeout = max_duration;
+  if (repeat > max_duration)
+    repeat = max_duration;
+  timer->repeat_ns = repeat;
+  // G29: the duration counts from now, not from when the loop last woke;
+  // the callbacks that ran since may have taken a while.
+  rill_base *base = timer->base;
+  base->now_ns = monotonic_ns();
+  return arm(timer, base->now_ns + timeout);
 }
 
 int rill_timer_stop(rill_timer *timer) {
@@ -185,8 +189,8 @@ uint64_t rill_timer_remaining(const rill_timer *timer) {
   if (handle_check(timer, handle_kind::timer) != 0 || !timer->active)
     return 0;
   uint64_t due = timer->base->timers[timer->heap_index].due_ns;
-  uint64_t now = timer->base->now_ns;
-  return due > now ? (due - now + ns_per_ms - 1) / ns_per_ms : 0;
+  uint64_t now = monotonic_ns();
+  return due > now ? due - now : 0;
 }
 
 void rill_timer_free(rill_timer *timer) {

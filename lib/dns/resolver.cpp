@@ -22,6 +22,7 @@
 #include <ares.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -168,8 +169,10 @@ int channel_new(rill_base *base, const rill_dns_config &cfg, bool shared, dns_ch
   opts.sock_state_cb = on_sock_state;
   opts.sock_state_cb_data = ch;
   opts.lookups = const_cast<char *>("b");  // the hosts file is read by rill
-  if (cfg.timeout_ms) {
-    opts.timeout = static_cast<int>(cfg.timeout_ms);
+  if (cfg.timeout) {
+    // c-ares counts whole milliseconds in an int: round up, saturate.
+    uint64_t ms = cfg.timeout / RILL_MSEC + (cfg.timeout % RILL_MSEC != 0);
+    opts.timeout = ms > INT_MAX ? INT_MAX : static_cast<int>(ms);
     mask |= ARES_OPT_TIMEOUTMS;
   }
   if (cfg.tries) {
@@ -327,8 +330,8 @@ rill_dns_config merged(const rill_dns_config *request, const rill_dns_config &ba
     cfg.servers = base.servers;
   if (!cfg.hosts_file)
     cfg.hosts_file = base.hosts_file;
-  if (!cfg.timeout_ms)
-    cfg.timeout_ms = base.timeout_ms;
+  if (!cfg.timeout)
+    cfg.timeout = base.timeout;
   if (!cfg.tries)
     cfg.tries = base.tries;
   return cfg;
@@ -336,7 +339,7 @@ rill_dns_config merged(const rill_dns_config *request, const rill_dns_config &ba
 
 bool same_channel_settings(const rill_dns_config &a, const rill_dns_config &b) {
   bool same_servers = a.servers == b.servers || (a.servers && b.servers && !std::strcmp(a.servers, b.servers));
-  return same_servers && a.timeout_ms == b.timeout_ms && a.tries == b.tries;
+  return same_servers && a.timeout == b.timeout && a.tries == b.tries;
 }
 
 void shutdown_all(rill_base *base) {

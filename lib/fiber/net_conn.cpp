@@ -23,8 +23,8 @@ void release(rill_net_conn *c) {
 
 using hold = held<rill_net_conn, release>;
 
-bool deadline_passed(const rill_net_conn *c, uint64_t deadline) {
-  return deadline && rill_base_now(c->base) >= deadline;
+bool deadline_passed(uint64_t deadline) {
+  return deadline && rill_time_now() >= deadline;
 }
 
 void wake(rill_fiber *&slot, int status) {
@@ -133,7 +133,7 @@ ssize_t read_locked(rill_net_conn *c, void *buf, size_t len) {
     return take_spill(c, buf, len);
   if (c->read_end)
     return c->read_end;
-  if (deadline_passed(c, c->read_deadline))
+  if (deadline_passed(c->read_deadline))
     return RILL_ETIMEOUT;  // Go checks the deadline before reading
   c->reader = rill_fiber_current();
   c->read_buf = static_cast<char *>(buf);
@@ -150,7 +150,7 @@ int write_locked(rill_net_conn *c, const void *buf, size_t len, size_t *written)
   int err;
   if (c->lifetime.closing())
     err = RILL_ECLOSED;
-  else if (deadline_passed(c, c->write_deadline))
+  else if (deadline_passed(c->write_deadline))
     err = RILL_ETIMEOUT;
   else
     err = rill_conn_write(c->conn, buf, len);
@@ -257,18 +257,18 @@ void rill_net_conn_free(rill_net_conn *c) {
   release(c);
 }
 
-int rill_net_set_deadline(rill_net_conn *c, int which, uint64_t when_ms) {
+int rill_net_set_deadline(rill_net_conn *c, int which, uint64_t when) {
   if (!c)
     return RILL_EINVAL;
   if (c->lifetime.closing())
     return RILL_ECLOSED;
-  int err = rill_conn_set_deadline(c->conn, which, when_ms);
+  int err = rill_conn_set_deadline(c->conn, which, when);
   if (err)
     return err;
   if (which & RILL_DEADLINE_READ)
-    c->read_deadline = when_ms;
+    c->read_deadline = when;
   if (which & RILL_DEADLINE_WRITE)
-    c->write_deadline = when_ms;
+    c->write_deadline = when;
   return 0;
 }
 
@@ -278,8 +278,8 @@ int rill_net_set_deadline(rill_net_conn *c, int which, uint64_t when_ms) {
   return c->lifetime.closing() ? RILL_ECLOSED : name(c->conn, __VA_ARGS__)
 
 int rill_net_set_no_delay(rill_net_conn *c, int on) { RILL_NET_SETTER(rill_conn_set_no_delay, on); }
-int rill_net_set_keep_alive(rill_net_conn *c, int on, unsigned period_ms) {
-  RILL_NET_SETTER(rill_conn_set_keep_alive, on, period_ms);
+int rill_net_set_keep_alive(rill_net_conn *c, int on, uint64_t period) {
+  RILL_NET_SETTER(rill_conn_set_keep_alive, on, period);
 }
 int rill_net_set_linger(rill_net_conn *c, int seconds) { RILL_NET_SETTER(rill_conn_set_linger, seconds); }
 int rill_net_set_read_buffer(rill_net_conn *c, int bytes) { RILL_NET_SETTER(rill_conn_set_read_buffer, bytes); }

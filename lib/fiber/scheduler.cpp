@@ -53,7 +53,6 @@ struct rill_fiber {
   void *arg;
   rill::detail::list_node queue_node;  // in the ready queue or a wait queue
   bool done = false;
-  bool yielded = false;  // parked by rill_yield(), not by a wait
   int wake_status = 0;
   rill_timer *sleep_timer = nullptr;
 #ifdef RILL_FIBER_TSAN
@@ -151,15 +150,6 @@ void switch_stacks(void **save, void *to, const void *stack_bottom, size_t stack
 
 // From the loop into `f`, until it parks or ends.
 void switch_into(scheduler *s, rill_fiber *f) {
-  // G29: time is read when it is asked for. Fibers run back to back from
-  // one kick, so the loop's clock may be as old as every fiber that ran
-  // before this one; refreshed here, rill_base_now() inside a fiber that
-  // starts or returns from a blocking call (a deadline of now + d) starts
-  // from the real time. A yield only lets others run: it skips the clock
-  // read (about a third of a yield's cost).
-  if (!f->yielded)
-    rill_base_update_time(s->base);
-  f->yielded = false;
   // A fiber may run another base's loop; its own fiber comes back after.
   rill_fiber *outer = running;
   running = f;
@@ -367,13 +357,12 @@ size_t rill_fiber_count(const rill_base *base) {
 int rill_yield(void) {
   if (!running)
     return RILL_ENOTFIBER;
-  running->yielded = true;
   make_ready(running);
   fiber_park();
   return 0;
 }
 
-int rill_sleep(uint64_t ms) {
+int rill_sleep(uint64_t d) {
   rill_fiber *f = running;
   if (!f)
     return RILL_ENOTFIBER;
@@ -382,10 +371,7 @@ int rill_sleep(uint64_t ms) {
     if (err)
       return err;
   }
-  // G29: a sleep is measured from now, not from when the loop last read the
-  // clock: this fiber may have run for a while since.
-  rill_base_update_time(f->sched->base);
-  int err = rill_timer_start(f->sleep_timer, ms, 0);
+  int err = rill_timer_start(f->sleep_timer, d, 0);  // from now (G29)
   if (err)
     return err;
   fiber_park();

@@ -352,13 +352,13 @@ int rill_conn_set_no_delay(rill_conn *conn, int on) {
   return is_tcp(conn->kind) ? socket_set_no_delay(conn->fd, on != 0) : -EOPNOTSUPP;
 }
 
-int rill_conn_set_keep_alive(rill_conn *conn, int on, unsigned period_ms) {
+int rill_conn_set_keep_alive(rill_conn *conn, int on, uint64_t period) {
   int err = conn_check_open(conn);
   if (err)
     return err;
   if (!is_tcp(conn->kind))
     return -EOPNOTSUPP;
-  return socket_set_keep_alive(conn->fd, on != 0, period_ms ? period_ms : default_keep_alive_ms);
+  return socket_set_keep_alive(conn->fd, on != 0, period ? period : default_keep_alive_period);
 }
 
 int rill_conn_set_linger(rill_conn *conn, int seconds) {

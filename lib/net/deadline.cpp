@@ -61,30 +61,29 @@ void conn_deadline_update(rill_conn *c) {
     return;
   if (c->timer_due && c->timer_due <= next)
     return;  // fires early enough; re-armed then
-  uint64_t now = c->base->now_ns;
-  uint64_t delay_ms = next > now ? (next - now + ns_per_ms - 1) / ns_per_ms : 0;
-  if (rill_timer_start(c->deadline_timer, delay_ms, 0) == 0)
-    c->timer_due = now + delay_ms * ns_per_ms;
+  uint64_t now = monotonic_ns();
+  if (rill_timer_start(c->deadline_timer, next > now ? next - now : 0, 0) == 0)
+    c->timer_due = next;
 }
 
 }  // namespace rill::detail
 
 using namespace rill::detail;
 
-extern "C" int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when_ms) {
+extern "C" int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when) {
   int err = conn_check_open(conn);
   if (err)
     return err;
   if (which < RILL_DEADLINE_READ || which > RILL_DEADLINE_BOTH)
     return RILL_EINVAL;
-  if (when_ms && !conn->deadline_timer) {
+  if (when && !conn->deadline_timer) {
     err = rill_timer_new(conn->base, on_timer, conn, &conn->deadline_timer);
     if (err)
       return err;
   }
   // Far-future deadlines saturate (~146 years) instead of wrapping round.
-  constexpr uint64_t max_ms = (UINT64_MAX / 4) / ns_per_ms;
-  uint64_t when_ns = (when_ms > max_ms ? max_ms : when_ms) * ns_per_ms;
+  constexpr uint64_t max_when = UINT64_MAX / 4;
+  uint64_t when_ns = when > max_when ? max_when : when;
   if (which & RILL_DEADLINE_READ) {
     conn->read_deadline = when_ns;
     if (conn->read_timed_out) {

@@ -37,7 +37,7 @@
 namespace rill::detail {
 namespace {
 
-constexpr unsigned default_fallback_ms = 300;
+constexpr uint64_t default_fallback_delay = 300 * RILL_MSEC;
 
 struct dial_target {
   sockaddr_storage addr;
@@ -268,7 +268,7 @@ void start_next(rill_dialer *d) {
       return;
     }
     if (d->next_target < d->targets.size()) {
-      unsigned delay = d->opts.fallback_delay_ms ? d->opts.fallback_delay_ms : default_fallback_ms;
+      uint64_t delay = d->opts.fallback_delay ? d->opts.fallback_delay : default_fallback_delay;
       if (d->fallback || timer_create(d->base, on_fallback, d, false, &d->fallback) == 0)
         rill_timer_start(d->fallback, delay, 0);
     }
@@ -379,10 +379,10 @@ int rill_dial(rill_base *base, const char *network, const char *address,
   }
   d->opts.local_address = nullptr;  // the caller's strings are not kept
   d->opts.dns = nullptr;
-  if (d->opts.timeout_ms) {
+  if (d->opts.timeout) {
     err = timer_create(base, on_timeout, d, false, &d->timeout);
     if (!err)
-      err = rill_timer_start(d->timeout, d->opts.timeout_ms, 0);
+      err = rill_timer_start(d->timeout, d->opts.timeout, 0);
   }
   if (!err && needs_dns) {
     std::snprintf(d->host, sizeof d->host, "%s", host);

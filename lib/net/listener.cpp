@@ -30,7 +30,7 @@ struct rill_listener {
   rill::detail::net_kind kind;
   rill_io *io = nullptr;
   rill_timer *backoff = nullptr;
-  uint64_t backoff_ms = 0;
+  uint64_t backoff_delay = 0;
   rill::detail::life lifetime;
   bool paused = false;
   rill_accept_cb on_accept;
@@ -44,8 +44,8 @@ namespace rill::detail {
 namespace {
 
 constexpr int accepts_per_wakeup = 32;
-constexpr uint64_t backoff_min_ms = 5;
-constexpr uint64_t backoff_max_ms = 1000;
+constexpr uint64_t backoff_min = 5 * RILL_MSEC;
+constexpr uint64_t backoff_max = RILL_SEC;
 
 bool out_of_descriptors(int err) {
   return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
@@ -82,17 +82,17 @@ void on_readable(rill_io *, int, unsigned, void *arg) {
       if (fd == -EINTR || fd == -ECONNABORTED)
         continue;  // G26: a connection reset before it was taken; try the next
       if (out_of_descriptors(fd)) {
-        l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : backoff_min_ms;
-        if (l->backoff_ms > backoff_max_ms)
-          l->backoff_ms = backoff_max_ms;
+        l->backoff_delay = l->backoff_delay ? l->backoff_delay * 2 : backoff_min;
+        if (l->backoff_delay > backoff_max)
+          l->backoff_delay = backoff_max;
         if (l->backoff || rill_timer_new(l->base, on_backoff, l, &l->backoff) == 0)
-          rill_timer_start(l->backoff, l->backoff_ms, 0);
+          rill_timer_start(l->backoff, l->backoff_delay, 0);
         update_watch(l);
       }
       report(l, nullptr, fd);
       return;
     }
-    l->backoff_ms = 0;
+    l->backoff_delay = 0;
     rill_conn *c;
     int err = 0;
     if (is_tcp(l->kind))

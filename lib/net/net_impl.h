@@ -36,7 +36,7 @@ int socket_accept(int listen_fd);
 // Go's defaults for a new TCP connection (G2).
 int socket_apply_tcp_defaults(int fd, const rill_net_options *opts);
 int socket_set_no_delay(int fd, bool on);
-int socket_set_keep_alive(int fd, bool on, unsigned period_ms);
+int socket_set_keep_alive(int fd, bool on, uint64_t period);
 int socket_listen_backlog();
 // Closes a descriptor once: retrying on EINTR could close a reused number.
 void socket_close(int fd);
@@ -64,7 +64,7 @@ net_state *net_get(rill_base *base);  // nullptr when out of memory
 
 constexpr size_t default_read_max = 64 * 1024;
 constexpr size_t default_high_water = 1024 * 1024;
-constexpr unsigned default_keep_alive_ms = 15000;
+constexpr uint64_t default_keep_alive_period = 15 * RILL_SEC;
 
 }  // namespace rill::detail
 

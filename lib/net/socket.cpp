@@ -91,12 +91,12 @@ int socket_accept(int listen_fd) {
 
 int socket_set_no_delay(int fd, bool on) { return set_int(fd, IPPROTO_TCP, TCP_NODELAY, on); }
 
-int socket_set_keep_alive(int fd, bool on, unsigned period_ms) {
+int socket_set_keep_alive(int fd, bool on, uint64_t period) {
   int err = set_int(fd, SOL_SOCKET, SO_KEEPALIVE, on);
   if (err || !on)
     return err;
   // The kernel counts in whole seconds (at most 32767); round up like Go.
-  uint64_t rounded = (static_cast<uint64_t>(period_ms) + 999) / 1000;
+  uint64_t rounded = period / RILL_SEC + (period % RILL_SEC != 0);
   int secs = rounded < 1 ? 1 : rounded > 32767 ? 32767 : static_cast<int>(rounded);
 #if defined(TCP_KEEPIDLE)
   err = set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, secs);
@@ -113,7 +113,7 @@ int socket_set_keep_alive(int fd, bool on, unsigned period_ms) {
 int socket_apply_tcp_defaults(int fd, const rill_net_options *opts) {
   int no_delay = opts ? opts->no_delay : 0;
   int keep_alive = opts ? opts->keep_alive : 0;
-  unsigned period = opts && opts->keep_alive_ms ? opts->keep_alive_ms : default_keep_alive_ms;
+  uint64_t period = opts && opts->keep_alive_period ? opts->keep_alive_period : default_keep_alive_period;
   // Like Go, a connection is not refused because an option did not take.
   socket_set_no_delay(fd, no_delay >= 0);
   socket_set_keep_alive(fd, keep_alive >= 0, period);

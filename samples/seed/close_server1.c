@@ -26,7 +26,7 @@ static void run(void *arg) {
   for (i = 0; i < 2; i++) {
     size_t written = 0;
     if (i > 0)
-      rill_sleep(seed_ms(1000, 100)); /* the peer's RST comes back meanwhile */
+      rill_sleep(seed_ms(1000, 100) * RILL_MSEC); /* the peer's RST comes back meanwhile */
     if ((err = rill_net_write(c, buf, sizeof buf, &written)) < 0)
       say("conn write error: %s", seed_conn_error(c, "write", err));
     else

@@ -16,7 +16,7 @@ static void run(void *arg) {
   int n = 0, i, at_once = 0;
   char msg[256];
   (void)arg;
-  timeout.timeout_ms = seed_ms(2000, 200);
+  timeout.timeout = seed_ms(2000, 200) * RILL_MSEC;
   /* Phase 1: dial with a timeout until one times out. The successes are
    * summed up in one line: their number is the server's queue length. */
   while (n < MAX_CONNS) {
@@ -30,7 +30,7 @@ static void run(void *arg) {
     at_once++;
     /* A pause between dials, so the count does not depend on how fast the
      * server process gets to run, only on how much it queues. */
-    rill_sleep(2);
+    rill_sleep(2 * RILL_MSEC);
   }
   if (n == MAX_CONNS) {
     say("1-%d: connect to server ok (no dial ever waited)", n);

@@ -43,7 +43,7 @@ static void run(void *arg) {
     seed_status = 1;
     return;
   }
-  opts.timeout_ms = timeout;
+  opts.timeout = timeout * RILL_MSEC;
   if (rill_net_dial("tcp", seed.addr, &opts, &filler, msg, sizeof msg) < 0) {
     say("filling the backlog failed: %s", msg);
     seed_status = 1;

@@ -28,7 +28,7 @@ static void run(void *arg) {
   for (i = 1; i <= TOTAL; i++) {
     rill_net_conn *c;
     int err;
-    rill_sleep(seed_ms(10000, 500));
+    rill_sleep(seed_ms(10000, 500) * RILL_MSEC);
     if ((err = rill_net_accept(l, &c)) < 0) {
       say("accept error: %s", rill_strerror(err));
       seed_status = 1;

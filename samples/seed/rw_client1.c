@@ -10,7 +10,7 @@ static void run(void *arg) {
     seed_status = 1;
     return;
   }
-  rill_sleep(seed_ms(2000, 200)); /* rw_server1 expects at least half of this */
+  rill_sleep(seed_ms(2000, 200) * RILL_MSEC); /* rw_server1 expects at least half of this */
   if ((err = rill_net_write(c, "hello", 5, NULL)) < 0)
     say("write error: %s", seed_conn_error(c, "write", err));
   else

@@ -15,7 +15,7 @@ static void run(void *arg) {
   }
   for (i = 0; i < count; i++) {
     size_t len = strlen(data[i]);
-    rill_sleep(seed_ms(2000, 100));
+    rill_sleep(seed_ms(2000, 100) * RILL_MSEC);
     if ((err = rill_net_write(c, data[i], len, NULL)) < 0) {
       say("write error: %s", seed_conn_error(c, "write", err));
       break;

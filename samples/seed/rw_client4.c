@@ -12,7 +12,7 @@ static void run(void *arg) {
     return;
   }
   /* After rw_server4's first read has timed out (its deadline is 1/2 of this). */
-  rill_sleep(seed_ms(2000, 200));
+  rill_sleep(seed_ms(2000, 200) * RILL_MSEC);
   if ((err = rill_net_write(c, data, sizeof data, NULL)) < 0)
     say("write error: %s", seed_conn_error(c, "write", err));
   else

@@ -11,7 +11,6 @@
 static char chunk[65536];
 
 static void run(void *arg) {
-  rill_base *base = rill_fiber_base();
   rill_net_conn *c;
   uint64_t total = 0;
   unsigned char trailer[8];
@@ -23,7 +22,7 @@ static void run(void *arg) {
     return;
   }
   rill_net_set_write_buffer(c, 32 * 1024);
-  rill_net_set_deadline(c, RILL_DEADLINE_WRITE, rill_base_now(base) + seed_ms(1000, 100));
+  rill_net_set_deadline(c, RILL_DEADLINE_WRITE, rill_time_now() + (seed_ms(1000, 100)) * RILL_MSEC);
   for (;;) {
     err = rill_net_write(c, chunk, sizeof chunk, &n);
     total += n;

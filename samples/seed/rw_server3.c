@@ -17,7 +17,7 @@ static void run(void *arg) {
   for (i = 0; i < 2; i++) {
     char buf[10];
     ssize_t n;
-    rill_sleep(seed_ms(10000, 100)); /* the client is long gone by then */
+    rill_sleep(seed_ms(10000, 100) * RILL_MSEC); /* the client is long gone by then */
     say("start to read from conn");
     n = rill_net_read(c, buf, sizeof buf);
     if (n < 0) {

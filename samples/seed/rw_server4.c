@@ -14,7 +14,6 @@
 static char buf[65536];
 
 static void run(void *arg) {
-  rill_base *base = rill_fiber_base();
   rill_net_listener *l;
   rill_net_conn *c;
   ssize_t n;
@@ -28,18 +27,18 @@ static void run(void *arg) {
   rill_net_listener_free(l);
 
   say("start to read from conn (deadline soon, no data yet)");
-  rill_net_set_deadline(c, RILL_DEADLINE_READ, rill_base_now(base) + seed_ms(1000, 100));
+  rill_net_set_deadline(c, RILL_DEADLINE_READ, rill_time_now() + (seed_ms(1000, 100)) * RILL_MSEC);
   n = rill_net_read(c, buf, sizeof buf);
   say("conn read %d bytes, error: %s", n < 0 ? 0 : (int)n, n < 0 ? seed_conn_error(c, "read", (int)n) : "none");
 
-  rill_sleep(seed_ms(4000, 500)); /* the data arrives meanwhile */
+  rill_sleep(seed_ms(4000, 500) * RILL_MSEC); /* the data arrives meanwhile */
   say("start to read from conn (deadline passed, data waiting)");
-  rill_net_set_deadline(c, RILL_DEADLINE_READ, rill_base_now(base) - 1);
+  rill_net_set_deadline(c, RILL_DEADLINE_READ, rill_time_now() - RILL_MSEC);
   n = rill_net_read(c, buf, sizeof buf);
   say("conn read %d bytes, error: %s", n < 0 ? 0 : (int)n, n < 0 ? seed_conn_error(c, "read", (int)n) : "none");
 
   say("start to read from conn (deadline in 1 s)");
-  rill_net_set_deadline(c, RILL_DEADLINE_READ, rill_base_now(base) + 1000);
+  rill_net_set_deadline(c, RILL_DEADLINE_READ, rill_time_now() + RILL_SEC);
   /* Every read returns what is there; how it is split depends on the
    * kernel, so only the sum is printed. */
   while (total < sizeof buf && (n = rill_net_read(c, buf + total, sizeof buf - total)) > 0)

@@ -25,11 +25,11 @@ static void run(void *arg) {
   }
   rill_net_listener_free(l);
   rill_net_set_read_buffer(c, 32 * 1024);
-  rill_sleep(seed_ms(10000, 300));
+  rill_sleep(seed_ms(10000, 300) * RILL_MSEC);
   for (i = 0; i < READS; i++) {
     size_t got = 0;
     ssize_t n = 0;
-    rill_sleep(seed_ms(5000, 50));
+    rill_sleep(seed_ms(5000, 50) * RILL_MSEC);
     say("start to read from conn");
     /* io.ReadFull: one read returns what the small buffer holds. */
     while (got < sizeof buf && (n = rill_net_read(c, buf + got, sizeof buf - got)) > 0)

@@ -20,7 +20,7 @@ static void run(void *arg) {
   }
   rill_net_listener_free(l);
   rill_net_set_read_buffer(c, 32 * 1024);
-  rill_sleep(seed_ms(3000, 300)); /* past the client's write deadline */
+  rill_sleep(seed_ms(3000, 300) * RILL_MSEC); /* past the client's write deadline */
   say("start to read from conn until EOF");
   while ((n = rill_net_read(c, buf, sizeof buf)) > 0) {
     /* Keep the stream's last 8 bytes. */

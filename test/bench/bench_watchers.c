@@ -222,7 +222,7 @@ static void rill_read(rill_io *io, int fd, unsigned events, void *arg) {
   if (!consume(w)) return;
   rill_io_stop(io);
   rill_io_start(io, RILL_READ);
-  if (with_timeouts) rill_timer_start(w->rtm, TIMEOUT_MS, 0);
+  if (with_timeouts) rill_timer_start(w->rtm, TIMEOUT_MS * RILL_MSEC, 0);
   forward(w);
   if (done) rill_base_stop(rbase);
 }
@@ -243,7 +243,7 @@ static void run_rill(struct result *r) {
     if (with_timeouts) {
       err = rill_timer_new(rbase, rill_timeout, w, &w->rtm);
       if (err < 0) die("rill_timer_new", err);
-      err = rill_timer_start(w->rtm, TIMEOUT_MS, 0);
+      err = rill_timer_start(w->rtm, TIMEOUT_MS * RILL_MSEC, 0);
       if (err < 0) die("rill_timer_start", err);
     }
   }

@@ -198,7 +198,7 @@ static void close_in_callback_round(rill_base *base, enum where where, int abort
       shutdown(p.peer, SHUT_WR);
       break;
     case IN_READ_TIMEOUT:
-      assert_int_equal(rill_conn_set_deadline(p.conn, RILL_DEADLINE_READ, rill_base_now(base) + 1),
+      assert_int_equal(rill_conn_set_deadline(p.conn, RILL_DEADLINE_READ, rill_time_now() + RILL_MSEC),
                        0);
       break;
     case IN_DRAIN: /* on_drain reports a queue that emptied: make one */
@@ -499,7 +499,7 @@ static void test_g25_writes_from_callbacks_stay_contiguous(void **state) {
     w[i].g = g;
     w[i].id = i;
     assert_int_equal(rill_timer_new(base, g25_timer, &w[i], &g->timers[i]), 0);
-    assert_int_equal(rill_timer_start(g->timers[i], 1, 1), 0);
+    assert_int_equal(rill_timer_start(g->timers[i], RILL_MSEC, RILL_MSEC), 0);
   }
   memset(&sr, 0, sizeof sr);
   sr.fd = p.peer;
@@ -507,7 +507,7 @@ static void test_g25_writes_from_callbacks_stay_contiguous(void **state) {
   sr.cap = G25_TOTAL + 4096;
   sr.base = base;
   assert_int_equal(rill_timer_new(base, slow_read_cb, &sr, &reader), 0);
-  assert_int_equal(rill_timer_start(reader, 1, 1), 0);
+  assert_int_equal(rill_timer_start(reader, RILL_MSEC, RILL_MSEC), 0);
   /* Close gracefully once everything is written: the peer's EOF ends the
    * run. */
   nu_run_until_count(base, &g->nlog, G25_WRITERS * G25_CHUNKS, LIMIT);

@@ -51,7 +51,7 @@ static size_t server_read(rill_conn *c, const char *data, size_t len, int status
     if (status != RILL_EOF) e->errors++;
     return 0;
   }
-  if (rill_conn_set_deadline(c, RILL_DEADLINE_READ, rill_base_now(e->base) + 10000) != 0)
+  if (rill_conn_set_deadline(c, RILL_DEADLINE_READ, rill_time_now() + 10 * RILL_SEC) != 0)
     e->errors++;
   if (rill_conn_write(c, data, len) != 0) e->errors++;
   return len;
@@ -64,7 +64,7 @@ static size_t client_read(rill_conn *c, const char *data, size_t len, int status
     e->errors++;
     return 0;
   }
-  if (rill_conn_set_deadline(c, RILL_DEADLINE_READ, rill_base_now(e->base) + 10000) != 0)
+  if (rill_conn_set_deadline(c, RILL_DEADLINE_READ, rill_time_now() + 10 * RILL_SEC) != 0)
     e->errors++;
   e->partial += len;
   while (e->partial >= MSG) {

@@ -67,7 +67,7 @@ static void test_redial_after_immediate_failure_lets_timer_fire(void **state) {
   snprintf(f.path, sizeof f.path, "/tmp/rill-fair-%d.sock", (int)getpid());
   unlink(f.path);
   assert_int_equal(rill_timer_new(f.base, on_timer, &f, &t), 0);
-  assert_int_equal(rill_timer_start(t, 10, 0), 0);
+  assert_int_equal(rill_timer_start(t, 10 * RILL_MSEC, 0), 0);
   f.repeats = 1;
   assert_int_equal(rill_dial(f.base, "unix", f.path, NULL, redial, &f, NULL), 0);
   TU_RUN(f.base, RILL_RUN_DEFAULT, LIMIT);
@@ -115,7 +115,7 @@ static void test_read_start_redelivery_lets_timer_fire(void **state) {
   assert_int_equal(rill_timer_new(f.base, on_timer, &f, &t), 0);
   assert_int_equal(nu_send_all(p.peer, "a", 1, 1000), 1);
   nu_run_until_count(f.base, &f.repeats, 1, LIMIT);
-  assert_int_equal(rill_timer_start(t, 10, 0), 0);
+  assert_int_equal(rill_timer_start(t, 10 * RILL_MSEC, 0), 0);
   nu_run_until_count(f.base, &f.fired, 1, LIMIT);
   printf("# the timer fired after %d deliveries (cap %d)\n", f.repeats_at_fire, CAP);
   assert_int_equal(f.errors, 0);

@@ -152,12 +152,12 @@ static void test_g2_options_off_and_period(void **state) {
   o.keep_alive = -1;
   g2_case(&o, 0, 0, 0);
   memset(&o, 0, sizeof o);
-  o.keep_alive_ms = 30000;
+  o.keep_alive_period = 30 * RILL_SEC;
   g2_case(&o, 1, 1, 30);
   memset(&o, 0, sizeof o);
   o.no_delay = 1;
   o.keep_alive = 1;
-  o.keep_alive_ms = 1500; /* whole seconds, rounded up as Go does */
+  o.keep_alive_period = 1500 * RILL_MSEC; /* whole seconds, rounded up as Go does */
   g2_case(&o, 1, 1, 2);
 }
 
@@ -275,7 +275,7 @@ static void test_g4_option_setters(void **state) {
   assert_int_equal(rill_conn_set_no_delay(p.conn, 1), 0);
   assert_int_not_equal(nu_getint(fd, IPPROTO_TCP, TCP_NODELAY), 0);
 
-  assert_int_equal(rill_conn_set_keep_alive(p.conn, 1, 45000), 0);
+  assert_int_equal(rill_conn_set_keep_alive(p.conn, 1, 45 * RILL_SEC), 0);
   assert_int_not_equal(nu_getint(fd, SOL_SOCKET, SO_KEEPALIVE), 0);
   assert_int_equal(nu_getint(fd, IPPROTO_TCP, TCP_KEEPIDLE), 45);
   assert_int_equal(nu_getint(fd, IPPROTO_TCP, TCP_KEEPINTVL), 45);
@@ -309,7 +309,7 @@ static void test_g4_option_setters(void **state) {
   assert_int_equal(rill_conn_start(p.conn, &ev, NULL), 0);
   assert_int_equal(rill_conn_close(p.conn), 0);
   assert_int_equal(rill_conn_set_no_delay(p.conn, 1), RILL_ECLOSED);
-  assert_int_equal(rill_conn_set_keep_alive(p.conn, 1, 1000), RILL_ECLOSED);
+  assert_int_equal(rill_conn_set_keep_alive(p.conn, 1, RILL_SEC), RILL_ECLOSED);
   assert_int_equal(rill_conn_set_linger(p.conn, 1), RILL_ECLOSED);
   assert_int_equal(rill_conn_set_read_buffer(p.conn, 16384), RILL_ECLOSED);
   assert_int_equal(rill_conn_set_write_buffer(p.conn, 16384), RILL_ECLOSED);
@@ -331,7 +331,7 @@ static void test_g4_tcp_setters_on_unix(void **state) {
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
   assert_int_equal(rill_conn_from_fd(base, sv[0], &c), 0);
   assert_int_equal(rill_conn_set_no_delay(c, 1), -EOPNOTSUPP);
-  assert_int_equal(rill_conn_set_keep_alive(c, 1, 1000), -EOPNOTSUPP);
+  assert_int_equal(rill_conn_set_keep_alive(c, 1, RILL_SEC), -EOPNOTSUPP);
   assert_int_equal(rill_conn_set_read_buffer(c, 65536), 0);
   assert_int_equal(rill_conn_close(c), 0);
   nu_settle(base);

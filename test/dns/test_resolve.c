@@ -99,7 +99,7 @@ static rill_base *dns_base(unsigned timeout_ms, unsigned tries) {
   memset(&cfg, 0, sizeof cfg);
   cfg.dns.servers = fake_dns_server(g_dns);
   cfg.dns.hosts_file = g_empty_hosts;
-  cfg.dns.timeout_ms = timeout_ms;
+  cfg.dns.timeout = timeout_ms * RILL_MSEC;
   cfg.dns.tries = tries;
   rill_base *base = NULL;
   assert_int_equal(rill_base_new(&cfg, &base), 0);
@@ -358,7 +358,7 @@ static void test_timeout_then_retry(void **state) {
   memset(&cfg, 0, sizeof cfg);
   cfg.servers = fake_dns_server(g_dns);
   cfg.hosts_file = g_empty_hosts;
-  cfg.timeout_ms = 200;
+  cfg.timeout = 200 * RILL_MSEC;
   cfg.tries = 2;
   res r;
   uint64_t t0 = tu_now_ms();
@@ -661,7 +661,7 @@ static void test_cancel_while_waiting(void **state) {
   assert_int_equal(rill_resolve(base, "slow.test", AF_INET, NULL, on_res, &r, &c.q), 0);
   rill_timer *t = NULL;
   assert_int_equal(rill_timer_new(base, cancel_from_timer, &c, &t), 0);
-  assert_int_equal(rill_timer_start(t, 50, 0), 0);
+  assert_int_equal(rill_timer_start(t, 50 * RILL_MSEC, 0), 0);
   /* The loop runs on while c-ares still waits for the answer it owes. */
   TU_RUN(base, RILL_RUN_DEFAULT, 5000);
   assert_int_equal(c.rc, 0);
@@ -690,7 +690,7 @@ static void test_free_after_cancel_own_channel(void **state) {
   memset(&cfg, 0, sizeof cfg);
   cfg.servers = fake_dns_server(g_dns);
   cfg.hosts_file = g_empty_hosts;
-  cfg.timeout_ms = 2000;
+  cfg.timeout = 2 * RILL_SEC;
   res r;
   memset(&r, 0, sizeof r);
   rill_dns_query *q = NULL;
@@ -733,7 +733,7 @@ static void test_base_free_in_flight(void **state) {
   memset(&own, 0, sizeof own);
   own.servers = fake_dns_server(g_dns);
   own.hosts_file = g_empty_hosts;
-  own.timeout_ms = 3000;
+  own.timeout = 3 * RILL_SEC;
   /* Two on the base's channel, one on a channel of its own, one dropped. */
   assert_int_equal(rill_resolve(base, "veryslow.test", AF_INET, NULL, on_res_free, &f[0], NULL), 0);
   assert_int_equal(rill_resolve(base, "veryslow.test", AF_UNSPEC, NULL, on_res_free, &f[1], NULL), 0);

@@ -80,7 +80,7 @@ static void resolve(int family, lookup *l) {
   memset(&cfg, 0, sizeof cfg);
   cfg.dns.servers = fake_dns_server(g_dns);
   cfg.dns.hosts_file = g_empty_hosts;
-  cfg.dns.timeout_ms = 2000;
+  cfg.dns.timeout = 2 * RILL_SEC;
   cfg.dns.tries = 2;
   rill_base *base = NULL;
   assert_int_equal(rill_base_new(&cfg, &base), 0);

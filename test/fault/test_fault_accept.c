@@ -222,7 +222,7 @@ static void test_accept_emfile_sustained_no_spin(void **state) {
   (void)state;
   r.base = base;
   assert_int_equal(rill_timer_new(base, stop_fault_cb, &r, &r.stop_fault), 0);
-  assert_int_equal(rill_timer_start(r.stop_fault, 100, 0), 0);
+  assert_int_equal(rill_timer_start(r.stop_fault, 100 * RILL_MSEC, 0), 0);
   assert_int_equal(rill_base_stats_get(base, &st), 0);
   r.iterations_at_start = st.iterations;
   plan(rill_listener_fd(r.listener), EMFILE, -1);

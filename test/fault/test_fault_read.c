@@ -212,7 +212,7 @@ static size_t on_read_reset(rill_conn *conn, const char *data, size_t len, int s
      * again at once if rill still watched it. */
     write_all(c->peer, more, sizeof more);
     assert_int_equal(rill_timer_new(c->base, end_timer, c, &c->timer), 0);
-    assert_int_equal(rill_timer_start(c->timer, 100, 0), 0);
+    assert_int_equal(rill_timer_start(c->timer, 100 * RILL_MSEC, 0), 0);
   }
   return used;
 }

@@ -192,7 +192,7 @@ static void starve_io_cb(rill_io *io, int fd, unsigned events, void *arg) {
 }
 
 static void starve_sleeper(void *arg) {
-  FCHECK_EQ(rill_sleep(10), 0);
+  FCHECK_EQ(rill_sleep(10 * RILL_MSEC), 0);
   ((struct starve *)arg)->sleeper_woke = 1;
 }
 
@@ -221,7 +221,7 @@ static void yield_does_not_starve(void **state) {
   assert_int_equal(rill_io_new(base, s.pipe[0], starve_io_cb, &s, &s.io), 0);
   assert_int_equal(rill_io_start(s.io, RILL_READ), 0);
   assert_int_equal(rill_timer_new(base, starve_timer_cb, &s, &t), 0);
-  assert_int_equal(rill_timer_start(t, 20, 0), 0);
+  assert_int_equal(rill_timer_start(t, 20 * RILL_MSEC, 0), 0);
   assert_int_equal(rill_go(base, starve_spinner, &s), 0);
   assert_int_equal(rill_go(base, starve_sleeper, &s), 0);
   TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
@@ -275,7 +275,7 @@ static void many_fiber(void *arg) {
   n = rill_fiber_count(a->m->base);
   if (n > a->m->max_count)
     a->m->max_count = n;
-  FCHECK_EQ(rill_sleep(a->ms), 0);
+  FCHECK_EQ(rill_sleep(a->ms * RILL_MSEC), 0);
   a->m->finished++;
 }
 
@@ -317,7 +317,7 @@ struct sleeper {
 static void sleeper_fiber(void *arg) {
   struct sleeper *s = (struct sleeper *)arg;
   s->started = tu_now_ms();
-  FCHECK_EQ(rill_sleep(s->ms), 0);
+  FCHECK_EQ(rill_sleep(s->ms * RILL_MSEC), 0);
   s->woke = tu_now_ms();
   s->order[(*s->n)++] = (int)s->ms;
 }
@@ -595,7 +595,7 @@ static void setup_conns(void *arg) {
   FCHECK_EQ(rill_waitgroup_wait(o->accepted), 0);
   rill_waitgroup_free(o->accepted);
   /* The listener keeps the loop running: stop it here. */
-  FCHECK_EQ(rill_sleep(20), 0);
+  FCHECK_EQ(rill_sleep(20 * RILL_MSEC), 0);
   rill_base_stop(rill_fiber_base());
 }
 
@@ -623,7 +623,7 @@ static void not_in_fiber(void **state) {
   assert_null(rill_fiber_current());
   assert_null(rill_fiber_base());
   assert_int_equal(rill_fiber_count(base), 0);
-  assert_int_equal(rill_sleep(1), RILL_ENOTFIBER);
+  assert_int_equal(rill_sleep(RILL_MSEC), RILL_ENOTFIBER);
   assert_int_equal(rill_yield(), RILL_ENOTFIBER);
   assert_int_equal(rill_waitgroup_new(&wg), 0);
   rill_waitgroup_add(wg, 1);
@@ -681,7 +681,7 @@ struct wgt {
 
 static void wg_worker(void *arg) {
   struct wgt *t = (struct wgt *)arg;
-  FCHECK_EQ(rill_sleep(5 + (unsigned)t->workers_done * 3), 0);
+  FCHECK_EQ(rill_sleep((5 + (unsigned)t->workers_done * 3) * RILL_MSEC), 0);
   t->workers_done++;
   rill_waitgroup_done(t->wg);
 }

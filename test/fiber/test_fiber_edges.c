@@ -46,8 +46,8 @@ static void go_stack_huge_size(void **state) {
 
 /* G29: a sleep is measured from when it is asked for, not from when the
  * loop last read its clock. The fiber burns 60 ms of CPU first, so the
- * loop's cached time is 60 ms old when the sleep is armed; a sleep armed
- * from it would return after 40 ms. A 5 ms ticker keeps the loop reading
+ * loop's clock is 60 ms old when the sleep is armed; a sleep armed from it
+ * would return after 40 ms. A 5 ms ticker keeps the loop reading
  * the clock meanwhile, as any busy base does. */
 struct fresh_sleep {
   uint64_t slept_ns;
@@ -61,7 +61,7 @@ static void fresh_sleep_fiber(void *arg) {
   while (tu_now_ns() < burn_end) {
   }
   t0 = tu_now_ns();
-  t->rc = rill_sleep(100);
+  t->rc = rill_sleep(100 * RILL_MSEC);
   t->slept_ns = tu_now_ns() - t0;
   rill_timer_stop(t->ticker);
 }
@@ -76,14 +76,14 @@ static void sleep_measured_from_now(void **state) {
   rill_base *base = tu_base_new();
   (void)state;
   assert_int_equal(rill_timer_new(base, tick, NULL, &t.ticker), 0);
-  assert_int_equal(rill_timer_start(t.ticker, 5, 5), 0);
+  assert_int_equal(rill_timer_start(t.ticker, 5 * RILL_MSEC, 5 * RILL_MSEC), 0);
   assert_int_equal(rill_go(base, fresh_sleep_fiber, &t), 0);
   TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
   rill_timer_free(t.ticker);
   run_and_free(base, LIMIT);
   assert_int_equal(t.rc, 0);
   if (t.slept_ns < 100u * 1000000u)
-    fail_msg("rill_sleep(100) parked only %llu us", (unsigned long long)(t.slept_ns / 1000));
+    fail_msg("rill_sleep(100 ms) parked only %llu us", (unsigned long long)(t.slept_ns / 1000));
 }
 
 int main(void) {

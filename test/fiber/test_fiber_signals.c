@@ -74,7 +74,7 @@ static void changing_fiber(void *arg) {
   t->blocked_after_yield = blocked(SIGUSR1);
   /* The other way: unblocking lasts too. */
   FCHECK(pthread_sigmask(SIG_UNBLOCK, &usr1, NULL) == 0);
-  FCHECK(rill_sleep(1) == 0);
+  FCHECK(rill_sleep(RILL_MSEC) == 0);
   t->unblocked_after_yield = !blocked(SIGUSR1);
 }
 
@@ -122,7 +122,7 @@ static void raising_fiber(void *arg) {
   raise(SIGUSR2);
   FCHECK(rill_yield() == 0);
   for (int i = 0; i < 10000 && g_signals_seen == 0; i++)
-    FCHECK(rill_sleep(1) == 0);
+    FCHECK(rill_sleep(RILL_MSEC) == 0);
   FCHECK(g_signals_seen > 0);
   if (++g_raisers_done == 2)
     rill_signal_stop(g_sig);

@@ -158,7 +158,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   rill_base_config config{};
   config.dns.servers = fake_dns_server(g_server);
   config.dns.hosts_file = g_hosts;
-  config.dns.timeout_ms = dns_timeout_ms;
+  config.dns.timeout = dns_timeout_ms * RILL_MSEC;
   config.dns.tries = 1;
   rill_base *base = nullptr;
   check(rill_base_new(&config, &base) == 0, "rill_base_new");

@@ -66,6 +66,7 @@ void op_write(model &m, script &s, bool by_ref) {
   int rc;
   ref_write r;
   ref_arg *ra = nullptr;
+  uint64_t before = rill_time_now();
   if (by_ref) {
     r.len = len;
     r.buf = static_cast<char *>(malloc(len ? len : 1));
@@ -82,18 +83,19 @@ void op_write(model &m, script &s, bool by_ref) {
     // rill copied what it queued: the caller may reuse its buffer at once.
     memset(&scratch[0], 0xEE, len);
   }
+  uint64_t after = rill_time_now();
   TRACE("%s of %zu: %s", by_ref ? "ref write" : "write", len, rill_err_name(rc));
   if (m.state != conn_state::open) {
     check(rc == RILL_ECLOSED, "a write on a closed connection did not say RILL_ECLOSED");
   } else if (rc != 0) {
     bool may_succeed;
-    if (!write_error_allowed(m, rc, &may_succeed)) {
+    if (!write_error_allowed(m, rc, before, after, &may_succeed)) {
       fprintf(stderr, "fuzz_write_queue: write returned %d (%s)\n", rc, rill_err_name(rc));
       fail("a write failed unexpectedly");
     }
   } else {
     bool may_succeed;
-    write_error_allowed(m, RILL_EPIPE, &may_succeed);
+    write_error_allowed(m, RILL_EPIPE, before, after, &may_succeed);
     check(may_succeed || (len == 0 && !by_ref), "a write succeeded that should have failed");
   }
   if (rc != 0) {
@@ -115,8 +117,8 @@ void op_write(model &m, script &s, bool by_ref) {
 
 void op_deadline(model &m, script &s) {
   uint8_t kind = s.byte() % 4;
-  uint64_t now = rill_base_now(m.base);
-  uint64_t when = kind == 0 ? 0 : kind == 1 ? now - 1 : now + kind - 1;
+  uint64_t now = rill_time_now();
+  uint64_t when = kind == 0 ? 0 : kind == 1 ? now - RILL_MSEC : now + (kind - 1) * RILL_MSEC;
   int rc;
   {
     api_call guard(m);
@@ -129,7 +131,7 @@ void op_deadline(model &m, script &s) {
     return;
   }
   check(rc == 0, "set_deadline failed");
-  m.deadline_ms = when;
+  m.deadline = when;
   m.timed_out = false;
 }
 
@@ -208,8 +210,8 @@ void run_loop(model &m, rill_run_mode mode) {
 // One loop iteration that may wait, but only when a timer will end the
 // wait: a write deadline ahead with bytes queued.
 void op_wait(model &m) {
-  bool timer = m.conn && m.deadline_ms && !m.timed_out && m.queued &&
-               m.deadline_ms > rill_base_now(m.base);
+  bool timer = m.conn && m.deadline && !m.timed_out && m.queued &&
+               m.deadline > rill_time_now();
   run_loop(m, timer ? RILL_RUN_ONCE : RILL_RUN_NOWAIT);
 }
 

@@ -44,7 +44,7 @@ namespace {
 unsigned drop_errors(const model &m, drop_cause cause) {
   if (cause == drop_cause::cancel)
     return err_cancel;
-  return (m.deadline_ms || m.timed_out ? err_timeout : 0u) | (m.peer_closed ? err_peer_gone : 0u);
+  return (m.deadline || m.timed_out ? err_timeout : 0u) | (m.peer_closed ? err_peer_gone : 0u);
 }
 
 void resolve_ref(model &m, size_t ref, drop_cause cause, unsigned errors) {
@@ -64,7 +64,7 @@ void drop_queue(model &m, drop_cause cause) {
   m.queue.clear();
   m.queued = 0;
   if (cause == drop_cause::in_loop) {
-    if (m.deadline_ms)
+    if (m.deadline)
       m.timed_out = true;
     if (m.peer_closed)
       m.write_failed = true;
@@ -248,9 +248,10 @@ void peer_read(model &m, size_t max) {
 
 // ---- what the header promises a write -----------------------------------
 
-bool write_error_allowed(const model &m, int rc, bool *may_succeed) {
+bool write_error_allowed(const model &m, int rc, uint64_t before, uint64_t after, bool *may_succeed) {
   *may_succeed = true;
-  bool deadline_passed = m.deadline_ms && rill_base_now(m.base) >= m.deadline_ms;
+  bool deadline_passed = m.deadline && before >= m.deadline;
+  bool deadline_maybe = m.deadline && after >= m.deadline;
   bool any = false, ok = false;
   auto allow = [&](bool cond, int err, bool also_ok) {
     if (!cond)
@@ -262,6 +263,7 @@ bool write_error_allowed(const model &m, int rc, bool *may_succeed) {
   };
   allow(m.shut_write, RILL_EPIPE, false);
   allow(m.timed_out || deadline_passed, RILL_ETIMEOUT, false);
+  allow(deadline_maybe, RILL_ETIMEOUT, true);
   // After the peer closed, the kernel refuses only a write that reaches it.
   allow(m.peer_closed, RILL_EPIPE, !m.write_failed);
   allow(m.peer_closed, RILL_ECONNRESET, !m.write_failed);

@@ -103,7 +103,7 @@ struct model {
   bool shut_write = false;
   bool peer_closed = false;
   bool peer_eof = false;
-  uint64_t deadline_ms = 0;
+  uint64_t deadline = 0;
   bool timed_out = false;     // an in-loop drop while a deadline was set
   bool write_failed = false;  // an in-loop drop after the peer closed
 
@@ -131,9 +131,10 @@ void sync(model &m, drop_cause cause = drop_cause::in_loop);
 // Adds an accepted write to the model's queue.
 void accept_bytes(model &m, std::string bytes, size_t ref);
 
-// Whether a write may fail with `rc` now, and (*may_succeed) whether it may
-// also succeed.
-bool write_error_allowed(const model &m, int rc, bool *may_succeed);
+// Whether a write made between the clock readings `before` and `after`
+// (rill_time_now()) may fail with `rc`, and (*may_succeed) whether it may
+// also succeed: a deadline that fell between them may go either way.
+bool write_error_allowed(const model &m, int rc, uint64_t before, uint64_t after, bool *may_succeed);
 
 // The peer reads at most `max` bytes (SIZE_MAX: until EAGAIN or EOF).
 void peer_read(model &m, size_t max);

@@ -25,7 +25,7 @@ int main(void) {
     return 1;
   }
   if (rill_timer_new(base, on_timer, &fired, &timer) != 0 ||
-      rill_timer_start(timer, 10, 0) != 0) {
+      rill_timer_start(timer, 10 * RILL_MSEC, 0) != 0) {
     fprintf(stderr, "timer setup failed\n");
     return 1;
   }

@@ -621,7 +621,7 @@ void nu_after(rill_base *base, uint64_t ms, nu_fn fn, void *arg) {
   a->fn = fn;
   a->arg = arg;
   assert_int_equal(rill_timer_new(base, after_cb, a, &a->timer), 0);
-  assert_int_equal(rill_timer_start(a->timer, ms, 0), 0);
+  assert_int_equal(rill_timer_start(a->timer, ms * RILL_MSEC, 0), 0);
   a->next = g_afters;
   if (g_afters) g_afters->prev = a;
   g_afters = a;

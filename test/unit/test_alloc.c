@@ -86,20 +86,20 @@ static void test_timer_restarts_do_not_allocate(void **state) {
 
   for (i = 0; i < TIMERS; i++) {
     assert_int_equal(rill_timer_new(base, timer_cb, &fired, &t[i]), 0);
-    assert_int_equal(rill_timer_start(t[i], 10000 + (uint64_t)i, 0), 0);
+    assert_int_equal(rill_timer_start(t[i], (10000 + (uint64_t)i) * RILL_MSEC, 0), 0);
   }
   /* Let any lazily grown structure reach its size. */
   for (i = 0; i < TIMERS; i++) assert_int_equal(rill_timer_stop(t[i]), 0);
-  for (i = 0; i < TIMERS; i++) assert_int_equal(rill_timer_start(t[i], 20000, 0), 0);
+  for (i = 0; i < TIMERS; i++) assert_int_equal(rill_timer_start(t[i], 20 * RILL_SEC, 0), 0);
   assert_int_equal(rill_base_run(base, RILL_RUN_NOWAIT), 1);
 
   tu_alloc_get(&before);
   for (i = 0; i < RESTARTS; i++) {
     rill_timer *x = t[i % TIMERS];
-    assert_int_equal(rill_timer_start(x, 5000 + (uint64_t)(i % 977), 0), 0);
+    assert_int_equal(rill_timer_start(x, (5000 + (uint64_t)(i % 977)) * RILL_MSEC, 0), 0);
     if (i % 5 == 0) {
       assert_int_equal(rill_timer_stop(x), 0);
-      assert_int_equal(rill_timer_start(x, 7000, 1000), 0);
+      assert_int_equal(rill_timer_start(x, 7 * RILL_SEC, RILL_SEC), 0);
     }
   }
   tu_alloc_get(&after);
@@ -124,7 +124,7 @@ static void test_steady_state_loop_does_not_allocate(void **state) {
   tu_write_byte(p[1]);
   assert_int_equal(rill_io_new(base, p[0], io_cb, &ios, &io), 0);
   assert_int_equal(rill_timer_new(base, timer_cb, &fired, &t), 0);
-  assert_int_equal(rill_timer_start(t, 0, 1), 0);
+  assert_int_equal(rill_timer_start(t, 0, RILL_MSEC), 0);
   assert_int_equal(rill_io_start(io, RILL_READ), 0);
 
   /* Warm up: interest changes and dispatch reach their sizes. */
@@ -171,7 +171,7 @@ static void test_everything_returned(void **state) {
   assert_int_equal(rill_signal_start(sig, SIGUSR2), 0);
   for (i = 0; i < 10; i++) {
     assert_int_equal(rill_timer_new(base, timer_cb, &fired, &t[i]), 0);
-    assert_int_equal(rill_timer_start(t[i], (uint64_t)i, 0), 0);
+    assert_int_equal(rill_timer_start(t[i], ((uint64_t)i) * RILL_MSEC, 0), 0);
   }
   for (i = 0; i < 100; i++) assert_int_equal(rill_base_post(base, post_cb, &posted), 0);
   assert_int_equal(TU_RUN(base, RILL_RUN_ONCE, 3000), 1);

@@ -196,7 +196,7 @@ static void test_run_nowait(void **state) {
 
   /* A far timer: NOWAIT returns at once, reports it still active. */
   assert_int_equal(rill_timer_new(base, count_timer_cb, &tc, &t), 0);
-  assert_int_equal(rill_timer_start(t, 10000, 0), 0);
+  assert_int_equal(rill_timer_start(t, 10 * RILL_SEC, 0), 0);
   t0 = tu_now_ms();
   assert_int_equal(TU_RUN(base, RILL_RUN_NOWAIT, 3000), 1);
   assert_int_equal(TU_RUN(base, RILL_RUN_NOWAIT, 3000), 1);
@@ -243,9 +243,8 @@ static void test_run_once(void **state) {
 
   /* Nothing ready: ONCE waits (for the timer) instead of spinning. */
   assert_int_equal(rill_timer_new(base, count_timer_cb, &tc, &t), 0);
-  rill_base_update_time(base);
   t0 = tu_now_ms();
-  assert_int_equal(rill_timer_start(t, 60, 0), 0);
+  assert_int_equal(rill_timer_start(t, 60 * RILL_MSEC, 0), 0);
   for (i = 0; i < 10 && tc.calls == 0; i++) {
     rc = TU_RUN(base, RILL_RUN_ONCE, 3000);
     if (tc.calls == 0) assert_int_equal(rc, 1);
@@ -284,7 +283,7 @@ static void test_nested_run_and_free_busy(void **state) {
   r.nested_rc = 12345;
   r.free_rc = 12345;
   assert_int_equal(rill_timer_new(base, reenter_cb, &r, &t), 0);
-  assert_int_equal(rill_timer_start(t, 1, 0), 0);
+  assert_int_equal(rill_timer_start(t, RILL_MSEC, 0), 0);
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, 3000), 0);
   assert_int_equal(r.calls, 1);
   assert_int_equal(r.nested_rc, RILL_EBUSY);
@@ -311,7 +310,7 @@ static void test_free_with_live_handles(void **state) {
   assert_int_equal(rill_base_free(base), RILL_EBUSY);
 
   /* The base still works. */
-  assert_int_equal(rill_timer_start(t, 5, 0), 0);
+  assert_int_equal(rill_timer_start(t, 5 * RILL_MSEC, 0), 0);
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, 3000), 0);
   assert_int_equal(tc.calls, 1);
 
@@ -348,7 +347,7 @@ static void test_stop_in_callback(void **state) {
   s.base = base;
   s.stop_at = 3;
   assert_int_equal(rill_timer_new(base, stop_timer_cb, &s, &t), 0);
-  assert_int_equal(rill_timer_start(t, 1, 1), 0);
+  assert_int_equal(rill_timer_start(t, RILL_MSEC, RILL_MSEC), 0);
   /* The repeating timer keeps the loop alive: only the stop ends it. */
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, 3000), 1);
   assert_int_equal(s.calls, 3);
@@ -370,7 +369,7 @@ static void test_stop_before_run(void **state) {
   s.base = base;
   s.stop_at = -1;
   assert_int_equal(rill_timer_new(base, stop_timer_cb, &s, &t), 0);
-  assert_int_equal(rill_timer_start(t, 0, 1), 0);
+  assert_int_equal(rill_timer_start(t, 0, RILL_MSEC), 0);
   assert_int_equal(rill_base_stop(base), 0);
   /* Returns after at most one iteration. */
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, 3000), 1);
@@ -420,7 +419,7 @@ static void test_stop_from_thread(void **state) {
     rill_timer *t;
     tc.base = base;
     assert_int_equal(rill_timer_new(base, count_timer_cb, &tc, &t), 0);
-    assert_int_equal(rill_timer_start(t, 60000, 0), 0);
+    assert_int_equal(rill_timer_start(t, 60 * RILL_SEC, 0), 0);
     t0 = tu_now_ms();
     assert_int_equal(pthread_create(&th, NULL, remote_stop_main, &r), 0);
     rc = tu_run(base, RILL_RUN_DEFAULT, 5000);
@@ -506,7 +505,7 @@ static void test_wait_ns_excludes_callbacks(void **state) {
   uint64_t start, total;
   (void)state;
   assert_int_equal(rill_timer_new(base, burn_timer_cb, &b, &t), 0);
-  assert_int_equal(rill_timer_start(t, 0, 1), 0);
+  assert_int_equal(rill_timer_start(t, 0, RILL_MSEC), 0);
   start = tu_now_ns();
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, 10000), 0);
   total = tu_now_ns() - start;
@@ -550,7 +549,7 @@ static void test_stats(void **state) {
   assert_int_equal(st.handles, 1);
   assert_int_equal(st.active, 0);
 
-  assert_int_equal(rill_timer_start(t, 30, 0), 0);
+  assert_int_equal(rill_timer_start(t, 30 * RILL_MSEC, 0), 0);
   assert_int_equal(rill_base_stats_get(base, &st), 0);
   assert_int_equal(st.handles, 1);
   assert_int_equal(st.active, 1);
@@ -659,7 +658,7 @@ static void test_dump(void **state) {
   assert_int_equal(rill_io_new(base, fds[0], noop_io_cb, NULL, &io), 0);
   assert_int_equal(rill_io_start(io, RILL_READ), 0);
   assert_int_equal(rill_timer_new(base, noop_timer_cb, NULL, &t), 0);
-  assert_int_equal(rill_timer_start(t, 5000, 0), 0);
+  assert_int_equal(rill_timer_start(t, 5 * RILL_SEC, 0), 0);
   assert_int_equal(rill_signal_new(base, noop_signal_cb, NULL, &sig), 0);
 
   text = dump_to_string(base, &rc);
@@ -706,20 +705,20 @@ static void test_now(void **state) {
   assert_true(rill_base_now(base) == n0);
   rill_base_update_time(base);
   n1 = rill_base_now(base);
-  assert_true(n1 >= n0 + 29);
-  assert_true(n1 < n0 + 5000);
+  assert_true(n1 >= n0 + 30 * RILL_MSEC);
+  assert_true(n1 < n0 + 5 * RILL_SEC);
 
   assert_int_equal(rill_timer_new(base, count_timer_cb, &tc, &t), 0);
-  assert_int_equal(rill_timer_start(t, 20, 10), 0);
+  assert_int_equal(rill_timer_start(t, 20 * RILL_MSEC, 10 * RILL_MSEC), 0);
   for (i = 0; i < 100 && tc.calls < 5; i++) {
     assert_int_equal(TU_RUN(base, RILL_RUN_ONCE, 3000), 1);
   }
   assert_int_equal(tc.calls, 5);
-  assert_true(tc.now[0] >= n1 + 20);
+  assert_true(tc.now[0] >= n1 + 20 * RILL_MSEC);
   for (i = 1; i < 5; i++) {
     assert_true(tc.now[i] >= tc.now[i - 1]);
     /* The i-th repetition is due 20 + 10 * i ms after the start. */
-    assert_true(tc.now[i] >= n1 + 20 + 10 * (uint64_t)i);
+    assert_true(tc.now[i] >= n1 + (20 + 10 * (uint64_t)i) * RILL_MSEC);
   }
   assert_true(rill_base_now(base) >= tc.now[4]);
   rill_timer_free(t);

@@ -100,7 +100,7 @@ void test_repeating_timer_throws(void **) {
   rill_timer *t;
   timer_state st;
   assert_int_equal(rill_timer_new(base, throwing_timer, &st, &t), 0);
-  assert_int_equal(rill_timer_start(t, 0, 1), 0);
+  assert_int_equal(rill_timer_start(t, 0, RILL_MSEC), 0);
   run_expecting_throw(base, RILL_RUN_DEFAULT);
   assert_int_equal(rill_timer_active(t), 1);
   while (st.calls < 3)

@@ -63,7 +63,7 @@ static void run_against(struct fair *f) {
   tu_socketpair(sv);
   tu_write_byte(sv[1]);
   assert_int_equal(rill_timer_new(f->base, on_deadline, f, &t), 0);
-  assert_int_equal(rill_timer_start(t, 10, 0), 0);
+  assert_int_equal(rill_timer_start(t, 10 * RILL_MSEC, 0), 0);
   assert_int_equal(rill_io_new(f->base, sv[0], on_readable, f, &io), 0);
   assert_int_equal(rill_io_start(io, RILL_READ), 0);
   assert_int_equal(rill_base_stats_get(f->base, &before), 0);

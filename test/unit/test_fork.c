@@ -181,7 +181,7 @@ static void test_parent_and_child_keep_serving(void **state) {
   assert_int_equal(rill_io_new(base, listener, on_accept, NULL, &accept_io), 0);
   assert_int_equal(rill_io_start(accept_io, RILL_READ), 0);
   assert_int_equal(rill_timer_new(base, on_tick, NULL, &timer), 0);
-  assert_int_equal(rill_timer_start(timer, 1, 1), 0);
+  assert_int_equal(rill_timer_start(timer, RILL_MSEC, RILL_MSEC), 0);
 
   /* Serve once before the fork: the registration is in the kernel now. */
   g_accepted = g_ticks = g_served = 0;

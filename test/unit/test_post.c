@@ -211,7 +211,7 @@ static void test_posts_run_at_free(void **state) {
   memset(&f, 0, sizeof f);
   base = tu_base_new();
   assert_int_equal(rill_timer_new(base, noop_timer, NULL, &f.timer), 0);
-  assert_int_equal(rill_timer_start(f.timer, 100000, 0), 0);
+  assert_int_equal(rill_timer_start(f.timer, 100 * RILL_SEC, 0), 0);
   assert_int_equal(rill_base_post(base, at_free_free_timer, &f), 0);
   assert_int_equal(rill_base_free(base), 0);
   assert_int_equal(f.calls[2], 1);

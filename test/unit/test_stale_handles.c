@@ -91,13 +91,13 @@ static void test_stale_timer_leaves_new_timer_alone(void **state) {
   rill_timer_free(old_timer);
   assert_int_equal(rill_timer_new(base, count_timer, NULL, &new_timer), 0);
   assert_ptr_not_equal(new_timer, old_timer); /* the slot is held back */
-  assert_int_equal(rill_timer_start(new_timer, 1, 0), 0);
+  assert_int_equal(rill_timer_start(new_timer, RILL_MSEC, 0), 0);
 #ifdef TU_POISONED
   expect_reported(stale_timer_stop, old_timer);
   expect_reported(stale_timer_free, old_timer);
 #else
   assert_int_equal(rill_timer_stop(old_timer), RILL_EINVAL);
-  assert_int_equal(rill_timer_start(old_timer, 1, 0), RILL_EINVAL);
+  assert_int_equal(rill_timer_start(old_timer, RILL_MSEC, 0), RILL_EINVAL);
   assert_int_equal(rill_timer_active(old_timer), 0);
   rill_timer_free(old_timer); /* a double free: refused */
 #endif
@@ -146,7 +146,7 @@ static void test_wrong_kind_refused(void **state) {
   rill_base *base = tu_base_new();
   rill_timer *t;
   assert_int_equal(rill_timer_new(base, count_timer, NULL, &t), 0);
-  assert_int_equal(rill_timer_start(t, 1000, 0), 0);
+  assert_int_equal(rill_timer_start(t, RILL_SEC, 0), 0);
   assert_int_equal(rill_io_stop((rill_io *)(void *)t), RILL_EINVAL);
   assert_int_equal(rill_io_start((rill_io *)(void *)t, RILL_READ), RILL_EINVAL);
   assert_int_equal(rill_signal_stop((rill_signal *)(void *)t), RILL_EINVAL);
@@ -181,7 +181,7 @@ static int g_restart_rc;
 static void free_self_then_restart(rill_timer *t, void *arg) {
   (void)arg;
   rill_timer_free(t);
-  g_restart_rc = rill_timer_start(t, 1, 0);
+  g_restart_rc = rill_timer_start(t, RILL_MSEC, 0);
   rill_timer_free(t); /* a second free inside the callback: ignored */
 }
 

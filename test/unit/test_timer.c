@@ -70,7 +70,7 @@ static void log_cb(rill_timer *t, void *arg) {
   }
   if (c->restart) {
     c->restart_now = rill_base_now(l->base);
-    rill_timer_start(c->restart, c->restart_ms, 0);
+    rill_timer_start(c->restart, c->restart_ms * RILL_MSEC, 0);
     c->restart = NULL;
   }
   if (c->rearm_zero && c->calls < c->rearm_zero) rill_timer_start(t, 0, 0);
@@ -97,7 +97,7 @@ static void test_order_by_timeout(void **state) {
   l.base = base;
   for (i = 0; i < 6; i++) {
     setup_ctx(&c[i], &l, base, i);
-    assert_int_equal(rill_timer_start(c[i].self, timeouts[i], 0), 0);
+    assert_int_equal(rill_timer_start(c[i].self, timeouts[i] * RILL_MSEC, 0), 0);
   }
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
   assert_int_equal(l.n, 6);
@@ -119,9 +119,9 @@ static void test_same_timeout_start_order(void **state) {
   /* Start in a scrambled creation order so neither address nor creation
    * order can stand in for start order. */
   for (i = 0; i < N; i++) setup_ctx(&c[i], &l, base, i);
-  for (i = N - 1; i >= 0; i--) assert_int_equal(rill_timer_start(c[i].self, 10, 0), 0);
+  for (i = N - 1; i >= 0; i--) assert_int_equal(rill_timer_start(c[i].self, 10 * RILL_MSEC, 0), 0);
   /* Restarting moves a timer to the end of its due time's queue. */
-  assert_int_equal(rill_timer_start(c[N - 1].self, 10, 0), 0);
+  assert_int_equal(rill_timer_start(c[N - 1].self, 10 * RILL_MSEC, 0), 0);
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
   assert_int_equal(l.n, N);
   for (i = 0; i < N - 1; i++) assert_int_equal(l.id[i], N - 2 - i);
@@ -149,17 +149,16 @@ static void test_accuracy(void **state) {
   setup_ctx(&c, &l, base, 0);
 
   t0 = tu_now_ns();
-  rill_base_update_time(base);
-  start_now = rill_base_now(base);
-  assert_int_equal(rill_timer_start(c.self, 50, 0), 0);
+  start_now = rill_time_now();
+  assert_int_equal(rill_timer_start(c.self, 50 * RILL_MSEC, 0), 0);
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
   assert_int_equal(l.n, 1);
   /* Never early by the loop's clock ... */
-  assert_true(l.now[0] >= start_now + 50);
-  /* ... nor by the real clock (1 ms for the millisecond truncation). */
+  assert_true(l.now[0] >= start_now + 50 * RILL_MSEC);
+  /* ... nor by the real clock. */
   elapsed_ms = (l.real_ns[0] - t0) / 1000000u;
-  if (elapsed_ms < 49 || elapsed_ms > 1000) fprintf(stderr, "elapsed %llu ms\n", (unsigned long long)elapsed_ms);
-  assert_true(elapsed_ms >= 49);
+  if (elapsed_ms < 50 || elapsed_ms > 1000) fprintf(stderr, "elapsed %llu ms\n", (unsigned long long)elapsed_ms);
+  assert_true(elapsed_ms >= 50);
   assert_true(elapsed_ms <= 1000);
   rill_timer_free(c.self);
   tu_base_free(base);
@@ -177,11 +176,11 @@ static void test_repeat(void **state) {
   setup_ctx(&c, &l, base, 0);
   c.stop_after = 5;
   start_now = rill_base_now(base);
-  assert_int_equal(rill_timer_start(c.self, 20, 10), 0);
+  assert_int_equal(rill_timer_start(c.self, 20 * RILL_MSEC, 10 * RILL_MSEC), 0);
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
   assert_int_equal(c.calls, 5);
   assert_int_equal(rill_timer_active(c.self), 0);
-  for (i = 0; i < 5; i++) assert_true(l.now[i] >= start_now + 20 + 10 * (uint64_t)i);
+  for (i = 0; i < 5; i++) assert_true(l.now[i] >= start_now + (20 + 10 * (uint64_t)i) * RILL_MSEC);
 
   /* free inside the callback of a repeating timer. */
   memset(&l, 0, sizeof l);
@@ -189,7 +188,7 @@ static void test_repeat(void **state) {
   c.calls = 0;
   c.stop_after = 0;
   c.free_after = 3;
-  assert_int_equal(rill_timer_start(c.self, 1, 1), 0);
+  assert_int_equal(rill_timer_start(c.self, RILL_MSEC, RILL_MSEC), 0);
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
   assert_int_equal(c.calls, 3);
   tu_base_free(base);
@@ -206,23 +205,23 @@ static void test_restart_pushes_back(void **state) {
   setup_ctx(&a, &l, base, 0);
   setup_ctx(&b, &l, base, 1);
   start_now = rill_base_now(base);
-  assert_int_equal(rill_timer_start(a.self, 100, 0), 0);
+  assert_int_equal(rill_timer_start(a.self, 100 * RILL_MSEC, 0), 0);
   b.restart = a.self;
   b.restart_ms = 100;
-  assert_int_equal(rill_timer_start(b.self, 50, 0), 0);
+  assert_int_equal(rill_timer_start(b.self, 50 * RILL_MSEC, 0), 0);
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
   assert_int_equal(l.n, 2);
   assert_int_equal(l.id[0], 1);
   assert_int_equal(l.id[1], 0);
   assert_int_equal(a.calls, 1); /* restarted, not duplicated */
-  assert_true(b.restart_now >= start_now + 50);
-  assert_true(l.now[1] >= b.restart_now + 100);
+  assert_true(b.restart_now >= start_now + 50 * RILL_MSEC);
+  assert_true(l.now[1] >= b.restart_now + 100 * RILL_MSEC);
 
   /* Outside callbacks: a restart with a shorter timeout pulls it in. */
   l.n = 0;
-  assert_int_equal(rill_timer_start(a.self, 10000, 0), 0);
-  assert_int_equal(rill_timer_start(a.self, 5, 0), 0);
-  assert_true(rill_timer_remaining(a.self) <= 5);
+  assert_int_equal(rill_timer_start(a.self, 10 * RILL_SEC, 0), 0);
+  assert_int_equal(rill_timer_start(a.self, 5 * RILL_MSEC, 0), 0);
+  assert_true(rill_timer_remaining(a.self) <= 5 * RILL_MSEC);
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
   assert_int_equal(l.n, 1);
 
@@ -247,9 +246,9 @@ static void test_stop_or_free_other_due_same_iteration(void **state) {
      * already due in this very iteration. */
     a.victim = b.self;
     a.victim_free = pass;
-    assert_int_equal(rill_timer_start(a.self, 10, 0), 0);
-    assert_int_equal(rill_timer_start(b.self, 10, 0), 0);
-    assert_int_equal(rill_timer_start(d.self, 10, 0), 0);
+    assert_int_equal(rill_timer_start(a.self, 10 * RILL_MSEC, 0), 0);
+    assert_int_equal(rill_timer_start(b.self, 10 * RILL_MSEC, 0), 0);
+    assert_int_equal(rill_timer_start(d.self, 10 * RILL_MSEC, 0), 0);
     assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
     assert_int_equal(a.calls, 1);
     assert_int_equal(b.calls, 0);
@@ -270,8 +269,8 @@ static void test_stop_or_free_other_due_same_iteration(void **state) {
   setup_ctx(&a, &l, base, 0);
   setup_ctx(&b, &l, base, 1);
   a.victim = b.self;
-  assert_int_equal(rill_timer_start(a.self, 5, 0), 0);
-  assert_int_equal(rill_timer_start(b.self, 30, 0), 0);
+  assert_int_equal(rill_timer_start(a.self, 5 * RILL_MSEC, 0), 0);
+  assert_int_equal(rill_timer_start(b.self, 30 * RILL_MSEC, 0), 0);
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
   assert_int_equal(b.calls, 0);
   rill_timer_free(a.self);
@@ -288,7 +287,7 @@ static void test_free_in_own_callback(void **state) {
   l.base = base;
   setup_ctx(&c, &l, base, 0);
   c.free_after = 1;
-  assert_int_equal(rill_timer_start(c.self, 1, 0), 0);
+  assert_int_equal(rill_timer_start(c.self, RILL_MSEC, 0), 0);
   assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
   assert_int_equal(c.calls, 1);
   tu_base_free(base);
@@ -407,11 +406,11 @@ static void test_active_remaining(void **state) {
   assert_int_equal(rill_timer_active(c.self), 0);
   assert_int_equal(rill_timer_remaining(c.self), 0);
 
-  assert_int_equal(rill_timer_start(c.self, 1000, 0), 0);
+  assert_int_equal(rill_timer_start(c.self, RILL_SEC, 0), 0);
   assert_int_equal(rill_timer_active(c.self), 1);
   rem = rill_timer_remaining(c.self);
-  assert_true(rem <= 1000);
-  assert_true(rem >= 900);
+  assert_true(rem <= RILL_SEC);
+  assert_true(rem >= 900 * RILL_MSEC);
 
   assert_int_equal(rill_timer_stop(c.self), 0);
   assert_int_equal(rill_timer_active(c.self), 0);
@@ -433,7 +432,7 @@ static void test_active_remaining(void **state) {
   /* A huge timeout neither overflows into "due now" nor fires. */
   assert_int_equal(rill_timer_start(c.self, UINT64_MAX, 0), 0);
   assert_int_equal(rill_timer_active(c.self), 1);
-  assert_true(rill_timer_remaining(c.self) > 1000000000u);
+  assert_true(rill_timer_remaining(c.self) > 1000000 * RILL_SEC);
   assert_int_equal(TU_RUN(base, RILL_RUN_NOWAIT, LIMIT), 1);
   assert_int_equal(TU_RUN(base, RILL_RUN_NOWAIT, LIMIT), 1);
   assert_int_equal(l.n, 1);
@@ -448,7 +447,7 @@ static void test_bad_args(void **state) {
   assert_int_equal(rill_timer_new(NULL, log_cb, NULL, &t), RILL_EINVAL);
   assert_int_equal(rill_timer_new(base, NULL, NULL, &t), RILL_EINVAL);
   assert_int_equal(rill_timer_new(base, log_cb, NULL, NULL), RILL_EINVAL);
-  assert_int_equal(rill_timer_start(NULL, 1, 0), RILL_EINVAL);
+  assert_int_equal(rill_timer_start(NULL, RILL_MSEC, 0), RILL_EINVAL);
   assert_int_equal(rill_timer_stop(NULL), RILL_EINVAL);
   rill_timer_free(NULL);
   tu_base_free(base);
@@ -467,7 +466,7 @@ static void test_many_timers(void **state) {
   assert_non_null(c);
   for (i = 0; i < N; i++) {
     setup_ctx(&c[i], &l, base, i);
-    assert_int_equal(rill_timer_start(c[i].self, (uint64_t)((i * 37) % 50), 0), 0);
+    assert_int_equal(rill_timer_start(c[i].self, ((uint64_t)((i * 37) % 50)) * RILL_MSEC, 0), 0);
   }
   /* Stop every third one. */
   for (i = 0; i < N; i += 3) assert_int_equal(rill_timer_stop(c[i].self), 0);

@@ -115,7 +115,7 @@ static void main_fiber(void *arg) {
   port = atoi(strrchr(addr, ':') + 1);
   /* Warm up what every later fiber reuses (the scheduler, timers), then
    * take the baseline. */
-  rill_sleep(50);
+  rill_sleep(50 * RILL_MSEC);
   rss_before_kb = vm_rss_kb();
   if (write(to_child[1], &port, sizeof port) != (ssize_t)sizeof port)
     exit(1);
@@ -124,15 +124,15 @@ static void main_fiber(void *arg) {
    * parked in its read. The pipe is read with poll-free blocking I/O, but
    * only after the child is done, so it does not block the loop long. */
   while (accepted < conns || parked < conns)
-    rill_sleep(10);
+    rill_sleep(10 * RILL_MSEC);
   if (read(from_child[0], &c, 1) != 1)
     exit(1);
-  rill_sleep(200);
+  rill_sleep(200 * RILL_MSEC);
   rss_after_kb = vm_rss_kb();
   rill_net_listener_free(listener);
   close(to_child[1]); /* the child exits, closing every connection */
   while (finished < conns)
-    rill_sleep(10);
+    rill_sleep(10 * RILL_MSEC);
 }
 
 int main(int argc, char **argv) {

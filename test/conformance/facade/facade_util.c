@@ -175,7 +175,7 @@ static inline int fu_peer_write(int fd, const void *buf, size_t len) {
       p += n;
       len -= (size_t)n;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      rill_sleep(1);
+      rill_sleep(RILL_MSEC);
     } else if (n < 0 && errno != EINTR) {
       return -errno;
     }
@@ -195,7 +195,7 @@ static inline ssize_t fu_peer_read(int fd, void *buf, size_t len, unsigned limit
       return -errno;
     if (tu_now_ms() >= end)
       return -ETIMEDOUT;
-    rill_sleep(1);
+    rill_sleep(RILL_MSEC);
   }
 }
 

@@ -208,7 +208,7 @@ static void read_oom_main(void *arg) {
   fu_fill(out, sizeof out, 0);
   FCHECK_EQ(fu_peer_write(p.peer, out, sizeof out), 0);
   FCHECK_EQ(shutdown(p.peer, SHUT_WR), 0);
-  rill_sleep(20); /* all of it, and the FIN, wait in the kernel */
+  rill_sleep(20 * RILL_MSEC); /* all of it, and the FIN, wait in the kernel */
   while (rounds++ < 100000) {
     g_fail_next = 1;
     n = rill_net_read(p.c, in + got, 7);

@@ -33,10 +33,10 @@ static void g23_idle_main(void *arg) {
   FCHECK_EQ(written, 0);
   FCHECK_EQ(rill_net_close(p.c), RILL_ECLOSED);
   FCHECK_EQ(rill_net_close_write(p.c), RILL_ECLOSED);
-  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_BOTH, rill_base_now(rill_fiber_base()) + 10),
+  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_BOTH, rill_time_now() + 10 * RILL_MSEC),
             RILL_ECLOSED);
   FCHECK_EQ(rill_net_set_no_delay(p.c, 1), RILL_ECLOSED);
-  FCHECK_EQ(rill_net_set_keep_alive(p.c, 1, 1000), RILL_ECLOSED);
+  FCHECK_EQ(rill_net_set_keep_alive(p.c, 1, RILL_SEC), RILL_ECLOSED);
   FCHECK_EQ(rill_net_set_linger(p.c, 1), RILL_ECLOSED);
   FCHECK_EQ(rill_net_set_read_buffer(p.c, 4096), RILL_ECLOSED);
   FCHECK_EQ(rill_net_set_write_buffer(p.c, 4096), RILL_ECLOSED);
@@ -113,7 +113,7 @@ static void g23_parked_main(void *arg) {
   FCHECK_EQ(rill_go(base, g23_reader, t), 0);
   FCHECK_EQ(rill_go(base, g23_writer, t), 0);
   FCHECK_EQ(rill_go(base, g23_writer, t), 0);
-  rill_sleep(100);
+  rill_sleep(100 * RILL_MSEC);
   for (i = 0; i < 4; i++)
     FCHECK_EQ(t->returned[i], 0);
 
@@ -191,7 +191,7 @@ static void g23_listener_main(void *arg) {
   FCHECK_EQ(rill_waitgroup_new(&t->wg), 0);
   rill_waitgroup_add(t->wg, 1);
   FCHECK_EQ(rill_go(rill_fiber_base(), g23_acceptor, t), 0);
-  rill_sleep(50);
+  rill_sleep(50 * RILL_MSEC);
   FCHECK_EQ(t->returned, 0);
   FCHECK_EQ(rill_net_listener_close(t->l), 0);
   FCHECK_EQ(rill_waitgroup_wait(t->wg), 0);
@@ -252,7 +252,7 @@ static void g24_main(void *arg) {
 
   /* The peer reads EOF... */
   FCHECK_EQ(fu_peer_read(t->p.peer, buf, sizeof buf, 2000), 0);
-  rill_sleep(20);
+  rill_sleep(20 * RILL_MSEC);
   FCHECK_EQ(t->n, 0); /* still parked */
 
   /* ...and can still send: this side reads it. */
@@ -282,7 +282,7 @@ static void g24_main(void *arg) {
   fu_set_buffers(t->p.peer, 64 * 1024);
   rill_waitgroup_add(t->wg, 1);
   FCHECK_EQ(rill_go(rill_fiber_base(), g24_writer, t), 0);
-  rill_sleep(50);
+  rill_sleep(50 * RILL_MSEC);
   FCHECK_EQ(rill_net_close_write(t->p.c), 0);
   in = malloc(G24_LEN);
   FCHECK(in != NULL);
@@ -365,7 +365,7 @@ static void G23_listener_closed_while_accept_wakes(void **state) {
   assert_int_equal(rill_go(base, race_acceptor, &r), 0);
   assert_int_equal(rill_timer_new(base, race_connect, &r, &r.connect_timer), 0);
   assert_int_equal(rill_timer_new(base, race_close, &r, &r.close_timer), 0);
-  assert_int_equal(rill_timer_start(r.connect_timer, 50, 0), 0);
+  assert_int_equal(rill_timer_start(r.connect_timer, 50 * RILL_MSEC, 0), 0);
   TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
   assert_int_equal(r.returned, 1);
   assert_int_equal(r.accept_rc, RILL_ECLOSED);

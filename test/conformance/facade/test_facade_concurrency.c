@@ -88,7 +88,7 @@ static void g25w_main(void *arg) {
       break;
     got += (size_t)n;
     if ((got / 16384) % 8 == 0)
-      rill_sleep(1);
+      rill_sleep(RILL_MSEC);
   }
   FCHECK_EQ(got, TOTAL);
   FCHECK_EQ(rill_waitgroup_wait(t->wg), 0);

@@ -103,7 +103,7 @@ static void format_main(void *arg) {
   FCHECK_STREQ(sr, cl);
 
   /* A real read timeout on the server side, formatted. */
-  FCHECK_EQ(rill_net_set_deadline(t->server, RILL_DEADLINE_READ, rill_base_now(base) + 30), 0);
+  FCHECK_EQ(rill_net_set_deadline(t->server, RILL_DEADLINE_READ, rill_time_now() + 30 * RILL_MSEC), 0);
   FCHECK_EQ(rill_net_read(t->server, buf, sizeof buf), RILL_ETIMEOUT);
   snprintf(expect, sizeof expect, "read tcp %s->%s: i/o timeout", sl, sr);
   FCHECK(rill_net_format_error(t->server, "read", RILL_ETIMEOUT, msg, sizeof msg) > 0);

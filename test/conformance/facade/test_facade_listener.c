@@ -161,7 +161,7 @@ static void emfile_acceptor(void *arg) {
       t->final_rc = rc; /* never closed: give up rather than spin */
       break;
     }
-    rill_sleep(10);
+    rill_sleep(10 * RILL_MSEC);
   }
   rill_waitgroup_done(t->acceptor_done);
 }

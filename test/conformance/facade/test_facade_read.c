@@ -49,7 +49,7 @@ static void g12_main(void *arg) {
   t->started_ms = tu_now_ms();
   FCHECK_EQ(rill_base_stats_get(rill_fiber_base(), &before), 0);
   cpu0 = fu_cpu_ms();
-  rill_sleep(200);
+  rill_sleep(200 * RILL_MSEC);
   cpu1 = fu_cpu_ms();
   FCHECK_EQ(rill_base_stats_get(rill_fiber_base(), &after), 0);
 
@@ -107,7 +107,7 @@ static void g13_main(void *arg) {
 
   /* Data already there: 10 bytes for a 1000-byte read, at once. */
   FCHECK_EQ(fu_peer_write(t->p.peer, "0123456789", 10), 0);
-  rill_sleep(20);
+  rill_sleep(20 * RILL_MSEC);
   t0 = tu_now_ms();
   n = rill_net_read(t->p.c, buf, sizeof buf);
   FCHECK_EQ(n, 10);
@@ -119,7 +119,7 @@ static void g13_main(void *arg) {
   FCHECK_EQ(rill_waitgroup_new(&t->wg), 0);
   rill_waitgroup_add(t->wg, 1);
   FCHECK_EQ(rill_go(rill_fiber_base(), g13_parked_reader, t), 0);
-  rill_sleep(30);
+  rill_sleep(30 * RILL_MSEC);
   t0 = tu_now_ms();
   FCHECK_EQ(fu_peer_write(t->p.peer, "abcdefg", 7), 0);
   FCHECK_EQ(rill_waitgroup_wait(t->wg), 0);
@@ -154,7 +154,7 @@ static void g14_main(void *arg) {
 
   fu_fill(out, sizeof out, 0);
   FCHECK_EQ(fu_peer_write(p.peer, out, sizeof out), 0);
-  rill_sleep(20);
+  rill_sleep(20 * RILL_MSEC);
   for (i = 0; i < 10; i++) {
     n = rill_net_read(p.c, in, sizeof in);
     FCHECK_EQ(n, 100);
@@ -171,7 +171,7 @@ static void g14_main(void *arg) {
     fu_fill(big, G14_BIG, 1000);
     fu_set_buffers(p.peer, 512 * 1024);
     FCHECK_EQ(fu_peer_write(p.peer, big, G14_BIG), 0);
-    rill_sleep(20);
+    rill_sleep(20 * RILL_MSEC);
     n = rill_net_read(p.c, bigin, 10000);
     FCHECK_EQ(n, 10000);
     got = n > 0 ? (size_t)n : 0;
@@ -229,7 +229,7 @@ static void g15_main(void *arg) {
   FCHECK_EQ(fu_peer_write(p.peer, "abc", 3), 0);
   close(p.peer);
   p.peer = -1;
-  rill_sleep(20);
+  rill_sleep(20 * RILL_MSEC);
   n = rill_net_read(p.c, buf, sizeof buf);
   FCHECK_EQ(n, 3);
   FCHECK(n == 3 && memcmp(buf, "abc", 3) == 0);
@@ -245,7 +245,7 @@ static void g15_main(void *arg) {
   FCHECK_EQ(fu_peer_write(p.peer, out, sizeof out), 0);
   close(p.peer);
   p.peer = -1;
-  rill_sleep(20);
+  rill_sleep(20 * RILL_MSEC);
   got = 0;
   for (;;) {
     n = rill_net_read(p.c, in + got, sizeof in - got < 64 ? sizeof in - got : 64);
@@ -266,7 +266,7 @@ static void g15_main(void *arg) {
     return;
   close(p.peer);
   p.peer = -1;
-  rill_sleep(20);
+  rill_sleep(20 * RILL_MSEC);
   t0 = tu_now_ms();
   FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), RILL_EOF);
   FCHECK(tu_now_ms() - t0 < FU_AT_ONCE_MS);
@@ -278,7 +278,7 @@ static void g15_main(void *arg) {
   FCHECK_EQ(rill_waitgroup_new(&t->wg), 0);
   rill_waitgroup_add(t->wg, 1);
   FCHECK_EQ(rill_go(rill_fiber_base(), g15_parked_reader, t), 0);
-  rill_sleep(30);
+  rill_sleep(30 * RILL_MSEC);
   t0 = tu_now_ms();
   close(t->p.peer);
   t->p.peer = -1;
@@ -300,7 +300,6 @@ static void G15_data_then_eof(void **state) {
 
 static void g16_main(void *arg) {
   struct fu_pair p;
-  rill_base *base = rill_fiber_base();
   char buf[64], msg[512], expect[512], local[RILL_ADDRSTRLEN], remote[RILL_ADDRSTRLEN];
   uint64_t t0, elapsed;
   ssize_t n;
@@ -310,7 +309,7 @@ static void g16_main(void *arg) {
 
   /* The deadline passes while the reader is parked. */
   t0 = tu_now_ms();
-  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_base_now(base) + 100), 0);
+  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_time_now() + 100 * RILL_MSEC), 0);
   n = rill_net_read(p.c, buf, sizeof buf);
   elapsed = tu_now_ms() - t0;
   FCHECK_EQ(n, RILL_ETIMEOUT);
@@ -327,13 +326,13 @@ static void g16_main(void *arg) {
   /* Bytes arrive after the timeout. While the deadline stays passed, a read
    * fails at once, as in Go... */
   FCHECK_EQ(fu_peer_write(p.peer, "meanwhile", 9), 0);
-  rill_sleep(30);
+  rill_sleep(30 * RILL_MSEC);
   t0 = tu_now_ms();
   FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), RILL_ETIMEOUT);
   FCHECK(tu_now_ms() - t0 < FU_AT_ONCE_MS);
 
   /* ...and a new deadline gets the bytes: nothing was lost. */
-  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_base_now(base) + 2000), 0);
+  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_time_now() + 2 * RILL_SEC), 0);
   n = rill_net_read(p.c, buf, sizeof buf);
   FCHECK_EQ(n, 9);
   FCHECK(n == 9 && memcmp(buf, "meanwhile", 9) == 0);
@@ -341,12 +340,12 @@ static void g16_main(void *arg) {
   /* Bytes the connection holds when the deadline passes survive it too:
    * read 3 of 10, time out, then get the other 7. */
   FCHECK_EQ(fu_peer_write(p.peer, "0123456789", 10), 0);
-  rill_sleep(20);
+  rill_sleep(20 * RILL_MSEC);
   n = rill_net_read(p.c, buf, 3);
   FCHECK_EQ(n, 3);
   FCHECK(n == 3 && memcmp(buf, "012", 3) == 0);
-  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_base_now(base) + 20), 0);
-  rill_sleep(60);
+  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_time_now() + 20 * RILL_MSEC), 0);
+  rill_sleep(60 * RILL_MSEC);
   FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), RILL_ETIMEOUT);
   FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, 0), 0);
   n = rill_net_read(p.c, buf, sizeof buf);
@@ -356,15 +355,15 @@ static void g16_main(void *arg) {
   /* A deadline already in the past: i/o timeout at once, even with data
    * waiting, which the next read after clearing it gets. */
   FCHECK_EQ(fu_peer_write(p.peer, "xy", 2), 0);
-  rill_sleep(20);
-  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_base_now(base) - 1), 0);
+  rill_sleep(20 * RILL_MSEC);
+  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_time_now() - RILL_MSEC), 0);
   FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), RILL_ETIMEOUT);
   FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, 0), 0);
   n = rill_net_read(p.c, buf, sizeof buf);
   FCHECK_EQ(n, 2);
 
   /* Data that comes before the deadline is simply read. */
-  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_base_now(base) + 1000), 0);
+  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_READ, rill_time_now() + RILL_SEC), 0);
   FCHECK_EQ(fu_peer_write(p.peer, "ok", 2), 0);
   n = rill_net_read(p.c, buf, sizeof buf);
   FCHECK_EQ(n, 2);
@@ -394,7 +393,7 @@ static void g17_main(void *arg) {
 
   /* Data waiting: 0, and the data is untouched for the next read. */
   FCHECK_EQ(fu_peer_write(p.peer, "xyz", 3), 0);
-  rill_sleep(20);
+  rill_sleep(20 * RILL_MSEC);
   FCHECK_EQ(rill_net_read(p.c, buf, 0), 0);
   n = rill_net_read(p.c, buf, sizeof buf);
   FCHECK_EQ(n, 3);
@@ -403,7 +402,7 @@ static void g17_main(void *arg) {
   /* Even after the peer closed: 0 for len 0; the real read sees EOF. */
   close(p.peer);
   p.peer = -1;
-  rill_sleep(20);
+  rill_sleep(20 * RILL_MSEC);
   FCHECK_EQ(rill_net_read(p.c, buf, 0), 0);
   FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), RILL_EOF);
   fu_pair_close(&p);
@@ -418,10 +417,9 @@ static void G17_zero_length_read(void **state) {
 
 /* Two fibers run back to back in one turn of the loop: the first wakes the
  * second, burns 60 ms of CPU and parks; the second, returning from its
- * wait, sets a read deadline of rill_base_now() + 100. The read must park
- * at least ~100 ms of real time (rill_base_now() truncates to whole
- * milliseconds, hence 99). Were rill_base_now() still the time the loop
- * last woke, the deadline would pass after 40 ms. */
+ * wait, sets a read deadline of rill_time_now() + 100 ms. The read must park
+ * at least 100 ms of real time. Were the deadline measured from the time
+ * the loop last woke, it would pass after 40 ms. */
 struct g29 {
   struct fu_pair p;
   rill_waitgroup *go, *done;
@@ -435,7 +433,7 @@ static void g29_reader(void *arg) {
   uint64_t t0;
   FCHECK_EQ(rill_waitgroup_wait(t->go), 0);
   t0 = tu_now_ns();
-  FCHECK_EQ(rill_net_set_deadline(t->p.c, RILL_DEADLINE_READ, rill_base_now(rill_fiber_base()) + 100), 0);
+  FCHECK_EQ(rill_net_set_deadline(t->p.c, RILL_DEADLINE_READ, rill_time_now() + 100 * RILL_MSEC), 0);
   t->rc = rill_net_read(t->p.c, buf, sizeof buf);
   t->elapsed_us = (tu_now_ns() - t0) / 1000u;
   rill_waitgroup_done(t->done);
@@ -458,7 +456,7 @@ static void g29_main(void *arg) {
   }
   FCHECK_EQ(rill_waitgroup_wait(t->done), 0);
   FCHECK_EQ(t->rc, RILL_ETIMEOUT);
-  FCHECK(t->elapsed_us >= 99000u);
+  FCHECK(t->elapsed_us >= 100000u);
   if (t->elapsed_us < 99000u)
     fprintf(stderr, "G29: a 100 ms read deadline passed after %llu us\n", (unsigned long long)t->elapsed_us);
   rill_waitgroup_free(t->go);

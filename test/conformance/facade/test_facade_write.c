@@ -131,13 +131,12 @@ static void g19_main(void *arg) {
 
   rill_yield();
   FCHECK_EQ(rill_base_stats_get(rill_fiber_base(), &before), 0);
-  rill_sleep(200);
+  rill_sleep(200 * RILL_MSEC);
   FCHECK_EQ(rill_base_stats_get(rill_fiber_base(), &after), 0);
   /* Still inside the write, parked: the loop slept meanwhile (blocked in
    * the backend, a few iterations, not spinning). How long it waited is not
-   * checked: wait_ns counts only the backend's wait, and the sleep was armed
-   * from the cached clock, so on a loaded or instrumented machine the
-   * callbacks before it eat into the 200 ms. */
+   * checked: wait_ns counts only the backend's wait, and on a loaded or
+   * instrumented machine the callbacks before it eat into the 200 ms. */
   FCHECK_EQ(t->inside_write, 1);
   FCHECK(after.wait_ns > before.wait_ns);
   FCHECK(after.iterations - before.iterations < 50);
@@ -164,7 +163,6 @@ static void G19_writer_parks_until_peer_reads(void **state) {
 
 static void g20_main(void *arg) {
   struct fu_pair p;
-  rill_base *base = rill_fiber_base();
   size_t written = 0, written2 = 99, got, matched;
   char msg[512], expect[512], local[RILL_ADDRSTRLEN], remote[RILL_ADDRSTRLEN];
   uint64_t t0, elapsed;
@@ -175,7 +173,7 @@ static void g20_main(void *arg) {
   fu_set_buffers(p.peer, 64 * 1024);
 
   t0 = tu_now_ms();
-  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_WRITE, rill_base_now(base) + 200), 0);
+  FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_WRITE, rill_time_now() + 200 * RILL_MSEC), 0);
   rc = rill_net_write(p.c, g_data, BIG, &written);
   elapsed = tu_now_ms() - t0;
   FCHECK_EQ(rc, RILL_ETIMEOUT);
@@ -244,7 +242,7 @@ static void g21_main(void *arg) {
   FCHECK_EQ(rill_waitgroup_new(&t->wg), 0);
   rill_waitgroup_add(t->wg, 1);
   FCHECK_EQ(rill_go(rill_fiber_base(), g21_writer, t), 0);
-  rill_sleep(100);
+  rill_sleep(100 * RILL_MSEC);
   FCHECK_EQ(t->inside_write, 1);
   /* Read a little, then close with unread data: the kernel resets. */
   FCHECK(fu_peer_read(t->p.peer, buf, sizeof buf, 1000) > 0);
@@ -292,7 +290,7 @@ static void g22_main(void *arg) {
     return;
   close(p.peer); /* a FIN: nothing was unread */
   p.peer = -1;
-  rill_sleep(20);
+  rill_sleep(20 * RILL_MSEC);
 
   /* The first write lands in the local kernel buffer. */
   FCHECK_EQ(rill_net_write(p.c, "first", 5, &written), 0);
@@ -300,7 +298,7 @@ static void g22_main(void *arg) {
 
   /* The peer's kernel answers with RST; a later write fails. */
   for (i = 0; i < 100; i++) {
-    rill_sleep(10);
+    rill_sleep(10 * RILL_MSEC);
     rc = rill_net_write(p.c, "again", 5, &written);
     if (rc != 0) {
       failed_at = i;
