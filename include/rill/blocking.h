@@ -61,7 +61,7 @@ RILL_API int rill_net_dial(const char *network, const char *address, const rill_
 
 /* Dialer.DialContext (G33): rill_net_dial() that also ends when `ctx`
  * (rill/chan.h; NULL: none) ends, from another fiber's rill_ctx_cancel()
- * or the context's deadline, whichever of those and options->timeout_ms
+ * or the context's deadline, whichever of those and options->timeout
  * comes first. Exactly one outcome: either the connection, whole and never
  * touched by the cancel (it completed first), or the error, with the
  * socket closed (the cancel won; no descriptor is left behind). A context

@@ -205,9 +205,9 @@ typedef struct rill_ctx rill_ctx;
 RILL_API int rill_ctx_new(rill_ctx *parent, rill_ctx **out);
 
 /* context.WithDeadline / WithTimeout: as rill_ctx_new, and the context
- * also ends with RILL_ECTX_DEADLINE at `deadline`, an absolute time on
- * base's clock (rill_base_now(base) + N * RILL_MSEC), or `timeout` from the
- * real time of the call. A parent's earlier deadline still applies (the
+ * also ends with RILL_ECTX_DEADLINE at `deadline`, a point in time on
+ * rill_time_now()'s clock (rill_time_now() + 50 * RILL_MSEC), or
+ * `timeout` after the real time of the call. A parent's earlier deadline still applies (the
  * parent ends the child). The deadline's timer runs on `base` (one handle
  * on it until the context ends, so rill_base_run keeps running for it). A
  * deadline already past ends the context at once. RILL_EINVAL for a NULL
@@ -230,7 +230,7 @@ RILL_API rill_chan *rill_ctx_done(rill_ctx *ctx);
  * RILL_ECTX_DEADLINE. */
 RILL_API int rill_ctx_err(const rill_ctx *ctx);
 
-/* ctx.Deadline(): 1 and *deadline (base clock) if the context has one of
+/* ctx.Deadline(): 1 and *deadline (rill_time_now()'s clock) if the context has one of
  * its own, else 0. */
 RILL_API int rill_ctx_deadline(const rill_ctx *ctx, uint64_t *deadline);
 

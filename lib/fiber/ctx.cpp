@@ -126,7 +126,7 @@ int rill_ctx_new_deadline(rill_base *base, rill_ctx *parent, uint64_t deadline, 
     return err;
   ctx->has_deadline = true;
   ctx->deadline = deadline;
-  uint64_t now = rill_base_now(base);
+  uint64_t now = rill_time_now();
   if (!ctx->err && deadline <= now) {
     ctx_end(ctx, RILL_ECTX_DEADLINE);
   } else if (!ctx->err) {
@@ -144,8 +144,7 @@ int rill_ctx_new_timeout(rill_base *base, rill_ctx *parent, uint64_t timeout, ri
   if (!base || !out)
     return RILL_EINVAL;
   // G29: a timeout runs from the real time of the call.
-  rill_base_update_time(base);
-  uint64_t now = rill_base_now(base);
+  uint64_t now = rill_time_now();
   uint64_t deadline = timeout > UINT64_MAX - now ? UINT64_MAX : now + timeout;
   return rill_ctx_new_deadline(base, parent, deadline, out);
 }

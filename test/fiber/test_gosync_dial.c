@@ -107,7 +107,7 @@ static void cancel_main(void *arg) {
   FCHECK_EQ(strcmp(t->err, want), 0);
   FCHECK_EQ(rill_ctx_free(t->ctx), 0);
   /* A context that ended at its deadline: Go says "i/o timeout". */
-  FCHECK_EQ(rill_ctx_new_deadline(base, NULL, rill_base_now(base), &t->ctx), 0);
+  FCHECK_EQ(rill_ctx_new_deadline(base, NULL, rill_time_now(), &t->ctx), 0);
   dialer_fiber(t);
   FCHECK_EQ(t->result, RILL_ETIMEOUT);
   snprintf(want, sizeof want, "dial tcp %s: i/o timeout", t->addr);
