@@ -179,8 +179,8 @@ RILL_API int rill_cond_new(rill_cond **out);
 /* Unlocks `mu` (which the caller holds), parks until signalled, then locks
  * `mu` again before returning 0, as Go's Wait does; check the condition in
  * a loop. RILL_ECLOSED if the condition was freed meanwhile (`mu` is locked
- * again all the same) or the mutex (not held then). -EPERM if `mu` was not
- * locked. */
+ * again all the same). -EPERM if `mu` was not locked. The mutex must stay
+ * alive while fibers wait with it (free it only after they have left). */
 RILL_API int rill_cond_wait(rill_cond *c, rill_mutex *mu);
 /* Wakes the oldest waiter / every waiter. */
 RILL_API int rill_cond_signal(rill_cond *c);
@@ -227,7 +227,7 @@ RILL_API int rill_ctx_cancel(rill_ctx *ctx);
 RILL_API rill_chan *rill_ctx_done(rill_ctx *ctx);
 
 /* ctx.Err(): 0 while the context runs, then RILL_ECTX_CANCELED or
- * RILL_ECTX_DEADLINE. */
+ * RILL_ECTX_DEADLINE. RILL_EINVAL for NULL, RILL_EWRONGTHREAD. */
 RILL_API int rill_ctx_err(const rill_ctx *ctx);
 
 /* ctx.Deadline(): 1 and *deadline (rill_time_now()'s clock) if the context has one of

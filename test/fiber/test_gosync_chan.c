@@ -286,7 +286,11 @@ static void try_forms_outside_fibers(void **state) {
   assert_int_equal(rill_chan_try_send(ch, NULL), RILL_EINVAL);
   assert_int_equal(rill_chan_try_send(NULL, &v), RILL_EINVAL);
   assert_int_equal(rill_chan_new(sizeof v, 0, NULL), RILL_EINVAL);
-  assert_int_equal(rill_chan_new(SIZE_MAX / 2, 3, &ch), RILL_EINVAL);
+  {
+    rill_chan *huge = (rill_chan *)1;
+    assert_int_equal(rill_chan_new(SIZE_MAX / 2, 3, &huge), RILL_EINVAL);
+    assert_null(huge);
+  }
   assert_int_equal(rill_chan_free(NULL), 0);
   assert_int_equal(rill_chan_free(ch), 0);
   /* Zero-size elements: a channel of signals. */
@@ -352,7 +356,19 @@ struct foreign {
   rill_mutex *mu;
   rill_ctx *ctx;
   int send, recv, close_, free_, len, lock, unlock, cancel, select_;
+  /* from a fiber of a base on that thread */
+  int fiber_send, fiber_lock, fiber_sleep, fiber_dial;
 };
+
+static void foreign_fiber(void *arg) {
+  struct foreign *t = (struct foreign *)arg;
+  int v = 1;
+  rill_net_conn *conn = NULL;
+  t->fiber_send = rill_chan_send(t->ch, &v);
+  t->fiber_lock = rill_mutex_lock(t->mu);
+  t->fiber_sleep = rill_ctx_sleep(t->ctx, 1 * RILL_MSEC);
+  t->fiber_dial = rill_net_dial_ctx(t->ctx, "tcp", "127.0.0.1:1", NULL, &conn, NULL, 0);
+}
 
 static void *foreign_thread(void *arg) {
   struct foreign *t = (struct foreign *)arg;
@@ -367,6 +383,14 @@ static void *foreign_thread(void *arg) {
   t->unlock = rill_mutex_unlock(t->mu);
   t->cancel = rill_ctx_cancel(t->ctx);
   t->select_ = rill_select_try(&c, 1);
+  {
+    rill_base *base = NULL;
+    if (rill_base_new(NULL, &base) == 0) {
+      if (rill_go(base, foreign_fiber, t) == 0)
+        rill_base_run(base, RILL_RUN_DEFAULT);
+      rill_base_free(base);
+    }
+  }
   return NULL;
 }
 
@@ -391,6 +415,10 @@ static void another_thread_is_refused(void **state) {
   assert_int_equal(t.unlock, RILL_EWRONGTHREAD);
   assert_int_equal(t.cancel, RILL_EWRONGTHREAD);
   assert_int_equal(t.select_, RILL_EWRONGTHREAD);
+  assert_int_equal(t.fiber_send, RILL_EWRONGTHREAD);
+  assert_int_equal(t.fiber_lock, RILL_EWRONGTHREAD);
+  assert_int_equal(t.fiber_sleep, RILL_EWRONGTHREAD);
+  assert_int_equal(t.fiber_dial, RILL_EWRONGTHREAD);
   assert_string_equal(rill_err_name(RILL_EWRONGTHREAD), "EWRONGTHREAD");
   /* Nothing changed. */
   assert_int_equal(rill_chan_len(t.ch), 1);
