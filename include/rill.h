@@ -18,6 +18,7 @@
 #include "rill/net.h"
 #include "rill/dns.h"
 #include "rill/fiber.h"
+#include "rill/chan.h"
 #include "rill/blocking.h"
 
 #ifdef __cplusplus

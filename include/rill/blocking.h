@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "rill/chan.h"
 #include "rill/fiber.h"
 #include "rill/net.h"
 
@@ -57,6 +58,21 @@ RILL_API void rill_net_listener_free(rill_net_listener *listener);
  * connection refused". */
 RILL_API int rill_net_dial(const char *network, const char *address, const rill_net_options *options,
                            rill_net_conn **out, char *errbuf, size_t errbuf_size);
+
+/* Dialer.DialContext (G33): rill_net_dial() that also ends when `ctx`
+ * (rill/chan.h; NULL: none) ends, from another fiber's rill_ctx_cancel()
+ * or the context's deadline, whichever of those and options->timeout
+ * comes first. Exactly one outcome: either the connection, whole and never
+ * touched by the cancel (it completed first), or the error, with the
+ * socket closed (the cancel won; no descriptor is left behind). A context
+ * that ended gives RILL_ECANCELED ("dial tcp 127.0.0.1:1: operation was
+ * canceled") or, for its deadline, RILL_ETIMEOUT ("dial tcp 127.0.0.1:1:
+ * i/o timeout"), as Go's; a context that had ended before the call fails
+ * it at once, without a socket. RILL_EWRONGTHREAD for a context of another
+ * thread. The context may be cancelled or freed meanwhile by any fiber. */
+RILL_API int rill_net_dial_ctx(rill_ctx *ctx, const char *network, const char *address,
+                               const rill_net_options *options, rill_net_conn **out, char *errbuf,
+                               size_t errbuf_size);
 
 /* conn.Read: returns the bytes available now, at least one, parking while
  * there are none (G12-G14); 0 for len 0 without touching the socket (G17);

@@ -54,6 +54,11 @@ extern "C" {
 
 #define RILL_IS_DNS_ERROR(e) ((e) <= -10100 && (e) > -10200)
 
+/* Coordination between fibers (rill/chan.h) (-10200 ... -10299). */
+#define RILL_EWRONGTHREAD (-10201)  /* a handle used from a thread it does not belong to */
+#define RILL_ECTX_CANCELED (-10202) /* Go's context.Canceled: "context canceled" */
+#define RILL_ECTX_DEADLINE (-10203) /* Go's context.DeadlineExceeded: "context deadline exceeded" */
+
 /* A human-readable text for a code ("connection refused", "i/o timeout").
  * Never NULL; 0 gives "success". rill's own codes and the errnos a network
  * program meets most have Go's texts. Any other operating-system code (-1 to

@@ -27,6 +27,9 @@ const code_info own_codes[] = {
     {RILL_EDNS_REFUSED, "EDNS_REFUSED", "server refused the query"},
     {RILL_EDNS_TIMEOUT, "EDNS_TIMEOUT", "DNS query timed out"},
     {RILL_EDNS_BADNAME, "EDNS_BADNAME", "invalid host name"},
+    {RILL_EWRONGTHREAD, "EWRONGTHREAD", "handle used from another thread"},
+    {RILL_ECTX_CANCELED, "ECTX_CANCELED", "context canceled"},
+    {RILL_ECTX_DEADLINE, "ECTX_DEADLINE", "context deadline exceeded"},
 };
 
 // Go prints the lower-case C library texts for the errors a network program

@@ -1,4 +1,4 @@
-// Blocking listen, accept and dial for fibers.
+// Blocking listen and accept for fibers.
 //
 // The listener accepts only while a fiber waits in rill_net_accept(), so
 // connections nobody asked for stay in the kernel's backlog, as they do for
@@ -100,21 +100,6 @@ int accept_held(rill_net_listener *nl, rill_net_conn **out) {
   return 0;
 }
 
-struct dial_wait {
-  rill_fiber *fiber;
-  rill_conn *conn = nullptr;
-  char *errbuf;
-  size_t errbuf_size;
-};
-
-void on_dial(rill_dialer *d, rill_conn *conn, int status, void *arg) {
-  auto *w = static_cast<dial_wait *>(arg);
-  w->conn = conn;
-  if (status && w->errbuf && w->errbuf_size)
-    rill_dialer_format_error(d, status, w->errbuf, w->errbuf_size);
-  fiber_unpark(w->fiber, status);
-}
-
 }  // namespace
 }  // namespace rill::detail
 
@@ -181,34 +166,6 @@ void rill_net_listener_free(rill_net_listener *nl) {
   rill_net_listener_close(nl);
   nl->user_released = true;
   release(nl);
-}
-
-int rill_net_dial(const char *network, const char *address, const rill_net_options *options,
-                  rill_net_conn **out, char *errbuf, size_t errbuf_size) {
-  rill_base *base = rill_fiber_base();
-  if (!base)
-    return RILL_ENOTFIBER;
-  if (!out)
-    return RILL_EINVAL;
-  if (errbuf && errbuf_size)
-    errbuf[0] = '\0';
-  dial_wait w{rill_fiber_current(), nullptr, errbuf, errbuf_size};
-  int err = rill_dial(base, network, address, options, on_dial, &w, nullptr);
-  if (err) {
-    if (errbuf && errbuf_size)
-      rill_format_op_error(errbuf, errbuf_size, "dial", network ? network : "?", nullptr, address, nullptr,
-                           err);
-    return err;
-  }
-  err = fiber_park();
-  if (err)
-    return err;
-  *out = net_conn_wrap(w.conn);
-  if (!*out) {
-    rill_conn_abort(w.conn);
-    return RILL_ENOMEM;
-  }
-  return 0;
 }
 
 }  // extern "C"
