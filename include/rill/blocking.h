@@ -41,9 +41,20 @@ RILL_API int rill_net_listen(const char *network, const char *address, const ril
 /* Listener.Accept: parks until a connection arrives. Accept errors are
  * handed to the caller, as Go does: -EMFILE / -ENFILE when the process is out
  * of descriptors (the listener backs off and keeps running, so accept again
- * after a pause), RILL_ENOMEM, RILL_ECLOSED once closed. */
+ * after a pause), RILL_ENOMEM, RILL_ETIMEOUT past the accept deadline,
+ * RILL_ECLOSED once closed (G28). */
 RILL_API int rill_net_accept(rill_net_listener *listener, rill_net_conn **out);
 RILL_API int rill_net_listener_addr(const rill_net_listener *listener, char *buf, size_t size);
+/* TCPListener.SetDeadline (G33): rill_net_accept() returns RILL_ETIMEOUT
+ * once `when` has passed, an absolute time on the clock of
+ * rill_net_set_deadline(); 0 for none. The deadline applies to accepts
+ * already parked too: they wake with RILL_ETIMEOUT when it passes (at once
+ * for a time already past), and a new deadline lets accept work again.
+ * Nothing is lost: a connection that arrived meanwhile waits for the next
+ * accept (in the kernel's backlog while nobody accepts). Returns 0,
+ * RILL_ECLOSED once closed, RILL_EINVAL for NULL, RILL_ENOMEM (the old
+ * deadline stands). */
+RILL_API int rill_net_listener_set_deadline(rill_net_listener *listener, uint64_t when);
 /* Listener.Close: stops listening; every fiber parked in rill_net_accept
  * gets RILL_ECLOSED, and so does every later accept. Returns 0, RILL_ECLOSED
  * if it was closed already, RILL_EINVAL for NULL. rill_net_listener_addr

@@ -3,6 +3,11 @@
 // The listener accepts only while a fiber waits in rill_net_accept(), so
 // connections nobody asked for stay in the kernel's backlog, as they do for
 // a Go listener until Accept is called (G9: a full backlog stays full).
+// An accept deadline (Go's TCPListener.SetDeadline, G33) is one timer per
+// listener, armed only while a fiber waits in accept (so a deadline nobody
+// waits under keeps no loop alive): when it fires, every parked acceptor
+// wakes with RILL_ETIMEOUT and accepting pauses again, so what arrives later
+// waits in the backlog.
 #include <cstring>
 
 #include "core/vec.h"
@@ -17,12 +22,15 @@
 struct rill_net_listener {
   rill::detail::life lifetime;
   rill_listener *listener;  // nullptr once closed
+  rill_base *base;
   bool user_released = false;
   // Accepted connections no fiber has taken yet, oldest at ready_head.
   rill::detail::vec<rill_conn *> ready;
   size_t ready_head = 0;
   rill::detail::fiber_queue acceptors;
   int pending_error = 0;  // an accept error to hand the next acceptor
+  uint64_t deadline = 0;  // absolute, on rill_time_now()'s clock; 0: none
+  rill_timer *deadline_timer = nullptr;  // made by the first deadline
   char addr[RILL_ADDRSTRLEN] = "";  // Go's Addr() still answers after Close
 };
 
@@ -38,6 +46,39 @@ void release(rill_net_listener *nl) {
 using hold = held<rill_net_listener, release>;
 
 bool ready_empty(const rill_net_listener *nl) { return nl->ready_head == nl->ready.size(); }
+
+bool deadline_passed(const rill_net_listener *nl) {
+  return nl->deadline && rill_time_now() >= nl->deadline;
+}
+
+// Every parked acceptor gives up with RILL_ETIMEOUT; with nobody left to
+// accept for, new connections stay in the kernel's backlog. A fiber already
+// woken for an accepted connection is off the queue and still gets it.
+void expire_acceptors(rill_net_listener *nl) {
+  fiber_wake_all(nl->acceptors, RILL_ETIMEOUT);
+  if (nl->listener)
+    rill_listener_pause(nl->listener);
+}
+
+void on_deadline(rill_timer *, void *arg) { expire_acceptors(static_cast<rill_net_listener *>(arg)); }
+
+// Runs the timer for the deadline while acceptors are parked, and stops it
+// otherwise; a deadline already past expires them now.
+void arm_deadline(rill_net_listener *nl) {
+  if (!nl->deadline_timer)
+    return;
+  if (!nl->deadline || nl->acceptors.empty()) {
+    rill_timer_stop(nl->deadline_timer);
+    return;
+  }
+  uint64_t now = rill_time_now();
+  if (now >= nl->deadline) {
+    rill_timer_stop(nl->deadline_timer);
+    expire_acceptors(nl);
+    return;
+  }
+  rill_timer_start(nl->deadline_timer, nl->deadline - now, 0);
+}
 
 rill_conn *ready_pop(rill_net_listener *nl) {
   rill_conn *conn = nl->ready[nl->ready_head++];
@@ -78,14 +119,26 @@ void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
 
 int accept_held(rill_net_listener *nl, rill_net_conn **out) {
   int err = 0;
-  while (nl->lifetime.open() && ready_empty(nl) && !nl->pending_error && !err) {
+  // Go checks the deadline before every attempt, a connection waiting
+  // included: that one stays for the next accept.
+  while (nl->lifetime.open() && !deadline_passed(nl) && ready_empty(nl) && !nl->pending_error &&
+         !err) {
     rill_listener_resume(nl->listener);
+    if (nl->deadline) {
+      // Checked above, but the clock moved since: never a negative wait.
+      uint64_t now = rill_time_now();
+      rill_timer_start(nl->deadline_timer, nl->deadline > now ? nl->deadline - now : 0, 0);
+    }
     err = fiber_wait(nl->acceptors);
   }
+  if (nl->acceptors.empty() && nl->deadline_timer)
+    rill_timer_stop(nl->deadline_timer);
   if (!nl->lifetime.open())
     return RILL_ECLOSED;
   if (err)
     return err;
+  if (deadline_passed(nl))
+    return RILL_ETIMEOUT;
   if (nl->pending_error) {
     err = nl->pending_error;
     nl->pending_error = 0;
@@ -117,6 +170,7 @@ int rill_net_listen(const char *network, const char *address, const rill_net_opt
   auto *nl = make<rill_net_listener>();
   if (!nl)
     return RILL_ENOMEM;
+  nl->base = base;
   int err = rill_listen(base, network, address, options, on_accept, nl, &nl->listener);
   if (err) {
     destroy(nl);
@@ -146,6 +200,21 @@ int rill_net_listener_addr(const rill_net_listener *nl, char *buf, size_t size) 
   return static_cast<int>(std::strlen(buf));
 }
 
+int rill_net_listener_set_deadline(rill_net_listener *nl, uint64_t when) {
+  if (!nl)
+    return RILL_EINVAL;
+  if (!nl->lifetime.open())
+    return RILL_ECLOSED;
+  if (when && !nl->deadline_timer) {
+    int err = rill_timer_new(nl->base, on_deadline, nl, &nl->deadline_timer);
+    if (err)
+      return err;  // the old deadline stands
+  }
+  nl->deadline = when;
+  arm_deadline(nl);  // parked acceptors wait under the new deadline, as in Go
+  return 0;
+}
+
 int rill_net_listener_close(rill_net_listener *nl) {
   if (!nl)
     return RILL_EINVAL;
@@ -154,6 +223,8 @@ int rill_net_listener_close(rill_net_listener *nl) {
   nl->lifetime.state = life_state::closed;  // no close report: closed at once
   rill_listener_close(nl->listener);
   nl->listener = nullptr;
+  rill_timer_free(nl->deadline_timer);
+  nl->deadline_timer = nullptr;
   while (!ready_empty(nl))
     rill_conn_abort(ready_pop(nl));
   fiber_wake_all(nl->acceptors, RILL_ECLOSED);

@@ -12,7 +12,9 @@
 // Happy Eyeballs style (RFC 8305): families interleaved, the next address
 // started when the previous one fails or after the fallback delay, the first
 // connection wins and the others are closed. The dial timeout covers the
-// lookup and every attempt; a failure names the last address tried.
+// lookup and every attempt. When every address fails, the error is the first
+// address's, naming it, as Go's ("the error from the first address is most
+// relevant", G11).
 //
 // Exactly one callback per dial (G10), always from the pending queue. A
 // timeout or a cancel closes every socket before reporting, so a connection
@@ -27,6 +29,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 
@@ -48,6 +51,7 @@ struct dial_attempt {
   rill_dialer *dialer;
   int fd = -1;
   rill_io *io = nullptr;
+  size_t index = 0;  // of its target: the order the addresses are tried in
   char address[RILL_ADDRSTRLEN];
 };
 
@@ -75,6 +79,7 @@ struct rill_dialer {
   int winner_fd = -1;
   const char *failed_call = nullptr;  // "connect", "socket", "bind"
   char address[RILL_ADDRSTRLEN] = "";  // the address the error names
+  size_t failed_index = SIZE_MAX;  // the target whose failure is reported
   rill::detail::pending_node pending;
 };
 
@@ -155,15 +160,24 @@ void win(rill_dialer *d, dial_attempt *a) {
 
 void start_next(rill_dialer *d);
 
-void attempt_failed(rill_dialer *d, dial_attempt *a, int err, const char *call) {
-  d->status = err;
-  d->failed_call = call;
-  std::memcpy(d->address, a->address, sizeof d->address);
+// Keeps the failure of the earliest address tried, whatever order the
+// attempts fail in, and drops the attempt.
+void note_failure(rill_dialer *d, dial_attempt *a, int err, const char *call) {
+  if (a->index < d->failed_index) {
+    d->failed_index = a->index;
+    d->status = err;
+    d->failed_call = call;
+    std::memcpy(d->address, a->address, sizeof d->address);
+  }
   drop_attempt(d, a);
+}
+
+void attempt_failed(rill_dialer *d, dial_attempt *a, int err, const char *call) {
+  note_failure(d, a, err, call);
   if (d->next_target < d->targets.size())
     start_next(d);  // a failure starts the next address at once
   else if (d->attempts.empty())
-    decide(d, err, call);
+    decide(d, d->status, d->failed_call);
 }
 
 void on_writable(rill_io *, int fd, unsigned, void *arg) {
@@ -249,6 +263,7 @@ void start_next(rill_dialer *d) {
       return;
     }
     a->dialer = d;
+    a->index = d->next_target - 1;
     if (d->kind == net_kind::unix_stream)
       std::snprintf(a->address, sizeof a->address, "%s", d->address);
     else
@@ -257,10 +272,7 @@ void start_next(rill_dialer *d) {
     const char *call = nullptr;
     int err = connect_one(d, a, t, &connected, &call);
     if (err) {
-      d->status = err;
-      d->failed_call = call;
-      std::memcpy(d->address, a->address, sizeof d->address);
-      drop_attempt(d, a);
+      note_failure(d, a, err, call);
       continue;
     }
     if (connected) {

@@ -132,6 +132,13 @@ static inline rill_net_conn *seed_dial(const rill_net_options *options) {
   return c;
 }
 
+/* The establish_server2/client2 pair's control socket, in Linux's abstract
+ * namespace (no file to clean up), named after the experiment's address so
+ * that two runs on different ports do not meet. */
+static inline void seed_control_address(char *buf, size_t size) {
+  snprintf(buf, size, "@rill-seed-establish2-%s", seed.addr);
+}
+
 static int seed_status;
 
 /* Runs `fn` as the main fiber of a fresh base, until every fiber is done;

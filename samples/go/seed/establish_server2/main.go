@@ -1,10 +1,14 @@
-// establish_server2 — a server that accepts slowly, so its listen backlog
+// establish_server2 — a server that does not accept, so its listen backlog
 // fills up (seed 001, "conn establish" case 2). Run with establish_client2.
 // Mirrored by samples/seed/establish_server2.c.
 //
 // The backlog is 4: net.Listen takes it from somaxconn (4096 here), so the
-// socket is made by hand and handed to net.FileListener. The server sleeps,
-// then accepts one connection per interval, as many as the client makes.
+// socket is made by hand and handed to net.FileListener. The seed's server
+// sleeps before each accept; this one accepts nothing until the client says
+// so over a control socket, once a dial of its own is stuck on the full
+// backlog. A sleep raced with the client (a client started late saw an
+// accept too early), the client's word does not. Then it accepts every
+// connection the client made.
 package main
 
 import (
@@ -13,7 +17,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"time"
 )
 
 const backlog = 4
@@ -23,17 +26,11 @@ const backlog = 4
 // accept. The dial that times out in between never reaches the queue.
 const total = backlog + 1 + 1
 
-var short = flag.Bool("short", false, "shorten the sleeps")
-
-func sleep(long, short_ time.Duration) {
-	if *short {
-		time.Sleep(short_)
-	} else {
-		time.Sleep(long)
-	}
-}
-
 func say(format string, args ...interface{}) { fmt.Printf(format+"\n", args...) }
+
+// controlAddress is the pair's control socket, in Linux's abstract namespace
+// (no file to clean up), named after the experiment's address.
+func controlAddress(addr string) string { return "@rill-seed-establish2-" + addr }
 
 func listenBacklog(address string, n int) (net.Listener, error) {
 	a, err := net.ResolveTCPAddr("tcp4", address)
@@ -62,8 +59,16 @@ func listenBacklog(address string, n int) (net.Listener, error) {
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8882", "address to listen on")
+	flag.Bool("short", false, "accepted for symmetry with the other experiments")
 	flag.Parse()
 
+	// The control socket first: the client may start once "listen ok" is out.
+	controlL, err := net.Listen("unix", controlAddress(*addr))
+	if err != nil {
+		say("control listen error: %v", err)
+		os.Exit(1)
+	}
+	defer controlL.Close()
 	l, err := listenBacklog(*addr, backlog)
 	if err != nil {
 		say("listen error: %v", err)
@@ -72,9 +77,18 @@ func main() {
 	defer l.Close()
 	say("listen ok")
 
+	// Nothing is accepted on l until the client asks for it.
+	control, err := controlL.Accept()
+	if err == nil {
+		defer control.Close()
+		_, err = control.Read(make([]byte, 1))
+	}
+	if err != nil {
+		say("control error: %v", err)
+		os.Exit(1)
+	}
 	var conns []net.Conn
 	for i := 1; i <= total; i++ {
-		sleep(10*time.Second, 500*time.Millisecond)
 		c, err := l.Accept()
 		if err != nil {
 			say("accept error: %v", err)
