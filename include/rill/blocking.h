@@ -1,7 +1,7 @@
 /* rill — blocking network calls for fibers (Go's net, on the callback API).
  *
  * Inside a fiber these calls look blocking and behave as Go's do
- * (GO_MODEL.md G12-G25); underneath, the fiber parks on the base while the
+ * (docs/go-model.md G12-G25); underneath, the fiber parks on the base while the
  * callback API does the work. Outside a fiber they return RILL_ENOTFIBER.
  *
  * Handles: rill_net_close() closes a connection, and

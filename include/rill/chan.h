@@ -1,5 +1,5 @@
 /* rill — Go's coordination shapes for fibers: channels, select, mutexes,
- * conditions and contexts (GO_MODEL.md G35, G33).
+ * conditions and contexts (docs/go-model.md G35, G33).
  *
  * With these, the usual Go server shapes (worker pools, fan-in, timeouts,
  * cancellation) are written in C the way they are written in Go; see

@@ -1,6 +1,6 @@
 /* rill — TCP and Unix sockets on the base (callback API).
  *
- * Sockets behave as Go's net package does (GO_MODEL.md beside the project):
+ * Sockets behave as Go's net package does (docs/go-model.md):
  * created non-blocking and close-on-exec, TCP_NODELAY and 15 s keep-alive by
  * default, connect completed through SO_ERROR and confirmed with
  * getpeername(), never a SIGPIPE, and Go's error texts.

@@ -1,5 +1,5 @@
 /* close_client1 — reading and writing a connection this side has closed
- * (seed 001, "closing"; GO_MODEL G23): "use of closed network
+ * (seed 001, "closing"; docs/go-model.md G23): "use of closed network
  * connection", for both. Run against close_server1. */
 #include "seed.h"
 

@@ -1,5 +1,5 @@
 /* close_server1 — reading and writing a connection the peer has closed
- * (seed 001, "closing"; GO_MODEL G15, G22): the read gets EOF, yet a write
+ * (seed 001, "closing"; docs/go-model.md G15, G22): the read gets EOF, yet a write
  * succeeds (the bytes land in this side's kernel buffer); the peer answers
  * them with a reset, and the next write fails with "broken pipe". Run with
  * close_client1. */

@@ -1,5 +1,5 @@
 /* establish_client1 — dialing a port nobody listens on (seed 001, "conn
- * establish" case 1; GO_MODEL G8): the dial fails at once with "connection
+ * establish" case 1; docs/go-model.md G8): the dial fails at once with "connection
  * refused". Go version: samples/go/seed/establish_client1/main.go. */
 #include "seed.h"
 

@@ -1,5 +1,5 @@
 /* establish_client3 — a dial with a timeout to a peer that does not answer
- * (seed 001, "conn establish" case 3; GO_MODEL G9/G10): "i/o timeout".
+ * (seed 001, "conn establish" case 3; docs/go-model.md G9/G10): "i/o timeout".
  *
  * The seed dials a far host over a slow network. To be reproducible
  * offline, this program makes the peer itself: a plain socket listening on

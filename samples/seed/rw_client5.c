@@ -1,5 +1,5 @@
 /* rw_client5 — writes 64 KiB chunks until an error (seed 001,
- * "conn.Write" cases 2 and 3; GO_MODEL G19, G21). Run against rw_server5.
+ * "conn.Write" cases 2 and 3; docs/go-model.md G19, G21). Run against rw_server5.
  *
  * The seed printed every write and its total; those numbers depend on the
  * kernel's buffer sizes, so this prints events instead:

@@ -1,5 +1,5 @@
 /* rw_client6 — rw_client5 with a write deadline (seed 001, "conn.Write"
- * case 4; GO_MODEL G20). Run against rw_server6, which does not read
+ * case 4; docs/go-model.md G20). Run against rw_server6, which does not read
  * until the deadline has passed.
  *
  * The write that is blocked when the deadline passes returns "i/o timeout"

@@ -1,5 +1,5 @@
 /* rw_server1 — reading a connection that has no data yet (seed 001,
- * "conn.Read" case 1; GO_MODEL G12): the read waits, parked, using no CPU,
+ * "conn.Read" case 1; docs/go-model.md G12): the read waits, parked, using no CPU,
  * until rw_client1 sends; then the read returns what came; then EOF. */
 #include <sys/resource.h>
 

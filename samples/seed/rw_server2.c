@@ -1,5 +1,5 @@
 /* rw_server2 — reads into a 10-byte buffer until EOF (seed 001,
- * "conn.Read" cases 2 and 3; GO_MODEL G13, G14, G15): fewer bytes than
+ * "conn.Read" cases 2 and 3; docs/go-model.md G13, G14, G15): fewer bytes than
  * the buffer come back at once, more fill the buffer and the rest comes
  * with the next read. Run with rw_client2. */
 #include "seed.h"

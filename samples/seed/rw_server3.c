@@ -1,5 +1,5 @@
 /* rw_server3 — reads only after the client has closed (seed 001,
- * "conn.Read" case 4; GO_MODEL G15): the data that was sent before the
+ * "conn.Read" case 4; docs/go-model.md G15): the data that was sent before the
  * close comes first, then EOF. Run with rw_client3. */
 #include "seed.h"
 

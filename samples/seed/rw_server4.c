@@ -1,5 +1,5 @@
 /* rw_server4 — reads under deadlines (seed 001, "conn.Read" case 5;
- * GO_MODEL G16). Run with rw_client4, which sends 65536 bytes after a
+ * docs/go-model.md G16). Run with rw_client4, which sends 65536 bytes after a
  * pause and closes.
  *
  * The seed set a 10 us deadline and saw either "0 bytes, i/o timeout" or

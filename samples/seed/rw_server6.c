@@ -1,5 +1,5 @@
 /* rw_server6 — reads only after the client's write deadline has passed,
- * then everything until EOF (seed 001, "conn.Write" case 4; GO_MODEL G20).
+ * then everything until EOF (seed 001, "conn.Write" case 4; docs/go-model.md G20).
  * Run with rw_client6, which ends its stream with an 8-byte trailer: the
  * number of bytes its writes reported, the timed-out partial write
  * included. The server checks that it received exactly that many. */

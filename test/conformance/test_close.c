@@ -1,4 +1,4 @@
-/* GO_MODEL.md G23-G27, callback API: closed connections, half-close,
+/* docs/go-model.md G23-G27, callback API: closed connections, half-close,
  * writes from several callbacks, accept when out of descriptors, bounded
  * reads. Also the close races (1,000 rounds each) and a descriptor-leak
  * check over 10,000 connect/accept/close cycles. */

@@ -1,4 +1,4 @@
-/* GO_MODEL.md G7-G10, callback API: completing a non-blocking connect,
+/* docs/go-model.md G7-G10, callback API: completing a non-blocking connect,
  * refused and stuck connects, dial timeouts and cancellation.
  *
  * (G7's fault-injected SO_ERROR sequences live in test/fault.) */

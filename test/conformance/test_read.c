@@ -1,4 +1,4 @@
-/* GO_MODEL.md G12-G17, callback API: reading.
+/* docs/go-model.md G12-G17, callback API: reading.
  *
  * The callback API's analogue of G17 (a zero-length read returns at once
  * without touching the socket): on_read is never called with status 0 and

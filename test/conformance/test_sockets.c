@@ -1,4 +1,4 @@
-/* GO_MODEL.md G1-G6, callback API: how sockets are created and configured
+/* docs/go-model.md G1-G6, callback API: how sockets are created and configured
  * (non-blocking, close-on-exec, Go's TCP defaults, listener options,
  * per-connection setters, the control hook) and Go's address syntax.
  *

@@ -1,4 +1,4 @@
-/* GO_MODEL.md G18-G22, callback API: writing, back-pressure, write
+/* docs/go-model.md G18-G22, callback API: writing, back-pressure, write
  * deadlines, a peer that vanishes, a peer that closed first.
  *
  * SIGPIPE keeps its default action in this program on purpose: a write to a

@@ -1,4 +1,4 @@
-/* GO_MODEL.md G23 and G24 through the blocking facade: use of a closed
+/* docs/go-model.md G23 and G24 through the blocking facade: use of a closed
  * connection (idle, and with fibers parked in it), and half-close. */
 #define _GNU_SOURCE 1
 

@@ -1,4 +1,4 @@
-/* GO_MODEL.md G25 through the blocking facade: several fibers writing one
+/* docs/go-model.md G25 through the blocking facade: several fibers writing one
  * connection keep each call's bytes contiguous; several fibers reading one
  * connection never share bytes. */
 #define _GNU_SOURCE 1

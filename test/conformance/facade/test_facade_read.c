@@ -1,4 +1,4 @@
-/* GO_MODEL.md G12-G17 through the blocking facade: rill_net_read() against
+/* docs/go-model.md G12-G17 through the blocking facade: rill_net_read() against
  * a raw loopback peer. Each test runs one fiber on a fresh base; checks made
  * inside fibers are reported after the loop returned. */
 #define _GNU_SOURCE 1

@@ -1,4 +1,4 @@
-/* GO_MODEL.md G18-G22 through the blocking facade: rill_net_write() against
+/* docs/go-model.md G18-G22 through the blocking facade: rill_net_write() against
  * a raw loopback peer that reads, does not read, or vanishes. SIGPIPE keeps
  * its default disposition throughout: one raised anywhere kills the test. */
 #define _GNU_SOURCE 1
