@@ -134,6 +134,17 @@ RILL_API int rill_base_run(rill_base *base, rill_run_mode mode);
  * iteration. Safe from any thread and from signal-free contexts. */
 RILL_API int rill_base_stop(rill_base *base);
 
+/* Whether the calling thread is the base's thread: 1 for the thread that
+ * last entered rill_base_run() on it (running it now or not), or, before
+ * the first run, for the thread that created it (or, in a forked child,
+ * that called rill_base_reinit() on it); 0 for every other thread and for
+ * NULL. Any thread. It is what rill_go() looks at to decide between
+ * starting a fiber at once and handing it to the base (rill/fiber.h), and
+ * what code shared between threads can use to choose between calling the
+ * base directly and rill_base_post(). A base moved to another thread
+ * belongs to the new thread from its first rill_base_run() there. */
+RILL_API int rill_base_in_loop_thread(const rill_base *base);
+
 /* A function run on the base's thread. */
 typedef void (*rill_post_cb)(rill_base *base, void *arg);
 
@@ -229,6 +240,76 @@ RILL_API int rill_base_stats_get(const rill_base *base, rill_base_stats *out);
 
 /* Writes one line per live handle (type, state, fd or due time) to `out`. */
 RILL_API int rill_base_dump(const rill_base *base, FILE *out);
+
+/* The stall detector. rill cannot preempt: a fiber that computes without
+ * calling anything that parks, or a callback that takes its time, holds
+ * the loop, and every other fiber and callback of the base waits (Go
+ * preempts a goroutine after about 10 ms; see docs/go-model.md, "Where
+ * rill and Go still differ"). The detector makes such a hog visible: the
+ * loop measures each dispatch — one callback (io, timer, signal, posted
+ * function, a queued report such as a completion or a close callback) or
+ * one run of a fiber between two parks — and reports every one that took
+ * longer than a threshold, once, right after it returned, on the base's
+ * thread. Time spent in an inner dispatch is not charged to the one around
+ * it: a fiber that computed for a second is reported as that fiber, not
+ * also as the timer that runs fibers. Off (the default), the loop does not
+ * read the clock for it. A fiber that must compute for long can call
+ * rill_yield() now and then (Go's runtime.Gosched, rill/fiber.h): each run
+ * between yields is measured on its own. */
+
+/* What held the loop. */
+typedef enum rill_stall_kind {
+  RILL_STALL_FIBER = 1, /* a fiber's run between two parks (or its start and end) */
+  RILL_STALL_IO = 2,    /* an io watcher's callback; sockets of rill/net.h and the
+                         * resolver's are io watchers of rill's own */
+  RILL_STALL_TIMER = 3, /* a timer's callback */
+  RILL_STALL_SIGNAL = 4, /* a signal watcher's callback */
+  RILL_STALL_POST = 5,  /* a function queued by rill_base_post() */
+  RILL_STALL_REPORT = 6 /* a queued report: a completion, close or redelivery
+                         * of rill/net.h or rill/dns.h */
+} rill_stall_kind;
+
+/* One stall, as reported. */
+typedef struct rill_stall {
+  rill_stall_kind kind;
+  uint64_t duration_ns; /* how long it held the loop */
+  uint64_t started_ns;  /* when it started, on rill_time_now()'s clock */
+  uint64_t fiber_id;    /* RILL_STALL_FIBER: rill_fiber_id() of the fiber; else 0 */
+  /* The function that ran, cast to a generic function pointer: the fiber's
+   * function (rill_go()'s fn), the callback given to rill_io_new(),
+   * rill_timer_new(), rill_signal_new() or rill_base_post(); for sockets,
+   * lookups and queued reports one of rill's own functions. Compare it with
+   * a cast of your function, or look it up in a debugger. */
+  void (*fn)(void);
+  void *arg; /* the argument `fn` was given with it (NULL for a queued report) */
+} rill_stall;
+
+/* Called once per stall, on the base's thread, from the loop. It may use
+ * the base like any callback (it may call rill_base_stall_detector(), say);
+ * its own time is not measured. */
+typedef void (*rill_stall_fn)(rill_base *base, const rill_stall *stall, void *arg);
+
+/* Turns the stall detector on: `cb(base, stall, arg)` is called for every
+ * dispatch that took longer than `threshold_ns` nanoseconds. A NULL `cb`
+ * uses the default reporter, which writes one line per stall to stderr,
+ * for example
+ *   rill: stall: fiber 7 held base 0x5581c2a0 for 1012.345 ms (fn 0x55.., arg 0x0)
+ * A threshold of 0 turns the detector off. Replaces what an earlier call
+ * (or RILL_STALL_MS) set; called inside a dispatch, that dispatch counts
+ * from this call. Returns 0, or RILL_EINVAL for a NULL base. Base thread
+ * only.
+ *
+ * Without changing code: the environment variable RILL_STALL_MS=N (a whole
+ * number of milliseconds, at least 1) turns the default reporter on with a
+ * threshold of N ms for every base created while it is set; it is read by
+ * rill_base_new(), once per base, so set it before the base is created
+ * (in the shell, or with setenv() before rill_base_new()). Unset, empty, 0
+ * or not a number: off. */
+RILL_API int rill_base_stall_detector(rill_base *base, uint64_t threshold_ns, rill_stall_fn cb, void *arg);
+
+/* The kind's name: "fiber", "io", "timer", "signal", "post", "report", or
+ * "?" for a value that is none of them. */
+RILL_API const char *rill_stall_kind_name(rill_stall_kind kind);
 
 /* Replaces the functions rill allocates with (like libevent's
  * event_set_mem_functions). They must behave like malloc/realloc/free and be

@@ -27,21 +27,63 @@ typedef void (*rill_fiber_fn)(void *arg);
 /* Starts `fn(arg)` in a new fiber on `base` (it first runs from the loop,
  * not inside this call). The fiber ends when `fn` returns. Stack size
  * defaults to 256 KiB; rill_go_stack() takes another (rounded up to pages;
- * 0 means the default). Returns 0; RILL_EINVAL for a NULL base or fn, or a
+ * 0 means the default).
+ *
+ * On the base's thread (rill_base_in_loop_thread(): inside a fiber or
+ * callback of the base, or outside rill_base_run() on the thread that runs
+ * or created it) the fiber is made here: rill_fiber_count() counts it when
+ * the call returns. Returns 0; RILL_EINVAL for a NULL base or fn, or a
  * stack size too close to SIZE_MAX to round up to pages; RILL_ENOMEM when
  * the fiber or its stack cannot be allocated (a size the address space
- * cannot map, say). */
+ * cannot map, say).
+ *
+ * From any other thread (G34, docs/go-model.md) the fiber is handed to the
+ * base with rill_base_post() and made on the base's thread, in a later
+ * iteration of its loop; it runs there, like every fiber of the base,
+ * never on the calling thread. Then 0 means "handed over"; RILL_EINVAL is
+ * returned for the same bad input as above, and RILL_ENOMEM when the
+ * hand-over itself cannot be allocated (then `fn` never runs). What the
+ * caller cannot be told, because it happens later on the base's thread:
+ *  - if the fiber or its stack cannot be allocated there (out of memory),
+ *    the fiber is dropped: `fn` never runs, nothing leaks, `arg` stays the
+ *    caller's;
+ *  - like every posted function, the hand-over runs in a later
+ *    rill_base_run() iteration or, at the latest, in rill_base_free(). It
+ *    does not keep an idle loop running: keep a base that other threads
+ *    hand fibers to alive with rill_base_ref() (rill_base_unref() once they
+ *    are done). A fiber handed over to a base that is then freed is started
+ *    by rill_base_free(), which therefore returns RILL_EBUSY: run the base
+ *    to let the fiber finish, then free it again. As with rill_base_post(),
+ *    no hand-over may race with rill_base_free(). */
 RILL_API int rill_go(rill_base *base, rill_fiber_fn fn, void *arg);
 RILL_API int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size);
 
 /* The running fiber, or NULL outside fibers. */
 RILL_API rill_fiber *rill_fiber_current(void);
+/* A number for `f`, unique among the fibers of the process (ids start at 1
+ * and are never reused), for logs and for the stall detector's reports
+ * (rill_base_stall_detector(), rill/base.h); 0 for NULL. Go hides its
+ * goroutine ids; rill shows them because a stall report has to name the
+ * fiber. Base thread only, while `f` is alive. */
+RILL_API uint64_t rill_fiber_id(const rill_fiber *f);
 /* The base the running fiber belongs to, or NULL. */
 RILL_API rill_base *rill_fiber_base(void);
 /* Fibers alive on `base` (running, ready or parked). */
 RILL_API size_t rill_fiber_count(const rill_base *base);
 
-/* Lets the other ready fibers and the loop run, then continues. */
+/* Go's runtime.Gosched: lets the other ready fibers and the loop run, then
+ * continues; returns 0, or RILL_ENOTFIBER outside a fiber. Fibers are not
+ * preempted (Go preempts a goroutine that runs for more than about 10 ms;
+ * C code cannot be stopped safely at an arbitrary point), so a fiber that
+ * computes for long without calling anything that parks holds its base:
+ * no other fiber, timer or socket of the base is served meanwhile. Call
+ * rill_yield() in such loops, every millisecond of work or so: it costs a
+ * switch to the loop and back, the other ready fibers run first, and the
+ * loop polls io and runs timers at least once every 64 switches, so the
+ * rest of the base waits for slices, not for the whole computation. The
+ * stall detector (rill_base_stall_detector() in
+ * rill/base.h, or RILL_STALL_MS=N in the environment) reports the fibers
+ * and callbacks that held the loop too long, with rill_fiber_id(). */
 RILL_API int rill_yield(void);
 
 /* time.Sleep: parks the fiber for at least `d` nanoseconds, measured from

@@ -34,6 +34,10 @@ bool alive(const rill_base *base) {
 
 void update_time(rill_base *base) { base->now_ns = monotonic_ns(); }
 
+void claim_thread(rill_base *base) {
+  base->loop_thread.store(this_thread_id(), std::memory_order_relaxed);
+}
+
 int64_t wait_timeout(const rill_base *base, rill_run_mode mode) {
   if (mode == RILL_RUN_NOWAIT || base->stop_requested.load(std::memory_order_relaxed) ||
       !pending_empty(base))
@@ -178,6 +182,16 @@ int wind_down(rill_base *base) {
 
 }  // namespace
 
+namespace rill::detail {
+
+uint64_t this_thread_id() noexcept {
+  static std::atomic<uint64_t> next_id{1};
+  thread_local uint64_t id = next_id.fetch_add(1, std::memory_order_relaxed);
+  return id;
+}
+
+}  // namespace rill::detail
+
 extern "C" {
 
 int rill_base_new(const rill_base_config *config, rill_base **out) {
@@ -206,6 +220,8 @@ int rill_base_new(const rill_base_config *config, rill_base **out) {
     return err;
   }
   update_time(base);
+  claim_thread(base);
+  stall_init_from_env(base->stall);
   *out = base;
   return 0;
 }
@@ -234,6 +250,7 @@ int rill_base_run(rill_base *base, rill_run_mode mode) {
   int err = 0;
   {
     state_scope running(base, base_state::running);
+    claim_thread(base);
     update_time(base);
     for (;;) {
       if (base->stop_requested.load(std::memory_order_acquire))
@@ -275,6 +292,11 @@ void rill_base_ref(rill_base *base) {
 void rill_base_unref(rill_base *base) {
   if (base && base->refs > 0)
     base->refs--;
+}
+
+int rill_base_in_loop_thread(const rill_base *base) {
+  // Relaxed is enough: only the calling thread can have stored its own id.
+  return base && base->loop_thread.load(std::memory_order_relaxed) == this_thread_id() ? 1 : 0;
 }
 
 const char *rill_base_backend(const rill_base *base) { return base ? base->backend->name : nullptr; }

@@ -12,6 +12,7 @@
 #include "core/handle.h"
 #include "core/pending.h"
 #include "core/pool.h"
+#include "core/stall.h"
 #include "core/vec.h"
 #include "rill/io.h"
 #include "rill/signal.h"
@@ -93,6 +94,9 @@ struct rill_base {
   uint64_t now_ns = 0;
   rill::detail::base_state state = rill::detail::base_state::idle;
   std::atomic<bool> stop_requested{false};
+  // The base's thread (rill_base_in_loop_thread): a this_thread_id() value,
+  // written by that thread, read by any.
+  std::atomic<uint64_t> loop_thread{0};
   int refs = 0;              // rill_base_ref()
   uint64_t active_count = 0; // active user handles
   uint64_t handle_count = 0; // live user handles
@@ -136,6 +140,7 @@ struct rill_base {
   char *dns_strings = nullptr;
 
   rill_base_stats stats{};
+  rill::detail::stall_detector stall;  // off unless asked for
 };
 
 namespace rill::detail {
@@ -156,6 +161,10 @@ void timers_run(rill_base *base);
 int timer_create(rill_base *base, rill_timer_cb cb, void *arg, bool internal, rill_timer **out) noexcept;
 // Nanoseconds until the next timer, or -1 when none is armed.
 int64_t timers_next_timeout(const rill_base *base) noexcept;
+
+// base.cpp: a number for the calling thread, unique in the process and
+// never reused (a pthread_t may be, once its thread has ended).
+uint64_t this_thread_id() noexcept;
 
 // post.cpp
 int posts_init(rill_base *base) noexcept;

@@ -48,5 +48,7 @@ extern "C" int rill_base_reinit(rill_base *base) {
     err = posts_reinit(base);
   if (!err)
     err = signals_reinit(base);
+  // The child has one thread, the caller.
+  base->loop_thread.store(this_thread_id(), std::memory_order_relaxed);
   return err;
 }

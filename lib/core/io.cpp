@@ -127,7 +127,9 @@ void flush_once(rill_base *base) {
       continue;
     handle_set_active(io, false);
     held_handle hold(io);
+    RILL_STALL_BEGIN(base);
     io->cb(io, io->fd, io->events, io->arg);
+    RILL_STALL_END(base, RILL_STALL_IO, stall_fn(io->cb), io->arg, 0);
   }
 }
 
@@ -152,7 +154,9 @@ void io_dispatch(rill_base *base, int count) {
       if (!io->internal)
         base->stats.events++;
       held_handle hold(io);
+      RILL_STALL_BEGIN(base);
       io->cb(io, fd, ready, io->arg);
+      RILL_STALL_END(base, RILL_STALL_IO, stall_fn(io->cb), io->arg, 0);
     }
   }
 }

@@ -44,7 +44,10 @@ void pending_run(rill_base *base) {
     pass snapshot(base);
     while (pending_node *node = snapshot.next()) {
       base->stats.events++;
+      RILL_STALL_BEGIN(base);
+      void (*run)(pending_node *) = node->run;
       node->run(node);  // may free the object holding the node
+      RILL_STALL_END(base, RILL_STALL_REPORT, stall_fn(run), nullptr, 0);
     }
   }
 }

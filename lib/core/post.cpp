@@ -62,7 +62,9 @@ bool run_one_batch(rill_base *base) {
   while (base->posts_next < batch.size()) {
     post_item item = batch[base->posts_next++];
     base->stats.events++;
+    RILL_STALL_BEGIN(base);
     item.fn(base, item.arg);
+    RILL_STALL_END(base, RILL_STALL_POST, stall_fn(item.fn), item.arg, 0);
   }
   return true;
 }

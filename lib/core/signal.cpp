@@ -210,7 +210,9 @@ void deliver(rill_base *base, int signum) {
     if (!s->lifetime.open() || !s->active || s->signum != signum)
       continue;
     base->stats.events++;
+    RILL_STALL_BEGIN(base);
     s->cb(s, signum, s->arg);
+    RILL_STALL_END(base, RILL_STALL_SIGNAL, stall_fn(s->cb), s->arg, 0);
   }
 }
 

@@ -128,7 +128,9 @@ void timers_run(rill_base *base) {
     }
     base->stats.events++;
     held_handle hold(t);
+    RILL_STALL_BEGIN(base);
     t->cb(t, t->arg);
+    RILL_STALL_END(base, RILL_STALL_TIMER, stall_fn(t->cb), t->arg, 0);
   }
 }
 

@@ -12,8 +12,13 @@
 //
 // Under AddressSanitizer and ThreadSanitizer every switch is announced to
 // the sanitizer, which otherwise mistakes a new stack for a wild access.
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
 #include <cstdlib>
 
+#include "core/stall.h"
 #include "core/vec.h"
 #include "fiber/context.h"
 #include "fiber/fiber_impl.h"
@@ -55,6 +60,7 @@ struct rill_fiber {
   bool done = false;
   int wake_status = 0;
   rill_timer *sleep_timer = nullptr;
+  uint64_t id = 0;  // rill_fiber_id()
 #ifdef RILL_FIBER_TSAN
   void *tsan_fiber = nullptr;
 #endif
@@ -75,6 +81,7 @@ struct scheduler {
   rill_timer *kick = nullptr;
   size_t live = 0;
   vec<fiber_stack> pool;  // default-size stacks for reuse
+  stall_detector *stall;  // the base's
 #ifdef RILL_FIBER_ASAN
   const void *loop_stack_bottom = nullptr;
   size_t loop_stack_size = 0;
@@ -88,6 +95,7 @@ namespace {
 
 thread_local scheduler *schedulers = nullptr;  // of the bases on this thread
 thread_local rill_fiber *running = nullptr;
+std::atomic<uint64_t> next_fiber_id{1};  // fibers start on any base's thread
 
 scheduler *find(const rill_base *base) {
   for (scheduler *s = schedulers; s; s = s->next_on_thread)
@@ -105,6 +113,7 @@ scheduler *get_or_create(rill_base *base) {
   if (!s)
     return nullptr;
   s->base = base;
+  s->stall = stall_of(base);
   if (rill_timer_new(base, run_ready, s, &s->kick) != 0) {
     destroy(s);
     return nullptr;
@@ -224,13 +233,24 @@ void run_ready(rill_timer *, void *arg) {
   while (!s->ready.empty() && (!past_last || extra++ < extra_switches)) {
     rill_fiber *f = s->ready.pop();
     past_last = past_last || f == last;
+    // The stall detector (core/stall.h) measures each run of a fiber on its
+    // own, and reports it once the fiber is released: the report is a user
+    // callback, which may throw.
+    rill_base *base = s->base;
+    stall_detector &stall = *s->stall;
+    stall_source what{RILL_STALL_FIBER, stall_fn(f->fn), f->arg, f->id};
+    if (stall.threshold_ns)
+      stall_slice_begin(stall);
     switch_into(s, f);
+    bool scheduler_gone = false;
     if (f->done) {
-      bool last_fiber = s->live == 1;
+      scheduler_gone = s->live == 1;
       release(s, f);
-      if (last_fiber)
-        return;  // the scheduler is gone
     }
+    if (stall.threshold_ns)
+      stall_slice_end(base, stall, what);
+    if (scheduler_gone)
+      return;
   }
   if (!s->ready.empty())
     rill_timer_start(s->kick, 0, 0);
@@ -301,11 +321,10 @@ void fiber_lock_release(fiber_lock &l) {
 
 using namespace rill::detail;
 
-extern "C" {
+namespace {
 
-int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size) {
-  if (!base || !fn)
-    return RILL_EINVAL;
+// rill_go_stack() on the base's thread: the fiber is ready when this returns.
+int start_here(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size) {
   scheduler *s = get_or_create(base);
   if (!s)
     return RILL_ENOMEM;
@@ -318,6 +337,7 @@ int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_siz
   f->sched = s;
   f->fn = fn;
   f->arg = arg;
+  f->id = next_fiber_id.fetch_add(1, std::memory_order_relaxed);
   if (stack_size == 0)
     stack_size = default_stack_size;
   int err = 0;
@@ -343,9 +363,58 @@ int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_siz
   return 0;
 }
 
+// G34: rill_go() from a thread that is not the base's hands the fiber over
+// through rill_base_post(), the one call that is safe from any thread, and
+// the base's thread starts it. Everything the fiber needs (the scheduler,
+// its timer, the stack pool) belongs to the base's thread, so nothing but
+// this request is made here.
+struct handed_fiber {
+  rill_fiber_fn fn;
+  void *arg;
+  size_t stack_size;
+};
+
+void start_handed(rill_base *base, void *arg) {
+  auto *h = static_cast<handed_fiber *>(arg);
+  handed_fiber copy = *h;
+  destroy(h);
+  // Out of memory here cannot reach rill_go()'s caller: the fiber is not
+  // started (rill/fiber.h says so).
+  (void)start_here(base, copy.fn, copy.arg, copy.stack_size);
+}
+
+int hand_over(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size) {
+  // The check stack_alloc() makes, made here so that bad input is still
+  // the caller's error (the base's thread could only drop the fiber).
+  auto page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (stack_size > SIZE_MAX - 2 * page)
+    return RILL_EINVAL;
+  auto *h = make<handed_fiber>(handed_fiber{fn, arg, stack_size});
+  if (!h)
+    return RILL_ENOMEM;
+  int err = rill_base_post(base, start_handed, h);
+  if (err)
+    destroy(h);
+  return err;
+}
+
+}  // namespace
+
+extern "C" {
+
+int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size) {
+  if (!base || !fn)
+    return RILL_EINVAL;
+  if (!rill_base_in_loop_thread(base))
+    return hand_over(base, fn, arg, stack_size);
+  return start_here(base, fn, arg, stack_size);
+}
+
 int rill_go(rill_base *base, rill_fiber_fn fn, void *arg) { return rill_go_stack(base, fn, arg, 0); }
 
 rill_fiber *rill_fiber_current(void) { return running; }
+
+uint64_t rill_fiber_id(const rill_fiber *f) { return f ? f->id : 0; }
 
 rill_base *rill_fiber_base(void) { return running ? running->sched->base : nullptr; }
 
