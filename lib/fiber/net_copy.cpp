@@ -19,6 +19,8 @@ extern "C" int rill_net_copy(rill_net_conn *dst, rill_net_conn *src, uint64_t *w
     return RILL_EINVAL;
   if (!rill_fiber_current())
     return RILL_ENOTFIBER;
+  if (dst->lifetime.closing() || src->lifetime.closing())
+    return RILL_ECLOSED;  // not a read first that could park for ever
   constexpr size_t buffer_size = 32 * 1024;  // Go's io.Copy uses the same
   char *buf = static_cast<char *>(mem_alloc(buffer_size));
   if (!buf)
