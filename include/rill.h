@@ -20,6 +20,7 @@
 #include "rill/fiber.h"
 #include "rill/chan.h"
 #include "rill/blocking.h"
+#include "rill/pipe.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -194,6 +194,11 @@ RILL_API size_t rill_conn_write_queued(const rill_conn *conn);
 /* Bytes the kernel has taken since the connection opened. */
 RILL_API uint64_t rill_conn_bytes_written(const rill_conn *conn);
 
+/* Bytes read from the kernel since the connection opened: those shown to
+ * on_read, those it left unused and still holds included (0 for NULL).
+ * A rill_pipe's splice(2) counts here too. */
+RILL_API uint64_t rill_conn_bytes_read(const rill_conn *conn);
+
 enum {
   RILL_DEADLINE_READ = 1,
   RILL_DEADLINE_WRITE = 2,

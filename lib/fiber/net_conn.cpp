@@ -266,6 +266,9 @@ int write_locked(rill_net_conn *c, const char *buf, size_t len, size_t *written)
 
 }  // namespace
 
+void net_conn_hold(rill_net_conn *c) { life_hold(c->lifetime); }
+void net_conn_release(rill_net_conn *c) { release(c); }
+
 rill_net_conn *net_conn_wrap(rill_conn *conn) {
   auto *c = make<rill_net_conn>();
   if (!c)

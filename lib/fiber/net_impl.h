@@ -56,6 +56,11 @@ namespace rill::detail {
 // of memory, leaving `conn` to the caller.
 rill_net_conn *net_conn_wrap(rill_conn *conn);
 
+// A reference held across several calls (rill_net_copy): a free from
+// another fiber meanwhile leaves the memory until the release.
+void net_conn_hold(rill_net_conn *c);
+void net_conn_release(rill_net_conn *c);
+
 }  // namespace rill::detail
 
 #endif

@@ -26,6 +26,10 @@ namespace {
 void on_io(rill_io *, int, unsigned events, void *arg) {
   auto *c = static_cast<rill_conn *>(arg);
   conn_held hold(c);
+  if (c->io_hook) {  // a pipe splicing: the bytes bypass the read and write paths
+    c->io_hook->on_io(c, events, c->io_hook->arg);
+    return;
+  }
   // Writing first: it may finish a graceful close, which makes reading moot.
   if (events & RILL_WRITE)
     conn_on_writable(c);
@@ -174,11 +178,15 @@ void conn_update_io(rill_conn *c) {
   if (conn_fd_closed(c))
     return;
   unsigned want = 0;
-  if (c->read_wanted && !c->read_full && !c->read_timed_out && !c->read_finished &&
-      c->lifetime.open())
-    want |= RILL_READ;
-  if (!c->queue.empty())
-    want |= RILL_WRITE;
+  if (c->io_hook && c->lifetime.open()) {
+    want = c->io_hook->want;
+  } else {
+    if (c->read_wanted && !c->read_full && !c->read_timed_out && !c->read_finished &&
+        c->lifetime.open())
+      want |= RILL_READ;
+    if (!c->queue.empty())
+      want |= RILL_WRITE;
+  }
   if (want)
     rill_io_start(c->io, want);
   else

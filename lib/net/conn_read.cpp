@@ -115,6 +115,7 @@ void conn_on_readable(rill_conn *c) {
     n = read(c->fd, dst, room);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
+    c->read_total += static_cast<uint64_t>(n);
     if (c->held_len) {
       c->held_len += static_cast<size_t>(n);
       deliver(c, c->held, c->held_len, true);

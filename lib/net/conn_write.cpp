@@ -309,4 +309,6 @@ size_t rill_conn_write_queued(const rill_conn *conn) { return conn ? conn->queue
 
 uint64_t rill_conn_bytes_written(const rill_conn *conn) { return conn ? conn->written : 0; }
 
+uint64_t rill_conn_bytes_read(const rill_conn *conn) { return conn ? conn->read_total : 0; }
+
 }  // extern "C"

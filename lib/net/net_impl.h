@@ -66,6 +66,16 @@ constexpr size_t default_read_max = 64 * 1024;
 constexpr size_t default_high_water = 1024 * 1024;
 constexpr uint64_t default_keep_alive_period = 15 * RILL_SEC;
 
+// Takes a connection's readiness over (lib/net/pipe.cpp, which moves bytes
+// with splice(2) under the connection's feet): while set, the io watcher's
+// events go to `on_io` instead of the read and write paths, and its
+// interest is `want`.
+struct conn_io_hook {
+  void (*on_io)(rill_conn *c, unsigned events, void *arg);
+  void *arg;
+  unsigned want;
+};
+
 }  // namespace rill::detail
 
 // A connection follows core/lifetime.h: OPEN until the user's close, abort
@@ -91,11 +101,14 @@ struct rill_conn {
   bool read_finished = false; // EOF or an error was reported
   bool redeliver = false;     // held bytes to hand over again
   bool notify_read_enomem = false;  // keeping bytes failed; on_read must hear it
+  bool piped = false;         // joined by a rill_pipe (pipe.cpp)
 
   rill_io *io = nullptr;
   rill_timer *deadline_timer = nullptr;  // created by the first deadline
   rill_conn_events events{};
   void *arg = nullptr;
+  rill::detail::conn_io_hook *io_hook = nullptr;  // pipe.cpp's splice, else none
+  uint64_t read_total = 0;    // bytes taken from the kernel (rill_conn_bytes_read)
 
   char *held = nullptr;       // bytes the user left unused
   size_t held_len = 0;
