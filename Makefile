@@ -7,6 +7,11 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 
 # Each build directory is configured once; rerun cmake by hand to change flags.
 configure = test -f $(1)/CMakeCache.txt || cmake -S . -B $(1) -DRILL_WERROR=ON $(2) $(CMAKE_FLAGS)
+# The same, printing cmake's output only when it fails.
+configure_quiet = test -f $(1)/CMakeCache.txt || { mkdir -p $(1) && \
+  echo "configuring $(1) (log: $(1)/configure.log)" && \
+  cmake -S . -B $(1) -DRILL_WERROR=ON $(2) $(CMAKE_FLAGS) >$(1)/configure.log 2>&1 || \
+  { cat $(1)/configure.log; exit 1; }; }
 
 .PHONY: all deps test demo asan tsan fuzz install bench-build bench bench-echo bench-fiber clean
 
@@ -20,8 +25,11 @@ deps:
 test: all
 	cd $(BUILD) && $(CTEST)
 
-demo: all
-	sh scripts/demo.sh $(BUILD)
+# Builds only what the demo runs (the static library and five samples),
+# quietly, then runs it.
+demo: deps
+	@$(call configure_quiet,$(BUILD),)
+	@JOBS=$(JOBS) sh scripts/demo.sh --build $(BUILD)
 
 asan: deps
 	@$(call configure,$(BUILD)-asan,-DRILL_SANITIZE=address,undefined)
@@ -49,7 +57,7 @@ install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 bench-build:
-	@sh scripts/install-deps.sh go
+	@sh scripts/install-deps.sh bench
 	@$(call configure,$(BUILD)-bench,-DCMAKE_BUILD_TYPE=Release -DRILL_BUILD_BENCH=ON -DRILL_BUILD_TESTS=OFF)
 	cmake --build $(BUILD)-bench -j$(JOBS)
 

@@ -7,8 +7,33 @@
 #      (samples/echo_server_blocking)
 #   4. dialing a host name through the resolver on the base (samples/dial
 #      to "localhost", which needs no DNS server)
+#
+# usage: demo.sh [--build] [BUILD_DIR]
+#   --build  first builds the library and the five programs above, and
+#            nothing else, quietly (the compiler's output only on failure),
+#            in a build directory already configured (`make demo` does both)
 set -eu
-bin=${1:-build}/samples
+build_first=false
+if [ "${1:-}" = --build ]; then
+  build_first=true
+  shift
+fi
+build=${1:-build}
+bin=$build/samples
+
+if $build_first; then
+  jobs=${JOBS:-$(nproc 2>/dev/null || echo 2)}
+  log=$build/demo-build.log
+  printf 'building the library and the demo programs (log: %s) ... ' "$log"
+  started=$(date +%s)
+  if ! cmake --build "$build" -j"$jobs" --target demo echo_server echo_client echo_server_blocking dial \
+    >"$log" 2>&1; then
+    echo "failed:"
+    cat "$log"
+    exit 1
+  fi
+  echo "done in $(($(date +%s) - started)) s"
+fi
 out=$(mktemp)
 server=
 trap 'kill $server 2>/dev/null || true; rm -f "$out"' EXIT

@@ -1,9 +1,17 @@
 #!/bin/sh
-# Installs what building and testing rill needs, on Debian/Ubuntu, and does
-# nothing when everything is already there. Used by `make` and by CI.
-# `install-deps.sh go` also wants the Go toolchain (benchmarks, seed samples),
-# `install-deps.sh fuzz` clang with its libFuzzer and sanitizer runtimes,
-# `install-deps.sh stress` stress-ng (test/stress/run_under_load.sh).
+# Installs what building rill needs, on Debian/Ubuntu, and does nothing when
+# everything is already there. Used by `make` and by CI.
+#
+# With no argument: what `make`, `make test`, `make demo`, `make asan` and
+# `make tsan` need (a C and C++ compiler, make, cmake, pkg-config, c-ares,
+# cmocka) and nothing more. Arguments add what other targets need:
+#   bench   libev (the core benchmarks), taskset (pinning), the Go toolchain
+#           (the Go columns): `make bench`, `make bench-echo`, `make bench-fiber`
+#   go      the Go toolchain alone (the seed samples' comparison with Go)
+#   fuzz    clang with its libFuzzer and sanitizer runtimes: `make fuzz`
+#   windows clang, lld and the LLVM tools, with which the install tests also
+#           check export.h's Windows (PE/COFF) imports and exports; CI
+#   stress  stress-ng (test/stress/run_under_load.sh)
 set -e
 
 missing=""
@@ -16,12 +24,35 @@ need_cmd c++ g++
 need_cmd make make
 need_cmd cmake cmake
 need_cmd pkg-config pkg-config
-need_cmd taskset util-linux
 need_pc cmocka libcmocka-dev
 need_pc libcares libc-ares-dev
-need_file /usr/include/ev.h libev-dev
-[ "${1:-}" = go ] && need_cmd go golang-go
-[ "${1:-}" = fuzz ] && need_cmd clang clang
+
+fuzz=false
+for want in "$@"; do
+  case "$want" in
+    bench)
+      need_file /usr/include/ev.h libev-dev
+      need_cmd taskset util-linux
+      need_cmd go golang-go
+      ;;
+    go) need_cmd go golang-go ;;
+    fuzz)
+      need_cmd clang clang
+      fuzz=true
+      ;;
+    windows)
+      need_cmd clang clang
+      need_cmd lld-link lld
+      need_cmd llvm-ar llvm
+      need_cmd llvm-readobj llvm
+      ;;
+    stress) need_cmd stress-ng stress-ng ;;
+    *)
+      echo "install-deps.sh: unknown argument '$want' (bench, go, fuzz, windows, stress)" >&2
+      exit 2
+      ;;
+  esac
+done
 
 # clang's runtimes (libFuzzer, ASan) come in libclang-rt-N-dev, which clang
 # only recommends: check that a fuzz target links, and name the package for
@@ -38,26 +69,28 @@ fuzz_runtime_missing() {
   return 0
 }
 fuzz_runtime_package() { echo "libclang-rt-$(clang -dumpversion | cut -d. -f1)-dev"; }
-if [ "${1:-}" = fuzz ] && fuzz_runtime_missing; then
+if $fuzz && fuzz_runtime_missing; then
   missing="$missing $(fuzz_runtime_package)"
 fi
-[ "${1:-}" = stress ] && need_cmd stress-ng stress-ng
 
+# One package may be named by several checks.
+missing=$(printf '%s\n' $missing | awk 'NF && !seen[$0]++' | tr '\n' ' ' | sed 's/ $//')
 [ -z "$missing" ] && exit 0
 
-echo "rill: installing$missing"
+echo "rill: installing $missing"
 if [ "$(id -u)" != 0 ]; then
   SUDO=sudo
 else
   SUDO=
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-  echo "rill: please install:$missing" >&2
+  echo "rill: please install: $missing" >&2
   exit 1
 fi
 $SUDO apt-get update -qq
+# shellcheck disable=SC2086
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # clang was just installed: its runtimes may still be missing.
-if [ "${1:-}" = fuzz ] && fuzz_runtime_missing; then
+if $fuzz && fuzz_runtime_missing; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$(fuzz_runtime_package)" >/dev/null
 fi

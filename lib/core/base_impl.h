@@ -6,10 +6,10 @@
 #include <atomic>
 #include <csignal>
 #include <cstdint>
-#include <mutex>
 
 #include "core/backend/backend.h"
 #include "core/handle.h"
+#include "core/mutex.h"
 #include "core/pending.h"
 #include "core/pool.h"
 #include "core/stall.h"
@@ -115,7 +115,7 @@ struct rill_base {
   uint64_t timer_seq = 0;
 
   // cross-thread posts
-  std::mutex post_mutex;
+  rill::detail::mutex post_mutex;
   rill::detail::vec<rill::detail::post_item> posts_incoming;  // guarded
   rill::detail::vec<rill::detail::post_item> posts_running;   // base thread
   size_t posts_next = 0;  // the next of posts_running to run

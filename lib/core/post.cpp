@@ -53,7 +53,7 @@ class batch_end {
 bool run_one_batch(rill_base *base) {
   vec<post_item> &batch = base->posts_running;
   if (batch.empty()) {
-    std::lock_guard<std::mutex> lock(base->post_mutex);
+    mutex_lock lock(base->post_mutex);
     batch.swap(base->posts_incoming);
   }
   if (batch.empty())
@@ -131,7 +131,7 @@ extern "C" int rill_base_post(rill_base *base, rill_post_cb fn, void *arg) {
     return RILL_EINVAL;
   bool was_empty;
   {
-    std::lock_guard<std::mutex> lock(base->post_mutex);
+    mutex_lock lock(base->post_mutex);
     was_empty = base->posts_incoming.empty();
     if (!base->posts_incoming.push(post_item{fn, arg}))
       return RILL_ENOMEM;

@@ -26,13 +26,14 @@
 // Deliveries are flags, not counts: a signal that arrives again before the
 // base has read the first is merged with it, so a burst of N signals runs
 // every watcher at least once and at most N times.
+#include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <new>
 
 #include "core/alloc.h"
@@ -76,7 +77,7 @@ namespace {
 
 std::atomic<signal_slot *> slots_head{nullptr};
 
-std::mutex registry_mutex;
+pthread_mutex_t registry_mutex = PTHREAD_MUTEX_INITIALIZER;
 int bases_watching[max_signal];               // guarded by registry_mutex
 struct sigaction previous_action[max_signal];  // guarded by registry_mutex
 
@@ -108,17 +109,20 @@ void wait_for_handlers(signal_slot *s) {
 }
 
 signal_slot *claim_slot(int write_fd) {
-  std::lock_guard<std::mutex> lock(registry_mutex);
+  mutex_lock lock(registry_mutex);
   signal_slot *s = slots_head.load(std::memory_order_relaxed);
   while (s && s->claimed)
     s = s->next;
   bool fresh = !s;
   if (fresh) {
     // Never freed (the handler may be walking the list at any time); it is
-    // reachable from slots_head, so leak checkers do not count it.
-    s = new (std::nothrow) signal_slot;
-    if (!s)
+    // reachable from slots_head, so leak checkers do not count it. Taken
+    // from malloc, not from the user's allocator (rill_set_allocator),
+    // which may be replaced while it lives.
+    void *p = std::malloc(sizeof(signal_slot));
+    if (!p)
       return nullptr;
+    s = new (p) signal_slot;
   }
   for (int i = 0; i < max_signal; i++) {
     s->watches[i].store(false);
@@ -134,7 +138,7 @@ signal_slot *claim_slot(int write_fd) {
 }
 
 void unclaim_slot(signal_slot *s) {
-  std::lock_guard<std::mutex> lock(registry_mutex);
+  mutex_lock lock(registry_mutex);
   s->write_fd.store(-1);
   wait_for_handlers(s);
   s->claimed = false;
@@ -144,7 +148,7 @@ void unclaim_slot(signal_slot *s) {
 // installing the handler if no other base watches it yet.
 int claim(rill_base *base, int signum) {
   signal_slot *s = base->signals->slot;
-  std::lock_guard<std::mutex> lock(registry_mutex);
+  mutex_lock lock(registry_mutex);
   if (bases_watching[signum] == 0) {
     struct sigaction sa;
     std::memset(&sa, 0, sizeof sa);
@@ -169,7 +173,7 @@ int claim(rill_base *base, int signum) {
 // and give the signal its old disposition back if no base watches it now.
 void release(rill_base *base, int signum) {
   signal_slot *s = base->signals->slot;
-  std::lock_guard<std::mutex> lock(registry_mutex);
+  mutex_lock lock(registry_mutex);
   s->watches[signum].store(false);
   if (--bases_watching[signum] == 0)
     sigaction(signum, &previous_action[signum], nullptr);

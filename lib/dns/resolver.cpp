@@ -22,10 +22,10 @@
 #include <ares.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <climits>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 
 #include "core/alloc.h"
 #include "core/base_impl.h"
@@ -83,8 +83,10 @@ struct dns_state {
   bool shutting_down = false; // rill_base_free: no new queries
 };
 
-std::once_flag library_once;
+pthread_once_t library_once = PTHREAD_ONCE_INIT;
 int library_status = ARES_SUCCESS;
+
+void init_library() { library_status = ares_library_init(ARES_LIB_INIT_ALL); }
 
 void reschedule(dns_channel *ch) {
   timeval tv;
@@ -152,7 +154,7 @@ void destroy_later(pending_node *node) {
 }
 
 int channel_new(rill_base *base, const rill_dns_config &cfg, bool shared, dns_channel **out) {
-  std::call_once(library_once, [] { library_status = ares_library_init(ARES_LIB_INIT_ALL); });
+  pthread_once(&library_once, init_library);
   if (library_status != ARES_SUCCESS)
     return RILL_ENOMEM;
   dns_channel *ch = make<dns_channel>();

@@ -21,10 +21,10 @@
 namespace rill::detail {
 namespace {
 
-size_t page_size() {
-  static const size_t size = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  return size;
-}
+// Asked each time (libc answers from memory): a function-local static would
+// need the C++ runtime's initialisation guard (lib/core/mutex.h says why the
+// library avoids it).
+size_t page_size() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
 
 }  // namespace
 

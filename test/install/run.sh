@@ -1,7 +1,16 @@
 #!/bin/sh
 # Installs a rill build tree into a temporary prefix, then builds and runs
-# test/install/consumer.c against it twice: with pkg-config and with a CMake
-# project using find_package(rill) and rill::rill.
+# test/install/consumer.c, a C program, against it every way the README's
+# "Use rill in your project" shows:
+#   shared  pkg-config     cc app.c $(pkg-config --cflags --libs rill)
+#   static  pkg-config     cc app.c $(pkg-config --cflags --libs --static rill)
+#                          (against a prefix holding only librill.a), and
+#                          cc -static ... with everything installed
+#   shared  find_package   project(app C) + rill::rill
+#   static  find_package   project(app C) + rill::rill_static
+#   static  by hand        cc app.c -I... .../librill.a -lcares -pthread
+# and checks that each program is linked the way it asked (librill.so.0
+# needed or not) and that none linked statically needs libstdc++.
 #
 # usage: run.sh BUILD_DIR INSTALL_TEST_DIR [CC] [SANITIZERS]
 set -eu
@@ -32,6 +41,7 @@ if [ -n "$sanitize" ]; then
   # An instrumented library needs an instrumented program.
   extra="-fsanitize=$sanitize"
 fi
+cflags_strict="-std=c99 -pedantic -Wall -Wextra -Werror $extra"
 
 echo "== cmake --install $build --prefix $prefix"
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 ||
@@ -54,44 +64,149 @@ ls "$libdir"/librill.so* >/dev/null 2>&1 || fail "no shared librill in $libdir"
 LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
 
+# check NAME PROGRAM shared|static: runs the program and checks how it was
+# linked.
+check() {
+  name=$1 program=$2 kind=$3
+  needed=$(readelf -d "$program" 2>/dev/null | grep NEEDED || true)
+  case "$kind" in
+    shared)
+      case "$needed" in
+        *librill.so*) ;;
+        *) soft_fail "$name: the program does not need librill.so" ;;
+      esac
+      ;;
+    static)
+      case "$needed" in
+        *librill.so*) soft_fail "$name: the program needs librill.so, not librill.a" ;;
+      esac
+      case "$needed" in
+        *libstdc++*) soft_fail "$name: the program linked with librill.a needs libstdc++" ;;
+      esac
+      ;;
+  esac
+  if "$program"; then
+    echo "   $name: OK"
+  else
+    soft_fail "$name: the program did not run cleanly"
+  fi
+}
+
 # --- pkg-config --------------------------------------------------------------
-echo "== pkg-config"
 PKG_CONFIG_PATH=$pcdir
 export PKG_CONFIG_PATH
 cflags=$(pkg-config --cflags rill) || fail "pkg-config --cflags rill"
 libs=$(pkg-config --libs rill) || fail "pkg-config --libs rill"
-echo "   cflags: $cflags"
-echo "   libs:   $libs"
+static_flags=$(pkg-config --cflags --libs --static rill) || fail "pkg-config --static rill"
+echo "== pkg-config"
+echo "   --cflags --libs:          $cflags $libs"
+echo "   --cflags --libs --static: $static_flags"
 case " $cflags $libs " in
   *"$prefix"*) ;;
   *)
     soft_fail "rill.pc does not point into the install prefix $prefix (cflags '$cflags', libs '$libs'): it is not relocatable (cmake --install --prefix); going on with --define-variable=prefix"
     cflags=$(pkg-config --define-variable=prefix="$prefix" --cflags rill)
     libs=$(pkg-config --define-variable=prefix="$prefix" --libs rill)
+    static_flags=$(pkg-config --define-variable=prefix="$prefix" --cflags --libs --static rill)
     ;;
 esac
+# Cflags.private is a pkgconf extension (pkgconf's versions start at 1;
+# freedesktop's pkg-config 0.29 ignores the field, which on ELF changes
+# nothing: include/rill/export.h).
+case " $static_flags " in
+  *" -DRILL_STATIC "*) ;;
+  *)
+    case "$(pkg-config --version)" in
+      0.*) echo "   (this pkg-config ignores Cflags.private: no -DRILL_STATIC)" ;;
+      *) soft_fail "pkg-config --static --cflags rill does not define RILL_STATIC (include/rill/export.h)" ;;
+    esac
+    ;;
+esac
+
+echo "== shared, pkg-config"
 # shellcheck disable=SC2086
-"$cc" -std=c99 -pedantic -Wall -Wextra -Werror $extra -o "$tmp/consumer-pc" \
-  "$here/consumer.c" $cflags $libs || fail "building consumer.c with pkg-config flags"
-"$tmp/consumer-pc" || fail "consumer built with pkg-config did not run cleanly"
+if "$cc" $cflags_strict -o "$tmp/pc-shared" "$here/consumer.c" $cflags $libs; then
+  check "shared, pkg-config" "$tmp/pc-shared" shared
+else
+  soft_fail "building consumer.c with pkg-config --cflags --libs rill"
+fi
+
+# The linker takes librill.so over librill.a when both are there, so the
+# static library is linked through pkg-config where it is alone (a
+# static-only install), or with -static.
+echo "== static, pkg-config --static (a prefix with only librill.a)"
+static_prefix=$tmp/static-prefix
+cp -R "$prefix" "$static_prefix"
+rm -f "$static_prefix/${libdir#"$prefix"/}"/librill.so*
+static_pcdir=$static_prefix/${pcdir#"$prefix"/}
+# shellcheck disable=SC2046
+if "$cc" $cflags_strict -o "$tmp/pc-static" "$here/consumer.c" \
+  $(PKG_CONFIG_PATH=$static_pcdir pkg-config --cflags --libs --static rill); then
+  check "static, pkg-config" "$tmp/pc-static" static
+else
+  soft_fail "building consumer.c with pkg-config --cflags --libs --static rill"
+fi
+if [ -z "$sanitize" ]; then
+  # The sanitizers' runtimes cannot be linked statically, so only plain
+  # builds try this. glibc warns that the resolver functions c-ares uses
+  # still load shared libraries at run time: true, and harmless here.
+  echo "== static, cc -static \$(pkg-config --static ...)"
+  # shellcheck disable=SC2086
+  if "$cc" $cflags_strict -static -o "$tmp/pc-static-all" "$here/consumer.c" $static_flags \
+    >"$tmp/static-all.log" 2>&1; then
+    if readelf -l "$tmp/pc-static-all" | grep -q INTERP; then
+      soft_fail "cc -static gave a dynamically linked program"
+    fi
+    check "static, cc -static with pkg-config" "$tmp/pc-static-all" static
+  else
+    cat "$tmp/static-all.log" >&2
+    soft_fail "building consumer.c with cc -static and pkg-config --static rill"
+  fi
+fi
 
 # --- CMake find_package ------------------------------------------------------
-echo "== find_package(rill)"
-mkdir -p "$tmp/proj"
-cp "$here/consumer.c" "$tmp/proj/consumer.c"
-cat >"$tmp/proj/CMakeLists.txt" <<'CMAKE'
+# A C-only project: nothing may ask for a C++ compiler or runtime.
+for target in rill rill_static; do
+  echo "== find_package(rill), project(app C), rill::$target"
+  proj=$tmp/proj-$target
+  mkdir -p "$proj"
+  cp "$here/consumer.c" "$proj/consumer.c"
+  cat >"$proj/CMakeLists.txt" <<CMAKE
 cmake_minimum_required(VERSION 3.16)
-project(rill_consumer C)
+project(app C)
 find_package(rill 0.1 REQUIRED)
 add_executable(consumer consumer.c)
-target_link_libraries(consumer PRIVATE rill::rill)
+target_link_libraries(consumer PRIVATE rill::$target)
 CMAKE
-cmake -S "$tmp/proj" -B "$tmp/proj/build" -DCMAKE_PREFIX_PATH="$prefix" \
-  -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$extra" -DCMAKE_EXE_LINKER_FLAGS="$extra" \
-  >"$tmp/cmake.log" 2>&1 || { cat "$tmp/cmake.log" >&2; fail "configuring the find_package consumer"; }
-cmake --build "$tmp/proj/build" >"$tmp/build.log" 2>&1 ||
-  { cat "$tmp/build.log" >&2; fail "building the find_package consumer"; }
-"$tmp/proj/build/consumer" || fail "consumer built with find_package did not run cleanly"
+  if ! cmake -S "$proj" -B "$proj/build" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$cflags_strict" -DCMAKE_EXE_LINKER_FLAGS="$extra" \
+    >"$proj/cmake.log" 2>&1; then
+    cat "$proj/cmake.log" >&2
+    soft_fail "configuring the find_package consumer of rill::$target"
+    continue
+  fi
+  if ! cmake --build "$proj/build" >"$proj/build.log" 2>&1; then
+    cat "$proj/build.log" >&2
+    soft_fail "building the find_package consumer of rill::$target"
+    continue
+  fi
+  if [ "$target" = rill ]; then kind=shared; else kind=static; fi
+  check "$kind, find_package rill::$target" "$proj/build/consumer" $kind
+done
+
+# --- librill.a by hand ---------------------------------------------------------
+echo "== static, cc app.c librill.a -lcares -pthread"
+hand_libs="-pthread"
+if nm -u "$libdir/librill.a" 2>/dev/null | grep -q ' ares_'; then
+  hand_libs="-lcares $hand_libs"
+fi
+# shellcheck disable=SC2086
+if "$cc" $cflags_strict -I"$prefix/include" -o "$tmp/by-hand" "$here/consumer.c" \
+  "$libdir/librill.a" $hand_libs; then
+  check "static, cc with librill.a" "$tmp/by-hand" static
+else
+  soft_fail "building consumer.c with $libdir/librill.a $hand_libs"
+fi
 
 if [ "$failures" -ne 0 ]; then
   echo "install test: $failures failure(s)" >&2
