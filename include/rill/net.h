@@ -5,7 +5,9 @@
  * default, connect completed through SO_ERROR and confirmed with
  * getpeername(), never a SIGPIPE, and Go's error texts.
  *
- * Addresses are Go's: "host:port", ":port" (every local address),
+ * Addresses are Go's: "host:port", ":port" (every local address for a
+ * listener; this host over IPv4 for a dial, 127.0.0.1, or ::1 for "tcp6",
+ * as Go dials it: G30),
  * "127.0.0.1:" or "[::1]:0" (the kernel picks the port), "[fe80::1%lo]:80";
  * networks "tcp", "tcp4", "tcp6" and "unix" (a path, or "@name" for Linux's
  * abstract namespace). rill_listen() needs a numeric host; rill_dial()
@@ -281,6 +283,8 @@ RILL_API int rill_conn_format_error(const rill_conn *conn, const char *op, int e
 typedef void (*rill_accept_cb)(rill_listener *listener, rill_conn *conn, int status, void *arg);
 
 /* Listens on `address` and accepts until closed. `options` may be NULL.
+ * An empty TCP address is ":0", as Go's Listen("tcp", "") is. Errors are
+ * worded Go's way by rill_format_net_error(..., "listen", ...).
  * RILL_EINVAL for a NULL `base`, `address`, `on_accept` or `out`. A Unix
  * listener that fails after creating its socket file removes that file
  * (never one it did not create). */
@@ -321,7 +325,7 @@ typedef void (*rill_dial_cb)(rill_dialer *dialer, rill_conn *conn, int status, v
 /* Connects to `address`. `options` may be NULL. *out (may be NULL) gets a
  * handle for rill_dialer_cancel(), valid until the callback returns. Errors
  * met at once (a malformed address, say) are returned and no callback
- * follows. */
+ * follows; rill_format_net_error() words them as Go does. */
 RILL_API int rill_dial(rill_base *base, const char *network, const char *address,
                        const rill_net_options *options, rill_dial_cb on_done, void *arg,
                        rill_dialer **out);
