@@ -347,7 +347,8 @@ RILL_API int rill_dialer_format_error(const rill_dialer *dialer, int err, char *
  *   "dial tcp: address 1.2.3.4: missing port in address" (RILL_EADDR_*),
  *   "dial tcp: missing address", "dial tcp7: unknown network tcp7",
  *   "listen tcp 127.0.0.1:80: bind: address already in use",
- *   "listen unix /tmp/s: bind: address already in use".
+ *   "listen unix /tmp/s: bind: address already in use",
+ *   "dial tcp: lookup bad..name: invalid host name" (a DNS code).
  * The address shows as Go shows the one it resolved (":80" for every local
  * address, "127.0.0.1:80" for "127.0.0.1:080"). For an operating-system
  * code the call Go names is the one such a code comes from: "socket" for

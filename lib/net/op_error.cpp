@@ -173,6 +173,13 @@ extern "C" int rill_format_net_error(char *buf, size_t size, const char *op, con
     return finish(std::snprintf(buf, size, "%s %s: address %s: %s", op, network, subject,
                                 rill_strerror(err)));
   }
+  if (is_tcp(kind) && (RILL_IS_DNS_ERROR(err) || err == RILL_ENEEDDNS)) {
+    // A name refused before any query: Go's "dial tcp: lookup bad..name: ..."
+    char host[256], zone[64];
+    int port;
+    if (split_host_port(address, host, sizeof host, zone, sizeof zone, &port) == 0)
+      return finish(std::snprintf(buf, size, "%s %s: lookup %s: %s", op, network, host, rill_strerror(err)));
+  }
   char shown[RILL_ADDRSTRLEN];
   op_address(kind, address, shown, sizeof shown);
   const char *call = nullptr;

@@ -510,6 +510,9 @@ static void test_lookup_error_message(void **state) {
   memset(&r, 0, sizeof r);
   assert_int_equal(rill_dial(base, "tcp", "bad..name:80", &o, on_dial, &r, NULL), RILL_EDNS_BADNAME);
   assert_int_equal(rill_dial(base, "tcp", "bad name:80", &o, on_dial, &r, NULL), RILL_EDNS_BADNAME);
+  /* Worded as Go words a lookup that failed (Go says "no such host"). */
+  assert_true(rill_format_net_error(want, sizeof want, "dial", "tcp", "bad..name:80", RILL_EDNS_BADNAME) > 0);
+  assert_string_equal(want, "dial tcp: lookup bad..name: invalid host name");
   assert_int_equal(rill_base_run(base, RILL_RUN_NOWAIT), 0);
   assert_int_equal(r.calls, 0);
   tu_base_free(base);
