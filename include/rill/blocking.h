@@ -45,6 +45,13 @@ RILL_API int rill_net_listen(const char *network, const char *address, const ril
  * RILL_ECLOSED once closed (G28). */
 RILL_API int rill_net_accept(rill_net_listener *listener, rill_net_conn **out);
 RILL_API int rill_net_listener_addr(const rill_net_listener *listener, char *buf, size_t size);
+/* Formats an error met on the listener Go's way, as
+ * rill_listener_format_error() does: "accept tcp 127.0.0.1:8080: use of
+ * closed network connection". Answers after close too. An error
+ * rill_net_listen() returned is formatted by rill_format_net_error(buf,
+ * size, "listen", network, address, err). */
+RILL_API int rill_net_listener_format_error(const rill_net_listener *listener, const char *op, int err,
+                                            char *buf, size_t size);
 /* TCPListener.SetDeadline (G33): rill_net_accept() returns RILL_ETIMEOUT
  * once `when` has passed, an absolute time on the clock of
  * rill_net_set_deadline(); 0 for none. The deadline applies to accepts
@@ -133,7 +140,10 @@ RILL_API int rill_net_remote_addr(const rill_net_conn *conn, char *buf, size_t s
 RILL_API int rill_net_fd(const rill_net_conn *conn);
 
 /* Formats an error Go's way ("read tcp 127.0.0.1:5000->127.0.0.1:7000: i/o
- * timeout"); `op` is "read", "write" or "close". */
+ * timeout"); `op` as for rill_conn_format_error(): "read", "write",
+ * "close", "close_write", or the setter's name ("set_no_delay",
+ * "set_deadline", ...). Answers after close too ("set tcp 127.0.0.1:5000:
+ * use of closed network connection"). */
 RILL_API int rill_net_format_error(const rill_net_conn *conn, const char *op, int err, char *buf,
                                    size_t size);
 

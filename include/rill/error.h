@@ -48,11 +48,34 @@ extern "C" {
 /* DNS failures (-10100 ... -10199). */
 #define RILL_EDNS_NOHOST (-10101)   /* no such host */
 #define RILL_EDNS_SERVFAIL (-10102) /* server misbehaving */
-#define RILL_EDNS_REFUSED (-10103)  /* server refused the query */
-#define RILL_EDNS_TIMEOUT (-10104)  /* no answer in time */
+#define RILL_EDNS_REFUSED (-10103)  /* the server refused the query; Go's
+                                       "server misbehaving" */
+#define RILL_EDNS_TIMEOUT (-10104)  /* no answer in time: "i/o timeout" */
 #define RILL_EDNS_BADNAME (-10105)  /* not a valid host name */
+#define RILL_EDNS_UNREACHABLE (-10106) /* no server could be reached (the
+                                          query was refused by the host,
+                                          nothing listens): "connection
+                                          refused", but a DNS error */
 
 #define RILL_IS_DNS_ERROR(e) ((e) <= -10100 && (e) > -10200)
+
+/* Malformed addresses and networks (-10300 ... -10399), with Go's texts.
+ * Formatted with the address (rill_format_net_error), they read as Go's
+ * "dial tcp: address 1.2.3.4: missing port in address". */
+#define RILL_EADDR_NOPORT (-10301)      /* "missing port in address" ("1.2.3.4") */
+#define RILL_EADDR_COLONS (-10302)      /* "too many colons in address" ("::1:80") */
+#define RILL_EADDR_NOBRACKET (-10303)   /* "missing ']' in address" ("[::1:80") */
+#define RILL_EADDR_OPENBRACKET (-10304) /* "unexpected '[' in address" ("a[b:80") */
+#define RILL_EADDR_CLOSEBRACKET (-10305) /* "unexpected ']' in address" ("a]b:80") */
+#define RILL_EADDR_PORT (-10306)        /* "invalid port" (above 65535, signed) */
+#define RILL_EADDR_SERVICE (-10307)     /* "unknown port" (not a number: rill
+                                           knows no service names) */
+#define RILL_EADDR_MISSING (-10308)     /* "missing address" (dialing "") */
+#define RILL_EADDR_FAMILY (-10309)      /* "no suitable address found" (tcp4
+                                           with an IPv6 address, ...) */
+#define RILL_EUNKNOWN_NETWORK (-10310)  /* "unknown network" ("tcp7") */
+
+#define RILL_IS_ADDR_ERROR(e) ((e) <= -10300 && (e) > -10400)
 
 /* Coordination between fibers (rill/chan.h) (-10200 ... -10299). */
 #define RILL_EWRONGTHREAD (-10201)  /* a handle used from a thread it does not belong to */

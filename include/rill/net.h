@@ -5,7 +5,9 @@
  * default, connect completed through SO_ERROR and confirmed with
  * getpeername(), never a SIGPIPE, and Go's error texts.
  *
- * Addresses are Go's: "host:port", ":port" (every local address),
+ * Addresses are Go's: "host:port", ":port" (every local address for a
+ * listener; this host over IPv4 for a dial, 127.0.0.1, or ::1 for "tcp6",
+ * as Go dials it: G30),
  * "127.0.0.1:" or "[::1]:0" (the kernel picks the port), "[fe80::1%lo]:80";
  * networks "tcp", "tcp4", "tcp6" and "unix" (a path, or "@name" for Linux's
  * abstract namespace). rill_listen() needs a numeric host; rill_dial()
@@ -62,11 +64,16 @@ typedef struct rill_dialer rill_dialer;
  * a number gives RILL_ENEEDDNS; an empty host gives the wildcard address
  * (for "tcp", the IPv6 one when `network` allows both families). An IPv6
  * zone is an interface name or a decimal index of at most 4294967295,
- * digits only ("[fe80::1%lo]:80", "[fe80::1%2]:80"). RILL_EINVAL for NULL
- * arguments and malformed input ("1.2.3.4", "[::1", a port above 65535, a
- * zone such as "%-1", "%+7", "% 7" or "%4294967297"), RILL_EAFNOSUPPORT for
- * an address of the wrong family ("tcp4" with "[::1]:1") or an unknown
- * network (a NULL `network` is RILL_EINVAL). */
+ * digits only ("[fe80::1%lo]:80", "[fe80::1%2]:80"). Malformed input gets
+ * Go's distinction (rill/error.h): RILL_EADDR_NOPORT ("1.2.3.4", "[::1]"),
+ * RILL_EADDR_COLONS ("::1:80"), RILL_EADDR_NOBRACKET ("[::1:80"),
+ * RILL_EADDR_OPENBRACKET / RILL_EADDR_CLOSEBRACKET ("a[b:80", "a]b:80"),
+ * RILL_EADDR_PORT (above 65535, or signed), RILL_EADDR_SERVICE (a port that
+ * is not a number), RILL_EADDR_MISSING (""), RILL_EADDR_FAMILY (an address
+ * of the wrong family: "tcp4" with "[::1]:1"), RILL_EUNKNOWN_NETWORK;
+ * RILL_EINVAL for NULL arguments and what else is malformed (a zone such as
+ * "%-1", "%+7", "% 7" or "%4294967297", brackets around an IPv4 address, an
+ * over-long host). rill_format_net_error() words them as Go does. */
 RILL_API int rill_addr_parse(const char *network, const char *address,
                              struct sockaddr_storage *out, socklen_t *out_len);
 
@@ -261,9 +268,14 @@ RILL_API const char *rill_conn_network(const rill_conn *conn);
 RILL_API int rill_conn_local_addr(const rill_conn *conn, char *buf, size_t size);
 RILL_API int rill_conn_remote_addr(const rill_conn *conn, char *buf, size_t size);
 
-/* Formats an error met on the connection Go's way:
- * "read tcp 127.0.0.1:5000->127.0.0.1:7000: i/o timeout". `op` is "read",
- * "write" or "close". Returns as rill_format_op_error() does. */
+/* Formats an error met on the connection Go's way (G31):
+ * "read tcp 127.0.0.1:5000->127.0.0.1:7000: i/o timeout". `op` names the
+ * call that failed: "read", "write", "close", "close_write" (printed
+ * "close"), or a setter: "set_no_delay", "set_keep_alive", "set_linger"
+ * (and plain "set") print "set" with both addresses, "set_deadline",
+ * "set_read_buffer" and "set_write_buffer" print "set" with the local
+ * address only — each as Go's method of that name does. RILL_EOF gives
+ * "EOF" alone, as Go's io.EOF. Returns as rill_format_op_error() does. */
 RILL_API int rill_conn_format_error(const rill_conn *conn, const char *op, int err, char *buf,
                                     size_t size);
 
@@ -276,12 +288,21 @@ RILL_API int rill_conn_format_error(const rill_conn *conn, const char *op, int e
 typedef void (*rill_accept_cb)(rill_listener *listener, rill_conn *conn, int status, void *arg);
 
 /* Listens on `address` and accepts until closed. `options` may be NULL.
+ * An empty TCP address is ":0", as Go's Listen("tcp", "") is. Errors are
+ * worded Go's way by rill_format_net_error(..., "listen", ...).
  * RILL_EINVAL for a NULL `base`, `address`, `on_accept` or `out`. A Unix
  * listener that fails after creating its socket file removes that file
  * (never one it did not create). */
 RILL_API int rill_listen(rill_base *base, const char *network, const char *address,
                          const rill_net_options *options, rill_accept_cb on_accept, void *arg,
                          rill_listener **out);
+
+/* Formats an error met on the listener Go's way (G31): `op` "accept"
+ * ("accept tcp 127.0.0.1:8080: accept4: too many open files"), "close" or
+ * "set_deadline" ("set tcp 127.0.0.1:8080: ..."). Returns as
+ * rill_format_op_error() does; RILL_EINVAL for a NULL `listener` or `op`. */
+RILL_API int rill_listener_format_error(const rill_listener *listener, const char *op, int err,
+                                        char *buf, size_t size);
 
 /* The bound address, with the kernel's port for port 0. */
 RILL_API int rill_listener_addr(const rill_listener *listener, char *buf, size_t size);
@@ -309,7 +330,7 @@ typedef void (*rill_dial_cb)(rill_dialer *dialer, rill_conn *conn, int status, v
 /* Connects to `address`. `options` may be NULL. *out (may be NULL) gets a
  * handle for rill_dialer_cancel(), valid until the callback returns. Errors
  * met at once (a malformed address, say) are returned and no callback
- * follows. */
+ * follows; rill_format_net_error() words them as Go does. */
 RILL_API int rill_dial(rill_base *base, const char *network, const char *address,
                        const rill_net_options *options, rill_dial_cb on_done, void *arg,
                        rill_dialer **out);
@@ -326,7 +347,26 @@ RILL_API int rill_dialer_cancel(rill_dialer *dialer);
  * rill_format_op_error() does; RILL_EINVAL for a NULL `dialer`. */
 RILL_API int rill_dialer_format_error(const rill_dialer *dialer, int err, char *buf, size_t size);
 
-/* The general form: "<op> <network> [<local>-><remote>|<remote>]: [<call>: ]<text>".
+/* Formats an error rill_dial() or rill_listen() returned (G31), given
+ * what they were called with: `op` is "dial" or "listen". Go's texts:
+ *   "dial tcp: address 1.2.3.4: missing port in address" (RILL_EADDR_*),
+ *   "dial tcp: missing address", "dial tcp7: unknown network tcp7",
+ *   "listen tcp 127.0.0.1:80: bind: address already in use",
+ *   "listen unix /tmp/s: bind: address already in use",
+ *   "dial tcp: lookup bad..name: invalid host name" (a DNS code).
+ * The address shows as Go shows the one it resolved (":80" for every local
+ * address, "127.0.0.1:80" for "127.0.0.1:080"). For an operating-system
+ * code the call Go names is the one such a code comes from: "socket" for
+ * -EMFILE, -ENFILE, -ENOBUFS, -EAFNOSUPPORT and -EPROTONOSUPPORT, otherwise
+ * "bind" for listen and "connect" for dial; none for RILL_ENOMEM and rill's
+ * own codes. Returns as rill_format_op_error() does; RILL_EINVAL for a NULL
+ * `op`, `network` or `address`. */
+RILL_API int rill_format_net_error(char *buf, size_t size, const char *op, const char *network,
+                                   const char *address, int err);
+
+/* The general form: "<op> <network> [<local>-><remote>|<remote>]: [<call>: ]<text>";
+ * an empty `network` is left out ("dial: unknown network "), and RILL_EOF
+ * gives "EOF" alone (Go's io.EOF is never wrapped).
  * `local`, `remote` and `call` may be NULL. Behaves as snprintf: never
  * writes past `size`, always NUL-terminates when `size` > 0 (truncating),
  * and returns the length of the whole text, so a result >= `size` means it

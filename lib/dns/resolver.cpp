@@ -59,6 +59,7 @@ struct rill_dns_query {
   bool report_queued = false; // the pending node is queued (holds a reference)
   rill::detail::vec<sockaddr_storage> addrs;
   char canonical[256] = "";
+  char server[64] = "";  // the server a failure names (rill_resolve_server)
   rill::detail::pending_node pending;
   rill::detail::list_node link;  // the base's list of queries, for shutdown
 };
@@ -221,8 +222,8 @@ int map_status(int status) {
     case ARES_ECANCELLED:
     case ARES_EDESTRUCTION:
       return RILL_ECANCELED;
-    case ARES_ECONNREFUSED:
-      return RILL_ECONNREFUSED;
+    case ARES_ECONNREFUSED:  // no server took the query: a DNS failure,
+      return RILL_EDNS_UNREACHABLE;  // never the dial's "connection refused"
     default:  // ESERVFAIL, EFORMERR, EBADRESP, ...
       return RILL_EDNS_SERVFAIL;
   }
@@ -302,6 +303,27 @@ void take_answer(rill_dns_query *q, const ares_addrinfo *res) {
     q->status = RILL_EDNS_NOHOST;
 }
 
+// The server Go's error would name: with ARES_FLAG_NOCHECKRESP c-ares
+// takes the first server's answer whatever its rcode, so an answer came
+// from the first; a timeout or an unreachable server means every server
+// was tried, and Go names the last one it tried.
+void name_server(dns_channel *ch, int status, char *buf, size_t size) {
+  ares_addr_port_node *servers = nullptr;
+  if (ares_get_servers_ports(ch->channel, &servers) != ARES_SUCCESS || !servers)
+    return;
+  bool answered = status != RILL_EDNS_TIMEOUT && status != RILL_EDNS_UNREACHABLE;
+  const ares_addr_port_node *s = servers;
+  while (!answered && s->next)
+    s = s->next;
+  char host[INET6_ADDRSTRLEN] = "";
+  int port = s->udp_port ? s->udp_port : 53;
+  if (s->family == AF_INET6 && inet_ntop(AF_INET6, &s->addr.addr6, host, sizeof host))
+    std::snprintf(buf, size, "[%s]:%d", host, port);
+  else if (s->family == AF_INET && inet_ntop(AF_INET, &s->addr.addr4, host, sizeof host))
+    std::snprintf(buf, size, "%s:%d", host, port);
+  ares_free_data(servers);
+}
+
 void on_answer(void *arg, int status, int, ares_addrinfo *res) {
   auto *q = static_cast<rill_dns_query *>(arg);
   dns_channel *ch = q->channel;
@@ -313,6 +335,8 @@ void on_answer(void *arg, int status, int, ares_addrinfo *res) {
     pending_push(ch->base, &ch->destroy_later);  // not from inside c-ares
   if (!cancelled) {
     q->status = map_status(status);
+    if (q->status && q->status != RILL_ECANCELED && q->status != RILL_ENOMEM)
+      name_server(ch, q->status, q->server, sizeof q->server);
     if (q->status == 0 && res)
       take_answer(q, res);
     queue_report(q);
@@ -485,6 +509,18 @@ int rill_resolve_cancel(rill_dns_query *q) {
       pending_push(q->base, &q->channel->destroy_later);
   }
   return 0;
+}
+
+int rill_resolve_server(const rill_dns_query *q, char *buf, size_t size) {
+  if (!q || !buf)
+    return RILL_EINVAL;
+  size_t n = std::strlen(q->server);
+  if (n == 0)
+    return RILL_ENOENT;
+  if (n >= size)
+    return RILL_EINVAL;
+  std::memcpy(buf, q->server, n + 1);
+  return static_cast<int>(n);
 }
 
 const char *rill_dns_version(void) { return ares_version(nullptr); }

@@ -27,6 +27,7 @@
 #include <cstring>
 
 #include "fiber/net_impl.h"
+#include "net/op_error.h"
 
 namespace rill::detail {
 
@@ -274,6 +275,7 @@ rill_net_conn *net_conn_wrap(rill_conn *conn) {
   if (!c)
     return nullptr;
   c->conn = conn;
+  c->is_unix = !std::strcmp(rill_conn_network(conn), "unix");
   life_hold(c->lifetime);  // the connection's reference, until on_close
   rill_conn_start(conn, &facade_events, c);
   rill_conn_read_stop(conn);  // read only while a fiber waits
@@ -408,13 +410,11 @@ int rill_net_fd(const rill_net_conn *c) {
 int rill_net_format_error(const rill_net_conn *c, const char *op, int err, char *buf, size_t size) {
   if (!c || !op)
     return RILL_EINVAL;
-  bool syscall_error = err > -10000;
-  const char *call = syscall_error && (!std::strcmp(op, "read") || !std::strcmp(op, "write")) ? op : nullptr;
   char local[RILL_ADDRSTRLEN] = "", remote[RILL_ADDRSTRLEN] = "";
   copy_address(c, false, local, sizeof local);
   copy_address(c, true, remote, sizeof remote);
-  return rill_format_op_error(buf, size, op, c->conn ? rill_conn_network(c->conn) : "tcp",
-                              local[0] ? local : nullptr, remote[0] ? remote : nullptr, call, err);
+  return format_conn_error(buf, size, op, c->is_unix ? "unix" : "tcp", local, remote,
+                           err);
 }
 
 }  // extern "C"

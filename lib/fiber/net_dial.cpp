@@ -49,7 +49,7 @@ void on_ctx_end(ctx_hook *hook, int err) {
 
 void format_now(char *errbuf, size_t errbuf_size, const char *network, const char *address, int err) {
   if (errbuf && errbuf_size)
-    rill_format_op_error(errbuf, errbuf_size, "dial", network ? network : "?", nullptr, address, nullptr, err);
+    rill_format_net_error(errbuf, errbuf_size, "dial", network ? network : "", address ? address : "", err);
 }
 
 // The dial both entry points share; `ctx` may be null.

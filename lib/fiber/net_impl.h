@@ -32,6 +32,7 @@ struct rill_net_conn {
   rill::detail::life lifetime;
   int read_end = 0;            // RILL_EOF or an error, once seen
   bool user_released = false;  // rill_net_conn_free() was called
+  bool is_unix = false;        // for error texts after `conn` is gone
   rill_conn *conn;             // nullptr once its close callback ran
   // "local\0remote\0", copied from `conn` when it goes (Go's LocalAddr and
   // error texts answer after Close); nullptr while `conn` lives, or when

@@ -12,6 +12,7 @@
 
 #include "core/vec.h"
 #include "fiber/net_impl.h"
+#include "net/op_error.h"
 
 // Lifetime (core/lifetime.h): held by its user until
 // rill_net_listener_free(), and by every fiber inside rill_net_accept().
@@ -32,6 +33,7 @@ struct rill_net_listener {
   uint64_t deadline = 0;  // absolute, on rill_time_now()'s clock; 0: none
   rill_timer *deadline_timer = nullptr;  // made by the first deadline
   char addr[RILL_ADDRSTRLEN] = "";  // Go's Addr() still answers after Close
+  bool is_unix = false;             // for error texts, after Close too
 };
 
 namespace rill::detail {
@@ -178,6 +180,7 @@ int rill_net_listen(const char *network, const char *address, const rill_net_opt
   }
   rill_listener_pause(nl->listener);  // until someone accepts
   rill_listener_addr(nl->listener, nl->addr, sizeof nl->addr);
+  nl->is_unix = !std::strcmp(network, "unix");
   *out = nl;
   return 0;
 }
@@ -198,6 +201,13 @@ int rill_net_listener_addr(const rill_net_listener *nl, char *buf, size_t size) 
     return RILL_EINVAL;
   std::strcpy(buf, nl->addr);
   return static_cast<int>(std::strlen(buf));
+}
+
+int rill_net_listener_format_error(const rill_net_listener *nl, const char *op, int err, char *buf,
+                                   size_t size) {
+  if (!nl)
+    return RILL_EINVAL;
+  return format_listener_error(buf, size, op, nl->is_unix ? "unix" : "tcp", nl->addr, err);
 }
 
 int rill_net_listener_set_deadline(rill_net_listener *nl, uint64_t when) {

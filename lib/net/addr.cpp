@@ -32,24 +32,63 @@ int parse_network(const char *network, net_kind *out) {
       *out = k.kind;
       return 0;
     }
-  return RILL_EAFNOSUPPORT;
+  return RILL_EUNKNOWN_NETWORK;
 }
 
-// Splits "host:port" into host (without brackets) and port. Returns 0 or
-// RILL_EINVAL.
+namespace {
+
+// The port after the last colon: decimal digits, 0-65535, empty meaning 0,
+// a '+' allowed in front (as Go allows). Go reads a '-' or a number out of
+// range as "invalid port", and anything else as a service name; rill knows
+// no service names ("unknown port").
+int parse_port(const char *p, int *port) {
+  bool sign = (*p == '+' || *p == '-') && p[1] >= '0' && p[1] <= '9';
+  long value = 0;
+  for (const char *q = sign ? p + 1 : p; *q; q++) {
+    if (*q < '0' || *q > '9')
+      return RILL_EADDR_SERVICE;
+    if (value <= 65535)
+      value = value * 10 + (*q - '0');
+  }
+  if ((sign && *p == '-' && value != 0) || value > 65535)
+    return RILL_EADDR_PORT;
+  *port = static_cast<int>(value);
+  return 0;
+}
+
+}  // namespace
+
+// Splits "host:port" as Go's SplitHostPort does, with its error for each
+// malformed shape, then reads the port. Returns 0 or an RILL_EADDR_* code
+// (RILL_EINVAL for a host or zone too long for the buffers).
 int split_host_port(const char *address, char *host, size_t host_size, char *zone,
                     size_t zone_size, int *port) {
   const char *colon = std::strrchr(address, ':');
   if (!colon)
-    return RILL_EINVAL;  // "1.2.3.4": missing port
+    return RILL_EADDR_NOPORT;  // "1.2.3.4"
   const char *h = address;
   size_t hlen = static_cast<size_t>(colon - address);
+  const char *after_host = address;  // where '[' may no longer appear
+  const char *after_close = address; // where ']' may no longer appear
   zone[0] = '\0';
-  if (hlen > 0 && h[0] == '[') {
-    if (h[hlen - 1] != ']')
-      return RILL_EINVAL;  // "[::1" or "[::1]x:80"
-    h++;
-    hlen -= 2;
+  if (address[0] == '[') {
+    const char *close = std::strchr(address, ']');
+    if (!close)
+      return RILL_EADDR_NOBRACKET;  // "[::1:80", "[::1"
+    if (close + 1 != colon)         // "[::1]", "[::1]x:80", "[::1]:80:1"
+      return close[1] == ':' ? RILL_EADDR_COLONS : RILL_EADDR_NOPORT;
+    h = address + 1;
+    hlen = static_cast<size_t>(close - h);
+    after_host = address + 1;
+    after_close = close + 1;
+  } else if (std::memchr(h, ':', hlen)) {
+    return RILL_EADDR_COLONS;  // "::1:80": an IPv6 host needs brackets
+  }
+  if (std::strchr(after_host, '['))
+    return RILL_EADDR_OPENBRACKET;  // "a[b:80"
+  if (std::strchr(after_close, ']'))
+    return RILL_EADDR_CLOSEBRACKET;  // "a]b:80", "]:80"
+  if (address[0] == '[') {
     const char *pct = static_cast<const char *>(std::memchr(h, '%', hlen));
     if (pct) {
       size_t zlen = hlen - static_cast<size_t>(pct - h) - 1;
@@ -59,24 +98,12 @@ int split_host_port(const char *address, char *host, size_t host_size, char *zon
       zone[zlen] = '\0';
       hlen = static_cast<size_t>(pct - h);
     }
-  } else if (std::memchr(h, ':', hlen) || std::memchr(h, '[', hlen) || std::memchr(h, ']', hlen)) {
-    return RILL_EINVAL;  // "::1:80": too many colons, an IPv6 host needs brackets
   }
   if (hlen >= host_size)
     return RILL_EINVAL;
   std::memcpy(host, h, hlen);
   host[hlen] = '\0';
-  const char *p = colon + 1;
-  long value = 0;
-  for (; *p; p++) {
-    if (*p < '0' || *p > '9')
-      return RILL_EINVAL;
-    value = value * 10 + (*p - '0');
-    if (value > 65535)
-      return RILL_EINVAL;
-  }
-  *port = static_cast<int>(value);
-  return 0;
+  return parse_port(colon + 1, port);
 }
 
 namespace {
@@ -84,7 +111,9 @@ namespace {
 int parse_unix(const char *address, sockaddr_storage *out, socklen_t *len) {
   auto *un = reinterpret_cast<sockaddr_un *>(out);
   size_t n = std::strlen(address);
-  if (n == 0 || n >= sizeof un->sun_path)
+  if (n == 0)
+    return RILL_EADDR_MISSING;
+  if (n >= sizeof un->sun_path)
     return RILL_EINVAL;
   std::memset(un, 0, sizeof *un);
   un->sun_family = AF_UNIX;
@@ -132,6 +161,8 @@ int parse_address(net_kind kind, const char *address, sockaddr_storage *out, soc
   std::memset(out, 0, sizeof *out);
   if (kind == net_kind::unix_stream)
     return parse_unix(address, out, len);
+  if (address[0] == '\0')
+    return RILL_EADDR_MISSING;
 
   char host[256], zone[IF_NAMESIZE + 1];  // a name may be 253 bytes
   int port;
@@ -156,7 +187,7 @@ int parse_address(net_kind kind, const char *address, sockaddr_storage *out, soc
   }
   if (zone[0] == '\0' && inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
     if (kind == net_kind::tcp6)
-      return RILL_EAFNOSUPPORT;
+      return RILL_EADDR_FAMILY;
     in4->sin_family = AF_INET;
     in4->sin_port = htons(static_cast<uint16_t>(port));
     *len = sizeof *in4;
@@ -164,7 +195,7 @@ int parse_address(net_kind kind, const char *address, sockaddr_storage *out, soc
   }
   if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
     if (kind == net_kind::tcp4)
-      return RILL_EAFNOSUPPORT;
+      return RILL_EADDR_FAMILY;
     in6->sin6_family = AF_INET6;
     in6->sin6_port = htons(static_cast<uint16_t>(port));
     if (zone[0]) {
@@ -239,7 +270,10 @@ int format_address(const sockaddr *sa, socklen_t len, char *buf, size_t size) {
       size_t path_len = len - offsetof(sockaddr_un, sun_path);
       if (path_len > sizeof(sockaddr_un::sun_path))
         path_len = sizeof(sockaddr_un::sun_path);
-      if (path_len > 0 && path[0] == '\0') {
+      if (path_len == 0) {
+        // An unnamed socket (a client that never bound): Go shows "@".
+        n = std::snprintf(buf, size, "@");
+      } else if (path[0] == '\0') {
         // Linux's abstract namespace: "@name", the name running to `len`.
         size_t name_len = strnlen(path + 1, path_len - 1);
         n = std::snprintf(buf, size, "@%.*s", static_cast<int>(name_len), path + 1);

@@ -18,6 +18,7 @@
 
 #include "core/alloc.h"
 #include "net/net_impl.h"
+#include "net/op_error.h"
 
 using namespace rill::detail;
 
@@ -417,12 +418,8 @@ int rill_conn_remote_addr(const rill_conn *conn, char *buf, size_t size) {
 int rill_conn_format_error(const rill_conn *conn, const char *op, int err, char *buf, size_t size) {
   if (!conn || !op)
     return RILL_EINVAL;
-  const char *call = nullptr;
-  if (err > -10000)  // a system error: Go names the call that failed
-    call = std::strcmp(op, "read") == 0 ? "read" : std::strcmp(op, "write") == 0 ? "write" : nullptr;
-  return rill_format_op_error(buf, size, op, network_name(conn->kind),
-                              conn->local_addr[0] ? conn->local_addr : nullptr,
-                              conn->remote_addr[0] ? conn->remote_addr : nullptr, call, err);
+  return format_conn_error(buf, size, op, network_name(conn->kind), conn->local_addr, conn->remote_addr,
+                           err);
 }
 
 }  // extern "C"

@@ -26,6 +26,7 @@
 // outcome is decided (the report is queued and holds a reference), CLOSED
 // when the report is delivered. A lookup in flight holds a reference too, so
 // its answer always finds the dialer, whatever order the loop runs them in.
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <cerrno>
@@ -70,7 +71,9 @@ struct rill_dialer {
   rill_timer *fallback = nullptr;
   rill_dns_query *query = nullptr;
   char host[256] = "";  // a name being resolved
+  char dns_server[RILL_ADDRSTRLEN] = "";  // the one a failed lookup names
   int port = 0;
+  bool local_system = false;  // ":port": the address shows as written
   rill::detail::vec<rill::detail::dial_target> targets;
   size_t next_target = 0;
   rill::detail::vec<rill::detail::dial_attempt *> attempts;
@@ -266,6 +269,8 @@ void start_next(rill_dialer *d) {
     a->index = d->next_target - 1;
     if (d->kind == net_kind::unix_stream)
       std::snprintf(a->address, sizeof a->address, "%s", d->address);
+    else if (d->local_system)  // Go prints the address it dialed: ":8888"
+      std::snprintf(a->address, sizeof a->address, ":%d", d->port);
     else
       format_address(reinterpret_cast<const sockaddr *>(&t.addr), t.len, a->address, sizeof a->address);
     bool connected = false;
@@ -288,6 +293,27 @@ void start_next(rill_dialer *d) {
   }
   if (!decided(d) && d->attempts.empty())
     decide(d, d->status ? d->status : RILL_EDNS_NOHOST, d->failed_call);
+}
+
+// ":port" dials the local system, as Go's does: over IPv4 for "tcp" and
+// "tcp4" (Go connects its IPv4 socket to 0.0.0.0, which Linux takes for
+// this host; rill names the loopback address itself), over IPv6 for
+// "tcp6". The wildcard itself is what rill_listen() binds, not a peer.
+void dial_local_system(net_kind kind, int port, dial_target *t) {
+  std::memset(&t->addr, 0, sizeof t->addr);
+  if (kind == net_kind::tcp6) {
+    auto *in6 = reinterpret_cast<sockaddr_in6 *>(&t->addr);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_addr = in6addr_loopback;
+    in6->sin6_port = htons(static_cast<uint16_t>(port));
+    t->len = sizeof *in6;
+  } else {
+    auto *in4 = reinterpret_cast<sockaddr_in *>(&t->addr);
+    in4->sin_family = AF_INET;
+    in4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in4->sin_port = htons(static_cast<uint16_t>(port));
+    t->len = sizeof *in4;
+  }
 }
 
 socklen_t addr_len(int family) {
@@ -322,12 +348,15 @@ bool add_interleaved(rill_dialer *d, const rill_dns_result *res) {
   return true;
 }
 
-void on_resolved(rill_dns_query *, int status, const rill_dns_result *res, void *arg) {
+void on_resolved(rill_dns_query *query, int status, const rill_dns_result *res, void *arg) {
   auto *d = static_cast<rill_dialer *>(arg);
   d->query = nullptr;
   if (!decided(d)) {
-    if (status)
+    if (status) {
+      if (rill_resolve_server(query, d->dns_server, sizeof d->dns_server) < 0)
+        d->dns_server[0] = '\0';
       decide(d, status, "lookup");
+    }
     else if (!add_interleaved(d, res))
       decide(d, RILL_ENOMEM, nullptr);
     else
@@ -362,6 +391,7 @@ int rill_dial(rill_base *base, const char *network, const char *address,
   char host[256] = "";
   int port = 0;
   bool needs_dns = err == RILL_ENEEDDNS;
+  bool local_system = false;
   if (needs_dns) {
     char zone[8];
     split_host_port(address, host, sizeof host, zone, sizeof zone, &port);
@@ -369,6 +399,11 @@ int rill_dial(rill_base *base, const char *network, const char *address,
       return err;
   } else if (err) {
     return err;
+  } else if (is_tcp(kind)) {
+    char zone[IF_NAMESIZE + 1];
+    local_system = split_host_port(address, host, sizeof host, zone, sizeof zone, &port) == 0 && !host[0];
+    if (local_system)
+      dial_local_system(kind, port, &target);
   }
   if (options && options->local_address && std::strlen(options->local_address) >= RILL_ADDRSTRLEN)
     return RILL_EINVAL;
@@ -384,6 +419,9 @@ int rill_dial(rill_base *base, const char *network, const char *address,
   d->pending.run = report;
   std::snprintf(d->network, sizeof d->network, "%s", network);
   std::snprintf(d->address, sizeof d->address, "%s", address);
+  d->local_system = local_system;
+  if (local_system)
+    d->port = port;
   if (options) {
     d->opts = *options;
     if (options->local_address)
@@ -440,10 +478,16 @@ int rill_dialer_format_error(const rill_dialer *d, int err, char *buf, size_t si
   if (!d || (!buf && size))
     return RILL_EINVAL;
   if (d->host[0] && (RILL_IS_DNS_ERROR(err) || d->targets.empty())) {
-    // Failed during the lookup. Go: "dial tcp: lookup example.invalid: no such host"
-    int n = std::snprintf(buf, size, "dial %s: lookup %s: %s", network_name(d->kind), d->host,
-                          rill_strerror(err));
-    return n < 0 ? RILL_EINVAL : n;
+    // Failed during the lookup. Go: "dial tcp: lookup nx.test on
+    // 127.0.0.1:53: no such host"; the dial's own timeout or cancel names
+    // no server ("dial tcp: lookup nx.test: i/o timeout").
+    int n = std::snprintf(buf, size, "dial %s: ", network_name(d->kind));
+    if (n < 0)
+      return RILL_EINVAL;
+    size_t used = static_cast<size_t>(n) < size ? static_cast<size_t>(n) : size;
+    int m = rill_format_lookup_error(buf ? buf + used : nullptr, size - used, d->host,
+                                     RILL_IS_DNS_ERROR(err) ? d->dns_server : nullptr, err);
+    return m < 0 ? m : n + m;
   }
   return rill_format_op_error(buf, size, "dial", network_name(d->kind),
                               d->local_address[0] ? d->local_address : nullptr, d->address,

@@ -23,6 +23,7 @@
 
 #include "core/alloc.h"
 #include "net/net_impl.h"
+#include "net/op_error.h"
 
 struct rill_listener {
   rill_base *base;
@@ -206,6 +207,8 @@ int rill_listen(rill_base *base, const char *network, const char *address,
     return err;
   sockaddr_storage ss;
   socklen_t len;
+  if (is_tcp(kind) && address[0] == '\0')
+    address = ":0";  // Go listens on every address, at a port the kernel picks
   if ((err = parse_address(kind, address, &ss, &len)) != 0)
     return err;
   if (!net_get(base))
@@ -253,6 +256,12 @@ int rill_listen(rill_base *base, const char *network, const char *address,
   }
   *out = l;
   return 0;
+}
+
+int rill_listener_format_error(const rill_listener *l, const char *op, int err, char *buf, size_t size) {
+  if (!l)
+    return RILL_EINVAL;
+  return format_listener_error(buf, size, op, network_name(l->kind), l->addr, err);
 }
 
 int rill_listener_addr(const rill_listener *l, char *buf, size_t size) {

@@ -67,8 +67,9 @@ static void test_format_short_lengths(void **state) {
   assert_string_equal(buf, "127.0.0.1:80");
   /* Unix: the path is what `len` covers, terminated or not. */
   assert_int_equal(format_exact(&un, 1, buf, sizeof buf), RILL_EINVAL);
-  assert_int_equal(format_exact(&un, offsetof(struct sockaddr_un, sun_path), buf, sizeof buf), 0);
-  assert_string_equal(buf, "");
+  /* No path at all: an unnamed socket, "@" as Go shows it. */
+  assert_int_equal(format_exact(&un, offsetof(struct sockaddr_un, sun_path), buf, sizeof buf), 1);
+  assert_string_equal(buf, "@");
   assert_int_equal(format_exact(&un, offsetof(struct sockaddr_un, sun_path) + 4, buf, sizeof buf), 4);
   assert_string_equal(buf, "/tmp");
   un.sun_path[0] = '\0'; /* abstract: "@" and the name up to `len` */
@@ -161,10 +162,15 @@ static void test_op_error_like_snprintf(void **state) {
   assert_int_equal(rill_format_op_error(buf, sizeof buf, "dial", NULL, NULL, NULL, NULL, 0),
                    RILL_EINVAL);
   /* Only a remote, only a local, neither. */
-  assert_true(rill_format_op_error(buf, sizeof buf, "read", "tcp", NULL, "a:1", NULL, RILL_EOF) > 0);
-  assert_string_equal(buf, "read tcp a:1: EOF");
-  assert_true(rill_format_op_error(buf, sizeof buf, "read", "tcp", "b:2", NULL, NULL, RILL_EOF) > 0);
-  assert_string_equal(buf, "read tcp b:2: EOF");
+  assert_true(rill_format_op_error(buf, sizeof buf, "read", "tcp", NULL, "a:1", NULL, RILL_ECLOSED) > 0);
+  assert_string_equal(buf, "read tcp a:1: use of closed network connection");
+  assert_true(rill_format_op_error(buf, sizeof buf, "read", "tcp", "b:2", NULL, NULL, RILL_ECLOSED) > 0);
+  assert_string_equal(buf, "read tcp b:2: use of closed network connection");
+  /* Go's io.EOF is never wrapped; an empty network is left out. */
+  assert_int_equal(rill_format_op_error(buf, sizeof buf, "read", "tcp", "b:2", "a:1", "read", RILL_EOF), 3);
+  assert_string_equal(buf, "EOF");
+  assert_true(rill_format_op_error(buf, sizeof buf, "dial", "", NULL, NULL, NULL, RILL_ECLOSED) > 0);
+  assert_string_equal(buf, "dial: use of closed network connection");
   assert_true(rill_format_op_error(buf, sizeof buf, "listen", "unix", NULL, NULL, NULL, -EIO) > 0);
   assert_string_equal(buf, "listen unix: input/output error");
 }

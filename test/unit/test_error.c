@@ -53,7 +53,10 @@ static void test_all_known_codes(void **state) {
       RILL_EPIPE,        RILL_ECONNREFUSED, RILL_ECONNRESET,   RILL_ECONNABORTED,  RILL_ETIMEDOUT,
       RILL_EADDRINUSE,   RILL_EAFNOSUPPORT, RILL_EOF,          RILL_ECLOSED,       RILL_ETIMEOUT,
       RILL_ECANCELED,    RILL_ENOTFIBER,   RILL_ENEEDDNS,      RILL_EBACKEND,      RILL_EDNS_NOHOST,
-      RILL_EDNS_SERVFAIL, RILL_EDNS_REFUSED, RILL_EDNS_TIMEOUT, RILL_EDNS_BADNAME,
+      RILL_EDNS_SERVFAIL, RILL_EDNS_BADNAME, RILL_EADDR_NOPORT,
+      RILL_EADDR_COLONS, RILL_EADDR_NOBRACKET, RILL_EADDR_OPENBRACKET, RILL_EADDR_CLOSEBRACKET,
+      RILL_EADDR_PORT, RILL_EADDR_SERVICE, RILL_EADDR_MISSING, RILL_EADDR_FAMILY,
+      RILL_EUNKNOWN_NETWORK,
   };
   size_t n = sizeof codes / sizeof codes[0], i, j;
   (void)state;
@@ -70,6 +73,21 @@ static void test_all_known_codes(void **state) {
       assert_string_not_equal(rill_err_name(codes[j]), name);
     }
   }
+  /* Every code has its own name, texts Go shares included. */
+  assert_string_not_equal(rill_err_name(RILL_EDNS_UNREACHABLE), rill_err_name(RILL_ECONNREFUSED));
+  assert_string_not_equal(rill_err_name(RILL_EDNS_TIMEOUT), rill_err_name(RILL_ETIMEOUT));
+  /* Codes Go words alike keep distinct names: a REFUSED rcode is "server
+   * misbehaving" as SERVFAIL is, a DNS timeout "i/o timeout" as a
+   * deadline is, an unreachable DNS server "connection refused" as a
+   * refused dial is (G31). */
+  assert_string_equal(rill_strerror(RILL_EDNS_REFUSED), rill_strerror(RILL_EDNS_SERVFAIL));
+  assert_string_not_equal(rill_err_name(RILL_EDNS_REFUSED), rill_err_name(RILL_EDNS_SERVFAIL));
+  assert_string_equal(rill_strerror(RILL_EDNS_TIMEOUT), rill_strerror(RILL_ETIMEOUT));
+  assert_string_equal(rill_strerror(RILL_EDNS_UNREACHABLE), rill_strerror(RILL_ECONNREFUSED));
+  assert_true(RILL_IS_DNS_ERROR(RILL_EDNS_UNREACHABLE));
+  assert_true(RILL_IS_ADDR_ERROR(RILL_EADDR_NOPORT));
+  assert_true(RILL_IS_ADDR_ERROR(RILL_EUNKNOWN_NETWORK));
+  assert_false(RILL_IS_ADDR_ERROR(RILL_EDNS_NOHOST));
   /* The kernel's timeout and a deadline are different things. */
   assert_string_not_equal(rill_strerror(RILL_ETIMEDOUT), rill_strerror(RILL_ETIMEOUT));
 }
