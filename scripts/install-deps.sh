@@ -74,6 +74,7 @@ if $fuzz && fuzz_runtime_missing; then
 fi
 
 # One package may be named by several checks.
+# shellcheck disable=SC2086
 missing=$(printf '%s\n' $missing | awk 'NF && !seen[$0]++' | tr '\n' ' ' | sed 's/ $//')
 [ -z "$missing" ] && exit 0
 

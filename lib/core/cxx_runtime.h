@@ -6,8 +6,10 @@
 // nothing that throws (std::mutex, std::call_once: lib/core/mutex.h
 // replaces them), no operator new (lib/core/alloc.h), no RTTI
 // (-fno-rtti), no function-local statics with dynamic initialisation (they
-// need the runtime's __cxa_guard_*). test/install/check_static.sh fails on
-// any reference to the C++ runtime that comes back.
+// need the runtime's __cxa_guard_*), and with clang -fno-cxx-exceptions
+// (its noexcept handler calls std::terminate; GCC's personality routine
+// does that instead). test/install/check_static.sh fails on any reference
+// to the C++ runtime that comes back.
 //
 // This file handles the one reference that exceptions leave. rill is
 // compiled with exceptions, so that a C++ exception thrown by a user

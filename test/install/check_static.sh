@@ -41,10 +41,11 @@ cxx_runtime='^(_Z|__cxa_|__gxx_|__dynamic_cast)'
 bad=$(grep -E "$cxx_runtime" "$tmp/strong" || true)
 bad_weak=$(grep -E "$cxx_runtime" "$tmp/weak" | grep -v '^__gxx_personality_v0$' || true)
 if [ -n "$bad$bad_weak" ]; then
+  names=$(printf '%s\n%s\n' "$bad" "$bad_weak" | grep .)
   echo "static: librill.a asks the C++ runtime for:" >&2
-  printf '%s\n' $bad $bad_weak | (c++filt 2>/dev/null || cat) | sed 's/^/  /' >&2
+  echo "$names" | (c++filt 2>/dev/null || cat) | sed 's/^/  /' >&2
   echo "static: which members ask:" >&2
-  nm -A -u "$lib" | grep -E ":.* [Uw] ($(printf '%s|' $bad $bad_weak | sed 's/|$//'))\$" | sed 's/^/  /' >&2
+  nm -A -u "$lib" | grep -E ":.* [Uw] ($(echo "$names" | paste -sd'|' -))\$" | sed 's/^/  /' >&2
   fail "librill.a needs the C++ runtime (lib/core/cxx_runtime.h lists what to avoid)"
 fi
 echo "== librill.a refers to $(wc -l <"$tmp/strong") outside symbols, none from the C++ runtime"

@@ -139,7 +139,7 @@ static_prefix=$tmp/static-prefix
 cp -R "$prefix" "$static_prefix"
 rm -f "$static_prefix/${libdir#"$prefix"/}"/librill.so*
 static_pcdir=$static_prefix/${pcdir#"$prefix"/}
-# shellcheck disable=SC2046
+# shellcheck disable=SC2046,SC2086
 if "$cc" $cflags_strict -o "$tmp/pc-static" "$here/consumer.c" \
   $(PKG_CONFIG_PATH=$static_pcdir pkg-config --cflags --libs --static rill); then
   check "static, pkg-config" "$tmp/pc-static" static
