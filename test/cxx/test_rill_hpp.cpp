@@ -506,6 +506,61 @@ void test_no_allocation_per_post(void **) {
   assert_int_equal(allocations() - before, 0);
 }
 
+// Connection reads: two connections adopted from a socket pair play
+// ping-pong, one byte each way; every on_read is an event.
+void test_no_allocation_per_conn_read(void **) {
+  rill::base base;
+  int sv[2];
+  tu_socketpair(sv);
+  std::error_code ec;
+  rill::conn a = rill::conn::from_fd(base, sv[0], ec);
+  assert_ok(ec);
+  rill::conn b = rill::conn::from_fd(base, sv[1], ec);
+  assert_ok(ec);
+  int reads = 0;
+  int target = 100;
+  a.on_read([&](rill::conn_ref self, std::string_view data, std::error_code e) {
+    assert_ok(e);
+    reads += static_cast<int>(data.size());
+    if (reads < target)
+      assert_ok(self.write("p"));
+    else
+      self.read_stop();
+  });
+  b.on_read([&](rill::conn_ref self, std::string_view data, std::error_code e) -> std::size_t {
+    if (e) {
+      self.close();
+      return 0;
+    }
+    assert_ok(self.write(data));
+    return data.size();
+  });
+  assert_ok(a.write("p"));
+  base.add_ref();  // a's reads stop; the run ends through the stop below
+  rill::timer check(base, [&] {
+    if (reads >= target)
+      base.stop();
+    else
+      check.start(1ms);
+  });
+  assert_ok(check.start(1ms));
+  run_all(base);
+  const unsigned long before = allocations();
+  target = reads + events_counted;
+  assert_ok(a.read_start());
+  assert_ok(a.write("p"));
+  assert_ok(check.start(1ms));
+  run_all(base);
+  assert_int_equal(reads, 100 + events_counted);
+  assert_int_equal(allocations() - before, 0);
+  base.remove_ref();
+  a.close();
+  b.close();
+  run_all(base);
+  assert_false(a.is_open());
+  assert_false(b.is_open());
+}
+
 }  // namespace
 
 int main() {
@@ -535,6 +590,8 @@ int main() {
       cmocka_unit_test_setup_teardown(test_no_allocation_per_io_event, tu_setup_fds,
                                       tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_no_allocation_per_post, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_no_allocation_per_conn_read, tu_setup_fds,
+                                      tu_teardown_fds),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -326,6 +326,39 @@ void test_back_pressure(void **) {
   assert_false(client->is_open());
 }
 
+// on_write_error: a peer that does not read and a write deadline that
+// passes: the queue is dropped and the callable hears how much never left.
+void test_write_error(void **) {
+  rill::base base;
+  std::optional<rill::conn> server_side;
+  auto l = rill::listen(base, "tcp", "127.0.0.1:0", [&](rill::conn c, std::error_code) {
+    server_side = std::move(c);  // never reads
+  });
+  std::error_code write_error;
+  std::size_t unsent = 0;
+  std::optional<rill::conn> client;
+  auto d = rill::dial(base, "tcp", l.addr(), [&](rill::conn c, std::error_code ec) {
+    assert_ok(ec);
+    c.on_write_error([&](rill::conn_ref self, std::error_code e, std::size_t n) {
+      write_error = e;
+      unsent = n;
+      self.close_now();
+      server_side->close_now();
+      l.close();
+    });
+    assert_ok(c.set_write_buffer(32 * 1024));
+    const std::string chunk(64 * 1024, 'w');
+    for (int i = 0; i < 128; i++)
+      assert_ok(c.write(chunk));
+    assert_true(c.write_queued() > 0);
+    assert_ok(c.set_write_deadline(20ms));
+    client = std::move(c);
+  });
+  run_all(base);
+  assert_true(write_error == rill::errc::timeout);
+  assert_true(unsent > 0);
+}
+
 // write_ref: zero-copy, the completion a pointer-sized callable.
 void test_write_ref(void **) {
   rill::base base;
@@ -469,6 +502,7 @@ int main() {
       cmocka_unit_test_setup_teardown(test_owner_dropped_closes, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_read_deadline, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_back_pressure, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_write_error, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_write_ref, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_exception_from_on_read, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_names, tu_setup_fds, tu_teardown_fds),
