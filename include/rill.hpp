@@ -66,6 +66,7 @@
 #endif
 
 #include "rill/cxx/core.hpp"
+#include "rill/cxx/dial.hpp"
 #include "rill/cxx/net.hpp"
 #include "rill/cxx/watchers.hpp"
 

@@ -168,7 +168,6 @@ class tour {
   // server until its high-water mark pauses it.
   void send_bulk(rill::conn_ref self) {
     phase_ = 2;
-    self.set_read_buffer(32 * 1024);
     self.read_stop();
     const std::string chunk(64 * 1024, 'x');
     for (std::size_t sent = 0; sent < bulk_bytes; sent += chunk.size())
@@ -222,6 +221,7 @@ class tour {
 }  // namespace
 
 int main() {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each stop as it happens, also into a pipe
   try {
     tour t;
     return t.run();
