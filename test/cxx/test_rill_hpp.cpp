@@ -42,6 +42,12 @@ namespace {
 std::atomic<unsigned long> g_news{0};
 }
 
+// The replacements below pair malloc with free on purpose; GCC, seeing
+// them inlined, takes that for a new/free mismatch.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 void *operator new(std::size_t size) {
   g_news.fetch_add(1, std::memory_order_relaxed);
   if (void *p = std::malloc(size != 0 ? size : 1))
