@@ -301,12 +301,22 @@ class stream {
     std::error_code write_error;
 
     std::size_t deliver(conn_ref self, std::string_view data, std::error_code ec) {
-      if (!reader) {  // nobody asked: keep the bytes, stop reading
-        self.read_stop();
+      if (!reader) {
+        // Nobody asked. Bytes stay with the connection and reading stops;
+        // an end (EOF, an error, a passed deadline) waits for the next read.
+        if (ec == rill::errc::eof) {
+          eof = true;
+          tail.assign(data);
+        } else if (ec) {
+          read_error = ec;
+        } else {
+          self.read_stop();
+        }
         return 0;
       }
       std::size_t n = data.size() < cap ? data.size() : cap;
-      std::memcpy(buf, data.data(), n);
+      if (n != 0)
+        std::memcpy(buf, data.data(), n);
       got = n;
       if (ec == rill::errc::eof) {
         eof = true;
@@ -356,14 +366,13 @@ class stream::read_awaiter {
   bool await_ready() {
     if (s_ == nullptr)
       detail::throw_error(to_error_code(RILL_EINVAL), "read");
-    return s_->eof || len_ == 0;
+    return s_->eof || s_->read_error || len_ == 0;
   }
   bool await_suspend(std::coroutine_handle<> h) {
     s_->reader = me_ = h;
     s_->buf = static_cast<char *>(buf_);
     s_->cap = len_;
     s_->got = 0;
-    s_->read_error.clear();
     if (auto ec = s_->c.read_start()) {
       s_->reader = {};
       s_->read_error = ec;
