@@ -242,6 +242,56 @@ void test_cancel(void **) {
   assert_int_equal(base.stats().handles, 0);
 }
 
+// Closing a stream's connection under a waiting read resumes it with
+// errc::closed; closing an acceptor under a waiting accept likewise.
+void test_closed_under_waiters(void **) {
+  rill::base base;
+  rill::co::acceptor acceptor(base, "tcp", "127.0.0.1:0");
+  std::vector<std::string> seen;
+  rill::co::stream *server_stream = nullptr;
+  auto accepter = [&]() -> rill::co::task<> {
+    try {
+      rill::co::stream s = co_await acceptor.accept();
+      server_stream = &s;
+      char c;
+      co_await s.read(&c, 1);  // closed from the timer below
+      seen.push_back("read returned");
+    } catch (const std::system_error &e) {
+      seen.push_back(e.code() == rill::errc::closed ? "read: closed" : e.what());
+    }
+    server_stream = nullptr;
+    try {
+      co_await acceptor.accept();  // the acceptor closes under it
+      seen.push_back("accepted again");
+    } catch (const std::system_error &e) {
+      seen.push_back(e.code() == rill::errc::closed ? "accept: closed" : e.what());
+    }
+  };
+  rill::co::job a = rill::co::spawn(accepter());
+  std::optional<rill::co::stream> client;
+  auto dialer = [&]() -> rill::co::task<> {
+    client = co_await rill::co::dial(base, "tcp", acceptor.addr());
+  };
+  rill::co::job d = rill::co::spawn(dialer());
+  rill::timer step(base, [&] {
+    if (server_stream != nullptr) {
+      server_stream->conn().close_now();
+    } else if (seen.size() == 1) {
+      acceptor.close();
+      client.reset();
+      return;
+    }
+    step.start(1ms);
+  });
+  step.start(1ms);
+  run_all(base);
+  a.get();
+  d.get();
+  assert_int_equal(seen.size(), 2);
+  assert_string_equal(seen[0].c_str(), "read: closed");
+  assert_string_equal(seen[1].c_str(), "accept: closed");
+}
+
 }  // namespace
 
 int main() {
@@ -252,6 +302,7 @@ int main() {
       cmocka_unit_test_setup_teardown(test_dial_refused, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_read_deadline, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_cancel, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_closed_under_waiters, tu_setup_fds, tu_teardown_fds),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
