@@ -1,0 +1,559 @@
+// rill — C++20 coroutines over the base (header-only, over rill.hpp).
+//
+// Needs C++20 only where it is included; rill.hpp stays C++17.
+//
+//   rill::co::task<> client(rill::base_ref base, std::string address) {
+//     rill::co::stream s = co_await rill::co::dial(base, "tcp", address);
+//     co_await s.write("hello");
+//     char buf[64];
+//     std::size_t n = co_await s.read(buf, sizeof buf);   // 0: EOF
+//     co_await rill::co::sleep(base, 10ms);
+//   }
+//   rill::co::job j = rill::co::spawn(client(base, "127.0.0.1:7000"));
+//   base.run();
+//   j.get();                          // rethrows what the coroutine threw
+//
+// The model:
+//  - rill::co::task<T> is a lazy coroutine: it runs when awaited (or
+//    spawned) and hands its value, or its exception, to its awaiter.
+//  - rill::co::spawn() starts a task at once and returns a job, its owner.
+//    The coroutine resumes from the base's callbacks, on the base's thread.
+//  - Cancellation is destruction: destroying a job (or job::cancel()) while
+//    its coroutine waits destroys the coroutine's frames, and with them the
+//    awaiters, which own what they wait on (a timer, a dialer, a read
+//    registration): nothing resumes it afterwards. cancel() must not be
+//    called from inside the job's own coroutine.
+//  - Failures throw std::system_error with a rill::category() code
+//    (rill::errc::timeout when a deadline passed, std::errc values for
+//    system errors), its what() Go's message ("read tcp ...: i/o timeout").
+//    EOF is not a failure: read() returns 0.
+//  - Deadlines are the connection's: stream::set_read_deadline() and
+//    friends, as on rill::conn.
+//  - Writes copy what the kernel does not take at once and wait until the
+//    queue has drained (Go's Write), so a cancelled write never leaves the
+//    kernel reading freed memory.
+#ifndef RILL_CORO_HPP
+#define RILL_CORO_HPP
+
+#if !defined(_MSC_VER) && __cplusplus < 202002L
+#error "rill/coro.hpp needs C++20 (-std=c++20)"
+#endif
+
+#include <coroutine>
+#include <deque>
+#include <exception>
+#include <optional>
+#include <string>
+
+#include "rill.hpp"
+
+namespace rill::co {
+
+template <class T = void>
+class task;
+class job;
+
+namespace detail {
+
+struct promise_base {
+  std::coroutine_handle<> continuation;  // the awaiter, if any
+  std::exception_ptr error;
+  bool detached = false;  // a detached job frees its own frame at the end
+
+  struct final_awaiter {
+    bool await_ready() const noexcept { return false; }
+    template <class P>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+      promise_base &p = h.promise();
+      if (p.continuation)
+        return p.continuation;  // symmetric transfer to the awaiter
+      if (p.detached) {
+        if (p.error)
+          std::terminate();  // nobody can see it
+        h.destroy();
+      }
+      return std::noop_coroutine();
+    }
+    void await_resume() const noexcept {}
+  };
+
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  final_awaiter final_suspend() const noexcept { return {}; }
+  void unhandled_exception() noexcept { error = std::current_exception(); }
+  void rethrow() const {
+    if (error)
+      std::rethrow_exception(error);
+  }
+};
+
+template <class T>
+struct promise : promise_base {
+  std::optional<T> value;
+  task<T> get_return_object() noexcept;
+  template <class U>
+  void return_value(U &&v) {
+    value.emplace(std::forward<U>(v));
+  }
+  T result() {
+    rethrow();
+    return std::move(*value);
+  }
+};
+
+template <>
+struct promise<void> : promise_base {
+  task<void> get_return_object() noexcept;
+  void return_void() const noexcept {}
+  void result() const { rethrow(); }
+};
+
+[[noreturn]] inline void throw_error(std::error_code ec, const std::string &what) {
+  throw std::system_error(ec, what);
+}
+
+}  // namespace detail
+
+/// A lazy coroutine returning T. Move-only; destroying it destroys the
+/// coroutine (and cancels what it waits on).
+template <class T>
+class [[nodiscard]] task {
+ public:
+  using promise_type = detail::promise<T>;
+
+  task() noexcept = default;
+  task(task &&other) noexcept : h_(std::exchange(other.h_, {})) {}
+  task &operator=(task &&other) noexcept {
+    if (this != &other) {
+      if (h_)
+        h_.destroy();
+      h_ = std::exchange(other.h_, {});
+    }
+    return *this;
+  }
+  task(const task &) = delete;
+  task &operator=(const task &) = delete;
+  ~task() {
+    if (h_)
+      h_.destroy();
+  }
+
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+    h_.promise().continuation = awaiting;
+    return h_;
+  }
+  T await_resume() { return h_.promise().result(); }
+
+ private:
+  friend struct detail::promise<T>;
+  friend job spawn(task<void> t);
+  explicit task(std::coroutine_handle<promise_type> h) noexcept : h_(h) {}
+  std::coroutine_handle<promise_type> h_;
+};
+
+namespace detail {
+template <class T>
+task<T> promise<T>::get_return_object() noexcept {
+  return task<T>(std::coroutine_handle<promise<T>>::from_promise(*this));
+}
+inline task<void> promise<void>::get_return_object() noexcept {
+  return task<void>(std::coroutine_handle<promise<void>>::from_promise(*this));
+}
+}  // namespace detail
+
+/// Owns a spawned coroutine. Destroying it (or cancel()) while the
+/// coroutine waits cancels it; detach() lets it run to its end on its own
+/// (an exception it then throws calls std::terminate).
+class [[nodiscard]] job {
+ public:
+  job() noexcept = default;
+  job(job &&other) noexcept : h_(std::exchange(other.h_, {})) {}
+  job &operator=(job &&other) noexcept {
+    if (this != &other) {
+      cancel();
+      h_ = std::exchange(other.h_, {});
+    }
+    return *this;
+  }
+  job(const job &) = delete;
+  job &operator=(const job &) = delete;
+  ~job() { cancel(); }
+
+  /// The coroutine has finished (returned or thrown).
+  bool done() const noexcept { return !h_ || h_.done(); }
+  /// Rethrows what the finished coroutine threw.
+  void get() const {
+    if (h_ && h_.done())
+      h_.promise().rethrow();
+  }
+  /// Destroys the coroutine, finished or waiting; nothing resumes it again.
+  void cancel() noexcept {
+    if (h_)
+      std::exchange(h_, {}).destroy();
+  }
+  void detach() noexcept {
+    if (!h_)
+      return;
+    auto h = std::exchange(h_, {});
+    if (h.done()) {
+      h.destroy();
+      return;
+    }
+    h.promise().detached = true;
+  }
+
+ private:
+  friend job spawn(task<void> t);
+  explicit job(std::coroutine_handle<detail::promise<void>> h) noexcept : h_(h) {}
+  std::coroutine_handle<detail::promise<void>> h_;
+};
+
+/// Starts `t` now (it runs until it first waits) and returns its owner.
+inline job spawn(task<void> t) {
+  auto h = std::exchange(t.h_, {});
+  h.resume();
+  return job(h);
+}
+
+// ---- sleeping --------------------------------------------------------------
+
+/// co_await sleep(base, d): resumes at least `d` later (G29).
+class sleep_awaiter {
+ public:
+  sleep_awaiter(base_ref base, clock::duration d) noexcept : base_(base), d_(d) {}
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    timer_ = rill::timer(base_, [h] { h.resume(); });
+    if (auto ec = timer_.start(d_))
+      detail::throw_error(ec, "rill_timer_start");
+  }
+  void await_resume() const noexcept {}
+
+ private:
+  base_ref base_;
+  clock::duration d_;
+  rill::timer timer_;  // destroyed with the awaiter: a cancelled sleep never resumes
+};
+
+inline sleep_awaiter sleep(base_ref base, clock::duration d) noexcept { return {base, d}; }
+
+// ---- streams ----------------------------------------------------------------
+
+/// A connection for coroutines: read() and write() are awaited. Owns the
+/// rill::conn (conn() gives it, for deadlines and options); destroying the
+/// stream closes it gracefully.
+class stream {
+ public:
+  stream() = default;
+  explicit stream(rill::conn c) : s_(std::make_unique<state>()) {
+    s_->c = std::move(c);
+    state *s = s_.get();
+    s_->c.on_read([s](conn_ref self, std::string_view data, std::error_code ec) {
+      return s->deliver(self, data, ec);
+    });
+    s_->c.on_drain([s] { s->resume_writer(); });
+    s_->c.on_write_error([s](std::error_code ec, std::size_t) {
+      s->write_error = ec;
+      s->resume_writer();
+    });
+    s_->c.on_close([s] { s->closed(); });
+    s_->c.read_stop();  // reading waits for a read()
+  }
+
+  explicit operator bool() const noexcept { return s_ && s_->c.is_open(); }
+  /// The connection, for deadlines, options and addresses.
+  rill::conn &conn() noexcept { return s_->c; }
+
+  class read_awaiter;
+  class write_awaiter;
+
+  /// Reads what is there, up to `len` bytes; 0 at EOF. Throws
+  /// std::system_error on a read error or a passed read deadline
+  /// (rill::errc::timeout; nothing is lost, read again after moving it).
+  read_awaiter read(void *buf, std::size_t len) noexcept;
+  /// Writes every byte (copying what the kernel does not take at once) and
+  /// resumes once the queue has drained. Throws std::system_error.
+  write_awaiter write(std::string_view data) noexcept;
+
+  template <class T>
+  std::error_code set_read_deadline(T when) const noexcept {
+    return s_->c.set_read_deadline(when);
+  }
+  template <class T>
+  std::error_code set_write_deadline(T when) const noexcept {
+    return s_->c.set_write_deadline(when);
+  }
+  std::error_code close_write() const noexcept { return s_->c.close_write(); }
+  std::error_code close() const noexcept { return s_->c.close(); }
+
+ private:
+  struct state {
+    rill::conn c;
+    // The waiting read, if any: its buffer, and what it got.
+    std::coroutine_handle<> reader;
+    char *buf = nullptr;
+    std::size_t cap = 0;
+    std::size_t got = 0;
+    std::error_code read_error;
+    bool eof = false;
+    std::string tail;  // bytes that came with EOF and did not fit
+    std::coroutine_handle<> writer;
+    std::error_code write_error;
+
+    std::size_t deliver(conn_ref self, std::string_view data, std::error_code ec) {
+      if (!reader) {
+        // Nobody asked. Bytes stay with the connection and reading stops;
+        // an end (EOF, an error, a passed deadline) waits for the next read.
+        if (ec == rill::errc::eof) {
+          eof = true;
+          tail.assign(data);
+        } else if (ec) {
+          read_error = ec;
+        } else {
+          self.read_stop();
+        }
+        return 0;
+      }
+      std::size_t n = data.size() < cap ? data.size() : cap;
+      if (n != 0)
+        std::memcpy(buf, data.data(), n);
+      got = n;
+      if (ec == rill::errc::eof) {
+        eof = true;
+        tail.assign(data.substr(n));
+      } else if (ec) {
+        read_error = ec;
+        n = 0;
+        got = 0;
+      }
+      self.read_stop();
+      std::exchange(reader, {}).resume();
+      return n;
+    }
+    void resume_writer() {
+      if (writer)
+        std::exchange(writer, {}).resume();
+    }
+    // Closed under a waiting read or write (close_now() from elsewhere, an
+    // abort): they resume with errc::closed.
+    void closed() {
+      std::coroutine_handle<> r = std::exchange(reader, {});
+      std::coroutine_handle<> w = std::exchange(writer, {});
+      if (r)
+        read_error = make_error_code(errc::closed);
+      if (w)
+        write_error = make_error_code(errc::closed);
+      if (r)
+        r.resume();
+      if (w)
+        w.resume();
+    }
+  };
+  std::unique_ptr<state> s_;
+};
+
+class stream::read_awaiter {
+ public:
+  read_awaiter(state *s, void *buf, std::size_t len) noexcept : s_(s), buf_(buf), len_(len) {}
+  read_awaiter(const read_awaiter &) = delete;
+  read_awaiter &operator=(const read_awaiter &) = delete;
+  ~read_awaiter() {
+    if (s_ != nullptr && s_->reader == me_) {  // cancelled while waiting
+      s_->reader = {};
+      s_->c.read_stop();
+    }
+  }
+  bool await_ready() {
+    if (s_ == nullptr)
+      detail::throw_error(to_error_code(RILL_EINVAL), "read");
+    return s_->eof || s_->read_error || len_ == 0;
+  }
+  bool await_suspend(std::coroutine_handle<> h) {
+    s_->reader = me_ = h;
+    s_->buf = static_cast<char *>(buf_);
+    s_->cap = len_;
+    s_->got = 0;
+    if (auto ec = s_->c.read_start()) {
+      s_->reader = {};
+      s_->read_error = ec;
+      return false;
+    }
+    return true;
+  }
+  std::size_t await_resume() {
+    me_ = {};
+    if (s_->read_error) {
+      const std::error_code ec = std::exchange(s_->read_error, {});
+      detail::throw_error(ec, s_->c.format_error("read", ec));
+    }
+    if (s_->eof && s_->got == 0 && !s_->tail.empty()) {  // what EOF left over
+      std::size_t n = s_->tail.size() < len_ ? s_->tail.size() : len_;
+      std::memcpy(buf_, s_->tail.data(), n);
+      s_->tail.erase(0, n);
+      return n;
+    }
+    return std::exchange(s_->got, 0);
+  }
+
+ private:
+  state *s_;
+  void *buf_;
+  std::size_t len_;
+  std::coroutine_handle<> me_;
+};
+
+class stream::write_awaiter {
+ public:
+  write_awaiter(state *s, std::string_view data) noexcept : s_(s), data_(data) {}
+  write_awaiter(const write_awaiter &) = delete;
+  write_awaiter &operator=(const write_awaiter &) = delete;
+  ~write_awaiter() {
+    if (s_ != nullptr && s_->writer == me_ && me_)
+      s_->writer = {};  // cancelled while waiting: the copy stays queued
+  }
+  bool await_ready() {
+    if (s_ == nullptr)
+      detail::throw_error(to_error_code(RILL_EINVAL), "write");
+    s_->write_error.clear();
+    error_ = s_->c.write(data_);
+    return error_ || s_->c.write_queued() == 0;
+  }
+  void await_suspend(std::coroutine_handle<> h) noexcept { s_->writer = me_ = h; }
+  void await_resume() {
+    me_ = {};
+    if (!error_)
+      error_ = std::exchange(s_->write_error, {});
+    if (error_)
+      detail::throw_error(error_, s_->c.format_error("write", error_));
+  }
+
+ private:
+  state *s_;
+  std::string_view data_;
+  std::error_code error_;
+  std::coroutine_handle<> me_;
+};
+
+inline stream::read_awaiter stream::read(void *buf, std::size_t len) noexcept {
+  return read_awaiter(s_.get(), buf, len);
+}
+inline stream::write_awaiter stream::write(std::string_view data) noexcept {
+  return write_awaiter(s_.get(), data);
+}
+
+// ---- dialing and accepting -----------------------------------------------------
+
+/// co_await dial(base, network, address[, options]): a connected stream,
+/// or std::system_error with Go's message ("dial tcp 127.0.0.1:1: connect:
+/// connection refused").
+class dial_awaiter {
+ public:
+  dial_awaiter(base_ref base, std::string network, std::string address, const net_options &opts)
+      : base_(base), network_(std::move(network)), address_(std::move(address)), opts_(opts) {}
+  bool await_ready() const noexcept { return false; }
+  bool await_suspend(std::coroutine_handle<> h) {
+    dialer_ = rill::dial(base_, network_, address_,
+                         [this, h](rill::conn c, std::error_code ec, std::string_view what) {
+                           conn_ = std::move(c);
+                           ec_ = ec;
+                           what_ = what;
+                           h.resume();
+                         },
+                         opts_, ec_);
+    if (ec_)
+      what_ = "dial " + network_ + " " + address_ + ": " + ec_.message();
+    return !ec_;
+  }
+  stream await_resume() {
+    if (ec_)
+      detail::throw_error(ec_, what_);
+    return stream(std::move(conn_));
+  }
+
+ private:
+  base_ref base_;
+  std::string network_, address_;
+  net_options opts_;
+  rill::dialer dialer_;  // destroyed with the awaiter: a cancelled dial stops
+  rill::conn conn_;
+  std::error_code ec_;
+  std::string what_;
+};
+
+inline dial_awaiter dial(base_ref base, std::string network, std::string address,
+                         const net_options &opts = net_options{}) {
+  return dial_awaiter(base, std::move(network), std::move(address), opts);
+}
+
+/// A listener for coroutines: co_await accept() gives the next connection.
+/// Connections that arrive while nobody waits are queued.
+class acceptor {
+ public:
+  /// Throws std::system_error (as rill::listen does).
+  acceptor(base_ref base, zstring network, zstring address, const net_options &opts = net_options{})
+      : s_(std::make_unique<state>()) {
+    state *s = s_.get();
+    s_->l = rill::listen(base, network, address, [s](rill::conn c, std::error_code ec) {
+      if (ec)
+        return;  // EMFILE and friends: the listener backs off and goes on
+      s->ready.push_back(std::move(c));
+      if (s->waiter)
+        std::exchange(s->waiter, {}).resume();
+    }, opts);
+  }
+
+  std::string addr() const { return s_->l.addr(); }
+  int port() const noexcept { return s_->l.port(); }
+  /// Stops listening; a waiting accept() resumes with errc::closed, as do
+  /// later ones once the queued connections are taken.
+  void close() {
+    s_->l.close();
+    if (s_->waiter)
+      std::exchange(s_->waiter, {}).resume();
+  }
+
+  class accept_awaiter {
+   public:
+    explicit accept_awaiter(acceptor *a) noexcept : a_(a) {}
+    accept_awaiter(const accept_awaiter &) = delete;
+    accept_awaiter &operator=(const accept_awaiter &) = delete;
+    ~accept_awaiter() {
+      if (me_ && a_->s_->waiter == me_)
+        a_->s_->waiter = {};
+    }
+    bool await_ready() const noexcept { return !a_->s_->ready.empty(); }
+    bool await_suspend(std::coroutine_handle<> h) noexcept {
+      if (!a_->s_->l)
+        return false;  // closed: await_resume says so
+      a_->s_->waiter = me_ = h;
+      return true;
+    }
+    stream await_resume() {
+      me_ = {};
+      if (a_->s_->ready.empty())
+        detail::throw_error(make_error_code(errc::closed), "accept");
+      rill::conn c = std::move(a_->s_->ready.front());
+      a_->s_->ready.pop_front();
+      return stream(std::move(c));
+    }
+
+   private:
+    acceptor *a_;
+    std::coroutine_handle<> me_;
+  };
+
+  /// The next connection; std::system_error (errc::closed) once closed.
+  accept_awaiter accept() noexcept { return accept_awaiter(this); }
+
+ private:
+  struct state {
+    rill::listener l;
+    std::deque<rill::conn> ready;
+    std::coroutine_handle<> waiter;
+  };
+  std::unique_ptr<state> s_;
+};
+
+}  // namespace rill::co
+
+#endif  // RILL_CORO_HPP
