@@ -44,7 +44,18 @@ enum class errc : int {
   dns_bad_name = RILL_EDNS_BADNAME,
   wrong_thread = RILL_EWRONGTHREAD,
   context_canceled = RILL_ECTX_CANCELED,
-  context_deadline_exceeded = RILL_ECTX_DEADLINE
+  context_deadline_exceeded = RILL_ECTX_DEADLINE,
+  dns_unreachable = RILL_EDNS_UNREACHABLE,
+  address_missing_port = RILL_EADDR_NOPORT,
+  address_too_many_colons = RILL_EADDR_COLONS,
+  address_missing_bracket = RILL_EADDR_NOBRACKET,
+  address_unexpected_open_bracket = RILL_EADDR_OPENBRACKET,
+  address_unexpected_close_bracket = RILL_EADDR_CLOSEBRACKET,
+  address_invalid_port = RILL_EADDR_PORT,
+  address_unknown_port = RILL_EADDR_SERVICE,
+  address_missing = RILL_EADDR_MISSING,
+  address_no_suitable = RILL_EADDR_FAMILY,
+  unknown_network = RILL_EUNKNOWN_NETWORK
 };
 
 namespace cxx_detail {
@@ -56,10 +67,17 @@ class error_category_impl final : public std::error_category {
   const char *name() const noexcept override { return "rill"; }
   std::string message(int code) const override { return rill_strerror(code); }
   // -errno codes are the generic category's conditions, so they compare
-  // equal to std::errc values; rill's own codes stay rill's.
+  // equal to std::errc values; so do malformed addresses
+  // (std::errc::invalid_argument, which they were before Go's texts gave
+  // them codes of their own) and unknown networks; rill's other codes
+  // stay rill's.
   std::error_condition default_error_condition(int code) const noexcept override {
     if (code < 0 && code >= -4095)
       return std::error_condition(-code, std::generic_category());
+    if (code == RILL_EUNKNOWN_NETWORK)
+      return std::make_error_condition(std::errc::address_family_not_supported);
+    if (RILL_IS_ADDR_ERROR(code))
+      return std::make_error_condition(std::errc::invalid_argument);
     return std::error_condition(code, *this);
   }
 };
