@@ -68,7 +68,9 @@ RILL_API rill_fiber *rill_fiber_current(void);
 RILL_API uint64_t rill_fiber_id(const rill_fiber *f);
 /* The base the running fiber belongs to, or NULL. */
 RILL_API rill_base *rill_fiber_base(void);
-/* Fibers alive on `base` (running, ready or parked). */
+/* Fibers alive on `base` (running, ready or parked); 0 for NULL. Base
+ * thread only (a fiber handed over from another thread counts once the
+ * base's thread has made it). */
 RILL_API size_t rill_fiber_count(const rill_base *base);
 
 /* Go's runtime.Gosched: lets the other ready fibers and the loop run, then

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "core/fiber_slot.h"
 #include "core/stall.h"
 #include "core/vec.h"
 #include "fiber/context.h"
@@ -74,7 +75,6 @@ constexpr int extra_switches = 64;
 
 struct scheduler {
   rill_base *base;
-  scheduler *next_on_thread;
   void *loop_sp = nullptr;  // the loop's context while a fiber runs
   rill_fiber *current = nullptr;
   fiber_queue ready;
@@ -93,15 +93,11 @@ struct scheduler {
 
 namespace {
 
-thread_local scheduler *schedulers = nullptr;  // of the bases on this thread
 thread_local rill_fiber *running = nullptr;
 std::atomic<uint64_t> next_fiber_id{1};  // fibers start on any base's thread
 
 scheduler *find(const rill_base *base) {
-  for (scheduler *s = schedulers; s; s = s->next_on_thread)
-    if (s->base == base)
-      return s;
-  return nullptr;
+  return base ? static_cast<scheduler *>(base_fiber_slot(const_cast<rill_base *>(base))) : nullptr;
 }
 
 void run_ready(rill_timer *, void *arg);
@@ -118,17 +114,12 @@ scheduler *get_or_create(rill_base *base) {
     destroy(s);
     return nullptr;
   }
-  s->next_on_thread = schedulers;
-  schedulers = s;
+  base_fiber_slot(base) = s;
   return s;
 }
 
 void destroy_scheduler(scheduler *s) {
-  for (scheduler **p = &schedulers; *p; p = &(*p)->next_on_thread)
-    if (*p == s) {
-      *p = s->next_on_thread;
-      break;
-    }
+  base_fiber_slot(s->base) = nullptr;
   rill_timer_free(s->kick);
   for (size_t i = 0; i < s->pool.size(); i++)
     stack_free(s->pool[i]);
