@@ -493,6 +493,35 @@ static void test_pipe_held_bytes_go_first(void **state) {
   env_free(&e);
 }
 
+/* ---- a connection that read EOF before the pipe: its direction is over -- */
+
+static void test_pipe_eof_before_start(void **state) {
+  struct env e;
+  nu_reader reader;
+  char buf[4];
+  env_init(&e, state, NULL);
+  nu_reader_init(&reader);
+  nu_reader_start(e.a.conn, &reader);
+  shutdown(e.a.peer, SHUT_WR);
+  while (!reader.eofs) {
+    tu_run(e.base, RILL_RUN_ONCE, 5000);
+    assert_false(tu_run_timed_out());
+  }
+  start(&e, NULL);
+  /* b's peer reads EOF at once; the other way still runs. */
+  tu_run(e.base, RILL_RUN_NOWAIT, 5000);
+  assert_int_equal(nu_wait_eof(e.b.peer, 5000, NULL), 1);
+  assert_int_equal(nu_send_all(e.b.peer, "back", 4, 5000), 4);
+  shutdown(e.b.peer, SHUT_WR);
+  nu_run_until(e.base, done, &e, LIMIT);
+  assert_int_equal(e.res.status, 0);
+  assert_true(e.res.b_to_a == 4);
+  assert_int_equal(nu_recv_all(e.a.peer, buf, 4, 5000), 4);
+  assert_memory_equal(buf, "back", 4);
+  assert_int_equal(nu_wait_eof(e.a.peer, 5000, NULL), 1);
+  env_free(&e);
+}
+
 /* ---- bad input ----------------------------------------------------------------- */
 
 static void test_pipe_bad_input(void **state) {
@@ -544,7 +573,8 @@ int main(void) {
       T4(test_pipe_reset_by_receiver),  T4(test_pipe_reset_by_sender),
       T4(test_pipe_cancel_mid_stream),  T4(test_pipe_keep_open),
       T4(test_pipe_idle_timeout),       T4(test_pipe_closed_under_it),
-      T4(test_pipe_held_bytes_go_first), T4(test_pipe_bad_input),
+      T4(test_pipe_held_bytes_go_first), T4(test_pipe_eof_before_start),
+      T4(test_pipe_bad_input),
   };
   signal(SIGPIPE, SIG_DFL);
   return cmocka_run_group_tests(tests, NULL, NULL);
