@@ -1,4 +1,5 @@
-/* rill — a callback event loop with Go's network semantics.
+/** @file
+ * rill — a callback event loop with Go's network semantics.
  *
  * The umbrella header: version macros and every module header. */
 #ifndef RILL_H
@@ -26,7 +27,7 @@
 extern "C" {
 #endif
 
-/* The library's version at run time, as (major << 16 | minor << 8 | patch). */
+/** The library's version at run time, as (major << 16 | minor << 8 | patch). */
 RILL_API unsigned rill_version(void);
 RILL_API const char *rill_version_string(void);
 
