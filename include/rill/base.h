@@ -79,6 +79,7 @@
 extern "C" {
 #endif
 
+/** One event loop (opaque): see the top of this file. */
 typedef struct rill_base rill_base;
 
 /** Base configuration. Zero-initialise it (`rill_base_config c = {0};`) and set
@@ -113,6 +114,7 @@ RILL_API int rill_base_new(const rill_base_config *config, rill_base **out);
  * rill_base_post() may race with this call. */
 RILL_API int rill_base_free(rill_base *base);
 
+/** How rill_base_run() runs. */
 typedef enum rill_run_mode {
   /** Runs until no active handle is left or rill_base_stop() is called. */
   RILL_RUN_DEFAULT = 0,
@@ -195,11 +197,12 @@ RILL_API int rill_base_reinit(rill_base *base);
  * fire at least their duration after the call that armed them, measured from
  * the real time of that call (docs/go-model.md, G29), with the resolution
  * of the backend's wait (nanoseconds for epoll on Linux 5.11 and later,
- * and for poll and kqueue; milliseconds for older epoll). */
+ * and for poll and kqueue; milliseconds for older epoll). @{ */
 #define RILL_NSEC ((uint64_t)1)
 #define RILL_USEC ((uint64_t)1000)
 #define RILL_MSEC ((uint64_t)1000000)
 #define RILL_SEC ((uint64_t)1000000000)
+/** @} */
 
 /** The monotonic clock (CLOCK_MONOTONIC), read at the call. Any thread. */
 RILL_API uint64_t rill_time_now(void);
@@ -216,9 +219,10 @@ RILL_API void rill_base_update_time(rill_base *base);
 
 /** Keeps rill_base_run(RILL_RUN_DEFAULT) running while no handle is active
  * (for example a base that only serves rill_base_post() calls). Counted:
- * every rill_base_ref() needs one rill_base_unref(). Base thread only. */
+ * every rill_base_ref() needs one rill_base_unref(). Base thread only. @{ */
 RILL_API void rill_base_ref(rill_base *base);
 RILL_API void rill_base_unref(rill_base *base);
+/** @} */
 
 /** The backend in use: "epoll", "kqueue" or "poll". */
 RILL_API const char *rill_base_backend(const rill_base *base);
@@ -237,6 +241,8 @@ typedef struct rill_base_stats {
   uint64_t interest_changes;
 } rill_base_stats;
 
+/** Copies the base's counters into `*out`. Returns 0, or RILL_EINVAL for a
+ * NULL argument. */
 RILL_API int rill_base_stats_get(const rill_base *base, rill_base_stats *out);
 
 /** Writes one line per live handle (type, state, fd or due time) to `out`. */
@@ -272,7 +278,7 @@ typedef enum rill_stall_kind {
 
 /** One stall, as reported. */
 typedef struct rill_stall {
-  rill_stall_kind kind;
+  rill_stall_kind kind; /**< what held the loop */
   uint64_t duration_ns; /**< how long it held the loop */
   uint64_t started_ns;  /**< when it started, on rill_time_now()'s clock */
   uint64_t fiber_id;    /**< RILL_STALL_FIBER: rill_fiber_id() of the fiber; else 0 */
@@ -316,11 +322,12 @@ RILL_API const char *rill_stall_kind_name(rill_stall_kind kind);
  * event_set_mem_functions). They must behave like malloc/realloc/free and be
  * thread-safe. Call before any base exists: RILL_EBUSY otherwise, because
  * memory from one allocator must not reach the other. NULLs restore the C
- * library's functions. */
+ * library's functions. @{ */
 typedef void *(*rill_malloc_fn)(size_t size);
 typedef void *(*rill_realloc_fn)(void *ptr, size_t size);
 typedef void (*rill_free_fn)(void *ptr);
 RILL_API int rill_set_allocator(rill_malloc_fn m, rill_realloc_fn r, rill_free_fn f);
+/** @} */
 
 #ifdef __cplusplus
 }

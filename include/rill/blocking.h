@@ -33,7 +33,9 @@
 extern "C" {
 #endif
 
+/** A connection for fibers (net.Conn): see the top of this file. */
 typedef struct rill_net_conn rill_net_conn;
+/** A listener for fibers (net.Listener): see the top of this file. */
 typedef struct rill_net_listener rill_net_listener;
 
 /** net.Listen. `options` may be NULL. */
@@ -45,6 +47,8 @@ RILL_API int rill_net_listen(const char *network, const char *address, const ril
  * after a pause), RILL_ENOMEM, RILL_ETIMEOUT past the accept deadline,
  * RILL_ECLOSED once closed (G28). */
 RILL_API int rill_net_accept(rill_net_listener *listener, rill_net_conn **out);
+/** Listener.Addr: writes the address listened on ("127.0.0.1:8080") to
+ * `buf`; returns its length, or RILL_EINVAL when `size` is too small. */
 RILL_API int rill_net_listener_addr(const rill_net_listener *listener, char *buf, size_t size);
 /** Formats an error met on the listener Go's way, as
  * rill_listener_format_error() does: "accept tcp 127.0.0.1:8080: use of
@@ -114,10 +118,12 @@ RILL_API ssize_t rill_net_read(rill_net_conn *conn, void *buf, size_t len);
  * fiber included), rill does not read it again. */
 RILL_API int rill_net_write(rill_net_conn *conn, const void *buf, size_t len, size_t *written);
 
-/** conn.Close / CloseWrite. */
+/** conn.Close / CloseWrite, and rill_net_conn_free() (see the top of this
+ * file). @{ */
 RILL_API int rill_net_close(rill_net_conn *conn);
 RILL_API int rill_net_close_write(rill_net_conn *conn);
 RILL_API void rill_net_conn_free(rill_net_conn *conn);
+/** @} */
 
 /** SetReadDeadline / SetWriteDeadline / SetDeadline: absolute times in
  * nanoseconds on the rill_time_now() clock, as Go's
@@ -127,17 +133,20 @@ RILL_API void rill_net_conn_free(rill_net_conn *conn);
  * passes. */
 RILL_API int rill_net_set_deadline(rill_net_conn *conn, int which, uint64_t when);
 
-/** Go's TCPConn.Set* (G4) and Local/RemoteAddr; RILL_ECLOSED once closed. */
+/** Go's TCPConn.Set* (G4) and Local/RemoteAddr; RILL_ECLOSED once closed. @{ */
 RILL_API int rill_net_set_no_delay(rill_net_conn *conn, int on);
 RILL_API int rill_net_set_keep_alive(rill_net_conn *conn, int on, uint64_t period);
 RILL_API int rill_net_set_linger(rill_net_conn *conn, int seconds);
 RILL_API int rill_net_set_read_buffer(rill_net_conn *conn, int bytes);
 RILL_API int rill_net_set_write_buffer(rill_net_conn *conn, int bytes);
+/** @} */
 /** The addresses answer after a close too, as Go's do (the length, or
  * RILL_EINVAL when `size` is too small; RILL_ENOMEM after the close if
- * keeping them then found no memory). */
+ * keeping them then found no memory). @{ */
 RILL_API int rill_net_local_addr(const rill_net_conn *conn, char *buf, size_t size);
 RILL_API int rill_net_remote_addr(const rill_net_conn *conn, char *buf, size_t size);
+/** @} */
+/** The connection's descriptor; RILL_ECLOSED once closed. */
 RILL_API int rill_net_fd(const rill_net_conn *conn);
 
 /** Formats an error Go's way ("read tcp 127.0.0.1:5000->127.0.0.1:7000: i/o

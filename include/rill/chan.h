@@ -81,9 +81,10 @@ RILL_API int rill_chan_recv(rill_chan *ch, void *elem, int *ok);
 /** The forms that never park (Go's select with a default), usable outside
  * fibers: 0 if done, RILL_EAGAIN if the operation would have to wait, and
  * for a send RILL_ECLOSED on a closed channel. A receive from a closed,
- * drained channel returns 0 with *ok = 0. */
+ * drained channel returns 0 with *ok = 0. @{ */
 RILL_API int rill_chan_try_send(rill_chan *ch, const void *elem);
 RILL_API int rill_chan_try_recv(rill_chan *ch, void *elem, int *ok);
+/** @} */
 
 /** close(ch): no more values will be sent. Every parked receiver wakes with
  * *ok = 0; every parked sender wakes with RILL_ECLOSED (its value not
@@ -93,9 +94,10 @@ RILL_API int rill_chan_try_recv(rill_chan *ch, void *elem, int *ok);
 RILL_API int rill_chan_close(rill_chan *ch);
 
 /** len(ch), cap(ch): values waiting in the buffer, and its size. 0 for NULL
- * or from another thread. */
+ * or from another thread. @{ */
 RILL_API size_t rill_chan_len(const rill_chan *ch);
 RILL_API size_t rill_chan_cap(const rill_chan *ch);
+/** @} */
 /** 1 once closed, else 0. */
 RILL_API int rill_chan_closed(const rill_chan *ch);
 
@@ -107,16 +109,18 @@ RILL_API int rill_chan_free(rill_chan *ch);
 
 /* ---- select ------------------------------------------------------------- */
 
+/** rill_select_case.op: a send or a receive. @{ */
 #define RILL_SELECT_SEND 1
 #define RILL_SELECT_RECV 2
+/** @} */
 
 /** One case of a select: send *elem to `chan`, or receive from it into
  * `elem` (may be NULL) with `ok` set as rill_chan_recv() sets *ok. A case
  * with a NULL `chan` is never ready (Go's nil channel). */
 typedef struct rill_select_case {
-  rill_chan *chan;
+  rill_chan *chan; /**< the channel; NULL: never ready */
   int op; /**< RILL_SELECT_SEND or RILL_SELECT_RECV */
-  void *elem;
+  void *elem; /**< the value sent, or where the value received goes */
   int ok; /**< receive: out, 1 for a value, 0 for closed and drained */
 } rill_select_case;
 
@@ -124,9 +128,10 @@ typedef struct rill_select_case {
 #define RILL_FOREVER UINT64_MAX
 
 /** Cases a select handles without allocating; more cost one allocation
- * each time (RILL_ENOMEM when that fails). At most RILL_SELECT_MAX. */
+ * each time (RILL_ENOMEM when that fails). At most RILL_SELECT_MAX. @{ */
 #define RILL_SELECT_INLINE 16
 #define RILL_SELECT_MAX 65536
+/** @} */
 
 /** Go's select. Waits until one of the `n` cases can proceed, completes
  * exactly that one, and returns its index. When several are ready, one is
@@ -176,6 +181,7 @@ RILL_API int rill_mutex_free(rill_mutex *mu);
 
 /** Go's sync.Cond: fibers wait for a condition guarded by a mutex. */
 typedef struct rill_cond rill_cond;
+/** Returns 0, RILL_EINVAL for NULL, RILL_ENOMEM. */
 RILL_API int rill_cond_new(rill_cond **out);
 /** Unlocks `mu` (which the caller holds), parks until signalled, then locks
  * `mu` again before returning 0, as Go's Wait does; check the condition in
@@ -183,9 +189,10 @@ RILL_API int rill_cond_new(rill_cond **out);
  * again all the same). -EPERM if `mu` was not locked. The mutex must stay
  * alive while fibers wait with it (free it only after they have left). */
 RILL_API int rill_cond_wait(rill_cond *c, rill_mutex *mu);
-/** Wakes the oldest waiter / every waiter. */
+/** Wakes the oldest waiter / every waiter. @{ */
 RILL_API int rill_cond_signal(rill_cond *c);
 RILL_API int rill_cond_broadcast(rill_cond *c);
+/** @} */
 /** Frees it; parked waiters wake with RILL_ECLOSED. NULL is a no-op. */
 RILL_API int rill_cond_free(rill_cond *c);
 
@@ -212,9 +219,10 @@ RILL_API int rill_ctx_new(rill_ctx *parent, rill_ctx **out);
  * parent ends the child). The deadline's timer runs on `base` (one handle
  * on it until the context ends, so rill_base_run keeps running for it). A
  * deadline already past ends the context at once. RILL_EINVAL for a NULL
- * base. */
+ * base. @{ */
 RILL_API int rill_ctx_new_deadline(rill_base *base, rill_ctx *parent, uint64_t deadline, rill_ctx **out);
 RILL_API int rill_ctx_new_timeout(rill_base *base, rill_ctx *parent, uint64_t timeout, rill_ctx **out);
+/** @} */
 
 /** cancel(): ends the context with RILL_ECTX_CANCELED if it has not ended
  * yet (later calls change nothing), closing its done channel and ending

@@ -19,15 +19,16 @@
 extern "C" {
 #endif
 
+/** A lookup in flight, from rill_resolve(). */
 typedef struct rill_dns_query rill_dns_query;
 
 /** A resolution's answer: every address found (IPv6 and IPv4, in the order
  * the resolver prefers), port 0, and the canonical name. Valid during the
  * callback only. */
 typedef struct rill_dns_result {
-  const char *canonical_name;
-  size_t count;
-  const struct sockaddr_storage *addrs;
+  const char *canonical_name;          /**< the canonical name */
+  size_t count;                        /**< how many addresses */
+  const struct sockaddr_storage *addrs; /**< the addresses, `count` of them */
 } rill_dns_result;
 
 /** Exactly once per rill_resolve(), from the loop, and the query is gone

@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-/** Operating-system errors, as negative errno values. */
+/** Operating-system errors, as negative errno values. @{ */
 #define RILL_EINVAL (-EINVAL)
 #define RILL_ENOMEM (-ENOMEM)
 #define RILL_EBADF (-EBADF)
@@ -36,8 +36,9 @@ extern "C" {
 #define RILL_ETIMEDOUT (-ETIMEDOUT) /**< the kernel's timeout, not a deadline */
 #define RILL_EADDRINUSE (-EADDRINUSE)
 #define RILL_EAFNOSUPPORT (-EAFNOSUPPORT)
+/** @} */
 
-/** rill's own conditions. */
+/** rill's own conditions. @{ */
 #define RILL_EOF (-10001)        /**< end of stream: the peer closed its side */
 #define RILL_ECLOSED (-10002)    /**< use of a closed handle or connection */
 #define RILL_ETIMEOUT (-10003)   /**< a deadline passed ("i/o timeout") */
@@ -45,8 +46,9 @@ extern "C" {
 #define RILL_ENOTFIBER (-10005)  /**< a blocking call made outside a fiber */
 #define RILL_ENEEDDNS (-10006)   /**< a host name given where only numbers work */
 #define RILL_EBACKEND (-10007)   /**< no such backend, or not built in */
+/** @} */
 
-/** DNS failures (-10100 ... -10199). */
+/** DNS failures (-10100 ... -10199). @{ */
 #define RILL_EDNS_NOHOST (-10101)   /**< no such host */
 #define RILL_EDNS_SERVFAIL (-10102) /**< server misbehaving */
 #define RILL_EDNS_REFUSED (-10103)  /**< the server refused the query; Go's
@@ -58,11 +60,14 @@ extern "C" {
                                           nothing listens): "connection
                                           refused", but a DNS error */
 
+/** @} */
+
+/** Whether `e` is one of the DNS failures above. */
 #define RILL_IS_DNS_ERROR(e) ((e) <= -10100 && (e) > -10200)
 
 /** Malformed addresses and networks (-10300 ... -10399), with Go's texts.
  * Formatted with the address (rill_format_net_error), they read as Go's
- * "dial tcp: address 1.2.3.4: missing port in address". */
+ * "dial tcp: address 1.2.3.4: missing port in address". @{ */
 #define RILL_EADDR_NOPORT (-10301)      /**< "missing port in address" ("1.2.3.4") */
 #define RILL_EADDR_COLONS (-10302)      /**< "too many colons in address" ("::1:80") */
 #define RILL_EADDR_NOBRACKET (-10303)   /**< "missing ']' in address" ("[::1:80") */
@@ -76,12 +81,16 @@ extern "C" {
                                            with an IPv6 address, ...) */
 #define RILL_EUNKNOWN_NETWORK (-10310)  /**< "unknown network" ("tcp7") */
 
+/** @} */
+
+/** Whether `e` is one of the address errors above. */
 #define RILL_IS_ADDR_ERROR(e) ((e) <= -10300 && (e) > -10400)
 
-/** Coordination between fibers (rill/chan.h) (-10200 ... -10299). */
+/** Coordination between fibers (rill/chan.h) (-10200 ... -10299). @{ */
 #define RILL_EWRONGTHREAD (-10201)  /**< a handle used from a thread it does not belong to */
 #define RILL_ECTX_CANCELED (-10202) /**< Go's context.Canceled: "context canceled" */
 #define RILL_ECTX_DEADLINE (-10203) /**< Go's context.DeadlineExceeded: "context deadline exceeded" */
+/** @} */
 
 /** A human-readable text for a code ("connection refused", "i/o timeout").
  * Never NULL; 0 gives "success". rill's own codes and the errnos a network

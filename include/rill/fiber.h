@@ -22,7 +22,9 @@
 extern "C" {
 #endif
 
+/** A fiber (opaque): see rill_go(). */
 typedef struct rill_fiber rill_fiber;
+/** A fiber's function, given rill_go()'s `arg`. */
 typedef void (*rill_fiber_fn)(void *arg);
 
 /** Starts `fn(arg)` in a new fiber on `base` (it first runs from the loop,
@@ -55,9 +57,10 @@ typedef void (*rill_fiber_fn)(void *arg);
  *    are done). A fiber handed over to a base that is then freed is started
  *    by rill_base_free(), which therefore returns RILL_EBUSY: run the base
  *    to let the fiber finish, then free it again. As with rill_base_post(),
- *    no hand-over may race with rill_base_free(). */
+ *    no hand-over may race with rill_base_free(). @{ */
 RILL_API int rill_go(rill_base *base, rill_fiber_fn fn, void *arg);
 RILL_API int rill_go_stack(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size);
+/** @} */
 
 /** The running fiber, or NULL outside fibers. */
 RILL_API rill_fiber *rill_fiber_current(void);
@@ -92,13 +95,15 @@ RILL_API int rill_yield(void);
 RILL_API int rill_sleep(uint64_t d);
 
 /** A wait group (Go's sync.WaitGroup) for the fibers of one base.
- * rill_waitgroup_new returns 0, RILL_EINVAL for NULL, or RILL_ENOMEM. */
+ * rill_waitgroup_new returns 0, RILL_EINVAL for NULL, or RILL_ENOMEM. @{ */
 typedef struct rill_waitgroup rill_waitgroup;
 RILL_API int rill_waitgroup_new(rill_waitgroup **out);
 RILL_API void rill_waitgroup_add(rill_waitgroup *wg, int delta);
 RILL_API void rill_waitgroup_done(rill_waitgroup *wg);
+/** @} */
 /** Parks until the counter is zero. */
 RILL_API int rill_waitgroup_wait(rill_waitgroup *wg);
+/** Frees the wait group. */
 RILL_API void rill_waitgroup_free(rill_waitgroup *wg);
 
 #ifdef __cplusplus

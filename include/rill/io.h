@@ -24,8 +24,10 @@
 extern "C" {
 #endif
 
+/** A descriptor watcher (opaque): see the top of this file. */
 typedef struct rill_io rill_io;
 
+/** Interest and readiness: rill_io_start()'s `events`, the callback's. */
 enum {
   RILL_READ = 1,
   RILL_WRITE = 2

@@ -20,8 +20,10 @@
 extern "C" {
 #endif
 
+/** A timer (opaque): see the top of this file. */
 typedef struct rill_timer rill_timer;
 
+/** Runs on the base's thread when the timer fires. */
 typedef void (*rill_timer_cb)(rill_timer *timer, void *arg);
 
 /** Creates a stopped timer. */
