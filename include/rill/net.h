@@ -52,8 +52,11 @@
 extern "C" {
 #endif
 
+/** A listener: see rill_listen(). */
 typedef struct rill_listener rill_listener;
+/** A connection: see rill_conn_start(). */
 typedef struct rill_conn rill_conn;
+/** A dial in flight: see rill_dial(). */
 typedef struct rill_dialer rill_dialer;
 
 /* ---- addresses (G6) ---------------------------------------------------- */
@@ -111,8 +114,8 @@ typedef struct rill_net_options {
                                 default 64 KiB (G27) */
   size_t write_high_water;   /**< queued bytes that fire on_high_water, 1 MiB */
   size_t write_low_water;    /**< queued bytes that fire on_low_water, 0 */
-  rill_control_cb control;
-  void *control_arg;
+  rill_control_cb control;   /**< NULL: none */
+  void *control_arg;         /**< `control`'s `arg` */
   /** dial by name: resolver settings for this dial (NULL: the base's) */
   const struct rill_dns_config *dns;
   /** dial by name: Happy Eyeballs delay before the next address is tried
@@ -142,9 +145,10 @@ typedef struct rill_conn_events {
    * writes that had to queue lead here; one the kernel takes whole at once
    * reports nothing. */
   void (*on_drain)(rill_conn *conn, void *arg);
-  /** Queued bytes rose above write_high_water / fell to write_low_water. */
+  /** Queued bytes rose above write_high_water / fell to write_low_water. @{ */
   void (*on_high_water)(rill_conn *conn, size_t queued, void *arg);
   void (*on_low_water)(rill_conn *conn, size_t queued, void *arg);
+  /** @} */
   /** Writing failed: RILL_ETIMEOUT (the write deadline passed; after a new
    * deadline the connection writes again), -EPIPE or -ECONNRESET (the peer
    * is gone; later writes fail the same way). What was queued is dropped;
@@ -164,9 +168,10 @@ RILL_API int rill_conn_start(rill_conn *conn, const rill_conn_events *events, vo
  * sockets get the default options). The connection owns `fd` from now on. */
 RILL_API int rill_conn_from_fd(rill_base *base, int fd, rill_conn **out);
 
-/** Pauses / resumes reading (back-pressure). */
+/** Pauses / resumes reading (back-pressure). @{ */
 RILL_API int rill_conn_read_stop(rill_conn *conn);
 RILL_API int rill_conn_read_start(rill_conn *conn);
+/** @} */
 
 /** Writes `len` bytes: straight to the kernel when nothing is queued, and
  * what the kernel does not take is copied into the queue. Returns 0, or an
@@ -253,21 +258,25 @@ RILL_API int rill_conn_close_now(rill_conn *conn);
 RILL_API int rill_conn_abort(rill_conn *conn);
 
 /** Option setters (G4), Go's TCPConn.Set*. RILL_ECLOSED once closed;
- * -EOPNOTSUPP for a TCP option on a Unix socket. */
+ * -EOPNOTSUPP for a TCP option on a Unix socket. @{ */
 RILL_API int rill_conn_set_no_delay(rill_conn *conn, int on);
 /** `period` in ns (rounded up to whole seconds; 0: 15 s). */
 RILL_API int rill_conn_set_keep_alive(rill_conn *conn, int on, uint64_t period);
 RILL_API int rill_conn_set_linger(rill_conn *conn, int seconds); /**< < 0: off */
 RILL_API int rill_conn_set_read_buffer(rill_conn *conn, int bytes);
 RILL_API int rill_conn_set_write_buffer(rill_conn *conn, int bytes);
+/** @} */
 
+/** The socket; RILL_ECLOSED once closed. */
 RILL_API int rill_conn_fd(const rill_conn *conn);
+/** The base the connection is on. */
 RILL_API rill_base *rill_conn_base(const rill_conn *conn);
 /** "tcp" or "unix". */
 RILL_API const char *rill_conn_network(const rill_conn *conn);
-/** Formatted addresses; the length, or a negative code. */
+/** Formatted addresses; the length, or a negative code. @{ */
 RILL_API int rill_conn_local_addr(const rill_conn *conn, char *buf, size_t size);
 RILL_API int rill_conn_remote_addr(const rill_conn *conn, char *buf, size_t size);
+/** @} */
 
 /** Formats an error met on the connection Go's way (G31):
  * "read tcp 127.0.0.1:5000->127.0.0.1:7000: i/o timeout". `op` names the
@@ -307,11 +316,16 @@ RILL_API int rill_listener_format_error(const rill_listener *listener, const cha
 
 /** The bound address, with the kernel's port for port 0. */
 RILL_API int rill_listener_addr(const rill_listener *listener, char *buf, size_t size);
+/** The bound TCP port (0 for a Unix listener); RILL_ECLOSED once closed. */
 RILL_API int rill_listener_port(const rill_listener *listener);
+/** The listening socket; RILL_ECLOSED once closed. */
 RILL_API int rill_listener_fd(const rill_listener *listener);
 
+/** Stops / resumes accepting (connections wait in the kernel's backlog
+ * meanwhile). RILL_ECLOSED once closed. @{ */
 RILL_API int rill_listener_pause(rill_listener *listener);
 RILL_API int rill_listener_resume(rill_listener *listener);
+/** @} */
 
 /** Stops accepting and closes the socket (a Unix socket's file is removed).
  * No callback follows, not even for connections the kernel had queued. The

@@ -64,6 +64,7 @@
 extern "C" {
 #endif
 
+/** A pipe between two connections: see the top of this file. */
 typedef struct rill_pipe rill_pipe;
 
 /** Options for rill_pipe_start(); zero-initialise, zero means the default. */
@@ -102,12 +103,14 @@ typedef struct rill_pipe_result {
    * connection reset by peer", formatted while the connection lived (it is
    * gone in on_done unless keep_open); "" for status 0. */
   const char *message;
-  /** Bytes from `a` that reached `b`'s kernel, and the other way. */
+  /** Bytes from `a` that reached `b`'s kernel, and the other way. @{ */
   uint64_t a_to_b;
   uint64_t b_to_a;
-  /** With keep_open: the connections, handed back; otherwise NULL. */
+  /** @} */
+  /** With keep_open: the connections, handed back; otherwise NULL. @{ */
   rill_conn *a;
   rill_conn *b;
+  /** @} */
 } rill_pipe_result;
 
 /** Exactly once per rill_pipe_start() that returned 0, from the loop. The
