@@ -1,9 +1,10 @@
-// rill C++ API, part 1: errors, time, callable storage, the base.
-//
-// Include <rill.hpp>, not this file; the whole contract (ownership, the
-// close protocol, exceptions, allocations) is written at the top of
-// rill.hpp. Everything here is a thin layer over the C API of rill.h and
-// calls nothing else.
+/// @file
+/// rill C++ API, part 1: errors, time, callable storage, the base.
+///
+/// Include <rill.hpp>, not this file; the whole contract (ownership, the
+/// close protocol, exceptions, allocations) is written at the top of
+/// rill.hpp. Everything here is a thin layer over the C API of rill.h and
+/// calls nothing else.
 #ifndef RILL_CXX_CORE_HPP
 #define RILL_CXX_CORE_HPP
 
@@ -78,6 +79,7 @@ inline std::error_code to_error_code(long rc) noexcept {
   return rc < 0 ? std::error_code(static_cast<int>(rc), category()) : std::error_code();
 }
 
+/// An errc as an error code of category() (what makes `ec == errc::eof` work).
 inline std::error_code make_error_code(errc e) noexcept {
   return std::error_code(static_cast<int>(e), category());
 }
@@ -107,11 +109,14 @@ namespace rill {
 /// The clock of rill_time_now() (CLOCK_MONOTONIC), as a std::chrono clock.
 /// Deadlines are time points on it; clock::time_point{} means "none".
 struct clock {
+  /// The std::chrono clock requirements: nanoseconds, steady. @{
   using rep = std::int64_t;
   using period = std::nano;
   using duration = std::chrono::nanoseconds;
   using time_point = std::chrono::time_point<clock>;
   static constexpr bool is_steady = true;
+  /// @}
+  /// rill_time_now().
   static time_point now() noexcept {
     return time_point(duration(static_cast<rep>(rill_time_now())));
   }
@@ -437,6 +442,7 @@ class base_ops {
 class base_ref : public cxx_detail::base_ops<base_ref> {
  public:
   base_ref() noexcept = default;
+  /// A view of `b`.
   explicit base_ref(rill_base *b) noexcept : b_(b) {}
 
   /// The C handle.
@@ -457,15 +463,18 @@ class base : public cxx_detail::base_ops<base> {
   /// RILL_BACKEND environment variable, else the best one built in).
   /// Throws std::system_error on failure.
   base() : base(base_config{}) {}
+  /// Creates a base with `config`. Throws std::system_error on failure.
   explicit base(const base_config &config) {
     std::error_code ec;
     init(config, ec);
     cxx_detail::throw_if_error(ec, "rill_base_new");
   }
-  /// The same, storing the failure in `ec` (the base is then empty).
+  /// The same, storing the failure in `ec` (the base is then empty). @{
   explicit base(std::error_code &ec) noexcept { init(base_config{}, ec); }
   base(const base_config &config, std::error_code &ec) noexcept { init(config, ec); }
+  /// @}
 
+  /// Moves the base; `other` is left empty. @{
   base(base &&other) noexcept : b_(std::exchange(other.b_, nullptr)) {}
   base &operator=(base &&other) noexcept {
     if (this != &other) {
@@ -474,6 +483,7 @@ class base : public cxx_detail::base_ops<base> {
     }
     return *this;
   }
+  /// @}
   base(const base &) = delete;
   base &operator=(const base &) = delete;
   ~base() { destroy(); }
@@ -481,9 +491,10 @@ class base : public cxx_detail::base_ops<base> {
   /// The C handle.
   rill_base *get() const noexcept { return b_; }
 
-  /// A view to pass around; converts implicitly.
+  /// A view to pass around; converts implicitly. @{
   base_ref ref() const noexcept { return base_ref(b_); }
   operator base_ref() const noexcept { return base_ref(b_); }  // NOLINT: a view of it
+  /// @}
 
   /// Frees the base now: RILL_EBUSY (nothing changed) while handles live or
   /// close reports are queued, or from a callback of the base. Posted

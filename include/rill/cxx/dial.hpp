@@ -1,8 +1,9 @@
-// rill C++ API, part 4: dials and name lookups, each with one completion.
-//
-// Include <rill.hpp>, not this file. The owner of a dial or a lookup
-// cancels it when destroyed, and its callable does not run; detach() lets
-// the operation complete on its own.
+/// @file
+/// rill C++ API, part 4: dials and name lookups, each with one completion.
+///
+/// Include <rill.hpp>, not this file. The owner of a dial or a lookup
+/// cancels it when destroyed, and its callable does not run; detach() lets
+/// the operation complete on its own.
 #ifndef RILL_CXX_DIAL_HPP
 #define RILL_CXX_DIAL_HPP
 

@@ -1,10 +1,11 @@
-// rill C++ API, part 3: connections and listeners.
-//
-// Include <rill.hpp>, not this file. A connection follows rill/net.h's
-// close protocol; the C++ owner adds two things to it: once on_close has
-// run, every call through the owner (or a conn_ref) returns errc::closed
-// instead of touching a dead handle, and once the owner is destroyed none
-// of its callables runs again.
+/// @file
+/// rill C++ API, part 3: connections and listeners.
+///
+/// Include <rill.hpp>, not this file. A connection follows rill/net.h's
+/// close protocol; the C++ owner adds two things to it: once on_close has
+/// run, every call through the owner (or a conn_ref) returns errc::closed
+/// instead of touching a dead handle, and once the owner is destroyed none
+/// of its callables runs again.
 #ifndef RILL_CXX_NET_HPP
 #define RILL_CXX_NET_HPP
 

@@ -1,10 +1,11 @@
-// rill C++ API, part 2: timers, descriptor watchers, signal watchers.
-//
-// Include <rill.hpp>, not this file. These three kinds have no close
-// report: close() (or the owner's destructor) frees the C handle at once,
-// and no callback of it runs after that — also when it is called from
-// inside the handle's own callback, whose callable is destroyed once it
-// returns.
+/// @file
+/// rill C++ API, part 2: timers, descriptor watchers, signal watchers.
+///
+/// Include <rill.hpp>, not this file. These three kinds have no close
+/// report: close() (or the owner's destructor) frees the C handle at once,
+/// and no callback of it runs after that — also when it is called from
+/// inside the handle's own callback, whose callable is destroyed once it
+/// returns.
 #ifndef RILL_CXX_WATCHERS_HPP
 #define RILL_CXX_WATCHERS_HPP
 
