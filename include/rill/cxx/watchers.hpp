@@ -145,6 +145,7 @@ class timer : public cxx_detail::sync_owner<cxx_detail::timer_state> {
       return cxx_detail::invalid();
     return to_error_code(rill_timer_start(s_->h, to_ns(timeout), to_ns(repeat)));
   }
+  /// Disarms the timer; it can be started again.
   std::error_code stop() const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_timer_stop(s_->h));
   }
@@ -169,9 +170,10 @@ class timer : public cxx_detail::sync_owner<cxx_detail::timer_state> {
 
 // ---- descriptor watchers ----------------------------------------------------
 
-/// Interest and readiness bits for rill::io (RILL_READ, RILL_WRITE).
+/// Interest and readiness bits for rill::io (RILL_READ, RILL_WRITE). @{
 inline constexpr unsigned readable = RILL_READ;
 inline constexpr unsigned writable = RILL_WRITE;
+/// @}
 
 /// A level-triggered watcher of one descriptor (rill/io.h) calling
 /// `f(events)`, `events` being readable and/or writable. The descriptor
@@ -189,6 +191,7 @@ class io : public cxx_detail::sync_owner<cxx_detail::io_state> {
     make(base, fd, std::forward<F>(f), ec);
     cxx_detail::throw_if_error(ec, "rill_io_new");
   }
+  /// The same, storing the failure in `ec` (the watcher is then empty).
   template <class F, class = cxx_detail::if_invocable<F, unsigned>>
   io(base_ref base, int fd, F &&f, std::error_code &ec) {
     make(base, fd, std::forward<F>(f), ec);
@@ -198,6 +201,7 @@ class io : public cxx_detail::sync_owner<cxx_detail::io_state> {
   std::error_code start(unsigned events) const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_io_start(s_->h, events));
   }
+  /// Stops watching; the watcher can be started again.
   std::error_code stop() const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_io_stop(s_->h));
   }
@@ -225,12 +229,14 @@ class signal_watcher : public cxx_detail::sync_owner<cxx_detail::signal_state> {
  public:
   signal_watcher() noexcept = default;
 
+  /// A stopped watcher; throws std::system_error on failure.
   template <class F, class = cxx_detail::if_invocable<F, int>>
   signal_watcher(base_ref base, F &&f) {
     std::error_code ec;
     make(base, std::forward<F>(f), ec);
     cxx_detail::throw_if_error(ec, "rill_signal_new");
   }
+  /// The same, storing the failure in `ec` (the watcher is then empty).
   template <class F, class = cxx_detail::if_invocable<F, int>>
   signal_watcher(base_ref base, F &&f, std::error_code &ec) {
     make(base, std::forward<F>(f), ec);
@@ -240,6 +246,7 @@ class signal_watcher : public cxx_detail::sync_owner<cxx_detail::signal_state> {
   std::error_code start(int signum) const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_signal_start(s_->h, signum));
   }
+  /// Stops watching; the watcher can be started again.
   std::error_code stop() const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_signal_stop(s_->h));
   }
