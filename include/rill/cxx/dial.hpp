@@ -121,7 +121,7 @@ class dialer : public cxx_detail::op_owner<cxx_detail::dial_state, &rill_dialer_
 /// message for a failure ("dial tcp 127.0.0.1:1: connect: connection
 /// refused"), empty on success. Keep the returned dialer (or detach() it):
 /// dropping it cancels the dial. Errors met at once (a malformed address)
-/// are returned through `ec` or thrown, and no callback follows.
+/// are returned through `ec` or thrown, and no callback follows. @{
 template <class F>
 [[nodiscard]] dialer dial(base_ref base, zstring network, zstring address, F &&on_done,
                           const net_options &options, std::error_code &ec) {
@@ -152,6 +152,7 @@ template <class F>
   cxx_detail::throw_if_error(ec, "rill_dial");
   return d;
 }
+/// @}
 
 // ---- name lookups -------------------------------------------------------------
 
@@ -159,16 +160,20 @@ template <class F>
 /// canonical name. Valid during the callback only.
 class dns_result {
  public:
+  /// A view of `r`.
   explicit dns_result(const rill_dns_result *r) noexcept : r_(r) {}
+  /// The canonical name.
   std::string_view canonical_name() const noexcept {
     return r_ != nullptr && r_->canonical_name != nullptr ? std::string_view(r_->canonical_name)
                                                           : std::string_view();
   }
+  /// The addresses, as a container of sockaddr_storage. @{
   std::size_t size() const noexcept { return r_ != nullptr ? r_->count : 0; }
   bool empty() const noexcept { return size() == 0; }
   const sockaddr_storage *begin() const noexcept { return r_ != nullptr ? r_->addrs : nullptr; }
   const sockaddr_storage *end() const noexcept { return begin() + size(); }
   const sockaddr_storage &operator[](std::size_t i) const noexcept { return r_->addrs[i]; }
+  /// @}
   /// Address `i` Go's way, without port ("127.0.0.1:0" is written "127.0.0.1").
   std::string format(std::size_t i) const {
     char buf[RILL_ADDRSTRLEN];
@@ -216,6 +221,7 @@ template <class F>
   return q;
 }
 
+/// The same, throwing std::system_error for an error met at once.
 template <class F>
 [[nodiscard]] dns_query resolve(base_ref base, zstring host, int family, F &&on_done,
                                 const rill_dns_config *config = nullptr) {
