@@ -356,11 +356,12 @@ using base_config = rill_base_config;
 
 namespace cxx_detail {
 
-// What base_ref and base both offer, on the rill_base* that `D::get()`
-// returns.
+/// What base_ref and base both offer, on the rill_base* that `D::get()`
+/// returns.
 template <class D>
 class base_ops {
  public:
+  /// False for an empty base (or a view of none).
   explicit operator bool() const noexcept { return b() != nullptr; }
 
   /// Runs the loop. True if active handles remain (stopped, or a single
@@ -375,6 +376,7 @@ class base_ops {
     throw_if_error(ec, "rill_base_run");
     return more;
   }
+  /// The same, storing a failure of the loop in `ec`.
   bool run(run_mode mode, std::error_code &ec) const {
     const int rc = rill_base_run(b(), static_cast<rill_run_mode>(mode));
     ec = to_error_code(rc);
@@ -410,16 +412,19 @@ class base_ops {
   clock::time_point now() const noexcept {
     return clock::time_point(clock::duration(static_cast<clock::rep>(rill_base_now(b()))));
   }
+  /// Re-reads the clock into now() (rill_base_update_time()).
   void update_time() const noexcept { rill_base_update_time(b()); }
 
   /// Keeps run(until_done) running without active handles (rill_base_ref);
   /// every add_ref() needs one remove_ref().
   void add_ref() const noexcept { rill_base_ref(b()); }
+  /// Undoes one add_ref() (rill_base_unref).
   void remove_ref() const noexcept { rill_base_unref(b()); }
 
   /// "epoll", "kqueue" or "poll".
   const char *backend() const noexcept { return rill_base_backend(b()); }
 
+  /// The base's counters (rill_base_stats_get()); zeros for an empty base.
   rill_base_stats stats() const noexcept {
     rill_base_stats s{};
     rill_base_stats_get(b(), &s);

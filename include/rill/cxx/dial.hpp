@@ -13,13 +13,15 @@ namespace rill {
 
 namespace cxx_detail {
 
-// A handle that ends with one completion (a dial, a lookup): the owner's
-// destruction cancels it and mutes the callable; detach() lets it run.
+/// A handle that ends with one completion (a dial, a lookup): the owner's
+/// destruction cancels it and mutes the callable; detach() lets it run.
 template <class S, int (*Cancel)(decltype(S::h))>
 class op_owner {
  public:
   op_owner() noexcept = default;
+  /// Moves the owner; `other` is left empty.
   op_owner(op_owner &&other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+  /// Cancels and mutes this owner's operation, then takes `other`'s.
   op_owner &operator=(op_owner &&other) noexcept {
     if (this != &other) {
       release();
@@ -31,6 +33,7 @@ class op_owner {
   op_owner &operator=(const op_owner &) = delete;
   ~op_owner() { release(); }
 
+  /// False for an empty (default-constructed, moved-from or detached) owner.
   explicit operator bool() const noexcept { return s_ != nullptr; }
   /// True until the completion has run.
   bool pending() const noexcept { return s_ != nullptr && s_->live; }

@@ -15,16 +15,19 @@ namespace rill {
 
 namespace cxx_detail {
 
-// An owner whose C handle is freed synchronously (S::free_handle). Move
-// only; an empty (default-constructed or moved-from) owner answers
-// RILL_EINVAL.
+/// An owner whose C handle is freed synchronously (S::free_handle). Move
+/// only; an empty (default-constructed or moved-from) owner answers
+/// RILL_EINVAL.
 template <class S>
 class sync_owner {
  public:
+  /// The C handle's type (rill_timer *, rill_io *, ...).
   using handle_type = decltype(S::h);
 
   sync_owner() noexcept = default;
+  /// Moves the owner; `other` is left empty.
   sync_owner(sync_owner &&other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+  /// Closes this owner's handle, then takes `other`'s.
   sync_owner &operator=(sync_owner &&other) noexcept {
     if (this != &other) {
       close();
