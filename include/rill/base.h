@@ -300,7 +300,9 @@ typedef void (*rill_stall_fn)(rill_base *base, const rill_stall *stall, void *ar
  * dispatch that took longer than `threshold_ns` nanoseconds. A NULL `cb`
  * uses the default reporter, which writes one line per stall to stderr,
  * for example
+ * @code{.unparsed}
  *   rill: stall: fiber 7 held base 0x5581c2a0 for 1012.345 ms (fn 0x55.., arg 0x0)
+ * @endcode
  * A threshold of 0 turns the detector off. Replaces what an earlier call
  * (or RILL_STALL_MS) set; called inside a dispatch, that dispatch counts
  * from this call. Returns 0, or RILL_EINVAL for a NULL base. Base thread

@@ -3,6 +3,7 @@
 ///
 /// Needs C++20 only where it is included; rill.hpp stays C++17.
 ///
+/// @code
 ///   rill::co::task<> client(rill::base_ref base, std::string address) {
 ///     rill::co::stream s = co_await rill::co::dial(base, "tcp", address);
 ///     co_await s.write("hello");
@@ -13,6 +14,7 @@
 ///   rill::co::job j = rill::co::spawn(client(base, "127.0.0.1:7000"));
 ///   base.run();
 ///   j.get();                          // rethrows what the coroutine threw
+/// @endcode
 ///
 /// The model:
 ///  - rill::co::task<T> is a lazy coroutine: it runs when awaited (or

@@ -270,6 +270,7 @@ decltype(auto) with_conn(F &&f) {
 /// Callbacks (each optional; set them from the callback that hands the
 /// connection over, or later; a callable may take the connection as a
 /// leading rill::conn_ref, or not):
+/// @code{.unparsed}
 ///   on_read([](conn_ref c, std::string_view data, std::error_code ec) -> std::size_t)
 ///     bytes (ec empty), or errc::eof, errc::timeout (read deadline; reading
 ///     pauses until a new deadline), or a read error. Returns the bytes
@@ -281,6 +282,7 @@ decltype(auto) with_conn(F &&f) {
 ///   on_write_error(conn_ref, std::error_code, std::size_t unsent)
 ///   on_close(conn_ref)                       exactly once; then is_open() is
 ///                                            false and every call errc::closed
+/// @endcode
 /// A callable must not replace itself from inside its own call.
 ///
 /// Destroying the owner: the connection is closed gracefully (queued bytes

@@ -122,8 +122,10 @@ using if_invocable = std::enable_if_t<std::is_invocable_v<std::decay_t<F> &, A..
 
 /// A one-shot or repeating timer (rill/timer.h) calling `f()`.
 ///
+/// @code
 ///   rill::timer tick(base, [&] { ++ticks; });
 ///   tick.start(250ms, 250ms);
+/// @endcode
 class timer : public cxx_detail::sync_owner<cxx_detail::timer_state> {
  public:
   timer() noexcept = default;
