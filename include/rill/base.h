@@ -248,7 +248,8 @@ RILL_API int rill_base_stats_get(const rill_base *base, rill_base_stats *out);
 /** Writes one line per live handle (type, state, fd or due time) to `out`. */
 RILL_API int rill_base_dump(const rill_base *base, FILE *out);
 
-/* The stall detector. rill cannot preempt: a fiber that computes without
+/** @name The stall detector
+ * rill cannot preempt: a fiber that computes without
  * calling anything that parks, or a callback that takes its time, holds
  * the loop, and every other fiber and callback of the base waits (Go
  * preempts a goroutine after about 10 ms; see docs/go-model.md, "Where
@@ -262,7 +263,7 @@ RILL_API int rill_base_dump(const rill_base *base, FILE *out);
  * also as the timer that runs fibers. Off (the default), the loop does not
  * read the clock for it. A fiber that must compute for long can call
  * rill_yield() now and then (Go's runtime.Gosched, rill/fiber.h): each run
- * between yields is measured on its own. */
+ * between yields is measured on its own. @{ */
 
 /** What held the loop. */
 typedef enum rill_stall_kind {
@@ -319,6 +320,7 @@ RILL_API int rill_base_stall_detector(rill_base *base, uint64_t threshold_ns, ri
 /** The kind's name: "fiber", "io", "timer", "signal", "post", "report", or
  * "?" for a value that is none of them. */
 RILL_API const char *rill_stall_kind_name(rill_stall_kind kind);
+/** @} */
 
 /** Replaces the functions rill allocates with (like libevent's
  * event_set_mem_functions). They must behave like malloc/realloc/free and be
