@@ -1,4 +1,5 @@
-/* rill — joining two connections: the proxy every daemon writes.
+/** @file
+ * rill — joining two connections: the proxy every daemon writes.
  *
  * Callback API: rill_pipe_start() joins two connections, `a` and `b`: what
  * `a` sends goes to `b` and what `b` sends goes to `a`, with back-pressure
@@ -63,6 +64,7 @@
 extern "C" {
 #endif
 
+/** A pipe between two connections: see the top of this file. */
 typedef struct rill_pipe rill_pipe;
 
 /** Options for rill_pipe_start(); zero-initialise, zero means the default. */
@@ -109,6 +111,7 @@ typedef struct rill_pipe_result {
   rill_conn *a;
   /** With keep_open: connection `b`, handed back; otherwise NULL. */
   rill_conn *b;
+  /** @} */
 } rill_pipe_result;
 
 /** Exactly once per rill_pipe_start() that returned 0, from the loop. The
