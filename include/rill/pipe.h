@@ -111,7 +111,6 @@ typedef struct rill_pipe_result {
   rill_conn *a;
   /** With keep_open: connection `b`, handed back; otherwise NULL. */
   rill_conn *b;
-  /** @} */
 } rill_pipe_result;
 
 /** Exactly once per rill_pipe_start() that returned 0, from the loop. The
