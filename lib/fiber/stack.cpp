@@ -2,7 +2,6 @@
 
 #include <sys/mman.h>
 #include <unistd.h>
-#include <cerrno>
 #include <cstdint>
 
 #include "rill/error.h"
@@ -37,12 +36,21 @@ int stack_alloc(size_t size, fiber_stack *out) {
   size = (size + page - 1) & ~(page - 1);
   void *p = mmap(nullptr, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
                  -1, 0);
+  // ENOMEM for the address space or the map count, EAGAIN or EINVAL for
+  // sizes the kernel will not map: all mean "no memory for this stack".
   if (p == MAP_FAILED)
-    return -errno;
+    return RILL_ENOMEM;
+#ifdef MADV_NOHUGEPAGE
+  // Where transparent huge pages are "always", the first touch of a
+  // 2 MiB-aligned stack would commit a whole huge page: an idle fiber
+  // would cost 2 MiB instead of a page or two. Advice only; a kernel
+  // without THP says EINVAL, which changes nothing.
+  (void)madvise(p, size + page, MADV_NOHUGEPAGE);
+#endif
+  // Splitting the mapping in two can exceed vm.max_map_count (ENOMEM).
   if (mprotect(p, page, PROT_NONE) < 0) {
-    int err = -errno;
     munmap(p, size + page);
-    return err;
+    return RILL_ENOMEM;
   }
   out->base = static_cast<char *>(p) + page;
   out->size = size;
@@ -55,6 +63,17 @@ void stack_reset(fiber_stack &s) {
 #else
   (void)s;
 #endif
+}
+
+void stack_release_pages(const fiber_stack &s, size_t keep) {
+  size_t page = page_size();
+  keep = (keep + page - 1) & ~(page - 1);
+  if (keep >= s.size)
+    return;
+  // Cheap when the fiber stayed shallow: the kernel walks page tables with
+  // nothing in them. Advice only: should it fail, the pages stay, and the
+  // stack works all the same.
+  (void)madvise(s.base, s.size - keep, MADV_DONTNEED);
 }
 
 void stack_free(fiber_stack &s) {
