@@ -25,6 +25,32 @@ size_t page_size() {
   return size;
 }
 
+#ifdef RILL_STACK_ASAN
+// Clears AddressSanitizer's poison over [begin, end). The public call
+// memsets the shadow, which for an 8 MiB stack is 1 MiB written, and
+// committed, per fiber: 10,000 fibers would commit 10 GiB of shadow. So
+// the shadow's whole pages are handed back to the kernel instead (they
+// come back as zeros: unpoisoned), and only the ragged ends are memset.
+void asan_clear(char *begin, char *end) {
+  size_t scale, offset;
+  __asan_get_shadow_mapping(&scale, &offset);
+  uintptr_t page = page_size();
+  uintptr_t shadow_begin = (reinterpret_cast<uintptr_t>(begin) >> scale) + offset;
+  uintptr_t shadow_end = (reinterpret_cast<uintptr_t>(end) >> scale) + offset;
+  uintptr_t inner_begin = (shadow_begin + page - 1) & ~(page - 1);
+  uintptr_t inner_end = shadow_end & ~(page - 1);
+  if (inner_begin >= inner_end ||
+      madvise(reinterpret_cast<void *>(inner_begin), inner_end - inner_begin, MADV_DONTNEED) != 0) {
+    __asan_unpoison_memory_region(begin, static_cast<size_t>(end - begin));
+    return;
+  }
+  auto *app_inner_begin = reinterpret_cast<char *>((inner_begin - offset) << scale);
+  auto *app_inner_end = reinterpret_cast<char *>((inner_end - offset) << scale);
+  __asan_unpoison_memory_region(begin, static_cast<size_t>(app_inner_begin - begin));
+  __asan_unpoison_memory_region(app_inner_end, static_cast<size_t>(end - app_inner_end));
+}
+#endif
+
 }  // namespace
 
 int stack_alloc(size_t size, fiber_stack *out) {
@@ -59,7 +85,7 @@ int stack_alloc(size_t size, fiber_stack *out) {
 
 void stack_reset(fiber_stack &s) {
 #ifdef RILL_STACK_ASAN
-  __asan_unpoison_memory_region(s.base, s.size);
+  asan_clear(static_cast<char *>(s.base), static_cast<char *>(s.base) + s.size);
 #else
   (void)s;
 #endif
