@@ -8,7 +8,16 @@
  * runs at a time, and switches happen only inside rill calls that wait.
  *
  * Stacks come from mmap with a guard page below them, so an overflow is a
- * clean SIGSEGV, and are pooled for reuse. Functions that wait return
+ * clean SIGSEGV. A default stack reserves 8 MiB, like a thread's, and the
+ * kernel commits its pages only as the fiber touches them: megabytes of
+ * locals and deep recursion work, while an idle fiber costs the page or
+ * two it touched (the fiber's own state lives at the top of its stack).
+ * Default stacks are pooled for reuse; a stack going back to the pool
+ * keeps its top 8 KiB and gives the rest back to the kernel, so a fiber
+ * that once went deep does not keep that memory. Each stack is two kernel
+ * mappings (stack and guard), and Linux allows a process
+ * vm.max_map_count of them (65530 by default): about 32,000 fibers at
+ * once; raise that sysctl for more. Functions that wait return
  * RILL_ENOTFIBER when called outside a fiber. */
 #ifndef RILL_FIBER_H
 #define RILL_FIBER_H
@@ -28,17 +37,19 @@ typedef struct rill_fiber rill_fiber;
 typedef void (*rill_fiber_fn)(void *arg);
 
 /** Starts `fn(arg)` in a new fiber on `base` (it first runs from the loop,
- * not inside this call). The fiber ends when `fn` returns. Stack size
- * defaults to 256 KiB; rill_go_stack() takes another (rounded up to pages;
- * 0 means the default).
+ * not inside this call). The fiber ends when `fn` returns. The stack
+ * reserves 8 MiB, committed as touched; rill_go_stack() takes another size
+ * (rounded up to pages, the fiber's state of about 100 bytes included; 0
+ * means the default).
  *
  * On the base's thread (rill_base_in_loop_thread(): inside a fiber or
  * callback of the base, or outside rill_base_run() on the thread that runs
  * or created it) the fiber is made here: rill_fiber_count() counts it when
  * the call returns. Returns 0; RILL_EINVAL for a NULL base or fn, or a
  * stack size too close to SIZE_MAX to round up to pages; RILL_ENOMEM when
- * the fiber or its stack cannot be allocated (a size the address space
- * cannot map, say).
+ * the fiber or its stack cannot be allocated: the kernel refuses the
+ * mapping (the address space, RLIMIT_AS or vm.max_map_count is exhausted,
+ * or the size cannot be mapped at all).
  *
  * From any other thread (G34, docs/go-model.md) the fiber is handed to the
  * base with rill_base_post() and made on the base's thread, in a later
