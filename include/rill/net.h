@@ -130,7 +130,10 @@ typedef struct rill_conn_events {
   /** Input. status 0: `len` (> 0) bytes arrived; return how many were used.
    * Unused bytes stay with the connection and come first next time; once
    * read_max bytes are held unused, reading pauses (the peer is held back by
-   * TCP) until rill_conn_read_start(), which delivers them again.
+   * TCP) until rill_conn_read_start(), which delivers them again. So does a
+   * rill_conn_read_start() that on_read itself makes after
+   * rill_conn_read_stop(): the bytes it leaves come again at once, without
+   * waiting for new input.
    * status RILL_EOF: the peer closed its side; `data` holds what is still
    * unused. Any other negative status is a read error (-ECONNRESET ...). EOF
    * and errors come once, then reading stops; the return value is ignored.

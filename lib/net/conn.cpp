@@ -292,6 +292,8 @@ int rill_conn_read_start(rill_conn *conn) {
     return err;
   if (!conn->events.on_read)
     return RILL_EINVAL;
+  if (!conn->read_wanted)
+    conn->read_restarted = true;  // for deliver(): bytes on_read leaves come again
   conn->read_wanted = true;
   conn->read_full = false;
   if (conn->held_len && !conn->read_timed_out && !conn->read_finished) {

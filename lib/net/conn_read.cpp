@@ -38,6 +38,7 @@ bool reserve_held(rill_conn *c, size_t need) {
 
 // Shows `len` bytes to the user and keeps what it leaves.
 void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
+  c->read_restarted = false;
   size_t used = c->events.on_read(c, data, len, 0, c->arg);
   if (conn_fd_closed(c))
     return;
@@ -60,6 +61,13 @@ void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
     }
     std::memcpy(c->held, data + used, rest);
     c->held_len = rest;
+  }
+  // on_read stopped reading and started it again (a coroutine resumed from
+  // it that reads again, say): what it left comes again at once, as the
+  // bytes held at any other read_start() do, not only with new input.
+  if (c->held_len && c->read_restarted && c->read_wanted) {
+    c->redeliver = true;
+    conn_notify(c);
   }
   // A small buffer stays for the next partial message (no allocation per
   // message); a large one goes, so an idle connection holds little.

@@ -100,6 +100,7 @@ struct rill_conn {
   bool read_timed_out = false;
   bool read_finished = false; // EOF or an error was reported
   bool redeliver = false;     // held bytes to hand over again
+  bool read_restarted = false;  // read_stop then read_start during on_read
   bool notify_read_enomem = false;  // keeping bytes failed; on_read must hear it
   bool piped = false;         // joined by a rill_pipe (pipe.cpp)
 

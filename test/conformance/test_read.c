@@ -397,6 +397,60 @@ static void test_g17_zero_length_ops(void **state) {
   finish(base, &p, &r);
 }
 
+/* ---- a restart from on_read --------------------------------------------- */
+
+/* on_read takes 10 bytes of 100, stops reading and starts it again (what a
+ * coroutine resumed from on_read does when it reads again): the other 90
+ * come at once, not only once the peer sends more (it sends nothing more
+ * here). Before the fix they waited for new input that never came. */
+struct restart {
+  rill_base *base;
+  int calls;
+  size_t got;
+};
+
+static size_t restart_on_read(rill_conn *c, const char *data, size_t len, int status, void *arg) {
+  struct restart *r = (struct restart *)arg;
+  size_t take = len < 10 ? len : 10;
+  (void)data;
+  if (status != 0)
+    return 0;
+  r->calls++;
+  r->got += take;
+  if (r->got == 100) {
+    rill_base_stop(r->base);
+    return take;
+  }
+  assert_int_equal(rill_conn_read_stop(c), 0);
+  assert_int_equal(rill_conn_read_start(c), 0);
+  return take;
+}
+
+static void test_restart_in_on_read_redelivers(void **state) {
+  rill_base *base = tu_base_new();
+  nu_pair p;
+  struct restart r;
+  rill_conn_events ev;
+  char msg[100];
+  (void)state;
+  nu_pair_accepted(base, "127.0.0.1", NULL, &p);
+  memset(&r, 0, sizeof r);
+  r.base = base;
+  memset(&ev, 0, sizeof ev);
+  ev.on_read = restart_on_read;
+  memset(msg, 'x', sizeof msg);
+  assert_int_equal(nu_send_all(p.peer, msg, sizeof msg, 1000), sizeof msg);
+  /* All 100 bytes in the kernel before the connection reads, so the first
+   * on_read sees them together. */
+  tu_sleep_ms(50);
+  assert_int_equal(rill_conn_start(p.conn, &ev, &r), 0);
+  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
+  assert_int_equal(r.got, 100);
+  assert_int_equal(r.calls, 10);
+  nu_pair_cleanup(base, &p);
+  tu_base_free(base);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_fds, tu_teardown_fds)
   const struct CMUnitTest tests[] = {
@@ -410,6 +464,7 @@ int main(void) {
       T(test_g16_passed_deadline),
       T(test_g16_moving_deadline_never_fires),
       T(test_g17_zero_length_ops),
+      T(test_restart_in_on_read_redelivers),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
