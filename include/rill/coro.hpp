@@ -110,8 +110,26 @@ struct promise<void> : promise_base {
   void result() const { rethrow(); }
 };
 
+}  // namespace detail
+
+/// What the awaitables throw: a std::system_error whose what() is the
+/// failure in Go's words exactly ("dial tcp 127.0.0.1:1: connect: connection
+/// refused"), without the ": message" std::system_error would append.
+class error : public std::system_error {
+ public:
+  /// `ec` as code(), `text` as what().
+  error(std::error_code ec, std::string text) : std::system_error(ec), text_(std::move(text)) {}
+  /// Go's text.
+  const char *what() const noexcept override { return text_.c_str(); }
+
+ private:
+  std::string text_;
+};
+
+namespace detail {
+
 [[noreturn]] inline void throw_error(std::error_code ec, const std::string &what) {
-  throw std::system_error(ec, what);
+  throw rill::co::error(ec, what);
 }
 
 }  // namespace detail
@@ -240,7 +258,7 @@ class sleep_awaiter {
   void await_suspend(std::coroutine_handle<> h) {
     timer_ = rill::timer(base_, [h] { h.resume(); });
     if (auto ec = timer_.start(d_))
-      detail::throw_error(ec, "rill_timer_start");
+      detail::throw_error(ec, "rill_timer_start: " + ec.message());
   }
   void await_resume() const noexcept {}
   /// @}
@@ -391,7 +409,7 @@ class stream::read_awaiter {
   }
   bool await_ready() {
     if (s_ == nullptr)
-      detail::throw_error(to_error_code(RILL_EINVAL), "read");
+      detail::throw_error(to_error_code(RILL_EINVAL), "read: invalid argument");
     return s_->eof || s_->read_error || len_ == 0;
   }
   bool await_suspend(std::coroutine_handle<> h) {
@@ -442,7 +460,7 @@ class stream::write_awaiter {
   }
   bool await_ready() {
     if (s_ == nullptr)
-      detail::throw_error(to_error_code(RILL_EINVAL), "write");
+      detail::throw_error(to_error_code(RILL_EINVAL), "write: invalid argument");
     s_->write_error.clear();
     error_ = s_->c.write(data_);
     return error_ || s_->c.write_queued() == 0;
@@ -569,7 +587,7 @@ class acceptor {
     stream await_resume() {
       me_ = {};
       if (a_->s_->ready.empty())
-        detail::throw_error(make_error_code(errc::closed), "accept");
+        detail::throw_error(make_error_code(errc::closed), "accept: use of closed network connection");
       rill::conn c = std::move(a_->s_->ready.front());
       a_->s_->ready.pop_front();
       return stream(std::move(c));
