@@ -12,6 +12,9 @@
 # then test/install/consumer.cpp, a C++17 program using rill.hpp (installed
 # beside rill.h), with pkg-config and with find_package(rill) in a
 # project(app CXX), shared and static;
+# then the README's own lines (its sh and cmake blocks marked
+# "<!-- readme: install -->"), run as they are written against
+# consumer.c as app.c;
 # and checks that each program is linked the way it asked (librill.so.0
 # needed or not) and that none linked statically needs libstdc++.
 #
@@ -251,6 +254,99 @@ CMAKE
   if [ "$target" = rill ]; then kind=shared; else kind=static-cxx; fi
   check "C++, $kind, find_package rill::$target" "$proj/build/consumer" $kind
 done
+
+# --- The README's own lines ----------------------------------------------------
+# The commands above are this script's; these are the README's, extracted
+# from it (test/readme/extract_blocks.awk), so the README cannot promise a
+# command that does not work. `cc` is the compiler under test with the
+# strict flags, $PREFIX the install prefix, app.c test/install/consumer.c.
+src=$(cd "$here/../.." && pwd)
+blocks=$tmp/readme-blocks
+mkdir -p "$blocks"
+awk -v out="$blocks" -v stem=README -f "$src/test/readme/extract_blocks.awk" \
+  "$src/README.md" >"$blocks/manifest" || fail "extracting README.md's blocks"
+readme_lines=0
+tab=$(printf '\t')
+while IFS="$tab" read -r line lang markers <&3; do
+  case " ${markers%%;*} " in *" install "*) ;; *) continue ;; esac
+  block=$blocks/README-$line.block
+  case "$lang" in
+    sh)
+      sed -e 's/^[[:space:]]*#.*//; s/[[:space:]]#.*//; s/[[:space:]]*$//' -e '/^$/d' \
+        "$block" >"$block.cmds"
+      n=0
+      while IFS= read -r cmd <&4; do
+        n=$((n + 1))
+        case "$cmd" in
+          *"cc -static "*) [ -z "$sanitize" ] || continue ;;  # no static sanitizer runtimes
+        esac
+        case "$cmd" in
+          *-lcares*) nm -u "$libdir/librill.a" 2>/dev/null | grep -q ' ares_' || continue ;;
+        esac
+        echo "== README.md:$line: $cmd"
+        dir=$tmp/readme-$line-$n
+        mkdir -p "$dir"
+        cp "$here/consumer.c" "$dir/app.c"
+        # The README asks pkg-config --static for a prefix holding only
+        # librill.a (with both, the linker takes librill.so).
+        use_prefix=$prefix use_pcdir=$pcdir
+        case "$cmd" in
+          *--static*) use_prefix=$static_prefix use_pcdir=$static_pcdir ;;
+        esac
+        # shellcheck disable=SC2086
+        if (
+          cd "$dir" || exit 1
+          PREFIX=$use_prefix
+          PKG_CONFIG_PATH=$use_pcdir
+          cc() { "$compiler" $cflags_strict "$@"; }
+          compiler=$cc
+          eval "$cmd"
+        ) >"$dir/log" 2>&1; then
+          case "$cmd" in
+            *"cc -static "* | *--static*) kind=static ;;
+            *librill.a*) kind=static ;;
+            *) kind=shared ;;
+          esac
+          check "README.md:$line, $cmd" "$dir/a.out" $kind
+        else
+          cat "$dir/log" >&2
+          soft_fail "README.md:$line: $cmd"
+        fi
+        readme_lines=$((readme_lines + 1))
+      done 4<"$block.cmds"
+      ;;
+    cmake)
+      # One project per rill:: target the block links: its lines, with the
+      # executable declared after find_package and only that target's line.
+      for target in $(grep -o 'rill::[A-Za-z0-9_]*' "$block" | sort -u); do
+        echo "== README.md:$line: CMake with $target"
+        proj=$tmp/readme-$line-${target#rill::}
+        mkdir -p "$proj"
+        cp "$here/consumer.c" "$proj/app.c"
+        {
+          echo "cmake_minimum_required(VERSION 3.16)"
+          awk -v target="$target" '
+            /target_link_libraries/ && index($0, target "\t") == 0 && index($0, target " ") == 0 &&
+              index($0, target ")") == 0 { next }
+            { print }
+            /^find_package\(/ { print "add_executable(app app.c)" }' "$block"
+        } >"$proj/CMakeLists.txt"
+        if cmake -S "$proj" -B "$proj/build" -DCMAKE_PREFIX_PATH="$prefix" \
+          -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$cflags_strict" \
+          -DCMAKE_EXE_LINKER_FLAGS="$extra" >"$proj/log" 2>&1 &&
+          cmake --build "$proj/build" >>"$proj/log" 2>&1; then
+          if [ "$target" = rill::rill ]; then kind=shared; else kind=static; fi
+          check "README.md:$line, CMake with $target" "$proj/build/app" $kind
+        else
+          cat "$proj/CMakeLists.txt" "$proj/log" >&2
+          soft_fail "README.md:$line: the CMake lines with $target"
+        fi
+        readme_lines=$((readme_lines + 1))
+      done
+      ;;
+  esac
+done 3<"$blocks/manifest"
+[ "$readme_lines" -gt 0 ] || soft_fail "README.md has no block marked <!-- readme: install -->"
 
 if [ "$failures" -ne 0 ]; then
   echo "install test: $failures failure(s)" >&2

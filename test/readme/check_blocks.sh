@@ -28,6 +28,8 @@
 #   compile-only   do not run this whole program (say why in the README's
 #                  comment, e.g. it listens on a fixed port until killed)
 #   name=NAME      keep the program as OUT_DIR/NAME; run_examples.sh runs it
+#   install        (sh, cmake) test/install/run.sh runs these lines against
+#                  an installed rill
 # and after a ';', a comment: <!-- readme: compile-only; listens on :7000 -->
 set -u
 
@@ -237,8 +239,12 @@ for md in "$@"; do
     block=$out/blocks/$stem-$line.block
     case "$lang" in
       c | cpp) check_compiled "$where" "$lang" "$block" "$markers" "$out/blocks/$stem-$line" ;;
-      sh) check_sh "$where" "$block" ;;
-      cmake) check_cmake "$where" "$block" ;;
+      sh | cmake)
+        for m in ${markers%%;*}; do
+          [ "$m" = install ] || fail "$where: unknown marker '$m' for a $lang block"
+        done
+        if [ $lang = sh ]; then check_sh "$where" "$block"; else check_cmake "$where" "$block"; fi
+        ;;
       text) skipped=$((skipped + 1)) ;;
       '') fail "$where: a block without a language tag (c, cpp, sh, cmake or text)" ;;
       UNTERMINATED) fail "$where: the block is never closed" ;;
