@@ -59,7 +59,7 @@ c_flags="-std=c99 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -Werror -Wno-unused-pa
 cxx_flags="-Wall -Wextra -Werror -Wno-unused-parameter"
 
 rm -rf "$out"
-mkdir -p "$out/blocks" || exit 1
+mkdir -p "$out/src" || exit 1
 
 failures=0
 checked=0
@@ -232,13 +232,13 @@ check_cmake() {
 for md in "$@"; do
   [ -f "$src/$md" ] || { fail "$md: no such file"; continue; }
   stem=$(printf '%s' "$md" | sed 's/\.md$//; s/[^A-Za-z0-9]/_/g')
-  awk -v out="$out/blocks" -v stem="$stem" -f "$here/extract_blocks.awk" "$src/$md" \
-    >"$out/blocks/$stem.manifest" || { fail "$md: cannot extract its blocks"; continue; }
+  awk -v out="$out/src" -v stem="$stem" -f "$here/extract_blocks.awk" "$src/$md" \
+    >"$out/src/$stem.manifest" || { fail "$md: cannot extract its blocks"; continue; }
   while IFS="$tab" read -r line lang markers <&3; do
     where=$md:$line
-    block=$out/blocks/$stem-$line.block
+    block=$out/src/$stem-$line.block
     case "$lang" in
-      c | cpp) check_compiled "$where" "$lang" "$block" "$markers" "$out/blocks/$stem-$line" ;;
+      c | cpp) check_compiled "$where" "$lang" "$block" "$markers" "$out/src/$stem-$line" ;;
       sh | cmake)
         for m in ${markers%%;*}; do
           [ "$m" = install ] || fail "$where: unknown marker '$m' for a $lang block"
@@ -250,7 +250,7 @@ for md in "$@"; do
       UNTERMINATED) fail "$where: the block is never closed" ;;
       *) fail "$where: unknown language tag '$lang' (c, cpp, sh, cmake or text)" ;;
     esac
-  done 3<"$out/blocks/$stem.manifest"
+  done 3<"$out/src/$stem.manifest"
 done
 
 echo "$checked blocks checked, $skipped text blocks skipped, $failures failure(s)"
