@@ -293,7 +293,8 @@ while IFS="$tab" read -r line lang markers <&3; do
         case "$cmd" in
           *--static*) use_prefix=$static_prefix use_pcdir=$static_pcdir ;;
         esac
-        # shellcheck disable=SC2086
+        # The README's lines use $PREFIX and cc, defined here for eval.
+        # shellcheck disable=SC2034,SC2086,SC2317
         if (
           cd "$dir" || exit 1
           PREFIX=$use_prefix

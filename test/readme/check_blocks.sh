@@ -99,8 +99,9 @@ wrap_source() {
   first_code=$(grep -v '^[[:space:]]*$' "$block" | grep -v '^[[:space:]]*/[*/]' | head -n 1)
   scope=statements
   case "$first_code" in
-    static\ * | struct\ * | typedef\ * | enum\ * | union\ * | extern\ * | '#'* | template* | namespace\ *) scope=file ;;
-    *'('*')'*'{') case "$first_code" in [A-Za-z_]*) scope=file ;; esac ;;
+    static\ * | struct\ * | typedef\ * | enum\ * | union\ * | extern\ * | '#'* | template* | namespace\ *)
+      scope="file" ;;
+    *'('*')'*'{') case "$first_code" in [A-Za-z_]*) scope="file" ;; esac ;;
   esac
   {
     if [ "$lang" = c ]; then
@@ -154,7 +155,7 @@ check_compiled() {
     [ -f "$harness" ] || { fail "$where: no harness ${harness#"$src"/}"; return; }
   fi
   cxx_std=c++17
-  if cat "$block" $harness | grep -q 'rill::co\b\|rill/coro.hpp\|co_await'; then
+  if cat "$block" ${harness:+"$harness"} | grep -q 'rill::co\b\|rill/coro.hpp\|co_await'; then
     cxx_std=c++20
   fi
   whole=no
@@ -173,7 +174,8 @@ check_compiled() {
     "$cxx" -std=$cxx_std $cxx_flags -Wno-unused-function $san -I"$src/include" -o "$program" \
       "$source" "$librill" $libs >"$base.log" 2>&1
   fi
-  if [ $? -ne 0 ]; then
+  compiled=$?
+  if [ $compiled -ne 0 ]; then
     fail "$where: the $lang block does not compile (generated source: $source)"
     sed 's/^/    /' "$base.log"
     return
@@ -243,7 +245,7 @@ for md in "$@"; do
         for m in ${markers%%;*}; do
           [ "$m" = install ] || fail "$where: unknown marker '$m' for a $lang block"
         done
-        if [ $lang = sh ]; then check_sh "$where" "$block"; else check_cmake "$where" "$block"; fi
+        if [ "$lang" = sh ]; then check_sh "$where" "$block"; else check_cmake "$where" "$block"; fi
         ;;
       text) skipped=$((skipped + 1)) ;;
       '') fail "$where: a block without a language tag (c, cpp, sh, cmake or text)" ;;
