@@ -23,9 +23,12 @@ static void on_resolved(rill_dns_query *query, int status, const rill_dns_result
 int main(void) {
   rill_base *base;
 @FRAGMENT@
+  /* Built without c-ares, both calls fail at once, without a callback. */
+  int expected = rill_dns_version() != NULL;
   rill_base_run(base, RILL_RUN_DEFAULT);
-  if (dials != 1 || lookups != 1) {
-    fprintf(stderr, "%d dial and %d lookup callbacks, expected 1 each\n", dials, lookups);
+  if (dials != expected || lookups != expected) {
+    fprintf(stderr, "%d dial and %d lookup callbacks, expected %d each\n", dials, lookups,
+            expected);
     return 1;
   }
   return rill_base_free(base) < 0;
