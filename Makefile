@@ -13,7 +13,7 @@ configure_quiet = test -f $(1)/CMakeCache.txt || { mkdir -p $(1) && \
   cmake -S . -B $(1) -DRILL_WERROR=ON $(2) $(CMAKE_FLAGS) >$(1)/configure.log 2>&1 || \
   { cat $(1)/configure.log; exit 1; }; }
 
-.PHONY: all deps test demo asan tsan fuzz install bench-build bench bench-echo bench-fiber clean
+.PHONY: all deps test demo asan tsan fuzz docs install bench-build bench bench-echo bench-fiber clean
 
 all: deps
 	@$(call configure,$(BUILD),)
@@ -52,6 +52,12 @@ fuzz:
 	  -DRILL_WERROR=ON -DRILL_FUZZ=ON -DRILL_BUILD_TESTS=OFF -DRILL_BUILD_SAMPLES=OFF $(CMAKE_FLAGS)
 	cmake --build $(BUILD)-fuzz -j$(JOBS)
 	sh test/fuzz/run.sh $(BUILD)-fuzz $(FUZZ_SECONDS)
+
+# The API reference (Doxygen, from the public headers) in $(BUILD)/docs;
+# any warning, such as an undocumented public declaration, fails it.
+docs:
+	@sh scripts/install-deps.sh docs
+	sh scripts/docs.sh $(BUILD)/docs
 
 install: all
 	cmake --install $(BUILD) --prefix $(PREFIX)

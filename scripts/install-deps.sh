@@ -12,6 +12,7 @@
 #   windows clang, lld and the LLVM tools, with which the install tests also
 #           check export.h's Windows (PE/COFF) imports and exports; CI
 #   stress  stress-ng (test/stress/run_under_load.sh)
+#   docs    doxygen (the API reference): `make docs`
 set -e
 
 missing=""
@@ -47,8 +48,9 @@ for want in "$@"; do
       need_cmd llvm-readobj llvm
       ;;
     stress) need_cmd stress-ng stress-ng ;;
+    docs) need_cmd doxygen doxygen ;;
     *)
-      echo "install-deps.sh: unknown argument '$want' (bench, go, fuzz, windows, stress)" >&2
+      echo "install-deps.sh: unknown argument '$want' (bench, go, fuzz, windows, stress, docs)" >&2
       exit 2
       ;;
   esac

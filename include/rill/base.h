@@ -1,4 +1,5 @@
-/* rill — the event base.
+/** @file
+ * rill — the event base.
  *
  * A rill_base is one event loop: a kernel poller (epoll, kqueue or poll), a
  * timer heap, signal delivery and a queue of functions posted from other
@@ -78,25 +79,26 @@
 extern "C" {
 #endif
 
+/** One event loop (opaque): see the top of this file. */
 typedef struct rill_base rill_base;
 
-/* Base configuration. Zero-initialise it (`rill_base_config c = {0};`) and set
+/** Base configuration. Zero-initialise it (`rill_base_config c = {0};`) and set
  * what you need: zero always means "the default". Fields are only ever added at
  * the end. */
 typedef struct rill_base_config {
-  /* "epoll", "kqueue" or "poll". NULL: the RILL_BACKEND environment variable
+  /** "epoll", "kqueue" or "poll". NULL: the RILL_BACKEND environment variable
    * if set, else the best one built in (epoll on Linux, kqueue on BSD/macOS). */
   const char *backend;
-  /* The resolver's settings (rill/dns.h); zero: the system's. */
+  /** The resolver's settings (rill/dns.h); zero: the system's. */
   struct rill_dns_config dns;
 } rill_base_config;
 
-/* Creates a base. `config` may be NULL. Returns 0 and sets *out, or
+/** Creates a base. `config` may be NULL. Returns 0 and sets *out, or
  * RILL_EINVAL, RILL_ENOMEM, RILL_EBACKEND (unknown or unavailable backend),
  * or the -errno of a failed system call (for example RILL_EMFILE). */
 RILL_API int rill_base_new(const rill_base_config *config, rill_base **out);
 
-/* Frees a base. Functions still queued by rill_base_post() run first, exactly
+/** Frees a base. Functions still queued by rill_base_post() run first, exactly
  * once, on the calling thread (they may free handles). Then, if handles are
  * still alive or reports are still queued (a close callback, say: run the
  * loop to deliver them), nothing else happens and RILL_EBUSY is returned:
@@ -112,16 +114,17 @@ RILL_API int rill_base_new(const rill_base_config *config, rill_base **out);
  * rill_base_post() may race with this call. */
 RILL_API int rill_base_free(rill_base *base);
 
+/** How rill_base_run() runs. */
 typedef enum rill_run_mode {
-  /* Runs until no active handle is left or rill_base_stop() is called. */
+  /** Runs until no active handle is left or rill_base_stop() is called. */
   RILL_RUN_DEFAULT = 0,
-  /* One iteration; waits for events if nothing is ready. */
+  /** One iteration; waits for events if nothing is ready. */
   RILL_RUN_ONCE = 1,
-  /* One iteration; never waits. */
+  /** One iteration; never waits. */
   RILL_RUN_NOWAIT = 2
 } rill_run_mode;
 
-/* Runs the loop. Returns 1 if active handles remain (stopped, or a single
+/** Runs the loop. Returns 1 if active handles remain (stopped, or a single
  * iteration), 0 if nothing is active any more, RILL_EBUSY if the base is not
  * idle (a nested call from a callback of rill_base_run() or of
  * rill_base_free(); nothing changes), RILL_EINVAL for a NULL base or an
@@ -129,12 +132,12 @@ typedef enum rill_run_mode {
  * by a callback propagates out of this call (see Exceptions above). */
 RILL_API int rill_base_run(rill_base *base, rill_run_mode mode);
 
-/* Makes the running rill_base_run() return after its current iteration; if
+/** Makes the running rill_base_run() return after its current iteration; if
  * the base is not running, the next rill_base_run() returns after at most one
  * iteration. Safe from any thread and from signal-free contexts. */
 RILL_API int rill_base_stop(rill_base *base);
 
-/* Whether the calling thread is the base's thread: 1 for the thread that
+/** Whether the calling thread is the base's thread: 1 for the thread that
  * last entered rill_base_run() on it (running it now or not), or, before
  * the first run, for the thread that created it (or, in a forked child,
  * that called rill_base_reinit() on it); 0 for every other thread and for
@@ -145,17 +148,17 @@ RILL_API int rill_base_stop(rill_base *base);
  * belongs to the new thread from its first rill_base_run() there. */
 RILL_API int rill_base_in_loop_thread(const rill_base *base);
 
-/* A function run on the base's thread. */
+/** A function run on the base's thread. */
 typedef void (*rill_post_cb)(rill_base *base, void *arg);
 
-/* Queues `fn(base, arg)` to run on the base's thread and wakes the base.
+/** Queues `fn(base, arg)` to run on the base's thread and wakes the base.
  * Safe from any thread. Functions posted from one thread run in the order
  * they were posted; every posted function runs exactly once, in a later
  * rill_base_run() iteration or, at the latest, in rill_base_free(). Returns
  * 0, RILL_EINVAL or RILL_ENOMEM (then `fn` will not run). */
 RILL_API int rill_base_post(rill_base *base, rill_post_cb fn, void *arg);
 
-/* Forking. After fork() the child's bases are copies of the parent's, but
+/** Forking. After fork() the child's bases are copies of the parent's, but
  * their kernel objects (the epoll set, the wake-up descriptors) are shared
  * with the parent: a child that freed a watcher would stop the parent's from
  * firing. A child that uses an inherited base, or frees it, must first call
@@ -187,61 +190,66 @@ RILL_API int rill_base_post(rill_base *base, rill_post_cb fn, void *arg);
  * cost of the system calls. */
 RILL_API int rill_base_reinit(rill_base *base);
 
-/* Time. Every duration and every point in time in rill's API is a uint64_t
+/** Time. Every duration and every point in time in rill's API is a uint64_t
  * count of nanoseconds, as in Go: durations are written `250 * RILL_MSEC`,
  * and points in time are on the monotonic clock of rill_time_now(), so a
  * deadline is `rill_time_now() + 10 * RILL_USEC`. Timers and deadlines
  * fire at least their duration after the call that armed them, measured from
  * the real time of that call (docs/go-model.md, G29), with the resolution
  * of the backend's wait (nanoseconds for epoll on Linux 5.11 and later,
- * and for poll and kqueue; milliseconds for older epoll). */
+ * and for poll and kqueue; milliseconds for older epoll). @{ */
 #define RILL_NSEC ((uint64_t)1)
 #define RILL_USEC ((uint64_t)1000)
 #define RILL_MSEC ((uint64_t)1000000)
 #define RILL_SEC ((uint64_t)1000000000)
+/** @} */
 
-/* The monotonic clock (CLOCK_MONOTONIC), read at the call. Any thread. */
+/** The monotonic clock (CLOCK_MONOTONIC), read at the call. Any thread. */
 RILL_API uint64_t rill_time_now(void);
 
-/* The base's view of the clock: the last time it read rill_time_now(),
+/** The base's view of the clock: the last time it read rill_time_now(),
  * which it does each time the loop wakes, when a timer is armed, and in
  * rill_base_update_time(). Cheaper than rill_time_now() but possibly
  * behind it by the time callbacks have run since; compute deadlines from
  * rill_time_now(). 0 for NULL. */
 RILL_API uint64_t rill_base_now(const rill_base *base);
 
-/* Re-reads the clock into rill_base_now(). */
+/** Re-reads the clock into rill_base_now(). */
 RILL_API void rill_base_update_time(rill_base *base);
 
-/* Keeps rill_base_run(RILL_RUN_DEFAULT) running while no handle is active
+/** Keeps rill_base_run(RILL_RUN_DEFAULT) running while no handle is active
  * (for example a base that only serves rill_base_post() calls). Counted:
- * every rill_base_ref() needs one rill_base_unref(). Base thread only. */
+ * every rill_base_ref() needs one rill_base_unref(). Base thread only. @{ */
 RILL_API void rill_base_ref(rill_base *base);
 RILL_API void rill_base_unref(rill_base *base);
+/** @} */
 
-/* The backend in use: "epoll", "kqueue" or "poll". */
+/** The backend in use: "epoll", "kqueue" or "poll". */
 RILL_API const char *rill_base_backend(const rill_base *base);
 
-/* Counters since the base was created. */
+/** Counters since the base was created. */
 typedef struct rill_base_stats {
-  uint64_t iterations;   /* loop iterations */
-  uint64_t events;       /* callbacks dispatched (io, timer, signal, post) */
-  uint64_t wait_ns;      /* time spent inside the backend's wait, callbacks excluded */
-  uint64_t handles;      /* handles alive now */
-  uint64_t active;       /* handles active now */
-  /* Interest changes handed to the backend: registrations, changes and
+  uint64_t iterations;   /**< loop iterations */
+  uint64_t events;       /**< callbacks dispatched (io, timer, signal, post) */
+  uint64_t wait_ns;      /**< time spent inside the backend's wait, callbacks excluded */
+  uint64_t handles;      /**< handles alive now */
+  uint64_t active;       /**< handles active now */
+  /** Interest changes handed to the backend: registrations, changes and
    * removals of descriptors (each one an epoll_ctl() or a kevent() change
    * on those backends). A watcher whose interest stays the same costs none,
    * whatever the descriptor reports (a hang-up included). */
   uint64_t interest_changes;
 } rill_base_stats;
 
+/** Copies the base's counters into `*out`. Returns 0, or RILL_EINVAL for a
+ * NULL argument. */
 RILL_API int rill_base_stats_get(const rill_base *base, rill_base_stats *out);
 
-/* Writes one line per live handle (type, state, fd or due time) to `out`. */
+/** Writes one line per live handle (type, state, fd or due time) to `out`. */
 RILL_API int rill_base_dump(const rill_base *base, FILE *out);
 
-/* The stall detector. rill cannot preempt: a fiber that computes without
+/** @name The stall detector
+ * rill cannot preempt: a fiber that computes without
  * calling anything that parks, or a callback that takes its time, holds
  * the loop, and every other fiber and callback of the base waits (Go
  * preempts a goroutine after about 10 ms; see docs/go-model.md, "Where
@@ -255,45 +263,47 @@ RILL_API int rill_base_dump(const rill_base *base, FILE *out);
  * also as the timer that runs fibers. Off (the default), the loop does not
  * read the clock for it. A fiber that must compute for long can call
  * rill_yield() now and then (Go's runtime.Gosched, rill/fiber.h): each run
- * between yields is measured on its own. */
+ * between yields is measured on its own. @{ */
 
-/* What held the loop. */
+/** What held the loop. */
 typedef enum rill_stall_kind {
-  RILL_STALL_FIBER = 1, /* a fiber's run between two parks (or its start and end) */
-  RILL_STALL_IO = 2,    /* an io watcher's callback; sockets of rill/net.h and the
+  RILL_STALL_FIBER = 1, /**< a fiber's run between two parks (or its start and end) */
+  RILL_STALL_IO = 2,    /**< an io watcher's callback; sockets of rill/net.h and the
                          * resolver's are io watchers of rill's own */
-  RILL_STALL_TIMER = 3, /* a timer's callback */
-  RILL_STALL_SIGNAL = 4, /* a signal watcher's callback */
-  RILL_STALL_POST = 5,  /* a function queued by rill_base_post() */
-  RILL_STALL_REPORT = 6 /* a queued report: a completion, close or redelivery
+  RILL_STALL_TIMER = 3, /**< a timer's callback */
+  RILL_STALL_SIGNAL = 4, /**< a signal watcher's callback */
+  RILL_STALL_POST = 5,  /**< a function queued by rill_base_post() */
+  RILL_STALL_REPORT = 6 /**< a queued report: a completion, close or redelivery
                          * of rill/net.h or rill/dns.h */
 } rill_stall_kind;
 
-/* One stall, as reported. */
+/** One stall, as reported. */
 typedef struct rill_stall {
-  rill_stall_kind kind;
-  uint64_t duration_ns; /* how long it held the loop */
-  uint64_t started_ns;  /* when it started, on rill_time_now()'s clock */
-  uint64_t fiber_id;    /* RILL_STALL_FIBER: rill_fiber_id() of the fiber; else 0 */
-  /* The function that ran, cast to a generic function pointer: the fiber's
+  rill_stall_kind kind; /**< what held the loop */
+  uint64_t duration_ns; /**< how long it held the loop */
+  uint64_t started_ns;  /**< when it started, on rill_time_now()'s clock */
+  uint64_t fiber_id;    /**< RILL_STALL_FIBER: rill_fiber_id() of the fiber; else 0 */
+  /** The function that ran, cast to a generic function pointer: the fiber's
    * function (rill_go()'s fn), the callback given to rill_io_new(),
    * rill_timer_new(), rill_signal_new() or rill_base_post(); for sockets,
    * lookups and queued reports one of rill's own functions. Compare it with
    * a cast of your function, or look it up in a debugger. */
   void (*fn)(void);
-  void *arg; /* the argument `fn` was given with it (NULL for a queued report) */
+  void *arg; /**< the argument `fn` was given with it (NULL for a queued report) */
 } rill_stall;
 
-/* Called once per stall, on the base's thread, from the loop. It may use
+/** Called once per stall, on the base's thread, from the loop. It may use
  * the base like any callback (it may call rill_base_stall_detector(), say);
  * its own time is not measured. */
 typedef void (*rill_stall_fn)(rill_base *base, const rill_stall *stall, void *arg);
 
-/* Turns the stall detector on: `cb(base, stall, arg)` is called for every
+/** Turns the stall detector on: `cb(base, stall, arg)` is called for every
  * dispatch that took longer than `threshold_ns` nanoseconds. A NULL `cb`
  * uses the default reporter, which writes one line per stall to stderr,
  * for example
+ * @code{.unparsed}
  *   rill: stall: fiber 7 held base 0x5581c2a0 for 1012.345 ms (fn 0x55.., arg 0x0)
+ * @endcode
  * A threshold of 0 turns the detector off. Replaces what an earlier call
  * (or RILL_STALL_MS) set; called inside a dispatch, that dispatch counts
  * from this call. Returns 0, or RILL_EINVAL for a NULL base. Base thread
@@ -307,19 +317,21 @@ typedef void (*rill_stall_fn)(rill_base *base, const rill_stall *stall, void *ar
  * or not a number: off. */
 RILL_API int rill_base_stall_detector(rill_base *base, uint64_t threshold_ns, rill_stall_fn cb, void *arg);
 
-/* The kind's name: "fiber", "io", "timer", "signal", "post", "report", or
+/** The kind's name: "fiber", "io", "timer", "signal", "post", "report", or
  * "?" for a value that is none of them. */
 RILL_API const char *rill_stall_kind_name(rill_stall_kind kind);
+/** @} */
 
-/* Replaces the functions rill allocates with (like libevent's
+/** Replaces the functions rill allocates with (like libevent's
  * event_set_mem_functions). They must behave like malloc/realloc/free and be
  * thread-safe. Call before any base exists: RILL_EBUSY otherwise, because
  * memory from one allocator must not reach the other. NULLs restore the C
- * library's functions. */
+ * library's functions. @{ */
 typedef void *(*rill_malloc_fn)(size_t size);
 typedef void *(*rill_realloc_fn)(void *ptr, size_t size);
 typedef void (*rill_free_fn)(void *ptr);
 RILL_API int rill_set_allocator(rill_malloc_fn m, rill_realloc_fn r, rill_free_fn f);
+/** @} */
 
 #ifdef __cplusplus
 }

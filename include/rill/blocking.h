@@ -1,4 +1,5 @@
-/* rill — blocking network calls for fibers (Go's net, on the callback API).
+/** @file
+ * rill — blocking network calls for fibers (Go's net, on the callback API).
  *
  * Inside a fiber these calls look blocking and behave as Go's do
  * (docs/go-model.md G12-G25); underneath, the fiber parks on the base while the
@@ -32,27 +33,31 @@
 extern "C" {
 #endif
 
+/** A connection for fibers (net.Conn): see the top of this file. */
 typedef struct rill_net_conn rill_net_conn;
+/** A listener for fibers (net.Listener): see the top of this file. */
 typedef struct rill_net_listener rill_net_listener;
 
-/* net.Listen. `options` may be NULL. */
+/** net.Listen. `options` may be NULL. */
 RILL_API int rill_net_listen(const char *network, const char *address, const rill_net_options *options,
                              rill_net_listener **out);
-/* Listener.Accept: parks until a connection arrives. Accept errors are
+/** Listener.Accept: parks until a connection arrives. Accept errors are
  * handed to the caller, as Go does: -EMFILE / -ENFILE when the process is out
  * of descriptors (the listener backs off and keeps running, so accept again
  * after a pause), RILL_ENOMEM, RILL_ETIMEOUT past the accept deadline,
  * RILL_ECLOSED once closed (G28). */
 RILL_API int rill_net_accept(rill_net_listener *listener, rill_net_conn **out);
+/** Listener.Addr: writes the address listened on ("127.0.0.1:8080") to
+ * `buf`; returns its length, or RILL_EINVAL when `size` is too small. */
 RILL_API int rill_net_listener_addr(const rill_net_listener *listener, char *buf, size_t size);
-/* Formats an error met on the listener Go's way, as
+/** Formats an error met on the listener Go's way, as
  * rill_listener_format_error() does: "accept tcp 127.0.0.1:8080: use of
  * closed network connection". Answers after close too. An error
  * rill_net_listen() returned is formatted by rill_format_net_error(buf,
  * size, "listen", network, address, err). */
 RILL_API int rill_net_listener_format_error(const rill_net_listener *listener, const char *op, int err,
                                             char *buf, size_t size);
-/* TCPListener.SetDeadline (G33): rill_net_accept() returns RILL_ETIMEOUT
+/** TCPListener.SetDeadline (G33): rill_net_accept() returns RILL_ETIMEOUT
  * once `when` has passed, an absolute time on the clock of
  * rill_net_set_deadline(); 0 for none. The deadline applies to accepts
  * already parked too: they wake with RILL_ETIMEOUT when it passes (at once
@@ -62,22 +67,22 @@ RILL_API int rill_net_listener_format_error(const rill_net_listener *listener, c
  * RILL_ECLOSED once closed, RILL_EINVAL for NULL, RILL_ENOMEM (the old
  * deadline stands). */
 RILL_API int rill_net_listener_set_deadline(rill_net_listener *listener, uint64_t when);
-/* Listener.Close: stops listening; every fiber parked in rill_net_accept
+/** Listener.Close: stops listening; every fiber parked in rill_net_accept
  * gets RILL_ECLOSED, and so does every later accept. Returns 0, RILL_ECLOSED
  * if it was closed already, RILL_EINVAL for NULL. rill_net_listener_addr
  * keeps answering, as Go's Addr() does. */
 RILL_API int rill_net_listener_close(rill_net_listener *listener);
-/* Closes the listener if needed and gives up the handle (see above). */
+/** Closes the listener if needed and gives up the handle (see above). */
 RILL_API void rill_net_listener_free(rill_net_listener *listener);
 
-/* net.Dial / DialTimeout: options->timeout bounds the lookup and the
+/** net.Dial / DialTimeout: options->timeout bounds the lookup and the
  * connect. Host names resolve through the base's resolver. On failure,
  * `errbuf` (may be NULL) gets Go's message, "dial tcp 127.0.0.1:1: connect:
  * connection refused". */
 RILL_API int rill_net_dial(const char *network, const char *address, const rill_net_options *options,
                            rill_net_conn **out, char *errbuf, size_t errbuf_size);
 
-/* Dialer.DialContext (G33): rill_net_dial() that also ends when `ctx`
+/** Dialer.DialContext (G33): rill_net_dial() that also ends when `ctx`
  * (rill/chan.h; NULL: none) ends, from another fiber's rill_ctx_cancel()
  * or the context's deadline, whichever of those and options->timeout
  * comes first. Exactly one outcome: either the connection, whole and never
@@ -92,14 +97,14 @@ RILL_API int rill_net_dial_ctx(rill_ctx *ctx, const char *network, const char *a
                                const rill_net_options *options, rill_net_conn **out, char *errbuf,
                                size_t errbuf_size);
 
-/* conn.Read: returns the bytes available now, at least one, parking while
+/** conn.Read: returns the bytes available now, at least one, parking while
  * there are none (G12-G14); 0 for len 0 without touching the socket (G17);
  * RILL_EOF at the end (G15); RILL_ETIMEOUT when the read deadline passed
  * (G16); RILL_ECLOSED after rill_net_close (G23); or -errno. Several fibers
  * reading one connection take turns and never share bytes (G25). */
 RILL_API ssize_t rill_net_read(rill_net_conn *conn, void *buf, size_t len);
 
-/* conn.Write: returns 0 once every byte reached the kernel (G18), parking
+/** conn.Write: returns 0 once every byte reached the kernel (G18), parking
  * while the peer does not read (G19); otherwise the error — RILL_ETIMEOUT
  * (G20), -EPIPE / -ECONNRESET (G21, G22), RILL_ECLOSED, RILL_ENOMEM — with
  * *written (may be NULL) set to exactly how many bytes did reach it; a
@@ -113,12 +118,14 @@ RILL_API ssize_t rill_net_read(rill_net_conn *conn, void *buf, size_t len);
  * fiber included), rill does not read it again. */
 RILL_API int rill_net_write(rill_net_conn *conn, const void *buf, size_t len, size_t *written);
 
-/* conn.Close / CloseWrite. */
+/** conn.Close / CloseWrite, and rill_net_conn_free() (see the top of this
+ * file). @{ */
 RILL_API int rill_net_close(rill_net_conn *conn);
 RILL_API int rill_net_close_write(rill_net_conn *conn);
 RILL_API void rill_net_conn_free(rill_net_conn *conn);
+/** @} */
 
-/* SetReadDeadline / SetWriteDeadline / SetDeadline: absolute times in
+/** SetReadDeadline / SetWriteDeadline / SetDeadline: absolute times in
  * nanoseconds on the rill_time_now() clock, as Go's
  * conn.SetReadDeadline(time.Now().Add(d)) is rill_net_set_deadline(conn,
  * RILL_DEADLINE_READ, rill_time_now() + d); 0 for none. Moving a deadline
@@ -126,20 +133,23 @@ RILL_API void rill_net_conn_free(rill_net_conn *conn);
  * passes. */
 RILL_API int rill_net_set_deadline(rill_net_conn *conn, int which, uint64_t when);
 
-/* Go's TCPConn.Set* (G4) and Local/RemoteAddr; RILL_ECLOSED once closed. */
+/** Go's TCPConn.Set* (G4) and Local/RemoteAddr; RILL_ECLOSED once closed. @{ */
 RILL_API int rill_net_set_no_delay(rill_net_conn *conn, int on);
 RILL_API int rill_net_set_keep_alive(rill_net_conn *conn, int on, uint64_t period);
 RILL_API int rill_net_set_linger(rill_net_conn *conn, int seconds);
 RILL_API int rill_net_set_read_buffer(rill_net_conn *conn, int bytes);
 RILL_API int rill_net_set_write_buffer(rill_net_conn *conn, int bytes);
-/* The addresses answer after a close too, as Go's do (the length, or
+/** @} */
+/** The addresses answer after a close too, as Go's do (the length, or
  * RILL_EINVAL when `size` is too small; RILL_ENOMEM after the close if
- * keeping them then found no memory). */
+ * keeping them then found no memory). @{ */
 RILL_API int rill_net_local_addr(const rill_net_conn *conn, char *buf, size_t size);
 RILL_API int rill_net_remote_addr(const rill_net_conn *conn, char *buf, size_t size);
+/** @} */
+/** The connection's descriptor; RILL_ECLOSED once closed. */
 RILL_API int rill_net_fd(const rill_net_conn *conn);
 
-/* Formats an error Go's way ("read tcp 127.0.0.1:5000->127.0.0.1:7000: i/o
+/** Formats an error Go's way ("read tcp 127.0.0.1:5000->127.0.0.1:7000: i/o
  * timeout"); `op` as for rill_conn_format_error(): "read", "write",
  * "close", "close_write", or the setter's name ("set_no_delay",
  * "set_deadline", ...). Answers after close too ("set tcp 127.0.0.1:5000:

@@ -1,37 +1,40 @@
-// rill — C++20 coroutines over the base (header-only, over rill.hpp).
-//
-// Needs C++20 only where it is included; rill.hpp stays C++17.
-//
-//   rill::co::task<> client(rill::base_ref base, std::string address) {
-//     rill::co::stream s = co_await rill::co::dial(base, "tcp", address);
-//     co_await s.write("hello");
-//     char buf[64];
-//     std::size_t n = co_await s.read(buf, sizeof buf);   // 0: EOF
-//     co_await rill::co::sleep(base, 10ms);
-//   }
-//   rill::co::job j = rill::co::spawn(client(base, "127.0.0.1:7000"));
-//   base.run();
-//   j.get();                          // rethrows what the coroutine threw
-//
-// The model:
-//  - rill::co::task<T> is a lazy coroutine: it runs when awaited (or
-//    spawned) and hands its value, or its exception, to its awaiter.
-//  - rill::co::spawn() starts a task at once and returns a job, its owner.
-//    The coroutine resumes from the base's callbacks, on the base's thread.
-//  - Cancellation is destruction: destroying a job (or job::cancel()) while
-//    its coroutine waits destroys the coroutine's frames, and with them the
-//    awaiters, which own what they wait on (a timer, a dialer, a read
-//    registration): nothing resumes it afterwards. cancel() must not be
-//    called from inside the job's own coroutine.
-//  - Failures throw std::system_error with a rill::category() code
-//    (rill::errc::timeout when a deadline passed, std::errc values for
-//    system errors), its what() Go's message ("read tcp ...: i/o timeout").
-//    EOF is not a failure: read() returns 0.
-//  - Deadlines are the connection's: stream::set_read_deadline() and
-//    friends, as on rill::conn.
-//  - Writes copy what the kernel does not take at once and wait until the
-//    queue has drained (Go's Write), so a cancelled write never leaves the
-//    kernel reading freed memory.
+/// @file
+/// rill — C++20 coroutines over the base (header-only, over rill.hpp).
+///
+/// Needs C++20 only where it is included; rill.hpp stays C++17.
+///
+/// @code
+///   rill::co::task<> client(rill::base_ref base, std::string address) {
+///     rill::co::stream s = co_await rill::co::dial(base, "tcp", address);
+///     co_await s.write("hello");
+///     char buf[64];
+///     std::size_t n = co_await s.read(buf, sizeof buf);   // 0: EOF
+///     co_await rill::co::sleep(base, 10ms);
+///   }
+///   rill::co::job j = rill::co::spawn(client(base, "127.0.0.1:7000"));
+///   base.run();
+///   j.get();                          // rethrows what the coroutine threw
+/// @endcode
+///
+/// The model:
+///  - rill::co::task<T> is a lazy coroutine: it runs when awaited (or
+///    spawned) and hands its value, or its exception, to its awaiter.
+///  - rill::co::spawn() starts a task at once and returns a job, its owner.
+///    The coroutine resumes from the base's callbacks, on the base's thread.
+///  - Cancellation is destruction: destroying a job (or job::cancel()) while
+///    its coroutine waits destroys the coroutine's frames, and with them the
+///    awaiters, which own what they wait on (a timer, a dialer, a read
+///    registration): nothing resumes it afterwards. cancel() must not be
+///    called from inside the job's own coroutine.
+///  - Failures throw std::system_error with a rill::category() code
+///    (rill::errc::timeout when a deadline passed, std::errc values for
+///    system errors), its what() Go's message ("read tcp ...: i/o timeout").
+///    EOF is not a failure: read() returns 0.
+///  - Deadlines are the connection's: stream::set_read_deadline() and
+///    friends, as on rill::conn.
+///  - Writes copy what the kernel does not take at once and wait until the
+///    queue has drained (Go's Write), so a cancelled write never leaves the
+///    kernel reading freed memory.
 #ifndef RILL_CORO_HPP
 #define RILL_CORO_HPP
 
@@ -118,9 +121,11 @@ struct promise<void> : promise_base {
 template <class T>
 class [[nodiscard]] task {
  public:
+  /// The coroutine's promise: what makes a function returning task<T> a coroutine.
   using promise_type = detail::promise<T>;
 
   task() noexcept = default;
+  /// Moves the coroutine; `other` is left empty. @{
   task(task &&other) noexcept : h_(std::exchange(other.h_, {})) {}
   task &operator=(task &&other) noexcept {
     if (this != &other) {
@@ -130,6 +135,7 @@ class [[nodiscard]] task {
     }
     return *this;
   }
+  /// @}
   task(const task &) = delete;
   task &operator=(const task &) = delete;
   ~task() {
@@ -137,12 +143,15 @@ class [[nodiscard]] task {
       h_.destroy();
   }
 
+  /// Awaiting a task runs it; co_await gives its value or rethrows its
+  /// exception. @{
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
     h_.promise().continuation = awaiting;
     return h_;
   }
   T await_resume() { return h_.promise().result(); }
+  /// @}
 
  private:
   friend struct detail::promise<T>;
@@ -167,6 +176,8 @@ inline task<void> promise<void>::get_return_object() noexcept {
 class [[nodiscard]] job {
  public:
   job() noexcept = default;
+  /// Moves the owner; `other` is left empty (and an assigned-to job cancels
+  /// its own coroutine first). @{
   job(job &&other) noexcept : h_(std::exchange(other.h_, {})) {}
   job &operator=(job &&other) noexcept {
     if (this != &other) {
@@ -175,6 +186,7 @@ class [[nodiscard]] job {
     }
     return *this;
   }
+  /// @}
   job(const job &) = delete;
   job &operator=(const job &) = delete;
   ~job() { cancel(); }
@@ -191,6 +203,8 @@ class [[nodiscard]] job {
     if (h_)
       std::exchange(h_, {}).destroy();
   }
+  /// Lets the coroutine run to its end on its own (see above); the job is
+  /// empty afterwards.
   void detach() noexcept {
     if (!h_)
       return;
@@ -220,6 +234,7 @@ inline job spawn(task<void> t) {
 /// co_await sleep(base, d): resumes at least `d` later (G29).
 class sleep_awaiter {
  public:
+  /// Made by sleep(); then the awaiter protocol, what co_await calls. @{
   sleep_awaiter(base_ref base, clock::duration d) noexcept : base_(base), d_(d) {}
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) {
@@ -228,6 +243,7 @@ class sleep_awaiter {
       detail::throw_error(ec, "rill_timer_start");
   }
   void await_resume() const noexcept {}
+  /// @}
 
  private:
   base_ref base_;
@@ -235,6 +251,7 @@ class sleep_awaiter {
   rill::timer timer_;  // destroyed with the awaiter: a cancelled sleep never resumes
 };
 
+/// What `co_await sleep(base, d)` awaits: see sleep_awaiter.
 inline sleep_awaiter sleep(base_ref base, clock::duration d) noexcept { return {base, d}; }
 
 // ---- streams ----------------------------------------------------------------
@@ -245,6 +262,7 @@ inline sleep_awaiter sleep(base_ref base, clock::duration d) noexcept { return {
 class stream {
  public:
   stream() = default;
+  /// Takes over `c`; reading waits for a read().
   explicit stream(rill::conn c) : s_(std::make_unique<state>()) {
     s_->c = std::move(c);
     state *s = s_.get();
@@ -260,6 +278,7 @@ class stream {
     s_->c.read_stop();  // reading waits for a read()
   }
 
+  /// False when empty, and once the connection has closed.
   explicit operator bool() const noexcept { return s_ && s_->c.is_open(); }
   /// The connection, for deadlines, options and addresses.
   rill::conn &conn() noexcept { return s_->c; }
@@ -275,6 +294,8 @@ class stream {
   /// resumes once the queue has drained. Throws std::system_error.
   write_awaiter write(std::string_view data) noexcept;
 
+  /// The connection's deadlines, as rill::conn's (a passed one makes read()
+  /// or write() throw errc::timeout). @{
   template <class T>
   std::error_code set_read_deadline(T when) const noexcept {
     return s_->c.set_read_deadline(when);
@@ -283,8 +304,11 @@ class stream {
   std::error_code set_write_deadline(T when) const noexcept {
     return s_->c.set_write_deadline(when);
   }
+  /// @}
+  /// rill::conn's close_write() and close(). @{
   std::error_code close_write() const noexcept { return s_->c.close_write(); }
   std::error_code close() const noexcept { return s_->c.close(); }
+  /// @}
 
  private:
   struct state {
@@ -352,8 +376,10 @@ class stream {
   std::unique_ptr<state> s_;
 };
 
+/// What read() returns, to co_await.
 class stream::read_awaiter {
  public:
+  /// Made by read(); then the awaiter protocol, what co_await calls. @{
   read_awaiter(state *s, void *buf, std::size_t len) noexcept : s_(s), buf_(buf), len_(len) {}
   read_awaiter(const read_awaiter &) = delete;
   read_awaiter &operator=(const read_awaiter &) = delete;
@@ -394,6 +420,7 @@ class stream::read_awaiter {
     }
     return std::exchange(s_->got, 0);
   }
+  /// @}
 
  private:
   state *s_;
@@ -402,8 +429,10 @@ class stream::read_awaiter {
   std::coroutine_handle<> me_;
 };
 
+/// What write() returns, to co_await.
 class stream::write_awaiter {
  public:
+  /// Made by write(); then the awaiter protocol, what co_await calls. @{
   write_awaiter(state *s, std::string_view data) noexcept : s_(s), data_(data) {}
   write_awaiter(const write_awaiter &) = delete;
   write_awaiter &operator=(const write_awaiter &) = delete;
@@ -426,6 +455,7 @@ class stream::write_awaiter {
     if (error_)
       detail::throw_error(error_, s_->c.format_error("write", error_));
   }
+  /// @}
 
  private:
   state *s_;
@@ -448,6 +478,7 @@ inline stream::write_awaiter stream::write(std::string_view data) noexcept {
 /// connection refused").
 class dial_awaiter {
  public:
+  /// Made by dial(); then the awaiter protocol, what co_await calls. @{
   dial_awaiter(base_ref base, std::string network, std::string address, const net_options &opts)
       : base_(base), network_(std::move(network)), address_(std::move(address)), opts_(opts) {}
   bool await_ready() const noexcept { return false; }
@@ -469,6 +500,7 @@ class dial_awaiter {
       detail::throw_error(ec_, what_);
     return stream(std::move(conn_));
   }
+  /// @}
 
  private:
   base_ref base_;
@@ -480,6 +512,8 @@ class dial_awaiter {
   std::string what_;
 };
 
+/// What `co_await dial(base, network, address[, options])` awaits: see
+/// dial_awaiter.
 inline dial_awaiter dial(base_ref base, std::string network, std::string address,
                          const net_options &opts = net_options{}) {
   return dial_awaiter(base, std::move(network), std::move(address), opts);
@@ -502,8 +536,10 @@ class acceptor {
     }, opts);
   }
 
+  /// The bound address and port, as rill::listener's. @{
   std::string addr() const { return s_->l.addr(); }
   int port() const noexcept { return s_->l.port(); }
+  /// @}
   /// Stops listening; a waiting accept() resumes with errc::closed, as do
   /// later ones once the queued connections are taken.
   void close() {
@@ -512,8 +548,10 @@ class acceptor {
       std::exchange(s_->waiter, {}).resume();
   }
 
+  /// What accept() returns, to co_await.
   class accept_awaiter {
    public:
+    /// Made by accept(); then the awaiter protocol, what co_await calls. @{
     explicit accept_awaiter(acceptor *a) noexcept : a_(a) {}
     accept_awaiter(const accept_awaiter &) = delete;
     accept_awaiter &operator=(const accept_awaiter &) = delete;
@@ -536,6 +574,7 @@ class acceptor {
       a_->s_->ready.pop_front();
       return stream(std::move(c));
     }
+    /// @}
 
    private:
     acceptor *a_;

@@ -1,4 +1,5 @@
-/* rill — which declarations the library exports.
+/** @file
+ * rill — which declarations the library exports.
  *
  * RILL_API marks every public function. Its meaning depends on the object
  * format and on which side of the library the code is:

@@ -1,4 +1,5 @@
-/* rill — joining two connections: the proxy every daemon writes.
+/** @file
+ * rill — joining two connections: the proxy every daemon writes.
  *
  * Callback API: rill_pipe_start() joins two connections, `a` and `b`: what
  * `a` sends goes to `b` and what `b` sends goes to `a`, with back-pressure
@@ -63,57 +64,60 @@
 extern "C" {
 #endif
 
+/** A pipe between two connections: see the top of this file. */
 typedef struct rill_pipe rill_pipe;
 
-/* Options for rill_pipe_start(); zero-initialise, zero means the default. */
+/** Options for rill_pipe_start(); zero-initialise, zero means the default. */
 typedef struct rill_pipe_options {
-  /* 0: splice(2) when the platform and both connections allow it; -1 never
+  /** 0: splice(2) when the platform and both connections allow it; -1 never
    * (always read and write through user space). */
   int splice;
-  /* 0: the pipe closes both connections at the end; 1: on_done hands them
+  /** 0: the pipe closes both connections at the end; 1: on_done hands them
    * back open (see above). */
   int keep_open;
-  /* End the pipe with RILL_ETIMEOUT once no byte moved either way for this
+  /** End the pipe with RILL_ETIMEOUT once no byte moved either way for this
    * long, in ns (checked with the base's clock, to a few ms); 0: never. */
   uint64_t idle_timeout;
 } rill_pipe_options;
 
-/* Which connection an error came from. */
-enum {
-  RILL_PIPE_SIDE_NONE = -1, /* no error, or one of the pipe's own */
-  RILL_PIPE_SIDE_A = 0,
-  RILL_PIPE_SIDE_B = 1
+/** Which connection an error came from (rill_pipe_result.side). */
+enum rill_pipe_side {
+  RILL_PIPE_SIDE_NONE = -1, /**< no error, or one of the pipe's own */
+  RILL_PIPE_SIDE_A = 0,     /**< connection `a` */
+  RILL_PIPE_SIDE_B = 1      /**< connection `b` */
 };
 
-/* How a pipe ended, given to on_done. */
+/** How a pipe ended, given to on_done. */
 typedef struct rill_pipe_result {
-  /* 0: both directions reached EOF and every byte reached the kernel on the
+  /** 0: both directions reached EOF and every byte reached the kernel on the
    * other side. Otherwise the first error: a read or write error of one
    * connection (-ECONNRESET, -EPIPE, ...), RILL_ECLOSED (one was closed
    * under the pipe), RILL_ECANCELED (rill_pipe_cancel), RILL_ETIMEOUT
    * (options.idle_timeout), RILL_ENOMEM. */
   int status;
-  /* RILL_PIPE_SIDE_A or _B for a connection's error, else _NONE. */
+  /** RILL_PIPE_SIDE_A or _B for a connection's error, else _NONE. */
   int side;
-  /* "read" or "write" for a connection's error, else NULL. */
+  /** "read" or "write" for a connection's error, else NULL. */
   const char *op;
-  /* The error in Go's words, "read tcp 127.0.0.1:7000->127.0.0.1:41234:
+  /** The error in Go's words, "read tcp 127.0.0.1:7000->127.0.0.1:41234:
    * connection reset by peer", formatted while the connection lived (it is
    * gone in on_done unless keep_open); "" for status 0. */
   const char *message;
-  /* Bytes from `a` that reached `b`'s kernel, and the other way. */
+  /** Bytes from `a` that reached `b`'s kernel. */
   uint64_t a_to_b;
+  /** Bytes from `b` that reached `a`'s kernel. */
   uint64_t b_to_a;
-  /* With keep_open: the connections, handed back; otherwise NULL. */
+  /** With keep_open: connection `a`, handed back; otherwise NULL. */
   rill_conn *a;
+  /** With keep_open: connection `b`, handed back; otherwise NULL. */
   rill_conn *b;
 } rill_pipe_result;
 
-/* Exactly once per rill_pipe_start() that returned 0, from the loop. The
+/** Exactly once per rill_pipe_start() that returned 0, from the loop. The
  * handle and `result` are gone when it returns. */
 typedef void (*rill_pipe_cb)(rill_pipe *pipe, const rill_pipe_result *result, void *arg);
 
-/* Joins `a` and `b` (see above). `options` may be NULL; `out` may be NULL.
+/** Joins `a` and `b` (see above). `options` may be NULL; `out` may be NULL.
  * Returns 0, or an error and changes nothing: RILL_EINVAL (bad arguments,
  * see above), RILL_ECLOSED (a connection is closing), -EPIPE (a write side
  * is already shut or failed: nothing could go that way), RILL_ENOMEM. A
@@ -123,22 +127,22 @@ typedef void (*rill_pipe_cb)(rill_pipe *pipe, const rill_pipe_result *result, vo
 RILL_API int rill_pipe_start(rill_conn *a, rill_conn *b, const rill_pipe_options *options,
                              rill_pipe_cb on_done, void *arg, rill_pipe **out);
 
-/* Ends the pipe: on_done follows from the loop with RILL_ECANCELED (unless
+/** Ends the pipe: on_done follows from the loop with RILL_ECANCELED (unless
  * the pipe had already ended and only its report is waiting: that keeps its
  * status). RILL_ECLOSED from inside on_done, RILL_EINVAL for NULL. */
 RILL_API int rill_pipe_cancel(rill_pipe *pipe);
 
-/* Bytes moved so far each way (reached the other kernel); either pointer
+/** Bytes moved so far each way (reached the other kernel); either pointer
  * may be NULL. RILL_EINVAL for a NULL pipe. */
 RILL_API int rill_pipe_bytes(const rill_pipe *pipe, uint64_t *a_to_b, uint64_t *b_to_a);
 
-/* 1 if the pipe moves bytes with splice(2), 0 if through user space,
+/** 1 if the pipe moves bytes with splice(2), 0 if through user space,
  * RILL_EINVAL for NULL. */
 RILL_API int rill_pipe_spliced(const rill_pipe *pipe);
 
 /* ---- blocking facade ---------------------------------------------------- */
 
-/* Go's io.Copy(dst, src): reads `src` and writes `dst` until `src` reports
+/** Go's io.Copy(dst, src): reads `src` and writes `dst` until `src` reports
  * EOF, then returns 0 (EOF is not an error). Otherwise the first error:
  * reading `src` (RILL_ETIMEOUT past its read deadline, -ECONNRESET, ...) or
  * writing `dst` (RILL_ETIMEOUT past its write deadline, -EPIPE, ...),

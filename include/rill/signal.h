@@ -1,4 +1,5 @@
-/* rill — signal watchers.
+/** @file
+ * rill — signal watchers.
  *
  * Delivers signals (SIGINT, SIGTERM, SIGHUP, ...) as ordinary callbacks on
  * the base's thread, so a daemon can shut down cleanly.
@@ -44,13 +45,17 @@
 extern "C" {
 #endif
 
+/** A signal watcher (opaque): see the top of this file. */
 typedef struct rill_signal rill_signal;
 
+/** Runs on the base's thread for each delivery of the watched `signum`. */
 typedef void (*rill_signal_cb)(rill_signal *sig, int signum, void *arg);
 
+/** Creates a stopped watcher. Returns 0, RILL_EINVAL for a NULL base,
+ * callback or out, or RILL_ENOMEM. */
 RILL_API int rill_signal_new(rill_base *base, rill_signal_cb cb, void *arg, rill_signal **out);
 
-/* Starts watching `signum`. RILL_EINVAL for a signal that cannot be caught
+/** Starts watching `signum`. RILL_EINVAL for a signal that cannot be caught
  * (SIGKILL, SIGSTOP) or is out of range (signal numbers up to 64 are
  * accepted), RILL_ENOMEM, or the -errno of a failed sigaction() or of the
  * base's first signal descriptor (RILL_EMFILE, say). Restarting with another
@@ -58,11 +63,14 @@ RILL_API int rill_signal_new(rill_base *base, rill_signal_cb cb, void *arg, rill
  * obstacle: each gets it. */
 RILL_API int rill_signal_start(rill_signal *sig, int signum);
 
+/** Stops watching; the watcher can be started again. */
 RILL_API int rill_signal_stop(rill_signal *sig);
 
-/* The signal being watched, 0 when stopped. */
+/** The signal being watched, 0 when stopped. */
 RILL_API int rill_signal_signum(const rill_signal *sig);
 
+/** Stops and frees the watcher. NULL, and a pointer that is not a live
+ * watcher, are no-ops. */
 RILL_API void rill_signal_free(rill_signal *sig);
 
 #ifdef __cplusplus

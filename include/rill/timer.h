@@ -1,4 +1,5 @@
-/* rill — timers.
+/** @file
+ * rill — timers.
  *
  * One-shot and repeating timers on the monotonic clock, in nanoseconds
  * (RILL_MSEC and friends in rill/base.h). Starting, stopping and restarting cost O(log n) and never
@@ -19,30 +20,32 @@
 extern "C" {
 #endif
 
+/** A timer (opaque): see the top of this file. */
 typedef struct rill_timer rill_timer;
 
+/** Runs on the base's thread when the timer fires. */
 typedef void (*rill_timer_cb)(rill_timer *timer, void *arg);
 
-/* Creates a stopped timer. */
+/** Creates a stopped timer. */
 RILL_API int rill_timer_new(rill_base *base, rill_timer_cb cb, void *arg, rill_timer **out);
 
-/* Arms the timer to fire `timeout` nanoseconds after the call (the clock is
+/** Arms the timer to fire `timeout` nanoseconds after the call (the clock is
  * read now, G29), then every `repeat` nanoseconds if that is not 0. Restarts
  * an active timer. Durations past about 146 years are capped. */
 RILL_API int rill_timer_start(rill_timer *timer, uint64_t timeout, uint64_t repeat);
 
-/* Disarms the timer; stopping a stopped timer is fine. */
+/** Disarms the timer; stopping a stopped timer is fine. */
 RILL_API int rill_timer_stop(rill_timer *timer);
 
-/* 1 while armed, 0 otherwise (a one-shot timer is disarmed before its
+/** 1 while armed, 0 otherwise (a one-shot timer is disarmed before its
  * callback runs; 0 for a freed timer). */
 RILL_API int rill_timer_active(const rill_timer *timer);
 
-/* Nanoseconds until the timer is due, from rill_time_now() (0 if overdue
+/** Nanoseconds until the timer is due, from rill_time_now() (0 if overdue
  * or stopped). */
 RILL_API uint64_t rill_timer_remaining(const rill_timer *timer);
 
-/* Stops and frees the timer. NULL, and a pointer that is not a live timer,
+/** Stops and frees the timer. NULL, and a pointer that is not a live timer,
  * are no-ops. */
 RILL_API void rill_timer_free(rill_timer *timer);
 

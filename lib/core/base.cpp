@@ -20,6 +20,7 @@
 #include "core/alloc.h"
 #include "core/base_impl.h"
 #include "core/clock.h"
+#include "core/fiber_slot.h"
 #include "rill.h"
 
 using namespace rill::detail;
@@ -183,6 +184,8 @@ int wind_down(rill_base *base) {
 }  // namespace
 
 namespace rill::detail {
+
+void *&base_fiber_slot(rill_base *base) noexcept { return base->fibers; }
 
 uint64_t this_thread_id() noexcept {
   static std::atomic<uint64_t> next_id{1};

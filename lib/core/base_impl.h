@@ -132,6 +132,10 @@ struct rill_base {
   void *net = nullptr;
   void (*net_destroy)(rill_base *base) = nullptr;
 
+  // lib/fiber's scheduler (core/fiber_slot.h). Live fibers keep a timer
+  // alive, so the base is never freed under it.
+  void *fibers = nullptr;
+
   // lib/dns: the c-ares channel, created on first use. dns_shutdown ends
   // every query in flight (their callbacks report RILL_ECANCELED).
   void *dns = nullptr;

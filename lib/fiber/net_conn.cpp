@@ -59,9 +59,9 @@ struct net_spill {
 namespace {
 
 // An idle connection costs this much on top of its rill_conn and the
-// fiber's stack (issue 9: below Go's 8.1 KB in all); it was 440 bytes with
-// its own copy of the address strings. Grow it only for what an idle
-// connection needs.
+// fiber's stack pages (issue 9: README, "idle memory per connection"); it
+// was 440 bytes with its own copy of the address strings. Grow it only for
+// what an idle connection needs.
 static_assert(sizeof(rill_net_conn) <= 128, "rill_net_conn grew: see net_impl.h on size");
 
 void release(rill_net_conn *c) {

@@ -17,7 +17,9 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <new>
 
+#include "core/fiber_slot.h"
 #include "core/stall.h"
 #include "core/vec.h"
 #include "fiber/context.h"
@@ -50,9 +52,11 @@ namespace rill::detail {
 struct scheduler;
 }
 
+// Lives at the top of its own stack (fiber_new): no allocation of its own,
+// and an idle fiber's state shares the page its first frames touch anyway.
 struct rill_fiber {
   void *sp = nullptr;
-  rill::detail::fiber_stack stack;
+  rill::detail::fiber_stack stack;  // the whole mapping, this struct at its top
   rill::detail::scheduler *sched;
   rill_fiber_fn fn;
   void *arg;
@@ -68,13 +72,18 @@ struct rill_fiber {
 
 namespace rill::detail {
 
-constexpr size_t default_stack_size = 256 * 1024;
+// A thread's default: deep recursion and megabytes of locals work, and
+// only the pages a fiber touches are committed (stack.h).
+constexpr size_t default_stack_size = 8 * 1024 * 1024;
 constexpr size_t pooled_stacks_max = 64;
+// What a pooled stack keeps committed for its next fiber: the fiber's state
+// and the frames of a typical call chain. Below that, a deep fiber's pages
+// go back to the kernel when its stack returns to the pool.
+constexpr size_t pooled_stack_keep = 8 * 1024;
 constexpr int extra_switches = 64;
 
 struct scheduler {
   rill_base *base;
-  scheduler *next_on_thread;
   void *loop_sp = nullptr;  // the loop's context while a fiber runs
   rill_fiber *current = nullptr;
   fiber_queue ready;
@@ -93,15 +102,11 @@ struct scheduler {
 
 namespace {
 
-thread_local scheduler *schedulers = nullptr;  // of the bases on this thread
 thread_local rill_fiber *running = nullptr;
 std::atomic<uint64_t> next_fiber_id{1};  // fibers start on any base's thread
 
 scheduler *find(const rill_base *base) {
-  for (scheduler *s = schedulers; s; s = s->next_on_thread)
-    if (s->base == base)
-      return s;
-  return nullptr;
+  return base ? static_cast<scheduler *>(base_fiber_slot(const_cast<rill_base *>(base))) : nullptr;
 }
 
 void run_ready(rill_timer *, void *arg);
@@ -118,17 +123,12 @@ scheduler *get_or_create(rill_base *base) {
     destroy(s);
     return nullptr;
   }
-  s->next_on_thread = schedulers;
-  schedulers = s;
+  base_fiber_slot(base) = s;
   return s;
 }
 
 void destroy_scheduler(scheduler *s) {
-  for (scheduler **p = &schedulers; *p; p = &(*p)->next_on_thread)
-    if (*p == s) {
-      *p = s->next_on_thread;
-      break;
-    }
+  base_fiber_slot(s->base) = nullptr;
   rill_timer_free(s->kick);
   for (size_t i = 0; i < s->pool.size(); i++)
     stack_free(s->pool[i]);
@@ -157,6 +157,11 @@ void switch_stacks(void **save, void *to, const void *stack_bottom, size_t stack
 #endif
 }
 
+// The part of f's stack below its state, where its frames go.
+size_t frames_size(const rill_fiber *f) {
+  return static_cast<size_t>(reinterpret_cast<const char *>(f) - static_cast<const char *>(f->stack.base));
+}
+
 // From the loop into `f`, until it parks or ends.
 void switch_into(scheduler *s, rill_fiber *f) {
   // A fiber may run another base's loop; its own fiber comes back after.
@@ -168,7 +173,7 @@ void switch_into(scheduler *s, rill_fiber *f) {
 #else
   void *tsan_to = nullptr;
 #endif
-  switch_stacks(&s->loop_sp, f->sp, f->stack.base, f->stack.size, tsan_to, false);
+  switch_stacks(&s->loop_sp, f->sp, f->stack.base, frames_size(f), tsan_to, false);
   running = outer;
   s->current = nullptr;
 }
@@ -203,16 +208,49 @@ void switch_out(rill_fiber *f) {
   std::abort();  // a finished fiber is never resumed
 }
 
+// A new fiber with its state at the top of a stack of `stack_size` bytes
+// (0: the default, from the pool when it has one). Returns 0, or
+// stack_alloc's error.
+int fiber_new(scheduler *s, size_t stack_size, rill_fiber **out) {
+  fiber_stack stack;
+  if (stack_size == 0)
+    stack_size = default_stack_size;
+  if (stack_size == default_stack_size && !s->pool.empty()) {
+    stack = s->pool.back();
+    s->pool.pop_back();
+    stack_reset(stack);
+  } else if (int err = stack_alloc(stack_size, &stack)) {
+    return err;
+  }
+  auto top = reinterpret_cast<uintptr_t>(stack.base) + stack.size;
+  void *at = reinterpret_cast<void *>((top - sizeof(rill_fiber)) & ~uintptr_t{63});
+  auto *f = new (at) rill_fiber;
+  f->stack = stack;
+  f->sched = s;
+  *out = f;
+  return 0;
+}
+
+// Ends `f`'s state and pools or unmaps its stack. A stack that cannot be
+// pooled (the pool is full, or cannot grow) is unmapped: pooling is an
+// optimisation, never a reason to fail.
+void fiber_delete(scheduler *s, rill_fiber *f) {
+  fiber_stack stack = f->stack;
+  f->~rill_fiber();  // it lives in `stack`: gone before the stack is
+  if (stack.size == default_stack_size && s->pool.size() < pooled_stacks_max) {
+    stack_release_pages(stack, pooled_stack_keep);
+    if (s->pool.push(stack))
+      return;
+  }
+  stack_free(stack);
+}
+
 void release(scheduler *s, rill_fiber *f) {
   rill_timer_free(f->sleep_timer);
 #ifdef RILL_FIBER_TSAN
   __tsan_destroy_fiber(f->tsan_fiber);
 #endif
-  // A stack that cannot be pooled (the pool is full, or cannot grow) is
-  // unmapped: pooling is an optimisation, never a reason to fail.
-  if (f->stack.size != default_stack_size || s->pool.size() >= pooled_stacks_max || !s->pool.push(f->stack))
-    stack_free(f->stack);
-  destroy(f);
+  fiber_delete(s, f);
   if (--s->live == 0)
     destroy_scheduler(s);
 }
@@ -328,33 +366,16 @@ int start_here(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size) 
   scheduler *s = get_or_create(base);
   if (!s)
     return RILL_ENOMEM;
-  auto *f = make<rill_fiber>();
-  if (!f) {
-    if (s->live == 0)
-      destroy_scheduler(s);
-    return RILL_ENOMEM;
-  }
-  f->sched = s;
-  f->fn = fn;
-  f->arg = arg;
-  f->id = next_fiber_id.fetch_add(1, std::memory_order_relaxed);
-  if (stack_size == 0)
-    stack_size = default_stack_size;
-  int err = 0;
-  if (stack_size == default_stack_size && !s->pool.empty()) {
-    f->stack = s->pool.back();
-    s->pool.pop_back();
-    stack_reset(f->stack);
-  } else {
-    err = stack_alloc(stack_size, &f->stack);
-  }
-  if (err) {
-    destroy(f);
+  rill_fiber *f;
+  if (int err = fiber_new(s, stack_size, &f)) {
     if (s->live == 0)
       destroy_scheduler(s);
     return err;
   }
-  f->sp = context_make(f->stack.base, f->stack.size, fiber_main, f);
+  f->fn = fn;
+  f->arg = arg;
+  f->id = next_fiber_id.fetch_add(1, std::memory_order_relaxed);
+  f->sp = context_make(f->stack.base, frames_size(f), fiber_main, f);
 #ifdef RILL_FIBER_TSAN
   f->tsan_fiber = __tsan_create_fiber(0);
 #endif

@@ -112,14 +112,31 @@ void discard_unread_input(rill_conn *c) {
   }
 }
 
-void cache_addresses(rill_conn *c) {
+// The connection's addresses as text, "" where the kernel does not say.
+void format_addresses(int fd, char (&local)[RILL_ADDRSTRLEN], char (&remote)[RILL_ADDRSTRLEN]) {
   sockaddr_storage ss;
   socklen_t len = sizeof ss;
-  if (getsockname(c->fd, reinterpret_cast<sockaddr *>(&ss), &len) == 0)
-    format_address(reinterpret_cast<sockaddr *>(&ss), len, c->local_addr, sizeof c->local_addr);
+  if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) == 0)
+    format_address(reinterpret_cast<sockaddr *>(&ss), len, local, sizeof local);
   len = sizeof ss;
-  if (getpeername(c->fd, reinterpret_cast<sockaddr *>(&ss), &len) == 0)
-    format_address(reinterpret_cast<sockaddr *>(&ss), len, c->remote_addr, sizeof c->remote_addr);
+  if (getpeername(fd, reinterpret_cast<sockaddr *>(&ss), &len) == 0)
+    format_address(reinterpret_cast<sockaddr *>(&ss), len, remote, sizeof remote);
+}
+
+// A connection and its address strings in one allocation (net_impl.h).
+rill_conn *conn_alloc(int fd) {
+  char local[RILL_ADDRSTRLEN] = "", remote[RILL_ADDRSTRLEN] = "";
+  format_addresses(fd, local, remote);
+  size_t local_size = std::strlen(local) + 1, remote_size = std::strlen(remote) + 1;
+  void *p = mem_alloc(sizeof(rill_conn) + local_size + remote_size);
+  if (!p)
+    return nullptr;
+  auto *c = new (p) rill_conn;
+  char *tail = reinterpret_cast<char *>(c + 1);
+  std::memcpy(tail, local, local_size);
+  std::memcpy(tail + local_size, remote, remote_size);
+  c->addrs = tail;
+  return c;
 }
 
 }  // namespace
@@ -142,7 +159,7 @@ int conn_create(rill_base *base, int fd, net_kind kind, const rill_net_options *
                 rill_conn **out) {
   if (!net_get(base))
     return RILL_ENOMEM;
-  rill_conn *c = make<rill_conn>();
+  rill_conn *c = conn_alloc(fd);
   if (!c)
     return RILL_ENOMEM;
   c->base = base;
@@ -163,7 +180,6 @@ int conn_create(rill_base *base, int fd, net_kind kind, const rill_net_options *
     destroy(c);
     return err;
   }
-  cache_addresses(c);
   *out = c;
   return 0;
 }
@@ -408,17 +424,17 @@ static int copy_addr(const char *addr, char *buf, size_t size) {
 }
 
 int rill_conn_local_addr(const rill_conn *conn, char *buf, size_t size) {
-  return conn ? copy_addr(conn->local_addr, buf, size) : RILL_EINVAL;
+  return conn ? copy_addr(conn->local_addr(), buf, size) : RILL_EINVAL;
 }
 
 int rill_conn_remote_addr(const rill_conn *conn, char *buf, size_t size) {
-  return conn ? copy_addr(conn->remote_addr, buf, size) : RILL_EINVAL;
+  return conn ? copy_addr(conn->remote_addr(), buf, size) : RILL_EINVAL;
 }
 
 int rill_conn_format_error(const rill_conn *conn, const char *op, int err, char *buf, size_t size) {
   if (!conn || !op)
     return RILL_EINVAL;
-  return format_conn_error(buf, size, op, network_name(conn->kind), conn->local_addr, conn->remote_addr,
+  return format_conn_error(buf, size, op, network_name(conn->kind), conn->local_addr(), conn->remote_addr(),
                            err);
 }
 

@@ -427,25 +427,33 @@ static void test_pipe_keep_open(void **state) {
 static void test_pipe_idle_timeout(void **state) {
   struct env e;
   rill_pipe_options o;
+  nu_sink sink;
+  struct got_at_least cond = {&sink, 100};
   char buf[100];
-  uint64_t t0;
   env_init(&e, state, NULL);
   memset(&o, 0, sizeof o);
-  o.idle_timeout = 100 * RILL_MSEC;
+  /* Long enough that the first loop iteration, which moves the bytes
+   * below, comes before it even on a loaded machine. */
+  o.idle_timeout = 500 * RILL_MSEC;
   start(&e, &o);
-  /* Traffic keeps it alive... */
   nu_pat_fill(buf, 0, sizeof buf);
-  t0 = tu_now_ms();
   assert_int_equal(nu_send_all(e.a.peer, buf, sizeof buf, 5000), sizeof buf);
+  memset(&sink, 0, sizeof sink);
+  nu_sink_start(e.base, &sink, e.b.peer, 1);
+  nu_run_until(e.base, got_enough, &cond, LIMIT);
+  /* The bytes moved (the timeout had not ended the pipe before them);
+   * then silence ends it. */
   nu_run_until(e.base, done, &e, LIMIT);
-  /* ... and then silence ends it. */
-  assert_true(tu_now_ms() - t0 >= 100);
   assert_int_equal(e.res.status, RILL_ETIMEOUT);
   assert_int_equal(e.res.side, RILL_PIPE_SIDE_NONE);
   assert_string_equal(e.res.message, "i/o timeout");
   assert_true(e.res.a_to_b == 100);
-  assert_int_equal(nu_recv_all(e.b.peer, buf, 100, 5000), 100);
-  assert_int_equal(nu_wait_eof(e.b.peer, 5000, NULL), 1);
+  while (!sink.eof && !sink.err) {
+    tu_run(e.base, RILL_RUN_ONCE, 5000);
+    assert_false(tu_run_timed_out());
+  }
+  assert_int_equal(sink.eof, 1);
+  nu_sink_stop(&sink);
   env_free(&e);
 }
 
@@ -489,6 +497,35 @@ static void test_pipe_held_bytes_go_first(void **state) {
   assert_int_equal(nu_recv_all(e.b.peer, buf, 10, 5000), 10);
   assert_memory_equal(buf, "helloworld", 10);
   assert_int_equal(nu_wait_eof(e.b.peer, 5000, NULL), 1);
+  assert_int_equal(nu_wait_eof(e.a.peer, 5000, NULL), 1);
+  env_free(&e);
+}
+
+/* ---- a connection that read EOF before the pipe: its direction is over -- */
+
+static void test_pipe_eof_before_start(void **state) {
+  struct env e;
+  nu_reader reader;
+  char buf[4];
+  env_init(&e, state, NULL);
+  nu_reader_init(&reader);
+  nu_reader_start(e.a.conn, &reader);
+  shutdown(e.a.peer, SHUT_WR);
+  while (!reader.eofs) {
+    tu_run(e.base, RILL_RUN_ONCE, 5000);
+    assert_false(tu_run_timed_out());
+  }
+  start(&e, NULL);
+  /* b's peer reads EOF at once; the other way still runs. */
+  tu_run(e.base, RILL_RUN_NOWAIT, 5000);
+  assert_int_equal(nu_wait_eof(e.b.peer, 5000, NULL), 1);
+  assert_int_equal(nu_send_all(e.b.peer, "back", 4, 5000), 4);
+  shutdown(e.b.peer, SHUT_WR);
+  nu_run_until(e.base, done, &e, LIMIT);
+  assert_int_equal(e.res.status, 0);
+  assert_true(e.res.b_to_a == 4);
+  assert_int_equal(nu_recv_all(e.a.peer, buf, 4, 5000), 4);
+  assert_memory_equal(buf, "back", 4);
   assert_int_equal(nu_wait_eof(e.a.peer, 5000, NULL), 1);
   env_free(&e);
 }
@@ -544,7 +581,8 @@ int main(void) {
       T4(test_pipe_reset_by_receiver),  T4(test_pipe_reset_by_sender),
       T4(test_pipe_cancel_mid_stream),  T4(test_pipe_keep_open),
       T4(test_pipe_idle_timeout),       T4(test_pipe_closed_under_it),
-      T4(test_pipe_held_bytes_go_first), T4(test_pipe_bad_input),
+      T4(test_pipe_held_bytes_go_first), T4(test_pipe_eof_before_start),
+      T4(test_pipe_bad_input),
   };
   signal(SIGPIPE, SIG_DFL);
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -373,6 +373,63 @@ static void test_own_thread_makes_at_once(void **state) {
   tu_base_free(r.base);
 }
 
+/* ---- a base made on one thread and run on another ---------------------- */
+
+/* A fiber started on the main thread before a worker runs the base, and
+ * one it starts from there: one scheduler serves both, whichever thread
+ * the base is on. It used to be found through a list per thread: the
+ * worker made a second one (rill_fiber_count() saw half the fibers), and
+ * the main thread's list kept the first after the worker freed it. */
+struct moved {
+  rill_base *base;
+  size_t count_seen;
+  int second_ran;
+};
+
+static void second_fiber(void *arg) {
+  struct moved *m = (struct moved *)arg;
+  m->count_seen = rill_fiber_count(m->base);
+  m->second_ran++;
+}
+
+static void first_fiber(void *arg) {
+  struct moved *m = (struct moved *)arg;
+  rill_go(rill_fiber_base(), second_fiber, m);
+  rill_yield(); /* alive while the second one counts */
+}
+
+static void *run_moved_base(void *arg) {
+  rill_base_run((rill_base *)arg, RILL_RUN_DEFAULT);
+  return NULL;
+}
+
+static void test_base_moves_to_worker(void **state) {
+  struct moved m;
+  pthread_t thread;
+  rill_base *again;
+  (void)state;
+  memset(&m, 0, sizeof m);
+  m.base = tu_base_new();
+  assert_int_equal(rill_go(m.base, first_fiber, &m), 0);
+  assert_int_equal(pthread_create(&thread, NULL, run_moved_base, m.base), 0);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  /* The worker ran it last: the base is the worker's now. */
+  assert_int_equal(rill_base_in_loop_thread(m.base), 0);
+  assert_int_equal(m.second_ran, 1);
+  assert_int_equal(m.count_seen, 2);
+  assert_int_equal(rill_fiber_count(m.base), 0);
+  tu_base_free(m.base);
+  /* The main thread starts fibers again, on a new base: nothing of the
+   * old scheduler is left to trip over (AddressSanitizer would say). */
+  again = tu_base_new();
+  m.base = again;
+  assert_int_equal(rill_go(again, second_fiber, &m), 0);
+  assert_int_equal(TU_RUN(again, RILL_RUN_DEFAULT, LIMIT_MS), 0);
+  assert_int_equal(m.second_ran, 2);
+  assert_int_equal(m.count_seen, 1);
+  tu_base_free(again);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_threads_go_on_main_base),
@@ -381,6 +438,7 @@ int main(void) {
       cmocka_unit_test(test_foreign_bad_input),
       cmocka_unit_test(test_foreign_enomem),
       cmocka_unit_test(test_own_thread_makes_at_once),
+      cmocka_unit_test(test_base_moves_to_worker),
   };
   /* The counting allocator, for the out-of-memory test; before any base. */
   if (rill_set_allocator(tu_malloc, tu_realloc, tu_free) != 0)

@@ -1,9 +1,10 @@
-// rill C++ API, part 1: errors, time, callable storage, the base.
-//
-// Include <rill.hpp>, not this file; the whole contract (ownership, the
-// close protocol, exceptions, allocations) is written at the top of
-// rill.hpp. Everything here is a thin layer over the C API of rill.h and
-// calls nothing else.
+/// @file
+/// rill C++ API, part 1: errors, time, callable storage, the base.
+///
+/// Include <rill.hpp>, not this file; the whole contract (ownership, the
+/// close protocol, exceptions, allocations) is written at the top of
+/// rill.hpp. Everything here is a thin layer over the C API of rill.h and
+/// calls nothing else.
 #ifndef RILL_CXX_CORE_HPP
 #define RILL_CXX_CORE_HPP
 
@@ -44,7 +45,18 @@ enum class errc : int {
   dns_bad_name = RILL_EDNS_BADNAME,
   wrong_thread = RILL_EWRONGTHREAD,
   context_canceled = RILL_ECTX_CANCELED,
-  context_deadline_exceeded = RILL_ECTX_DEADLINE
+  context_deadline_exceeded = RILL_ECTX_DEADLINE,
+  dns_unreachable = RILL_EDNS_UNREACHABLE,
+  address_missing_port = RILL_EADDR_NOPORT,
+  address_too_many_colons = RILL_EADDR_COLONS,
+  address_missing_bracket = RILL_EADDR_NOBRACKET,
+  address_unexpected_open_bracket = RILL_EADDR_OPENBRACKET,
+  address_unexpected_close_bracket = RILL_EADDR_CLOSEBRACKET,
+  address_invalid_port = RILL_EADDR_PORT,
+  address_unknown_port = RILL_EADDR_SERVICE,
+  address_missing = RILL_EADDR_MISSING,
+  address_no_suitable = RILL_EADDR_FAMILY,
+  unknown_network = RILL_EUNKNOWN_NETWORK
 };
 
 namespace cxx_detail {
@@ -56,10 +68,17 @@ class error_category_impl final : public std::error_category {
   const char *name() const noexcept override { return "rill"; }
   std::string message(int code) const override { return rill_strerror(code); }
   // -errno codes are the generic category's conditions, so they compare
-  // equal to std::errc values; rill's own codes stay rill's.
+  // equal to std::errc values; so do malformed addresses
+  // (std::errc::invalid_argument, which they were before Go's texts gave
+  // them codes of their own) and unknown networks; rill's other codes
+  // stay rill's.
   std::error_condition default_error_condition(int code) const noexcept override {
     if (code < 0 && code >= -4095)
       return std::error_condition(-code, std::generic_category());
+    if (code == RILL_EUNKNOWN_NETWORK)
+      return std::make_error_condition(std::errc::address_family_not_supported);
+    if (RILL_IS_ADDR_ERROR(code))
+      return std::make_error_condition(std::errc::invalid_argument);
     return std::error_condition(code, *this);
   }
 };
@@ -78,6 +97,7 @@ inline std::error_code to_error_code(long rc) noexcept {
   return rc < 0 ? std::error_code(static_cast<int>(rc), category()) : std::error_code();
 }
 
+/// An errc as an error code of category() (what makes `ec == errc::eof` work).
 inline std::error_code make_error_code(errc e) noexcept {
   return std::error_code(static_cast<int>(e), category());
 }
@@ -107,11 +127,14 @@ namespace rill {
 /// The clock of rill_time_now() (CLOCK_MONOTONIC), as a std::chrono clock.
 /// Deadlines are time points on it; clock::time_point{} means "none".
 struct clock {
+  /// The std::chrono clock requirements: nanoseconds, steady. @{
   using rep = std::int64_t;
   using period = std::nano;
   using duration = std::chrono::nanoseconds;
   using time_point = std::chrono::time_point<clock>;
   static constexpr bool is_steady = true;
+  /// @}
+  /// rill_time_now().
   static time_point now() noexcept {
     return time_point(duration(static_cast<rep>(rill_time_now())));
   }
@@ -351,11 +374,12 @@ using base_config = rill_base_config;
 
 namespace cxx_detail {
 
-// What base_ref and base both offer, on the rill_base* that `D::get()`
-// returns.
+/// What base_ref and base both offer, on the rill_base* that `D::get()`
+/// returns.
 template <class D>
 class base_ops {
  public:
+  /// False for an empty base (or a view of none).
   explicit operator bool() const noexcept { return b() != nullptr; }
 
   /// Runs the loop. True if active handles remain (stopped, or a single
@@ -370,6 +394,7 @@ class base_ops {
     throw_if_error(ec, "rill_base_run");
     return more;
   }
+  /// The same, storing a failure of the loop in `ec`.
   bool run(run_mode mode, std::error_code &ec) const {
     const int rc = rill_base_run(b(), static_cast<rill_run_mode>(mode));
     ec = to_error_code(rc);
@@ -405,16 +430,19 @@ class base_ops {
   clock::time_point now() const noexcept {
     return clock::time_point(clock::duration(static_cast<clock::rep>(rill_base_now(b()))));
   }
+  /// Re-reads the clock into now() (rill_base_update_time()).
   void update_time() const noexcept { rill_base_update_time(b()); }
 
   /// Keeps run(until_done) running without active handles (rill_base_ref);
   /// every add_ref() needs one remove_ref().
   void add_ref() const noexcept { rill_base_ref(b()); }
+  /// Undoes one add_ref() (rill_base_unref).
   void remove_ref() const noexcept { rill_base_unref(b()); }
 
   /// "epoll", "kqueue" or "poll".
   const char *backend() const noexcept { return rill_base_backend(b()); }
 
+  /// The base's counters (rill_base_stats_get()); zeros for an empty base.
   rill_base_stats stats() const noexcept {
     rill_base_stats s{};
     rill_base_stats_get(b(), &s);
@@ -437,6 +465,7 @@ class base_ops {
 class base_ref : public cxx_detail::base_ops<base_ref> {
  public:
   base_ref() noexcept = default;
+  /// A view of `b`.
   explicit base_ref(rill_base *b) noexcept : b_(b) {}
 
   /// The C handle.
@@ -457,15 +486,18 @@ class base : public cxx_detail::base_ops<base> {
   /// RILL_BACKEND environment variable, else the best one built in).
   /// Throws std::system_error on failure.
   base() : base(base_config{}) {}
+  /// Creates a base with `config`. Throws std::system_error on failure.
   explicit base(const base_config &config) {
     std::error_code ec;
     init(config, ec);
     cxx_detail::throw_if_error(ec, "rill_base_new");
   }
-  /// The same, storing the failure in `ec` (the base is then empty).
+  /// The same, storing the failure in `ec` (the base is then empty). @{
   explicit base(std::error_code &ec) noexcept { init(base_config{}, ec); }
   base(const base_config &config, std::error_code &ec) noexcept { init(config, ec); }
+  /// @}
 
+  /// Moves the base; `other` is left empty. @{
   base(base &&other) noexcept : b_(std::exchange(other.b_, nullptr)) {}
   base &operator=(base &&other) noexcept {
     if (this != &other) {
@@ -474,6 +506,7 @@ class base : public cxx_detail::base_ops<base> {
     }
     return *this;
   }
+  /// @}
   base(const base &) = delete;
   base &operator=(const base &) = delete;
   ~base() { destroy(); }
@@ -481,9 +514,10 @@ class base : public cxx_detail::base_ops<base> {
   /// The C handle.
   rill_base *get() const noexcept { return b_; }
 
-  /// A view to pass around; converts implicitly.
+  /// A view to pass around; converts implicitly. @{
   base_ref ref() const noexcept { return base_ref(b_); }
   operator base_ref() const noexcept { return base_ref(b_); }  // NOLINT: a view of it
+  /// @}
 
   /// Frees the base now: RILL_EBUSY (nothing changed) while handles live or
   /// close reports are queued, or from a callback of the base. Posted

@@ -1,8 +1,9 @@
-// rill C++ API, part 4: dials and name lookups, each with one completion.
-//
-// Include <rill.hpp>, not this file. The owner of a dial or a lookup
-// cancels it when destroyed, and its callable does not run; detach() lets
-// the operation complete on its own.
+/// @file
+/// rill C++ API, part 4: dials and name lookups, each with one completion.
+///
+/// Include <rill.hpp>, not this file. The owner of a dial or a lookup
+/// cancels it when destroyed, and its callable does not run; detach() lets
+/// the operation complete on its own.
 #ifndef RILL_CXX_DIAL_HPP
 #define RILL_CXX_DIAL_HPP
 
@@ -12,13 +13,15 @@ namespace rill {
 
 namespace cxx_detail {
 
-// A handle that ends with one completion (a dial, a lookup): the owner's
-// destruction cancels it and mutes the callable; detach() lets it run.
+/// A handle that ends with one completion (a dial, a lookup): the owner's
+/// destruction cancels it and mutes the callable; detach() lets it run.
 template <class S, int (*Cancel)(decltype(S::h))>
 class op_owner {
  public:
   op_owner() noexcept = default;
+  /// Moves the owner; `other` is left empty.
   op_owner(op_owner &&other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+  /// Cancels and mutes this owner's operation, then takes `other`'s.
   op_owner &operator=(op_owner &&other) noexcept {
     if (this != &other) {
       release();
@@ -30,6 +33,7 @@ class op_owner {
   op_owner &operator=(const op_owner &) = delete;
   ~op_owner() { release(); }
 
+  /// False for an empty (default-constructed, moved-from or detached) owner.
   explicit operator bool() const noexcept { return s_ != nullptr; }
   /// True until the completion has run.
   bool pending() const noexcept { return s_ != nullptr && s_->live; }
@@ -120,7 +124,7 @@ class dialer : public cxx_detail::op_owner<cxx_detail::dial_state, &rill_dialer_
 /// message for a failure ("dial tcp 127.0.0.1:1: connect: connection
 /// refused"), empty on success. Keep the returned dialer (or detach() it):
 /// dropping it cancels the dial. Errors met at once (a malformed address)
-/// are returned through `ec` or thrown, and no callback follows.
+/// are returned through `ec` or thrown, and no callback follows. @{
 template <class F>
 [[nodiscard]] dialer dial(base_ref base, zstring network, zstring address, F &&on_done,
                           const net_options &options, std::error_code &ec) {
@@ -151,6 +155,7 @@ template <class F>
   cxx_detail::throw_if_error(ec, "rill_dial");
   return d;
 }
+/// @}
 
 // ---- name lookups -------------------------------------------------------------
 
@@ -158,16 +163,20 @@ template <class F>
 /// canonical name. Valid during the callback only.
 class dns_result {
  public:
+  /// A view of `r`.
   explicit dns_result(const rill_dns_result *r) noexcept : r_(r) {}
+  /// The canonical name.
   std::string_view canonical_name() const noexcept {
     return r_ != nullptr && r_->canonical_name != nullptr ? std::string_view(r_->canonical_name)
                                                           : std::string_view();
   }
+  /// The addresses, as a container of sockaddr_storage. @{
   std::size_t size() const noexcept { return r_ != nullptr ? r_->count : 0; }
   bool empty() const noexcept { return size() == 0; }
   const sockaddr_storage *begin() const noexcept { return r_ != nullptr ? r_->addrs : nullptr; }
   const sockaddr_storage *end() const noexcept { return begin() + size(); }
   const sockaddr_storage &operator[](std::size_t i) const noexcept { return r_->addrs[i]; }
+  /// @}
   /// Address `i` Go's way, without port ("127.0.0.1:0" is written "127.0.0.1").
   std::string format(std::size_t i) const {
     char buf[RILL_ADDRSTRLEN];
@@ -215,6 +224,7 @@ template <class F>
   return q;
 }
 
+/// The same, throwing std::system_error for an error met at once.
 template <class F>
 [[nodiscard]] dns_query resolve(base_ref base, zstring host, int family, F &&on_done,
                                 const rill_dns_config *config = nullptr) {

@@ -1,10 +1,11 @@
-// rill C++ API, part 3: connections and listeners.
-//
-// Include <rill.hpp>, not this file. A connection follows rill/net.h's
-// close protocol; the C++ owner adds two things to it: once on_close has
-// run, every call through the owner (or a conn_ref) returns errc::closed
-// instead of touching a dead handle, and once the owner is destroyed none
-// of its callables runs again.
+/// @file
+/// rill C++ API, part 3: connections and listeners.
+///
+/// Include <rill.hpp>, not this file. A connection follows rill/net.h's
+/// close protocol; the C++ owner adds two things to it: once on_close has
+/// run, every call through the owner (or a conn_ref) returns errc::closed
+/// instead of touching a dead handle, and once the owner is destroyed none
+/// of its callables runs again.
 #ifndef RILL_CXX_NET_HPP
 #define RILL_CXX_NET_HPP
 
@@ -28,8 +29,11 @@ enum class deadline : int {
 /// A C string argument: a literal, a `const char *` or a std::string.
 class zstring {
  public:
+  /// Converts implicitly from either; the string must outlive the call. @{
   zstring(const char *s) noexcept : s_(s) {}         // NOLINT: implicit on purpose
   zstring(const std::string &s) noexcept : s_(s.c_str()) {}  // NOLINT
+  /// @}
+  /// The C string.
   const char *c_str() const noexcept { return s_; }
 
  private:
@@ -71,6 +75,7 @@ class conn_ops {
   std::error_code write(std::string_view data) const noexcept {
     return call([&](rill_conn *c) { return rill_conn_write(c, data.data(), data.size()); });
   }
+  /// The same, for `len` bytes at `data`.
   std::error_code write(const void *data, std::size_t len) const noexcept {
     return call([&](rill_conn *c) { return rill_conn_write(c, data, len); });
   }
@@ -115,8 +120,9 @@ class conn_ops {
   /// Bytes the kernel has taken since the connection opened.
   std::uint64_t bytes_written() const noexcept { return rill_conn_bytes_written(get()); }
 
-  /// Back-pressure: pause / resume reading.
+  /// Back-pressure: pause reading.
   std::error_code read_stop() const noexcept { return call(&rill_conn_read_stop); }
+  /// Back-pressure: resume reading.
   std::error_code read_start() const noexcept { return call(&rill_conn_read_start); }
 
   /// Deadlines: a time point on rill::clock (no_deadline: none), or a
@@ -127,15 +133,18 @@ class conn_ops {
       return rill_conn_set_deadline(c, static_cast<int>(which), to_ns(when));
     });
   }
+  /// The same, `from_now` from now.
   std::error_code set_deadline(deadline which, clock::duration from_now) const noexcept {
     return call([&](rill_conn *c) {
       return rill_conn_set_deadline(c, static_cast<int>(which), cxx_detail::from_now(from_now));
     });
   }
+  /// set_deadline(deadline::read, when).
   template <class T>
   std::error_code set_read_deadline(T when) const noexcept {
     return set_deadline(deadline::read, when);
   }
+  /// set_deadline(deadline::write, when).
   template <class T>
   std::error_code set_write_deadline(T when) const noexcept {
     return set_deadline(deadline::write, when);
@@ -150,32 +159,40 @@ class conn_ops {
   /// Reset (RST); then on_close.
   std::error_code abort() const noexcept { return call(&rill_conn_abort); }
 
+  /// Go's TCPConn.SetNoDelay (G4), rill_conn_set_no_delay().
   std::error_code set_no_delay(bool on) const noexcept {
     return call([&](rill_conn *c) { return rill_conn_set_no_delay(c, on ? 1 : 0); });
   }
+  /// Go's TCPConn.SetKeepAlive and SetKeepAlivePeriod (`period` zero: 15 s),
+  /// rill_conn_set_keep_alive().
   std::error_code set_keep_alive(bool on, clock::duration period = {}) const noexcept {
     return call([&](rill_conn *c) { return rill_conn_set_keep_alive(c, on ? 1 : 0, to_ns(period)); });
   }
+  /// Go's TCPConn.SetLinger (< 0: off), rill_conn_set_linger().
   std::error_code set_linger(int seconds) const noexcept {
     return call([&](rill_conn *c) { return rill_conn_set_linger(c, seconds); });
   }
+  /// Go's TCPConn.SetReadBuffer, rill_conn_set_read_buffer().
   std::error_code set_read_buffer(int bytes) const noexcept {
     return call([&](rill_conn *c) { return rill_conn_set_read_buffer(c, bytes); });
   }
+  /// Go's TCPConn.SetWriteBuffer, rill_conn_set_write_buffer().
   std::error_code set_write_buffer(int bytes) const noexcept {
     return call([&](rill_conn *c) { return rill_conn_set_write_buffer(c, bytes); });
   }
 
   /// The descriptor, or a negative code.
   int fd() const noexcept { return get() != nullptr ? rill_conn_fd(get()) : RILL_ECLOSED; }
+  /// The base the connection is on.
   base_ref base() const noexcept { return base_ref(rill_conn_base(get())); }
   /// "tcp" or "unix"; "" once closed.
   std::string_view network() const noexcept {
     const char *n = get() != nullptr ? rill_conn_network(get()) : nullptr;
     return n != nullptr ? std::string_view(n) : std::string_view();
   }
-  /// Go-formatted addresses ("127.0.0.1:7000"); "" once closed.
+  /// The local address, Go-formatted ("127.0.0.1:7000"); "" once closed.
   std::string local_addr() const { return addr(&rill_conn_local_addr); }
+  /// The remote address, the same way.
   std::string remote_addr() const { return addr(&rill_conn_remote_addr); }
   /// "read tcp 127.0.0.1:5000->127.0.0.1:7000: i/o timeout".
   std::string format_error(zstring op, std::error_code ec) const {
@@ -253,6 +270,7 @@ decltype(auto) with_conn(F &&f) {
 /// Callbacks (each optional; set them from the callback that hands the
 /// connection over, or later; a callable may take the connection as a
 /// leading rill::conn_ref, or not):
+/// @code{.unparsed}
 ///   on_read([](conn_ref c, std::string_view data, std::error_code ec) -> std::size_t)
 ///     bytes (ec empty), or errc::eof, errc::timeout (read deadline; reading
 ///     pauses until a new deadline), or a read error. Returns the bytes
@@ -264,6 +282,7 @@ decltype(auto) with_conn(F &&f) {
 ///   on_write_error(conn_ref, std::error_code, std::size_t unsent)
 ///   on_close(conn_ref)                       exactly once; then is_open() is
 ///                                            false and every call errc::closed
+/// @endcode
 /// A callable must not replace itself from inside its own call.
 ///
 /// Destroying the owner: the connection is closed gracefully (queued bytes
@@ -273,6 +292,7 @@ decltype(auto) with_conn(F &&f) {
 class conn : public conn_ops<conn> {
  public:
   conn() noexcept = default;
+  /// Moves the owner; `other` is left empty. @{
   conn(conn &&other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
   conn &operator=(conn &&other) noexcept {
     if (this != &other) {
@@ -281,6 +301,7 @@ class conn : public conn_ops<conn> {
     }
     return *this;
   }
+  /// @}
   conn(const conn &) = delete;
   conn &operator=(const conn &) = delete;
   ~conn() { release(); }
@@ -289,9 +310,12 @@ class conn : public conn_ops<conn> {
   /// whose connection has closed is still an owner: see is_open().
   explicit operator bool() const noexcept { return s_ != nullptr; }
 
-  /// A view, for callables that outlive this scope.
+  /// A view, for callables that outlive this scope; converts implicitly. @{
   conn_ref ref() const noexcept { return conn_ref(s_); }
   operator conn_ref() const noexcept { return conn_ref(s_); }  // NOLINT: a view of it
+  /// @}
+
+  /// Set the callables listed above; each returns *this, to chain them. @{
 
   template <class F>
   conn &on_read(F &&f) {
@@ -359,6 +383,7 @@ class conn : public conn_ops<conn> {
       s_->on_close = cxx_detail::with_conn<F>(std::forward<F>(f));
     return *this;
   }
+  /// @}
 
   /// Lets go of the connection without closing it: it lives on with its
   /// callables until its on_close. The owner is empty afterwards.
@@ -510,14 +535,19 @@ class listener : public cxx_detail::sync_owner<cxx_detail::listener_state> {
     const int n = s_ != nullptr ? rill_listener_addr(s_->h, buf, sizeof buf) : -1;
     return n < 0 ? std::string() : std::string(buf, static_cast<std::size_t>(n));
   }
+  /// The bound TCP port (0 for a Unix listener), or a negative code.
   int port() const noexcept { return s_ != nullptr ? rill_listener_port(s_->h) : RILL_EINVAL; }
+  /// The listening socket, or a negative code.
   int fd() const noexcept { return s_ != nullptr ? rill_listener_fd(s_->h) : RILL_EINVAL; }
+  /// Stops / resumes accepting (connections wait in the kernel's backlog
+  /// meanwhile). @{
   std::error_code pause() const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_listener_pause(s_->h));
   }
   std::error_code resume() const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_listener_resume(s_->h));
   }
+  /// @}
 
  private:
   template <class F>
@@ -526,7 +556,7 @@ class listener : public cxx_detail::sync_owner<cxx_detail::listener_state> {
 
 /// Listens on `address` for `network` ("tcp", "tcp4", "tcp6", "unix").
 /// The second form stores a failure in `ec` (the listener is then empty);
-/// the first throws std::system_error.
+/// the first throws std::system_error. @{
 template <class F>
 listener listen(base_ref base, zstring network, zstring address, F &&on_accept,
                 const net_options &options, std::error_code &ec) {
@@ -550,6 +580,8 @@ listener listen(base_ref base, zstring network, zstring address, F &&on_accept,
   cxx_detail::throw_if_error(ec, "rill_listen");
   return l;
 }
+
+/// @}
 
 }  // namespace rill
 

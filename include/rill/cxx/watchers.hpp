@@ -1,10 +1,11 @@
-// rill C++ API, part 2: timers, descriptor watchers, signal watchers.
-//
-// Include <rill.hpp>, not this file. These three kinds have no close
-// report: close() (or the owner's destructor) frees the C handle at once,
-// and no callback of it runs after that — also when it is called from
-// inside the handle's own callback, whose callable is destroyed once it
-// returns.
+/// @file
+/// rill C++ API, part 2: timers, descriptor watchers, signal watchers.
+///
+/// Include <rill.hpp>, not this file. These three kinds have no close
+/// report: close() (or the owner's destructor) frees the C handle at once,
+/// and no callback of it runs after that — also when it is called from
+/// inside the handle's own callback, whose callable is destroyed once it
+/// returns.
 #ifndef RILL_CXX_WATCHERS_HPP
 #define RILL_CXX_WATCHERS_HPP
 
@@ -14,16 +15,19 @@ namespace rill {
 
 namespace cxx_detail {
 
-// An owner whose C handle is freed synchronously (S::free_handle). Move
-// only; an empty (default-constructed or moved-from) owner answers
-// RILL_EINVAL.
+/// An owner whose C handle is freed synchronously (S::free_handle). Move
+/// only; an empty (default-constructed or moved-from) owner answers
+/// RILL_EINVAL.
 template <class S>
 class sync_owner {
  public:
+  /// The C handle's type (rill_timer *, rill_io *, ...).
   using handle_type = decltype(S::h);
 
   sync_owner() noexcept = default;
+  /// Moves the owner; `other` is left empty.
   sync_owner(sync_owner &&other) noexcept : s_(std::exchange(other.s_, nullptr)) {}
+  /// Closes this owner's handle, then takes `other`'s.
   sync_owner &operator=(sync_owner &&other) noexcept {
     if (this != &other) {
       close();
@@ -118,8 +122,10 @@ using if_invocable = std::enable_if_t<std::is_invocable_v<std::decay_t<F> &, A..
 
 /// A one-shot or repeating timer (rill/timer.h) calling `f()`.
 ///
+/// @code
 ///   rill::timer tick(base, [&] { ++ticks; });
 ///   tick.start(250ms, 250ms);
+/// @endcode
 class timer : public cxx_detail::sync_owner<cxx_detail::timer_state> {
  public:
   timer() noexcept = default;
@@ -144,6 +150,7 @@ class timer : public cxx_detail::sync_owner<cxx_detail::timer_state> {
       return cxx_detail::invalid();
     return to_error_code(rill_timer_start(s_->h, to_ns(timeout), to_ns(repeat)));
   }
+  /// Disarms the timer; it can be started again.
   std::error_code stop() const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_timer_stop(s_->h));
   }
@@ -168,9 +175,10 @@ class timer : public cxx_detail::sync_owner<cxx_detail::timer_state> {
 
 // ---- descriptor watchers ----------------------------------------------------
 
-/// Interest and readiness bits for rill::io (RILL_READ, RILL_WRITE).
+/// Interest and readiness bits for rill::io (RILL_READ, RILL_WRITE). @{
 inline constexpr unsigned readable = RILL_READ;
 inline constexpr unsigned writable = RILL_WRITE;
+/// @}
 
 /// A level-triggered watcher of one descriptor (rill/io.h) calling
 /// `f(events)`, `events` being readable and/or writable. The descriptor
@@ -188,6 +196,7 @@ class io : public cxx_detail::sync_owner<cxx_detail::io_state> {
     make(base, fd, std::forward<F>(f), ec);
     cxx_detail::throw_if_error(ec, "rill_io_new");
   }
+  /// The same, storing the failure in `ec` (the watcher is then empty).
   template <class F, class = cxx_detail::if_invocable<F, unsigned>>
   io(base_ref base, int fd, F &&f, std::error_code &ec) {
     make(base, fd, std::forward<F>(f), ec);
@@ -197,6 +206,7 @@ class io : public cxx_detail::sync_owner<cxx_detail::io_state> {
   std::error_code start(unsigned events) const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_io_start(s_->h, events));
   }
+  /// Stops watching; the watcher can be started again.
   std::error_code stop() const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_io_stop(s_->h));
   }
@@ -224,12 +234,14 @@ class signal_watcher : public cxx_detail::sync_owner<cxx_detail::signal_state> {
  public:
   signal_watcher() noexcept = default;
 
+  /// A stopped watcher; throws std::system_error on failure.
   template <class F, class = cxx_detail::if_invocable<F, int>>
   signal_watcher(base_ref base, F &&f) {
     std::error_code ec;
     make(base, std::forward<F>(f), ec);
     cxx_detail::throw_if_error(ec, "rill_signal_new");
   }
+  /// The same, storing the failure in `ec` (the watcher is then empty).
   template <class F, class = cxx_detail::if_invocable<F, int>>
   signal_watcher(base_ref base, F &&f, std::error_code &ec) {
     make(base, std::forward<F>(f), ec);
@@ -239,6 +251,7 @@ class signal_watcher : public cxx_detail::sync_owner<cxx_detail::signal_state> {
   std::error_code start(int signum) const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_signal_start(s_->h, signum));
   }
+  /// Stops watching; the watcher can be started again.
   std::error_code stop() const noexcept {
     return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_signal_stop(s_->h));
   }

@@ -1,6 +1,7 @@
-/* bench_idle_rss — memory per idle connection held by a fiber.
+/* bench_idle_rss — memory per idle connection held by a fiber, or by the
+ * callback API.
  *
- *   bench_idle_rss [--conns N] [--buf BYTES]
+ *   bench_idle_rss [--conns N] [--buf BYTES] [--callbacks]
  *
  * The server (this process) accepts N connections (default 10000) with the
  * blocking facade, one fiber per connection, each parked in
@@ -11,12 +12,18 @@
  * (/proc/self/status) is read before the first connection and once all N
  * fibers are parked; the difference over N is the user-space memory per
  * connection: the fiber's stack pages actually touched (the stack is
- * mmap'ed, 256 KiB reserved, untouched pages cost nothing), its
- * bookkeeping, the connection handles. Kernel socket memory is not in RSS.
- * test/bench/fiber/go_idle_rss measures the same for Go.
+ * mmap'ed, 8 MiB reserved, untouched pages cost nothing; the fiber's state
+ * lives at its top), the connection handles. Kernel socket memory is not
+ * in RSS, nor are page tables: VmPTE is reported beside it (a stack
+ * reservation of 2 MiB or more costs its fiber a page-table page of its
+ * own, 4 KiB, which RSS does not show).
+ * --callbacks: the same connections held by the callback API instead
+ * (rill_listen, rill_conn_start, no fiber): what a connection costs below
+ * the facade. test/bench/fiber/go_idle_rss measures the same for Go.
  *
- * Prints a human-readable line and "rss_per_conn_bytes=..." for
- * run_fiber.sh. Needs about N + 20 descriptors in each process. */
+ * Prints a human-readable line, "rss_per_conn_bytes=..." and
+ * "pte_per_conn_bytes=..." for run_fiber.sh. Needs about N + 20
+ * descriptors in each process. */
 #define _GNU_SOURCE
 #include <alloca.h>
 #include <arpa/inet.h>
@@ -35,18 +42,22 @@
 static int conns = 10000;
 static size_t buf_size = 4096;
 static int to_child[2], from_child[2];
+static int callbacks;
 static int accepted, parked, finished;
-static long rss_before_kb, rss_after_kb;
+static long rss_before_kb, rss_after_kb, pte_before_kb, pte_after_kb;
 static rill_net_listener *listener;
+static rill_listener *cb_listener;
 
-static long vm_rss_kb(void) {
-  char line[256];
+/* A field of /proc/self/status in kB ("VmRSS", "VmPTE"), or -1. */
+static long status_kb(const char *field) {
+  char line[256], fmt[32];
   long kb = -1;
   FILE *f = fopen("/proc/self/status", "r");
   if (!f)
     return -1;
+  snprintf(fmt, sizeof fmt, "%s: %%ld kB", field);
   while (fgets(line, sizeof line, f))
-    if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+    if (sscanf(line, fmt, &kb) == 1)
       break;
   fclose(f);
   return kb;
@@ -86,6 +97,36 @@ static void serve(void *arg) {
   finished++;
 }
 
+/* --callbacks: a connection idle in the callback API holds no buffer; input
+ * would be consumed as it comes, EOF closes. */
+static size_t cb_on_read(rill_conn *conn, const char *data, size_t len, int status, void *arg) {
+  (void)data;
+  (void)arg;
+  if (status != 0)
+    rill_conn_close(conn);
+  return len;
+}
+
+static void cb_on_close(rill_conn *conn, void *arg) {
+  (void)conn;
+  (void)arg;
+  finished++;
+}
+
+static const rill_conn_events cb_events = {cb_on_read, NULL, NULL, NULL, NULL, cb_on_close};
+
+static void cb_on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
+  (void)l;
+  (void)arg;
+  if (status < 0) {
+    fprintf(stderr, "bench_idle_rss: accept: %s\n", rill_strerror(status));
+    exit(1);
+  }
+  accepted++;
+  parked++; /* idle as soon as it is started */
+  rill_conn_start(conn, &cb_events, NULL);
+}
+
 static void acceptor(void *arg) {
   (void)arg;
   while (accepted < conns) {
@@ -107,19 +148,28 @@ static void main_fiber(void *arg) {
   char addr[RILL_ADDRSTRLEN], c;
   int err, port;
   (void)arg;
-  if ((err = rill_net_listen("tcp", "127.0.0.1:0", NULL, &listener)) < 0) {
+  if (callbacks)
+    err = rill_listen(rill_fiber_base(), "tcp", "127.0.0.1:0", NULL, cb_on_accept, NULL, &cb_listener);
+  else
+    err = rill_net_listen("tcp", "127.0.0.1:0", NULL, &listener);
+  if (err < 0) {
     fprintf(stderr, "bench_idle_rss: listen: %s\n", rill_strerror(err));
     exit(1);
   }
-  rill_net_listener_addr(listener, addr, sizeof addr);
+  if (callbacks)
+    rill_listener_addr(cb_listener, addr, sizeof addr);
+  else
+    rill_net_listener_addr(listener, addr, sizeof addr);
   port = atoi(strrchr(addr, ':') + 1);
   /* Warm up what every later fiber reuses (the scheduler, timers), then
    * take the baseline. */
   rill_sleep(50 * RILL_MSEC);
-  rss_before_kb = vm_rss_kb();
+  rss_before_kb = status_kb("VmRSS");
+  pte_before_kb = status_kb("VmPTE");
   if (write(to_child[1], &port, sizeof port) != (ssize_t)sizeof port)
     exit(1);
-  rill_go(rill_fiber_base(), acceptor, NULL);
+  if (!callbacks)
+    rill_go(rill_fiber_base(), acceptor, NULL);
   /* The child says when it has connected; then wait until every fiber is
    * parked in its read. The pipe is read with poll-free blocking I/O, but
    * only after the child is done, so it does not block the loop long. */
@@ -128,8 +178,12 @@ static void main_fiber(void *arg) {
   if (read(from_child[0], &c, 1) != 1)
     exit(1);
   rill_sleep(200 * RILL_MSEC);
-  rss_after_kb = vm_rss_kb();
-  rill_net_listener_free(listener);
+  rss_after_kb = status_kb("VmRSS");
+  pte_after_kb = status_kb("VmPTE");
+  if (callbacks)
+    rill_listener_close(cb_listener);
+  else
+    rill_net_listener_free(listener);
   close(to_child[1]); /* the child exits, closing every connection */
   while (finished < conns)
     rill_sleep(10 * RILL_MSEC);
@@ -145,8 +199,10 @@ int main(int argc, char **argv) {
       conns = atoi(argv[++i]);
     else if (strcmp(argv[i], "--buf") == 0 && i + 1 < argc)
       buf_size = (size_t)atol(argv[++i]);
+    else if (strcmp(argv[i], "--callbacks") == 0)
+      callbacks = 1;
     else {
-      fprintf(stderr, "usage: %s [--conns N] [--buf BYTES]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--conns N] [--buf BYTES] [--callbacks]\n", argv[0]);
       return 2;
     }
   }
@@ -181,10 +237,18 @@ int main(int argc, char **argv) {
   rill_base_run(base, RILL_RUN_DEFAULT);
   rill_base_free(base);
   waitpid(pid, &status, 0);
-  printf("# rill facade: %d idle connections, a fiber each parked in rill_net_read (%zu-byte buffer "
-         "on its stack): VmRSS %ld kB -> %ld kB, %.0f bytes per connection\n",
-         conns, buf_size, rss_before_kb, rss_after_kb,
-         (double)(rss_after_kb - rss_before_kb) * 1024.0 / conns);
+  if (callbacks)
+    printf("# rill callbacks: %d idle connections, each started with rill_conn_start (no buffer): "
+           "VmRSS %ld kB -> %ld kB, %.0f bytes per connection; page tables %.0f bytes\n",
+           conns, rss_before_kb, rss_after_kb, (double)(rss_after_kb - rss_before_kb) * 1024.0 / conns,
+           (double)(pte_after_kb - pte_before_kb) * 1024.0 / conns);
+  else
+    printf("# rill facade: %d idle connections, a fiber each parked in rill_net_read (%zu-byte buffer "
+           "on its stack): VmRSS %ld kB -> %ld kB, %.0f bytes per connection; page tables %.0f bytes\n",
+           conns, buf_size, rss_before_kb, rss_after_kb,
+           (double)(rss_after_kb - rss_before_kb) * 1024.0 / conns,
+           (double)(pte_after_kb - pte_before_kb) * 1024.0 / conns);
   printf("rss_per_conn_bytes=%.0f\n", (double)(rss_after_kb - rss_before_kb) * 1024.0 / conns);
+  printf("pte_per_conn_bytes=%.0f\n", (double)(pte_after_kb - pte_before_kb) * 1024.0 / conns);
   return 0;
 }

@@ -143,7 +143,9 @@ static void copy_write_deadline(void *arg) {
   rill_go(rill_fiber_base(), source_peer, e);
   FCHECK_EQ(rill_net_set_deadline(e->dst.c, RILL_DEADLINE_WRITE, rill_time_now() + 300 * RILL_MSEC), 0);
   FCHECK_EQ(rill_net_copy(e->dst.c, e->src.c, &written), RILL_ETIMEOUT);
-  FCHECK(written > 0 && written < e->total);
+  /* How much went before the deadline depends on the machine's speed
+   * (nothing, on a slow one): only the exact count is promised. */
+  FCHECK(written < e->total);
   /* Every byte counted reached the destination peer, in order. */
   rill_net_close(e->src.c); /* the source peer's writes now fail: it ends */
   FCHECK_EQ(rill_net_close_write(e->dst.c), 0);

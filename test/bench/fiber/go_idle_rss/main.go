@@ -10,7 +10,8 @@
 // is read before the first connection and once every goroutine is parked
 // (after a GC, so that garbage does not count); the difference over N is
 // the user-space memory per connection: the goroutine's stack, its buffer,
-// the netFD and poll descriptor. Kernel socket memory is not in RSS.
+// the netFD and poll descriptor. Kernel socket memory is not in RSS; page
+// tables (VmPTE) are reported beside it.
 package main
 
 import (
@@ -29,7 +30,8 @@ import (
 	"time"
 )
 
-func vmRSSkB() int64 {
+// statusKB reads a field of /proc/self/status ("VmRSS", "VmPTE") in kB.
+func statusKB(field string) int64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		return -1
@@ -37,7 +39,7 @@ func vmRSSkB() int64 {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		if strings.HasPrefix(s.Text(), "VmRSS:") {
+		if strings.HasPrefix(s.Text(), field+":") {
 			v, _ := strconv.ParseInt(strings.Fields(s.Text())[1], 10, 64)
 			return v
 		}
@@ -97,7 +99,8 @@ func main() {
 	}
 	time.Sleep(50 * time.Millisecond)
 	runtime.GC()
-	before := vmRSSkB()
+	before := statusKB("VmRSS")
+	pteBefore := statusKB("VmPTE")
 
 	child := exec.Command(os.Args[0], "-client", l.Addr().String(), "-conns", strconv.Itoa(*n))
 	childIn, _ := child.StdinPipe()
@@ -139,14 +142,17 @@ func main() {
 	}
 	time.Sleep(200 * time.Millisecond)
 	runtime.GC()
-	after := vmRSSkB()
+	after := statusKB("VmRSS")
+	pteAfter := statusKB("VmPTE")
 	l.Close()
 	childIn.Close()
 	done.Wait()
 	child.Wait()
 
 	per := float64(after-before) * 1024 / float64(*n)
-	fmt.Printf("# Go %s (GOMAXPROCS=%d): %d idle connections, a goroutine each parked in conn.Read (%d-byte buffer): VmRSS %d kB -> %d kB, %.0f bytes per connection\n",
-		runtime.Version(), runtime.GOMAXPROCS(0), *n, *bufSize, before, after, per)
+	pte := float64(pteAfter-pteBefore) * 1024 / float64(*n)
+	fmt.Printf("# Go %s (GOMAXPROCS=%d): %d idle connections, a goroutine each parked in conn.Read (%d-byte buffer): VmRSS %d kB -> %d kB, %.0f bytes per connection; page tables %.0f bytes\n",
+		runtime.Version(), runtime.GOMAXPROCS(0), *n, *bufSize, before, after, per, pte)
 	fmt.Printf("rss_per_conn_bytes=%.0f\n", per)
+	fmt.Printf("pte_per_conn_bytes=%.0f\n", pte)
 }
