@@ -9,16 +9,23 @@
 #   shared  find_package   project(app C) + rill::rill
 #   static  find_package   project(app C) + rill::rill_static
 #   static  by hand        cc app.c -I... .../librill.a -lcares -pthread
+# then test/install/consumer.cpp, a C++17 program using rill.hpp (installed
+# beside rill.h), with pkg-config and with find_package(rill) in a
+# project(app CXX), shared and static;
+# then the README's own lines (its sh and cmake blocks marked
+# "<!-- readme: install -->"), run as they are written against
+# consumer.c as app.c;
 # and checks that each program is linked the way it asked (librill.so.0
 # needed or not) and that none linked statically needs libstdc++.
 #
-# usage: run.sh BUILD_DIR INSTALL_TEST_DIR [CC] [SANITIZERS]
+# usage: run.sh BUILD_DIR INSTALL_TEST_DIR [CC] [SANITIZERS] [CXX]
 set -eu
 
 build=$1
 here=$2
 cc=${3:-cc}
 sanitize=${4:-}
+cxx=${5:-c++}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/rill-install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -42,6 +49,7 @@ if [ -n "$sanitize" ]; then
   extra="-fsanitize=$sanitize"
 fi
 cflags_strict="-std=c99 -pedantic -Wall -Wextra -Werror $extra"
+cxxflags_strict="-std=c++17 -pedantic -Wall -Wextra -Werror $extra"
 
 echo "== cmake --install $build --prefix $prefix"
 cmake --install "$build" --prefix "$prefix" >"$tmp/install.log" 2>&1 ||
@@ -54,6 +62,7 @@ pcdir=$(dirname "$pc")
 libdir=$(dirname "$pcdir")
 echo "   libdir: $libdir"
 [ -f "$prefix/include/rill.h" ] || fail "include/rill.h not installed"
+[ -f "$prefix/include/rill.hpp" ] || fail "include/rill.hpp not installed"
 for h in error base io timer signal export; do
   [ -f "$prefix/include/rill/$h.h" ] || fail "include/rill/$h.h not installed"
 done
@@ -64,8 +73,9 @@ ls "$libdir"/librill.so* >/dev/null 2>&1 || fail "no shared librill in $libdir"
 LD_LIBRARY_PATH=$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export LD_LIBRARY_PATH
 
-# check NAME PROGRAM shared|static: runs the program and checks how it was
-# linked.
+# check NAME PROGRAM shared|static|static-cxx: runs the program and checks
+# how it was linked (static-cxx: librill.a in a C++ program, which needs
+# libstdc++ for itself).
 check() {
   name=$1 program=$2 kind=$3
   needed=$(readelf -d "$program" 2>/dev/null | grep NEEDED || true)
@@ -76,12 +86,12 @@ check() {
         *) soft_fail "$name: the program does not need librill.so" ;;
       esac
       ;;
-    static)
+    static | static-cxx)
       case "$needed" in
         *librill.so*) soft_fail "$name: the program needs librill.so, not librill.a" ;;
       esac
-      case "$needed" in
-        *libstdc++*) soft_fail "$name: the program linked with librill.a needs libstdc++" ;;
+      case "$kind:$needed" in
+        static:*libstdc++*) soft_fail "$name: the program linked with librill.a needs libstdc++" ;;
       esac
       ;;
   esac
@@ -207,6 +217,137 @@ if "$cc" $cflags_strict -I"$prefix/include" -o "$tmp/by-hand" "$here/consumer.c"
 else
   soft_fail "building consumer.c with $libdir/librill.a $hand_libs"
 fi
+
+# --- C++: rill.hpp --------------------------------------------------------------
+echo "== C++, shared, pkg-config"
+# shellcheck disable=SC2086
+if "$cxx" $cxxflags_strict -o "$tmp/cxx-pc-shared" "$here/consumer.cpp" $cflags $libs; then
+  check "C++, shared, pkg-config" "$tmp/cxx-pc-shared" shared
+else
+  soft_fail "building consumer.cpp with pkg-config --cflags --libs rill"
+fi
+for target in rill rill_static; do
+  echo "== C++, find_package(rill), project(app CXX), rill::$target"
+  proj=$tmp/cxx-proj-$target
+  mkdir -p "$proj"
+  cp "$here/consumer.cpp" "$proj/consumer.cpp"
+  cat >"$proj/CMakeLists.txt" <<CMAKE
+cmake_minimum_required(VERSION 3.16)
+project(app CXX)
+find_package(rill 0.1 REQUIRED)
+add_executable(consumer consumer.cpp)
+target_compile_features(consumer PRIVATE cxx_std_17)
+target_link_libraries(consumer PRIVATE rill::$target)
+CMAKE
+  if ! cmake -S "$proj" -B "$proj/build" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DCMAKE_CXX_COMPILER="$cxx" -DCMAKE_CXX_FLAGS="$cxxflags_strict" \
+    -DCMAKE_EXE_LINKER_FLAGS="$extra" >"$proj/cmake.log" 2>&1; then
+    cat "$proj/cmake.log" >&2
+    soft_fail "configuring the C++ find_package consumer of rill::$target"
+    continue
+  fi
+  if ! cmake --build "$proj/build" >"$proj/build.log" 2>&1; then
+    cat "$proj/build.log" >&2
+    soft_fail "building the C++ find_package consumer of rill::$target"
+    continue
+  fi
+  if [ "$target" = rill ]; then kind=shared; else kind=static-cxx; fi
+  check "C++, $kind, find_package rill::$target" "$proj/build/consumer" $kind
+done
+
+# --- The README's own lines ----------------------------------------------------
+# The commands above are this script's; these are the README's, extracted
+# from it (test/readme/extract_blocks.awk), so the README cannot promise a
+# command that does not work. `cc` is the compiler under test with the
+# strict flags, $PREFIX the install prefix, app.c test/install/consumer.c.
+src=$(cd "$here/../.." && pwd)
+blocks=$tmp/readme-blocks
+mkdir -p "$blocks"
+awk -v out="$blocks" -v stem=README -f "$src/test/readme/extract_blocks.awk" \
+  "$src/README.md" >"$blocks/manifest" || fail "extracting README.md's blocks"
+readme_lines=0
+tab=$(printf '\t')
+while IFS="$tab" read -r line lang markers <&3; do
+  case " ${markers%%;*} " in *" install "*) ;; *) continue ;; esac
+  block=$blocks/README-$line.block
+  case "$lang" in
+    sh)
+      sed -e 's/^[[:space:]]*#.*//; s/[[:space:]]#.*//; s/[[:space:]]*$//' -e '/^$/d' \
+        "$block" >"$block.cmds"
+      n=0
+      while IFS= read -r cmd <&4; do
+        n=$((n + 1))
+        case "$cmd" in
+          *"cc -static "*) [ -z "$sanitize" ] || continue ;;  # no static sanitizer runtimes
+        esac
+        case "$cmd" in
+          *-lcares*) nm -u "$libdir/librill.a" 2>/dev/null | grep -q ' ares_' || continue ;;
+        esac
+        echo "== README.md:$line: $cmd"
+        dir=$tmp/readme-$line-$n
+        mkdir -p "$dir"
+        cp "$here/consumer.c" "$dir/app.c"
+        # The README asks pkg-config --static for a prefix holding only
+        # librill.a (with both, the linker takes librill.so).
+        use_prefix=$prefix use_pcdir=$pcdir
+        case "$cmd" in
+          *--static*) use_prefix=$static_prefix use_pcdir=$static_pcdir ;;
+        esac
+        # The README's lines use $PREFIX and cc, defined here for eval.
+        # shellcheck disable=SC2034,SC2086,SC2317
+        if (
+          cd "$dir" || exit 1
+          PREFIX=$use_prefix
+          PKG_CONFIG_PATH=$use_pcdir
+          cc() { "$compiler" $cflags_strict "$@"; }
+          compiler=$cc
+          eval "$cmd"
+        ) >"$dir/log" 2>&1; then
+          case "$cmd" in
+            *"cc -static "* | *--static*) kind=static ;;
+            *librill.a*) kind=static ;;
+            *) kind=shared ;;
+          esac
+          check "README.md:$line, $cmd" "$dir/a.out" $kind
+        else
+          cat "$dir/log" >&2
+          soft_fail "README.md:$line: $cmd"
+        fi
+        readme_lines=$((readme_lines + 1))
+      done 4<"$block.cmds"
+      ;;
+    cmake)
+      # One project per rill:: target the block links: its lines, with the
+      # executable declared after find_package and only that target's line.
+      for target in $(grep -o 'rill::[A-Za-z0-9_]*' "$block" | sort -u); do
+        echo "== README.md:$line: CMake with $target"
+        proj=$tmp/readme-$line-${target#rill::}
+        mkdir -p "$proj"
+        cp "$here/consumer.c" "$proj/app.c"
+        {
+          echo "cmake_minimum_required(VERSION 3.16)"
+          awk -v target="$target" '
+            /target_link_libraries/ && index($0, target "\t") == 0 && index($0, target " ") == 0 &&
+              index($0, target ")") == 0 { next }
+            { print }
+            /^find_package\(/ { print "add_executable(app app.c)" }' "$block"
+        } >"$proj/CMakeLists.txt"
+        if cmake -S "$proj" -B "$proj/build" -DCMAKE_PREFIX_PATH="$prefix" \
+          -DCMAKE_C_COMPILER="$cc" -DCMAKE_C_FLAGS="$cflags_strict" \
+          -DCMAKE_EXE_LINKER_FLAGS="$extra" >"$proj/log" 2>&1 &&
+          cmake --build "$proj/build" >>"$proj/log" 2>&1; then
+          if [ "$target" = rill::rill ]; then kind=shared; else kind=static; fi
+          check "README.md:$line, CMake with $target" "$proj/build/app" $kind
+        else
+          cat "$proj/CMakeLists.txt" "$proj/log" >&2
+          soft_fail "README.md:$line: the CMake lines with $target"
+        fi
+        readme_lines=$((readme_lines + 1))
+      done
+      ;;
+  esac
+done 3<"$blocks/manifest"
+[ "$readme_lines" -gt 0 ] || soft_fail "README.md has no block marked <!-- readme: install -->"
 
 if [ "$failures" -ne 0 ]; then
   echo "install test: $failures failure(s)" >&2

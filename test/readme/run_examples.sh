@@ -1,7 +1,8 @@
 #!/bin/sh
 # run_examples.sh BASE_EXAMPLE DIAL_EXAMPLE ECHO_SERVER
-# Runs the README's examples, built from the README itself (see
-# CMakeLists.txt), the way a user would first try them. The backend comes
+# Runs the README's examples, built from the README itself by
+# check_blocks.sh (the readme_blocks test; the blocks marked name=...), the
+# way a user would first try them. The backend comes
 # from RILL_BACKEND, as for every test. Each run has a generous time limit
 # that only guards against a hang.
 set -u
@@ -9,6 +10,9 @@ base_example=$1
 dial_example=$2
 echo_server=$3
 backend=${RILL_BACKEND:-epoll}
+for program in "$base_example" "$dial_example"; do
+  [ -x "$program" ] || { echo "FAIL: $program: not built (see the readme_blocks test)"; exit 1; }
+done
 work=$(mktemp -d)
 server=
 cleanup() {
