@@ -71,10 +71,10 @@ bench-build:
 bench: bench-build
 	bash test/bench/run_core.sh $(BUILD)-bench
 
-# Echo round trips: rill callbacks, raw epoll, Go; then the fiber facade.
+# Echo round trips, server CPU per round trip and memory per idle connection:
+# rill callbacks, fibers and coroutines, Go, Asio (C++20 coroutines), raw epoll.
 bench-echo: bench-build
 	bash test/bench/echo/run_echo.sh $(BUILD)-bench
-	bash test/bench/fiber/run_echo_facade.sh $(BUILD)-bench
 
 # Fiber switches and memory per idle fiber-held connection, against Go.
 bench-fiber: bench-build

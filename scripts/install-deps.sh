@@ -6,7 +6,8 @@
 # `make tsan` need (a C and C++ compiler, make, cmake, pkg-config, c-ares,
 # cmocka) and nothing more. Arguments add what other targets need:
 #   bench   libev (the core benchmarks), taskset (pinning), the Go toolchain
-#           (the Go columns): `make bench`, `make bench-echo`, `make bench-fiber`
+#           (the Go columns), standalone Asio (the echo benchmark's Asio
+#           server): `make bench`, `make bench-echo`, `make bench-fiber`
 #   go      the Go toolchain alone (the seed samples' comparison with Go)
 #   fuzz    clang with its libFuzzer and sanitizer runtimes: `make fuzz`
 #   windows clang, lld and the LLVM tools, with which the install tests also
@@ -35,6 +36,7 @@ for want in "$@"; do
       need_file /usr/include/ev.h libev-dev
       need_cmd taskset util-linux
       need_cmd go golang-go
+      need_file /usr/include/asio.hpp libasio-dev
       ;;
     go) need_cmd go golang-go ;;
     fuzz)

@@ -1,6 +1,7 @@
 /* loadgen — the echo benchmark's client, the same for every server.
  *
  *   loadgen [--connect ADDR] [--conns N] [--size S] [--seconds T] [--warmup W]
+ *   loadgen --idle [--connect ADDR] [--conns N] [--size S] [--seconds T]
  *
  * Opens N TCP connections to ADDR (default 127.0.0.1:7000). Each one plays
  * ping-pong: sends S bytes, waits until all S came back, sends again. After a
@@ -15,7 +16,14 @@
  * can divide a server's CPU time by it. Its own raw, level-triggered epoll loop, one thread:
  * no event library, so every server meets exactly the same client. Any
  * connection failing (refused, reset, closed early, more bytes than sent)
- * makes it exit 1. */
+ * makes it exit 1.
+ *
+ * With --idle it measures nothing itself: it opens the N connections (a few
+ * hundred at a time, so no accept queue overflows), makes ONE round trip on
+ * each, so the server has accepted it and is waiting for its next message,
+ * prints "idle conns=N ready" and holds them, sending nothing, for T seconds
+ * (default 3) or until killed. The caller reads the server's memory
+ * meanwhile (run_echo.sh: idle memory per connection). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netdb.h>
@@ -34,6 +42,7 @@
 
 #define MAX_EVENTS 512
 #define READ_BUF 65536
+#define IDLE_BATCH 200 /* connections opened at a time with --idle */
 
 struct conn {
   int fd;
@@ -47,6 +56,7 @@ static size_t msg_size = 64;
 static char *msg;
 static char rbuf[READ_BUF];
 static uint64_t round_trips; /* completed since start */
+static int idle_mode;        /* one round trip per connection, then quiet */
 static const char *address = "127.0.0.1:7000";
 
 static uint64_t now_ns(void) {
@@ -126,7 +136,8 @@ static void on_event(struct conn *c, unsigned events) {
     if (c->received == msg_size) {
       round_trips++;
       c->sent = c->received = 0;
-      send_rest(c);
+      if (!idle_mode) /* idle: nothing more is sent, so any byte now is too many */
+        send_rest(c);
     }
   }
 }
@@ -172,8 +183,9 @@ static struct addrinfo *resolve(const char *addr) {
 }
 
 /* Runs the loop until `deadline` (ns) or, with want_connected, until every
- * connection is up. */
-static void run_until(uint64_t deadline, struct conn *conns, long nconns, int want_connected) {
+ * connection is up; with want_trips, until round_trips reaches it. */
+static void run_until(uint64_t deadline, struct conn *conns, long nconns, int want_connected,
+                      uint64_t want_trips) {
   struct epoll_event events[MAX_EVENTS];
   for (;;) {
     uint64_t now = now_ns();
@@ -185,8 +197,10 @@ static void run_until(uint64_t deadline, struct conn *conns, long nconns, int wa
       if (up == nconns)
         return;
     }
+    if (want_trips && round_trips >= want_trips)
+      return;
     if (now >= deadline) {
-      if (want_connected) {
+      if (want_connected || want_trips) {
         fprintf(stderr, "loadgen: not every connection to %s came up in time\n", address);
         exit(1);
       }
@@ -222,6 +236,10 @@ int main(int argc, char **argv) {
       address = argv[++i];
       continue;
     }
+    if (strcmp(argv[i], "--idle") == 0) {
+      idle_mode = 1;
+      continue;
+    }
     if (strcmp(argv[i], "--conns") == 0)
       target = &conns_d;
     else if (strcmp(argv[i], "--size") == 0)
@@ -232,7 +250,7 @@ int main(int argc, char **argv) {
       target = &warmup;
     if (!target || i + 1 >= argc || parse_num(argv[++i], target) < 0) {
       fprintf(stderr,
-              "usage: %s [--connect ADDR] [--conns N] [--size S] [--seconds T] [--warmup W]\n",
+              "usage: %s [--idle] [--connect ADDR] [--conns N] [--size S] [--seconds T] [--warmup W]\n",
               argv[0]);
       return 2;
     }
@@ -263,6 +281,25 @@ int main(int argc, char **argv) {
   if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
     fail(NULL, "epoll_create1", errno);
   ai = resolve(address);
+  if (idle_mode) {
+    long batch;
+    for (i = 0; i < nconns; i += batch) {
+      long k;
+      batch = nconns - i < IDLE_BATCH ? nconns - i : IDLE_BATCH;
+      for (k = i; k < i + batch; k++) {
+        int err = dial(&conns[k], ai);
+        if (err < 0)
+          fail(&conns[k], "dial", -err);
+      }
+      run_until(now_ns() + 30000000000ull, conns, nconns, 0, (uint64_t)(i + batch));
+    }
+    freeaddrinfo(ai);
+    printf("idle conns=%ld ready\n", nconns);
+    fflush(stdout);
+    /* Held, quiet; a byte from the server now fails the run. */
+    run_until(now_ns() + (uint64_t)(seconds * 1e9), conns, nconns, 0, 0);
+    return 0;
+  }
   for (i = 0; i < nconns; i++) {
     int err = dial(&conns[i], ai);
     if (err < 0)
@@ -271,11 +308,11 @@ int main(int argc, char **argv) {
   freeaddrinfo(ai);
 
   /* Everyone connected (and already exchanging), then warm up, then count. */
-  run_until(now_ns() + 10000000000ull, conns, nconns, 1);
-  run_until(now_ns() + (uint64_t)(warmup * 1e9), conns, nconns, 0);
+  run_until(now_ns() + 10000000000ull, conns, nconns, 1, 0);
+  run_until(now_ns() + (uint64_t)(warmup * 1e9), conns, nconns, 0, 0);
   t0 = now_ns();
   n0 = round_trips;
-  run_until(t0 + (uint64_t)(seconds * 1e9), conns, nconns, 0);
+  run_until(t0 + (uint64_t)(seconds * 1e9), conns, nconns, 0, 0);
   t1 = now_ns();
   n1 = round_trips;
 
