@@ -5,6 +5,9 @@
 // core/alloc.h (rill_set_allocator's allocator, so a failed allocation is
 // RILL_ENOMEM like everywhere else in rill) and links its queues with the
 // shared intrusive list of core/list.h; lifetimes follow core/lifetime.h.
+// The scheduler also keeps its pointer in the base (core/fiber_slot.h, so
+// it follows the base from thread to thread) and reports fibers to the
+// base's stall detector (core/stall.h).
 #ifndef RILL_FIBER_IMPL_H
 #define RILL_FIBER_IMPL_H
 
