@@ -125,7 +125,7 @@ side_by_side() {
        END {
          nt = split(titles, t, "|")
          for (c = 1; c <= nt; c++) if (w[c] < length(t[c])) w[c] = length(t[c])
-         for (c = 1; c <= nt; c++) printf "%-" w[c] "s%s", t[c], (c < nt ? "   " : "\n")
+         for (c = 1; c <= nt; c++) printf (c < nt ? "%-" w[c] "s   " : "%s\n"), t[c]
          for (i = 1; i <= n; i++)
            for (c = 1; c <= nt; c++) {
              if (c > 1) printf " %s ", (line[c, i] == line[1, i] ? "|" : "X")
