@@ -46,7 +46,9 @@
 #include <deque>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <system_error>
 
 #include "rill.hpp"
 
@@ -112,26 +114,23 @@ struct promise<void> : promise_base {
 
 }  // namespace detail
 
-/// What the awaitables throw: a std::system_error whose what() is the
-/// failure in Go's words exactly ("dial tcp 127.0.0.1:1: connect: connection
-/// refused"), without the ": message" std::system_error would append.
+/// What the awaitables throw: a std::system_error whose what() is exactly
+/// Go's message ("read tcp 127.0.0.1:7000->127.0.0.1:41234: i/o timeout";
+/// std::system_error's own what() would append ": " and the code's
+/// message once more).
 class error : public std::system_error {
  public:
-  /// `ec` as code(), `text` as what().
-  error(std::error_code ec, std::string text) : std::system_error(ec), text_(std::move(text)) {}
-  /// Go's text.
-  const char *what() const noexcept override { return text_.c_str(); }
+  error(std::error_code ec, const std::string &what) : std::system_error(ec), text_(what) {}
+  const char *what() const noexcept override { return text_.what(); }
 
  private:
-  std::string text_;
+  std::runtime_error text_;  // its string copies without throwing
 };
 
 namespace detail {
-
 [[noreturn]] inline void throw_error(std::error_code ec, const std::string &what) {
-  throw rill::co::error(ec, what);
+  throw error(ec, what);
 }
-
 }  // namespace detail
 
 /// A lazy coroutine returning T. Move-only; destroying it destroys the
@@ -312,11 +311,20 @@ class stream {
   /// resumes once the queue has drained. Throws std::system_error.
   write_awaiter write(std::string_view data) noexcept;
 
-  /// The connection's deadlines, as rill::conn's (a passed one makes read()
-  /// or write() throw errc::timeout). @{
+  /// The read deadline (a rill::clock time point, no_deadline, or a
+  /// duration from now). Once it has passed, read() throws errc::timeout
+  /// without reading, even when data waits (Go's order, G16); set it here,
+  /// not through conn(), for that check.
   template <class T>
   std::error_code set_read_deadline(T when) const noexcept {
-    return s_->c.set_read_deadline(when);
+    std::uint64_t ns = deadline_ns(when);
+    if (ns > static_cast<std::uint64_t>(INT64_MAX))
+      ns = static_cast<std::uint64_t>(INT64_MAX);
+    const std::error_code ec =
+        s_->c.set_read_deadline(clock::time_point(clock::duration(static_cast<clock::rep>(ns))));
+    if (!ec)
+      s_->read_deadline = ns;
+    return ec;
   }
   template <class T>
   std::error_code set_write_deadline(T when) const noexcept {
@@ -339,6 +347,7 @@ class stream {
     std::error_code read_error;
     bool eof = false;
     std::string tail;  // bytes that came with EOF and did not fit
+    std::uint64_t read_deadline = 0;  // as set through the stream, 0: none
     std::coroutine_handle<> writer;
     std::error_code write_error;
 
@@ -391,6 +400,11 @@ class stream {
         w.resume();
     }
   };
+  static std::uint64_t deadline_ns(clock::time_point when) noexcept { return to_ns(when); }
+  template <class Rep, class Period>
+  static std::uint64_t deadline_ns(std::chrono::duration<Rep, Period> from_now) noexcept {
+    return cxx_detail::from_now(from_now);
+  }
   std::unique_ptr<state> s_;
 };
 
@@ -410,6 +424,10 @@ class stream::read_awaiter {
   bool await_ready() {
     if (s_ == nullptr)
       detail::throw_error(to_error_code(RILL_EINVAL), "read: invalid argument");
+    // A passed deadline fails the read before any data (held bytes would
+    // otherwise come first).
+    if (len_ != 0 && !s_->read_error && s_->read_deadline != 0 && rill_time_now() >= s_->read_deadline)
+      s_->read_error = make_error_code(errc::timeout);
     return s_->eof || s_->read_error || len_ == 0;
   }
   bool await_suspend(std::coroutine_handle<> h) {
@@ -558,6 +576,17 @@ class acceptor {
   std::string addr() const { return s_->l.addr(); }
   int port() const noexcept { return s_->l.port(); }
   /// @}
+  /// Stops taking connections from the kernel until resume(): new ones
+  /// wait in its listen queue (net_options::backlog), as they do while a Go
+  /// program calls no Accept, and dials beyond it wait too. A waiting
+  /// accept() keeps waiting. rill::errc::closed once closed.
+  std::error_code pause() const noexcept {
+    return s_->l ? s_->l.pause() : make_error_code(errc::closed);
+  }
+  /// Takes connections from the kernel again after pause().
+  std::error_code resume() const noexcept {
+    return s_->l ? s_->l.resume() : make_error_code(errc::closed);
+  }
   /// Stops listening; a waiting accept() resumes with errc::closed, as do
   /// later ones once the queued connections are taken.
   void close() {

@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Runs every seed 001 experiment twice — written with rill's blocking facade
-# (samples/seed/*.c) and in Go (samples/go/seed/*/main.go) — and shows both
-# outputs side by side, then "same behaviour" or "DIFFERS" per experiment.
+# Runs every seed 001 experiment three times — written with rill's blocking
+# fiber facade (samples/seed/*.c), with rill's C++20 coroutines
+# (samples/seed/coro/*.cpp), and in Go (samples/go/seed/*/main.go) — and
+# shows the outputs side by side, then "same behaviour" (all match) or
+# "DIFFERS" per experiment.
 #
 #   samples/seed/compare.sh [build dir] [experiment...]
 #
-# The build dir (default build/) must hold samples/seed/ from a CMake build.
-# The Go programs are built with `go build` into a temporary directory; if
-# `go` is missing, only the C side is shown. Everything runs with --short.
-# For an experiment with a server, the server starts first and the client
-# once the server printed "listen ok"; the C pair runs, then the Go pair.
-# Exits 1 if any pair differs (or a program fails to run), else 0.
+# The build dir (default build/) must hold samples/seed/ from a CMake build;
+# samples/seed/coro/ is there when the compiler has C++20 coroutines, else
+# that column is skipped (and said so). The Go programs are built with
+# `go build` into a temporary directory; if `go` is missing, that column is
+# skipped too. Everything runs with --short. For an experiment with a
+# server, the server starts first and the client once the server printed
+# "listen ok"; the fiber pair runs, then the coroutine pair, then the Go one.
+# Exits 1 if any column differs from the fibers' (or a program fails to
+# run), 2 if the build has no seed samples, else 0.
 #
 # Before comparing, ephemeral ports are replaced by "PORT": the experiments'
 # own ports are below 10000, and the kernel's ephemeral range
@@ -57,16 +62,23 @@ trap cleanup EXIT
 trap 'cleanup; exit 130' INT
 trap 'cleanup; exit 143' TERM
 
+CORO_DIR=""
+if [ -x "$C_DIR/coro/establish_client1" ]; then
+  CORO_DIR=$C_DIR/coro
+else
+  echo "no coroutine seed samples in $BUILD/samples/seed/coro (no C++20 coroutines?): skipping that column"
+fi
+
 GO_DIR=""
 if command -v go >/dev/null 2>&1; then
   mkdir -p "$WORK/go"
   if (cd "$ROOT/samples/go/seed" && go build -o "$WORK/go/" ./...) >&2; then
     GO_DIR=$WORK/go
   else
-    echo "compare: building the Go programs failed: showing the C side only" >&2
+    echo "compare: building the Go programs failed: skipping the Go column" >&2
   fi
 else
-  echo "go not installed: showing the C side only"
+  echo "go not installed: skipping the Go column"
 fi
 
 # run_pair DIR SERVER CLIENT OUT: the server's lines ("S ...") then the
@@ -101,18 +113,25 @@ run_pair() {
 
 normalise() { sed -E 's/(127\.0\.0\.1|\[::1\]):[1-6][0-9]{4}\b/\1:PORT/g' "$1"; }
 
-# Two files side by side, whole lines (no truncation); " X " marks lines
-# that differ.
+# Files side by side, one column each, whole lines (no truncation); the
+# first argument is the column titles ("a|b|c"). Between two columns "|",
+# or "X" where a line differs from the first column's.
 side_by_side() {
-  awk 'FILENAME == ARGV[1] { l[FNR] = $0; nl = FNR; if (length($0) > w) w = length($0); next }
-       { r[FNR] = $0; nr = FNR }
+  local titles=$1
+  shift
+  awk -v titles="$titles" '
+       FNR == 1 { f++ }
+       { line[f, FNR] = $0; if (FNR > n) n = FNR; if (length($0) > w[f]) w[f] = length($0) }
        END {
-         if (w < 20) w = 20
-         printf "%-" w "s   %s\n", "rill facade (C)", "Go"
-         n = nl > nr ? nl : nr
+         nt = split(titles, t, "|")
+         for (c = 1; c <= nt; c++) if (w[c] < length(t[c])) w[c] = length(t[c])
+         for (c = 1; c <= nt; c++) printf (c < nt ? "%-" w[c] "s   " : "%s\n"), t[c]
          for (i = 1; i <= n; i++)
-           printf "%-" w "s %s %s\n", l[i], (l[i] == r[i] ? "|" : "X"), r[i]
-       }' "$1" "$2"
+           for (c = 1; c <= nt; c++) {
+             if (c > 1) printf " %s ", (line[c, i] == line[1, i] ? "|" : "X")
+             printf (c < nt ? "%-" w[c] "s" : "%s\n"), line[c, i]
+           }
+       }' "$@"
 }
 
 declare -a SUMMARY
@@ -123,23 +142,35 @@ for e in "${EXPERIMENTS[@]}"; do
     continue
   fi
   echo "=== $name: ${server:+$server + }$client"
+  titles="fibers (C)"
+  files=("$WORK/$name.c.norm")
   run_pair "$C_DIR" "$server" "$client" "$WORK/$name.c"
   normalise "$WORK/$name.c" >"$WORK/$name.c.norm"
-  if [ -z "$GO_DIR" ]; then
+  if [ -n "$CORO_DIR" ]; then
+    run_pair "$CORO_DIR" "$server" "$client" "$WORK/$name.coro"
+    normalise "$WORK/$name.coro" >"$WORK/$name.coro.norm"
+    titles+="|coroutines (C++20)"
+    files+=("$WORK/$name.coro.norm")
+  fi
+  if [ -n "$GO_DIR" ]; then
+    run_pair "$GO_DIR" "$server" "$client" "$WORK/$name.go"
+    normalise "$WORK/$name.go" >"$WORK/$name.go.norm"
+    titles+="|Go"
+    files+=("$WORK/$name.go.norm")
+  fi
+  if [ ${#files[@]} -eq 1 ]; then
     cat "$WORK/$name.c.norm"
     echo
-    SUMMARY+=("$(printf '%-20s %s' "$name" "C only")")
+    SUMMARY+=("$(printf '%-20s %s' "$name" "fibers only")")
     continue
   fi
-  run_pair "$GO_DIR" "$server" "$client" "$WORK/$name.go"
-  normalise "$WORK/$name.go" >"$WORK/$name.go.norm"
-  side_by_side "$WORK/$name.c.norm" "$WORK/$name.go.norm"
-  if cmp -s "$WORK/$name.c.norm" "$WORK/$name.go.norm"; then
-    verdict="same behaviour"
-  else
-    verdict="DIFFERS"
-    status=1
-  fi
+  side_by_side "$titles" "${files[@]}"
+  verdict="same behaviour"
+  for f in "${files[@]:1}"; do
+    cmp -s "$WORK/$name.c.norm" "$f" || verdict="DIFFERS"
+  done
+  [ "$verdict" = "same behaviour" ] || status=1
+  verdict+=" (${titles//|/, })"
   echo "--- $name: $verdict"
   echo
   SUMMARY+=("$(printf '%-20s %s' "$name" "$verdict")")

@@ -4,6 +4,8 @@
 // destroying a job (a sleep, a read, a dial): nothing resumes afterwards
 // and the handles it waited on are freed.
 // The C++ headers first: cmocka.h defines a fail() macro that <ios> meets.
+#include <poll.h>
+
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -138,8 +140,97 @@ void test_dial_refused(void **) {
   run_all(base);
   j.get();
   assert_true(code == std::errc::connection_refused);
-  // Go's text exactly, the message not repeated after it.
+  // Exactly Go's message: nothing appended (std::system_error's own what()
+  // would add ": connection refused" once more).
   assert_string_equal(what.c_str(), ("dial tcp " + address + ": connect: connection refused").c_str());
+}
+
+// A read times out; data comes meanwhile; the deadline is moved, but to a
+// time already passed: the read throws i/o timeout and reads nothing (Go
+// checks the deadline first, G16; samples/seed/rw_server4). With the
+// deadline gone, the data comes.
+void test_read_deadline_before_data(void **) {
+  rill::base base;
+  rill::co::acceptor acceptor(base, "tcp", "127.0.0.1:0");
+  std::vector<std::string> seen;
+  auto server = [&]() -> rill::co::task<> {
+    rill::co::stream s = co_await acceptor.accept();
+    acceptor.close();
+    char c;
+    co_await s.read(&c, 1);  // the client's go-ahead, after its timeout
+    co_await s.write("data");
+    co_await s.read(&c, 1);  // until the client closes
+  };
+  auto client = [&]() -> rill::co::task<> {
+    rill::co::stream s = co_await rill::co::dial(base, "tcp", acceptor.addr());
+    char buf[16];
+    s.set_read_deadline(5ms);
+    try {
+      co_await s.read(buf, sizeof buf);
+    } catch (const std::system_error &e) {
+      seen.push_back(e.code() == rill::errc::timeout ? "timeout" : e.what());
+    }
+    co_await s.write("!");
+    pollfd p{s.conn().fd(), POLLIN, 0};
+    while (poll(&p, 1, 0) == 0)  // the stream reads only in read()
+      co_await rill::co::sleep(base, 1ms);
+    s.set_read_deadline(rill::clock::now() - 1ms);
+    try {
+      const std::size_t n = co_await s.read(buf, sizeof buf);
+      seen.push_back("read " + std::string(buf, n));
+    } catch (const std::system_error &e) {
+      seen.push_back(e.code() == rill::errc::timeout ? "timeout" : e.what());
+    }
+    s.set_read_deadline(rill::no_deadline);
+    const std::size_t n = co_await s.read(buf, sizeof buf);
+    seen.push_back("read " + std::string(buf, n));
+    s.close();
+  };
+  rill::co::job srv = rill::co::spawn(server());
+  rill::co::job cli = rill::co::spawn(client());
+  run_all(base);
+  srv.get();
+  cli.get();
+  assert_int_equal(seen.size(), 3);
+  assert_string_equal(seen[0].c_str(), "timeout");
+  assert_string_equal(seen[1].c_str(), "timeout");
+  assert_string_equal(seen[2].c_str(), "read data");
+}
+
+// A paused acceptor takes nothing from the kernel: a dial completes (the
+// kernel's backlog queues it) yet accept() waits, until resume().
+void test_acceptor_pause(void **) {
+  rill::base base;
+  rill::co::acceptor acceptor(base, "tcp", "127.0.0.1:0");
+  assert_false(static_cast<bool>(acceptor.pause()));
+  bool accepted = false, dialed = false, accepted_while_paused = false;
+  auto server = [&]() -> rill::co::task<> {
+    rill::co::stream s = co_await acceptor.accept();
+    accepted = true;
+    acceptor.close();
+    char c;
+    co_await s.read(&c, 1);  // until the client closes
+  };
+  auto client = [&]() -> rill::co::task<> {
+    rill::co::stream s = co_await rill::co::dial(base, "tcp", acceptor.addr());
+    dialed = true;
+    for (int i = 0; i < 20; i++)  // loop iterations in which an accept would show
+      co_await rill::co::sleep(base, 1ms);
+    accepted_while_paused = accepted;
+    assert_false(static_cast<bool>(acceptor.resume()));
+    while (!accepted)
+      co_await rill::co::sleep(base, 1ms);
+    s.close();
+  };
+  rill::co::job srv = rill::co::spawn(server());
+  rill::co::job cli = rill::co::spawn(client());
+  run_all(base);
+  srv.get();
+  cli.get();
+  assert_true(dialed);
+  assert_false(accepted_while_paused);
+  assert_true(accepted);
+  assert_true(acceptor.pause() == rill::errc::closed);
 }
 
 void test_read_deadline(void **) {
@@ -302,6 +393,8 @@ int main() {
       cmocka_unit_test_setup_teardown(test_echo, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_dial_refused, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_read_deadline, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_read_deadline_before_data, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_acceptor_pause, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_cancel, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_closed_under_waiters, tu_setup_fds, tu_teardown_fds),
   };
