@@ -316,7 +316,7 @@ static void on_dialed(rill_dialer *d, rill_conn *conn, int status, void *arg) {
 int main(int argc, char **argv) {
   struct dial_state s;
   rill_base_config cfg;
-  rill_net_options opts;
+  rill_socket_config opts;
   const char *dns_server = NULL, *hosts = NULL;
   unsigned long timeout_ms = 0, fallback_ms = 0;
   struct sockaddr_storage ss;

@@ -349,7 +349,7 @@ static int usage(const char *argv0) {
 
 int main(int argc, char **argv) {
   struct client c;
-  rill_net_options opts;
+  rill_socket_config opts;
   unsigned long size = 64;
   int i, err;
 
@@ -393,7 +393,7 @@ int main(int argc, char **argv) {
   if (err < 0) {
     /* Refused at once (a malformed address, say): no dialer to ask. */
     char msg[512];
-    rill_format_op_error(msg, sizeof msg, "dial", c.network, NULL, c.address, NULL, err);
+    rill_format_op_error("dial", c.network, NULL, c.address, NULL, err, msg, sizeof msg);
     fprintf(stderr, "echo_client: %s\n", msg);
     c.failed = 1;
   } else if ((err = rill_base_run(c.base, RILL_RUN_DEFAULT)) < 0) {

@@ -127,7 +127,7 @@ static void on_signal(rill_signal *sig, int signum, void *arg) {
   if (!s->quiet)
     fprintf(stderr, "echo_server: signal %d, shutting down (%lu connections served)\n", signum,
             s->accepted);
-  rill_listener_close(s->listener);
+  rill_listener_free(s->listener);
   rill_signal_free(s->sigint);
   rill_signal_free(s->sigterm);
   for (c = s->clients; c; c = c->next) {
@@ -142,7 +142,7 @@ static void on_signal(rill_signal *sig, int signum, void *arg) {
 int main(int argc, char **argv) {
   struct server s = {0};
   const char *address = "127.0.0.1:7000", *network = "tcp";
-  rill_net_options options;
+  rill_socket_config options;
   char bound[RILL_ADDRSTRLEN];
   int i, err;
 
@@ -175,7 +175,7 @@ int main(int argc, char **argv) {
   err = rill_listen(s.base, network, address, &options, on_accept, &s, &s.listener);
   if (err < 0) {
     char msg[256];
-    rill_format_op_error(msg, sizeof msg, "listen", network, NULL, address, NULL, err);
+    rill_format_op_error("listen", network, NULL, address, NULL, err, msg, sizeof msg);
     fprintf(stderr, "echo_server: %s\n", msg);
     return 1;
   }

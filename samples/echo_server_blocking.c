@@ -108,7 +108,7 @@ static void start(void *arg) {
   int err = rill_net_listen(s->network, s->address, NULL, &s->listener);
   if (err < 0) {
     char msg[256];
-    rill_format_op_error(msg, sizeof msg, "listen", s->network, NULL, s->address, NULL, err);
+    rill_format_op_error("listen", s->network, NULL, s->address, NULL, err, msg, sizeof msg);
     fprintf(stderr, "echo_server_blocking: %s\n", msg);
     s->failed = 1;
     rill_signal_free(s->sigint);

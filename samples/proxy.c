@@ -44,7 +44,7 @@ static void on_upstream(rill_dialer *d, rill_conn *upstream, int status, void *a
 }
 
 static void on_accept(rill_listener *l, rill_conn *client, int status, void *arg) {
-  static const rill_net_options dial_options = {.timeout = 5 * RILL_SEC};
+  static const rill_socket_config dial_options = {.timeout = 5 * RILL_SEC};
   (void)l;
   (void)arg;
   if (status < 0) { /* -EMFILE and friends: the listener goes on */

@@ -39,7 +39,7 @@ typedef struct rill_net_conn rill_net_conn;
 typedef struct rill_net_listener rill_net_listener;
 
 /** net.Listen. `options` may be NULL. */
-RILL_API int rill_net_listen(const char *network, const char *address, const rill_net_options *options,
+RILL_API int rill_net_listen(const char *network, const char *address, const rill_socket_config *options,
                              rill_net_listener **out);
 /** Listener.Accept: parks until a connection arrives. Accept errors are
  * handed to the caller, as Go does: -EMFILE / -ENFILE when the process is out
@@ -53,8 +53,8 @@ RILL_API int rill_net_listener_addr(const rill_net_listener *listener, char *buf
 /** Formats an error met on the listener Go's way, as
  * rill_listener_format_error() does: "accept tcp 127.0.0.1:8080: use of
  * closed network connection". Answers after close too. An error
- * rill_net_listen() returned is formatted by rill_format_net_error(buf,
- * size, "listen", network, address, err). */
+ * rill_net_listen() returned is formatted by rill_format_net_error("listen", network, address, err,
+ * buf, size). */
 RILL_API int rill_net_listener_format_error(const rill_net_listener *listener, const char *op, int err,
                                             char *buf, size_t size);
 /** TCPListener.SetDeadline (G33): rill_net_accept() returns RILL_ETIMEOUT
@@ -79,7 +79,7 @@ RILL_API void rill_net_listener_free(rill_net_listener *listener);
  * connect. Host names resolve through the base's resolver. On failure,
  * `errbuf` (may be NULL) gets Go's message, "dial tcp 127.0.0.1:1: connect:
  * connection refused". */
-RILL_API int rill_net_dial(const char *network, const char *address, const rill_net_options *options,
+RILL_API int rill_net_dial(const char *network, const char *address, const rill_socket_config *options,
                            rill_net_conn **out, char *errbuf, size_t errbuf_size);
 
 /** Dialer.DialContext (G33): rill_net_dial() that also ends when `ctx`
@@ -94,7 +94,7 @@ RILL_API int rill_net_dial(const char *network, const char *address, const rill_
  * it at once, without a socket. RILL_EWRONGTHREAD for a context of another
  * thread. The context may be cancelled or freed meanwhile by any fiber. */
 RILL_API int rill_net_dial_ctx(rill_ctx *ctx, const char *network, const char *address,
-                               const rill_net_options *options, rill_net_conn **out, char *errbuf,
+                               const rill_socket_config *options, rill_net_conn **out, char *errbuf,
                                size_t errbuf_size);
 
 /** conn.Read: returns the bytes available now, at least one, parking while

@@ -120,7 +120,9 @@ struct promise<void> : promise_base {
 /// message once more).
 class error : public std::system_error {
  public:
+  /// `ec` as code(), `what` as what().
   error(std::error_code ec, const std::string &what) : std::system_error(ec), text_(what) {}
+  /// Go's message.
   const char *what() const noexcept override { return text_.what(); }
 
  private:
@@ -326,11 +328,12 @@ class stream {
       s_->read_deadline = ns;
     return ec;
   }
+  /// The write deadline, as rill::conn's (a passed one makes write() throw
+  /// errc::timeout).
   template <class T>
   std::error_code set_write_deadline(T when) const noexcept {
     return s_->c.set_write_deadline(when);
   }
-  /// @}
   /// rill::conn's close_write() and close(). @{
   std::error_code close_write() const noexcept { return s_->c.close_write(); }
   std::error_code close() const noexcept { return s_->c.close(); }

@@ -35,8 +35,8 @@ typedef struct rill_dns_result {
  * when it returns: status 0 with a result, or an error:
  * RILL_EDNS_NOHOST, RILL_EDNS_SERVFAIL, RILL_EDNS_REFUSED, RILL_EDNS_TIMEOUT,
  * RILL_EDNS_UNREACHABLE (no server could be reached: the host refused the
- * query), RILL_ECANCELED (rill_resolve_cancel or rill_base_free),
- * RILL_ENOMEM. rill_resolve_server() and rill_format_lookup_error() word
+ * query), RILL_ECANCELED (rill_dns_query_cancel or rill_base_free),
+ * RILL_ENOMEM. rill_dns_query_server() and rill_format_lookup_error() word
  * the error as Go does. */
 typedef void (*rill_resolve_cb)(rill_dns_query *query, int status, const rill_dns_result *result,
                                 void *arg);
@@ -58,7 +58,7 @@ RILL_API int rill_resolve(rill_base *base, const char *host, int family,
  * May be called from any callback, another lookup's or a dial's included;
  * RILL_ECLOSED from inside the query's own callback, after which the
  * pointer is dead. RILL_EINVAL for NULL. */
-RILL_API int rill_resolve_cancel(rill_dns_query *query);
+RILL_API int rill_dns_query_cancel(rill_dns_query *query);
 
 /** Inside the callback of a lookup that failed: the DNS server its error
  * names, as Go's DNSError does ("127.0.0.1:53", "[::1]:53"): the server
@@ -67,7 +67,7 @@ RILL_API int rill_resolve_cancel(rill_dns_query *query);
  * RILL_EDNS_UNREACHABLE). Returns its length; RILL_ENOENT when no server
  * was asked (the hosts file answered, the lookup was cancelled, it
  * succeeded); RILL_EINVAL for NULL, or a `buf` too small. */
-RILL_API int rill_resolve_server(const rill_dns_query *query, char *buf, size_t size);
+RILL_API int rill_dns_query_server(const rill_dns_query *query, char *buf, size_t size);
 
 /** Formats a lookup's error Go's way (G31): "lookup nx.test on
  * 127.0.0.1:53: no such host", "lookup x.test on 127.0.0.1:53: server
@@ -76,11 +76,10 @@ RILL_API int rill_resolve_server(const rill_dns_query *query, char *buf, size_t 
  * local address of its socket too: "read udp 127.0.0.1:40000->...";
  * c-ares keeps that socket to itself), "... read udp 127.0.0.1:53: read:
  * connection refused" for a server that cannot be reached. `server` (NULL
- * or "" for none: "lookup nx.test: no such host") as rill_resolve_server()
+ * or "" for none: "lookup nx.test: no such host") as rill_dns_query_server()
  * gives it. Returns as rill_format_op_error() does; RILL_EINVAL for a NULL
  * `name`, or a NULL `buf` with `size` > 0. Works without c-ares too. */
-RILL_API int rill_format_lookup_error(char *buf, size_t size, const char *name, const char *server,
-                                      int err);
+RILL_API int rill_format_lookup_error(const char *name, const char *server, int err, char *buf, size_t size);
 
 /** Checks `host` the way rill_resolve() does: 0 or RILL_EDNS_BADNAME;
  * RILL_EINVAL for NULL. */

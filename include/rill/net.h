@@ -97,7 +97,7 @@ typedef int (*rill_control_cb)(int fd, const char *network, const char *address,
 
 /** Options for rill_listen() and rill_dial(). Zero-initialise and set what you
  * need; zero means Go's default. Tri-state fields: 0 default, 1 on, -1 off. */
-typedef struct rill_net_options {
+typedef struct rill_socket_config {
   int no_delay;              /**< TCP_NODELAY, default on */
   int keep_alive;            /**< SO_KEEPALIVE, default on */
   uint64_t keep_alive_period; /**< idle and interval in ns, default 15 s,
@@ -121,7 +121,7 @@ typedef struct rill_net_options {
   /** dial by name: Happy Eyeballs delay before the next address is tried
    * while the previous one is still connecting, in ns; 0: 300 ms */
   uint64_t fallback_delay;
-} rill_net_options;
+} rill_socket_config;
 
 /* ---- connections ------------------------------------------------------- */
 
@@ -307,7 +307,7 @@ typedef void (*rill_accept_cb)(rill_listener *listener, rill_conn *conn, int sta
  * listener that fails after creating its socket file removes that file
  * (never one it did not create). */
 RILL_API int rill_listen(rill_base *base, const char *network, const char *address,
-                         const rill_net_options *options, rill_accept_cb on_accept, void *arg,
+                         const rill_socket_config *options, rill_accept_cb on_accept, void *arg,
                          rill_listener **out);
 
 /** Formats an error met on the listener Go's way (G31): `op` "accept"
@@ -326,8 +326,8 @@ RILL_API int rill_listener_fd(const rill_listener *listener);
 
 /** Stops / resumes accepting (connections wait in the kernel's backlog
  * meanwhile). RILL_ECLOSED once closed. @{ */
-RILL_API int rill_listener_pause(rill_listener *listener);
-RILL_API int rill_listener_resume(rill_listener *listener);
+RILL_API int rill_listener_stop(rill_listener *listener);
+RILL_API int rill_listener_start(rill_listener *listener);
 /** @} */
 
 /** Stops accepting and closes the socket (a Unix socket's file is removed).
@@ -335,7 +335,7 @@ RILL_API int rill_listener_resume(rill_listener *listener);
  * handle is gone when this returns — or, called inside its own on_accept,
  * when that returns; until then the other listener calls return
  * RILL_ECLOSED. */
-RILL_API void rill_listener_close(rill_listener *listener);
+RILL_API void rill_listener_free(rill_listener *listener);
 
 /* ---- dialing ----------------------------------------------------------- */
 
@@ -350,7 +350,7 @@ typedef void (*rill_dial_cb)(rill_dialer *dialer, rill_conn *conn, int status, v
  * met at once (a malformed address, say) are returned and no callback
  * follows; rill_format_net_error() words them as Go does. */
 RILL_API int rill_dial(rill_base *base, const char *network, const char *address,
-                       const rill_net_options *options, rill_dial_cb on_done, void *arg,
+                       const rill_socket_config *options, rill_dial_cb on_done, void *arg,
                        rill_dialer **out);
 
 /** Cancels a dial whose callback has not run yet: it then runs with
@@ -379,8 +379,8 @@ RILL_API int rill_dialer_format_error(const rill_dialer *dialer, int err, char *
  * "bind" for listen and "connect" for dial; none for RILL_ENOMEM and rill's
  * own codes. Returns as rill_format_op_error() does; RILL_EINVAL for a NULL
  * `op`, `network` or `address`. */
-RILL_API int rill_format_net_error(char *buf, size_t size, const char *op, const char *network,
-                                   const char *address, int err);
+RILL_API int rill_format_net_error(const char *op, const char *network, const char *address, int err,
+                                   char *buf, size_t size);
 
 /** The general form: "<op> <network> [<local>-><remote>|<remote>]: [<call>: ]<text>";
  * an empty `network` is left out ("dial: unknown network "), and RILL_EOF
@@ -390,8 +390,8 @@ RILL_API int rill_format_net_error(char *buf, size_t size, const char *op, const
  * and returns the length of the whole text, so a result >= `size` means it
  * was cut short. `buf` may be NULL only with `size` 0, to measure.
  * RILL_EINVAL for a NULL `op` or `network`, or a NULL `buf` with `size` > 0. */
-RILL_API int rill_format_op_error(char *buf, size_t size, const char *op, const char *network,
-                                  const char *local, const char *remote, const char *call, int err);
+RILL_API int rill_format_op_error(const char *op, const char *network, const char *local,
+                                  const char *remote, const char *call, int err, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

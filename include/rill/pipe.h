@@ -11,7 +11,7 @@
  *
  *  - Back-pressure: reading `a` pauses while `b` cannot keep up. With copies
  *    (see below) that is `b`'s write queue above its write_high_water (the
- *    rill_net_options of the listen or dial that made `b`; 1 MiB by
+ *    rill_socket_config of the listen or dial that made `b`; 1 MiB by
  *    default) until it falls to write_low_water; with splice(2) it is the
  *    kernel pipe between them being full. Either way a peer that does not
  *    read holds the other peer back through TCP, and the pipe's memory

@@ -36,8 +36,8 @@ extern "C" int rill_dns_check_name(const char *host) {
 // socket ("read udp 127.0.0.1:40000->127.0.0.1:53: i/o timeout"); c-ares
 // keeps that socket to itself, so rill names the server and leaves the
 // local address out.
-extern "C" int rill_format_lookup_error(char *buf, size_t size, const char *name, const char *server,
-                                        int err) {
+extern "C" int rill_format_lookup_error(const char *name, const char *server, int err, char *buf,
+                                        size_t size) {
   if ((!buf && size) || !name)
     return RILL_EINVAL;
   int n;

@@ -8,9 +8,9 @@ int rill_resolve(rill_base *, const char *, int, const rill_dns_config *, rill_r
   return RILL_ENEEDDNS;
 }
 
-int rill_resolve_cancel(rill_dns_query *) { return RILL_EINVAL; }
+int rill_dns_query_cancel(rill_dns_query *) { return RILL_EINVAL; }
 
-int rill_resolve_server(const rill_dns_query *, char *, size_t) { return RILL_EINVAL; }
+int rill_dns_query_server(const rill_dns_query *, char *, size_t) { return RILL_EINVAL; }
 
 const char *rill_dns_version(void) { return nullptr; }
 

@@ -59,7 +59,7 @@ struct rill_dns_query {
   bool report_queued = false; // the pending node is queued (holds a reference)
   rill::detail::vec<sockaddr_storage> addrs;
   char canonical[256] = "";
-  char server[64] = "";  // the server a failure names (rill_resolve_server)
+  char server[64] = "";  // the server a failure names (rill_dns_query_server)
   rill::detail::pending_node pending;
   rill::detail::list_node link;  // the base's list of queries, for shutdown
 };
@@ -373,7 +373,7 @@ void shutdown_all(rill_base *base) {
   st->shutting_down = true;
   for (list_node *n = st->queries.front(); n && n != &st->queries.head; n = n->next)
     if (query_of(n)->lifetime.open())
-      rill_resolve_cancel(query_of(n));
+      rill_dns_query_cancel(query_of(n));
   // Destroying a channel makes c-ares answer its queries (dropped above);
   // that answer may free the query, so step on before.
   for (list_node *n = st->queries.front(), *next; n && n != &st->queries.head; n = next) {
@@ -491,7 +491,7 @@ int rill_resolve(rill_base *base, const char *host, int family, const rill_dns_c
   return 0;
 }
 
-int rill_resolve_cancel(rill_dns_query *q) {
+int rill_dns_query_cancel(rill_dns_query *q) {
   if (!q)
     return RILL_EINVAL;
   if (q->lifetime.state == life_state::closed)
@@ -511,7 +511,7 @@ int rill_resolve_cancel(rill_dns_query *q) {
   return 0;
 }
 
-int rill_resolve_server(const rill_dns_query *q, char *buf, size_t size) {
+int rill_dns_query_server(const rill_dns_query *q, char *buf, size_t size) {
   if (!q || !buf)
     return RILL_EINVAL;
   size_t n = std::strlen(q->server);

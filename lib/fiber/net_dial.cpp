@@ -49,11 +49,11 @@ void on_ctx_end(ctx_hook *hook, int err) {
 
 void format_now(char *errbuf, size_t errbuf_size, const char *network, const char *address, int err) {
   if (errbuf && errbuf_size)
-    rill_format_net_error(errbuf, errbuf_size, "dial", network ? network : "", address ? address : "", err);
+    rill_format_net_error("dial", network ? network : "", address ? address : "", err, errbuf, errbuf_size);
 }
 
 // The dial both entry points share; `ctx` may be null.
-int dial(rill_ctx *ctx, const char *network, const char *address, const rill_net_options *options,
+int dial(rill_ctx *ctx, const char *network, const char *address, const rill_socket_config *options,
          rill_net_conn **out, char *errbuf, size_t errbuf_size) {
   rill_base *base = rill_fiber_base();
   if (!base)
@@ -100,12 +100,13 @@ using namespace rill::detail;
 
 extern "C" {
 
-int rill_net_dial(const char *network, const char *address, const rill_net_options *options,
+int rill_net_dial(const char *network, const char *address, const rill_socket_config *options,
                   rill_net_conn **out, char *errbuf, size_t errbuf_size) {
   return dial(nullptr, network, address, options, out, errbuf, errbuf_size);
 }
 
-int rill_net_dial_ctx(rill_ctx *ctx, const char *network, const char *address, const rill_net_options *options,
+int rill_net_dial_ctx(rill_ctx *ctx, const char *network, const char *address,
+                      const rill_socket_config *options,
                       rill_net_conn **out, char *errbuf, size_t errbuf_size) {
   if (ctx && !ctx_owned_here(ctx))
     return RILL_EWRONGTHREAD;

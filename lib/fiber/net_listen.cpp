@@ -59,7 +59,7 @@ bool deadline_passed(const rill_net_listener *nl) {
 void expire_acceptors(rill_net_listener *nl) {
   fiber_wake_all(nl->acceptors, RILL_ETIMEOUT);
   if (nl->listener)
-    rill_listener_pause(nl->listener);
+    rill_listener_stop(nl->listener);
 }
 
 void on_deadline(rill_timer *, void *arg) { expire_acceptors(static_cast<rill_net_listener *>(arg)); }
@@ -116,7 +116,7 @@ void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
   if (rill_fiber *f = nl->acceptors.pop())
     fiber_unpark(f, 0);
   if (nl->acceptors.empty())
-    rill_listener_pause(l);  // the next one waits in the backlog
+    rill_listener_stop(l);  // the next one waits in the backlog
 }
 
 int accept_held(rill_net_listener *nl, rill_net_conn **out) {
@@ -125,7 +125,7 @@ int accept_held(rill_net_listener *nl, rill_net_conn **out) {
   // included: that one stays for the next accept.
   while (nl->lifetime.open() && !deadline_passed(nl) && ready_empty(nl) && !nl->pending_error &&
          !err) {
-    rill_listener_resume(nl->listener);
+    rill_listener_start(nl->listener);
     if (nl->deadline) {
       // Checked above, but the clock moved since: never a negative wait.
       uint64_t now = rill_time_now();
@@ -162,7 +162,7 @@ using namespace rill::detail;
 
 extern "C" {
 
-int rill_net_listen(const char *network, const char *address, const rill_net_options *options,
+int rill_net_listen(const char *network, const char *address, const rill_socket_config *options,
                     rill_net_listener **out) {
   rill_base *base = rill_fiber_base();
   if (!base)
@@ -178,7 +178,7 @@ int rill_net_listen(const char *network, const char *address, const rill_net_opt
     destroy(nl);
     return err;
   }
-  rill_listener_pause(nl->listener);  // until someone accepts
+  rill_listener_stop(nl->listener);  // until someone accepts
   rill_listener_addr(nl->listener, nl->addr, sizeof nl->addr);
   nl->is_unix = !std::strcmp(network, "unix");
   *out = nl;
@@ -231,7 +231,7 @@ int rill_net_listener_close(rill_net_listener *nl) {
   if (!nl->lifetime.open())
     return RILL_ECLOSED;
   nl->lifetime.state = life_state::closed;  // no close report: closed at once
-  rill_listener_close(nl->listener);
+  rill_listener_free(nl->listener);
   nl->listener = nullptr;
   rill_timer_free(nl->deadline_timer);
   nl->deadline_timer = nullptr;

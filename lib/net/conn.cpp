@@ -155,7 +155,7 @@ net_state *net_get(rill_base *base) {
   return static_cast<net_state *>(base->net);
 }
 
-int conn_create(rill_base *base, int fd, net_kind kind, const rill_net_options *opts,
+int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config *opts,
                 rill_conn **out) {
   if (!net_get(base))
     return RILL_ENOMEM;

@@ -64,7 +64,7 @@ struct rill_dialer {
   rill::detail::net_kind kind;
   rill_dial_cb on_done;
   void *arg;
-  rill_net_options opts{};
+  rill_socket_config opts{};
   char network[8];
   char local_address[RILL_ADDRSTRLEN] = "";
   rill_timer *timeout = nullptr;
@@ -128,7 +128,7 @@ void decide(rill_dialer *d, int status, const char *call) {
   rill_timer_free(d->fallback);
   d->timeout = d->fallback = nullptr;
   if (d->query)
-    rill_resolve_cancel(d->query);  // its callback clears d->query and lets go
+    rill_dns_query_cancel(d->query);  // its callback clears d->query and lets go
   life_hold(d->lifetime);           // the queued report's reference
   pending_push(d->base, &d->pending);
 }
@@ -353,7 +353,7 @@ void on_resolved(rill_dns_query *query, int status, const rill_dns_result *res, 
   d->query = nullptr;
   if (!decided(d)) {
     if (status) {
-      if (rill_resolve_server(query, d->dns_server, sizeof d->dns_server) < 0)
+      if (rill_dns_query_server(query, d->dns_server, sizeof d->dns_server) < 0)
         d->dns_server[0] = '\0';
       decide(d, status, "lookup");
     }
@@ -377,7 +377,7 @@ using namespace rill::detail;
 extern "C" {
 
 int rill_dial(rill_base *base, const char *network, const char *address,
-              const rill_net_options *options, rill_dial_cb on_done, void *arg, rill_dialer **out) {
+              const rill_socket_config *options, rill_dial_cb on_done, void *arg, rill_dialer **out) {
   if (!base || !address || !on_done)
     return RILL_EINVAL;
   net_kind kind;
@@ -485,13 +485,13 @@ int rill_dialer_format_error(const rill_dialer *d, int err, char *buf, size_t si
     if (n < 0)
       return RILL_EINVAL;
     size_t used = static_cast<size_t>(n) < size ? static_cast<size_t>(n) : size;
-    int m = rill_format_lookup_error(buf ? buf + used : nullptr, size - used, d->host,
-                                     RILL_IS_DNS_ERROR(err) ? d->dns_server : nullptr, err);
+    int m = rill_format_lookup_error(d->host, RILL_IS_DNS_ERROR(err) ? d->dns_server : nullptr, err,
+                                     buf ? buf + used : nullptr, size - used);
     return m < 0 ? m : n + m;
   }
-  return rill_format_op_error(buf, size, "dial", network_name(d->kind),
+  return rill_format_op_error("dial", network_name(d->kind),
                               d->local_address[0] ? d->local_address : nullptr, d->address,
-                              err > -10000 ? d->failed_call : nullptr, err);
+                              err > -10000 ? d->failed_call : nullptr, err, buf, size);
 }
 
 }  // extern "C"

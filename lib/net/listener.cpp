@@ -36,7 +36,7 @@ struct rill_listener {
   bool paused = false;
   rill_accept_cb on_accept;
   void *arg;
-  rill_net_options conn_opts{};
+  rill_socket_config conn_opts{};
   char addr[RILL_ADDRSTRLEN] = "";
   char unlink_path[RILL_ADDRSTRLEN] = "";
 };
@@ -137,7 +137,7 @@ int remove_stale_socket(const sockaddr_storage &ss, socklen_t len) {
 }
 
 int bind_and_listen(rill_listener *l, const char *network, const char *address,
-                    const rill_net_options *opts, const sockaddr_storage &ss, socklen_t len) {
+                    const rill_socket_config *opts, const sockaddr_storage &ss, socklen_t len) {
   int fd = l->fd;
   int err = 0;
   if (is_tcp(l->kind)) {
@@ -197,7 +197,7 @@ using namespace rill::detail;
 extern "C" {
 
 int rill_listen(rill_base *base, const char *network, const char *address,
-                const rill_net_options *options, rill_accept_cb on_accept, void *arg,
+                const rill_socket_config *options, rill_accept_cb on_accept, void *arg,
                 rill_listener **out) {
   if (!base || !on_accept || !out || !address)
     return RILL_EINVAL;
@@ -297,7 +297,7 @@ int rill_listener_fd(const rill_listener *l) {
   return l->lifetime.open() ? l->fd : RILL_ECLOSED;
 }
 
-int rill_listener_pause(rill_listener *l) {
+int rill_listener_stop(rill_listener *l) {
   if (!l)
     return RILL_EINVAL;
   if (!l->lifetime.open())
@@ -307,7 +307,7 @@ int rill_listener_pause(rill_listener *l) {
   return 0;
 }
 
-int rill_listener_resume(rill_listener *l) {
+int rill_listener_start(rill_listener *l) {
   if (!l)
     return RILL_EINVAL;
   if (!l->lifetime.open())
@@ -317,7 +317,7 @@ int rill_listener_resume(rill_listener *l) {
   return 0;
 }
 
-void rill_listener_close(rill_listener *l) {
+void rill_listener_free(rill_listener *l) {
   if (!l || !l->lifetime.open())
     return;
   l->lifetime.state = life_state::closed;  // no close report to wait for

@@ -34,7 +34,7 @@ int socket_open(int family, int type);
 // accept4() with the same flags, or the fallback (G1).
 int socket_accept(int listen_fd);
 // Go's defaults for a new TCP connection (G2).
-int socket_apply_tcp_defaults(int fd, const rill_net_options *opts);
+int socket_apply_tcp_defaults(int fd, const rill_socket_config *opts);
 int socket_set_no_delay(int fd, bool on);
 int socket_set_keep_alive(int fd, bool on, uint64_t period);
 int socket_listen_backlog();
@@ -155,7 +155,7 @@ struct rill_conn {
 namespace rill::detail {
 
 // conn.cpp
-int conn_create(rill_base *base, int fd, net_kind kind, const rill_net_options *opts,
+int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config *opts,
                 rill_conn **out);
 void conn_update_io(rill_conn *c);
 void conn_notify(rill_conn *c);  // queue the pending report

@@ -115,8 +115,8 @@ int format_conn_error(char *buf, size_t size, const char *op, const char *networ
   if (remote && !remote[0])
     remote = nullptr;
   if (local_only)
-    return rill_format_op_error(buf, size, shown, network, nullptr, local, call, err);
-  return rill_format_op_error(buf, size, shown, network, local, remote, call, err);
+    return rill_format_op_error(shown, network, nullptr, local, call, err, buf, size);
+  return rill_format_op_error(shown, network, local, remote, call, err, buf, size);
 }
 
 int format_listener_error(char *buf, size_t size, const char *op, const char *network,
@@ -131,17 +131,16 @@ int format_listener_error(char *buf, size_t size, const char *op, const char *ne
     shown = "set", call = "setsockopt";
   if (!is_system_error(err) || err == RILL_ENOMEM)
     call = nullptr;
-  return rill_format_op_error(buf, size, shown, network, nullptr, address && address[0] ? address : nullptr,
-                              call, err);
+  return rill_format_op_error(shown, network, nullptr, address && address[0] ? address : nullptr, call,
+                              err, buf, size);
 }
 
 }  // namespace rill::detail
 
 using namespace rill::detail;
 
-extern "C" int rill_format_op_error(char *buf, size_t size, const char *op, const char *network,
-                                    const char *local, const char *remote, const char *call,
-                                    int err) {
+extern "C" int rill_format_op_error(const char *op, const char *network, const char *local,
+                                    const char *remote, const char *call, int err, char *buf, size_t size) {
   if ((!buf && size) || !op || !network)
     return RILL_EINVAL;
   if (err == RILL_EOF)  // Go hands io.EOF back as it is, never wrapped
@@ -154,8 +153,8 @@ extern "C" int rill_format_op_error(char *buf, size_t size, const char *op, cons
                               call ? ": " : "", rill_strerror(err)));
 }
 
-extern "C" int rill_format_net_error(char *buf, size_t size, const char *op, const char *network,
-                                     const char *address, int err) {
+extern "C" int rill_format_net_error(const char *op, const char *network, const char *address, int err,
+                                     char *buf, size_t size) {
   if ((!buf && size) || !op || !network || !address)
     return RILL_EINVAL;
   if (err == RILL_EUNKNOWN_NETWORK)  // Go: "dial tcp7: unknown network tcp7"
@@ -163,10 +162,10 @@ extern "C" int rill_format_net_error(char *buf, size_t size, const char *op, con
                                 rill_strerror(err), network));
   net_kind kind;
   if (parse_network(network, &kind) != 0)
-    return rill_format_op_error(buf, size, op, network, nullptr, address[0] ? address : nullptr,
-                                nullptr, err);
+    return rill_format_op_error(op, network, nullptr, address[0] ? address : nullptr, nullptr, err, buf,
+                                size);
   if (err == RILL_EADDR_MISSING)  // Go: "dial tcp: missing address"
-    return rill_format_op_error(buf, size, op, network, nullptr, nullptr, nullptr, err);
+    return rill_format_op_error(op, network, nullptr, nullptr, nullptr, err, buf, size);
   if (RILL_IS_ADDR_ERROR(err)) {  // Go: "dial tcp: address 1.2.3.4: missing port in address"
     char subject[RILL_ADDRSTRLEN + 16];
     addr_error_subject(network, address, err, subject, sizeof subject);
@@ -185,5 +184,5 @@ extern "C" int rill_format_net_error(char *buf, size_t size, const char *op, con
   const char *call = nullptr;
   if (is_system_error(err))
     call = !std::strcmp(op, "listen") ? listen_call(err) : err == RILL_ENOMEM ? nullptr : "connect";
-  return rill_format_op_error(buf, size, op, network, nullptr, shown, call, err);
+  return rill_format_op_error(op, network, nullptr, shown, call, err, buf, size);
 }

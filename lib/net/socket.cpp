@@ -110,7 +110,7 @@ int socket_set_keep_alive(int fd, bool on, uint64_t period) {
   return err;
 }
 
-int socket_apply_tcp_defaults(int fd, const rill_net_options *opts) {
+int socket_apply_tcp_defaults(int fd, const rill_socket_config *opts) {
   int no_delay = opts ? opts->no_delay : 0;
   int keep_alive = opts ? opts->keep_alive : 0;
   uint64_t period = opts && opts->keep_alive_period ? opts->keep_alive_period : default_keep_alive_period;

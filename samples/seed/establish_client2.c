@@ -39,7 +39,7 @@ static int remember_fd(int fd, const char *network, const char *address, void *a
 
 static void dial_in_fiber(void *arg) {
   struct stuck_dial *d = (struct stuck_dial *)arg;
-  rill_net_options opts = {0};
+  rill_socket_config opts = {0};
   uint64_t t0 = seed_clock_ms();
   opts.control = remember_fd;
   opts.control_arg = d;
@@ -57,7 +57,7 @@ static int syn_sent(int fd) {
 
 static void run(void *arg) {
   static rill_net_conn *conns[MAX_CONNS];
-  rill_net_options timeout = {0};
+  rill_socket_config timeout = {0};
   rill_net_conn *control = NULL;
   struct stuck_dial d = {-1, 0, 0, NULL, 0, ""};
   char control_addr[128], msg[256];

@@ -32,7 +32,7 @@ static int stuck_listener(void) {
 }
 
 static void run(void *arg) {
-  rill_net_options opts = {0};
+  rill_socket_config opts = {0};
   rill_net_conn *filler = NULL, *c;
   uint64_t t0, took, timeout = seed_ms(2000, 200);
   char msg[256];

@@ -19,7 +19,7 @@
 #define TOTAL (BACKLOG + 1 + 1)
 
 static void run(void *arg) {
-  rill_net_options opts = {0};
+  rill_socket_config opts = {0};
   rill_net_conn *conns[TOTAL];
   rill_net_listener *l, *control_l = NULL;
   rill_net_conn *control = NULL;

@@ -95,12 +95,12 @@ static inline const char *seed_conn_error(const rill_net_conn *conn, const char 
 }
 
 /* Listens on seed.addr, printing Go's error on failure. NULL on failure. */
-static inline rill_net_listener *seed_listen(const rill_net_options *options) {
+static inline rill_net_listener *seed_listen(const rill_socket_config *options) {
   rill_net_listener *l = NULL;
   int err = rill_net_listen("tcp", seed.addr, options, &l);
   if (err < 0) {
     char msg[256];
-    rill_format_op_error(msg, sizeof msg, "listen", "tcp", NULL, seed.addr, NULL, err);
+    rill_format_op_error("listen", "tcp", NULL, seed.addr, NULL, err, msg, sizeof msg);
     say("listen error: %s", msg);
     return NULL;
   }
@@ -121,7 +121,7 @@ static inline rill_net_conn *seed_accept_one(rill_net_listener *l) {
 }
 
 /* Dials seed.addr; prints "dial ok" or Go's error. NULL on failure. */
-static inline rill_net_conn *seed_dial(const rill_net_options *options) {
+static inline rill_net_conn *seed_dial(const rill_socket_config *options) {
   rill_net_conn *c = NULL;
   char msg[256];
   if (rill_net_dial("tcp", seed.addr, options, &c, msg, sizeof msg) < 0) {

@@ -155,9 +155,9 @@ F(listener_addr_size_0, rill_listener_addr(f->listener, f->buf, 0))
 F(listener_addr_size_1, rill_listener_addr(f->listener, f->buf, 1))
 F(listener_port_null, rill_listener_port(NULL))
 F(listener_fd_null, rill_listener_fd(NULL))
-F(listener_pause_null, rill_listener_pause(NULL))
-F(listener_resume_null, rill_listener_resume(NULL))
-F(listener_close_null, (rill_listener_close(NULL), 0))
+F(listener_pause_null, rill_listener_stop(NULL))
+F(listener_resume_null, rill_listener_start(NULL))
+F(listener_close_null, (rill_listener_free(NULL), 0))
 F(dial_null_base, rill_dial(NULL, "tcp", "127.0.0.1:1", NULL, on_dial_ignore, NULL, NULL))
 F(dial_null_network, rill_dial(f->base, NULL, "127.0.0.1:1", NULL, on_dial_ignore, NULL, NULL))
 F(dial_null_address, rill_dial(f->base, "tcp", NULL, NULL, on_dial_ignore, NULL, NULL))
@@ -165,16 +165,16 @@ F(dial_null_cb, rill_dial(f->base, "tcp", "127.0.0.1:1", NULL, NULL, NULL, NULL)
 F(dial_bad_address, rill_dial(f->base, "tcp", "127.0.0.1", NULL, on_dial_ignore, NULL, NULL))
 F(dialer_cancel_null, rill_dialer_cancel(NULL))
 F(dialer_format_null, rill_dialer_format_error(NULL, RILL_EOF, f->buf, sizeof f->buf))
-F(op_null_buf_sized, rill_format_op_error(NULL, 4, "dial", "tcp", NULL, NULL, NULL, RILL_EOF))
-F(op_null_op, rill_format_op_error(f->buf, sizeof f->buf, NULL, "tcp", NULL, NULL, NULL, RILL_EOF))
-F(op_null_network, rill_format_op_error(f->buf, sizeof f->buf, "dial", NULL, NULL, NULL, NULL, RILL_EOF))
+F(op_null_buf_sized, rill_format_op_error("dial", "tcp", NULL, NULL, NULL, RILL_EOF, NULL, 4))
+F(op_null_op, rill_format_op_error(NULL, "tcp", NULL, NULL, NULL, RILL_EOF, f->buf, sizeof f->buf))
+F(op_null_network, rill_format_op_error("dial", NULL, NULL, NULL, NULL, RILL_EOF, f->buf, sizeof f->buf))
 
 /* ---- DNS and errors ------------------------------------------------------ */
 F(resolve_null_base, rill_resolve(NULL, "localhost", AF_UNSPEC, NULL, on_resolve_ignore, NULL, NULL))
 F(resolve_null_host, rill_resolve(f->base, NULL, AF_UNSPEC, NULL, on_resolve_ignore, NULL, NULL))
 F(resolve_null_cb, rill_resolve(f->base, "localhost", AF_UNSPEC, NULL, NULL, NULL, NULL))
 F(resolve_bad_family, rill_resolve(f->base, "localhost", AF_UNIX, NULL, on_resolve_ignore, NULL, NULL))
-F(resolve_cancel_null, rill_resolve_cancel(NULL))
+F(resolve_cancel_null, rill_dns_query_cancel(NULL))
 F(check_name_null, rill_dns_check_name(NULL))
 F(check_name_empty, rill_dns_check_name(""))
 F(check_name_dots, rill_dns_check_name(".."))
@@ -306,7 +306,7 @@ static void test_bad_inputs(void **state) {
       failures++;
     }
   }
-  rill_listener_close(f.listener);
+  rill_listener_free(f.listener);
   nu_pair_cleanup(f.base, &f.pair);
   nu_settle(f.base);
   tu_base_free(f.base);

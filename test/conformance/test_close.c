@@ -168,7 +168,7 @@ static void close_in_callback_round(rill_base *base, enum where where, int abort
   nu_pair p;
   struct closer k;
   rill_conn_events ev;
-  rill_net_options o;
+  rill_socket_config o;
   int v = 32 * 1024; /* below the loopback MSS the window stalls */
   uint64_t t0 = tu_now_ms(), t1 = 0, t2 = 0;
   memset(&k, 0, sizeof k);
@@ -645,7 +645,7 @@ static void g27_case(size_t read_max) {
   nu_pair p;
   nu_reader r;
   nu_source src;
-  rill_net_options o;
+  rill_socket_config o;
   struct g27 g;
   int v = 64 * 1024;
   size_t bound = read_max ? read_max : 64 * 1024;

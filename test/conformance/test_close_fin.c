@@ -137,7 +137,7 @@ static size_t close_inside_on_read(rill_conn *c, const char *data, size_t len, i
 static void test_close_inside_on_read_keeps_its_data(void **state) {
   rill_base *base = tu_base_new();
   nu_pair p;
-  rill_net_options o;
+  rill_socket_config o;
   rill_conn_events ev;
   size_t discarded = 0;
   (void)state;

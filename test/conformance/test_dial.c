@@ -154,13 +154,13 @@ struct g9_state {
 static void g9_resume(void *arg) {
   struct g9_state *s = (struct g9_state *)arg;
   s->calls_at_resume = s->d->calls;
-  assert_int_equal(rill_listener_resume(s->l), 0);
+  assert_int_equal(rill_listener_start(s->l), 0);
 }
 
 static void test_g9_backlog_full_timeout_then_completes(void **state) {
   rill_base *base = tu_base_new();
   nu_server srv;
-  rill_net_options lo, dopt;
+  rill_socket_config lo, dopt;
   nu_dial d1, d2;
   struct g9_state gs;
   int fillers[32], nfill, port, i;
@@ -172,7 +172,7 @@ static void test_g9_backlog_full_timeout_then_completes(void **state) {
   lo.backlog = 1;
   srv.close_accepted = 1;
   assert_int_equal(nu_server_listen(base, &srv, "tcp", "127.0.0.1:0", &lo), 0);
-  assert_int_equal(rill_listener_pause(srv.l), 0); /* the peer does not accept */
+  assert_int_equal(rill_listener_stop(srv.l), 0); /* the peer does not accept */
   port = rill_listener_port(srv.l);
   nfill = fill_backlog(port, fillers, 32);
   printf("# G9: accept queue full after %d connections\n", nfill);
@@ -251,7 +251,7 @@ static void test_g10_cancel_at_once(void **state) {
 static void test_g10_cancel_stuck_connect(void **state) {
   rill_base *base = tu_base_new();
   nu_server srv;
-  rill_net_options lo;
+  rill_socket_config lo;
   nu_dial d;
   rill_dialer *dialer = NULL;
   int fillers[32], nfill, i, fds;
@@ -263,7 +263,7 @@ static void test_g10_cancel_stuck_connect(void **state) {
   lo.backlog = 1;
   srv.close_accepted = 1;
   assert_int_equal(nu_server_listen(base, &srv, "tcp", "127.0.0.1:0", &lo), 0);
-  rill_listener_pause(srv.l);
+  rill_listener_stop(srv.l);
   nfill = fill_backlog(rill_listener_port(srv.l), fillers, 32);
   fmt_addr(addr, sizeof addr, "127.0.0.1", rill_listener_port(srv.l));
   fds = tu_count_fds();
@@ -364,7 +364,7 @@ static void test_g10_cancel_race_1000(void **state) {
          "(%d from the accept callback)\n",
          won, before_cancel, canceled, race.cancels_in_accept);
   assert_true(canceled >= RACES / 4); /* every cancel-before-run loses the connection */
-  rill_listener_close(l);
+  rill_listener_free(l);
   nu_settle(base);
   free(d);
   tu_base_free(base); /* and the fixture checks descriptors */
@@ -374,7 +374,7 @@ static void test_g10_timeout_success_no_late_timeout(void **state) {
   rill_base *base = tu_base_new();
   nu_server srv;
   nu_dial d;
-  rill_net_options o;
+  rill_socket_config o;
   char addr[64];
   (void)state;
   memset(&srv, 0, sizeof srv);

@@ -165,8 +165,8 @@ static void test_g31_malformed_addresses(void **state) {
                  : rill_listen(base, cases[i].network, cases[i].address, NULL, never_accept, NULL, &l);
     if (rc != cases[i].code)
       fail_msg("%s: %d (%s), want %s", cases[i].key, rc, rill_err_name(rc), rill_err_name(cases[i].code));
-    assert_true(rill_format_net_error(text, sizeof text, cases[i].op, cases[i].network, cases[i].address,
-                                      rc) > 0);
+    assert_true(rill_format_net_error(cases[i].op, cases[i].network, cases[i].address, rc, text,
+                                      sizeof text) > 0);
     check_text(cases[i].key, text);
   }
   tu_base_free(base);
@@ -191,7 +191,7 @@ static void on_dial(rill_dialer *d, rill_conn *c, int status, void *arg) {
 }
 
 static void dial_and_wait(rill_base *base, const char *network, const char *address,
-                          const rill_net_options *o, struct dial_result *r) {
+                          const rill_socket_config *o, struct dial_result *r) {
   memset(r, 0, sizeof *r);
   assert_int_equal(rill_dial(base, network, address, o, on_dial, r, NULL), 0);
   while (!r->done)
@@ -241,7 +241,7 @@ static void test_g30_local_system_reaches_ipv4(void **state) {
   while (!accepted)
     TU_RUN(base, RILL_RUN_ONCE, LIMIT);
   rill_conn_abort(accepted);
-  rill_listener_close(l);
+  rill_listener_free(l);
   TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
   tu_base_free(base);
 }
@@ -293,8 +293,8 @@ static void accept_then_close(rill_listener *l, rill_conn *c, int status, void *
   struct accept_close *a = arg;
   if (status == 0)
     rill_conn_abort(c);
-  rill_listener_close(l);
-  assert_int_equal(rill_listener_resume(l), RILL_ECLOSED);
+  rill_listener_free(l);
+  assert_int_equal(rill_listener_start(l), RILL_ECLOSED);
   rill_listener_format_error(l, "accept", RILL_ECLOSED, a->accept_text, sizeof a->accept_text);
   rill_listener_format_error(l, "close", RILL_ECLOSED, a->close_text, sizeof a->close_text);
   a->done = 1;
@@ -316,7 +316,7 @@ static void test_g31_listener_and_conn(void **state) {
   rc = rill_listen(base, "tcp", listener, NULL, never_accept, NULL, &again);
   assert_int_equal(rc, -EADDRINUSE);
   set_vars(listener, NULL);
-  assert_true(rill_format_net_error(text, sizeof text, "listen", "tcp", listener, rc) > 0);
+  assert_true(rill_format_net_error("listen", "tcp", listener, rc, text, sizeof text) > 0);
   check_text("listen_in_use", text);
 
   dial_and_wait(base, "tcp", listener, NULL, &r);
@@ -367,7 +367,7 @@ static void test_g31_listener_and_conn(void **state) {
   memset(&ac, 0, sizeof ac);
   assert_int_equal(rill_listen(base, "tcp", "127.0.0.1:0", NULL, accept_then_close, &ac, &again), 0);
   assert_true(rill_listener_addr(again, listener, sizeof listener) > 0);
-  rill_listener_close(l);
+  rill_listener_free(l);
   set_vars(listener, NULL);
   dial_and_wait(base, "tcp", listener, NULL, &r);
   while (!ac.done)
@@ -403,7 +403,7 @@ static void test_g31_unix(void **state) {
   assert_int_equal(rill_listen(base, "unix", path, NULL, accept_keep, &accepted, &l), 0);
   rc = rill_listen(base, "unix", path, NULL, never_accept, NULL, &again);
   assert_int_equal(rc, -EADDRINUSE);
-  assert_true(rill_format_net_error(text, sizeof text, "listen", "unix", path, rc) > 0);
+  assert_true(rill_format_net_error("listen", "unix", path, rc, text, sizeof text) > 0);
   check_text("unix_listen_in_use", text);
 
   dial_and_wait(base, "unix", path, NULL, &r);
@@ -424,7 +424,7 @@ static void test_g31_unix(void **state) {
   check_text("unix_read_timeout_server", ss.text);
   rill_conn_close_now(r.conn);
   rill_conn_close_now(accepted);
-  rill_listener_close(l);
+  rill_listener_free(l);
 
   /* Accept on a closed Unix listener: closed inside its own on_accept. */
   memset(&ac, 0, sizeof ac);
@@ -456,9 +456,9 @@ static void on_lookup(rill_dns_query *q, int status, const rill_dns_result *res,
   r->done = 1;
   r->status = status;
   if (status) {
-    if (rill_resolve_server(q, server, sizeof server) < 0)
+    if (rill_dns_query_server(q, server, sizeof server) < 0)
       server[0] = '\0';
-    rill_format_lookup_error(r->text, sizeof r->text, g_lookup_name, server, status);
+    rill_format_lookup_error(g_lookup_name, server, status, r->text, sizeof r->text);
   }
 }
 
@@ -473,7 +473,7 @@ static void lookup(rill_base *base, const char *name, const rill_dns_config *cfg
 static void test_g31_dns(void **state) {
   rill_base *base = tu_base_new();
   rill_dns_config cfg = {0}, dead = {0};
-  rill_net_options o = {0};
+  rill_socket_config o = {0};
   struct lookup_result r;
   struct dial_result d;
   (void)state;

@@ -1,4 +1,4 @@
-/* G28 for the callback API's listener: rill_listener_close() while
+/* G28 for the callback API's listener: rill_listener_free() while
  * connections are being accepted stops every later on_accept (none for the
  * connections the kernel still had queued); inside its own on_accept the
  * other listener calls say RILL_ECLOSED until the callback returns, and a
@@ -38,14 +38,14 @@ static void on_accept_close_first(rill_listener *l, rill_conn *c, int status, vo
   } else {
     t->accepts++;
     t->closed = 1;
-    rill_listener_close(l);
+    rill_listener_free(l);
     /* Closed, and still inside its own callback: every other call says so. */
     t->in_cb_port = rill_listener_port(l);
     t->in_cb_addr = rill_listener_addr(l, buf, sizeof buf);
     t->in_cb_fd = rill_listener_fd(l);
-    t->in_cb_pause = rill_listener_pause(l);
-    t->in_cb_resume = rill_listener_resume(l);
-    rill_listener_close(l); /* a second close: nothing */
+    t->in_cb_pause = rill_listener_stop(l);
+    t->in_cb_resume = rill_listener_start(l);
+    rill_listener_free(l); /* a second close: nothing */
   }
   if (status == 0)
     rill_conn_close(c); /* the connection handed over is the user's either way */
@@ -86,7 +86,7 @@ static void test_g28_callback_close_inside_on_accept(void **state) {
 static void close_from_timer(rill_timer *timer, void *arg) {
   struct g28 *t = (struct g28 *)arg;
   t->closed = 1;
-  rill_listener_close(t->l);
+  rill_listener_free(t->l);
   rill_timer_free(timer);
 }
 

@@ -97,7 +97,7 @@ static void on_accept(rill_listener *l, rill_conn *c, int status, void *arg) {
   ev.on_read = server_read;
   ev.on_close = on_close;
   assert_int_equal(rill_conn_start(c, &ev, e), 0);
-  rill_listener_close(l);
+  rill_listener_free(l);
 }
 
 static void on_dial(rill_dialer *d, rill_conn *c, int status, void *arg) {

@@ -60,7 +60,7 @@ static void on_done(rill_pipe *p, const rill_pipe_result *r, void *arg) {
 
 static int done(void *arg) { return ((struct env *)arg)->done_calls > 0; }
 
-static void make_pair(struct env *e, const rill_net_options *opts, nu_pair *p) {
+static void make_pair(struct env *e, const rill_socket_config *opts, nu_pair *p) {
   if (e->m->unix_) {
     int sv[2];
     tu_socketpair(sv);
@@ -71,7 +71,7 @@ static void make_pair(struct env *e, const rill_net_options *opts, nu_pair *p) {
   }
 }
 
-static void env_init(struct env *e, void **state, const rill_net_options *opts) {
+static void env_init(struct env *e, void **state, const rill_socket_config *opts) {
   memset(e, 0, sizeof *e);
   e->m = (const struct mode *)*state;
   e->base = tu_base_new();
@@ -171,7 +171,7 @@ static void test_pipe_streams_both_ways(void **state) {
 
 static void test_pipe_back_pressure(void **state) {
   struct env e;
-  rill_net_options opts;
+  rill_socket_config opts;
   nu_source src;
   nu_sink sink;
   uint64_t last = (uint64_t)-1, moved = 0;

@@ -120,7 +120,7 @@ static void g14_case(size_t read_max, int consume_half, size_t want_max_len) {
   nu_pair p;
   nu_reader r;
   nu_source src;
-  rill_net_options o;
+  rill_socket_config o;
   memset(&o, 0, sizeof o);
   o.read_max = read_max;
   nu_pair_accepted(base, "127.0.0.1", &o, &p);

@@ -201,13 +201,13 @@ static void close_on_first_accept(rill_listener *l, rill_conn *c, int status, vo
   struct acc *a = (struct acc *)arg;
   assert_int_equal(status, 0);
   a->conns[a->calls++] = c;
-  rill_listener_close(l);
+  rill_listener_free(l);
   /* Still a valid pointer until on_accept returns, and closed. */
-  assert_int_equal(rill_listener_pause(l), RILL_ECLOSED);
-  assert_int_equal(rill_listener_resume(l), RILL_ECLOSED);
+  assert_int_equal(rill_listener_stop(l), RILL_ECLOSED);
+  assert_int_equal(rill_listener_start(l), RILL_ECLOSED);
   assert_int_equal(rill_listener_fd(l), RILL_ECLOSED);
   assert_int_equal(rill_listener_port(l), RILL_ECLOSED);
-  rill_listener_close(l); /* twice: nothing happens */
+  rill_listener_free(l); /* twice: nothing happens */
 }
 
 static void test_listener_closed_inside_on_accept_with_backlog(void **state) {

@@ -40,8 +40,8 @@ static void assert_nonblock_cloexec(int fd, const char *what) {
 
 /* A listener and one dialed connection to it, on `base`. */
 static void connect_pair(rill_base *base, const char *network, const char *laddr,
-                         const char *dial_host, const rill_net_options *lopts,
-                         const rill_net_options *dopts, nu_server *srv, nu_dial *d) {
+                         const char *dial_host, const rill_socket_config *lopts,
+                         const rill_socket_config *dopts, nu_server *srv, nu_dial *d) {
   char addr[128];
   memset(d, 0, sizeof *d);
   srv->close_accepted = 0;
@@ -121,7 +121,7 @@ static void check_tcp_opts(int fd, int no_delay, int keep_alive, int period_s, c
   }
 }
 
-static void g2_case(const rill_net_options *opts, int no_delay, int keep_alive, int period_s) {
+static void g2_case(const rill_socket_config *opts, int no_delay, int keep_alive, int period_s) {
   rill_base *base = tu_base_new();
   nu_server srv;
   nu_dial d;
@@ -136,7 +136,7 @@ static void g2_case(const rill_net_options *opts, int no_delay, int keep_alive, 
 }
 
 static void test_g2_tcp_defaults(void **state) {
-  rill_net_options o;
+  rill_socket_config o;
   (void)state;
   /* NULL options and zeroed options both mean Go's defaults. */
   g2_case(NULL, 1, 1, 15);
@@ -145,7 +145,7 @@ static void test_g2_tcp_defaults(void **state) {
 }
 
 static void test_g2_options_off_and_period(void **state) {
-  rill_net_options o;
+  rill_socket_config o;
   (void)state;
   memset(&o, 0, sizeof o);
   o.no_delay = -1;
@@ -186,7 +186,7 @@ static int listener_backlog(int fd) {
 static void test_g3_listener_reuseaddr_backlog(void **state) {
   rill_base *base = tu_base_new();
   nu_server srv;
-  rill_net_options o;
+  rill_socket_config o;
   int somaxconn = read_somaxconn();
   int backlog;
   (void)state;
@@ -367,7 +367,7 @@ static int fd_is_open(int fd) { return fcntl(fd, F_GETFD) >= 0 || errno != EBADF
 static void test_g5_control_hook_listen(void **state) {
   rill_base *base = tu_base_new();
   nu_server srv;
-  rill_net_options o;
+  rill_socket_config o;
   struct hook h;
   int fds_before;
   (void)state;
@@ -405,7 +405,7 @@ static void test_g5_control_hook_dial(void **state) {
   rill_base *base = tu_base_new();
   nu_server srv;
   nu_dial d;
-  rill_net_options o;
+  rill_socket_config o;
   struct hook h;
   char addr[64];
   int fds_before;
@@ -797,7 +797,7 @@ static void on_accept_ignore(rill_listener *l, rill_conn *conn, int status, void
 static void test_g6_unix_stale_socket_file(void **state) {
   rill_base *base = tu_base_new();
   rill_listener *live, *l;
-  rill_net_options opts;
+  rill_socket_config opts;
   struct sockaddr_un un;
   char path[108];
   int fd;
@@ -818,7 +818,7 @@ static void test_g6_unix_stale_socket_file(void **state) {
   /* Now the file is live: a second listener must not take it over. */
   assert_int_equal(rill_listen(base, "unix", path, &opts, on_accept_ignore, NULL, &l), -EADDRINUSE);
   assert_int_equal(access(path, F_OK), 0);
-  rill_listener_close(live);
+  rill_listener_free(live);
   assert_int_equal(access(path, F_OK), -1);
   tu_base_free(base);
 }

@@ -73,7 +73,7 @@ static void test_stale_probe_fails_keeps_live_file(void **state) {
   rill_base *base = tu_base_new();
   nu_server live;
   rill_listener *l = NULL;
-  rill_net_options opts;
+  rill_socket_config opts;
   struct rlimit saved, tight;
   char path[108];
   int lowest, rc, client = -1;
@@ -96,7 +96,7 @@ static void test_stale_probe_fails_keeps_live_file(void **state) {
   rc = rill_listen(base, "unix", path, &opts, on_accept_ignore, NULL, &l);
   assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved), 0);
   if (rc == 0) {
-    rill_listener_close(l);
+    rill_listener_free(l);
     fail_msg("rill_listen took over a live server's socket file");
   }
   assert_int_equal(rc, RILL_EMFILE);
@@ -117,7 +117,7 @@ static void test_stale_probe_fails_keeps_live_file(void **state) {
 static void test_foreign_files_stay(void **state) {
   rill_base *base = tu_base_new();
   rill_listener *l = NULL;
-  rill_net_options opts;
+  rill_socket_config opts;
   char path[108];
   int fd;
   (void)state;
@@ -160,7 +160,7 @@ static void listen_with_failing_allocations(rill_base *base, const char *path) {
   }
   assert_int_equal(rc, 0);
   assert_true(file_exists(path));
-  rill_listener_close(l);
+  rill_listener_free(l);
   assert_false(file_exists(path));
 }
 

@@ -207,7 +207,7 @@ static void test_g19_peer_not_reading_high_then_low_water(void **state) {
   nu_pair p;
   nu_sink sink;
   struct wr w;
-  rill_net_options o;
+  rill_socket_config o;
   unsigned char *chunk = (unsigned char *)malloc(G19_CHUNK);
   uint64_t off;
   size_t prev_queued = 0;

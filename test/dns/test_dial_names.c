@@ -226,7 +226,7 @@ static void dump_attempts(const dial_res *r) {
 #define DNS_TRY_TIMEOUT_MS 60000
 
 /* Options that resolve through the fake server and the test hosts file. */
-static void dns_options(rill_net_options *o, rill_dns_config *cfg, dial_res *r) {
+static void dns_options(rill_socket_config *o, rill_dns_config *cfg, dial_res *r) {
   memset(o, 0, sizeof *o);
   memset(cfg, 0, sizeof *cfg);
   cfg->servers = fake_dns_server(g_dns);
@@ -249,7 +249,7 @@ static rill_base *dns_base(void) {
   return base;
 }
 
-static void start_dial(rill_base *base, const char *address, const rill_net_options *o, dial_res *r) {
+static void start_dial(rill_base *base, const char *address, const rill_socket_config *o, dial_res *r) {
   r->t0 = tu_now_ms();
   r->in_call = 1;
   int rc = rill_dial(base, "tcp", address, o, on_dial, r, &r->dialer);
@@ -354,7 +354,7 @@ static void test_v6_refused_v4_connects(void **state) {
 
   dial_res r;
   memset(&r, 0, sizeof r);
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   dns_options(&o, &cfg, &r);
   o.fallback_delay = 10 * RILL_SEC;
@@ -383,7 +383,7 @@ static void test_v6_refused_v4_connects(void **state) {
   if (took >= 5000)
     fail_msg("connected after %llu ms; the fallback delay is 10000 and a refusal must not wait for it",
              (unsigned long long)took);
-  rill_listener_close(l);
+  rill_listener_free(l);
   TU_RUN(base, RILL_RUN_DEFAULT, 5000);
   tu_base_free(base);
 }
@@ -396,7 +396,7 @@ static void test_all_refused_names_first(void **state) {
   int port = free_port();
   dial_res r;
   memset(&r, 0, sizeof r);
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   dns_options(&o, &cfg, &r);
   char addr[64], want[128];
@@ -433,7 +433,7 @@ static void test_fallback_second_wins(void **state) {
   rill_base *base = dns_base();
   dial_res r;
   memset(&r, 0, sizeof r);
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   dns_options(&o, &cfg, &r);
   o.fallback_delay = 100 * RILL_MSEC;
@@ -469,7 +469,7 @@ static void test_timeout_covers_lookup(void **state) {
   rill_base *base = dns_base();
   dial_res r;
   memset(&r, 0, sizeof r);
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   dns_options(&o, &cfg, &r);
   o.timeout = 200 * RILL_MSEC;
@@ -493,7 +493,7 @@ static void test_lookup_error_message(void **state) {
   rill_base *base = dns_base();
   dial_res r;
   memset(&r, 0, sizeof r);
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   dns_options(&o, &cfg, &r);
   start_dial(base, "gone.test:80", &o, &r);
@@ -511,7 +511,7 @@ static void test_lookup_error_message(void **state) {
   assert_int_equal(rill_dial(base, "tcp", "bad..name:80", &o, on_dial, &r, NULL), RILL_EDNS_BADNAME);
   assert_int_equal(rill_dial(base, "tcp", "bad name:80", &o, on_dial, &r, NULL), RILL_EDNS_BADNAME);
   /* Worded as Go words a lookup that failed (Go says "no such host"). */
-  assert_true(rill_format_net_error(want, sizeof want, "dial", "tcp", "bad..name:80", RILL_EDNS_BADNAME) > 0);
+  assert_true(rill_format_net_error("dial", "tcp", "bad..name:80", RILL_EDNS_BADNAME, want, sizeof want) > 0);
   assert_string_equal(want, "dial tcp: lookup bad..name: invalid host name");
   assert_int_equal(rill_base_run(base, RILL_RUN_NOWAIT), 0);
   assert_int_equal(r.calls, 0);
@@ -528,7 +528,7 @@ static void test_localhost(void **state) {
   int port = rill_listener_port(l);
   dial_res r;
   memset(&r, 0, sizeof r);
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   dns_options(&o, &cfg, &r);
   char addr[64], want[64];
@@ -541,7 +541,7 @@ static void test_localhost(void **state) {
   snprintf(want, sizeof want, "127.0.0.1:%d", port);
   assert_string_equal(r.remote, want);
   assert_int_equal(fake_dns_queries(g_dns, FAKE_DNS_ALL), 0);
-  rill_listener_close(l);
+  rill_listener_free(l);
   TU_RUN(base, RILL_RUN_DEFAULT, 5000);
   tu_base_free(base);
 }
@@ -589,7 +589,7 @@ static void test_cancel_at_once(void **state) {
   rill_base *base = dns_base();
   dial_res r;
   memset(&r, 0, sizeof r);
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   dns_options(&o, &cfg, &r);
   start_dial(base, "once.slowdns.test:80", &o, &r);
@@ -611,7 +611,7 @@ static void test_cancel_during_lookup(void **state) {
   int fds_before = tu_count_fds();
   dial_res r;
   memset(&r, 0, sizeof r);
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   dns_options(&o, &cfg, &r);
   cancel_at c = {&r, 1, 0, 0};
@@ -653,7 +653,7 @@ static void cancel_with_attempts(uint64_t at_ms, int want_attempts) {
   int fds_before = tu_count_fds();
   dial_res r;
   memset(&r, 0, sizeof r);
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   dns_options(&o, &cfg, &r);
   o.fallback_delay = 100 * RILL_MSEC;
@@ -703,7 +703,7 @@ static void test_timeout_mid_connect(void **state) {
   int fds_before = tu_count_fds();
   dial_res r;
   memset(&r, 0, sizeof r);
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   dns_options(&o, &cfg, &r);
   o.fallback_delay = 50 * RILL_MSEC;

@@ -182,7 +182,7 @@ static void on_dialed(rill_dialer *d, rill_conn *c, int status, void *arg) {
 static void test_dial_error_null_buffer_after_lookup(void **state) {
   rill_base *base = tu_base_new();
   rill_dns_config cfg = hosts_only();
-  rill_net_options opts;
+  rill_socket_config opts;
   dial_result r;
   const char *want = "dial tcp: lookup nohost.test: no such host";
   (void)state;

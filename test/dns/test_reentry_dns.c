@@ -36,7 +36,7 @@ static void q_b_done(rill_dns_query *q, int status, const rill_dns_result *res, 
   (void)res;
   s->b_calls++;
   s->b_status = status;
-  s->b_own_rc = rill_resolve_cancel(q);
+  s->b_own_rc = rill_dns_query_cancel(q);
 }
 
 static void q_a_cancels_b(rill_dns_query *q, int status, const rill_dns_result *res, void *arg) {
@@ -44,8 +44,8 @@ static void q_a_cancels_b(rill_dns_query *q, int status, const rill_dns_result *
   (void)res;
   s->a_calls++;
   s->a_status = status;
-  s->a_own_rc = rill_resolve_cancel(q);
-  s->other_rc = rill_resolve_cancel(s->b);
+  s->a_own_rc = rill_dns_query_cancel(q);
+  s->other_rc = rill_dns_query_cancel(s->b);
 }
 
 static void settle_runs(rill_base *base) {
@@ -117,7 +117,7 @@ static void dial_cancels_query(rill_dialer *d, rill_conn *c, int status, void *a
   (void)c;
   s->d_calls++;
   s->d_status = status;
-  s->other_rc = rill_resolve_cancel(s->b);
+  s->other_rc = rill_dns_query_cancel(s->b);
 }
 
 /* A dial's callback cancels a lookup whose answer is already queued. */

@@ -614,7 +614,7 @@ static void test_cancel_at_once(void **state) {
   assert_int_equal(rill_resolve(base, "both.test", AF_UNSPEC, NULL, on_res, &r, &q), 0);
   assert_non_null(q);
   r.in_call = 1;
-  assert_int_equal(rill_resolve_cancel(q), 0);
+  assert_int_equal(rill_dns_query_cancel(q), 0);
   r.in_call = 0;
   assert_int_equal(r.calls, 0); /* from the loop, not inside the cancel */
   TU_RUN(base, RILL_RUN_DEFAULT, 5000);
@@ -629,12 +629,12 @@ static void test_cancel_at_once(void **state) {
   cfg.hosts_file = g_hosts;
   memset(&r, 0, sizeof r);
   assert_int_equal(rill_resolve(base, "hosted.test", AF_UNSPEC, &cfg, on_res, &r, &q), 0);
-  assert_int_equal(rill_resolve_cancel(q), 0);
+  assert_int_equal(rill_dns_query_cancel(q), 0);
   TU_RUN(base, RILL_RUN_DEFAULT, 5000);
   assert_int_equal(r.calls, 1);
   ASSERT_STATUS(r.status, RILL_ECANCELED);
 
-  assert_int_equal(rill_resolve_cancel(NULL), RILL_EINVAL);
+  assert_int_equal(rill_dns_query_cancel(NULL), RILL_EINVAL);
   tu_base_free(base);
 }
 
@@ -645,7 +645,7 @@ typedef struct cancel_ctx {
 
 static void cancel_from_timer(rill_timer *t, void *arg) {
   cancel_ctx *c = arg;
-  c->rc = rill_resolve_cancel(c->q);
+  c->rc = rill_dns_query_cancel(c->q);
   rill_timer_free(t);
 }
 
@@ -695,7 +695,7 @@ static void test_free_after_cancel_own_channel(void **state) {
   memset(&r, 0, sizeof r);
   rill_dns_query *q = NULL;
   assert_int_equal(rill_resolve(base, "slow.test", AF_INET, &cfg, on_res, &r, &q), 0);
-  assert_int_equal(rill_resolve_cancel(q), 0);
+  assert_int_equal(rill_dns_query_cancel(q), 0);
   while (r.calls == 0)
     TU_RUN(base, RILL_RUN_ONCE, 5000);
   ASSERT_STATUS(r.status, RILL_ECANCELED);
@@ -809,7 +809,7 @@ static void test_cancel_does_not_hold_the_loop(void **state) {
   rill_dns_query *q = NULL;
   memset(&r, 0, sizeof r);
   assert_int_equal(rill_resolve(base, "blackhole.test", AF_INET, NULL, on_res, &r, &q), 0);
-  assert_int_equal(rill_resolve_cancel(q), 0);
+  assert_int_equal(rill_dns_query_cancel(q), 0);
   uint64_t t0 = tu_now_ms();
   TU_RUN(base, RILL_RUN_DEFAULT, 5000);
   uint64_t took = tu_now_ms() - t0;

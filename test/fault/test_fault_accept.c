@@ -109,7 +109,7 @@ static void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) 
   r->accepted++;
   rill_conn_close(conn);
   if (r->accepted == r->want) {
-    rill_listener_close(r->listener);
+    rill_listener_free(r->listener);
     r->listener = NULL;
   }
 }
@@ -254,7 +254,7 @@ static void close_on_error(rill_listener *l, rill_conn *conn, int status, void *
     rill_conn_close(conn);
   if (status < 0)
     (*errors)++;
-  rill_listener_close(l);
+  rill_listener_free(l);
 }
 
 static void test_accept_emfile_close_in_callback(void **state) {

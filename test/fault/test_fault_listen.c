@@ -74,7 +74,7 @@ static void test_unix_listen_failure_removes_file(void **state) {
    * close as before. */
   assert_int_equal(rill_listen(base, "unix", path, NULL, on_accept_ignore, NULL, &l), 0);
   assert_int_equal(lstat(path, &st), 0);
-  rill_listener_close(l);
+  rill_listener_free(l);
   assert_int_equal(lstat(path, &st), -1);
   tu_base_free(base);
 }

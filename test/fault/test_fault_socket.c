@@ -106,7 +106,7 @@ struct trip {
 
 static void trip_finish(struct trip *t) {
   if (t->listener && t->accepted && t->dialed) {
-    rill_listener_close(t->listener);
+    rill_listener_free(t->listener);
     t->listener = NULL;
   }
 }
@@ -117,7 +117,7 @@ static void trip_accept(rill_listener *l, rill_conn *conn, int status, void *arg
   if (status != 0) {
     t->accept_errors++; /* a failure: stop at once rather than time out */
     if (t->listener) {
-      rill_listener_close(t->listener);
+      rill_listener_free(t->listener);
       t->listener = NULL;
     }
     return;

@@ -119,7 +119,7 @@ static void cancel_main(void *arg) {
   FCHECK_EQ(t->result, 0);
   FCHECK(t->conn != NULL);
   rill_net_conn_free(t->conn);
-  rill_listener_close(t->l);
+  rill_listener_free(t->l);
 }
 
 static void g33_cancel_from_another_fiber(void **state) {
@@ -251,7 +251,7 @@ static void race_main(void *arg) {
     }
     FCHECK_EQ(rill_ctx_free(t->ctx), 0);
   }
-  rill_listener_close(t->l);
+  rill_listener_free(t->l);
 }
 
 static void g33_cancel_races_connect(void **state) {
@@ -330,7 +330,7 @@ static void g33_callback_cancel_races_connect(void **state) {
     if (r->d[i].calls != 1)
       fail_msg("dial %d completed %d times", i, r->d[i].calls);
   printf("# G33 callbacks: %d connected, %d canceled\n", won, canceled);
-  rill_listener_close(l);
+  rill_listener_free(l);
   nu_settle(base);
   free(r);
   tu_base_free(base); /* and the fixture counts descriptors */

@@ -54,11 +54,11 @@ void round_trip(const char *network, const std::string &address) {
     if (rc != RILL_EINVAL && rc != RILL_ENEEDDNS && !RILL_IS_ADDR_ERROR(rc))
       fail("parse returned an undocumented code", rill_err_name(rc));
     // Go's wording of the error, into a buffer of exactly the size it needs.
-    int need = rill_format_net_error(nullptr, 0, "dial", network, address.c_str(), rc);
+    int need = rill_format_net_error("dial", network, address.c_str(), rc, nullptr, 0);
     if (need <= 0)
       fail("no text for a parse error", address);
     std::vector<char> text(static_cast<size_t>(need) + 1);
-    if (rill_format_net_error(text.data(), text.size(), "dial", network, address.c_str(), rc) != need ||
+    if (rill_format_net_error("dial", network, address.c_str(), rc, text.data(), text.size()) != need ||
         std::strlen(text.data()) != static_cast<size_t>(need))
       fail("the error text's length changed", address);
     return;

@@ -190,7 +190,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       continue;
     }
     if (++quiet >= quiet_iterations && !cancelled && l.calls == 0) {
-      check(rill_resolve_cancel(query) == 0, "rill_resolve_cancel");
+      check(rill_dns_query_cancel(query) == 0, "rill_dns_query_cancel");
       cancelled = true;
     }
   }

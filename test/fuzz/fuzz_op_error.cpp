@@ -77,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   bool null_buf = flags & 0x80;
 
   char *buf = null_buf ? nullptr : static_cast<char *>(std::malloc(out_size ? out_size : 1));
-  int rc = rill_format_op_error(buf, out_size, arg[0], arg[1], arg[2], arg[3], arg[4], err);
+  int rc = rill_format_op_error(arg[0], arg[1], arg[2], arg[3], arg[4], err, buf, out_size);
   if (!arg[0] || !arg[1] || (null_buf && out_size > 0)) {
     if (rc != RILL_EINVAL)
       fail("bad arguments did not give RILL_EINVAL", std::to_string(rc));

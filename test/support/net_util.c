@@ -246,13 +246,13 @@ static void accept_one_cb(rill_listener *l, rill_conn *c, int status, void *arg)
   a->status = status;
   if (status == 0 && !a->conn) {
     a->conn = c;
-    rill_listener_close(l);
+    rill_listener_free(l);
   } else if (c) {
     rill_conn_close(c);
   }
 }
 
-void nu_pair_accepted(rill_base *base, const char *ip, const rill_net_options *opts, nu_pair *out) {
+void nu_pair_accepted(rill_base *base, const char *ip, const rill_socket_config *opts, nu_pair *out) {
   struct accept_one a;
   rill_listener *l = NULL;
   char addr[64];
@@ -284,7 +284,7 @@ static void dial_one_cb(rill_dialer *d, rill_conn *c, int status, void *arg) {
   r->conn = c;
 }
 
-void nu_pair_dialed(rill_base *base, const char *ip, const rill_net_options *opts, nu_pair *out) {
+void nu_pair_dialed(rill_base *base, const char *ip, const rill_socket_config *opts, nu_pair *out) {
   struct dial_one r;
   int port, lfd, fd;
   char addr[64];
@@ -353,7 +353,7 @@ static void server_cb(rill_listener *l, rill_conn *c, int status, void *arg) {
 }
 
 int nu_server_listen(rill_base *base, nu_server *srv, const char *network, const char *address,
-                     const rill_net_options *opts) {
+                     const rill_socket_config *opts) {
   int close_accepted = srv->close_accepted, stop_at = srv->stop_at;
   memset(srv, 0, sizeof *srv);
   srv->close_accepted = close_accepted;
@@ -364,7 +364,7 @@ int nu_server_listen(rill_base *base, nu_server *srv, const char *network, const
 
 void nu_server_close(nu_server *srv) {
   int i;
-  if (srv->l) rill_listener_close(srv->l);
+  if (srv->l) rill_listener_free(srv->l);
   srv->l = NULL;
   for (i = 0; i < srv->n; i++) rill_conn_abort(srv->conns[i]);
   srv->n = 0;

@@ -78,9 +78,9 @@ typedef struct nu_pair {
 } nu_pair;
 
 /* `conn` accepted by rill_listen("tcp", ip:0, opts) from a raw connect. */
-void nu_pair_accepted(rill_base *base, const char *ip, const rill_net_options *opts, nu_pair *out);
+void nu_pair_accepted(rill_base *base, const char *ip, const rill_socket_config *opts, nu_pair *out);
 /* `conn` made by rill_dial(opts) to a raw listener. */
-void nu_pair_dialed(rill_base *base, const char *ip, const rill_net_options *opts, nu_pair *out);
+void nu_pair_dialed(rill_base *base, const char *ip, const rill_socket_config *opts, nu_pair *out);
 
 /* Closes what is left of a pair: aborts `conn` (if not NULL) and runs the
  * loop until its close callback ran; closes `peer` (if >= 0). Only use it
@@ -138,7 +138,7 @@ typedef struct nu_server {
 /* rill_listen(base, network, address, opts) into `srv` (zeroed first
  * except close_accepted and stop_at). Returns rill_listen's result. */
 int nu_server_listen(rill_base *base, nu_server *srv, const char *network, const char *address,
-                     const rill_net_options *opts);
+                     const rill_socket_config *opts);
 /* Closes the listener and aborts the kept connections; the loop must run
  * afterwards to finish them (nu_settle()). */
 void nu_server_close(nu_server *srv);

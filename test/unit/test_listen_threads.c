@@ -39,7 +39,7 @@ static void *listen_thread(void *arg) {
   job->rc = rill_listen(base, "tcp", ":0", NULL, on_accept_none, NULL, &l);
   if (job->rc == 0) {
     job->port = rill_listener_port(l);
-    rill_listener_close(l);
+    rill_listener_free(l);
   }
   rill_base_free(base);
   return NULL;

@@ -198,7 +198,7 @@ class dns_result {
 };
 
 /// A lookup in flight (rill_resolve); like dialer, dropping it cancels.
-class dns_query : public cxx_detail::op_owner<cxx_detail::dns_state, &rill_resolve_cancel> {
+class dns_query : public cxx_detail::op_owner<cxx_detail::dns_state, &rill_dns_query_cancel> {
  private:
   template <class F>
   friend dns_query resolve(base_ref, zstring, int, F &&, const rill_dns_config *, std::error_code &);

@@ -15,9 +15,9 @@
 
 namespace rill {
 
-/// rill_net_options: zero-initialise (`rill::net_options opts{};`), set what
+/// rill_socket_config: zero-initialise (`rill::net_options opts{};`), set what
 /// you need (durations with rill::to_ns()).
-using net_options = rill_net_options;
+using net_options = rill_socket_config;
 
 /// Which deadline (rill_conn_set_deadline).
 enum class deadline : int {
@@ -502,7 +502,7 @@ struct conn_access {
 struct listener_state final : state_base {
   rill_listener *h = nullptr;
   callback<void(conn, std::error_code)> fn;
-  static void free_handle(rill_listener *h) noexcept { rill_listener_close(h); }
+  static void free_handle(rill_listener *h) noexcept { rill_listener_free(h); }
 };
 
 inline void on_accept(rill_listener *, rill_conn *c, int status, void *arg) {
@@ -542,10 +542,10 @@ class listener : public cxx_detail::sync_owner<cxx_detail::listener_state> {
   /// Stops / resumes accepting (connections wait in the kernel's backlog
   /// meanwhile). @{
   std::error_code pause() const noexcept {
-    return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_listener_pause(s_->h));
+    return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_listener_stop(s_->h));
   }
   std::error_code resume() const noexcept {
-    return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_listener_resume(s_->h));
+    return s_ == nullptr ? cxx_detail::invalid() : to_error_code(rill_listener_start(s_->h));
   }
   /// @}
 

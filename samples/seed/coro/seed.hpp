@@ -100,8 +100,8 @@ inline bool listen(rill::base_ref base, std::optional<rill::co::acceptor> &a,
     a.emplace(base, "tcp", opts.addr, o);
   } catch (const std::system_error &e) {
     char msg[256];
-    rill_format_op_error(msg, sizeof msg, "listen", "tcp", nullptr, opts.addr.c_str(), nullptr,
-                         e.code().value());
+    rill_format_op_error("listen", "tcp", nullptr, opts.addr.c_str(), nullptr, e.code().value(), msg,
+                         sizeof msg);
     say("listen error: %s", msg);
     return false;
   }

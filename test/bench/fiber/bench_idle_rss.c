@@ -181,7 +181,7 @@ static void main_fiber(void *arg) {
   rss_after_kb = status_kb("VmRSS");
   pte_after_kb = status_kb("VmPTE");
   if (callbacks)
-    rill_listener_close(cb_listener);
+    rill_listener_free(cb_listener);
   else
     rill_net_listener_free(listener);
   close(to_child[1]); /* the child exits, closing every connection */

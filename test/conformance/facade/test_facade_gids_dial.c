@@ -124,7 +124,7 @@ static void g9_acceptor(void *arg) {
 static void g9_main(void *arg) {
   struct g9 *t = (struct g9 *)arg;
   rill_base *base = rill_fiber_base();
-  rill_net_options lo, dopt;
+  rill_socket_config lo, dopt;
   rill_net_conn *c = NULL;
   char errbuf[256], want[256];
   int fillers[64], nfill, i;
@@ -210,7 +210,7 @@ static int stuck_listener(int *port, int *filler) {
 }
 
 static void g10_main(void *arg) {
-  rill_net_options o;
+  rill_socket_config o;
   rill_net_conn *c = NULL;
   char addr[64], errbuf[256];
   int port = 0, filler = -1, lfd, round;

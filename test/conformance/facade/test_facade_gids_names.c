@@ -43,7 +43,7 @@ static int on_control(int fd, const char *network, const char *address, void *ar
   return t->refuse && strcmp(address, t->refuse) == 0 ? -EACCES : 0;
 }
 
-static void names_options(rill_net_options *o, rill_dns_config *cfg, struct tried *t) {
+static void names_options(rill_socket_config *o, rill_dns_config *cfg, struct tried *t) {
   memset(o, 0, sizeof *o);
   memset(cfg, 0, sizeof *cfg);
   cfg->servers = fake_dns_server(g_dns);
@@ -87,7 +87,7 @@ static void acceptor(void *arg) {
 static void every_address_main(void *arg) {
   struct accept_one a;
   struct tried t;
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   rill_net_conn *c = NULL;
   char laddr[RILL_ADDRSTRLEN], addr[64], want[64], remote[RILL_ADDRSTRLEN], errbuf[256];
@@ -132,7 +132,7 @@ static void test_g11_facade_name_tries_every_address(void **state) {
 
 static void first_error_main(void *arg) {
   struct tried t;
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   rill_net_conn *c = NULL;
   char addr[64], first[64], errbuf[256];
@@ -201,7 +201,7 @@ fail:
 #define SLOW_TIMEOUT_MS 2000
 
 static void timeout_main(void *arg) {
-  rill_net_options o;
+  rill_socket_config o;
   rill_dns_config cfg;
   rill_net_conn *c = NULL;
   char addr[64], errbuf[256];

@@ -171,7 +171,8 @@ static void dial_texts_main(void *arg) {
     rill_net_listener *l = NULL;
     int rc = rill_net_listen(listens[i].network, listens[i].address, NULL, &l);
     FCHECK_EQ(rc, listens[i].code);
-    FCHECK(rill_format_net_error(errbuf, sizeof errbuf, "listen", listens[i].network, listens[i].address, rc) > 0);
+    FCHECK(rill_format_net_error("listen", listens[i].network, listens[i].address, rc, errbuf,
+                                 sizeof errbuf) > 0);
     CHECK_TEXT(listens[i].key, errbuf);
   }
 }
@@ -223,7 +224,7 @@ static void conn_texts_main(void *arg) {
   set_vars(listener, NULL);
   rc = rill_net_listen("tcp", listener, NULL, &again);
   FCHECK_EQ(rc, -EADDRINUSE);
-  rill_format_net_error(text, sizeof text, "listen", "tcp", listener, rc);
+  rill_format_net_error("listen", "tcp", listener, rc, text, sizeof text);
   CHECK_TEXT("listen_in_use", text);
 
   FCHECK_EQ(rill_net_dial("tcp", listener, NULL, &c, NULL, 0), 0);
@@ -302,7 +303,7 @@ static void unix_texts_main(void *arg) {
     return;
   rc = rill_net_listen("unix", path, NULL, &again);
   FCHECK_EQ(rc, -EADDRINUSE);
-  rill_format_net_error(text, sizeof text, "listen", "unix", path, rc);
+  rill_format_net_error("listen", "unix", path, rc, text, sizeof text);
   CHECK_TEXT("unix_listen_in_use", text);
   FCHECK_EQ(rill_net_dial("unix", path, NULL, &c, NULL, 0), 0);
   FCHECK_EQ(rill_net_accept(l, &s), 0);
@@ -348,7 +349,7 @@ static void dns_texts_main(void *arg) {
       {"dns_unreachable", "nx.test:80", RILL_EDNS_UNREACHABLE, 1},
   };
   rill_dns_config cfg, dead;
-  rill_net_options o;
+  rill_socket_config o;
   rill_net_conn *c = NULL;
   char errbuf[256];
   size_t i;

@@ -10,7 +10,7 @@ int main(void) {
   if (rill_base_new(NULL, &base) < 0)
     return 1;
 @FRAGMENT@
-  rill_listener_close(listener);
+  rill_listener_free(listener);
   rill_base_run(base, RILL_RUN_DEFAULT);
   return rill_base_free(base) < 0;
 }

@@ -10,7 +10,7 @@ struct server {
 
 static void on_signal(rill_signal *sig, int signum, void *arg) {
   struct server *server = arg;
-  rill_listener_close(server->listener);
+  rill_listener_free(server->listener);
 }
 
 int main(void) {
