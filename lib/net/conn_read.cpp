@@ -97,6 +97,8 @@ void conn_release_held(rill_conn *c) {
 void conn_on_readable(rill_conn *c) {
   if (!c->read_wanted || c->read_full || c->read_timed_out || c->read_finished)
     return;
+  if (conn_read_deadline_expired(c))
+    return;
   if (c->held_len >= c->read_max) {
     // No room: the held bytes must be used first (a redelivery is queued by
     // rill_conn_read_start). A read of 0 bytes here would look like EOF.
@@ -142,6 +144,8 @@ void conn_on_readable(rill_conn *c) {
 void conn_redeliver(rill_conn *c) {
   c->redeliver = false;
   if (c->held_len && c->read_wanted && !c->read_timed_out && !c->read_finished) {
+    if (conn_read_deadline_expired(c))
+      return;
     deliver(c, c->held, c->held_len, true);
     if (!conn_fd_closed(c))
       conn_update_io(c);

@@ -26,6 +26,12 @@ uint64_t next_deadline(const rill_conn *c) {
   return next;
 }
 
+void time_out_read(rill_conn *c) {
+  c->read_timed_out = true;
+  conn_update_io(c);
+  c->events.on_read(c, c->held, c->held_len, RILL_ETIMEOUT, c->arg);
+}
+
 void expire(rill_conn *c) {
   uint64_t now = c->base->now_ns;
   if (!c->queue.empty() && c->write_deadline && now >= c->write_deadline && !c->write_timed_out) {
@@ -37,11 +43,8 @@ void expire(rill_conn *c) {
     }
   }
   if (c->read_wanted && c->read_deadline && now >= c->read_deadline && !c->read_timed_out &&
-      !c->read_finished && c->lifetime.open()) {
-    c->read_timed_out = true;
-    conn_update_io(c);
-    c->events.on_read(c, c->held, c->held_len, RILL_ETIMEOUT, c->arg);
-  }
+      !c->read_finished && c->lifetime.open())
+    time_out_read(c);
 }
 
 void on_timer(rill_timer *, void *arg) {
@@ -54,6 +57,15 @@ void on_timer(rill_timer *, void *arg) {
 }
 
 }  // namespace
+
+bool conn_read_deadline_expired(rill_conn *c) {
+  // The timer would say so too, but later in this iteration: readiness is
+  // dispatched first, and data must not slip out after the deadline.
+  if (!c->read_deadline || monotonic_ns() < c->read_deadline)
+    return false;
+  time_out_read(c);
+  return true;
+}
 
 void conn_deadline_update(rill_conn *c) {
   uint64_t next = next_deadline(c);

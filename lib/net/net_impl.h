@@ -181,6 +181,9 @@ void conn_report_writes(rill_conn *c);
 
 // deadline.cpp
 void conn_deadline_update(rill_conn *c);
+// Go checks the read deadline before it reads (G16): true when it has
+// passed, and then on_read has heard RILL_ETIMEOUT instead of any data.
+bool conn_read_deadline_expired(rill_conn *c);
 
 }  // namespace rill::detail
 

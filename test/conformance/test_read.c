@@ -451,6 +451,58 @@ static void test_restart_in_on_read_redelivers(void **state) {
   tu_base_free(base);
 }
 
+/* G16, Go's order: a read deadline that has passed fails the read even when
+ * data waits in the kernel; the data stays, and comes once the deadline is
+ * lifted. Before the fix the waiting data came first: readiness is
+ * dispatched before the deadline's timer in the same iteration. */
+struct passed {
+  rill_base *base;
+  int timeouts;
+  size_t data_before_timeout, data_after;
+};
+
+static size_t passed_on_read(rill_conn *c, const char *data, size_t len, int status, void *arg) {
+  struct passed *p = (struct passed *)arg;
+  (void)data;
+  if (status == RILL_ETIMEOUT) {
+    p->timeouts++;
+    assert_int_equal(rill_conn_set_deadline(c, RILL_DEADLINE_READ, 0), 0); /* lifted */
+    return 0;
+  }
+  if (status != 0)
+    return 0;
+  if (p->timeouts == 0)
+    p->data_before_timeout += len;
+  else
+    p->data_after += len;
+  if (p->data_after + p->data_before_timeout >= 5)
+    rill_base_stop(p->base);
+  return len;
+}
+
+static void test_g16_passed_deadline_before_waiting_data(void **state) {
+  rill_base *base = tu_base_new();
+  nu_pair p;
+  struct passed r;
+  rill_conn_events ev;
+  (void)state;
+  nu_pair_accepted(base, "127.0.0.1", NULL, &p);
+  memset(&r, 0, sizeof r);
+  r.base = base;
+  memset(&ev, 0, sizeof ev);
+  ev.on_read = passed_on_read;
+  assert_int_equal(nu_send_all(p.peer, "hello", 5, 1000), 5);
+  tu_sleep_ms(50); /* the bytes wait in the kernel */
+  assert_int_equal(rill_conn_set_deadline(p.conn, RILL_DEADLINE_READ, 1), 0); /* long passed */
+  assert_int_equal(rill_conn_start(p.conn, &ev, &r), 0);
+  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
+  assert_int_equal(r.timeouts, 1);
+  assert_int_equal(r.data_before_timeout, 0);
+  assert_int_equal(r.data_after, 5);
+  nu_pair_cleanup(base, &p);
+  tu_base_free(base);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_fds, tu_teardown_fds)
   const struct CMUnitTest tests[] = {
@@ -465,6 +517,7 @@ int main(void) {
       T(test_g16_moving_deadline_never_fires),
       T(test_g17_zero_length_ops),
       T(test_restart_in_on_read_redelivers),
+      T(test_g16_passed_deadline_before_waiting_data),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
