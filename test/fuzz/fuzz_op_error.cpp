@@ -27,7 +27,9 @@ namespace {
 
 std::string expected(const char *op, const char *network, const char *local, const char *remote,
                      const char *call, int err) {
-  std::string s = std::string(op) + " " + network;
+  if (err == RILL_EOF)  // Go's io.EOF, never wrapped
+    return "EOF";
+  std::string s = std::string(op) + (network[0] ? " " : "") + network;  // Go drops an empty network
   if (local || remote)
     s += " ";
   if (local)
