@@ -71,9 +71,7 @@ int stack_alloc(size_t size, fiber_stack *out) {
   // tables whose whole span it empties), and the fiber keeps no 4 KiB of
   // page tables. Costs up to a span of address space, never memory.
   size_t span = page_table_span();
-  size_t slack = size >= span ? span : 0;
-  if (slack > SIZE_MAX - 2 * page - size)
-    slack = 0;
+  size_t slack = size >= span && size <= SIZE_MAX - page - span ? span : 0;
   size_t mapped = size + page + slack;
   void *p = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   // ENOMEM for the address space or the map count, EAGAIN or EINVAL for
