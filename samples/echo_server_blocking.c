@@ -46,6 +46,9 @@ static void unlink_client(struct client *c) {
 static void serve(void *arg) {
   struct client *c = arg;
   char buf[16 * 1024]; /* the fiber's stack is 256 KiB */
+  /* Nothing else points into this stack (the client is on the heap): an
+   * idle connection's fiber may give its stack pages back. */
+  (void)rill_fiber_private_stack();
   for (;;) {
     ssize_t n = rill_net_read(c->conn, buf, sizeof buf);
     int err;

@@ -11,9 +11,10 @@
  * clean SIGSEGV. A default stack reserves 8 MiB, like a thread's, and the
  * kernel commits its pages only as the fiber touches them: megabytes of
  * locals and deep recursion work, while an idle fiber costs the page or
- * two it touched (the fiber's own state lives at the top of its stack).
- * Default stacks are pooled for reuse; a stack going back to the pool
- * keeps its top 8 KiB and gives the rest back to the kernel, so a fiber
+ * two it touched, or less once rill_fiber_private_stack() lets rill take
+ * them while it waits. Default stacks are pooled for reuse; a stack going
+ * back to the pool keeps its top 8 KiB and gives the rest back to the
+ * kernel, so a fiber
  * that once went deep does not keep that memory. Each stack is two kernel
  * mappings (stack and guard), and Linux allows a process
  * vm.max_map_count of them (65530 by default): about 32,000 fibers at
@@ -106,6 +107,26 @@ RILL_API int rill_yield(void);
 /** time.Sleep: parks the fiber for at least `d` nanoseconds, measured from
  * the real time of the call (G29). */
 RILL_API int rill_sleep(uint64_t d);
+
+/** Promises that, from now until the running fiber ends, nothing outside it
+ * reads or writes memory on its stack while it waits in rill_net_read() or
+ * rill_sleep(): no other fiber, thread or callback holds a pointer to its
+ * locals then (Go's rule for goroutine stacks, which its compiler enforces
+ * by moving shared variables to the heap). In return, when the fiber waits
+ * there for longer than about a second, rill moves its live frames to the
+ * heap and gives all its stack pages back to the kernel, then puts the
+ * frames back, at the same addresses, before it runs again: an idle
+ * connection's fiber costs the few hundred bytes its frames use instead of
+ * the pages they and its buffer touched. The buffer of a waiting
+ * rill_net_read() is not kept (past the count a read returns, its bytes are
+ * unspecified, as in Go's io.Reader). Breaking the promise makes a pointer
+ * into the stack read zeros and lose what is written through it.
+ *
+ * Returns 0; RILL_ENOTFIBER outside a fiber; RILL_ENOSYS where rill's
+ * context switch is ucontext (not x86-64 or AArch64), which does not say
+ * which part of a stack is live: the fiber then keeps its pages, and works
+ * as before. */
+RILL_API int rill_fiber_private_stack(void);
 
 /** A wait group (Go's sync.WaitGroup) for the fibers of one base.
  * rill_waitgroup_new returns 0, RILL_EINVAL for NULL, or RILL_ENOMEM. @{ */

@@ -22,6 +22,12 @@ void *context_make(void *stack_base, size_t stack_size, context_fn fn, void *arg
 // Saves the current context in *from and continues `to`.
 void context_switch(void **from, void *to);
 
+// Whether a saved context's stack pointer is the lowest byte its stack
+// uses (the assembly switch), so that everything a parked fiber needs is
+// in [sp, top of stack). ucontext keeps its registers elsewhere and does
+// not say.
+extern const bool context_saves_exact_sp;
+
 }  // namespace rill::detail
 
 #endif

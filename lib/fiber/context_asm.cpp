@@ -9,6 +9,8 @@ extern "C" void rill__context_trampoline();
 
 namespace rill::detail {
 
+const bool context_saves_exact_sp = true;
+
 void *context_make(void *stack_base, size_t stack_size, context_fn fn, void *arg) {
   auto top = (reinterpret_cast<uintptr_t>(stack_base) + stack_size) & ~uintptr_t{15};
 #if defined(__x86_64__)

@@ -15,6 +15,11 @@
 #include "fiber/context.h"
 
 namespace rill::detail {
+
+// A context here is a ucontext record, not a stack pointer: nothing tells
+// where the live part of a parked fiber's stack begins.
+const bool context_saves_exact_sp = false;
+
 namespace {
 
 struct uctx {

@@ -24,6 +24,15 @@ namespace rill::detail {
 // there. Must run inside a fiber.
 int fiber_park();
 
+// fiber_park() for a wait that may last long: a read, a sleep. A fiber
+// that declared its stack private (rill_fiber_private_stack) may then have
+// its frames moved to the heap while it waits, and its stack pages given
+// back to the kernel (idle.cpp); they come back before it runs. So while it
+// waits nothing may point into its stack except into `scratch` (len bytes,
+// may be null), whose contents the wait need not keep: a reader's buffer,
+// which whoever wakes it fills.
+int fiber_park_idle(const void *scratch, size_t len);
+
 // Makes a parked fiber ready; it continues from the loop, soon, with
 // `status` as fiber_park()'s result. Unparking a fiber that is not parked is
 // a bug in the caller.

@@ -31,14 +31,6 @@
 
 namespace rill::detail {
 
-// On the stack of a fiber parked in rill_net_read(): where its bytes go.
-struct net_read_wait {
-  rill_fiber *fiber;
-  char *buf;
-  size_t cap;
-  size_t got = 0;
-};
-
 // On the stack of a fiber parked in rill_net_write().
 struct net_write_wait {
   rill_fiber *fiber;
@@ -60,9 +52,10 @@ namespace {
 
 // An idle connection costs this much on top of its rill_conn and the
 // fiber's stack pages (issue 9: README, "idle memory per connection"); it
-// was 440 bytes with its own copy of the address strings. Grow it only for
-// what an idle connection needs.
-static_assert(sizeof(rill_net_conn) <= 128, "rill_net_conn grew: see net_impl.h on size");
+// was 440 bytes with its own copy of the address strings, and 128 before the
+// reader's buffer moved here from its stack. Grow it only for what an idle
+// connection needs.
+static_assert(sizeof(rill_net_conn) <= 144, "rill_net_conn grew: see net_impl.h on size");
 
 void release(rill_net_conn *c) {
   if (!life_release(c->lifetime))
@@ -78,10 +71,16 @@ bool deadline_passed(uint64_t deadline) {
   return deadline && rill_time_now() >= deadline;
 }
 
-template <typename Wait>
-void wake(Wait *&slot, int status) {
-  if (Wait *w = slot) {
-    slot = nullptr;
+void wake_reader(rill_net_conn *c, int status) {
+  if (rill_fiber *reader = c->reader) {
+    c->reader = nullptr;
+    fiber_unpark(reader, status);
+  }
+}
+
+void wake_writer(rill_net_conn *c, int status) {
+  if (net_write_wait *w = c->writer) {
+    c->writer = nullptr;
     fiber_unpark(w->fiber, status);
   }
 }
@@ -103,13 +102,13 @@ bool reserve_spill(rill_net_conn *c, size_t n) {
 
 size_t on_read(rill_conn *conn, const char *data, size_t len, int status, void *arg) {
   auto *c = static_cast<rill_net_conn *>(arg);
-  net_read_wait *r = c->reader;
+  rill_fiber *reader = c->reader;
   size_t used = 0;
-  if (r && len) {
-    used = len < r->cap ? len : r->cap;
-    std::memcpy(r->buf, data, used);
-    r->got = used;
+  if (reader && len) {
+    used = len < c->read_cap ? len : c->read_cap;
+    std::memcpy(c->read_buf, data, used);
   }
+  size_t got = used;
   size_t rest = len - used;
   if (status == 0) {
     // What the reader leaves stays with the connection, and comes again on
@@ -137,8 +136,9 @@ size_t on_read(rill_conn *conn, const char *data, size_t len, int status, void *
     }
     used = len;
   }
-  if (r)
-    wake(c->reader, r->got ? 0 : status);
+  // The count goes through the wake status: `got` is at most one read's
+  // worth of the base's buffer, far below INT_MAX.
+  wake_reader(c, got ? static_cast<int>(got) : status);
   if (status == 0)
     rill_conn_read_stop(conn);  // nobody waits any more
   return used;
@@ -151,7 +151,7 @@ void on_write_done(rill_conn *conn, int status, size_t, void *arg) {
   auto *c = static_cast<rill_net_conn *>(arg);
   if (net_write_wait *w = c->writer) {
     w->sent_total = rill_conn_bytes_written(conn);
-    wake(c->writer, status);
+    wake_writer(c, status);
   }
 }
 
@@ -233,11 +233,13 @@ ssize_t read_locked(rill_net_conn *c, void *buf, size_t len) {
     return c->read_end;
   if (deadline_passed(c->read_deadline))
     return RILL_ETIMEOUT;  // Go checks the deadline before reading
-  net_read_wait r{rill_fiber_current(), static_cast<char *>(buf), len};
-  c->reader = &r;
+  c->reader = rill_fiber_current();
+  c->read_buf = static_cast<char *>(buf);
+  c->read_cap = len;
   rill_conn_read_start(c->conn);
-  int status = fiber_park();  // woken by on_read or a close, which unlink r
-  return r.got ? static_cast<ssize_t>(r.got) : status;
+  // Woken by on_read (a count or the end) or a close, which unlink the
+  // reader. Only on_read writes into `buf` meanwhile.
+  return fiber_park_idle(buf, len);
 }
 
 int write_locked(rill_net_conn *c, const char *buf, size_t len, size_t *written) {
@@ -335,8 +337,8 @@ int rill_net_close(rill_net_conn *c) {
   // writer learns how far it got now: on_close may come before it runs.
   if (c->writer)
     c->writer->sent_total = rill_conn_bytes_written(c->conn);
-  wake(c->reader, RILL_ECLOSED);
-  wake(c->writer, RILL_ECLOSED);
+  wake_reader(c, RILL_ECLOSED);
+  wake_writer(c, RILL_ECLOSED);
   fiber_wake_all(c->read_lock.waiters, RILL_ECLOSED);
   fiber_wake_all(c->write_lock.waiters, RILL_ECLOSED);
   // What an interrupted write had not handed to the kernel is dropped here,

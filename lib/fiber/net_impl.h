@@ -11,10 +11,12 @@
 // memory.
 //
 // Size: thousands of idle connections sit on one base, each one of these on
-// top of its rill_conn. What only a call in progress needs (the reader's
-// buffer, what a writer is owed) lives on that fiber's stack and is linked
-// here while it parks; what only the end needs (the bytes left unread, the
-// addresses once the rill_conn is gone) is allocated then.
+// top of its rill_conn. What only a call in progress needs (what a writer
+// is owed) lives on that fiber's stack and is linked here while it parks;
+// what only the end needs (the bytes left unread, the addresses once the
+// rill_conn is gone) is allocated then. A parked reader's state is here,
+// not on its stack: the reader's stack may be given back to the kernel
+// while it waits (fiber_park_idle), and on_read must still find it.
 #ifndef RILL_FIBER_NET_IMPL_H
 #define RILL_FIBER_NET_IMPL_H
 
@@ -23,7 +25,6 @@
 #include "fiber/fiber_impl.h"
 
 namespace rill::detail {
-struct net_read_wait;   // a reader parked in rill_net_read, on its stack
 struct net_write_wait;  // a writer parked in rill_net_write, on its stack
 struct net_spill;       // bytes kept for later reads, with their counts
 }  // namespace rill::detail
@@ -39,9 +40,12 @@ struct rill_net_conn {
   // that copy found no memory.
   char *addrs_after_close = nullptr;
 
-  // Read side: one reader at a time (read_lock), parked in `reader`.
+  // Read side: one reader at a time (read_lock), parked as `reader` with
+  // its buffer.
   rill::detail::fiber_lock read_lock;
-  rill::detail::net_read_wait *reader = nullptr;
+  rill_fiber *reader = nullptr;
+  char *read_buf = nullptr;
+  size_t read_cap = 0;
   rill::detail::net_spill *spill = nullptr;
   uint64_t read_deadline = 0;
 

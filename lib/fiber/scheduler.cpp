@@ -17,29 +17,10 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
-#include <new>
 
 #include "core/fiber_slot.h"
-#include "core/stall.h"
-#include "core/vec.h"
 #include "fiber/context.h"
-#include "fiber/fiber_impl.h"
-#include "fiber/stack.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define RILL_FIBER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define RILL_FIBER_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define RILL_FIBER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define RILL_FIBER_TSAN 1
-#endif
-#endif
+#include "fiber/sched_impl.h"
 
 #ifdef RILL_FIBER_ASAN
 #include <sanitizer/common_interface_defs.h>
@@ -49,56 +30,16 @@
 #endif
 
 namespace rill::detail {
-struct scheduler;
-}
-
-// Lives at the top of its own stack (fiber_new): no allocation of its own,
-// and an idle fiber's state shares the page its first frames touch anyway.
-struct rill_fiber {
-  void *sp = nullptr;
-  rill::detail::fiber_stack stack;  // the whole mapping, this struct at its top
-  rill::detail::scheduler *sched;
-  rill_fiber_fn fn;
-  void *arg;
-  rill::detail::list_node queue_node;  // in the ready queue or a wait queue
-  bool done = false;
-  int wake_status = 0;
-  rill_timer *sleep_timer = nullptr;
-  uint64_t id = 0;  // rill_fiber_id()
-#ifdef RILL_FIBER_TSAN
-  void *tsan_fiber = nullptr;
-#endif
-};
-
-namespace rill::detail {
 
 // A thread's default: deep recursion and megabytes of locals work, and
 // only the pages a fiber touches are committed (stack.h).
 constexpr size_t default_stack_size = 8 * 1024 * 1024;
 constexpr size_t pooled_stacks_max = 64;
-// What a pooled stack keeps committed for its next fiber: the fiber's state
-// and the frames of a typical call chain. Below that, a deep fiber's pages
+// What a pooled stack keeps committed for its next fiber: the frames of a
+// typical call chain. Below that, a deep fiber's pages
 // go back to the kernel when its stack returns to the pool.
 constexpr size_t pooled_stack_keep = 8 * 1024;
 constexpr int extra_switches = 64;
-
-struct scheduler {
-  rill_base *base;
-  void *loop_sp = nullptr;  // the loop's context while a fiber runs
-  rill_fiber *current = nullptr;
-  fiber_queue ready;
-  rill_timer *kick = nullptr;
-  size_t live = 0;
-  vec<fiber_stack> pool;  // default-size stacks for reuse
-  stall_detector *stall;  // the base's
-#ifdef RILL_FIBER_ASAN
-  const void *loop_stack_bottom = nullptr;
-  size_t loop_stack_size = 0;
-#endif
-#ifdef RILL_FIBER_TSAN
-  void *loop_tsan_fiber = nullptr;
-#endif
-};
 
 namespace {
 
@@ -130,6 +71,7 @@ scheduler *get_or_create(rill_base *base) {
 void destroy_scheduler(scheduler *s) {
   base_fiber_slot(s->base) = nullptr;
   rill_timer_free(s->kick);
+  idle_destroy(s);
   for (size_t i = 0; i < s->pool.size(); i++)
     stack_free(s->pool[i]);
   destroy(s);
@@ -157,11 +99,6 @@ void switch_stacks(void **save, void *to, const void *stack_bottom, size_t stack
 #endif
 }
 
-// The part of f's stack below its state, where its frames go.
-size_t frames_size(const rill_fiber *f) {
-  return static_cast<size_t>(reinterpret_cast<const char *>(f) - static_cast<const char *>(f->stack.base));
-}
-
 // From the loop into `f`, until it parks or ends.
 void switch_into(scheduler *s, rill_fiber *f) {
   // A fiber may run another base's loop; its own fiber comes back after.
@@ -173,7 +110,9 @@ void switch_into(scheduler *s, rill_fiber *f) {
 #else
   void *tsan_to = nullptr;
 #endif
-  switch_stacks(&s->loop_sp, f->sp, f->stack.base, frames_size(f), tsan_to, false);
+  if (f->saved)
+    idle_leave(f);
+  switch_stacks(&s->loop_sp, f->sp, f->stack.base, f->stack.size, tsan_to, false);
   running = outer;
   s->current = nullptr;
 }
@@ -208,10 +147,12 @@ void switch_out(rill_fiber *f) {
   std::abort();  // a finished fiber is never resumed
 }
 
-// A new fiber with its state at the top of a stack of `stack_size` bytes
-// (0: the default, from the pool when it has one). Returns 0, or
-// stack_alloc's error.
+// A new fiber with a stack of `stack_size` bytes (0: the default, from the
+// pool when it has one). Returns 0, RILL_ENOMEM, or stack_alloc's error.
 int fiber_new(scheduler *s, size_t stack_size, rill_fiber **out) {
+  auto *f = make<rill_fiber>();
+  if (!f)
+    return RILL_ENOMEM;
   fiber_stack stack;
   if (stack_size == 0)
     stack_size = default_stack_size;
@@ -220,23 +161,21 @@ int fiber_new(scheduler *s, size_t stack_size, rill_fiber **out) {
     s->pool.pop_back();
     stack_reset(stack);
   } else if (int err = stack_alloc(stack_size, &stack)) {
+    destroy(f);
     return err;
   }
-  auto top = reinterpret_cast<uintptr_t>(stack.base) + stack.size;
-  void *at = reinterpret_cast<void *>((top - sizeof(rill_fiber)) & ~uintptr_t{63});
-  auto *f = new (at) rill_fiber;
   f->stack = stack;
   f->sched = s;
   *out = f;
   return 0;
 }
 
-// Ends `f`'s state and pools or unmaps its stack. A stack that cannot be
-// pooled (the pool is full, or cannot grow) is unmapped: pooling is an
+// Frees `f` and pools or unmaps its stack. A stack that cannot be pooled
+// (the pool is full, or cannot grow) is unmapped: pooling is an
 // optimisation, never a reason to fail.
 void fiber_delete(scheduler *s, rill_fiber *f) {
   fiber_stack stack = f->stack;
-  f->~rill_fiber();  // it lives in `stack`: gone before the stack is
+  destroy(f);
   if (stack.size == default_stack_size && s->pool.size() < pooled_stacks_max) {
     stack_release_pages(stack, pooled_stack_keep);
     if (s->pool.push(stack))
@@ -297,6 +236,7 @@ void run_ready(rill_timer *, void *arg) {
 void make_ready(rill_fiber *f) {
   scheduler *s = f->sched;
   list::remove(&f->queue_node);  // a fiber woken directly leaves its wait queue
+  list::remove(&f->idle_node);
   s->ready.push(f);
   if (!rill_timer_active(s->kick))
     rill_timer_start(s->kick, 0, 0);
@@ -322,6 +262,12 @@ int fiber_park() {
   f->wake_status = 0;
   switch_out(f);
   return f->wake_status;
+}
+
+int fiber_park_idle(const void *scratch, size_t len) {
+  rill_fiber *f = running;
+  idle_enter(f->sched, f, scratch, len);
+  return fiber_park();
 }
 
 void fiber_unpark(rill_fiber *f, int status) {
@@ -375,7 +321,7 @@ int start_here(rill_base *base, rill_fiber_fn fn, void *arg, size_t stack_size) 
   f->fn = fn;
   f->arg = arg;
   f->id = next_fiber_id.fetch_add(1, std::memory_order_relaxed);
-  f->sp = context_make(f->stack.base, frames_size(f), fiber_main, f);
+  f->sp = context_make(f->stack.base, f->stack.size, fiber_main, f);
 #ifdef RILL_FIBER_TSAN
   f->tsan_fiber = __tsan_create_fiber(0);
 #endif
@@ -464,7 +410,16 @@ int rill_sleep(uint64_t d) {
   int err = rill_timer_start(f->sleep_timer, d, 0);  // from now (G29)
   if (err)
     return err;
-  fiber_park();
+  fiber_park_idle(nullptr, 0);
+  return 0;
+}
+
+int rill_fiber_private_stack(void) {
+  if (!running)
+    return RILL_ENOTFIBER;
+  if (!context_saves_exact_sp)
+    return RILL_ENOSYS;
+  running->private_stack = true;
   return 0;
 }
 

@@ -25,6 +25,10 @@ namespace {
 // library avoids it).
 size_t page_size() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
 
+// The memory one page-table page maps (2 MiB with 4 KiB pages): a page of
+// pointers, each to a page.
+size_t page_table_span() { return page_size() / sizeof(void *) * page_size(); }
+
 #ifdef RILL_STACK_ASAN
 // Clears AddressSanitizer's poison over [begin, end). The public call
 // memsets the shadow, which for an 8 MiB stack is 1 MiB written, and
@@ -60,12 +64,30 @@ int stack_alloc(size_t size, fiber_stack *out) {
   if (size > SIZE_MAX - 2 * page)
     return RILL_EINVAL;
   size = (size + page - 1) & ~(page - 1);
-  void *p = mmap(nullptr, size + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  // A stack of a page-table span or more gets its top at a span boundary,
+  // so the page-table page mapping its top (the part a fiber touches) maps
+  // nothing else: when an idle fiber's pages are given back (idle.cpp),
+  // the kernel frees that page-table page too (MADV_DONTNEED frees page
+  // tables whose whole span it empties), and the fiber keeps no 4 KiB of
+  // page tables. Costs up to a span of address space, never memory.
+  size_t span = page_table_span();
+  size_t slack = size >= span && size <= SIZE_MAX - page - span ? span : 0;
+  size_t mapped = size + page + slack;
+  void *p = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   // ENOMEM for the address space or the map count, EAGAIN or EINVAL for
   // sizes the kernel will not map: all mean "no memory for this stack".
   if (p == MAP_FAILED)
     return RILL_ENOMEM;
+  if (slack) {
+    auto start = reinterpret_cast<uintptr_t>(p);
+    uintptr_t top = (start + mapped) & ~(uintptr_t{span} - 1);
+    uintptr_t guard = top - size - page;
+    if (guard > start)
+      munmap(p, guard - start);
+    if (start + mapped > top)
+      munmap(reinterpret_cast<void *>(top), start + mapped - top);
+    p = reinterpret_cast<void *>(guard);
+  }
 #ifdef MADV_NOHUGEPAGE
   // Where transparent huge pages are "always", the first touch of a
   // 2 MiB-aligned stack would commit a whole huge page: an idle fiber

@@ -1,7 +1,7 @@
 /* bench_idle_rss — memory per idle connection held by a fiber, or by the
  * callback API.
  *
- *   bench_idle_rss [--conns N] [--buf BYTES] [--callbacks]
+ *   bench_idle_rss [--conns N] [--buf BYTES] [--callbacks | --private-stack]
  *
  * The server (this process) accepts N connections (default 10000) with the
  * blocking facade, one fiber per connection, each parked in
@@ -10,7 +10,9 @@
  * connections with plain blocking sockets and holds them, so the server's
  * descriptors and memory are its own. The server's VmRSS
  * (/proc/self/status) is read before the first connection and once all N
- * fibers are parked; the difference over N is the user-space memory per
+ * fibers are parked and 1.5 s more have passed (so fibers that promised a
+ * private stack have given their stack pages back; Go's side waits as
+ * long); the difference over N is the user-space memory per
  * connection: the fiber's stack pages actually touched (the stack is
  * mmap'ed, 8 MiB reserved, untouched pages cost nothing; the fiber's state
  * lives at its top), the connection handles. Kernel socket memory is not
@@ -19,7 +21,9 @@
  * own, 4 KiB, which RSS does not show).
  * --callbacks: the same connections held by the callback API instead
  * (rill_listen, rill_conn_start, no fiber): what a connection costs below
- * the facade. test/bench/fiber/go_idle_rss measures the same for Go.
+ * the facade. --private-stack: each fiber calls rill_fiber_private_stack()
+ * first, so its stack pages go back to the kernel while it waits.
+ * test/bench/fiber/go_idle_rss measures the same for Go.
  *
  * Prints a human-readable line, "rss_per_conn_bytes=..." and
  * "pte_per_conn_bytes=..." for run_fiber.sh. Needs about N + 20
@@ -42,7 +46,7 @@
 static int conns = 10000;
 static size_t buf_size = 4096;
 static int to_child[2], from_child[2];
-static int callbacks;
+static int callbacks, private_stack;
 static int accepted, parked, finished;
 static long rss_before_kb, rss_after_kb, pte_before_kb, pte_after_kb;
 static rill_net_listener *listener;
@@ -90,6 +94,10 @@ static void client(int port) {
 static void serve(void *arg) {
   rill_net_conn *c = arg;
   char *buf = alloca(buf_size); /* on the fiber's stack, as `char buf[N]` */
+  if (private_stack && rill_fiber_private_stack() != 0) {
+    fprintf(stderr, "bench_idle_rss: rill_fiber_private_stack failed\n");
+    exit(1);
+  }
   parked++;
   while (rill_net_read(c, buf, buf_size) > 0) {
   }
@@ -177,7 +185,7 @@ static void main_fiber(void *arg) {
     rill_sleep(10 * RILL_MSEC);
   if (read(from_child[0], &c, 1) != 1)
     exit(1);
-  rill_sleep(200 * RILL_MSEC);
+  rill_sleep(1500 * RILL_MSEC);
   rss_after_kb = status_kb("VmRSS");
   pte_after_kb = status_kb("VmPTE");
   if (callbacks)
@@ -201,8 +209,10 @@ int main(int argc, char **argv) {
       buf_size = (size_t)atol(argv[++i]);
     else if (strcmp(argv[i], "--callbacks") == 0)
       callbacks = 1;
+    else if (strcmp(argv[i], "--private-stack") == 0)
+      private_stack = 1;
     else {
-      fprintf(stderr, "usage: %s [--conns N] [--buf BYTES] [--callbacks]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--conns N] [--buf BYTES] [--callbacks | --private-stack]\n", argv[0]);
       return 2;
     }
   }
@@ -243,9 +253,9 @@ int main(int argc, char **argv) {
            conns, rss_before_kb, rss_after_kb, (double)(rss_after_kb - rss_before_kb) * 1024.0 / conns,
            (double)(pte_after_kb - pte_before_kb) * 1024.0 / conns);
   else
-    printf("# rill facade: %d idle connections, a fiber each parked in rill_net_read (%zu-byte buffer "
+    printf("# rill facade%s: %d idle connections, a fiber each parked in rill_net_read (%zu-byte buffer "
            "on its stack): VmRSS %ld kB -> %ld kB, %.0f bytes per connection; page tables %.0f bytes\n",
-           conns, buf_size, rss_before_kb, rss_after_kb,
+           private_stack ? " (private stacks)" : "", conns, buf_size, rss_before_kb, rss_after_kb,
            (double)(rss_after_kb - rss_before_kb) * 1024.0 / conns,
            (double)(pte_after_kb - pte_before_kb) * 1024.0 / conns);
   printf("rss_per_conn_bytes=%.0f\n", (double)(rss_after_kb - rss_before_kb) * 1024.0 / conns);

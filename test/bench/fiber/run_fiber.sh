@@ -60,16 +60,20 @@ fi
 : >"$TMP/idlecb"
 : >"$TMP/idle4096"
 : >"$TMP/idle64"
+: >"$TMP/idlepriv4096"
+: >"$TMP/idlepriv64"
 : >"$TMP/goidle4096"
 : >"$TMP/goidle64"
 for rep in $(seq "$REPS"); do
   echo "# idle memory, round $rep of $REPS" >&2
   "$IDLE" --conns "$CONNS" --callbacks | tee -a "$TMP/idlecb" | grep '^#' >&2
   "$IDLE" --conns "$CONNS" --buf 4096 | tee -a "$TMP/idle4096" | grep '^#' >&2
+  "$IDLE" --conns "$CONNS" --buf 4096 --private-stack | tee -a "$TMP/idlepriv4096" | grep '^#' >&2
   if [ $HAVE_GO = 1 ]; then
     "$TMP/go_idle_rss" -conns "$CONNS" -buf 4096 | tee -a "$TMP/goidle4096" | grep '^#' >&2
   fi
   "$IDLE" --conns "$CONNS" --buf 64 | tee -a "$TMP/idle64" | grep '^#' >&2
+  "$IDLE" --conns "$CONNS" --buf 64 --private-stack | tee -a "$TMP/idlepriv64" | grep '^#' >&2
   if [ $HAVE_GO = 1 ]; then
     "$TMP/go_idle_rss" -conns "$CONNS" -buf 64 | tee -a "$TMP/goidle64" | grep '^#' >&2
   fi
@@ -88,11 +92,11 @@ echo "| hand-off ping-pong: rill wait group / Go channel (ns per hand-off) | $(g
 echo "| loop iteration alone: 0 ms timer re-armed, no fiber (ns) | $(g timer_loop_ns "$TMP/switch") | - |"
 echo "| yield with 1000 fibers (ns per yield, ~ switch pair + ready queue) | $(g yield_1000_ns "$TMP/switch") | - |"
 echo
-echo "| idle memory per connection (bytes, $CONNS conns, medians of $REPS) | rill callbacks | rill fibers | Go |"
-echo "|---|---:|---:|---:|"
-echo "| RSS, 4096-byte read buffer (fiber: on its stack; Go: on the heap) | $(med rss_per_conn_bytes "$TMP/idlecb") | $(med rss_per_conn_bytes "$TMP/idle4096") | $(med rss_per_conn_bytes "$TMP/goidle4096") |"
-echo "| RSS, 64-byte read buffer | $(med rss_per_conn_bytes "$TMP/idlecb") | $(med rss_per_conn_bytes "$TMP/idle64") | $(med rss_per_conn_bytes "$TMP/goidle64") |"
-echo "| page tables (VmPTE), 4096-byte buffer | $(med pte_per_conn_bytes "$TMP/idlecb") | $(med pte_per_conn_bytes "$TMP/idle4096") | $(med pte_per_conn_bytes "$TMP/goidle4096") |"
+echo "| idle memory per connection (bytes, $CONNS conns, medians of $REPS) | rill callbacks | rill fibers | rill fibers, private stack | Go |"
+echo "|---|---:|---:|---:|---:|"
+echo "| RSS, 4096-byte read buffer (fiber: on its stack; Go: on the heap) | $(med rss_per_conn_bytes "$TMP/idlecb") | $(med rss_per_conn_bytes "$TMP/idle4096") | $(med rss_per_conn_bytes "$TMP/idlepriv4096") | $(med rss_per_conn_bytes "$TMP/goidle4096") |"
+echo "| RSS, 64-byte read buffer | $(med rss_per_conn_bytes "$TMP/idlecb") | $(med rss_per_conn_bytes "$TMP/idle64") | $(med rss_per_conn_bytes "$TMP/idlepriv64") | $(med rss_per_conn_bytes "$TMP/goidle64") |"
+echo "| page tables (VmPTE), 4096-byte buffer | $(med pte_per_conn_bytes "$TMP/idlecb") | $(med pte_per_conn_bytes "$TMP/idle4096") | $(med pte_per_conn_bytes "$TMP/idlepriv4096") | $(med pte_per_conn_bytes "$TMP/goidle4096") |"
 echo
 echo "A callback-API connection holds no buffer (the base's read buffer is shared), so one"
 echo "callbacks column serves both buffer sizes."

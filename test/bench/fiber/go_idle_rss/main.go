@@ -140,7 +140,7 @@ func main() {
 	for atomic.LoadInt64(&parked) < int64(*n) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond) // as long as bench_idle_rss waits
 	runtime.GC()
 	after := statusKB("VmRSS")
 	pteAfter := statusKB("VmPTE")

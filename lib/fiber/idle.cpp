@@ -1,0 +1,137 @@
+// Idle fibers give their stack pages back.
+//
+// A fiber parked in a read or a sleep still holds the stack pages it touched:
+// its frames, and often a buffer (`char buf[4096]` waiting in
+// rill_net_read). With thousands of idle connections that is most of their
+// memory. Go shrinks an idle goroutine's stack by copying it; rill cannot
+// move a C stack, but it can empty one in place: copy the live frames, the
+// bytes from the saved stack pointer to the top, to the heap, and give every
+// page back to the kernel (MADV_DONTNEED). Just before the fiber runs again
+// the frames are copied back to the same addresses, so no pointer changes.
+// The reader's buffer is left out of the copy: its bytes past what a read
+// returns are unspecified (as in Go's io.Reader), and the wake-up writes the
+// data into it directly.
+//
+// Only where nothing outside the fiber points into its stack, which the
+// fiber promises with rill_fiber_private_stack(): a pointer from elsewhere
+// would read zeros, and a write through it would be lost when the frames
+// come back. Go guarantees the same for goroutine stacks by escape analysis.
+//
+// A sweep every sweep_interval takes the fibers idle for at least
+// sweeps_before_release sweeps, oldest first: a fiber that parks for a
+// moment, as in a busy echo, never pays for a copy.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "core/base_impl.h"
+#include "fiber/context.h"
+#include "fiber/sched_impl.h"
+
+namespace rill::detail {
+
+// A fiber's frames while its stack is given back: [low, low + below) and
+// [above_at, above_at + above) of the stack, the part between them being
+// its scratch.
+struct saved_frames {
+  char *low;
+  size_t below;
+  char *above_at;
+  size_t above;
+  char *data() { return reinterpret_cast<char *>(this + 1); }
+};
+
+namespace {
+
+constexpr uint64_t sweep_interval = 500 * RILL_MSEC;
+constexpr uint32_t sweeps_before_release = 2;  // so idle for 0.5 to 1 s
+
+// Stack memory is copied byte by byte under AddressSanitizer: the frames
+// hold redzones that an instrumented (or intercepted) memcpy would report.
+#ifdef RILL_FIBER_ASAN
+__attribute__((no_sanitize("address"))) void copy_stack(char *to, const char *from, size_t n) {
+  volatile char *t = to;
+  const volatile char *f = from;
+  for (size_t i = 0; i < n; i++)
+    t[i] = f[i];
+}
+#else
+void copy_stack(char *to, const char *from, size_t n) { std::memcpy(to, from, n); }
+#endif
+
+// Moves f's frames to the heap and gives its stack pages back; leaves the
+// fiber as it is when the copy would cost more than it saves, or finds no
+// memory.
+void release_stack(rill_fiber *f) {
+  char *top = static_cast<char *>(f->stack.base) + f->stack.size;
+  char *sp = static_cast<char *>(f->sp);
+  // The scratch, clipped to the live part of the stack (a buffer elsewhere
+  // is none of this stack's business).
+  char *gap_lo = top, *gap_hi = top;
+  if (f->scratch) {
+    const char *lo = f->scratch, *hi = f->scratch + f->scratch_len;
+    if (lo < top && hi > sp) {
+      gap_lo = lo > sp ? const_cast<char *>(lo) : sp;
+      gap_hi = hi < top ? const_cast<char *>(hi) : top;
+    }
+  }
+  size_t below = static_cast<size_t>(gap_lo - sp);
+  size_t above = static_cast<size_t>(top - gap_hi);
+  auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  auto spanned = reinterpret_cast<uintptr_t>(top) - (reinterpret_cast<uintptr_t>(sp) & ~(page - 1));
+  if (sizeof(saved_frames) + below + above > spanned / 2)
+    return;
+  auto *saved = static_cast<saved_frames *>(mem_alloc(sizeof(saved_frames) + below + above));
+  if (!saved)
+    return;
+  *saved = saved_frames{sp, below, gap_hi, above};
+  copy_stack(saved->data(), sp, below);
+  copy_stack(saved->data() + below, gap_hi, above);
+  // Advice: should it fail, the pages stay and hold the same bytes.
+  (void)madvise(f->stack.base, f->stack.size, MADV_DONTNEED);
+  f->saved = saved;
+}
+
+void sweep(rill_timer *, void *arg) {
+  auto *s = static_cast<scheduler *>(arg);
+  s->sweeps++;
+  // Oldest first: the first fiber too young to release ends the sweep.
+  while (list_node *n = s->idle.front()) {
+    rill_fiber *f = RILL_CONTAINER_OF(n, rill_fiber, idle_node);
+    if (s->sweeps - f->idle_since < sweeps_before_release)
+      break;
+    list::remove(n);
+    release_stack(f);
+  }
+  if (!s->idle.empty())
+    rill_timer_start(s->sweeper, sweep_interval, 0);
+}
+
+}  // namespace
+
+void idle_enter(scheduler *s, rill_fiber *f, const void *scratch, size_t len) {
+  if (!f->private_stack)
+    return;
+  if (!s->sweeper && timer_create(s->base, sweep, s, true, &s->sweeper) != 0)
+    return;  // out of memory: the fiber keeps its pages, nothing else changes
+  f->scratch = static_cast<const char *>(scratch);
+  f->scratch_len = len;
+  f->idle_since = s->sweeps;
+  s->idle.push_back(&f->idle_node);
+  if (!rill_timer_active(s->sweeper))
+    rill_timer_start(s->sweeper, sweep_interval, 0);
+}
+
+void idle_leave(rill_fiber *f) {
+  saved_frames *saved = f->saved;
+  f->saved = nullptr;
+  copy_stack(saved->low, saved->data(), saved->below);
+  copy_stack(saved->above_at, saved->data() + saved->below, saved->above);
+  mem_free(saved);
+}
+
+void idle_destroy(scheduler *s) { rill_timer_free(s->sweeper); }
+
+}  // namespace rill::detail

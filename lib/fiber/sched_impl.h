@@ -1,0 +1,96 @@
+// The scheduler's state, shared by scheduler.cpp (running fibers) and
+// idle.cpp (taking the stack pages of fibers that wait long).
+#ifndef RILL_FIBER_SCHED_IMPL_H
+#define RILL_FIBER_SCHED_IMPL_H
+
+#include <cstdint>
+
+#include "core/stall.h"
+#include "core/vec.h"
+#include "fiber/fiber_impl.h"
+#include "fiber/stack.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define RILL_FIBER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RILL_FIBER_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define RILL_FIBER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RILL_FIBER_TSAN 1
+#endif
+#endif
+
+namespace rill::detail {
+struct scheduler;
+struct saved_frames;  // idle.cpp
+}  // namespace rill::detail
+
+// On the heap, not on its stack: a fiber whose frames idle.cpp moved away
+// has no stack pages, yet its queues and timers still reach this.
+struct rill_fiber {
+  void *sp = nullptr;
+  rill::detail::fiber_stack stack;
+  rill::detail::scheduler *sched;
+  rill_fiber_fn fn;
+  void *arg;
+  rill::detail::list_node queue_node;  // in the ready queue or a wait queue
+  bool done = false;
+  bool private_stack = false;  // rill_fiber_private_stack()
+  int wake_status = 0;
+  rill_timer *sleep_timer = nullptr;
+  uint64_t id = 0;  // rill_fiber_id()
+  // While parked in fiber_park_idle(): its place in the scheduler's idle
+  // list, the sweep it started waiting in, and the bytes its stack need not
+  // keep. `saved` holds its frames once idle.cpp moved them off the stack.
+  rill::detail::list_node idle_node;
+  uint32_t idle_since = 0;
+  const char *scratch = nullptr;
+  size_t scratch_len = 0;
+  rill::detail::saved_frames *saved = nullptr;
+#ifdef RILL_FIBER_TSAN
+  void *tsan_fiber = nullptr;
+#endif
+};
+
+namespace rill::detail {
+
+struct scheduler {
+  rill_base *base;
+  void *loop_sp = nullptr;  // the loop's context while a fiber runs
+  rill_fiber *current = nullptr;
+  fiber_queue ready;
+  rill_timer *kick = nullptr;
+  size_t live = 0;
+  vec<fiber_stack> pool;  // default-size stacks for reuse
+  stall_detector *stall;  // the base's
+  // idle.cpp: fibers parked in fiber_park_idle(), oldest first, and the
+  // timer that sweeps them (created on first use; internal, so it never
+  // keeps the loop alive).
+  list idle;
+  rill_timer *sweeper = nullptr;
+  uint32_t sweeps = 0;
+#ifdef RILL_FIBER_ASAN
+  const void *loop_stack_bottom = nullptr;
+  size_t loop_stack_size = 0;
+#endif
+#ifdef RILL_FIBER_TSAN
+  void *loop_tsan_fiber = nullptr;
+#endif
+};
+
+// idle.cpp. idle_enter() puts the running fiber `f`, about to park, on the
+// idle list when its stack is private; the sweep later moves its frames to
+// the heap, leaving `scratch` (len bytes whose contents need not survive the
+// park) out. idle_leave() brings them back, just before `f` runs again.
+void idle_enter(scheduler *s, rill_fiber *f, const void *scratch, size_t len);
+void idle_leave(rill_fiber *f);
+void idle_destroy(scheduler *s);
+
+}  // namespace rill::detail
+
+#endif

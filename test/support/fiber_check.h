@@ -1,0 +1,36 @@
+/* Checks inside fibers. cmocka's assertions longjmp, which must never
+ * happen on a fiber's stack: code inside fibers records failures with
+ * FCHECK(), and fiber_check_run() fails the test once rill_base_run()
+ * returned. Include after cmocka.h and test_util.h. */
+#ifndef RILL_TEST_FIBER_CHECK_H
+#define RILL_TEST_FIBER_CHECK_H
+
+#include <stdio.h>
+
+static int fiber_check_failures;
+static char fiber_check_first[512];
+
+static void fiber_check_failed(const char *file, int line, const char *what) {
+  if (fiber_check_failures++ == 0)
+    snprintf(fiber_check_first, sizeof fiber_check_first, "%.80s:%d: %.400s", file, line, what);
+  fprintf(stderr, "FCHECK failed at %s:%d: %s\n", file, line, what);
+}
+
+#define FCHECK(cond)                                  \
+  do {                                                \
+    if (!(cond))                                      \
+      fiber_check_failed(__FILE__, __LINE__, #cond); \
+  } while (0)
+
+/* Runs `base` (under the watchdog of limit_ms), frees it, and fails the
+ * test with the first FCHECK that failed inside a fiber. */
+static void fiber_check_run(rill_base *base, unsigned limit_ms) {
+  TU_RUN(base, RILL_RUN_DEFAULT, limit_ms);
+  assert_int_equal(rill_fiber_count(base), 0);
+  tu_base_free(base);
+  if (fiber_check_failures)
+    fail_msg("%d check(s) failed inside fibers; first: %s", fiber_check_failures, fiber_check_first);
+  fiber_check_failures = 0;
+}
+
+#endif
