@@ -30,8 +30,11 @@ int fiber_park();
 // back to the kernel (idle.cpp); they come back before it runs. So while it
 // waits nothing may point into its stack except into `scratch` (len bytes,
 // may be null), whose contents the wait need not keep: a reader's buffer,
-// which whoever wakes it fills.
-int fiber_park_idle(const void *scratch, size_t len);
+// which whoever wakes it fills. `on_idle` (may be null), any fiber's, is
+// called with `arg` from the loop once the wait has lasted about a second,
+// to drop what only a busy fiber needs; it must not park.
+int fiber_park_idle(const void *scratch, size_t len, void (*on_idle)(void *arg) = nullptr,
+                    void *arg = nullptr);
 
 // Makes a parked fiber ready; it continues from the loop, soon, with
 // `status` as fiber_park()'s result. Unparking a fiber that is not parked is

@@ -19,7 +19,9 @@
 //
 // A sweep every sweep_interval takes the fibers idle for at least
 // sweeps_before_release sweeps, oldest first: a fiber that parks for a
-// moment, as in a busy echo, never pays for a copy.
+// moment, as in a busy echo, never pays for a copy. The same sweep calls
+// the hook a wait may have (fiber_park_idle's on_idle), private stack or
+// not: a reader's spare buffer goes when its connection turns idle.
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -103,7 +105,10 @@ void sweep(rill_timer *, void *arg) {
     if (s->sweeps - f->idle_since < sweeps_before_release)
       break;
     list::remove(n);
-    release_stack(f);
+    if (f->on_idle)
+      f->on_idle(f->on_idle_arg);
+    if (f->private_stack)
+      release_stack(f);
   }
   if (!s->idle.empty())
     rill_timer_start(s->sweeper, sweep_interval, 0);
@@ -111,13 +116,16 @@ void sweep(rill_timer *, void *arg) {
 
 }  // namespace
 
-void idle_enter(scheduler *s, rill_fiber *f, const void *scratch, size_t len) {
-  if (!f->private_stack)
+void idle_enter(scheduler *s, rill_fiber *f, const void *scratch, size_t len, void (*on_idle)(void *),
+                void *arg) {
+  if (!f->private_stack && !on_idle)
     return;
   if (!s->sweeper && timer_create(s->base, sweep, s, true, &s->sweeper) != 0)
     return;  // out of memory: the fiber keeps its pages, nothing else changes
   f->scratch = static_cast<const char *>(scratch);
   f->scratch_len = len;
+  f->on_idle = on_idle;
+  f->on_idle_arg = arg;
   f->idle_since = s->sweeps;
   s->idle.push_back(&f->idle_node);
   if (!rill_timer_active(s->sweeper))

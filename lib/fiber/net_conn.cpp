@@ -1,8 +1,9 @@
 // Blocking reads and writes on a connection, for fibers (G12-G25, G32).
 //
 // The facade keeps reading started only while a fiber waits in
-// rill_net_read(): what arrives with nobody waiting stays held by the
-// connection (bounded, G27), and the next read gets it at once. Each
+// rill_net_read(): what arrives with nobody waiting stays in the kernel
+// (bounded, G27), and what the reader's buffer cannot take waits in the
+// connection's spill buffer, where the next read gets it at once. Each
 // direction has a FIFO lock, so concurrent readers never share bytes and
 // each write stays contiguous on the wire (G25), as Go's fdMutex guarantees.
 //
@@ -37,10 +38,12 @@ struct net_write_wait {
   uint64_t sent_total = 0;  // the connection's byte counter when woken
 };
 
-// Bytes the connection held when the end came, kept for later reads; the
-// bytes follow this header. While reading goes on, it is a reserve as large
-// as what the connection holds unread (len 0), so keeping them at the end
-// needs no memory.
+// Bytes a read left of what came, for the next reads; the bytes follow
+// this header. Reading is stopped while it holds any, so it never holds
+// more than one delivery (G27's bound still holds). The buffer stays from
+// message to message (no allocation per message) and goes when the reader
+// has waited idle for about a second (drop_spare_spill). At the end of the
+// stream what the connection still holds moves here too.
 struct net_spill {
   size_t cap;
   size_t len;
@@ -111,16 +114,16 @@ size_t on_read(rill_conn *conn, const char *data, size_t len, int status, void *
   size_t got = used;
   size_t rest = len - used;
   if (status == 0) {
-    // What the reader leaves stays with the connection, and comes again on
-    // the next read. Should the end come meanwhile, those bytes move to the
-    // spill buffer: its room is reserved now, so the end needs no memory.
-    // Out of memory, reading stops (below) with the bytes still held by
-    // the connection: the next read tries again, and nothing is lost.
-    if (rest == 0 && c->spill) {
-      mem_free(c->spill);
-      c->spill = nullptr;
-    } else if (rest > 0) {
-      (void)reserve_spill(c, rest);
+    // What the reader leaves goes to the spill buffer, which the next reads
+    // take from without waiting: a message larger than the reader's buffer
+    // costs one wake-up, and the buffer, kept from message to message,
+    // no allocation. Out of memory, those bytes stay with the connection,
+    // which gives them again to the next read, and nothing is lost.
+    if (rest > 0 && reserve_spill(c, rest)) {
+      std::memcpy(c->spill->data(), data + used, rest);
+      c->spill->len = rest;
+      c->spill->off = 0;
+      used = len;
     }
   } else if (status != RILL_ETIMEOUT) {
     // The end: reading stops for good, so keep what the reader did not take.
@@ -214,6 +217,17 @@ int copy_address(const rill_net_conn *c, bool remote, char *buf, size_t size) {
   return static_cast<int>(n);
 }
 
+// The reader has waited for a while: the connection holds nothing unread
+// (else the read would not wait), so the reserve is not needed until
+// data comes again.
+void drop_spare_spill(void *arg) {
+  auto *c = static_cast<rill_net_conn *>(arg);
+  if (c->spill && c->spill->len == c->spill->off) {
+    mem_free(c->spill);
+    c->spill = nullptr;
+  }
+}
+
 ssize_t take_spill(rill_net_conn *c, void *buf, size_t len) {
   net_spill *s = c->spill;
   size_t n = s->len - s->off;
@@ -227,19 +241,20 @@ ssize_t take_spill(rill_net_conn *c, void *buf, size_t len) {
 ssize_t read_locked(rill_net_conn *c, void *buf, size_t len) {
   if (c->lifetime.closing())
     return RILL_ECLOSED;
+  // Go checks the deadline before reading, so before bytes already here.
+  if (deadline_passed(c->read_deadline))
+    return RILL_ETIMEOUT;
   if (c->spill && c->spill->off < c->spill->len)
     return take_spill(c, buf, len);
   if (c->read_end)
     return c->read_end;
-  if (deadline_passed(c->read_deadline))
-    return RILL_ETIMEOUT;  // Go checks the deadline before reading
   c->reader = rill_fiber_current();
   c->read_buf = static_cast<char *>(buf);
   c->read_cap = len;
   rill_conn_read_start(c->conn);
   // Woken by on_read (a count or the end) or a close, which unlink the
   // reader. Only on_read writes into `buf` meanwhile.
-  return fiber_park_idle(buf, len);
+  return fiber_park_idle(buf, len, drop_spare_spill, c);
 }
 
 int write_locked(rill_net_conn *c, const char *buf, size_t len, size_t *written) {

@@ -51,6 +51,8 @@ struct rill_fiber {
   uint32_t idle_since = 0;
   const char *scratch = nullptr;
   size_t scratch_len = 0;
+  void (*on_idle)(void *) = nullptr;
+  void *on_idle_arg = nullptr;
   rill::detail::saved_frames *saved = nullptr;
 #ifdef RILL_FIBER_TSAN
   void *tsan_fiber = nullptr;
@@ -84,10 +86,12 @@ struct scheduler {
 };
 
 // idle.cpp. idle_enter() puts the running fiber `f`, about to park, on the
-// idle list when its stack is private; the sweep later moves its frames to
-// the heap, leaving `scratch` (len bytes whose contents need not survive the
-// park) out. idle_leave() brings them back, just before `f` runs again.
-void idle_enter(scheduler *s, rill_fiber *f, const void *scratch, size_t len);
+// idle list when its stack is private or it has an on_idle hook; the sweep
+// later calls the hook and moves a private stack's frames to the heap,
+// leaving `scratch` (len bytes whose contents need not survive the park)
+// out. idle_leave() brings them back, just before `f` runs again.
+void idle_enter(scheduler *s, rill_fiber *f, const void *scratch, size_t len, void (*on_idle)(void *),
+                void *arg);
 void idle_leave(rill_fiber *f);
 void idle_destroy(scheduler *s);
 

@@ -264,9 +264,9 @@ int fiber_park() {
   return f->wake_status;
 }
 
-int fiber_park_idle(const void *scratch, size_t len) {
+int fiber_park_idle(const void *scratch, size_t len, void (*on_idle)(void *), void *arg) {
   rill_fiber *f = running;
-  idle_enter(f->sched, f, scratch, len);
+  idle_enter(f->sched, f, scratch, len, on_idle, arg);
   return fiber_park();
 }
 
