@@ -20,9 +20,10 @@
 #
 # The build dir must come from a -DRILL_BUILD_BENCH=ON build with samples
 # (`make bench-build`); a server that was not built (its library missing) is
-# skipped, and so are the io_uring columns when rill does not report the
-# io_uring backend in use under RILL_BACKEND=io_uring (not built in, or
-# refused by the kernel and fallen back to epoll).
+# skipped, and so is a rill column whose server does not report the backend
+# the column names in use (rill_base_backend(), printed by the samples): the
+# io_uring columns when that backend is not built in, or the kernel refused
+# it and rill fell back to epoll.
 #
 # Servers run pinned to one CPU, the load generator to another (taskset).
 #
@@ -210,10 +211,10 @@ start_server() { # name port [banner file]: --quiet, unless its stdout goes to t
 }
 
 stop_server() { # name
-  local pid=$SERVER_PID i
+  local pid=$SERVER_PID
   [ -n "$pid" ] || return 0
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 40); do
+  for _ in $(seq 1 40); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
@@ -225,10 +226,10 @@ stop_server() { # name
   SERVER_PID=""
 }
 
-# The backend rill reports under RILL_BACKEND=io_uring: the samples print
-# rill_base_backend() when not --quiet. Empty when the server does not start
-# (no such backend built in).
-uring_backend() { # server
+# The backend a rill server reports in use under its RILL_BACKEND: the
+# samples print rill_base_backend() when not --quiet. Empty when the server
+# does not start (no such backend built in).
+backend_in_use() { # server
   PORT=$((PORT + 1))
   start_server "$1" "$PORT" "$TMP/banner" 2>/dev/null || return 0
   stop_server "$1" # flushes the banner
@@ -251,15 +252,18 @@ for server in ${ECHO_SERVERS:-${ALL_SERVERS[*]}}; do
   elif [ ! -x "${EXE[$server]}" ]; then
     echo "run_echo: ${EXE[$server]} not built: skipping ${TITLE[$server]}" >&2
     NOTES+=("${TITLE[$server]}: not built (${EXE[$server]##*/})")
-  elif [ "${BACKEND[$server]:-}" = io_uring ]; then
-    got=$(uring_backend "$server")
-    if [ "$got" = io_uring ]; then
+  elif [ -n "${BACKEND[$server]:-}" ]; then
+    # A rill column is only what its title says when rill reports that
+    # backend in use: RILL_BACKEND=io_uring may fall back to epoll.
+    got=$(backend_in_use "$server")
+    want=${BACKEND[$server]}
+    if [ "$got" = "$want" ]; then
       SERVERS+=("$server")
     else
       why=${got:+"rill fell back to $got"}
-      why=${why:-"rill has no io_uring backend (the server did not start)"}
-      echo "run_echo: RILL_BACKEND=io_uring: $why: skipping ${TITLE[$server]}" >&2
-      NOTES+=("${TITLE[$server]}: skipped, RILL_BACKEND=io_uring: $why")
+      why=${why:-"rill has no $want backend here (the server did not start)"}
+      echo "run_echo: RILL_BACKEND=$want: $why: skipping ${TITLE[$server]}" >&2
+      NOTES+=("${TITLE[$server]}: skipped, RILL_BACKEND=$want: $why")
     fi
   else
     SERVERS+=("$server")
@@ -338,7 +342,7 @@ done
 
 # ---- 2. idle memory --------------------------------------------------------------
 idle_once() { # server port: prints bytes per idle connection, or nothing
-  local before after i status
+  local before after status
   start_server "$1" "$2" || return 0
   # One connection comes and goes first: what every connection shares
   # (pools, the runtime's first growth) is in the baseline.
@@ -353,7 +357,7 @@ idle_once() { # server port: prints bytes per idle connection, or nothing
   "${PIN_CLIENT[@]}" "$LOADGEN" --idle --connect "127.0.0.1:$2" --conns "$IDLE_CONNS" --size 64 \
     --seconds 120 >"$TMP/idle.out" 2>"$LOADGEN_ERR" &
   IDLE_PID=$!
-  for i in $(seq 1 600); do
+  for _ in $(seq 1 600); do
     grep -q ready "$TMP/idle.out" 2>/dev/null && break
     kill -0 "$IDLE_PID" 2>/dev/null || break
     sleep 0.1
