@@ -5,11 +5,15 @@
 #   test/bench/echo/echo_tables.sh [results.tsv]
 #
 # One row per server, one column per shape; in brackets the ratio to raw
-# epoll's value in the same shape (the row keyed "raw"), when it ran.
+# epoll's value in the same shape (the row keyed "raw"), when it ran. With
+# the single runs beside the results (echo-runs.tsv), also the spread of the
+# CPU per round trip over the repeats.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 RESULTS=${1:-$HERE/../../../docs/bench/echo.tsv}
 [ -f "$RESULTS" ] || { echo "echo_tables: no results file $RESULTS" >&2; exit 1; }
+RUNS=$(dirname "$RESULTS")/$(basename "$RESULTS" .tsv)-runs.tsv
+[ -f "$RUNS" ] || RUNS=/dev/null
 
 awk -F'\t' '
 function shape_title(s,   p, b) {
@@ -49,6 +53,15 @@ function table(prefix, fmt, caption,   c, i, line, rule, r) {
     print line
   }
 }
+FILENAME != ARGV[1] {
+  if ($0 !~ /^#/ && $5 != "NaN") {
+    k = $3 SUBSEP $2
+    if (!(k in lo) || $5 + 0 < lo[k]) lo[k] = $5 + 0
+    if (!(k in hi) || $5 + 0 > hi[k]) hi[k] = $5 + 0
+    nruns++
+  }
+  next
+}
 /^# key/ { ncols = NF; for (c = 1; c <= NF; c++) col[c] = $c; next }
 /^#/ { meta[++nmeta] = substr($0, 3); next }
 NF > 3 {
@@ -59,6 +72,22 @@ END {
   for (m = 1; m <= nmeta; m++) print meta[m]
   table("cpu", "%.2f", "Server CPU per round trip, user + system, µs (lower is better; in brackets the ratio to raw epoll):")
   table("rps", "%.0f", "Round trips per second (higher is better; in brackets the ratio to raw epoll):")
+  if (nruns) {
+    print ""
+    print "Spread of the server CPU per round trip over the repeats, µs (lowest–highest):"
+    print ""
+    line = "| server |"; rule = "|---|"
+    for (c = 4; c <= ncols; c++) if (index(col[c], "cpu:") == 1) { line = line " " shape_title(substr(col[c], 5)) " |"; rule = rule "---:|" }
+    print line; print rule
+    for (r = 1; r <= nrows; r++) {
+      line = "| " title[r] " |"
+      for (c = 4; c <= ncols; c++) if (index(col[c], "cpu:") == 1) {
+        k = key[r] SUBSEP substr(col[c], 5)
+        line = line " " ((k in lo) ? sprintf("%.1f–%.1f", lo[k], hi[k]) : "—") " |"
+      }
+      print line
+    }
+  }
   if (col[ncols] == "idle_bytes") {
     print ""
     print "Server memory per idle connection, bytes of RSS:"
@@ -68,4 +97,4 @@ END {
     for (r = 1; r <= nrows; r++)
       print "| " title[r] " | " (val[r, ncols] == "NaN" ? "—" : with_commas(val[r, ncols])) " |"
   }
-}' "$RESULTS"
+}' "$RESULTS" "$RUNS"
