@@ -6,9 +6,8 @@
 # `make tsan` need (a C and C++ compiler, make, cmake, pkg-config, c-ares,
 # cmocka) and nothing more. Arguments add what other targets need:
 #   bench   libev (the core benchmarks), taskset (pinning), the Go toolchain
-#           (the Go columns), standalone Asio, libevent and libuv (the echo
-#           benchmark's peer servers), gnuplot (its chart): `make bench`,
-#           `make bench-echo`, `make bench-fiber`
+#           (the Go columns), standalone Asio (the echo benchmark's Asio
+#           server): `make bench`, `make bench-echo`, `make bench-fiber`
 #   go      the Go toolchain alone (the seed samples' comparison with Go)
 #   fuzz    clang with its libFuzzer and sanitizer runtimes: `make fuzz`
 #   windows clang, lld and the LLVM tools, with which the install tests also
@@ -34,13 +33,14 @@ fuzz=false
 for want in "$@"; do
   case "$want" in
     bench)
+      # libevent, libuv: the echo benchmark's peer servers; gnuplot: its chart
+      need_pc libevent_core libevent-dev
+      need_pc libuv libuv1-dev
+      need_cmd gnuplot gnuplot-nox
       need_file /usr/include/ev.h libev-dev
       need_cmd taskset util-linux
       need_cmd go golang-go
       need_file /usr/include/asio.hpp libasio-dev
-      need_pc libevent_core libevent-dev
-      need_pc libuv libuv1-dev
-      need_cmd gnuplot gnuplot-nox
       ;;
     go) need_cmd go golang-go ;;
     fuzz)
