@@ -104,7 +104,7 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   c = calloc(1, sizeof *c);
   if (!c)
-    return; /* the connection waits in the backlog; libuv stops accepting on EMFILE */
+    return; /* out of memory: libuv keeps the accepted socket and accepts no more */
   uv_tcp_init(loop, &c->tcp);
   c->next = open_conns;
   if (open_conns)
