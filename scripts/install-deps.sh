@@ -33,6 +33,10 @@ fuzz=false
 for want in "$@"; do
   case "$want" in
     bench)
+      # libevent, libuv: the echo benchmark's peer servers; gnuplot: its chart
+      need_pc libevent_core libevent-dev
+      need_pc libuv libuv1-dev
+      need_cmd gnuplot gnuplot-nox
       need_file /usr/include/ev.h libev-dev
       need_cmd taskset util-linux
       need_cmd go golang-go

@@ -57,7 +57,8 @@ int main(int argc, char **argv) {
     rill::base base;
     rill::co::acceptor acceptor(base, "tcp", address);
     if (!quiet)
-      std::printf("coro_echo_server: listening on %s (rill C++20 coroutines)\n", acceptor.addr().c_str());
+      std::printf("coro_echo_server: listening on %s (%s backend, rill C++20 coroutines)\n", acceptor.addr().c_str(),
+                  base.backend());
     std::fflush(stdout);
     rill::co::job accepting = rill::co::spawn(accept_loop(acceptor));
     base.run();

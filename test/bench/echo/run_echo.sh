@@ -1,34 +1,57 @@
 #!/usr/bin/env bash
-# Echo benchmark: the same echo server written six ways, in one run, driven
-# by the same raw epoll load generator in another process:
+# Echo benchmark: the same echo server written many ways, in one run, driven
+# by the same raw epoll load generator (loadgen.c) in another process:
 #
-#   callbacks   samples/echo_server             rill's callback API (C)
-#   fibers      samples/echo_server_blocking    rill's blocking facade (C)
-#   coroutines  coro_echo_server                rill/coro.hpp (C++20)
-#   go          samples/go (GOMAXPROCS=1)       goroutines, when go is installed
-#   asio        asio_echo_server                Asio + C++20 coroutines, when built
-#   raw         raw_epoll_server                hand-written epoll: the limit
+#   callbacks        samples/echo_server           rill's callback API (C), epoll
+#   fibers           samples/echo_server_blocking  rill's blocking facade (C), epoll
+#   coroutines       coro_echo_server              rill/coro.hpp (C++20), epoll
+#   callbacks-uring  samples/echo_server           the same, RILL_BACKEND=io_uring
+#   fibers-uring     samples/echo_server_blocking  the same, RILL_BACKEND=io_uring
+#   go               samples/go (GOMAXPROCS=1)     goroutines, when go is installed
+#   asio             asio_echo_server              Asio + C++20 coroutines
+#   libevent-bev     libevent_bev_server           libevent bufferevents
+#   libevent-raw     libevent_raw_server           libevent raw events (event_new)
+#   libev            libev_echo_server             libev
+#   libuv            libuv_echo_server             libuv
+#   raw-uring        raw_uring_server              hand-written io_uring: a limit
+#   raw              raw_epoll_server              hand-written epoll: the limit
 #
 #   test/bench/echo/run_echo.sh <build dir>
 #
 # The build dir must come from a -DRILL_BUILD_BENCH=ON build with samples
-# (`make bench-build`). Servers run pinned to CPU 0, the load generator to
-# CPU 1. Two measures:
+# (`make bench-build`); a server that was not built (its library missing) is
+# skipped, and so is a rill column whose server does not report the backend
+# the column names in use (rill_base_backend(), printed by the samples): the
+# io_uring columns when that backend is not built in, or the kernel refused
+# it and rill fell back to epoll.
 #
-#  1. Ping-pong: for every connection count, each server is measured REPS
-#     times, the servers taking turns, and the medians go into the tables:
-#     round trips per second, and the server's CPU time (user + system, from
-#     /proc/PID/stat, the kernel's TCP work included) per round trip.
+# Servers run pinned to one CPU, the load generator to another (taskset).
+#
+#  1. Ping-pong, in every shape (connections x message size): each
+#     connection sends a message, waits for all of it to come back, sends
+#     again. Every repeat runs every shape on every server, the servers
+#     taking turns in an order that rotates, so a burst of noise on the
+#     machine falls on different servers. Reported: round trips per second,
+#     and the server's CPU time (user + system from /proc/PID/stat, its
+#     kernel TCP work included) per round trip; medians of the repeats, and
+#     their ratio to raw epoll's.
 #  2. Idle memory: the server gets IDLE_CONNS connections that each make one
 #     round trip and then stay quiet (loadgen --idle); its VmRSS growth over
 #     IDLE_CONNS is the user-space memory one idle connection costs (kernel
-#     socket memory is not in RSS). The baseline is read after one warm-up
-#     connection has come and gone. Median of IDLE_REPS turns.
+#     socket memory is not in RSS). Median of IDLE_REPS turns.
 #
-# Knobs (environment): ECHO_CONNS ("1 100 1000"), ECHO_SIZE (64),
+# The medians go to a results file (ECHO_RESULTS, docs/bench/echo.tsv), every
+# single measurement beside it (echo-runs.tsv), and plot_echo.sh draws the
+# chart from the results file (ECHO_CHART, docs/bench/echo.png) when gnuplot
+# is installed. The tables go to stdout, the progress to stderr.
+#
+# Knobs (environment): ECHO_SHAPES ("1x64 100x64 1000x64 100x16384"),
 # ECHO_SECONDS (3), ECHO_WARMUP (0.5), ECHO_REPS (3), ECHO_IDLE_CONNS (10000,
 # 0 skips), ECHO_IDLE_REPS (3), ECHO_SERVERS (all of the above that exist),
-# ECHO_PORT (first port, 17300), ECHO_SERVER_CPU (0), ECHO_CLIENT_CPU (1).
+# ECHO_PORT (first port, 17300), ECHO_SERVER_CPU (0), ECHO_CLIENT_CPU (1),
+# ECHO_RESULTS, ECHO_CHART. BENCH_QUICK=1 is a short run (1 s per point,
+# 1 repeat, 1,000 idle connections) that writes its results and chart into
+# the build dir, not docs/.
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -39,32 +62,71 @@ BUILD=$(cd "$1" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 
-CONNS_LIST=${ECHO_CONNS:-"1 100 1000"}
-SIZE=${ECHO_SIZE:-64}
-RUN_SECONDS=${ECHO_SECONDS:-3}
-WARMUP=${ECHO_WARMUP:-0.5}
-REPS=${ECHO_REPS:-3}
-IDLE_CONNS=${ECHO_IDLE_CONNS:-10000}
-IDLE_REPS=${ECHO_IDLE_REPS:-3}
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  q_seconds=1 q_warmup=0.2 q_reps=1 q_idle=1000 q_idle_reps=1
+  q_results=$BUILD/echo-quick.tsv q_chart=$BUILD/echo-quick.png
+else
+  q_seconds=3 q_warmup=0.5 q_reps=3 q_idle=10000 q_idle_reps=3
+  q_results=$ROOT/docs/bench/echo.tsv q_chart=$ROOT/docs/bench/echo.png
+fi
+SHAPES=${ECHO_SHAPES:-"1x64 100x64 1000x64 100x16384"}
+RUN_SECONDS=${ECHO_SECONDS:-$q_seconds}
+WARMUP=${ECHO_WARMUP:-$q_warmup}
+REPS=${ECHO_REPS:-$q_reps}
+IDLE_CONNS=${ECHO_IDLE_CONNS:-$q_idle}
+IDLE_REPS=${ECHO_IDLE_REPS:-$q_idle_reps}
+RESULTS=${ECHO_RESULTS:-$q_results}
+CHART=${ECHO_CHART:-$q_chart}
+RUNS=$(dirname "$RESULTS")/$(basename "$RESULTS" .tsv)-runs.tsv
 PORT=${ECHO_PORT:-17300}
 SERVER_CPU=${ECHO_SERVER_CPU:-0}
 CLIENT_CPU=${ECHO_CLIENT_CPU:-1}
 
-LOADGEN=$BUILD/test/bench/echo/loadgen
+for shape in $SHAPES; do
+  if ! [[ $shape =~ ^[1-9][0-9]*x[1-9][0-9]*$ ]]; then
+    echo "run_echo: bad shape '$shape' in ECHO_SHAPES: CONNSxBYTES, as 100x64" >&2
+    exit 2
+  fi
+done
+
+ECHO_DIR=$BUILD/test/bench/echo
+LOADGEN=$ECHO_DIR/loadgen
 TMP=$(mktemp -d)
 declare -A EXE=(
   [callbacks]=$BUILD/samples/echo_server
   [fibers]=$BUILD/samples/echo_server_blocking
-  [coroutines]=$BUILD/test/bench/echo/coro_echo_server
+  [coroutines]=$ECHO_DIR/coro_echo_server
+  [callbacks-uring]=$BUILD/samples/echo_server
+  [fibers-uring]=$BUILD/samples/echo_server_blocking
   [go]=$TMP/go_echo_server
-  [asio]=$BUILD/test/bench/echo/asio_echo_server
-  [raw]=$BUILD/test/bench/echo/raw_epoll_server
+  [asio]=$ECHO_DIR/asio_echo_server
+  [libevent-bev]=$ECHO_DIR/libevent_bev_server
+  [libevent-raw]=$ECHO_DIR/libevent_raw_server
+  [libev]=$ECHO_DIR/libev_echo_server
+  [libuv]=$ECHO_DIR/libuv_echo_server
+  [raw-uring]=$ECHO_DIR/raw_uring_server
+  [raw]=$ECHO_DIR/raw_epoll_server
 )
 declare -A TITLE=(
   [callbacks]="rill callbacks" [fibers]="rill fibers" [coroutines]="rill coroutines"
-  [go]="Go (GOMAXPROCS=1)" [asio]="Asio coroutines" [raw]="raw epoll"
+  [callbacks-uring]="rill callbacks, io_uring" [fibers-uring]="rill fibers, io_uring"
+  [go]="Go (GOMAXPROCS=1)" [asio]="Asio coroutines" [libevent-bev]="libevent bufferevents"
+  [libevent-raw]="libevent raw events" [libev]="libev" [libuv]="libuv"
+  [raw-uring]="raw io_uring" [raw]="raw epoll"
 )
-ALL_SERVERS=(callbacks fibers coroutines go asio raw)
+# The chart colours by family.
+declare -A FAMILY=(
+  [callbacks]=rill [fibers]=rill [coroutines]=rill [callbacks-uring]=rill [fibers-uring]=rill
+  [go]=peer [asio]=peer [libevent-bev]=peer [libevent-raw]=peer [libev]=peer [libuv]=peer
+  [raw-uring]=limit [raw]=limit
+)
+# rill's backend, named so a user's RILL_BACKEND cannot change a column.
+declare -A BACKEND=(
+  [callbacks]=epoll [fibers]=epoll [coroutines]=epoll
+  [callbacks-uring]=io_uring [fibers-uring]=io_uring
+)
+ALL_SERVERS=(callbacks fibers coroutines callbacks-uring fibers-uring go asio
+  libevent-bev libevent-raw libev libuv raw-uring raw)
 
 for exe in "${EXE[callbacks]}" "${EXE[raw]}" "$LOADGEN"; do
   if [ ! -x "$exe" ]; then
@@ -99,7 +161,7 @@ trap 'cleanup; exit 143' TERM
 
 # ---- descriptors: 1000 (or the idle) connections need more than 1024 -----
 need=$IDLE_CONNS
-for c in $CONNS_LIST; do [ "$c" -gt "$need" ] && need=$c; done
+for shape in $SHAPES; do [ "${shape%x*}" -gt "$need" ] && need=${shape%x*}; done
 need=$((need + 64))
 soft=$(ulimit -Sn)
 if [ "$soft" != unlimited ] && [ "$soft" -lt "$need" ]; then
@@ -115,38 +177,27 @@ fi
 # ---- pinning ----------------------------------------------------------------
 PIN_SERVER=()
 PIN_CLIENT=()
+PINNING="unpinned"
 if command -v taskset >/dev/null && [ "$(nproc --all)" -gt "$CLIENT_CPU" ]; then
   PIN_SERVER=(taskset -c "$SERVER_CPU")
   PIN_CLIENT=(taskset -c "$CLIENT_CPU")
+  PINNING="server on CPU $SERVER_CPU, load generator on CPU $CLIENT_CPU"
 else
   echo "run_echo: taskset or a second CPU missing: running unpinned" >&2
 fi
 
-# ---- which servers: the ones that exist --------------------------------------
-if command -v go >/dev/null; then
-  (cd "$ROOT/samples/go" && go build -o "${EXE[go]}" .) >&2 ||
-    echo "run_echo: building the Go server failed: skipping it" >&2
-else
-  echo "run_echo: go not installed: skipping the Go server" >&2
-fi
-SERVERS=()
-for server in ${ECHO_SERVERS:-${ALL_SERVERS[*]}}; do
-  if [ -z "${EXE[$server]:-}" ]; then
-    echo "run_echo: unknown server '$server' (${ALL_SERVERS[*]})" >&2
-    exit 2
-  elif [ -x "${EXE[$server]}" ]; then
-    SERVERS+=("$server")
-  else
-    echo "run_echo: ${EXE[$server]} not built: skipping ${TITLE[$server]}" >&2
+start_server() { # name port [banner file]: --quiet, unless its stdout goes to the file
+  local quiet=(--quiet) out=/dev/null
+  if [ -n "${3:-}" ]; then
+    quiet=()
+    out=$3
   fi
-done
-
-start_server() { # name port
-  GOMAXPROCS=1 "${PIN_SERVER[@]}" "${EXE[$1]}" --listen "127.0.0.1:$2" --quiet &
+  env GOMAXPROCS=1 ${BACKEND[$1]:+RILL_BACKEND=${BACKEND[$1]}} "${PIN_SERVER[@]}" "${EXE[$1]}" \
+    --listen "127.0.0.1:$2" "${quiet[@]}" >"$out" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      echo "run_echo: $1 server exited at start" >&2
+      wait "$SERVER_PID" 2>/dev/null || true
       SERVER_PID=""
       return 1
     fi
@@ -160,10 +211,10 @@ start_server() { # name port
 }
 
 stop_server() { # name
-  local pid=$SERVER_PID i
+  local pid=$SERVER_PID
   [ -n "$pid" ] || return 0
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 40); do
+  for _ in $(seq 1 40); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.05
   done
@@ -175,6 +226,50 @@ stop_server() { # name
   SERVER_PID=""
 }
 
+# The backend a rill server reports in use under its RILL_BACKEND: the
+# samples print rill_base_backend() when not --quiet. Empty when the server
+# does not start (no such backend built in).
+backend_in_use() { # server
+  PORT=$((PORT + 1))
+  start_server "$1" "$PORT" "$TMP/banner" 2>/dev/null || return 0
+  stop_server "$1" # flushes the banner
+  sed -n 's/.*(\([a-z_]*\) backend.*/\1/p' "$TMP/banner" | head -1
+}
+
+# ---- which servers: the ones that exist --------------------------------------
+if command -v go >/dev/null; then
+  (cd "$ROOT/samples/go" && go build -o "${EXE[go]}" .) >&2 ||
+    echo "run_echo: building the Go server failed: skipping it" >&2
+else
+  echo "run_echo: go not installed: skipping the Go server" >&2
+fi
+SERVERS=()
+NOTES=()
+for server in ${ECHO_SERVERS:-${ALL_SERVERS[*]}}; do
+  if [ -z "${EXE[$server]:-}" ]; then
+    echo "run_echo: unknown server '$server' (${ALL_SERVERS[*]})" >&2
+    exit 2
+  elif [ ! -x "${EXE[$server]}" ]; then
+    echo "run_echo: ${EXE[$server]} not built: skipping ${TITLE[$server]}" >&2
+    NOTES+=("${TITLE[$server]}: not built (${EXE[$server]##*/})")
+  elif [ -n "${BACKEND[$server]:-}" ]; then
+    # A rill column is only what its title says when rill reports that
+    # backend in use: RILL_BACKEND=io_uring may fall back to epoll.
+    got=$(backend_in_use "$server")
+    want=${BACKEND[$server]}
+    if [ "$got" = "$want" ]; then
+      SERVERS+=("$server")
+    else
+      why=${got:+"rill fell back to $got"}
+      why=${why:-"rill has no $want backend here (the server did not start)"}
+      echo "run_echo: RILL_BACKEND=$want: $why: skipping ${TITLE[$server]}" >&2
+      NOTES+=("${TITLE[$server]}: skipped, RILL_BACKEND=$want: $why")
+    fi
+  else
+    SERVERS+=("$server")
+  fi
+done
+
 # utime + stime of a process, all its threads, in clock ticks.
 cpu_ticks() {
   awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
@@ -182,36 +277,47 @@ cpu_ticks() {
 vm_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
 median() { # [printf format] < numbers: their median, "n/a" if none
-  sort -n | awk -v fmt="${1:-%.0f}" '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf fmt "\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+  sort -g | awk -v fmt="${1:-%.0f}" '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf fmt "\n", v[(NR + 1) / 2]; else printf fmt "\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+shape_title() { # 100x16384 -> "100 × 16 KiB"
+  awk -v s="$1" 'BEGIN { split(s, p, "x"); b = p[2] + 0
+    if (b >= 1024 && b % 1024 == 0) printf "%s × %d KiB\n", p[1], b / 1024; else printf "%s × %d B\n", p[1], b }'
 }
 
 # ---- 1. ping-pong --------------------------------------------------------------
-echo "# echo benchmark: size=$SIZE B, ${RUN_SECONDS}s x $REPS runs (+${WARMUP}s warm-up), servers: ${SERVERS[*]}" >&2
-echo "# $(date -u +%F), $(uname -sr), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //'), load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+MACHINE="$(date -u '+%F %H:%M UTC'), $(uname -sr), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //')), $PINNING"
+echo "# echo benchmark: shapes $SHAPES, ${RUN_SECONDS}s x $REPS repeats (+${WARMUP}s warm-up), servers: ${SERVERS[*]}" >&2
+echo "# $MACHINE, load average $LOAD_BEFORE" >&2
 
-declare -A RESULTS # "server conns" -> space-separated rps values
-declare -A CPU     # "server conns" -> server CPU microseconds per round trip
-declare -A IDLE    # server -> space-separated bytes per idle connection
+declare -A RPS  # "server shape" -> space-separated values, one per repeat
+declare -A CPU  # "server shape" -> server CPU µs per round trip, one per repeat
+declare -A IDLE # server -> space-separated bytes per idle connection
 CLK_TCK=$(getconf CLK_TCK)
 LOADGEN_ERR=$TMP/loadgen.err
+mkdir -p "$(dirname "$RESULTS")"
+printf '# repeat\tshape\tserver\trps\tcpu_us_per_round_trip\n' >"$RUNS"
 nservers=${#SERVERS[@]}
-for conns in $CONNS_LIST; do
-  for rep in $(seq 1 "$REPS"); do
-    # Take turns: each repetition starts with a different server.
+turn=0
+for rep in $(seq 1 "$REPS"); do
+  for shape in $SHAPES; do
+    conns=${shape%x*}
+    size=${shape#*x}
+    turn=$((turn + 1))
     for k in $(seq 0 $((nservers - 1))); do
-      server=${SERVERS[$(((k + rep - 1) % nservers))]}
+      server=${SERVERS[$(((k + turn - 1) % nservers))]}
       PORT=$((PORT + 1))
       rps=""
       cpu=""
       if start_server "$server" "$PORT"; then
         ticks0=$(cpu_ticks "$SERVER_PID")
         if out=$("${PIN_CLIENT[@]}" "$LOADGEN" --connect "127.0.0.1:$PORT" --conns "$conns" \
-                  --size "$SIZE" --seconds "$RUN_SECONDS" --warmup "$WARMUP" 2>"$LOADGEN_ERR"); then
+                  --size "$size" --seconds "$RUN_SECONDS" --warmup "$WARMUP" 2>"$LOADGEN_ERR"); then
           rps=${out##*rps=}
           ticks1=$(cpu_ticks "$SERVER_PID")
           trips=$(sed -n 's/^loadgen: round_trips=//p' "$LOADGEN_ERR")
           cpu=$(awk -v t="$((ticks1 - ticks0))" -v hz="$CLK_TCK" -v n="${trips:-0}" \
-                  'BEGIN { if (n > 0) printf "%.2f", t * 1e6 / hz / n }')
+                  'BEGIN { if (n > 0) printf "%.3f", t * 1e6 / hz / n }')
         else
           cat "$LOADGEN_ERR" >&2
           echo "run_echo: loadgen against $server failed" >&2
@@ -222,23 +328,25 @@ for conns in $CONNS_LIST; do
           cpu=""
         fi
         stop_server "$server"
+      else
+        echo "run_echo: $server server exited at start" >&2
       fi
-      printf '  conns=%-5s rep=%s %-10s rps=%-8s server cpu/rt=%s us\n' "$conns" "$rep" "$server" \
+      printf '  rep=%s %-10s %-16s rps=%-8s server cpu/rt=%s us\n' "$rep" "$shape" "$server" \
         "${rps:-failed}" "${cpu:-?}" >&2
-      RESULTS["$server $conns"]="${RESULTS["$server $conns"]:-} $rps"
-      CPU["$server $conns"]="${CPU["$server $conns"]:-} $cpu"
+      printf '%s\t%s\t%s\t%s\t%s\n' "$rep" "$shape" "$server" "${rps:-NaN}" "${cpu:-NaN}" >>"$RUNS"
+      RPS["$server $shape"]="${RPS["$server $shape"]:-} $rps"
+      CPU["$server $shape"]="${CPU["$server $shape"]:-} $cpu"
     done
   done
 done
 
 # ---- 2. idle memory --------------------------------------------------------------
-idle_once() { # server: prints bytes per idle connection, or nothing
-  local before after i
-  PORT=$((PORT + 1))
-  start_server "$1" "$PORT" || return 0
+idle_once() { # server port: prints bytes per idle connection, or nothing
+  local before after status
+  start_server "$1" "$2" || return 0
   # One connection comes and goes first: what every connection shares
   # (pools, the runtime's first growth) is in the baseline.
-  if ! "${PIN_CLIENT[@]}" "$LOADGEN" --connect "127.0.0.1:$PORT" --conns 1 --size "$SIZE" \
+  if ! "${PIN_CLIENT[@]}" "$LOADGEN" --connect "127.0.0.1:$2" --conns 1 --size 64 \
        --seconds 0.2 --warmup 0 >/dev/null 2>"$LOADGEN_ERR"; then
     cat "$LOADGEN_ERR" >&2
     stop_server "$1"
@@ -246,10 +354,10 @@ idle_once() { # server: prints bytes per idle connection, or nothing
   fi
   sleep 0.2
   before=$(vm_rss_kb "$SERVER_PID")
-  "${PIN_CLIENT[@]}" "$LOADGEN" --idle --connect "127.0.0.1:$PORT" --conns "$IDLE_CONNS" --size "$SIZE" \
+  "${PIN_CLIENT[@]}" "$LOADGEN" --idle --connect "127.0.0.1:$2" --conns "$IDLE_CONNS" --size 64 \
     --seconds 120 >"$TMP/idle.out" 2>"$LOADGEN_ERR" &
   IDLE_PID=$!
-  for i in $(seq 1 600); do
+  for _ in $(seq 1 600); do
     grep -q ready "$TMP/idle.out" 2>/dev/null && break
     kill -0 "$IDLE_PID" 2>/dev/null || break
     sleep 0.1
@@ -261,8 +369,12 @@ idle_once() { # server: prints bytes per idle connection, or nothing
       awk -v a="$after" -v b="$before" -v n="$IDLE_CONNS" 'BEGIN { printf "%.0f\n", (a - b) * 1024 / n }'
     fi
   else
+    status=running
+    if ! kill -0 "$IDLE_PID" 2>/dev/null; then
+      wait "$IDLE_PID" && status=0 || status=$?
+    fi
     cat "$LOADGEN_ERR" >&2
-    echo "run_echo: $1 did not hold $IDLE_CONNS idle connections" >&2
+    echo "run_echo: $1 did not hold $IDLE_CONNS idle connections (loadgen: $status)" >&2
   fi
   kill_pid "$IDLE_PID"
   IDLE_PID=""
@@ -273,97 +385,50 @@ if [ "$IDLE_CONNS" -gt 0 ]; then
   for rep in $(seq 1 "$IDLE_REPS"); do
     for k in $(seq 0 $((nservers - 1))); do
       server=${SERVERS[$(((k + rep - 1) % nservers))]}
-      bytes=$(idle_once "$server")
-      printf '  idle conns=%s rep=%s %-10s bytes/conn=%s\n' "$IDLE_CONNS" "$rep" "$server" "${bytes:-failed}" >&2
+      PORT=$((PORT + 1))
+      bytes=$(idle_once "$server" "$PORT")
+      printf '  idle conns=%s rep=%s %-16s bytes/conn=%s\n' "$IDLE_CONNS" "$rep" "$server" "${bytes:-failed}" >&2
       IDLE[$server]="${IDLE[$server]:-} $bytes"
     done
   done
 fi
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# ---- tables ---------------------------------------------------------------------
+# ---- the results file: medians, one line per server ------------------------------
 values() { # array-name key...: one value a line
   local -n arr=$1
   shift
   tr ' ' '\n' <<<"${arr["$*"]:-}" | grep -v '^$' || true
 }
-range() { values "$@" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { if (NR) printf "%s-%s", lo, hi; else print "n/a" }'; }
-# "value (ratio to raw epoll)"
-with_ratio() { # value raw-value format
-  awk -v a="$1" -v b="$2" -v fmt="$3" 'BEGIN {
-    if (a == "n/a") { print "n/a"; exit }
-    printf fmt, a
-    if (b != "n/a" && b > 0) printf " (%.2f)", a / b
-    printf "\n" }'
-}
-have_raw=0
-[[ " ${SERVERS[*]} " == *" raw "* ]] && have_raw=1
-
-header="| conns |"
-rule="|------:|"
-for server in "${SERVERS[@]}"; do
-  header="$header ${TITLE[$server]} |"
-  rule="$rule------:|"
-done
-conns_rule=$rule
-
-echo
-echo "Round trips per second, median of $REPS (in brackets: the ratio to raw epoll; higher is better):"
-echo
-echo "$header"
-echo "$conns_rule"
-for conns in $CONNS_LIST; do
-  raw=n/a
-  [ $have_raw = 1 ] && raw=$(values RESULTS raw "$conns" | median)
-  line="| $conns |"
+{
+  echo "# echo benchmark (test/bench/echo/run_echo.sh): medians of $REPS repeats of ${RUN_SECONDS}s (+${WARMUP}s warm-up)"
+  echo "# $MACHINE; load average $LOAD_BEFORE before, $LOAD_AFTER after"
+  line="# key	title	family"
+  for shape in $SHAPES; do line="$line	rps:$shape"; done
+  for shape in $SHAPES; do line="$line	cpu:$shape"; done
+  echo "$line	idle_bytes"
   for server in "${SERVERS[@]}"; do
-    line="$line $(with_ratio "$(values RESULTS "$server" "$conns" | median)" "$raw" %.0f) |"
+    line="$server	${TITLE[$server]}	${FAMILY[$server]}"
+    for shape in $SHAPES; do line="$line	$(values RPS "$server" "$shape" | median %.0f)"; done
+    for shape in $SHAPES; do line="$line	$(values CPU "$server" "$shape" | median %.3f)"; done
+    idle=n/a
+    [ "$IDLE_CONNS" -gt 0 ] && idle=$(values IDLE "$server" | median %.0f)
+    echo "$line	$idle"
   done
-  echo "$line"
-done
+} | sed 's/\tn\/a/\tNaN/g' >"$RESULTS"
 
-echo
-echo "Server CPU per round trip, user + system, µs, median of $REPS (ratio to raw epoll; lower is better):"
-echo
-echo "$header"
-echo "$conns_rule"
-for conns in $CONNS_LIST; do
-  raw=n/a
-  [ $have_raw = 1 ] && raw=$(values CPU raw "$conns" | median %.2f)
-  line="| $conns |"
-  for server in "${SERVERS[@]}"; do
-    line="$line $(with_ratio "$(values CPU "$server" "$conns" | median %.2f)" "$raw" %.2f) |"
-  done
-  echo "$line"
-done
-
-if [ "$IDLE_CONNS" -gt 0 ]; then
+# ---- tables (from the results file) ------------------------------------------------
+bash "$HERE/echo_tables.sh" "$RESULTS"
+if [ ${#NOTES[@]} -gt 0 ]; then
   echo
-  echo "Server RSS per idle connection (bytes; $IDLE_CONNS connections, one round trip each, median of $IDLE_REPS):"
-  echo
-  line="|"
-  idle_rule="|"
-  for server in "${SERVERS[@]}"; do
-    line="$line ${TITLE[$server]} |"
-    idle_rule="$idle_rule------:|"
-  done
-  echo "$line"
-  echo "$idle_rule"
-  line="|"
-  for server in "${SERVERS[@]}"; do
-    line="$line $(values IDLE "$server" | median) |"
-  done
-  echo "$line"
+  for note in "${NOTES[@]}"; do echo "- $note"; done
 fi
+echo
+echo "Results: $RESULTS (every run: $RUNS)"
 
-echo
-echo "Spread over $REPS runs (round trips per second, min-max):"
-echo
-echo "$header"
-echo "$conns_rule"
-for conns in $CONNS_LIST; do
-  line="| $conns |"
-  for server in "${SERVERS[@]}"; do
-    line="$line $(range RESULTS "$server" "$conns") |"
-  done
-  echo "$line"
-done
+# ---- the chart ---------------------------------------------------------------------
+if command -v gnuplot >/dev/null; then
+  bash "$HERE/plot_echo.sh" "$RESULTS" "$CHART" && echo "Chart: $CHART"
+else
+  echo "run_echo: gnuplot not installed (gnuplot-nox): no chart" >&2
+fi
