@@ -30,39 +30,16 @@
 #define LIMIT 60000
 #define HANG_GUARD_MS 60000
 
-static int g_failures;
-static char g_first[512];
-
-static void check_failed(const char *file, int line, const char *what) {
-  if (g_failures++ == 0)
-    snprintf(g_first, sizeof g_first, "%.80s:%d: %.400s", file, line, what);
-  fprintf(stderr, "FCHECK failed at %s:%d: %s\n", file, line, what);
-}
-
-#define FCHECK(cond)                              \
-  do {                                            \
-    if (!(cond))                                  \
-      check_failed(__FILE__, __LINE__, #cond);    \
-  } while (0)
-
-#define FCHECK_EQ(a, b)                                                                   \
-  do {                                                                                    \
-    long long a_ = (long long)(a), b_ = (long long)(b);                                   \
-    if (a_ != b_) {                                                                       \
-      char m_[512];                                                                       \
-      snprintf(m_, sizeof m_, "%.200s == %.200s (%lld vs %lld)", #a, #b, a_, b_);         \
-      check_failed(__FILE__, __LINE__, m_);                                               \
-    }                                                                                     \
-  } while (0)
+#include "fiber_check.h"
 
 static void reset_checks(void) {
-  g_failures = 0;
-  g_first[0] = '\0';
+  fiber_check_failures = 0;
+  fiber_check_first[0] = '\0';
 }
 
 static void assert_checks(void) {
-  if (g_failures)
-    fail_msg("%d check(s) failed inside fibers; first: %s", g_failures, g_first);
+  if (fiber_check_failures)
+    fail_msg("%d check(s) failed inside fibers; first: %s", fiber_check_failures, fiber_check_first);
 }
 
 /* Runs the base until nothing is left, then checks every fiber ended and

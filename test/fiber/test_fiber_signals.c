@@ -25,20 +25,7 @@
 
 #define LIMIT 10000
 
-static int g_failures;
-static char g_first[512];
-
-static void check_failed(const char *file, int line, const char *what) {
-  if (g_failures++ == 0)
-    snprintf(g_first, sizeof g_first, "%.80s:%d: %.400s", file, line, what);
-  fprintf(stderr, "FCHECK failed at %s:%d: %s\n", file, line, what);
-}
-
-#define FCHECK(cond)                           \
-  do {                                         \
-    if (!(cond))                               \
-      check_failed(__FILE__, __LINE__, #cond); \
-  } while (0)
+#include "fiber_check.h"
 
 static int blocked(int signum) {
   sigset_t now;
@@ -84,7 +71,7 @@ static void mask_change_survives_switches(void **state) {
   sigset_t usr1;
   (void)state;
   memset(&t, 0, sizeof t);
-  g_failures = 0;
+  fiber_check_failures = 0;
   sigemptyset(&usr1);
   sigaddset(&usr1, SIGUSR1);
   assert_int_equal(pthread_sigmask(SIG_UNBLOCK, &usr1, NULL), 0);
@@ -93,8 +80,8 @@ static void mask_change_survives_switches(void **state) {
   TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
   assert_int_equal(rill_fiber_count(base), 0);
   tu_base_free(base);
-  if (g_failures)
-    fail_msg("%d check(s) failed inside fibers; first: %s", g_failures, g_first);
+  if (fiber_check_failures)
+    fail_msg("%d check(s) failed inside fibers; first: %s", fiber_check_failures, fiber_check_first);
   /* The mask is the thread's: the other fiber saw the change as well. */
   assert_true(t.other_saw_blocked);
   assert_true(t.blocked_after_yield);
@@ -150,7 +137,7 @@ static int watched_signal_child(void) {
   rill_signal_free(sig);
   if (rill_base_free(base) != 0)
     return 6;
-  if (g_failures)
+  if (fiber_check_failures)
     return 7;
   return g_signals_seen >= 1 ? 0 : 8;
 }

@@ -42,29 +42,9 @@
 #define KIB 1024L
 #define MIB (1024L * 1024L)
 
-static int g_failures;
-static char g_first[512];
+#include "fiber_check.h"
 
-static void check_failed(const char *file, int line, const char *what) {
-  if (g_failures++ == 0)
-    snprintf(g_first, sizeof g_first, "%.80s:%d: %.400s", file, line, what);
-  fprintf(stderr, "FCHECK failed at %s:%d: %s\n", file, line, what);
-}
-
-#define FCHECK(cond)                           \
-  do {                                         \
-    if (!(cond))                               \
-      check_failed(__FILE__, __LINE__, #cond); \
-  } while (0)
-
-static void run_and_free(rill_base *base) {
-  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
-  assert_int_equal(rill_fiber_count(base), 0);
-  tu_base_free(base);
-  if (g_failures)
-    fail_msg("%d check(s) failed inside fibers; first: %s", g_failures, g_first);
-  g_failures = 0;
-}
+static void run_and_free(rill_base *base) { fiber_check_run(base, LIMIT); }
 
 static long vm_rss_kib(void) {
   char line[256];

@@ -10,7 +10,7 @@
 static int fiber_check_failures;
 static char fiber_check_first[512];
 
-static void fiber_check_failed(const char *file, int line, const char *what) {
+static inline void fiber_check_failed(const char *file, int line, const char *what) {
   if (fiber_check_failures++ == 0)
     snprintf(fiber_check_first, sizeof fiber_check_first, "%.80s:%d: %.400s", file, line, what);
   fprintf(stderr, "FCHECK failed at %s:%d: %s\n", file, line, what);
@@ -22,9 +22,21 @@ static void fiber_check_failed(const char *file, int line, const char *what) {
       fiber_check_failed(__FILE__, __LINE__, #cond); \
   } while (0)
 
+/* Compares two integers and prints both on failure. */
+#define FCHECK_EQ(a, b)                                                               \
+  do {                                                                                \
+    long long fc_a_ = (long long)(a), fc_b_ = (long long)(b);                         \
+    if (fc_a_ != fc_b_) {                                                             \
+      char fc_m_[512];                                                                \
+      snprintf(fc_m_, sizeof fc_m_, "%.200s == %.200s (%lld vs %lld)", #a, #b, fc_a_, \
+               fc_b_);                                                                \
+      fiber_check_failed(__FILE__, __LINE__, fc_m_);                                  \
+    }                                                                                 \
+  } while (0)
+
 /* Runs `base` (under the watchdog of limit_ms), frees it, and fails the
  * test with the first FCHECK that failed inside a fiber. */
-static void fiber_check_run(rill_base *base, unsigned limit_ms) {
+static inline void fiber_check_run(rill_base *base, unsigned limit_ms) {
   TU_RUN(base, RILL_RUN_DEFAULT, limit_ms);
   assert_int_equal(rill_fiber_count(base), 0);
   tu_base_free(base);
