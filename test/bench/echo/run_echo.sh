@@ -363,7 +363,9 @@ idle_once() { # server port: prints bytes per idle connection, or nothing
     sleep 0.1
   done
   if grep -q ready "$TMP/idle.out" 2>/dev/null; then
-    sleep 0.5 # let the server settle (Go's background work, say)
+    # Let the server settle: Go's background work, and rill fibers with a
+    # private stack give their pages back after a second of waiting.
+    sleep 2
     after=$(vm_rss_kb "$SERVER_PID")
     if [ -n "$before" ] && [ -n "$after" ]; then
       awk -v a="$after" -v b="$before" -v n="$IDLE_CONNS" 'BEGIN { printf "%.0f\n", (a - b) * 1024 / n }'
