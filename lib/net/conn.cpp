@@ -51,7 +51,7 @@ void report_close(rill_conn *c) {
 // run in a later pass, so the loop's other work keeps its turn.
 void run_pending(pending_node *node) {
   rill_conn *c = RILL_CONTAINER_OF(node, rill_conn, pending);
-  c->report_queued = false;
+  c->set(conn_flag::report_queued, false);
   struct release_queued {  // the queued report's reference, now the dispatch's
     rill_conn *c;
     ~release_queued() { conn_release(c); }
@@ -60,14 +60,14 @@ void run_pending(pending_node *node) {
     return;
   conn_report_writes(c);
   const rill_conn_events &ev = c->events;
-  if (c->notify_read_enomem && ev.on_read && c->lifetime.open()) {
-    c->notify_read_enomem = false;
+  if (c->has(conn_flag::notify_read_enomem) && ev.on_read && c->lifetime.open()) {
+    c->set(conn_flag::notify_read_enomem, false);
     ev.on_read(c, nullptr, 0, RILL_ENOMEM, c->arg);
   }
-  if (c->redeliver && c->lifetime.open())
+  if (c->has(conn_flag::redeliver) && c->lifetime.open())
     conn_redeliver(c);
-  if (c->notify_high) {
-    c->notify_high = false;
+  if (c->has(conn_flag::notify_high)) {
+    c->set(conn_flag::notify_high, false);
     if (ev.on_high_water && c->lifetime.open())
       ev.on_high_water(c, c->queued, c->arg);
   }
@@ -77,13 +77,13 @@ void run_pending(pending_node *node) {
     if (ev.on_write_error && c->lifetime.state != life_state::closed)
       ev.on_write_error(c, err, c->notify_unsent, c->arg);
   }
-  if (c->notify_low) {
-    c->notify_low = false;
+  if (c->has(conn_flag::notify_low)) {
+    c->set(conn_flag::notify_low, false);
     if (ev.on_low_water && c->lifetime.open())
       ev.on_low_water(c, c->queued, c->arg);
   }
-  if (c->notify_drain) {
-    c->notify_drain = false;
+  if (c->has(conn_flag::notify_drain)) {
+    c->set(conn_flag::notify_drain, false);
     // An earlier report (a ref write's completion) may have queued more:
     // the drain is then told when that empties in turn.
     if (ev.on_drain && c->lifetime.open() && c->queue.empty())
@@ -143,15 +143,13 @@ rill_conn *conn_alloc(int fd) {
 
 namespace rill::detail {
 
-net_state *net_get(rill_base *base) {
-  if (!base->net) {
-    base->net = make<net_state>();
-    if (base->net)
-      base->net_destroy = [](rill_base *b) {
-        destroy(static_cast<net_state *>(b->net));
-        b->net = nullptr;
-      };
-  }
+net_state *net_create(rill_base *base) {
+  base->net = make<net_state>();
+  if (base->net)
+    base->net_destroy = [](rill_base *b) {
+      destroy(static_cast<net_state *>(b->net));
+      b->net = nullptr;
+    };
   return static_cast<net_state *>(base->net);
 }
 
@@ -198,30 +196,28 @@ void conn_update_io(rill_conn *c) {
   if (c->io_hook && c->lifetime.open()) {
     want = c->io_hook->want;
   } else {
-    if (c->read_wanted && !c->read_full && !c->read_timed_out && !c->read_finished &&
-        c->lifetime.open())
+    if (conn_may_read(c) && c->lifetime.open())
       want |= RILL_READ;
     if (!c->queue.empty())
       want |= RILL_WRITE;
   }
+  // The interest rarely changes (an echo reads, writes and reads again):
+  // only a change costs a call into the watcher.
+  rill_io *io = c->io;
+  if (want == (io->active ? io->events : 0))
+    return;
   if (want)
-    rill_io_start(c->io, want);
+    rill_io_start(io, want);
   else
-    rill_io_stop(c->io);
+    rill_io_stop(io);
 }
 
 void conn_notify(rill_conn *c) {
-  if (c->report_queued)
+  if (c->has(conn_flag::report_queued))
     return;
-  c->report_queued = true;
+  c->set(conn_flag::report_queued, true);
   life_hold(c->lifetime);
   pending_push(c->base, &c->pending);
-}
-
-int conn_check_open(const rill_conn *c) {
-  if (!c)
-    return RILL_EINVAL;
-  return c->lifetime.open() ? 0 : RILL_ECLOSED;
 }
 
 void conn_finish_close(rill_conn *c) {
@@ -234,7 +230,8 @@ void conn_finish_close(rill_conn *c) {
   c->deadline_timer = nullptr;
   // After EOF nothing is left unread, and after a read or write error the
   // connection is broken: then there is nothing to discard.
-  if (c->graceful && !c->read_finished && c->write_error == 0 && !c->write_timed_out)
+  if (c->has(conn_flag::graceful) && !c->has(conn_flag::read_finished) && c->write_error == 0 &&
+      !c->has(conn_flag::write_timed_out))
     discard_unread_input(c);
   socket_close(c->fd);
   c->fd = -1;
@@ -253,8 +250,8 @@ int rill_conn_start(rill_conn *conn, const rill_conn_events *events, void *arg) 
     return err;
   conn->events = events ? *events : rill_conn_events{};
   conn->arg = arg;
-  conn->read_wanted = conn->events.on_read != nullptr;
-  if (conn->notify_read_enomem && conn->read_wanted)
+  conn->set(conn_flag::read_wanted, conn->events.on_read != nullptr);
+  if (conn->has(conn_flag::notify_read_enomem) && conn->has(conn_flag::read_wanted))
     conn_notify(conn);  // the error met while nobody listened
   conn_update_io(conn);
   conn_deadline_update(conn);
@@ -292,12 +289,12 @@ int rill_conn_read_start(rill_conn *conn) {
     return err;
   if (!conn->events.on_read)
     return RILL_EINVAL;
-  if (!conn->read_wanted)
-    conn->read_restarted = true;  // for deliver(): bytes on_read leaves come again
-  conn->read_wanted = true;
-  conn->read_full = false;
-  if (conn->held_len && !conn->read_timed_out && !conn->read_finished) {
-    conn->redeliver = true;
+  if (!conn->has(conn_flag::read_wanted))
+    conn->set(conn_flag::read_restarted, true);  // for deliver(): bytes on_read leaves come again
+  conn->set(conn_flag::read_wanted, true);
+  conn->set(conn_flag::read_full, false);
+  if (conn->held_len && !conn->has(conn_flag::read_timed_out) && !conn->has(conn_flag::read_finished)) {
+    conn->set(conn_flag::redeliver, true);
     conn_notify(conn);
   }
   conn_update_io(conn);
@@ -309,7 +306,7 @@ int rill_conn_read_stop(rill_conn *conn) {
   int err = conn_check_open(conn);
   if (err)
     return err;
-  conn->read_wanted = false;
+  conn->set(conn_flag::read_wanted, false);
   conn_update_io(conn);
   return 0;
 }
@@ -319,8 +316,8 @@ int rill_conn_close(rill_conn *conn) {
   if (err)
     return err;
   conn->lifetime.state = life_state::closing;
-  conn->graceful = true;
-  conn->read_wanted = false;
+  conn->set(conn_flag::graceful, true);
+  conn->set(conn_flag::read_wanted, false);
   if (!conn->queue.empty() && !conn->write_error) {
     // Graceful: keep flushing; the write path or the write deadline closes.
     conn_update_io(conn);
@@ -336,7 +333,7 @@ int rill_conn_close_now(rill_conn *conn) {
   if (err)
     return err;
   conn->lifetime.state = life_state::closing;
-  conn->read_wanted = false;
+  conn->set(conn_flag::read_wanted, false);
   conn_finish_close(conn);
   return 0;
 }
@@ -348,7 +345,7 @@ int rill_conn_abort(rill_conn *conn) {
   if (conn_fd_closed(conn))
     return RILL_ECLOSED;
   conn->lifetime.state = life_state::closing;
-  conn->graceful = false;
+  conn->set(conn_flag::graceful, false);
   if (is_tcp(conn->kind)) {
     linger lg{1, 0};
     setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -361,11 +358,11 @@ int rill_conn_close_write(rill_conn *conn) {
   int err = conn_check_open(conn);
   if (err)
     return err;
-  if (conn->write_shut || conn->shut_write_wanted)
+  if (conn->has(conn_flag::write_shut) || conn->has(conn_flag::shut_write_wanted))
     return 0;
-  conn->shut_write_wanted = true;
+  conn->set(conn_flag::shut_write_wanted, true);
   if (conn->queue.empty()) {
-    conn->write_shut = true;
+    conn->set(conn_flag::write_shut, true);
     if (shutdown(conn->fd, SHUT_WR) < 0)
       return -errno;
   }

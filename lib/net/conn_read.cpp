@@ -38,10 +38,16 @@ bool reserve_held(rill_conn *c, size_t need) {
 
 // Shows `len` bytes to the user and keeps what it leaves.
 void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
-  c->read_restarted = false;
+  c->set(conn_flag::read_restarted, false);
   size_t used = c->events.on_read(c, data, len, 0, c->arg);
   if (conn_fd_closed(c))
     return;
+  // Everything used and nothing held: the common case, and what the end
+  // of this function would conclude too.
+  if (!data_is_held && used >= len && c->held_len == 0 && c->held_cap <= held_keep_max) {
+    c->set(conn_flag::read_full, false);
+    return;
+  }
   if (used > len)
     used = len;
   size_t rest = len - used;
@@ -54,8 +60,8 @@ void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
       // The bytes are lost, so the stream ends here. on_read hears it from
       // the loop; the callback above may have swapped the callbacks to a
       // table without on_read, and then the next one with on_read hears it.
-      c->read_finished = true;
-      c->notify_read_enomem = true;
+      c->set(conn_flag::read_finished, true);
+      c->set(conn_flag::notify_read_enomem, true);
       conn_notify(c);
       return;
     }
@@ -65,19 +71,19 @@ void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
   // on_read stopped reading and started it again (a coroutine resumed from
   // it that reads again, say): what it left comes again at once, as the
   // bytes held at any other read_start() do, not only with new input.
-  if (c->held_len && c->read_restarted && c->read_wanted) {
-    c->redeliver = true;
+  if (c->held_len && c->has(conn_flag::read_restarted) && c->has(conn_flag::read_wanted)) {
+    c->set(conn_flag::redeliver, true);
     conn_notify(c);
   }
   // A small buffer stays for the next partial message (no allocation per
   // message); a large one goes, so an idle connection holds little.
   if (c->held_len == 0 && c->held_cap > held_keep_max)
     conn_release_held(c);
-  c->read_full = c->held_len >= c->read_max;
+  c->set(conn_flag::read_full, c->held_len >= c->read_max);
 }
 
 void finish(rill_conn *c, int status) {
-  c->read_finished = true;
+  c->set(conn_flag::read_finished, true);
   conn_update_io(c);
   c->events.on_read(c, c->held, c->held_len, status, c->arg);
   if (!conn_fd_closed(c))
@@ -95,14 +101,14 @@ void conn_release_held(rill_conn *c) {
 }
 
 void conn_on_readable(rill_conn *c) {
-  if (!c->read_wanted || c->read_full || c->read_timed_out || c->read_finished)
+  if (!conn_may_read(c))
     return;
   if (conn_read_deadline_expired(c))
     return;
   if (c->held_len >= c->read_max) {
     // No room: the held bytes must be used first (a redelivery is queued by
     // rill_conn_read_start). A read of 0 bytes here would look like EOF.
-    c->read_full = true;
+    c->set(conn_flag::read_full, true);
     conn_update_io(c);
     return;
   }
@@ -142,10 +148,10 @@ void conn_on_readable(rill_conn *c) {
 }
 
 void conn_redeliver(rill_conn *c) {
-  c->redeliver = false;
-  if (c->held_len && c->read_wanted && !c->read_timed_out && !c->read_finished) {
-    if (conn_read_deadline_expired(c))
-      return;
+  c->set(conn_flag::redeliver, false);
+  if (c->held_len && c->has(conn_flag::read_wanted) && !c->has(conn_flag::read_timed_out) &&
+      !c->has(conn_flag::read_finished)) {
+    if (conn_read_deadline_expired(c)) return;
     deliver(c, c->held, c->held_len, true);
     if (!conn_fd_closed(c))
       conn_update_io(c);

@@ -53,11 +53,16 @@ int write_precheck(const rill_conn *c) {
   int err = conn_check_open(c);
   if (err)
     return err;
-  if (c->write_shut || c->shut_write_wanted)
+  // Nothing in the way, the case on every message: one test of the bits.
+  if (!(c->flags &
+        (conn_flag::write_shut | conn_flag::shut_write_wanted | conn_flag::write_timed_out)) &&
+      !c->write_error && !c->write_deadline)
+    return 0;
+  if (c->has(conn_flag::write_shut) || c->has(conn_flag::shut_write_wanted))
     return -EPIPE;
   if (c->write_error)
     return c->write_error;
-  if (c->write_timed_out || deadline_passed(c))
+  if (c->has(conn_flag::write_timed_out) || deadline_passed(c))
     return RILL_ETIMEOUT;
   return 0;
 }
@@ -78,9 +83,9 @@ void release_req(rill_conn *c, write_req *r) {
 void enqueue(rill_conn *c, write_req *r) {
   c->queue.push_back(&r->link);
   c->queued += r->len - r->offset;
-  if (!c->above_high && c->queued > c->high_water) {
-    c->above_high = true;
-    c->notify_high = true;
+  if (!c->has(conn_flag::above_high) && c->queued > c->high_water) {
+    c->set(conn_flag::above_high, true);
+    c->set(conn_flag::notify_high, true);
     conn_notify(c);
   }
   conn_update_io(c);
@@ -89,17 +94,17 @@ void enqueue(rill_conn *c, write_req *r) {
 
 // Called once the queue emptied or shrank.
 void after_progress(rill_conn *c) {
-  if (c->above_high && c->queued <= c->low_water) {
-    c->above_high = false;
-    c->notify_low = true;
+  if (c->has(conn_flag::above_high) && c->queued <= c->low_water) {
+    c->set(conn_flag::above_high, false);
+    c->set(conn_flag::notify_low, true);
     conn_notify(c);
   }
   if (!c->queue.empty())
     return;
-  c->notify_drain = true;
+  c->set(conn_flag::notify_drain, true);
   conn_notify(c);
-  if (c->shut_write_wanted && !c->write_shut) {
-    c->write_shut = true;
+  if (c->has(conn_flag::shut_write_wanted) && !c->has(conn_flag::write_shut)) {
+    c->set(conn_flag::write_shut, true);
     shutdown(c->fd, SHUT_WR);
   }
   if (c->lifetime.closing())
@@ -135,6 +140,21 @@ ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
   if (err == -EPIPE || err == -ECONNRESET)
     c->write_error = err;
   return err;
+}
+
+// Queues a copy of what the kernel did not take. Out of line: the message
+// that goes straight out (the common case) then pays for none of it.
+__attribute__((noinline)) int queue_copy(rill_conn *c, const char *rest, size_t len) {
+  char *copy = static_cast<char *>(mem_alloc(len));
+  write_req *r = copy ? new_req(c, copy, len, 0) : nullptr;
+  if (!r) {
+    mem_free(copy);
+    return RILL_ENOMEM;  // what was taken did go out: rill_conn_bytes_written() tells
+  }
+  std::memcpy(copy, rest, len);
+  r->owned = copy;
+  enqueue(c, r);
+  return 0;
 }
 
 }  // namespace
@@ -203,10 +223,10 @@ void conn_fail_queue(rill_conn *c, int err, int report) {
     release_req(c, r);
   }
   c->queued = 0;
-  c->above_high = false;
-  if (c->shut_write_wanted && !c->write_shut && !conn_fd_closed(c)) {
+  c->set(conn_flag::above_high, false);
+  if (c->has(conn_flag::shut_write_wanted) && !c->has(conn_flag::write_shut) && !conn_fd_closed(c)) {
     // The flush failed; the half-close the user asked for still happens.
-    c->write_shut = true;
+    c->set(conn_flag::write_shut, true);
     shutdown(c->fd, SHUT_WR);
   }
   if (report) {
@@ -252,17 +272,7 @@ int rill_conn_write(rill_conn *conn, const void *data, size_t len) {
   size_t taken = static_cast<size_t>(n);
   if (taken == len)
     return 0;
-  size_t rest = len - taken;
-  char *copy = static_cast<char *>(mem_alloc(rest));
-  write_req *r = copy ? new_req(conn, copy, rest, 0) : nullptr;
-  if (!r) {
-    mem_free(copy);
-    return RILL_ENOMEM;  // `taken` bytes did go out: rill_conn_bytes_written() tells
-  }
-  std::memcpy(copy, bytes + taken, rest);
-  r->owned = copy;
-  enqueue(conn, r);
-  return 0;
+  return queue_copy(conn, bytes + taken, len - taken);
 }
 
 int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_write_cb done, void *arg) {

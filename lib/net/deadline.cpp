@@ -19,31 +19,33 @@ uint64_t next_deadline(const rill_conn *c) {
     if (d && (!next || d < next))
       next = d;
   };
-  if (c->read_wanted && !c->read_timed_out && !c->read_finished)
+  if (c->has(conn_flag::read_wanted) && !c->has(conn_flag::read_timed_out) &&
+      !c->has(conn_flag::read_finished))
     consider(c->read_deadline);
-  if (!c->queue.empty() && !c->write_timed_out)
+  if (!c->queue.empty() && !c->has(conn_flag::write_timed_out))
     consider(c->write_deadline);
   return next;
 }
 
 void time_out_read(rill_conn *c) {
-  c->read_timed_out = true;
+  c->set(conn_flag::read_timed_out, true);
   conn_update_io(c);
   c->events.on_read(c, c->held, c->held_len, RILL_ETIMEOUT, c->arg);
 }
 
 void expire(rill_conn *c) {
   uint64_t now = c->base->now_ns;
-  if (!c->queue.empty() && c->write_deadline && now >= c->write_deadline && !c->write_timed_out) {
-    c->write_timed_out = true;
+  if (!c->queue.empty() && c->write_deadline && now >= c->write_deadline &&
+      !c->has(conn_flag::write_timed_out)) {
+    c->set(conn_flag::write_timed_out, true);
     conn_fail_queue(c, RILL_ETIMEOUT, RILL_ETIMEOUT);
     if (c->lifetime.closing()) {
       conn_finish_close(c);  // a graceful close gives up on the flush
       return;
     }
   }
-  if (c->read_wanted && c->read_deadline && now >= c->read_deadline && !c->read_timed_out &&
-      !c->read_finished && c->lifetime.open())
+  if (c->has(conn_flag::read_wanted) && c->read_deadline && now >= c->read_deadline &&
+      !c->has(conn_flag::read_timed_out) && !c->has(conn_flag::read_finished) && c->lifetime.open())
     time_out_read(c);
 }
 
@@ -58,10 +60,10 @@ void on_timer(rill_timer *, void *arg) {
 
 }  // namespace
 
-bool conn_read_deadline_expired(rill_conn *c) {
+bool conn_read_deadline_check(rill_conn *c) {
   // The timer would say so too, but later in this iteration: readiness is
   // dispatched first, and data must not slip out after the deadline.
-  if (!c->read_deadline || monotonic_ns() < c->read_deadline)
+  if (monotonic_ns() < c->read_deadline)
     return false;
   time_out_read(c);
   return true;
@@ -98,18 +100,18 @@ extern "C" int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when)
   uint64_t when_ns = when > max_when ? max_when : when;
   if (which & RILL_DEADLINE_READ) {
     conn->read_deadline = when_ns;
-    if (conn->read_timed_out) {
+    if (conn->has(conn_flag::read_timed_out)) {
       // A new deadline makes the connection readable again (G16).
-      conn->read_timed_out = false;
+      conn->set(conn_flag::read_timed_out, false);
       if (conn->held_len) {
-        conn->redeliver = true;
+        conn->set(conn_flag::redeliver, true);
         conn_notify(conn);
       }
     }
   }
   if (which & RILL_DEADLINE_WRITE) {
     conn->write_deadline = when_ns;
-    conn->write_timed_out = false;
+    conn->set(conn_flag::write_timed_out, false);
   }
   conn_update_io(conn);
   conn_deadline_update(conn);

@@ -15,6 +15,33 @@
 
 namespace rill::detail {
 
+// rill_conn::flags.
+namespace conn_flag {
+enum : uint32_t {
+  // Read side.
+  read_wanted = 1u << 0,         // the user wants input
+  read_full = 1u << 1,           // read_max bytes held unused: paused
+  read_timed_out = 1u << 2,
+  read_finished = 1u << 3,       // EOF or an error was reported
+  redeliver = 1u << 4,           // held bytes to hand over again
+  read_restarted = 1u << 5,      // read_stop then read_start during on_read
+  notify_read_enomem = 1u << 6,  // keeping bytes failed; on_read must hear it
+  piped = 1u << 7,               // joined by a rill_pipe (pipe.cpp)
+  // Write side.
+  write_shut = 1u << 8,
+  shut_write_wanted = 1u << 9,   // rill_conn_close_write once flushed
+  write_timed_out = 1u << 10,
+  above_high = 1u << 11,
+  // Reports waiting for the loop.
+  notify_drain = 1u << 12,
+  notify_high = 1u << 13,
+  notify_low = 1u << 14,
+  // Closing.
+  graceful = 1u << 15,           // rill_conn_close: discard unread input, then FIN
+  report_queued = 1u << 16,      // the pending node is queued (and holds a ref)
+};
+}  // namespace conn_flag
+
 enum class net_kind : uint8_t { tcp, tcp4, tcp6, unix_stream };
 
 inline bool is_tcp(net_kind k) { return k != net_kind::unix_stream; }
@@ -60,7 +87,11 @@ struct net_state {
   handle_pool write_reqs{sizeof(write_req)};
 };
 
-net_state *net_get(rill_base *base);  // nullptr when out of memory
+net_state *net_create(rill_base *base);  // nullptr when out of memory
+// Inline: every read asks for the shared buffer.
+inline net_state *net_get(rill_base *base) {
+  return base->net ? static_cast<net_state *>(base->net) : net_create(base);
+}
 
 constexpr size_t default_read_max = 64 * 1024;
 constexpr size_t default_high_water = 1024 * 1024;
@@ -90,19 +121,12 @@ struct rill_conn {
   rill::detail::life lifetime;
   rill::detail::net_kind kind;
 
-  // Closing.
-  bool graceful = false;      // rill_conn_close: discard unread input, then FIN
-  bool report_queued = false; // the pending node is queued (and holds a ref)
-
-  // Read side.
-  bool read_wanted = false;   // the user wants input
-  bool read_full = false;     // read_max bytes held unused: paused
-  bool read_timed_out = false;
-  bool read_finished = false; // EOF or an error was reported
-  bool redeliver = false;     // held bytes to hand over again
-  bool read_restarted = false;  // read_stop then read_start during on_read
-  bool notify_read_enomem = false;  // keeping bytes failed; on_read must hear it
-  bool piped = false;         // joined by a rill_pipe (pipe.cpp)
+  // The connection's state bits (rill::detail::conn_flag), in one word so
+  // that the tests made on every message ("may it read?", "may it write?")
+  // are one mask each.
+  uint32_t flags = 0;
+  bool has(uint32_t flag) const { return (flags & flag) != 0; }
+  void set(uint32_t flag, bool on) { flags = on ? flags | flag : flags & ~flag; }
 
   rill_io *io = nullptr;
   rill_timer *deadline_timer = nullptr;  // created by the first deadline
@@ -123,16 +147,9 @@ struct rill_conn {
   uint64_t written = 0;
   size_t high_water;
   size_t low_water;
-  bool above_high = false;
-  bool shut_write_wanted = false;  // rill_conn_close_write once flushed
-  bool write_shut = false;
-  bool write_timed_out = false;
   int write_error = 0;          // sticky: -EPIPE, -ECONNRESET ...
 
   // Reports waiting for the loop.
-  bool notify_drain = false;
-  bool notify_high = false;
-  bool notify_low = false;
   int notify_write_error = 0;
   size_t notify_unsent = 0;
   rill::detail::pending_node pending;
@@ -160,8 +177,17 @@ int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config
 void conn_update_io(rill_conn *c);
 void conn_notify(rill_conn *c);  // queue the pending report
 void conn_finish_close(rill_conn *c);
-int conn_check_open(const rill_conn *c);
+inline int conn_check_open(const rill_conn *c) {
+  if (!c)
+    return RILL_EINVAL;
+  return c->lifetime.open() ? 0 : RILL_ECLOSED;
+}
 inline bool conn_fd_closed(const rill_conn *c) { return c->fd < 0; }
+// Input is wanted and may be read now: one mask, on every message.
+inline bool conn_may_read(const rill_conn *c) {
+  using namespace conn_flag;
+  return (c->flags & (read_wanted | read_full | read_timed_out | read_finished)) == read_wanted;
+}
 // Drops a reference; the last one frees the connection.
 void conn_release(rill_conn *c);
 // Holds the connection across a dispatch of its callbacks.
@@ -183,7 +209,11 @@ void conn_report_writes(rill_conn *c);
 void conn_deadline_update(rill_conn *c);
 // Go checks the read deadline before it reads (G16): true when it has
 // passed, and then on_read has heard RILL_ETIMEOUT instead of any data.
-bool conn_read_deadline_expired(rill_conn *c);
+// Inline, because every read asks and most connections have no deadline.
+bool conn_read_deadline_check(rill_conn *c);
+inline bool conn_read_deadline_expired(rill_conn *c) {
+  return c->read_deadline && conn_read_deadline_check(c);
+}
 
 }  // namespace rill::detail
 

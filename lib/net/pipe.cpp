@@ -149,7 +149,7 @@ void detach(rill_pipe *p, int s) {
   rill_conn *c = p->conn[s];
   count_final(p, s);
   c->io_hook = nullptr;
-  c->piped = false;
+  c->set(conn_flag::piped, false);
   p->conn[s] = nullptr;
   pipe_release(p);  // the connection's reference (the caller holds another)
 }
@@ -221,7 +221,7 @@ void dir_check_done(rill_pipe *p, int i) {
     fail(p, err, 1 - i, "write");
     return;
   }
-  if (d.to->write_shut) {
+  if (d.to->has(conn_flag::write_shut)) {
     d.done = true;
     if (p->dir[1 - i].done)
       end_pipe(p, 0, RILL_PIPE_SIDE_NONE, nullptr);
@@ -244,7 +244,7 @@ size_t on_read(rill_conn *c, const char *data, size_t len, int status, void *arg
       fail(p, err, 1 - i, "write");
       return len;
     }
-    if (d.to->above_high && !d.paused && status == 0) {
+    if (d.to->has(conn_flag::above_high) && !d.paused && status == 0) {
       d.paused = true;  // the other side's queue is full: hold this peer back
       rill_conn_read_stop(c);
     }
@@ -364,7 +364,7 @@ bool pump(rill_pipe *p, int i) {
         touch(p);
       } else if (n == 0) {
         d.eof = true;
-        d.from->read_finished = true;
+        d.from->set(conn_flag::read_finished, true);
         progress = true;
       } else if (is_again(n)) {
         // With bytes in the pipe this may be the pipe out of slots rather
@@ -372,7 +372,7 @@ bool pump(rill_pipe *p, int i) {
         // else a level-triggered READ would spin.
         d.in_blocked = d.fill > 0;
       } else {
-        d.from->read_finished = true;
+        d.from->set(conn_flag::read_finished, true);
         fail(p, static_cast<int>(n), i, "read");
         return false;
       }
@@ -433,7 +433,7 @@ bool splice_setup(rill_pipe *p) {
 bool may_splice(const rill_conn *a, const rill_conn *b) {
 #ifdef __linux__
   for (const rill_conn *c : {a, b})
-    if (c->held_len || !c->queue.empty() || c->shut_write_wanted)
+    if (c->held_len || !c->queue.empty() || c->has(conn_flag::shut_write_wanted))
       return false;
   return true;
 #else
@@ -481,9 +481,9 @@ int check_conn(const rill_conn *c) {
     return RILL_EINVAL;
   if (!c->lifetime.open())
     return RILL_ECLOSED;
-  if (c->piped)
+  if (c->has(conn_flag::piped))
     return RILL_EINVAL;
-  if (c->write_shut || c->shut_write_wanted || c->write_error)
+  if (c->has(conn_flag::write_shut) || c->has(conn_flag::shut_write_wanted) || c->write_error)
     return -EPIPE;
   return 0;
 }
@@ -523,7 +523,7 @@ int rill_pipe_start(rill_conn *a, rill_conn *b, const rill_pipe_options *options
     d.from = p->conn[i];
     d.to = p->conn[1 - i];
     d.to_written_at_start = d.to->written;
-    d.eof = d.from->read_finished;  // EOF (or an error) reported before
+    d.eof = d.from->has(conn_flag::read_finished);  // EOF (or an error) reported before
   }
 #ifdef __linux__
   if ((!options || options->splice >= 0) && may_splice(a, b)) {
@@ -534,7 +534,7 @@ int rill_pipe_start(rill_conn *a, rill_conn *b, const rill_pipe_options *options
   for (int s = 0; s < 2; s++) {
     rill_conn *c = p->conn[s];
     life_hold(p->lifetime);  // the connection's reference
-    c->piped = true;
+    c->set(conn_flag::piped, true);
     rill_conn_set_deadline(c, RILL_DEADLINE_BOTH, 0);
     rill_conn_start(c, &pipe_events, p);
     if (p->spliced) {
