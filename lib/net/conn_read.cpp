@@ -9,6 +9,7 @@
 // bytes are bounded by read_max (G27): at the bound, reading pauses and TCP
 // pushes back on the peer.
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstring>
@@ -26,6 +27,8 @@ bool reserve_held(rill_conn *c, size_t need) {
   if (need <= c->held_cap)
     return true;
   size_t cap = need < held_keep_max ? held_keep_max : need;
+  if (cap < 2 * c->held_cap)
+    cap = 2 * c->held_cap;  // a large message gathered over many reads grows it a few times only
   if (cap > c->read_max)
     cap = c->read_max;
   char *p = static_cast<char *>(mem_realloc(c->held, cap));
@@ -82,6 +85,51 @@ void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
   c->set(conn_flag::read_full, c->held_len >= c->read_max);
 }
 
+void finish(rill_conn *c, int status);
+
+// Reads behind the held bytes, so on_read sees one run. The kernel fills
+// the held buffer's free room first and the shared buffer after it, and
+// only bytes that landed in the shared buffer make the held one grow: a
+// partial record left each time costs no allocation (the held buffer was
+// once grown to read_max here, and freed again when emptied: a malloc, a
+// realloc and a free per message).
+void read_behind_held(rill_conn *c) {
+  size_t room = c->read_max - c->held_len;
+  size_t in_held = c->held_cap - c->held_len;
+  if (in_held > room)
+    in_held = room;
+  size_t in_shared = room - in_held;
+  if (in_shared > net_state::read_buffer_size)
+    in_shared = net_state::read_buffer_size;
+  char *shared = net_get(c->base)->read_buffer;
+  iovec iov[2] = {{c->held + c->held_len, in_held}, {shared, in_shared}};
+  ssize_t n;
+  do {
+    n = readv(c->fd, iov, 2);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    c->read_total += static_cast<uint64_t>(n);
+    size_t got = static_cast<size_t>(n);
+    size_t overflow = got > in_held ? got - in_held : 0;
+    c->held_len += got - overflow;
+    if (overflow) {
+      if (!reserve_held(c, c->held_len + overflow)) {
+        finish(c, RILL_ENOMEM);  // the bytes are lost: the stream ends here
+        return;
+      }
+      std::memcpy(c->held + c->held_len, shared, overflow);
+      c->held_len += overflow;
+    }
+    deliver(c, c->held, c->held_len, true);
+  } else if (n == 0) {
+    finish(c, RILL_EOF);
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    finish(c, -errno);
+  }
+  if (!conn_fd_closed(c))
+    conn_update_io(c);
+}
+
 void finish(rill_conn *c, int status) {
   c->set(conn_flag::read_finished, true);
   conn_update_io(c);
@@ -112,32 +160,19 @@ void conn_on_readable(rill_conn *c) {
     conn_update_io(c);
     return;
   }
-  char *dst;
-  size_t room;
   if (c->held_len) {
-    // Read behind the held bytes, into a buffer grown to read_max.
-    if (!reserve_held(c, c->read_max)) {
-      finish(c, RILL_ENOMEM);
-      return;
-    }
-    dst = c->held + c->held_len;
-    room = c->read_max - c->held_len;
-  } else {
-    dst = net_get(c->base)->read_buffer;
-    room = c->read_max < net_state::read_buffer_size ? c->read_max : net_state::read_buffer_size;
+    read_behind_held(c);
+    return;
   }
+  char *dst = net_get(c->base)->read_buffer;
+  size_t room = c->read_max < net_state::read_buffer_size ? c->read_max : net_state::read_buffer_size;
   ssize_t n;
   do {
     n = read(c->fd, dst, room);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
     c->read_total += static_cast<uint64_t>(n);
-    if (c->held_len) {
-      c->held_len += static_cast<size_t>(n);
-      deliver(c, c->held, c->held_len, true);
-    } else {
-      deliver(c, dst, static_cast<size_t>(n), false);
-    }
+    deliver(c, dst, static_cast<size_t>(n), false);
   } else if (n == 0) {
     finish(c, RILL_EOF);
   } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
