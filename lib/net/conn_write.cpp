@@ -45,7 +45,8 @@ ssize_t send_some(int fd, const char *data, size_t len) {
 bool is_again(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
 bool deadline_passed(const rill_conn *c) {
-  return c->write_deadline && monotonic_ns() >= c->write_deadline;  // G29: the real time
+  uint64_t deadline = c->write_deadline();
+  return deadline && monotonic_ns() >= deadline;  // G29: the real time
 }
 
 // What a write must refuse before touching the socket.
@@ -56,7 +57,7 @@ int write_precheck(const rill_conn *c) {
   // Nothing in the way, the case on every message: one test of the bits.
   if (!(c->flags &
         (conn_flag::write_shut | conn_flag::shut_write_wanted | conn_flag::write_timed_out)) &&
-      !c->write_error && !c->write_deadline)
+      !c->write_error && !c->write_deadline())
     return 0;
   if (c->has(conn_flag::write_shut) || c->has(conn_flag::shut_write_wanted))
     return -EPIPE;
@@ -74,8 +75,9 @@ void release_req(rill_conn *c, write_req *r) {
     mem_free(r->owned);
     net_get(c->base)->write_reqs.give(r);
   } else {
-    // Ref writes report their completion from the loop.
-    c->done.push_back(&r->link);
+    // Ref writes report their completion from the loop (rill_conn_write_ref
+    // made the conn_rare that lists them).
+    c->rare->done.push_back(&r->link);
     conn_notify(c);
   }
 }
@@ -145,6 +147,8 @@ ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
 // Queues a copy of what the kernel did not take. Out of line: the message
 // that goes straight out (the common case) then pays for none of it.
 __attribute__((noinline)) int queue_copy(rill_conn *c, const char *rest, size_t len) {
+  if (!conn_rare_get(c))
+    return RILL_ENOMEM;
   char *copy = static_cast<char *>(mem_alloc(len));
   write_req *r = copy ? new_req(c, copy, len, 0) : nullptr;
   if (!r) {
@@ -229,9 +233,11 @@ void conn_fail_queue(rill_conn *c, int err, int report) {
     c->set(conn_flag::write_shut, true);
     shutdown(c->fd, SHUT_WR);
   }
-  if (report) {
-    c->notify_write_error = report;
-    c->notify_unsent = unsent;
+  // Only a queued write fails with a report, and queueing made the
+  // conn_rare (queue_copy, rill_conn_write_ref).
+  if (report && c->rare) {
+    c->rare->notify_write_error = report;
+    c->rare->notify_unsent = unsent;
     conn_notify(c);
   }
   conn_update_io(c);
@@ -241,7 +247,9 @@ void conn_fail_queue(rill_conn *c, int err, int report) {
 // connection; the caller holds it, and the ones still listed are reported
 // all the same (each request gets its one completion).
 void conn_report_writes(rill_conn *c) {
-  while (write_req *r = req_of(c->done.pop_front())) {
+  if (!c->rare)
+    return;
+  while (write_req *r = req_of(c->rare->done.pop_front())) {
     rill_write_cb done = r->done;
     void *arg = r->arg;
     int status = r->status;
@@ -285,6 +293,8 @@ int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_writ
     return RILL_EINVAL;
   // Taken from the pool first: after the kernel has the bytes, running out
   // of memory could no longer be reported honestly.
+  if (!conn_rare_get(conn))
+    return RILL_ENOMEM;
   write_req *r = new_req(conn, static_cast<const char *>(data), len, 0);
   if (!r)
     return RILL_ENOMEM;

@@ -109,17 +109,38 @@ struct conn_io_hook {
 
 }  // namespace rill::detail
 
+namespace rill::detail {
+
+// What few connections need, out of line so that an idle connection does
+// not carry it (issue 12: idle memory). Allocated by the first use that
+// needs it: a deadline, a ref write, a queued write, a splicing pipe; kept
+// until the connection is freed, so steady state does not allocate.
+struct conn_rare {
+  // Deadlines, absolute on the base clock in ns; 0: none.
+  rill_timer *deadline_timer = nullptr;  // created by the first deadline
+  uint64_t read_deadline = 0;
+  uint64_t write_deadline = 0;
+  uint64_t timer_due = 0;  // when deadline_timer fires, 0 if stopped
+  conn_io_hook *io_hook = nullptr;  // pipe.cpp's splice, else none
+  list done;  // ref writes done and not yet reported
+  // on_write_error's report waiting for the loop (only a queued write fails
+  // from the loop, and queueing made this struct).
+  size_t notify_unsent = 0;
+  int notify_write_error = 0;
+};
+
+}  // namespace rill::detail
+
 // A connection follows core/lifetime.h: OPEN until the user's close, abort
 // or close_now, CLOSING while it flushes and until on_close is delivered,
 // CLOSED from on_close on. The owner's reference goes after on_close; a
 // queued report and every dispatch of a callback hold one more.
-// An idle connection's size matters (thousands of them per base): small
-// fields sit together, so the lifetime costs 8 bytes and no more padding.
+// An idle connection's size matters (thousands of them per base): fields
+// are ordered so that none pads, and what few connections use is in
+// conn_rare.
 struct rill_conn {
   rill_base *base;
   int fd;  // -1 once the socket is closed (the close report is then queued)
-  rill::detail::life lifetime;
-  rill::detail::net_kind kind;
 
   // The connection's state bits (rill::detail::conn_flag), in one word so
   // that the tests made on every message ("may it read?", "may it write?")
@@ -128,11 +149,14 @@ struct rill_conn {
   bool has(uint32_t flag) const { return (flags & flag) != 0; }
   void set(uint32_t flag, bool on) { flags = on ? flags | flag : flags & ~flag; }
 
+  rill::detail::life lifetime;
+  rill::detail::net_kind kind;
+  int write_error = 0;  // sticky: -EPIPE, -ECONNRESET ...
+
   rill_io *io = nullptr;
-  rill_timer *deadline_timer = nullptr;  // created by the first deadline
   rill_conn_events events{};
   void *arg = nullptr;
-  rill::detail::conn_io_hook *io_hook = nullptr;  // pipe.cpp's splice, else none
+  rill::detail::conn_rare *rare = nullptr;  // see conn_rare; nullptr until needed
   uint64_t read_total = 0;    // bytes taken from the kernel (rill_conn_bytes_read)
 
   char *held = nullptr;       // bytes the user left unused
@@ -140,38 +164,36 @@ struct rill_conn {
   size_t held_cap = 0;
   size_t read_max;
 
-  // Write side: requests in order, and ref writes done and not yet reported.
+  // Write side: requests in order.
   rill::detail::list queue;
-  rill::detail::list done;
   size_t queued = 0;
   uint64_t written = 0;
   size_t high_water;
   size_t low_water;
-  int write_error = 0;          // sticky: -EPIPE, -ECONNRESET ...
 
-  // Reports waiting for the loop.
-  int notify_write_error = 0;
-  size_t notify_unsent = 0;
-  rill::detail::pending_node pending;
+  rill::detail::pending_node pending;  // reports waiting for the loop
 
-  // Deadlines, absolute on the base clock in ns; 0: none.
-  uint64_t read_deadline = 0;
-  uint64_t write_deadline = 0;
-  uint64_t timer_due = 0;  // when deadline_timer fires, 0 if stopped
-
-  // "local\0remote\0" ("" each when unknown), formatted once at creation:
+  // The addresses follow this struct in its own allocation (conn.cpp):
   // error texts need them after a reset or the close, when the kernel no
-  // longer tells. They live in the connection's own allocation, right after
-  // this struct, and take what they need (about 32 bytes for IPv4) instead
-  // of two RILL_ADDRSTRLEN arrays: 224 bytes less per idle connection.
-  const char *addrs = "\0";
-  const char *local_addr() const { return addrs; }
-  const char *remote_addr() const { return addrs + __builtin_strlen(addrs) + 1; }
+  // longer tells, so they are kept from creation on, in binary (14
+  // bytes for IPv4), and formatted when asked for.
+  const unsigned char *addrs() const { return reinterpret_cast<const unsigned char *>(this + 1); }
+
+  // Deadlines, 0 when there is none (no conn_rare yet).
+  uint64_t read_deadline() const { return rare ? rare->read_deadline : 0; }
+  uint64_t write_deadline() const { return rare ? rare->write_deadline : 0; }
+  rill::detail::conn_io_hook *io_hook() const { return rare ? rare->io_hook : nullptr; }
 };
 
 namespace rill::detail {
 
 // conn.cpp
+// The connection's conn_rare, made on first use; nullptr when out of memory.
+conn_rare *conn_rare_get(rill_conn *c);
+// The addresses as text into buf ("" when unknown): the length, or
+// RILL_EINVAL when it does not fit (as rill_conn_local_addr says).
+int conn_local_addr(const rill_conn *c, char *buf, size_t size);
+int conn_remote_addr(const rill_conn *c, char *buf, size_t size);
 int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config *opts,
                 rill_conn **out);
 void conn_update_io(rill_conn *c);
@@ -212,7 +234,7 @@ void conn_deadline_update(rill_conn *c);
 // Inline, because every read asks and most connections have no deadline.
 bool conn_read_deadline_check(rill_conn *c);
 inline bool conn_read_deadline_expired(rill_conn *c) {
-  return c->read_deadline && conn_read_deadline_check(c);
+  return c->rare && c->rare->read_deadline && conn_read_deadline_check(c);
 }
 
 }  // namespace rill::detail

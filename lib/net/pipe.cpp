@@ -148,7 +148,8 @@ void maybe_report(rill_pipe *p) {
 void detach(rill_pipe *p, int s) {
   rill_conn *c = p->conn[s];
   count_final(p, s);
-  c->io_hook = nullptr;
+  if (c->rare)
+    c->rare->io_hook = nullptr;
   c->set(conn_flag::piped, false);
   p->conn[s] = nullptr;
   pipe_release(p);  // the connection's reference (the caller holds another)
@@ -182,8 +183,8 @@ void end_pipe(rill_pipe *p, int status, int side, const char *op) {
   p->idle_timer = nullptr;
   for (int s = 0; s < 2; s++) {
     rill_conn *c = p->conn[s];
-    if (c)
-      c->io_hook = nullptr;  // back to its own paths, for the close or the user
+    if (c && c->rare)
+      c->rare->io_hook = nullptr;  // back to its own paths, for the close or the user
   }
   close_kernel_pipes(p);  // bytes still in them are lost with the stream
   for (int s = 0; s < 2; s++) {
@@ -391,7 +392,7 @@ bool pump(rill_pipe *p, int i) {
 void splice_update_interest(rill_pipe *p) {
   for (int s = 0; s < 2; s++) {
     rill_conn *c = p->conn[s];
-    if (!c || !c->io_hook)
+    if (!c || !c->io_hook())
       continue;
     const pipe_dir &out = p->dir[s];     // c is its source
     const pipe_dir &in = p->dir[1 - s];  // c is its destination
@@ -501,6 +502,10 @@ int rill_pipe_start(rill_conn *a, rill_conn *b, const rill_pipe_options *options
     err = check_conn(b);
   if (err)
     return err;
+  // The splice hooks live in the connections' conn_rare: made now, while
+  // failing is still simple.
+  if (!conn_rare_get(a) || !conn_rare_get(b))
+    return RILL_ENOMEM;
   rill_pipe *p = make<rill_pipe>();
   if (!p)
     return RILL_ENOMEM;
@@ -542,7 +547,7 @@ int rill_pipe_start(rill_conn *a, rill_conn *b, const rill_pipe_options *options
 #ifdef __linux__
       p->hook[s].on_io = splice_on_io;
 #endif
-      c->io_hook = &p->hook[s];
+      c->rare->io_hook = &p->hook[s];  // made before the pipe (rill_pipe)
     } else {
       rill_conn_read_start(c);  // bytes held unused from before go first
     }
