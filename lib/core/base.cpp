@@ -46,7 +46,7 @@ int64_t wait_timeout(const rill_base *base, rill_run_mode mode) {
   // Nothing can make a single iteration end: do not block forever.
   if (!alive(base))
     return 0;
-  return timers_next_timeout(base);
+  return base->timers.empty() ? -1 : timers_next_timeout(base);
 }
 
 int iterate(rill_base *base, rill_run_mode mode) {

@@ -264,28 +264,11 @@ void conn_release(rill_conn *c) {
   destroy(c);
 }
 
-void conn_update_io(rill_conn *c) {
-  if (conn_fd_closed(c))
-    return;
-  unsigned want = 0;
-  conn_io_hook *hook = c->io_hook();
-  if (hook && c->lifetime.open()) {
-    want = hook->want;
-  } else {
-    if (conn_may_read(c) && c->lifetime.open())
-      want |= RILL_READ;
-    if (!c->queue.empty())
-      want |= RILL_WRITE;
-  }
-  // The interest rarely changes (an echo reads, writes and reads again):
-  // only a change costs a call into the watcher.
-  rill_io *io = c->io;
-  if (want == (io->active ? io->events : 0))
-    return;
+void conn_set_interest(rill_conn *c, unsigned want) {
   if (want)
-    rill_io_start(io, want);
+    rill_io_start(c->io, want);
   else
-    rill_io_stop(io);
+    rill_io_stop(c->io);
 }
 
 void conn_notify(rill_conn *c) {

@@ -39,18 +39,17 @@ bool reserve_held(rill_conn *c, size_t need) {
   return true;
 }
 
-// Shows `len` bytes to the user and keeps what it leaves.
-void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
-  c->set(conn_flag::read_restarted, false);
-  size_t used = c->events.on_read(c, data, len, 0, c->arg);
+// Shows `len` bytes to the user; returns how many it used.
+inline size_t show(rill_conn *c, const char *data, size_t len) {
+  c->flags &= ~conn_flag::read_restarted;
+  return c->events.on_read(c, data, len, 0, c->arg);
+}
+
+// Keeps what on_read left of the `len` bytes it was shown (`used` of them
+// used), unless the connection was closed meanwhile.
+void keep_unused(rill_conn *c, const char *data, size_t len, size_t used, bool data_is_held) {
   if (conn_fd_closed(c))
     return;
-  // Everything used and nothing held: the common case, and what the end
-  // of this function would conclude too.
-  if (!data_is_held && used >= len && c->held_len == 0 && c->held_cap <= held_keep_max) {
-    c->set(conn_flag::read_full, false);
-    return;
-  }
   if (used > len)
     used = len;
   size_t rest = len - used;
@@ -83,6 +82,11 @@ void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
   if (c->held_len == 0 && c->held_cap > held_keep_max)
     conn_release_held(c);
   c->set(conn_flag::read_full, c->held_len >= c->read_max);
+}
+
+// Shows `len` bytes to the user and keeps what it leaves.
+void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
+  keep_unused(c, data, len, show(c, data, len), data_is_held);
 }
 
 void finish(rill_conn *c, int status);
@@ -172,7 +176,15 @@ void conn_on_readable(rill_conn *c) {
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
     c->read_total += static_cast<uint64_t>(n);
-    deliver(c, dst, static_cast<size_t>(n), false);
+    size_t len = static_cast<size_t>(n);
+    size_t used = show(c, dst, len);
+    // Everything used, nothing held and no large held buffer to give back:
+    // the common case, concluded here without a call, as keep_unused()
+    // would.
+    if (used >= len && c->held_len == 0 && c->held_cap <= held_keep_max && !conn_fd_closed(c))
+      c->flags &= ~conn_flag::read_full;
+    else
+      keep_unused(c, dst, len, used, false);
   } else if (n == 0) {
     finish(c, RILL_EOF);
   } else if (errno != EAGAIN && errno != EWOULDBLOCK) {

@@ -196,7 +196,8 @@ int conn_local_addr(const rill_conn *c, char *buf, size_t size);
 int conn_remote_addr(const rill_conn *c, char *buf, size_t size);
 int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config *opts,
                 rill_conn **out);
-void conn_update_io(rill_conn *c);
+// Tells the io watcher `want` (conn_update_io found it changed).
+void conn_set_interest(rill_conn *c, unsigned want);
 void conn_notify(rill_conn *c);  // queue the pending report
 void conn_finish_close(rill_conn *c);
 inline int conn_check_open(const rill_conn *c) {
@@ -214,6 +215,27 @@ inline bool conn_may_read(const rill_conn *c) {
 void conn_release(rill_conn *c);
 // Holds the connection across a dispatch of its callbacks.
 using conn_held = held<rill_conn, conn_release>;
+
+// What the io watcher should wait for, told to it only when that changes:
+// it rarely does (an echo reads, writes and reads again), and this runs
+// after every read, so it is inline and the common case makes no call.
+inline void conn_update_io(rill_conn *c) {
+  if (conn_fd_closed(c))
+    return;
+  unsigned want = 0;
+  conn_io_hook *hook = c->io_hook();
+  if (hook && c->lifetime.open()) {
+    want = hook->want;
+  } else {
+    if (conn_may_read(c) && c->lifetime.open())
+      want |= RILL_READ;
+    if (!c->queue.empty())
+      want |= RILL_WRITE;
+  }
+  const rill_io *io = c->io;
+  if (want != (io->active ? io->events : 0))
+    conn_set_interest(c, want);
+}
 
 // conn_read.cpp
 void conn_on_readable(rill_conn *c);
