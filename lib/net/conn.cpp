@@ -28,7 +28,8 @@ namespace {
 void on_io(rill_io *, int, unsigned events, void *arg) {
   auto *c = static_cast<rill_conn *>(arg);
   conn_held hold(c);
-  if (conn_io_hook *hook = c->io_hook()) {  // a pipe splicing: the bytes bypass the read and write paths
+  // A pipe splicing: the bytes bypass the read and write paths.
+  if (conn_io_hook *hook = c->io_hook()) {
     hook->on_io(c, events, hook->arg);
     return;
   }

@@ -198,7 +198,8 @@ void conn_redeliver(rill_conn *c) {
   c->set(conn_flag::redeliver, false);
   if (c->held_len && c->has(conn_flag::read_wanted) && !c->has(conn_flag::read_timed_out) &&
       !c->has(conn_flag::read_finished)) {
-    if (conn_read_deadline_expired(c)) return;
+    if (conn_read_deadline_expired(c))
+      return;
     deliver(c, c->held, c->held_len, true);
     if (!conn_fd_closed(c))
       conn_update_io(c);

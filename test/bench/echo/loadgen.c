@@ -335,6 +335,9 @@ int main(int argc, char **argv) {
     printf("round_trips=%llu\n", (unsigned long long)round_trips);
     for (i = 0; i < nconns; i++)
       close(conns[i].fd);
+    close(epfd);
+    free(conns);
+    free(msg);
     return 0;
   }
 
