@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "core/alloc.h"
@@ -27,8 +28,9 @@ namespace {
 void on_io(rill_io *, int, unsigned events, void *arg) {
   auto *c = static_cast<rill_conn *>(arg);
   conn_held hold(c);
-  if (c->io_hook) {  // a pipe splicing: the bytes bypass the read and write paths
-    c->io_hook->on_io(c, events, c->io_hook->arg);
+  // A pipe splicing: the bytes bypass the read and write paths.
+  if (conn_io_hook *hook = c->io_hook()) {
+    hook->on_io(c, events, hook->arg);
     return;
   }
   // Writing first: it may finish a graceful close, which makes reading moot.
@@ -51,7 +53,7 @@ void report_close(rill_conn *c) {
 // run in a later pass, so the loop's other work keeps its turn.
 void run_pending(pending_node *node) {
   rill_conn *c = RILL_CONTAINER_OF(node, rill_conn, pending);
-  c->report_queued = false;
+  c->set(conn_flag::report_queued, false);
   struct release_queued {  // the queued report's reference, now the dispatch's
     rill_conn *c;
     ~release_queued() { conn_release(c); }
@@ -60,30 +62,30 @@ void run_pending(pending_node *node) {
     return;
   conn_report_writes(c);
   const rill_conn_events &ev = c->events;
-  if (c->notify_read_enomem && ev.on_read && c->lifetime.open()) {
-    c->notify_read_enomem = false;
+  if (c->has(conn_flag::notify_read_enomem) && ev.on_read && c->lifetime.open()) {
+    c->set(conn_flag::notify_read_enomem, false);
     ev.on_read(c, nullptr, 0, RILL_ENOMEM, c->arg);
   }
-  if (c->redeliver && c->lifetime.open())
+  if (c->has(conn_flag::redeliver) && c->lifetime.open())
     conn_redeliver(c);
-  if (c->notify_high) {
-    c->notify_high = false;
+  if (c->has(conn_flag::notify_high)) {
+    c->set(conn_flag::notify_high, false);
     if (ev.on_high_water && c->lifetime.open())
       ev.on_high_water(c, c->queued, c->arg);
   }
-  if (c->notify_write_error) {
-    int err = c->notify_write_error;
-    c->notify_write_error = 0;
+  if (c->rare && c->rare->notify_write_error) {
+    int err = c->rare->notify_write_error;
+    c->rare->notify_write_error = 0;
     if (ev.on_write_error && c->lifetime.state != life_state::closed)
-      ev.on_write_error(c, err, c->notify_unsent, c->arg);
+      ev.on_write_error(c, err, c->rare->notify_unsent, c->arg);
   }
-  if (c->notify_low) {
-    c->notify_low = false;
+  if (c->has(conn_flag::notify_low)) {
+    c->set(conn_flag::notify_low, false);
     if (ev.on_low_water && c->lifetime.open())
       ev.on_low_water(c, c->queued, c->arg);
   }
-  if (c->notify_drain) {
-    c->notify_drain = false;
+  if (c->has(conn_flag::notify_drain)) {
+    c->set(conn_flag::notify_drain, false);
     // An earlier report (a ref write's completion) may have queued more:
     // the drain is then told when that empties in turn.
     if (ev.on_drain && c->lifetime.open() && c->queue.empty())
@@ -112,46 +114,117 @@ void discard_unread_input(rill_conn *c) {
   }
 }
 
-// The connection's addresses as text, "" where the kernel does not say.
-void format_addresses(int fd, char (&local)[RILL_ADDRSTRLEN], char (&remote)[RILL_ADDRSTRLEN]) {
-  sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (getsockname(fd, reinterpret_cast<sockaddr *>(&ss), &len) == 0)
-    format_address(reinterpret_cast<sockaddr *>(&ss), len, local, sizeof local);
-  len = sizeof ss;
-  if (getpeername(fd, reinterpret_cast<sockaddr *>(&ss), &len) == 0)
-    format_address(reinterpret_cast<sockaddr *>(&ss), len, remote, sizeof remote);
+// An address as conn_alloc keeps it, a record of a few bytes: a tag, then
+// what the address's text needs. IPv4 (nearly every TCP connection) keeps
+// its port and address, 6 bytes; any other family its sockaddr, with a
+// length byte. The kernel not saying keeps the tag alone.
+enum kept_tag : unsigned char { kept_unknown, kept_ipv4, kept_other };
+constexpr size_t ipv4_bytes = offsetof(sockaddr_in, sin_zero) - offsetof(sockaddr_in, sin_port);
+
+size_t kept_size(const sockaddr_storage &ss, socklen_t len) {
+  if (len == 0)
+    return 1;
+  if (ss.ss_family == AF_INET && len >= sizeof(sockaddr_in))
+    return 1 + ipv4_bytes;
+  return 2 + (len > sizeof ss ? sizeof ss : len);  // sockaddr_in6 is 28 bytes, sockaddr_un 110
 }
 
-// A connection and its address strings in one allocation (net_impl.h).
+unsigned char *keep_address(unsigned char *out, const sockaddr_storage &ss, socklen_t len) {
+  const auto *bytes = reinterpret_cast<const unsigned char *>(&ss);
+  size_t size = kept_size(ss, len);
+  if (size == 1) {
+    out[0] = kept_unknown;
+  } else if (ss.ss_family == AF_INET && len >= sizeof(sockaddr_in)) {
+    out[0] = kept_ipv4;
+    std::memcpy(out + 1, bytes + offsetof(sockaddr_in, sin_port), ipv4_bytes);
+  } else {
+    out[0] = kept_other;
+    out[1] = static_cast<unsigned char>(size - 2);
+    std::memcpy(out + 2, bytes, size - 2);
+  }
+  return out + size;
+}
+
+size_t record_size(const unsigned char *rec) {
+  return rec[0] == kept_unknown ? 1 : rec[0] == kept_ipv4 ? 1 + ipv4_bytes : 2 + rec[1];
+}
+
+// The text of the address kept at `rec`, "" when unknown or unprintable.
+void format_kept(const unsigned char *rec, char (&text)[RILL_ADDRSTRLEN]) {
+  text[0] = '\0';
+  sockaddr_storage ss{};
+  auto *bytes = reinterpret_cast<unsigned char *>(&ss);
+  socklen_t len;
+  if (rec[0] == kept_ipv4) {
+    ss.ss_family = AF_INET;
+    std::memcpy(bytes + offsetof(sockaddr_in, sin_port), rec + 1, ipv4_bytes);
+    len = sizeof(sockaddr_in);
+  } else if (rec[0] == kept_other) {
+    std::memcpy(bytes, rec + 2, rec[1]);
+    len = rec[1];
+  } else {
+    return;
+  }
+  if (format_address(reinterpret_cast<sockaddr *>(&ss), len, text, sizeof text) < 0)
+    text[0] = '\0';
+}
+
+const unsigned char *remote_record(const rill_conn *c) { return c->addrs() + record_size(c->addrs()); }
+
+// A connection and its two addresses in one allocation (net_impl.h).
 rill_conn *conn_alloc(int fd) {
-  char local[RILL_ADDRSTRLEN] = "", remote[RILL_ADDRSTRLEN] = "";
-  format_addresses(fd, local, remote);
-  size_t local_size = std::strlen(local) + 1, remote_size = std::strlen(remote) + 1;
-  void *p = mem_alloc(sizeof(rill_conn) + local_size + remote_size);
+  sockaddr_storage local, remote;
+  socklen_t local_len = sizeof local, remote_len = sizeof remote;
+  if (getsockname(fd, reinterpret_cast<sockaddr *>(&local), &local_len) != 0)
+    local_len = 0;
+  if (getpeername(fd, reinterpret_cast<sockaddr *>(&remote), &remote_len) != 0)
+    remote_len = 0;
+  void *p = mem_alloc(sizeof(rill_conn) + kept_size(local, local_len) + kept_size(remote, remote_len));
   if (!p)
     return nullptr;
   auto *c = new (p) rill_conn;
-  char *tail = reinterpret_cast<char *>(c + 1);
-  std::memcpy(tail, local, local_size);
-  std::memcpy(tail + local_size, remote, remote_size);
-  c->addrs = tail;
+  unsigned char *tail = reinterpret_cast<unsigned char *>(c + 1);
+  keep_address(keep_address(tail, local, local_len), remote, remote_len);
   return c;
+}
+
+int copy_addr(const char *addr, char *buf, size_t size) {
+  size_t n = std::strlen(addr);
+  if (!buf || n >= size)
+    return RILL_EINVAL;
+  std::memcpy(buf, addr, n + 1);
+  return static_cast<int>(n);
 }
 
 }  // namespace
 
 namespace rill::detail {
 
-net_state *net_get(rill_base *base) {
-  if (!base->net) {
-    base->net = make<net_state>();
-    if (base->net)
-      base->net_destroy = [](rill_base *b) {
-        destroy(static_cast<net_state *>(b->net));
-        b->net = nullptr;
-      };
-  }
+conn_rare *conn_rare_get(rill_conn *c) {
+  if (!c->rare)
+    c->rare = make<conn_rare>();
+  return c->rare;
+}
+
+int conn_local_addr(const rill_conn *c, char *buf, size_t size) {
+  char text[RILL_ADDRSTRLEN];
+  format_kept(c->addrs(), text);
+  return copy_addr(text, buf, size);
+}
+
+int conn_remote_addr(const rill_conn *c, char *buf, size_t size) {
+  char text[RILL_ADDRSTRLEN];
+  format_kept(remote_record(c), text);
+  return copy_addr(text, buf, size);
+}
+
+net_state *net_create(rill_base *base) {
+  base->net = make<net_state>();
+  if (base->net)
+    base->net_destroy = [](rill_base *b) {
+      destroy(static_cast<net_state *>(b->net));
+      b->net = nullptr;
+    };
   return static_cast<net_state *>(base->net);
 }
 
@@ -188,22 +261,11 @@ void conn_release(rill_conn *c) {
   if (!life_release(c->lifetime))
     return;
   conn_release_held(c);
+  destroy(c->rare);
   destroy(c);
 }
 
-void conn_update_io(rill_conn *c) {
-  if (conn_fd_closed(c))
-    return;
-  unsigned want = 0;
-  if (c->io_hook && c->lifetime.open()) {
-    want = c->io_hook->want;
-  } else {
-    if (c->read_wanted && !c->read_full && !c->read_timed_out && !c->read_finished &&
-        c->lifetime.open())
-      want |= RILL_READ;
-    if (!c->queue.empty())
-      want |= RILL_WRITE;
-  }
+void conn_set_interest(rill_conn *c, unsigned want) {
   if (want)
     rill_io_start(c->io, want);
   else
@@ -211,17 +273,11 @@ void conn_update_io(rill_conn *c) {
 }
 
 void conn_notify(rill_conn *c) {
-  if (c->report_queued)
+  if (c->has(conn_flag::report_queued))
     return;
-  c->report_queued = true;
+  c->set(conn_flag::report_queued, true);
   life_hold(c->lifetime);
   pending_push(c->base, &c->pending);
-}
-
-int conn_check_open(const rill_conn *c) {
-  if (!c)
-    return RILL_EINVAL;
-  return c->lifetime.open() ? 0 : RILL_ECLOSED;
 }
 
 void conn_finish_close(rill_conn *c) {
@@ -230,11 +286,14 @@ void conn_finish_close(rill_conn *c) {
   conn_fail_queue(c, RILL_ECANCELED, 0);
   rill_io_free(c->io);
   c->io = nullptr;
-  rill_timer_free(c->deadline_timer);
-  c->deadline_timer = nullptr;
+  if (c->rare) {
+    rill_timer_free(c->rare->deadline_timer);
+    c->rare->deadline_timer = nullptr;
+  }
   // After EOF nothing is left unread, and after a read or write error the
   // connection is broken: then there is nothing to discard.
-  if (c->graceful && !c->read_finished && c->write_error == 0 && !c->write_timed_out)
+  if (c->has(conn_flag::graceful) && !c->has(conn_flag::read_finished) && c->write_error == 0 &&
+      !c->has(conn_flag::write_timed_out))
     discard_unread_input(c);
   socket_close(c->fd);
   c->fd = -1;
@@ -253,8 +312,8 @@ int rill_conn_start(rill_conn *conn, const rill_conn_events *events, void *arg) 
     return err;
   conn->events = events ? *events : rill_conn_events{};
   conn->arg = arg;
-  conn->read_wanted = conn->events.on_read != nullptr;
-  if (conn->notify_read_enomem && conn->read_wanted)
+  conn->set(conn_flag::read_wanted, conn->events.on_read != nullptr);
+  if (conn->has(conn_flag::notify_read_enomem) && conn->has(conn_flag::read_wanted))
     conn_notify(conn);  // the error met while nobody listened
   conn_update_io(conn);
   conn_deadline_update(conn);
@@ -292,12 +351,12 @@ int rill_conn_read_start(rill_conn *conn) {
     return err;
   if (!conn->events.on_read)
     return RILL_EINVAL;
-  if (!conn->read_wanted)
-    conn->read_restarted = true;  // for deliver(): bytes on_read leaves come again
-  conn->read_wanted = true;
-  conn->read_full = false;
-  if (conn->held_len && !conn->read_timed_out && !conn->read_finished) {
-    conn->redeliver = true;
+  if (!conn->has(conn_flag::read_wanted))
+    conn->set(conn_flag::read_restarted, true);  // for deliver(): bytes on_read leaves come again
+  conn->set(conn_flag::read_wanted, true);
+  conn->set(conn_flag::read_full, false);
+  if (conn->held_len && !conn->has(conn_flag::read_timed_out) && !conn->has(conn_flag::read_finished)) {
+    conn->set(conn_flag::redeliver, true);
     conn_notify(conn);
   }
   conn_update_io(conn);
@@ -309,7 +368,7 @@ int rill_conn_read_stop(rill_conn *conn) {
   int err = conn_check_open(conn);
   if (err)
     return err;
-  conn->read_wanted = false;
+  conn->set(conn_flag::read_wanted, false);
   conn_update_io(conn);
   return 0;
 }
@@ -319,8 +378,8 @@ int rill_conn_close(rill_conn *conn) {
   if (err)
     return err;
   conn->lifetime.state = life_state::closing;
-  conn->graceful = true;
-  conn->read_wanted = false;
+  conn->set(conn_flag::graceful, true);
+  conn->set(conn_flag::read_wanted, false);
   if (!conn->queue.empty() && !conn->write_error) {
     // Graceful: keep flushing; the write path or the write deadline closes.
     conn_update_io(conn);
@@ -336,7 +395,7 @@ int rill_conn_close_now(rill_conn *conn) {
   if (err)
     return err;
   conn->lifetime.state = life_state::closing;
-  conn->read_wanted = false;
+  conn->set(conn_flag::read_wanted, false);
   conn_finish_close(conn);
   return 0;
 }
@@ -348,7 +407,7 @@ int rill_conn_abort(rill_conn *conn) {
   if (conn_fd_closed(conn))
     return RILL_ECLOSED;
   conn->lifetime.state = life_state::closing;
-  conn->graceful = false;
+  conn->set(conn_flag::graceful, false);
   if (is_tcp(conn->kind)) {
     linger lg{1, 0};
     setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -361,11 +420,11 @@ int rill_conn_close_write(rill_conn *conn) {
   int err = conn_check_open(conn);
   if (err)
     return err;
-  if (conn->write_shut || conn->shut_write_wanted)
+  if (conn->has(conn_flag::write_shut) || conn->has(conn_flag::shut_write_wanted))
     return 0;
-  conn->shut_write_wanted = true;
+  conn->set(conn_flag::shut_write_wanted, true);
   if (conn->queue.empty()) {
-    conn->write_shut = true;
+    conn->set(conn_flag::write_shut, true);
     if (shutdown(conn->fd, SHUT_WR) < 0)
       return -errno;
   }
@@ -417,27 +476,21 @@ rill_base *rill_conn_base(const rill_conn *conn) { return conn ? conn->base : nu
 
 const char *rill_conn_network(const rill_conn *conn) { return conn ? network_name(conn->kind) : nullptr; }
 
-static int copy_addr(const char *addr, char *buf, size_t size) {
-  size_t n = std::strlen(addr);
-  if (!buf || n >= size)
-    return RILL_EINVAL;
-  std::memcpy(buf, addr, n + 1);
-  return static_cast<int>(n);
-}
-
 int rill_conn_local_addr(const rill_conn *conn, char *buf, size_t size) {
-  return conn ? copy_addr(conn->local_addr(), buf, size) : RILL_EINVAL;
+  return conn ? conn_local_addr(conn, buf, size) : RILL_EINVAL;
 }
 
 int rill_conn_remote_addr(const rill_conn *conn, char *buf, size_t size) {
-  return conn ? copy_addr(conn->remote_addr(), buf, size) : RILL_EINVAL;
+  return conn ? conn_remote_addr(conn, buf, size) : RILL_EINVAL;
 }
 
 int rill_conn_format_error(const rill_conn *conn, const char *op, int err, char *buf, size_t size) {
   if (!conn || !op)
     return RILL_EINVAL;
-  return format_conn_error(buf, size, op, network_name(conn->kind), conn->local_addr(), conn->remote_addr(),
-                           err);
+  char local[RILL_ADDRSTRLEN], remote[RILL_ADDRSTRLEN];
+  format_kept(conn->addrs(), local);
+  format_kept(remote_record(conn), remote);
+  return format_conn_error(buf, size, op, network_name(conn->kind), local, remote, err);
 }
 
 }  // extern "C"

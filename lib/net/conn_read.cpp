@@ -9,6 +9,7 @@
 // bytes are bounded by read_max (G27): at the bound, reading pauses and TCP
 // pushes back on the peer.
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <cerrno>
 #include <cstring>
@@ -26,6 +27,8 @@ bool reserve_held(rill_conn *c, size_t need) {
   if (need <= c->held_cap)
     return true;
   size_t cap = need < held_keep_max ? held_keep_max : need;
+  if (cap < 2 * c->held_cap)
+    cap = 2 * c->held_cap;  // a large message gathered over many reads grows it a few times only
   if (cap > c->read_max)
     cap = c->read_max;
   char *p = static_cast<char *>(mem_realloc(c->held, cap));
@@ -36,10 +39,15 @@ bool reserve_held(rill_conn *c, size_t need) {
   return true;
 }
 
-// Shows `len` bytes to the user and keeps what it leaves.
-void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
-  c->read_restarted = false;
-  size_t used = c->events.on_read(c, data, len, 0, c->arg);
+// Shows `len` bytes to the user; returns how many it used.
+inline size_t show(rill_conn *c, const char *data, size_t len) {
+  c->flags &= ~conn_flag::read_restarted;
+  return c->events.on_read(c, data, len, 0, c->arg);
+}
+
+// Keeps what on_read left of the `len` bytes it was shown (`used` of them
+// used), unless the connection was closed meanwhile.
+void keep_unused(rill_conn *c, const char *data, size_t len, size_t used, bool data_is_held) {
   if (conn_fd_closed(c))
     return;
   if (used > len)
@@ -54,8 +62,8 @@ void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
       // The bytes are lost, so the stream ends here. on_read hears it from
       // the loop; the callback above may have swapped the callbacks to a
       // table without on_read, and then the next one with on_read hears it.
-      c->read_finished = true;
-      c->notify_read_enomem = true;
+      c->set(conn_flag::read_finished, true);
+      c->set(conn_flag::notify_read_enomem, true);
       conn_notify(c);
       return;
     }
@@ -65,19 +73,69 @@ void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
   // on_read stopped reading and started it again (a coroutine resumed from
   // it that reads again, say): what it left comes again at once, as the
   // bytes held at any other read_start() do, not only with new input.
-  if (c->held_len && c->read_restarted && c->read_wanted) {
-    c->redeliver = true;
+  if (c->held_len && c->has(conn_flag::read_restarted) && c->has(conn_flag::read_wanted)) {
+    c->set(conn_flag::redeliver, true);
     conn_notify(c);
   }
   // A small buffer stays for the next partial message (no allocation per
   // message); a large one goes, so an idle connection holds little.
   if (c->held_len == 0 && c->held_cap > held_keep_max)
     conn_release_held(c);
-  c->read_full = c->held_len >= c->read_max;
+  c->set(conn_flag::read_full, c->held_len >= c->read_max);
+}
+
+// Shows `len` bytes to the user and keeps what it leaves.
+void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
+  keep_unused(c, data, len, show(c, data, len), data_is_held);
+}
+
+void finish(rill_conn *c, int status);
+
+// Reads behind the held bytes, so on_read sees one run. The kernel fills
+// the held buffer's free room first and the shared buffer after it, and
+// only bytes that landed in the shared buffer make the held one grow: a
+// partial record left each time costs no allocation (the held buffer was
+// once grown to read_max here, and freed again when emptied: a malloc, a
+// realloc and a free per message).
+void read_behind_held(rill_conn *c) {
+  size_t room = c->read_max - c->held_len;
+  size_t in_held = c->held_cap - c->held_len;
+  if (in_held > room)
+    in_held = room;
+  size_t in_shared = room - in_held;
+  if (in_shared > net_state::read_buffer_size)
+    in_shared = net_state::read_buffer_size;
+  char *shared = net_get(c->base)->read_buffer;
+  iovec iov[2] = {{c->held + c->held_len, in_held}, {shared, in_shared}};
+  ssize_t n;
+  do {
+    n = readv(c->fd, iov, 2);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    c->read_total += static_cast<uint64_t>(n);
+    size_t got = static_cast<size_t>(n);
+    size_t overflow = got > in_held ? got - in_held : 0;
+    c->held_len += got - overflow;
+    if (overflow) {
+      if (!reserve_held(c, c->held_len + overflow)) {
+        finish(c, RILL_ENOMEM);  // the bytes are lost: the stream ends here
+        return;
+      }
+      std::memcpy(c->held + c->held_len, shared, overflow);
+      c->held_len += overflow;
+    }
+    deliver(c, c->held, c->held_len, true);
+  } else if (n == 0) {
+    finish(c, RILL_EOF);
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    finish(c, -errno);
+  }
+  if (!conn_fd_closed(c))
+    conn_update_io(c);
 }
 
 void finish(rill_conn *c, int status) {
-  c->read_finished = true;
+  c->set(conn_flag::read_finished, true);
   conn_update_io(c);
   c->events.on_read(c, c->held, c->held_len, status, c->arg);
   if (!conn_fd_closed(c))
@@ -95,43 +153,38 @@ void conn_release_held(rill_conn *c) {
 }
 
 void conn_on_readable(rill_conn *c) {
-  if (!c->read_wanted || c->read_full || c->read_timed_out || c->read_finished)
+  if (!conn_may_read(c))
     return;
   if (conn_read_deadline_expired(c))
     return;
   if (c->held_len >= c->read_max) {
     // No room: the held bytes must be used first (a redelivery is queued by
     // rill_conn_read_start). A read of 0 bytes here would look like EOF.
-    c->read_full = true;
+    c->set(conn_flag::read_full, true);
     conn_update_io(c);
     return;
   }
-  char *dst;
-  size_t room;
   if (c->held_len) {
-    // Read behind the held bytes, into a buffer grown to read_max.
-    if (!reserve_held(c, c->read_max)) {
-      finish(c, RILL_ENOMEM);
-      return;
-    }
-    dst = c->held + c->held_len;
-    room = c->read_max - c->held_len;
-  } else {
-    dst = net_get(c->base)->read_buffer;
-    room = c->read_max < net_state::read_buffer_size ? c->read_max : net_state::read_buffer_size;
+    read_behind_held(c);
+    return;
   }
+  char *dst = net_get(c->base)->read_buffer;
+  size_t room = c->read_max < net_state::read_buffer_size ? c->read_max : net_state::read_buffer_size;
   ssize_t n;
   do {
     n = read(c->fd, dst, room);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
     c->read_total += static_cast<uint64_t>(n);
-    if (c->held_len) {
-      c->held_len += static_cast<size_t>(n);
-      deliver(c, c->held, c->held_len, true);
-    } else {
-      deliver(c, dst, static_cast<size_t>(n), false);
-    }
+    size_t len = static_cast<size_t>(n);
+    size_t used = show(c, dst, len);
+    // Everything used, nothing held and no large held buffer to give back:
+    // the common case, concluded here without a call, as keep_unused()
+    // would.
+    if (used >= len && c->held_len == 0 && c->held_cap <= held_keep_max && !conn_fd_closed(c))
+      c->flags &= ~conn_flag::read_full;
+    else
+      keep_unused(c, dst, len, used, false);
   } else if (n == 0) {
     finish(c, RILL_EOF);
   } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -142,8 +195,9 @@ void conn_on_readable(rill_conn *c) {
 }
 
 void conn_redeliver(rill_conn *c) {
-  c->redeliver = false;
-  if (c->held_len && c->read_wanted && !c->read_timed_out && !c->read_finished) {
+  c->set(conn_flag::redeliver, false);
+  if (c->held_len && c->has(conn_flag::read_wanted) && !c->has(conn_flag::read_timed_out) &&
+      !c->has(conn_flag::read_finished)) {
     if (conn_read_deadline_expired(c))
       return;
     deliver(c, c->held, c->held_len, true);

@@ -45,7 +45,8 @@ ssize_t send_some(int fd, const char *data, size_t len) {
 bool is_again(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
 
 bool deadline_passed(const rill_conn *c) {
-  return c->write_deadline && monotonic_ns() >= c->write_deadline;  // G29: the real time
+  uint64_t deadline = c->write_deadline();
+  return deadline && monotonic_ns() >= deadline;  // G29: the real time
 }
 
 // What a write must refuse before touching the socket.
@@ -53,11 +54,16 @@ int write_precheck(const rill_conn *c) {
   int err = conn_check_open(c);
   if (err)
     return err;
-  if (c->write_shut || c->shut_write_wanted)
+  // Nothing in the way, the case on every message: one test of the bits.
+  if (!(c->flags &
+        (conn_flag::write_shut | conn_flag::shut_write_wanted | conn_flag::write_timed_out)) &&
+      !c->write_error && !c->write_deadline())
+    return 0;
+  if (c->has(conn_flag::write_shut) || c->has(conn_flag::shut_write_wanted))
     return -EPIPE;
   if (c->write_error)
     return c->write_error;
-  if (c->write_timed_out || deadline_passed(c))
+  if (c->has(conn_flag::write_timed_out) || deadline_passed(c))
     return RILL_ETIMEOUT;
   return 0;
 }
@@ -69,8 +75,9 @@ void release_req(rill_conn *c, write_req *r) {
     mem_free(r->owned);
     net_get(c->base)->write_reqs.give(r);
   } else {
-    // Ref writes report their completion from the loop.
-    c->done.push_back(&r->link);
+    // Ref writes report their completion from the loop (rill_conn_write_ref
+    // made the conn_rare that lists them).
+    c->rare->done.push_back(&r->link);
     conn_notify(c);
   }
 }
@@ -78,9 +85,9 @@ void release_req(rill_conn *c, write_req *r) {
 void enqueue(rill_conn *c, write_req *r) {
   c->queue.push_back(&r->link);
   c->queued += r->len - r->offset;
-  if (!c->above_high && c->queued > c->high_water) {
-    c->above_high = true;
-    c->notify_high = true;
+  if (!c->has(conn_flag::above_high) && c->queued > c->high_water) {
+    c->set(conn_flag::above_high, true);
+    c->set(conn_flag::notify_high, true);
     conn_notify(c);
   }
   conn_update_io(c);
@@ -89,17 +96,17 @@ void enqueue(rill_conn *c, write_req *r) {
 
 // Called once the queue emptied or shrank.
 void after_progress(rill_conn *c) {
-  if (c->above_high && c->queued <= c->low_water) {
-    c->above_high = false;
-    c->notify_low = true;
+  if (c->has(conn_flag::above_high) && c->queued <= c->low_water) {
+    c->set(conn_flag::above_high, false);
+    c->set(conn_flag::notify_low, true);
     conn_notify(c);
   }
   if (!c->queue.empty())
     return;
-  c->notify_drain = true;
+  c->set(conn_flag::notify_drain, true);
   conn_notify(c);
-  if (c->shut_write_wanted && !c->write_shut) {
-    c->write_shut = true;
+  if (c->has(conn_flag::shut_write_wanted) && !c->has(conn_flag::write_shut)) {
+    c->set(conn_flag::write_shut, true);
     shutdown(c->fd, SHUT_WR);
   }
   if (c->lifetime.closing())
@@ -135,6 +142,23 @@ ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
   if (err == -EPIPE || err == -ECONNRESET)
     c->write_error = err;
   return err;
+}
+
+// Queues a copy of what the kernel did not take. Out of line: the message
+// that goes straight out (the common case) then pays for none of it.
+__attribute__((noinline)) int queue_copy(rill_conn *c, const char *rest, size_t len) {
+  if (!conn_rare_get(c))
+    return RILL_ENOMEM;
+  char *copy = static_cast<char *>(mem_alloc(len));
+  write_req *r = copy ? new_req(c, copy, len, 0) : nullptr;
+  if (!r) {
+    mem_free(copy);
+    return RILL_ENOMEM;  // what was taken did go out: rill_conn_bytes_written() tells
+  }
+  std::memcpy(copy, rest, len);
+  r->owned = copy;
+  enqueue(c, r);
+  return 0;
 }
 
 }  // namespace
@@ -203,15 +227,17 @@ void conn_fail_queue(rill_conn *c, int err, int report) {
     release_req(c, r);
   }
   c->queued = 0;
-  c->above_high = false;
-  if (c->shut_write_wanted && !c->write_shut && !conn_fd_closed(c)) {
+  c->set(conn_flag::above_high, false);
+  if (c->has(conn_flag::shut_write_wanted) && !c->has(conn_flag::write_shut) && !conn_fd_closed(c)) {
     // The flush failed; the half-close the user asked for still happens.
-    c->write_shut = true;
+    c->set(conn_flag::write_shut, true);
     shutdown(c->fd, SHUT_WR);
   }
-  if (report) {
-    c->notify_write_error = report;
-    c->notify_unsent = unsent;
+  // Only a queued write fails with a report, and queueing made the
+  // conn_rare (queue_copy, rill_conn_write_ref).
+  if (report && c->rare) {
+    c->rare->notify_write_error = report;
+    c->rare->notify_unsent = unsent;
     conn_notify(c);
   }
   conn_update_io(c);
@@ -221,7 +247,9 @@ void conn_fail_queue(rill_conn *c, int err, int report) {
 // connection; the caller holds it, and the ones still listed are reported
 // all the same (each request gets its one completion).
 void conn_report_writes(rill_conn *c) {
-  while (write_req *r = req_of(c->done.pop_front())) {
+  if (!c->rare)
+    return;
+  while (write_req *r = req_of(c->rare->done.pop_front())) {
     rill_write_cb done = r->done;
     void *arg = r->arg;
     int status = r->status;
@@ -252,17 +280,7 @@ int rill_conn_write(rill_conn *conn, const void *data, size_t len) {
   size_t taken = static_cast<size_t>(n);
   if (taken == len)
     return 0;
-  size_t rest = len - taken;
-  char *copy = static_cast<char *>(mem_alloc(rest));
-  write_req *r = copy ? new_req(conn, copy, rest, 0) : nullptr;
-  if (!r) {
-    mem_free(copy);
-    return RILL_ENOMEM;  // `taken` bytes did go out: rill_conn_bytes_written() tells
-  }
-  std::memcpy(copy, bytes + taken, rest);
-  r->owned = copy;
-  enqueue(conn, r);
-  return 0;
+  return queue_copy(conn, bytes + taken, len - taken);
 }
 
 int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_write_cb done, void *arg) {
@@ -275,6 +293,8 @@ int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_writ
     return RILL_EINVAL;
   // Taken from the pool first: after the kernel has the bytes, running out
   // of memory could no longer be reported honestly.
+  if (!conn_rare_get(conn))
+    return RILL_ENOMEM;
   write_req *r = new_req(conn, static_cast<const char *>(data), len, 0);
   if (!r)
     return RILL_ENOMEM;

@@ -19,38 +19,41 @@ uint64_t next_deadline(const rill_conn *c) {
     if (d && (!next || d < next))
       next = d;
   };
-  if (c->read_wanted && !c->read_timed_out && !c->read_finished)
-    consider(c->read_deadline);
-  if (!c->queue.empty() && !c->write_timed_out)
-    consider(c->write_deadline);
+  if (c->has(conn_flag::read_wanted) && !c->has(conn_flag::read_timed_out) &&
+      !c->has(conn_flag::read_finished))
+    consider(c->read_deadline());
+  if (!c->queue.empty() && !c->has(conn_flag::write_timed_out))
+    consider(c->write_deadline());
   return next;
 }
 
 void time_out_read(rill_conn *c) {
-  c->read_timed_out = true;
+  c->set(conn_flag::read_timed_out, true);
   conn_update_io(c);
   c->events.on_read(c, c->held, c->held_len, RILL_ETIMEOUT, c->arg);
 }
 
 void expire(rill_conn *c) {
   uint64_t now = c->base->now_ns;
-  if (!c->queue.empty() && c->write_deadline && now >= c->write_deadline && !c->write_timed_out) {
-    c->write_timed_out = true;
+  uint64_t write_deadline = c->write_deadline(), read_deadline = c->read_deadline();
+  if (!c->queue.empty() && write_deadline && now >= write_deadline &&
+      !c->has(conn_flag::write_timed_out)) {
+    c->set(conn_flag::write_timed_out, true);
     conn_fail_queue(c, RILL_ETIMEOUT, RILL_ETIMEOUT);
     if (c->lifetime.closing()) {
       conn_finish_close(c);  // a graceful close gives up on the flush
       return;
     }
   }
-  if (c->read_wanted && c->read_deadline && now >= c->read_deadline && !c->read_timed_out &&
-      !c->read_finished && c->lifetime.open())
+  if (c->has(conn_flag::read_wanted) && read_deadline && now >= read_deadline &&
+      !c->has(conn_flag::read_timed_out) && !c->has(conn_flag::read_finished) && c->lifetime.open())
     time_out_read(c);
 }
 
 void on_timer(rill_timer *, void *arg) {
   auto *c = static_cast<rill_conn *>(arg);
   conn_held hold(c);  // on_read may close or free the connection
-  c->timer_due = 0;
+  c->rare->timer_due = 0;  // the timer lives in conn_rare
   expire(c);
   if (!conn_fd_closed(c))
     conn_deadline_update(c);
@@ -58,24 +61,27 @@ void on_timer(rill_timer *, void *arg) {
 
 }  // namespace
 
-bool conn_read_deadline_expired(rill_conn *c) {
+bool conn_read_deadline_check(rill_conn *c) {
   // The timer would say so too, but later in this iteration: readiness is
   // dispatched first, and data must not slip out after the deadline.
-  if (!c->read_deadline || monotonic_ns() < c->read_deadline)
+  if (monotonic_ns() < c->rare->read_deadline)
     return false;
   time_out_read(c);
   return true;
 }
 
 void conn_deadline_update(rill_conn *c) {
+  conn_rare *rare = c->rare;
+  if (!rare || !rare->deadline_timer)
+    return;  // never had a deadline
   uint64_t next = next_deadline(c);
-  if (!next || !c->deadline_timer)
+  if (!next)
     return;
-  if (c->timer_due && c->timer_due <= next)
+  if (rare->timer_due && rare->timer_due <= next)
     return;  // fires early enough; re-armed then
   uint64_t now = monotonic_ns();
-  if (rill_timer_start(c->deadline_timer, next > now ? next - now : 0, 0) == 0)
-    c->timer_due = next;
+  if (rill_timer_start(rare->deadline_timer, next > now ? next - now : 0, 0) == 0)
+    rare->timer_due = next;
 }
 
 }  // namespace rill::detail
@@ -88,28 +94,37 @@ extern "C" int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when)
     return err;
   if (which < RILL_DEADLINE_READ || which > RILL_DEADLINE_BOTH)
     return RILL_EINVAL;
-  if (when && !conn->deadline_timer) {
-    err = rill_timer_new(conn->base, on_timer, conn, &conn->deadline_timer);
-    if (err)
-      return err;
+  // No conn_rare yet means no deadline yet: clearing one needs none.
+  conn_rare *rare = conn->rare;
+  if (when) {
+    rare = conn_rare_get(conn);
+    if (!rare)
+      return RILL_ENOMEM;
+    if (!rare->deadline_timer) {
+      err = rill_timer_new(conn->base, on_timer, conn, &rare->deadline_timer);
+      if (err)
+        return err;
+    }
   }
   // Far-future deadlines saturate (~146 years) instead of wrapping round.
   constexpr uint64_t max_when = UINT64_MAX / 4;
   uint64_t when_ns = when > max_when ? max_when : when;
   if (which & RILL_DEADLINE_READ) {
-    conn->read_deadline = when_ns;
-    if (conn->read_timed_out) {
+    if (rare)
+      rare->read_deadline = when_ns;
+    if (conn->has(conn_flag::read_timed_out)) {
       // A new deadline makes the connection readable again (G16).
-      conn->read_timed_out = false;
+      conn->set(conn_flag::read_timed_out, false);
       if (conn->held_len) {
-        conn->redeliver = true;
+        conn->set(conn_flag::redeliver, true);
         conn_notify(conn);
       }
     }
   }
   if (which & RILL_DEADLINE_WRITE) {
-    conn->write_deadline = when_ns;
-    conn->write_timed_out = false;
+    if (rare)
+      rare->write_deadline = when_ns;
+    conn->set(conn_flag::write_timed_out, false);
   }
   conn_update_io(conn);
   conn_deadline_update(conn);

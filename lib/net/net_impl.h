@@ -15,6 +15,33 @@
 
 namespace rill::detail {
 
+// rill_conn::flags.
+namespace conn_flag {
+enum : uint32_t {
+  // Read side.
+  read_wanted = 1u << 0,         // the user wants input
+  read_full = 1u << 1,           // read_max bytes held unused: paused
+  read_timed_out = 1u << 2,
+  read_finished = 1u << 3,       // EOF or an error was reported
+  redeliver = 1u << 4,           // held bytes to hand over again
+  read_restarted = 1u << 5,      // read_stop then read_start during on_read
+  notify_read_enomem = 1u << 6,  // keeping bytes failed; on_read must hear it
+  piped = 1u << 7,               // joined by a rill_pipe (pipe.cpp)
+  // Write side.
+  write_shut = 1u << 8,
+  shut_write_wanted = 1u << 9,   // rill_conn_close_write once flushed
+  write_timed_out = 1u << 10,
+  above_high = 1u << 11,
+  // Reports waiting for the loop.
+  notify_drain = 1u << 12,
+  notify_high = 1u << 13,
+  notify_low = 1u << 14,
+  // Closing.
+  graceful = 1u << 15,           // rill_conn_close: discard unread input, then FIN
+  report_queued = 1u << 16,      // the pending node is queued (and holds a ref)
+};
+}  // namespace conn_flag
+
 enum class net_kind : uint8_t { tcp, tcp4, tcp6, unix_stream };
 
 inline bool is_tcp(net_kind k) { return k != net_kind::unix_stream; }
@@ -60,7 +87,11 @@ struct net_state {
   handle_pool write_reqs{sizeof(write_req)};
 };
 
-net_state *net_get(rill_base *base);  // nullptr when out of memory
+net_state *net_create(rill_base *base);  // nullptr when out of memory
+// Inline: every read asks for the shared buffer.
+inline net_state *net_get(rill_base *base) {
+  return base->net ? static_cast<net_state *>(base->net) : net_create(base);
+}
 
 constexpr size_t default_read_max = 64 * 1024;
 constexpr size_t default_high_water = 1024 * 1024;
@@ -78,37 +109,54 @@ struct conn_io_hook {
 
 }  // namespace rill::detail
 
+namespace rill::detail {
+
+// What few connections need, out of line so that an idle connection does
+// not carry it (issue 12: idle memory). Allocated by the first use that
+// needs it: a deadline, a ref write, a queued write, a splicing pipe; kept
+// until the connection is freed, so steady state does not allocate.
+struct conn_rare {
+  // Deadlines, absolute on the base clock in ns; 0: none.
+  rill_timer *deadline_timer = nullptr;  // created by the first deadline
+  uint64_t read_deadline = 0;
+  uint64_t write_deadline = 0;
+  uint64_t timer_due = 0;  // when deadline_timer fires, 0 if stopped
+  conn_io_hook *io_hook = nullptr;  // pipe.cpp's splice, else none
+  list done;  // ref writes done and not yet reported
+  // on_write_error's report waiting for the loop (only a queued write fails
+  // from the loop, and queueing made this struct).
+  size_t notify_unsent = 0;
+  int notify_write_error = 0;
+};
+
+}  // namespace rill::detail
+
 // A connection follows core/lifetime.h: OPEN until the user's close, abort
 // or close_now, CLOSING while it flushes and until on_close is delivered,
 // CLOSED from on_close on. The owner's reference goes after on_close; a
 // queued report and every dispatch of a callback hold one more.
-// An idle connection's size matters (thousands of them per base): small
-// fields sit together, so the lifetime costs 8 bytes and no more padding.
+// An idle connection's size matters (thousands of them per base): fields
+// are ordered so that none pads, and what few connections use is in
+// conn_rare.
 struct rill_conn {
   rill_base *base;
   int fd;  // -1 once the socket is closed (the close report is then queued)
+
+  // The connection's state bits (rill::detail::conn_flag), in one word so
+  // that the tests made on every message ("may it read?", "may it write?")
+  // are one mask each.
+  uint32_t flags = 0;
+  bool has(uint32_t flag) const { return (flags & flag) != 0; }
+  void set(uint32_t flag, bool on) { flags = on ? flags | flag : flags & ~flag; }
+
   rill::detail::life lifetime;
   rill::detail::net_kind kind;
-
-  // Closing.
-  bool graceful = false;      // rill_conn_close: discard unread input, then FIN
-  bool report_queued = false; // the pending node is queued (and holds a ref)
-
-  // Read side.
-  bool read_wanted = false;   // the user wants input
-  bool read_full = false;     // read_max bytes held unused: paused
-  bool read_timed_out = false;
-  bool read_finished = false; // EOF or an error was reported
-  bool redeliver = false;     // held bytes to hand over again
-  bool read_restarted = false;  // read_stop then read_start during on_read
-  bool notify_read_enomem = false;  // keeping bytes failed; on_read must hear it
-  bool piped = false;         // joined by a rill_pipe (pipe.cpp)
+  int write_error = 0;  // sticky: -EPIPE, -ECONNRESET ...
 
   rill_io *io = nullptr;
-  rill_timer *deadline_timer = nullptr;  // created by the first deadline
   rill_conn_events events{};
   void *arg = nullptr;
-  rill::detail::conn_io_hook *io_hook = nullptr;  // pipe.cpp's splice, else none
+  rill::detail::conn_rare *rare = nullptr;  // see conn_rare; nullptr until needed
   uint64_t read_total = 0;    // bytes taken from the kernel (rill_conn_bytes_read)
 
   char *held = nullptr;       // bytes the user left unused
@@ -116,56 +164,78 @@ struct rill_conn {
   size_t held_cap = 0;
   size_t read_max;
 
-  // Write side: requests in order, and ref writes done and not yet reported.
+  // Write side: requests in order.
   rill::detail::list queue;
-  rill::detail::list done;
   size_t queued = 0;
   uint64_t written = 0;
   size_t high_water;
   size_t low_water;
-  bool above_high = false;
-  bool shut_write_wanted = false;  // rill_conn_close_write once flushed
-  bool write_shut = false;
-  bool write_timed_out = false;
-  int write_error = 0;          // sticky: -EPIPE, -ECONNRESET ...
 
-  // Reports waiting for the loop.
-  bool notify_drain = false;
-  bool notify_high = false;
-  bool notify_low = false;
-  int notify_write_error = 0;
-  size_t notify_unsent = 0;
-  rill::detail::pending_node pending;
+  rill::detail::pending_node pending;  // reports waiting for the loop
 
-  // Deadlines, absolute on the base clock in ns; 0: none.
-  uint64_t read_deadline = 0;
-  uint64_t write_deadline = 0;
-  uint64_t timer_due = 0;  // when deadline_timer fires, 0 if stopped
-
-  // "local\0remote\0" ("" each when unknown), formatted once at creation:
+  // The addresses follow this struct in its own allocation (conn.cpp):
   // error texts need them after a reset or the close, when the kernel no
-  // longer tells. They live in the connection's own allocation, right after
-  // this struct, and take what they need (about 32 bytes for IPv4) instead
-  // of two RILL_ADDRSTRLEN arrays: 224 bytes less per idle connection.
-  const char *addrs = "\0";
-  const char *local_addr() const { return addrs; }
-  const char *remote_addr() const { return addrs + __builtin_strlen(addrs) + 1; }
+  // longer tells, so they are kept from creation on, in binary (14
+  // bytes for IPv4), and formatted when asked for.
+  const unsigned char *addrs() const { return reinterpret_cast<const unsigned char *>(this + 1); }
+
+  // Deadlines, 0 when there is none (no conn_rare yet).
+  uint64_t read_deadline() const { return rare ? rare->read_deadline : 0; }
+  uint64_t write_deadline() const { return rare ? rare->write_deadline : 0; }
+  rill::detail::conn_io_hook *io_hook() const { return rare ? rare->io_hook : nullptr; }
 };
 
 namespace rill::detail {
 
 // conn.cpp
+// The connection's conn_rare, made on first use; nullptr when out of memory.
+conn_rare *conn_rare_get(rill_conn *c);
+// The addresses as text into buf ("" when unknown): the length, or
+// RILL_EINVAL when it does not fit (as rill_conn_local_addr says).
+int conn_local_addr(const rill_conn *c, char *buf, size_t size);
+int conn_remote_addr(const rill_conn *c, char *buf, size_t size);
 int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config *opts,
                 rill_conn **out);
-void conn_update_io(rill_conn *c);
+// Tells the io watcher `want` (conn_update_io found it changed).
+void conn_set_interest(rill_conn *c, unsigned want);
 void conn_notify(rill_conn *c);  // queue the pending report
 void conn_finish_close(rill_conn *c);
-int conn_check_open(const rill_conn *c);
+inline int conn_check_open(const rill_conn *c) {
+  if (!c)
+    return RILL_EINVAL;
+  return c->lifetime.open() ? 0 : RILL_ECLOSED;
+}
 inline bool conn_fd_closed(const rill_conn *c) { return c->fd < 0; }
+// Input is wanted and may be read now: one mask, on every message.
+inline bool conn_may_read(const rill_conn *c) {
+  using namespace conn_flag;
+  return (c->flags & (read_wanted | read_full | read_timed_out | read_finished)) == read_wanted;
+}
 // Drops a reference; the last one frees the connection.
 void conn_release(rill_conn *c);
 // Holds the connection across a dispatch of its callbacks.
 using conn_held = held<rill_conn, conn_release>;
+
+// What the io watcher should wait for, told to it only when that changes:
+// it rarely does (an echo reads, writes and reads again), and this runs
+// after every read, so it is inline and the common case makes no call.
+inline void conn_update_io(rill_conn *c) {
+  if (conn_fd_closed(c))
+    return;
+  unsigned want = 0;
+  conn_io_hook *hook = c->io_hook();
+  if (hook && c->lifetime.open()) {
+    want = hook->want;
+  } else {
+    if (conn_may_read(c) && c->lifetime.open())
+      want |= RILL_READ;
+    if (!c->queue.empty())
+      want |= RILL_WRITE;
+  }
+  const rill_io *io = c->io;
+  if (want != (io->active ? io->events : 0))
+    conn_set_interest(c, want);
+}
 
 // conn_read.cpp
 void conn_on_readable(rill_conn *c);
@@ -183,7 +253,11 @@ void conn_report_writes(rill_conn *c);
 void conn_deadline_update(rill_conn *c);
 // Go checks the read deadline before it reads (G16): true when it has
 // passed, and then on_read has heard RILL_ETIMEOUT instead of any data.
-bool conn_read_deadline_expired(rill_conn *c);
+// Inline, because every read asks and most connections have no deadline.
+bool conn_read_deadline_check(rill_conn *c);
+inline bool conn_read_deadline_expired(rill_conn *c) {
+  return c->rare && c->rare->read_deadline && conn_read_deadline_check(c);
+}
 
 }  // namespace rill::detail
 

@@ -148,8 +148,9 @@ void maybe_report(rill_pipe *p) {
 void detach(rill_pipe *p, int s) {
   rill_conn *c = p->conn[s];
   count_final(p, s);
-  c->io_hook = nullptr;
-  c->piped = false;
+  if (c->rare)
+    c->rare->io_hook = nullptr;
+  c->set(conn_flag::piped, false);
   p->conn[s] = nullptr;
   pipe_release(p);  // the connection's reference (the caller holds another)
 }
@@ -182,8 +183,8 @@ void end_pipe(rill_pipe *p, int status, int side, const char *op) {
   p->idle_timer = nullptr;
   for (int s = 0; s < 2; s++) {
     rill_conn *c = p->conn[s];
-    if (c)
-      c->io_hook = nullptr;  // back to its own paths, for the close or the user
+    if (c && c->rare)
+      c->rare->io_hook = nullptr;  // back to its own paths, for the close or the user
   }
   close_kernel_pipes(p);  // bytes still in them are lost with the stream
   for (int s = 0; s < 2; s++) {
@@ -221,7 +222,7 @@ void dir_check_done(rill_pipe *p, int i) {
     fail(p, err, 1 - i, "write");
     return;
   }
-  if (d.to->write_shut) {
+  if (d.to->has(conn_flag::write_shut)) {
     d.done = true;
     if (p->dir[1 - i].done)
       end_pipe(p, 0, RILL_PIPE_SIDE_NONE, nullptr);
@@ -244,7 +245,7 @@ size_t on_read(rill_conn *c, const char *data, size_t len, int status, void *arg
       fail(p, err, 1 - i, "write");
       return len;
     }
-    if (d.to->above_high && !d.paused && status == 0) {
+    if (d.to->has(conn_flag::above_high) && !d.paused && status == 0) {
       d.paused = true;  // the other side's queue is full: hold this peer back
       rill_conn_read_stop(c);
     }
@@ -364,7 +365,7 @@ bool pump(rill_pipe *p, int i) {
         touch(p);
       } else if (n == 0) {
         d.eof = true;
-        d.from->read_finished = true;
+        d.from->set(conn_flag::read_finished, true);
         progress = true;
       } else if (is_again(n)) {
         // With bytes in the pipe this may be the pipe out of slots rather
@@ -372,7 +373,7 @@ bool pump(rill_pipe *p, int i) {
         // else a level-triggered READ would spin.
         d.in_blocked = d.fill > 0;
       } else {
-        d.from->read_finished = true;
+        d.from->set(conn_flag::read_finished, true);
         fail(p, static_cast<int>(n), i, "read");
         return false;
       }
@@ -391,7 +392,7 @@ bool pump(rill_pipe *p, int i) {
 void splice_update_interest(rill_pipe *p) {
   for (int s = 0; s < 2; s++) {
     rill_conn *c = p->conn[s];
-    if (!c || !c->io_hook)
+    if (!c || !c->io_hook())
       continue;
     const pipe_dir &out = p->dir[s];     // c is its source
     const pipe_dir &in = p->dir[1 - s];  // c is its destination
@@ -433,7 +434,7 @@ bool splice_setup(rill_pipe *p) {
 bool may_splice(const rill_conn *a, const rill_conn *b) {
 #ifdef __linux__
   for (const rill_conn *c : {a, b})
-    if (c->held_len || !c->queue.empty() || c->shut_write_wanted)
+    if (c->held_len || !c->queue.empty() || c->has(conn_flag::shut_write_wanted))
       return false;
   return true;
 #else
@@ -481,9 +482,9 @@ int check_conn(const rill_conn *c) {
     return RILL_EINVAL;
   if (!c->lifetime.open())
     return RILL_ECLOSED;
-  if (c->piped)
+  if (c->has(conn_flag::piped))
     return RILL_EINVAL;
-  if (c->write_shut || c->shut_write_wanted || c->write_error)
+  if (c->has(conn_flag::write_shut) || c->has(conn_flag::shut_write_wanted) || c->write_error)
     return -EPIPE;
   return 0;
 }
@@ -501,6 +502,10 @@ int rill_pipe_start(rill_conn *a, rill_conn *b, const rill_pipe_options *options
     err = check_conn(b);
   if (err)
     return err;
+  // The splice hooks live in the connections' conn_rare: made now, while
+  // failing is still simple.
+  if (!conn_rare_get(a) || !conn_rare_get(b))
+    return RILL_ENOMEM;
   rill_pipe *p = make<rill_pipe>();
   if (!p)
     return RILL_ENOMEM;
@@ -523,7 +528,7 @@ int rill_pipe_start(rill_conn *a, rill_conn *b, const rill_pipe_options *options
     d.from = p->conn[i];
     d.to = p->conn[1 - i];
     d.to_written_at_start = d.to->written;
-    d.eof = d.from->read_finished;  // EOF (or an error) reported before
+    d.eof = d.from->has(conn_flag::read_finished);  // EOF (or an error) reported before
   }
 #ifdef __linux__
   if ((!options || options->splice >= 0) && may_splice(a, b)) {
@@ -534,7 +539,7 @@ int rill_pipe_start(rill_conn *a, rill_conn *b, const rill_pipe_options *options
   for (int s = 0; s < 2; s++) {
     rill_conn *c = p->conn[s];
     life_hold(p->lifetime);  // the connection's reference
-    c->piped = true;
+    c->set(conn_flag::piped, true);
     rill_conn_set_deadline(c, RILL_DEADLINE_BOTH, 0);
     rill_conn_start(c, &pipe_events, p);
     if (p->spliced) {
@@ -542,7 +547,7 @@ int rill_pipe_start(rill_conn *a, rill_conn *b, const rill_pipe_options *options
 #ifdef __linux__
       p->hook[s].on_io = splice_on_io;
 #endif
-      c->io_hook = &p->hook[s];
+      c->rare->io_hook = &p->hook[s];  // made before the pipe (rill_pipe)
     } else {
       rill_conn_read_start(c);  // bytes held unused from before go first
     }

@@ -2,6 +2,7 @@
  *
  *   loadgen [--connect ADDR] [--conns N] [--size S] [--seconds T] [--warmup W]
  *   loadgen --idle [--connect ADDR] [--conns N] [--size S] [--seconds T]
+ *   loadgen --round-trips R [--connect ADDR] [--conns N] [--size S]
  *
  * Opens N TCP connections to ADDR (default 127.0.0.1:7000). Each one plays
  * ping-pong: sends S bytes, waits until all S came back, sends again. After a
@@ -23,7 +24,13 @@
  * each, so the server has accepted it and is waiting for its next message,
  * prints "idle conns=N ready" and holds them, sending nothing, for T seconds
  * (default 3) or until killed. The caller reads the server's memory
- * meanwhile (run_echo.sh: idle memory per connection). */
+ * meanwhile (run_echo.sh: idle memory per connection).
+ *
+ * With --round-trips R it makes exactly R round trips in all (no warm-up, no
+ * time window: once R messages have been started, no connection starts
+ * another), prints "round_trips=R", closes and exits: a fixed amount of work for a
+ * profiler that counts instructions (callgrind.sh). It gives up after T
+ * seconds (default 3, so give slow servers more). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <netdb.h>
@@ -58,6 +65,15 @@ static char rbuf[READ_BUF];
 static uint64_t round_trips; /* completed since start */
 static int idle_mode;        /* one round trip per connection, then quiet */
 static const char *address = "127.0.0.1:7000";
+static uint64_t messages_left = UINT64_MAX; /* --round-trips: messages still to start */
+
+/* Whether a connection may start its next message. */
+static int start_message(void) {
+  if (messages_left == 0)
+    return 0;
+  messages_left--;
+  return 1;
+}
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -112,7 +128,8 @@ static void on_event(struct conn *c, unsigned events) {
       fail(c, "connect", err);
     c->connected = 1;
     watch(EPOLL_CTL_MOD, c, EPOLLIN);
-    send_rest(c);
+    if (start_message())
+      send_rest(c);
     return;
   }
   if (events & EPOLLOUT) {
@@ -136,7 +153,8 @@ static void on_event(struct conn *c, unsigned events) {
     if (c->received == msg_size) {
       round_trips++;
       c->sent = c->received = 0;
-      if (!idle_mode) /* idle: nothing more is sent, so any byte now is too many */
+      /* idle: nothing more is sent, so any byte now is too many */
+      if (!idle_mode && start_message())
         send_rest(c);
     }
   }
@@ -223,7 +241,7 @@ static int parse_num(const char *s, double *out) {
 }
 
 int main(int argc, char **argv) {
-  double conns_d = 1, size_d = 64, seconds = 3, warmup = 0.5;
+  double conns_d = 1, size_d = 64, seconds = 3, warmup = 0.5, trips_d = 0;
   struct conn *conns;
   struct addrinfo *ai;
   struct rlimit rl;
@@ -248,9 +266,12 @@ int main(int argc, char **argv) {
       target = &seconds;
     else if (strcmp(argv[i], "--warmup") == 0)
       target = &warmup;
+    else if (strcmp(argv[i], "--round-trips") == 0)
+      target = &trips_d;
     if (!target || i + 1 >= argc || parse_num(argv[++i], target) < 0) {
       fprintf(stderr,
-              "usage: %s [--idle] [--connect ADDR] [--conns N] [--size S] [--seconds T] [--warmup W]\n",
+              "usage: %s [--idle | --round-trips R] [--connect ADDR] [--conns N] [--size S] "
+              "[--seconds T] [--warmup W]\n",
               argv[0]);
       return 2;
     }
@@ -278,6 +299,8 @@ int main(int argc, char **argv) {
     return 1;
   }
   memset(msg, 'x', msg_size);
+  if (trips_d >= 1)
+    messages_left = (uint64_t)trips_d;
   if ((epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
     fail(NULL, "epoll_create1", errno);
   ai = resolve(address);
@@ -306,6 +329,17 @@ int main(int argc, char **argv) {
       fail(&conns[i], "dial", -err);
   }
   freeaddrinfo(ai);
+
+  if (trips_d >= 1) {
+    run_until(now_ns() + (uint64_t)(seconds * 1e9), conns, nconns, 0, (uint64_t)trips_d);
+    printf("round_trips=%llu\n", (unsigned long long)round_trips);
+    for (i = 0; i < nconns; i++)
+      close(conns[i].fd);
+    close(epfd);
+    free(conns);
+    free(msg);
+    return 0;
+  }
 
   /* Everyone connected (and already exchanging), then warm up, then count. */
   run_until(now_ns() + 10000000000ull, conns, nconns, 1, 0);
