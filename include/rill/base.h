@@ -199,7 +199,7 @@ RILL_API int rill_base_reinit(rill_base *base);
  * fire at least their duration after the call that armed them, measured from
  * the real time of that call (docs/go-model.md, G29), with the resolution
  * of the backend's wait (nanoseconds for epoll on Linux 5.11 and later,
- * and for poll and kqueue; milliseconds for older epoll). @{ */
+ * and for poll, kqueue and io_uring; milliseconds for older epoll). @{ */
 #define RILL_NSEC ((uint64_t)1)
 #define RILL_USEC ((uint64_t)1000)
 #define RILL_MSEC ((uint64_t)1000000)
