@@ -66,14 +66,22 @@ constexpr unsigned cq_entries_wanted = 4096;
 constexpr uint64_t removal_user_data = 0xffffffffu;
 
 // Setup flags tried in turn while the kernel says EINVAL (it does not
-// know one of them). The first entry owning the ring is tried only at
-// creation; a ring rebuilt for a second thread starts at shared_flags_from.
+// know one of them). The first entry, owned by one thread, is tried only
+// at creation; a ring rebuilt for a second thread starts after it.
+// SUBMIT_ALL (5.18) keeps submitting past an entry that fails at once (a
+// poll on a descriptor closed meanwhile) instead of leaving the rest to
+// the next enter.
+#ifdef IORING_SETUP_SUBMIT_ALL
+constexpr unsigned submit_all = IORING_SETUP_SUBMIT_ALL;
+#else
+constexpr unsigned submit_all = 0;
+#endif
 constexpr unsigned setup_attempts[] = {
 #if defined(IORING_SETUP_SINGLE_ISSUER) && defined(IORING_SETUP_DEFER_TASKRUN)
-    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED | submit_all,
 #endif
 #ifdef IORING_SETUP_COOP_TASKRUN
-    IORING_SETUP_COOP_TASKRUN,
+    IORING_SETUP_COOP_TASKRUN | submit_all,
 #endif
     0,
 };
