@@ -7,7 +7,9 @@
 # cmocka) and nothing more. Arguments add what other targets need:
 #   bench   libev (the core benchmarks), taskset (pinning), the Go toolchain
 #           (the Go columns), standalone Asio (the echo benchmark's Asio
-#           server): `make bench`, `make bench-echo`, `make bench-fiber`
+#           server), liburing (the raw io_uring echo server; rill's own
+#           io_uring backend needs only the kernel headers): `make bench`,
+#           `make bench-echo`, `make bench-fiber`
 #   go      the Go toolchain alone (the seed samples' comparison with Go)
 #   fuzz    clang with its libFuzzer and sanitizer runtimes: `make fuzz`
 #   windows clang, lld and the LLVM tools, with which the install tests also
@@ -41,6 +43,7 @@ for want in "$@"; do
       need_cmd taskset util-linux
       need_cmd go golang-go
       need_file /usr/include/asio.hpp libasio-dev
+      need_pc liburing liburing-dev
       ;;
     go) need_cmd go golang-go ;;
     fuzz)

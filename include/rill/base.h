@@ -86,8 +86,10 @@ typedef struct rill_base rill_base;
  * what you need: zero always means "the default". Fields are only ever added at
  * the end. */
 typedef struct rill_base_config {
-  /** "epoll", "kqueue" or "poll". NULL: the RILL_BACKEND environment variable
-   * if set, else the best one built in (epoll on Linux, kqueue on BSD/macOS). */
+  /** "epoll", "kqueue", "poll" or "io_uring". NULL: the RILL_BACKEND
+   * environment variable if set, else the best one built in (epoll on Linux,
+   * kqueue on BSD/macOS). "io_uring" falls back to that best one where the
+   * kernel refuses io_uring or it is not built in (docs/io_uring.md). */
   const char *backend;
   /** The resolver's settings (rill/dns.h); zero: the system's. */
   struct rill_dns_config dns;
@@ -197,7 +199,7 @@ RILL_API int rill_base_reinit(rill_base *base);
  * fire at least their duration after the call that armed them, measured from
  * the real time of that call (docs/go-model.md, G29), with the resolution
  * of the backend's wait (nanoseconds for epoll on Linux 5.11 and later,
- * and for poll and kqueue; milliseconds for older epoll). @{ */
+ * and for poll, kqueue and io_uring; milliseconds for older epoll). @{ */
 #define RILL_NSEC ((uint64_t)1)
 #define RILL_USEC ((uint64_t)1000)
 #define RILL_MSEC ((uint64_t)1000000)
@@ -224,7 +226,8 @@ RILL_API void rill_base_ref(rill_base *base);
 RILL_API void rill_base_unref(rill_base *base);
 /** @} */
 
-/** The backend in use: "epoll", "kqueue" or "poll". */
+/** The backend in use: "epoll", "kqueue", "poll" or "io_uring" (after a
+ * fallback, the backend the base fell back to). */
 RILL_API const char *rill_base_backend(const rill_base *base);
 
 /** Counters since the base was created. */

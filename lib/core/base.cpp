@@ -221,7 +221,7 @@ int rill_base_new(const rill_base_config *config, rill_base **out) {
   if (!err && config)
     err = copy_dns_config(base, config->dns);
   if (!err)
-    err = ops->init(&base->backend_state);
+    err = backend_init(&base->backend, &base->backend_state);
   if (!err)
     err = posts_init(base);
   if (err) {

@@ -59,10 +59,17 @@ struct backend_ops {
 extern const backend_ops epoll_backend;
 extern const backend_ops kqueue_backend;
 extern const backend_ops poll_backend;
+extern const backend_ops io_uring_backend;
 
 // The backend named `name` if it is built in, else nullptr. NULL or "" gives
-// the best one.
+// the best one. "io_uring" is a wish rather than a demand: where it is not
+// built in, the best one.
 const backend_ops *backend_find(const char *name);
+
+// Initialises *ops into *state. A backend the kernel may refuse at run time
+// (io_uring: seccomp, kernel.io_uring_disabled, an old kernel) falls back to
+// the best one, and *ops then names the backend really in use.
+int backend_init(const backend_ops **ops, void **state);
 
 }  // namespace rill::detail
 
