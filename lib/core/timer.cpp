@@ -47,9 +47,10 @@ void timers_run(rill_base *base) {
   // callback restarting its own timer with 0 ns, say) wait for the next
   // iteration, so they cannot starve io.
   timer_wheel &wheel = base->timers;
-  wheel_take_due(wheel, base->now_ns);
+  uint64_t now = base->now_ns;
+  wheel_take_due(wheel, now);
   expiring_guard guard{wheel};
-  while (rill_timer *t = wheel_pop_expiring(wheel)) {
+  while (rill_timer *t = wheel_pop_due(wheel, now)) {
     if (t->repeat_ns) {
       // Keep the period's phase, unless the loop fell a whole period behind.
       uint64_t next = t->due_ns + t->repeat_ns;
@@ -69,11 +70,12 @@ int timer_create(rill_base *base, rill_timer_cb cb, void *arg, bool internal, ri
   rill_timer *t = handle_new<rill_timer>(base, internal, cb, arg);
   if (!t)
     return RILL_ENOMEM;
-  // Room to sort a slot of timers, taken now so that the loop's first
-  // timers do not allocate (it grows later only for larger slots, and can
-  // do without: core/timer_wheel.cpp).
+  // Room to sort and fire a slot of timers, taken now so that the loop's
+  // first timers do not allocate (it grows later only for larger slots,
+  // and can do without: core/timer_wheel.cpp).
   base->timers.gathered.reserve(wheel_sort_room);
   base->timers.spare.reserve(wheel_sort_room);
+  base->timers.ready.reserve(wheel_sort_room);
   *out = t;
   return 0;
 }

@@ -236,17 +236,20 @@ wheel_entry *sort_entries(wheel_entry *a, size_t n, wheel_entry *buf) noexcept {
   return a;
 }
 
-// Moves ring slot s (E's own tick) onto `near`, sorted by due time, stably.
+// Moves ring slot s (E's own tick) onto `ready`, sorted by due time,
+// stably. Without memory for the arrays, a list sort puts it on `near`,
+// which is then empty of this tick's timers, so the order holds.
 void collect(wheel &w, unsigned s) noexcept {
   size_t moved = 0;
-  if (gather(w, w.slot[s]) && w.spare.resize_zeroed(w.gathered.size())) {
+  size_t base = w.ready.size();
+  if (gather(w, w.slot[s]) && w.spare.resize_zeroed(w.gathered.size()) &&
+      w.ready.reserve(base + w.gathered.size())) {
     moved = w.gathered.size();
     wheel_entry *sorted = sort_entries(w.gathered.data(), moved, w.spare.data());
     reset(w.slot[s]);
     for (size_t i = 0; i < moved; i++) {
-      rill_timer *t = sorted[i].timer;
-      w.near.push_back(&t->link);
-      t->timer_place = wheel::place_near;
+      w.ready.push(sorted[i]);  // reserved: cannot fail
+      sorted[i].timer->timer_place = static_cast<uint32_t>(wheel::place_ready + base + i);
     }
   } else {
     for (list_node *n = sort_chain(detach(w.slot[s])); n; moved++) {
@@ -258,6 +261,16 @@ void collect(wheel &w, unsigned s) noexcept {
   }
   unmark(w, s);
   w.in_slots -= moved;
+}
+
+// Moves ready_head past stopped timers; an emptied array starts over.
+void skip_stopped(wheel &w) noexcept {
+  while (w.ready_head < w.ready.size() && !w.ready[w.ready_head].timer)
+    w.ready_head++;
+  if (w.ready_head == w.ready.size()) {
+    w.ready.clear();
+    w.ready_head = 0;
+  }
 }
 
 // Moves upper slot s (U has just reached it) down, in list order.
@@ -276,10 +289,8 @@ void cascade(wheel &w, unsigned s) noexcept {
   }
 }
 
-// Moves E forward, emptying every slot on the way, until a ring slot's
-// timers are on `near` (true) or nothing is left by now_tick (false).
-// Called with `near` empty.
-bool advance(wheel &w, uint64_t now_tick) noexcept {
+// Moves E forward to now_tick, emptying every slot on the way, in order.
+void advance(wheel &w, uint64_t now_tick) noexcept {
   for (;;) {
     unsigned upper_slot = 0;
     uint64_t ring = next_ring_tick(w);
@@ -290,16 +301,15 @@ bool advance(wheel &w, uint64_t now_tick) noexcept {
       // passing one.
       if (now_tick > w.tick)
         w.tick = now_tick;
-      return false;
+      return;
     }
     w.tick = next;
     // On a tie the ring slot goes first: the search for the next one starts
     // past E, so E's own slot must not be left behind.
-    if (ring == next) {
+    if (ring == next)
       collect(w, static_cast<unsigned>(ring % wheel::ring_slots));
-      return true;
-    }
-    cascade(w, upper_slot);
+    else
+      cascade(w, upper_slot);
   }
 }
 
@@ -322,6 +332,13 @@ void wheel_remove(wheel &w, rill_timer *t) noexcept {
   if (place == wheel::place_none)
     return;
   t->timer_place = wheel::place_none;
+  if (place >= wheel::place_ready) {
+    size_t index = place - wheel::place_ready;
+    w.ready[index].timer = nullptr;
+    if (index == w.ready_head)
+      skip_stopped(w);
+    return;
+  }
   list::remove(&t->link);
   if (place >= wheel::place_near)
     return;
@@ -331,25 +348,35 @@ void wheel_remove(wheel &w, rill_timer *t) noexcept {
 }
 
 void wheel_take_due(wheel &w, uint64_t now_ns) noexcept {
-  for (;;) {
-    while (list_node *n = w.near.front()) {
-      rill_timer *t = timer_of(n);
-      if (t->due_ns > now_ns)
-        return;  // nothing in a slot is due before it
-      list::remove(n);
-      w.expiring.push_back(n);
-      t->timer_place = wheel::place_expiring;
-    }
-    if (!advance(w, tick_of(now_ns)))
-      return;
+  advance(w, tick_of(now_ns));
+  while (list_node *n = w.near.front()) {
+    rill_timer *t = timer_of(n);
+    if (t->due_ns > now_ns)
+      break;
+    list::remove(n);
+    w.expiring.push_back(n);
+    t->timer_place = wheel::place_expiring;
   }
 }
 
-rill_timer *wheel_pop_expiring(wheel &w) noexcept {
-  list_node *n = w.expiring.pop_front();
-  if (!n)
+rill_timer *wheel_pop_due(wheel &w, uint64_t now_ns) noexcept {
+  list_node *late = w.expiring.front();
+  if (w.ready_head < w.ready.size()) {
+    wheel_entry e = w.ready[w.ready_head];
+    if (e.due_ns <= now_ns && (!late || e.due_ns <= timer_of(late)->due_ns)) {
+      w.ready_head++;
+      // The array is in firing order: fetch a later timer while this one fires.
+      if (w.ready_head + 4 < w.ready.size())
+        __builtin_prefetch(w.ready[w.ready_head + 4].timer);
+      skip_stopped(w);
+      e.timer->timer_place = wheel::place_none;
+      return e.timer;
+    }
+  }
+  if (!late)
     return nullptr;
-  rill_timer *t = timer_of(n);
+  list::remove(late);
+  rill_timer *t = timer_of(late);
   t->timer_place = wheel::place_none;
   return t;
 }
@@ -362,8 +389,12 @@ void wheel_return_expiring(wheel &w) noexcept {
 
 int64_t wheel_next_timeout(const wheel &w, uint64_t now_ns) noexcept {
   uint64_t next_ns;
-  if (list_node *n = w.near.front()) {
-    next_ns = timer_of(n)->due_ns;
+  bool have_ready = w.ready_head < w.ready.size();
+  list_node *n = w.near.front();
+  if (have_ready || n) {
+    next_ns = have_ready ? w.ready[w.ready_head].due_ns : UINT64_MAX;
+    if (n && timer_of(n)->due_ns < next_ns)
+      next_ns = timer_of(n)->due_ns;
   } else {
     uint64_t ring = next_ring_tick(w);
     uint64_t cascade_at = next_cascade_tick(w, nullptr);

@@ -23,9 +23,12 @@
 // level was started before every timer placed in T's ring slot (placing
 // there needs block(T) <= U, after the cascade that brought the others
 // down). So each ring slot lists its timers in start order, and when E
-// reaches the slot, a stable sort by due time puts them on `near` in exact
-// (due time, start) order. The loop fires from the front of `near` what is
-// due to the nanosecond, and sleeps until that front or, with `near` empty,
+// reaches the slot, a stable sort by due time puts them on `ready` in exact
+// (due time, start) order; the sort and the firing run on an array of
+// (due, timer) pairs, `ready`, rather than on the list (docs/timers.md says
+// why). A timer armed for a tick E has already reached goes to `near`, in
+// order. The loop fires what is due to the nanosecond from the fronts of
+// `ready` and `near`, and sleeps until the earlier front or, both empty,
 // until the next ring slot or cascade.
 #ifndef RILL_CORE_TIMER_WHEEL_H
 #define RILL_CORE_TIMER_WHEEL_H
@@ -63,14 +66,20 @@ struct timer_wheel {
   // first, then the upper levels, 64 slots each), or one of these.
   static constexpr uint32_t place_near = slot_count;
   static constexpr uint32_t place_expiring = slot_count + 1;
+  static constexpr uint32_t place_ready = slot_count + 2;  // + index in `ready`
   static constexpr uint32_t place_none = UINT32_MAX;
 
   uint64_t tick = 0;                       // E
   uint64_t ring_summary = 0;               // bit w: bits[w] != 0, w < ring_words
   uint64_t bits[slot_count / 64] = {};     // bit s % 64 of bits[s / 64]: slot s not empty
   size_t in_slots = 0;                     // timers in slots (not near, not expiring)
-  list near;                               // due at tick <= E, in (due, start) order
-  list expiring;                           // taken out to fire in this run, in order
+  // Reached ring slots, sorted: [ready_head, size) waits to fire, in
+  // (due, start) order; a stopped timer leaves a null behind, and
+  // ready[ready_head] is never one.
+  vec<wheel_entry> ready;
+  size_t ready_head = 0;
+  list near;      // armed after E reached their tick, in (due, start) order
+  list expiring;  // from `near`, taken out to fire in this run, in order
   list slot[slot_count];
   // Room to gather the largest slot seen, and to merge it; they only grow.
   vec<wheel_entry> gathered;
@@ -84,12 +93,14 @@ void wheel_insert(timer_wheel &w, rill_timer *t, uint64_t now_ns) noexcept;
 // Takes t out of whatever list holds it; a disarmed timer is left alone.
 void wheel_remove(timer_wheel &w, rill_timer *t) noexcept;
 
-// Moves every timer due at or before now_ns onto w.expiring, in (due time,
-// start) order.
+// Brings E to now_ns, sorting every ring slot it reaches onto `ready`, and
+// moves the timers of `near` due by now_ns onto `expiring`.
 void wheel_take_due(timer_wheel &w, uint64_t now_ns) noexcept;
 
-// Takes the first timer off `expiring`, disarmed; nullptr when none is left.
-rill_timer *wheel_pop_expiring(timer_wheel &w) noexcept;
+// The next timer to fire, due by now_ns, taken out and disarmed: the earlier
+// of `ready`'s and `expiring`'s fronts (`ready` on a tie: it was started
+// first); nullptr when none is left.
+rill_timer *wheel_pop_due(timer_wheel &w, uint64_t now_ns) noexcept;
 
 // Puts back onto `near` what is left on `expiring` (a callback threw).
 void wheel_return_expiring(timer_wheel &w) noexcept;
