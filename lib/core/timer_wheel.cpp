@@ -55,23 +55,9 @@ unsigned slot_for(const wheel &w, uint64_t due) noexcept {
   return wheel::ring_slots + level * wheel::level_slots + index;
 }
 
-// A ring slot's lane for a due time: any function of the due time alone
-// keeps equal due times in one lane; a multiplicative hash spreads them.
-unsigned lane_of(uint64_t due_ns) noexcept {
-  return static_cast<unsigned>((due_ns * UINT64_C(0x9E3779B97F4A7C15)) >> 62) % wheel::ring_lanes;
-}
-
-list &upper_list(wheel &w, unsigned s) noexcept { return w.upper[s - wheel::ring_slots]; }
-
 void place_in_slot(wheel &w, rill_timer *t) noexcept {
   unsigned s = slot_for(w, tick_of(t->due_ns));
-  if (s < wheel::ring_slots) {
-    unsigned lane = s * wheel::ring_lanes + lane_of(t->due_ns);
-    w.ring[lane].push_back(&t->link);
-    w.ring_count[lane]++;
-  } else {
-    upper_list(w, s).push_back(&t->link);
-  }
+  w.slot[s].push_back(&t->link);
   mark(w, s);
   t->timer_place = s;
 }
@@ -250,87 +236,29 @@ wheel_entry *sort_entries(wheel_entry *a, size_t n, wheel_entry *buf) noexcept {
   return a;
 }
 
-// Fills w.gathered with ring slot s's timers, lane after lane, each lane in
-// list order. Every lane is walked from both ends at once, and the lanes
-// side by side: a list walk waits on one cache miss per node, and these
-// walks overlap theirs. False when out of memory for the array.
-bool gather_ring(wheel &w, unsigned s) noexcept {
-  constexpr unsigned lanes = wheel::ring_lanes;
-  list_node *front[lanes], *back[lanes];
-  size_t lo[lanes], hi[lanes];
-  size_t total = 0;
-  for (unsigned l = 0; l < lanes; l++) {
-    list &lane = w.ring[s * lanes + l];
-    front[l] = lane.head.next;
-    back[l] = lane.head.prev;
-    lo[l] = total;
-    total += w.ring_count[s * lanes + l];
-    hi[l] = total;
-  }
-  w.gathered.clear();
-  if (!w.gathered.resize_zeroed(total))
-    return false;
-  wheel_entry *out = w.gathered.data();
-  for (bool more = true; more;) {
-    more = false;
-    for (unsigned l = 0; l < lanes; l++) {
-      if (lo[l] == hi[l])
-        continue;
-      rill_timer *t = timer_of(front[l]);
-      out[lo[l]++] = wheel_entry{t->due_ns, t};
-      front[l] = front[l]->next;
-      if (lo[l] == hi[l])
-        continue;
-      rill_timer *u = timer_of(back[l]);
-      out[--hi[l]] = wheel_entry{u->due_ns, u};
-      back[l] = back[l]->prev;
-      more |= lo[l] != hi[l];
-    }
-  }
-  return true;
-}
-
-// Takes ring slot s's lanes off as one chain, lane after lane.
-list_node *detach_ring(wheel &w, unsigned s) noexcept {
-  list_node *first = nullptr, **tail = &first;
-  for (unsigned l = 0; l < wheel::ring_lanes; l++) {
-    list &lane = w.ring[s * wheel::ring_lanes + l];
-    if (lane.empty())
-      continue;
-    list_node *last = lane.head.prev;
-    *tail = detach(lane);
-    tail = &last->next;
-  }
-  return first;
-}
-
 // Moves ring slot s (E's own tick) onto `ready`, sorted by due time,
-// stably: equal due times share a lane, so they were gathered in start
-// order. Without memory for the arrays, a list sort puts the slot on
-// `near`, which is then empty of this tick's timers, so the order holds.
+// stably. Without memory for the arrays, a list sort puts it on `near`,
+// which is then empty of this tick's timers, so the order holds.
 void collect(wheel &w, unsigned s) noexcept {
   size_t moved = 0;
   size_t base = w.ready.size();
-  if (gather_ring(w, s) && w.spare.resize_zeroed(w.gathered.size()) &&
+  if (gather(w, w.slot[s]) && w.spare.resize_zeroed(w.gathered.size()) &&
       w.ready.reserve(base + w.gathered.size())) {
     moved = w.gathered.size();
     wheel_entry *sorted = sort_entries(w.gathered.data(), moved, w.spare.data());
-    for (unsigned l = 0; l < wheel::ring_lanes; l++)
-      reset(w.ring[s * wheel::ring_lanes + l]);
+    reset(w.slot[s]);
     for (size_t i = 0; i < moved; i++) {
       w.ready.push(sorted[i]);  // reserved: cannot fail
       sorted[i].timer->timer_place = static_cast<uint32_t>(wheel::place_ready + base + i);
     }
   } else {
-    for (list_node *n = sort_chain(detach_ring(w, s)); n; moved++) {
+    for (list_node *n = sort_chain(detach(w.slot[s])); n; moved++) {
       list_node *next = n->next;
       w.near.push_back(n);
       timer_of(n)->timer_place = wheel::place_near;
       n = next;
     }
   }
-  for (unsigned l = 0; l < wheel::ring_lanes; l++)
-    w.ring_count[s * wheel::ring_lanes + l] = 0;
   unmark(w, s);
   w.in_slots -= moved;
 }
@@ -348,14 +276,13 @@ void skip_stopped(wheel &w) noexcept {
 // Moves upper slot s (U has just reached it) down, in list order.
 void cascade(wheel &w, unsigned s) noexcept {
   unmark(w, s);
-  list &from = upper_list(w, s);
-  if (gather(w, from)) {
-    reset(from);
+  if (gather(w, w.slot[s])) {
+    reset(w.slot[s]);
     for (size_t i = 0; i < w.gathered.size(); i++)
       place_in_slot(w, w.gathered[i].timer);
     return;
   }
-  for (list_node *n = detach(from); n;) {
+  for (list_node *n = detach(w.slot[s]); n;) {
     list_node *next = n->next;
     place_in_slot(w, timer_of(n));
     n = next;
@@ -416,17 +343,7 @@ void wheel_remove(wheel &w, rill_timer *t) noexcept {
   if (place >= wheel::place_near)
     return;
   w.in_slots--;
-  if (place >= wheel::ring_slots) {
-    if (upper_list(w, place).empty())
-      unmark(w, place);
-    return;
-  }
-  unsigned first = place * wheel::ring_lanes;
-  w.ring_count[first + lane_of(t->due_ns)]--;
-  uint32_t left = 0;
-  for (unsigned l = 0; l < wheel::ring_lanes; l++)
-    left |= w.ring_count[first + l];
-  if (!left)
+  if (w.slot[place].empty())
     unmark(w, place);
 }
 

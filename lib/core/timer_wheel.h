@@ -55,7 +55,6 @@ struct timer_wheel {
   static constexpr unsigned block_bits = 10;  // a block: 1024 ticks
   static constexpr unsigned ring_slots = 2u << block_bits;
   static constexpr unsigned ring_words = ring_slots / 64;
-  static constexpr unsigned ring_lanes = 4;
   static constexpr unsigned level_bits = 6;
   static constexpr unsigned level_slots = 1u << level_bits;
   // Due times stay under 2^63 ns (rill_timer_start caps durations), so
@@ -81,12 +80,7 @@ struct timer_wheel {
   size_t ready_head = 0;
   list near;      // armed after E reached their tick, in (due, start) order
   list expiring;  // from `near`, taken out to fire in this run, in order
-  // A ring slot is ring_lanes lists, a timer's lane chosen by its due time,
-  // so equal due times share a lane and each lane keeps start order; the
-  // lanes of a slot are walked side by side, their cache misses overlapping.
-  list ring[ring_slots * ring_lanes];
-  uint32_t ring_count[ring_slots * ring_lanes] = {};
-  list upper[upper_levels * level_slots];
+  list slot[slot_count];
   // Room to gather the largest slot seen, and to merge it; they only grow.
   vec<wheel_entry> gathered;
   vec<wheel_entry> spare;
