@@ -1,5 +1,6 @@
-// Where armed timers wait: a timing wheel in front of one short list in
-// exact order. docs/timers.md has the measurements behind the choice.
+// Where armed timers wait: a timing wheel in front of the timers of the
+// ticks it has reached, kept in exact order. docs/timers.md has the
+// measurements behind the choice.
 //
 // Time is cut into ticks of 2^tick_shift ns (about 1 ms), and ticks into
 // blocks of 2^block_bits ticks (about 1.07 s). Let E be the wheel's current
@@ -90,7 +91,7 @@ struct timer_wheel {
 // base's clock, which is never behind any time the wheel was given before.
 void wheel_insert(timer_wheel &w, rill_timer *t, uint64_t now_ns) noexcept;
 
-// Takes t out of whatever list holds it; a disarmed timer is left alone.
+// Takes t out of wherever it waits; a disarmed timer is left alone.
 void wheel_remove(timer_wheel &w, rill_timer *t) noexcept;
 
 // Brings E to now_ns, sorting every ring slot it reaches onto `ready`, and

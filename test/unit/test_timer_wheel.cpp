@@ -20,7 +20,10 @@ extern "C" {  // this cmocka.h does not say so itself
 #include <stdio.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "core/base_impl.h"
@@ -495,6 +498,57 @@ void test_real_restart_does_not_allocate(void **state) {
   tu_base_free(l.base);
 }
 
+// A callback that throws (rill/base.h, "Exceptions") leaves the rest of its
+// batch armed: it fires in a later run, once each, in order, whether it
+// waited in a reached ring slot or in the current tick's list.
+struct thrower {
+  int *log;
+  int *n;
+  int id;
+  bool throw_once;
+};
+
+void throwing_cb(rill_timer *, void *arg) {
+  auto *th = static_cast<thrower *>(arg);
+  th->log[(*th->n)++] = th->id;
+  if (th->throw_once) {
+    th->throw_once = false;
+    throw std::runtime_error("boom");
+  }
+}
+
+void test_real_throw_keeps_the_batch(void **state) {
+  (void)state;
+  for (uint64_t timeout : {uint64_t{0}, 3 * RILL_MSEC}) {
+    rill_base *base = tu_base_new();
+    int log[16], n = 0;
+    thrower th[3];
+    rill_timer *t[3];
+    for (int i = 0; i < 3; i++) {
+      th[i] = thrower{log, &n, i, i == 0};
+      assert_int_equal(rill_timer_new(base, throwing_cb, &th[i], &t[i]), 0);
+      assert_int_equal(rill_timer_start(t[i], timeout, 0), 0);
+    }
+    usleep(10000);  // all three due before the loop looks
+    bool caught = false;
+    try {
+      rill_base_run(base, RILL_RUN_NOWAIT);
+    } catch (const std::runtime_error &) {
+      caught = true;
+    }
+    assert_true(caught);
+    assert_int_equal(n, 1);
+    assert_int_equal(rill_timer_active(t[1]), 1);
+    assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, 3000), 0);
+    assert_int_equal(n, 3);
+    for (int i = 0; i < 3; i++) {
+      assert_int_equal(log[i], i);
+      rill_timer_free(t[i]);
+    }
+    tu_base_free(base);
+  }
+}
+
 }  // namespace
 
 int main(void) {
@@ -511,6 +565,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_real_zero_and_huge, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_real_restart_does_not_allocate, tu_setup_fds,
                                       tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_real_throw_keeps_the_batch, tu_setup_fds, tu_teardown_fds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
