@@ -2,7 +2,7 @@
  * rill — the event base.
  *
  * A rill_base is one event loop: a kernel poller (epoll, kqueue or poll), a
- * timer heap, signal delivery and a queue of functions posted from other
+ * timing wheel for timers, signal delivery and a queue of functions posted from other
  * threads. What rill promises, all in this header:
  *  - threads: just below;
  *  - callbacks: "Callback guarantees" below;

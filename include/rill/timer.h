@@ -2,10 +2,12 @@
  * rill — timers.
  *
  * One-shot and repeating timers on the monotonic clock, in nanoseconds
- * (RILL_MSEC and friends in rill/base.h). Starting, stopping and restarting cost O(log n) and never
- * allocate once the heap has grown to the number of active timers. Timers
- * that fall due at the same time fire in the order they were started. The
- * loop sleeps exactly until the next timer is due.
+ * (RILL_MSEC and friends in rill/base.h). Starting, stopping and
+ * restarting cost O(1) and never allocate (a timing wheel:
+ * docs/timers.md). Timers fire in the order of their due times, to the
+ * nanosecond, never before; timers that fall due at the same time fire in
+ * the order they were started. The loop sleeps exactly until the next timer
+ * is due.
  *
  * Every function taking a timer returns RILL_EINVAL for NULL or a pointer
  * that is not a live timer (freed, or another type of handle: see "Stale

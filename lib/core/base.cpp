@@ -46,7 +46,7 @@ int64_t wait_timeout(const rill_base *base, rill_run_mode mode) {
   // Nothing can make a single iteration end: do not block forever.
   if (!alive(base))
     return 0;
-  return base->timers.empty() ? -1 : timers_next_timeout(base);
+  return wheel_empty(base->timers) ? -1 : timers_next_timeout(base);
 }
 
 int iterate(rill_base *base, rill_run_mode mode) {
@@ -64,10 +64,10 @@ int iterate(rill_base *base, rill_run_mode mode) {
     return n;
   io_dispatch(base, n);
   // Most iterations have no report queued and no timer due: checked here,
-  // they cost a comparison each instead of a call (the echo's profile).
+  // they cost a test each instead of a call (the echo's profile).
   if (!base->pending.empty())
     pending_run(base);
-  if (!base->timers.empty() && base->timers[0].due_ns <= base->now_ns)
+  if (!wheel_empty(base->timers) && timers_next_timeout(base) == 0)
     timers_run(base);
   if (!base->pending.empty())
     pending_run(base);

@@ -13,6 +13,7 @@
 #include "core/pending.h"
 #include "core/pool.h"
 #include "core/stall.h"
+#include "core/timer_wheel.h"
 #include "core/vec.h"
 #include "rill/io.h"
 #include "rill/signal.h"
@@ -27,10 +28,11 @@ struct rill_io : rill::detail::handle {
       : handle(rill::detail::handle_kind::io), fd(fd_), cb(cb_), arg(arg_) {}
 };
 
-// Its place in the heap is the handle's heap_index.
+// Where it waits is the handle's timer_place (core/timer_wheel.h).
 struct rill_timer : rill::detail::handle {
+  rill::detail::list_node link;  // in a wheel slot, near or expiring
+  uint64_t due_ns = 0;
   uint64_t repeat_ns = 0;
-  uint64_t seq = 0;
   rill_timer_cb cb;
   void *arg;
   rill_timer(rill_timer_cb cb_, void *arg_)
@@ -62,14 +64,6 @@ struct fd_slot {
   uint32_t generation;   // bumped whenever the slot's watcher goes away
   uint8_t kernel_events; // the interest the backend currently has
   bool queued;           // on the change list
-};
-
-// The heap orders by (due_ns, seq); seq is the start order, so equal due
-// times fire in the order they were started. Both live in the node, not the
-// timer, so sifting never chases a pointer.
-struct timer_node {
-  uint64_t due_ns;
-  rill_timer *timer;
 };
 
 struct post_item {
@@ -110,9 +104,8 @@ struct rill_base {
   rill::detail::vec<int> failed;    // fds whose registration the kernel refused
   rill::detail::vec<rill::detail::backend_event> events;
 
-  // timers: a 4-ary min-heap on (due_ns, seq)
-  rill::detail::vec<rill::detail::timer_node> timers;
-  uint64_t timer_seq = 0;
+  // timers: a hierarchical wheel in front of an exactly ordered list
+  rill::detail::timer_wheel timers;
 
   // cross-thread posts
   rill::detail::mutex post_mutex;

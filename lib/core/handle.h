@@ -33,9 +33,9 @@ struct handle {
   // counted as live and never keep the loop alive.
   bool internal = false;
   life lifetime;
-  // Timers only: the timer's place in the heap. It lives here, in what
-  // would otherwise be padding after `lifetime`, to keep a timer small.
-  uint32_t heap_index = UINT32_MAX;
+  // Timers only: where the timer waits (core/timer_wheel.h). It lives here,
+  // in what would otherwise be padding after `lifetime`, to keep a timer small.
+  uint32_t timer_place = UINT32_MAX;
   rill_base *base = nullptr;
 
   explicit handle(handle_kind k) : kind(k) {}

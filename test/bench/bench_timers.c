@@ -19,6 +19,9 @@
  * timer started a millisecond later with a timeout a millisecond shorter
  * may rightly fire after; libev starts every timer from its cached loop
  * time and makes no order promise within one iteration): out_of_order=.
+ * wakeups= counts the loop's iterations in the run phase: rill sleeps until
+ * the next due time to the nanosecond, libev's epoll backend in whole
+ * milliseconds, so libev wakes less often (docs/timers.md).
  *
  * Prints one line of key=value pairs on stdout. */
 #define _GNU_SOURCE 1
@@ -68,6 +71,7 @@ static uint64_t rng_next(void) {
 
 struct result {
   double create_ms, schedule_ms, cancel_ms, run_cpu_ms, run_wall_ms, free_ms;
+  unsigned long long wakeups; /* loop iterations in the run phase */
   const char *backend;
 };
 
@@ -125,12 +129,16 @@ static void run_rill(struct result *r) {
     err = rill_timer_stop(timers[i]);
     if (err < 0) die("rill_timer_stop", err);
   }
+  rill_base_stats before, after;
+  rill_base_stats_get(base, &before);
   double t3 = cpu_ms();
   double w3 = wall_ms();
   err = rill_base_run(base, RILL_RUN_DEFAULT);
   if (err < 0) die("rill_base_run", err);
   double t4 = cpu_ms();
   r->run_wall_ms = wall_ms() - w3;
+  rill_base_stats_get(base, &after);
+  r->wakeups = (unsigned long long)(after.iterations - before.iterations);
   for (size_t i = 0; i < n_timers; i++) rill_timer_free(timers[i]);
   free(timers);
   err = rill_base_free(base);
@@ -177,11 +185,13 @@ static void run_libev(struct result *r) {
   }
   double t2 = cpu_ms();
   for (size_t i = 1; i < n_timers; i += 2) ev_timer_stop(loop, &timers[i].w);
+  unsigned before = ev_iteration(loop);
   double t3 = cpu_ms();
   double w3 = wall_ms();
   ev_run(loop, 0);
   double t4 = cpu_ms();
   r->run_wall_ms = wall_ms() - w3;
+  r->wakeups = ev_iteration(loop) - before;
   free(timers);
   ev_loop_destroy(loop);
   double t5 = cpu_ms();
@@ -231,10 +241,11 @@ int main(int argc, char **argv) {
   size_t expected = n_timers / 2;
   printf("bench=timers impl=%s backend=%s timers=%zu fired=%zu out_of_order=%zu"
          " create_ms=%.1f schedule_ms=%.1f cancel_ms=%.1f run_cpu_ms=%.1f"
-         " run_wall_ms=%.1f total_cpu_ms=%.1f free_ms=%.1f peak_rss_kb=%ld\n",
+         " run_wall_ms=%.1f total_cpu_ms=%.1f free_ms=%.1f peak_rss_kb=%ld wakeups=%llu\n",
          impl, r.backend, n_timers, fired, out_of_order, r.create_ms, r.schedule_ms,
          r.cancel_ms, r.run_cpu_ms, r.run_wall_ms,
-         r.create_ms + r.schedule_ms + r.cancel_ms + r.run_cpu_ms, r.free_ms, peak_rss_kb());
+         r.create_ms + r.schedule_ms + r.cancel_ms + r.run_cpu_ms, r.free_ms, peak_rss_kb(),
+         r.wakeups);
   free(timeouts);
   if (fired != expected) {
     fprintf(stderr, "bench_timers: %s fired %zu callbacks, expected %zu\n", impl, fired,

@@ -96,7 +96,7 @@ row() {
     printf "| %s | %s | " fmt " | " fmt " | %s |\n", label, variant, r, l, ratio }'
 }
 
-timer_keys="create_ms schedule_ms cancel_ms run_cpu_ms total_cpu_ms peak_rss_kb"
+timer_keys="create_ms schedule_ms cancel_ms run_cpu_ms total_cpu_ms peak_rss_kb wakeups"
 watcher_keys="us_per_event us_per_iter"
 watcher_configs=()
 for n in 100 1000 10000; do
@@ -140,6 +140,7 @@ row timers cancel_ms "timers: cancel half (CPU ms)" "$tv" "%.1f"
 row timers run_cpu_ms "timers: run until fired (CPU ms)" "$tv" "%.1f"
 row timers total_cpu_ms "timers: total (CPU ms)" "$tv" "%.1f"
 row timers peak_rss_kb "timers: peak RSS (KiB)" "$tv" "%.0f"
+row timers wakeups "timers: loop wake-ups while firing" "$tv" "%.0f"
 for c in "${watcher_configs[@]}"; do
   set -- $c
   v="N=$1 $2, inflight $3"

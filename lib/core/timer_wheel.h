@@ -1,0 +1,120 @@
+// Where armed timers wait: a timing wheel in front of the timers of the
+// ticks it has reached, kept in exact order. docs/timers.md has the
+// measurements behind the choice.
+//
+// Time is cut into ticks of 2^tick_shift ns (about 1 ms), and ticks into
+// blocks of 2^block_bits ticks (about 1.07 s). Let E be the wheel's current
+// tick (it only moves forward) and U = block(E) + 1, the next block.
+//  - The ring: one slot per tick for the current block and the next, 2048
+//    slots indexed by tick modulo 2048, so any timer due within the next
+//    1.07 s (at least) goes straight to the slot of its tick.
+//  - The upper levels: six levels of 64 slots over blocks, placed against U
+//    the way a hierarchical wheel places ticks: a timer due in block b > U
+//    goes to the level of the highest 6-bit group in which b and U differ,
+//    into the slot that group of b names. When U reaches a slot (that is,
+//    when E enters the block before it), the slot's timers move down: to
+//    the ring if due in block U, to a lower level otherwise (a cascade).
+// Each slot is an intrusive list through the timer's `link`, and each level
+// keeps a bitmap of its non-empty slots, so arming, stopping and restarting
+// are O(1) and never allocate, and the next slot to come due is found with a
+// few bit scans: the loop never wakes per tick.
+//
+// Order. Lists are only appended to and cascades move timers in list order.
+// As E only moves forward, every timer due at tick T placed on an upper
+// level was started before every timer placed in T's ring slot (placing
+// there needs block(T) <= U, after the cascade that brought the others
+// down). So each ring slot lists its timers in start order, and when E
+// reaches the slot, a stable sort by due time puts them on `ready` in exact
+// (due time, start) order; the sort and the firing run on an array of
+// (due, timer) pairs, `ready`, rather than on the list (docs/timers.md says
+// why). A timer armed for a tick E has already reached goes to `near`, in
+// order. The loop fires what is due to the nanosecond from the fronts of
+// `ready` and `near`, and sleeps until the earlier front or, both empty,
+// until the next ring slot or cascade.
+#ifndef RILL_CORE_TIMER_WHEEL_H
+#define RILL_CORE_TIMER_WHEEL_H
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/list.h"
+#include "core/vec.h"
+
+struct rill_timer;
+
+namespace rill::detail {
+
+// A timer and its due time side by side, for sorting and cascading a slot
+// in contiguous memory.
+struct wheel_entry {
+  uint64_t due_ns;
+  rill_timer *timer;
+};
+
+struct timer_wheel {
+  static constexpr unsigned tick_shift = 20;  // a tick: 1.048576 ms
+  static constexpr unsigned block_bits = 10;  // a block: 1024 ticks
+  static constexpr unsigned ring_slots = 2u << block_bits;
+  static constexpr unsigned ring_words = ring_slots / 64;
+  static constexpr unsigned level_bits = 6;
+  static constexpr unsigned level_slots = 1u << level_bits;
+  // Due times stay under 2^63 ns (rill_timer_start caps durations), so
+  // blocks stay under 2^33: six 6-bit levels cover them.
+  static constexpr unsigned upper_levels = 6;
+  static constexpr unsigned slot_count = ring_slots + upper_levels * level_slots;
+
+  // Where a timer is, in its handle's timer_place: a slot number (the ring
+  // first, then the upper levels, 64 slots each), or one of these.
+  static constexpr uint32_t place_near = slot_count;
+  static constexpr uint32_t place_expiring = slot_count + 1;
+  static constexpr uint32_t place_ready = slot_count + 2;  // + index in `ready`
+  static constexpr uint32_t place_none = UINT32_MAX;
+
+  uint64_t tick = 0;                       // E
+  uint64_t ring_summary = 0;               // bit w: bits[w] != 0, w < ring_words
+  uint64_t bits[slot_count / 64] = {};     // bit s % 64 of bits[s / 64]: slot s not empty
+  size_t in_slots = 0;                     // timers in slots (not near, not expiring)
+  // Reached ring slots, sorted: [ready_head, size) waits to fire, in
+  // (due, start) order; a stopped timer leaves a null behind, and
+  // ready[ready_head] is never one.
+  vec<wheel_entry> ready;
+  size_t ready_head = 0;
+  list near;      // armed after E reached their tick, in (due, start) order
+  list expiring;  // from `near`, taken out to fire in this run, in order
+  list slot[slot_count];
+  // Room to gather the largest slot seen, and to merge it; they only grow.
+  vec<wheel_entry> gathered;
+  vec<wheel_entry> spare;
+};
+
+// Arms t (not armed, t->due_ns set) as the newest timer; now_ns is the
+// base's clock, which is never behind any time the wheel was given before.
+void wheel_insert(timer_wheel &w, rill_timer *t, uint64_t now_ns) noexcept;
+
+// Takes t out of wherever it waits; a disarmed timer is left alone.
+void wheel_remove(timer_wheel &w, rill_timer *t) noexcept;
+
+// Brings E to now_ns, sorting every ring slot it reaches onto `ready`, and
+// moves the timers of `near` due by now_ns onto `expiring`.
+void wheel_take_due(timer_wheel &w, uint64_t now_ns) noexcept;
+
+// The next timer to fire, due by now_ns, taken out and disarmed: the earlier
+// of `ready`'s and `expiring`'s fronts (`ready` on a tie: it was started
+// first); nullptr when none is left.
+rill_timer *wheel_pop_due(timer_wheel &w, uint64_t now_ns) noexcept;
+
+// Puts back onto `near` what is left on `expiring` (a callback threw).
+void wheel_return_expiring(timer_wheel &w) noexcept;
+
+// Whether no timer is armed: the loop's test, inline, before it asks more.
+inline bool wheel_empty(const timer_wheel &w) noexcept {
+  return w.in_slots == 0 && w.ready_head == w.ready.size() && w.near.empty();
+}
+
+// Nanoseconds from now_ns until the loop must look at the wheel again, 0
+// when that is now, -1 when nothing is armed.
+int64_t wheel_next_timeout(const timer_wheel &w, uint64_t now_ns) noexcept;
+
+}  // namespace rill::detail
+
+#endif
