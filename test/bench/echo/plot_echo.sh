@@ -48,7 +48,7 @@ vspace=$(awk -v h=$height 'BEGIN { printf "%.3f", 150 / h }')
 mkdir -p "$(dirname "$CHART")"
 {
   cat <<EOF
-set terminal pngcairo size 1500,$height font "sans,10"
+set terminal pngcairo noenhanced size 1500,$height font "sans,10"
 set output "$CHART"
 set datafile separator "\t"
 set datafile missing "NaN"
