@@ -326,6 +326,7 @@ int rill_base_dump(const rill_base *base, FILE *out) {
           base->backend->name, static_cast<unsigned long long>(base->handle_count),
           static_cast<unsigned long long>(base->active_count));
   base->pool.for_each_used(dump_handle, out);
+  base->timer_pool.for_each_used(dump_handle, out);
   return ferror(out) ? -EIO : 0;
 }
 

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstdint>
+#include <type_traits>
 
 #include "core/backend/backend.h"
 #include "core/handle.h"
@@ -73,11 +74,9 @@ struct post_item {
 
 struct signal_state;  // lib/core/signal.cpp
 
-constexpr size_t handle_slot_size = sizeof(rill_io) > sizeof(rill_timer)
-                                        ? (sizeof(rill_io) > sizeof(rill_signal) ? sizeof(rill_io)
-                                                                                 : sizeof(rill_signal))
-                                        : (sizeof(rill_timer) > sizeof(rill_signal) ? sizeof(rill_timer)
-                                                                                    : sizeof(rill_signal));
+// Timers, the largest handles (their wheel links), have a pool of their
+// own, so that io watchers, one per connection, keep their own size.
+constexpr size_t handle_slot_size = sizeof(rill_io) > sizeof(rill_signal) ? sizeof(rill_io) : sizeof(rill_signal);
 
 }  // namespace rill::detail
 
@@ -95,7 +94,8 @@ struct rill_base {
   uint64_t active_count = 0; // active user handles
   uint64_t handle_count = 0; // live user handles
 
-  rill::detail::handle_pool pool{rill::detail::handle_slot_size};
+  rill::detail::handle_pool pool{rill::detail::handle_slot_size};  // io watchers, signals
+  rill::detail::handle_pool timer_pool{sizeof(rill_timer)};
 
   // io
   rill::detail::vec<rill::detail::fd_slot> fds;
@@ -183,11 +183,16 @@ void signals_destroy(rill_base *base) noexcept;
 // After fork, in the child: a signal wake-up descriptor of the base's own.
 int signals_reinit(rill_base *base) noexcept;
 
+// The pool a handle of `kind` comes from.
+inline handle_pool &pool_of(rill_base *base, handle_kind kind) noexcept {
+  return kind == handle_kind::timer ? base->timer_pool : base->pool;
+}
+
 // Takes a slot from the base's pool and constructs a T (a handle type) in it;
 // nullptr when out of memory.
 template <typename T, typename... Args>
 T *handle_new(rill_base *base, bool internal, Args &&...args) noexcept {
-  void *slot = base->pool.take();
+  void *slot = (std::is_same_v<T, rill_timer> ? base->timer_pool : base->pool).take();
   if (!slot)
     return nullptr;
   T *h = new (slot) T(std::forward<Args>(args)...);

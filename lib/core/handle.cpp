@@ -27,7 +27,8 @@ void handle_release(handle *h) noexcept {
   if (!life_release(h->lifetime))
     return;
   rill_base *base = h->base;
-  switch (h->kind) {
+  handle_kind kind = h->kind;
+  switch (kind) {
     case handle_kind::io:
       static_cast<rill_io *>(h)->~rill_io();
       break;
@@ -38,7 +39,7 @@ void handle_release(handle *h) noexcept {
       static_cast<rill_signal *>(h)->~rill_signal();
       break;
   }
-  base->pool.give(h);
+  pool_of(base, kind).give(h);
 }
 
 }  // namespace rill::detail

@@ -68,7 +68,7 @@ void set_next(void *slot, void *next) {
 
 }  // namespace
 
-handle_pool::handle_pool(size_t slot_size)
+handle_pool::handle_pool(size_t slot_size) noexcept
     : slot_size_((slot_size + 7) & ~size_t{7}) {
   if (slot_size_ < 16)
     slot_size_ = 16;

@@ -33,7 +33,7 @@ namespace rill::detail {
 
 class handle_pool {
  public:
-  explicit handle_pool(size_t slot_size);
+  explicit handle_pool(size_t slot_size) noexcept;
   handle_pool(const handle_pool &) = delete;
   handle_pool &operator=(const handle_pool &) = delete;
   ~handle_pool();
