@@ -1,4 +1,4 @@
-/* echo_peer.h — what the peer echo servers (libevent, libev, libuv) share
+/* echo_peer.h — what the peer echo servers (libevent, libev, libuv, raw io_uring) share
  * with raw_epoll_server.c, so that only the event library differs between
  * them: the command line, the listening socket and the per-connection
  * socket options.

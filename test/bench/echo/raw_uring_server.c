@@ -18,10 +18,8 @@
  * Build: cc -O2 raw_uring_server.c -o raw_uring_server $(pkg-config --cflags --libs liburing) */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -29,10 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
+
+#include "echo_peer.h"
 
 #define BUF_COUNT 1024 /* a power of two */
 #define BUF_SIZE 16384
@@ -160,13 +158,12 @@ static void on_accept(int res, unsigned flags) {
   if (!(flags & IORING_CQE_F_MORE))
     arm_accept();
   if (res >= 0) {
-    int one = 1;
     struct conn *c = conn_of(res);
     if (!c) {
       close(res);
       return;
     }
-    setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    echo_set_nodelay(res);
     c->gen++;
     c->open = 1;
     c->head = c->tail = -1;
@@ -247,40 +244,13 @@ static void drop_stale(const struct io_uring_cqe *cqe) {
     buffer_return((int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
 }
 
-static int listen_on(const char *address) {
-  char host[256];
-  const char *colon = strrchr(address, ':');
-  struct addrinfo hints, *ai;
-  size_t hlen;
-  int fd, one = 1, err;
-  if (!colon || (size_t)(colon - address) >= sizeof host) {
-    fprintf(stderr, "raw_uring_server: bad address %s\n", address);
-    exit(2);
-  }
-  hlen = (size_t)(colon - address);
-  memcpy(host, address, hlen);
-  host[hlen] = '\0';
-  if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
-    memmove(host, host + 1, hlen - 2);
-    host[hlen - 2] = '\0';
-  }
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
-  if ((err = getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai)) != 0) {
-    fprintf(stderr, "raw_uring_server: %s: %s\n", address, gai_strerror(err));
-    exit(2);
-  }
-  fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    die("socket", errno);
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0)
-    die("bind", errno);
-  if (listen(fd, SOMAXCONN) < 0)
-    die("listen", errno);
-  freeaddrinfo(ai);
+/* echo_listen()'s socket, made blocking again: io_uring fails a request on
+ * an O_NONBLOCK file with EAGAIN instead of waiting for it. */
+static int listen_blocking(const char *address) {
+  int fd = echo_listen("raw_uring_server", address);
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+    die("fcntl", errno);
   return fd;
 }
 
@@ -324,26 +294,12 @@ static void buffers_init(void) {
 }
 
 int main(int argc, char **argv) {
-  const char *address = "127.0.0.1:7000";
-  struct rlimit rl;
+  struct echo_options opt = echo_parse_args(argc, argv);
   sigset_t sigs;
-  int i, sfd, quiet = 0, running = 1;
+  int i, sfd, running = 1;
   struct io_uring_sqe *sqe;
 
-  for (i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
-      address = argv[++i];
-    else if (strcmp(argv[i], "--quiet") == 0)
-      quiet = 1;
-    else {
-      fprintf(stderr, "usage: %s [--listen ADDR] [--quiet]\n", argv[0]);
-      return 2;
-    }
-  }
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
+  echo_raise_nofile();
   signal(SIGPIPE, SIG_IGN);
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
@@ -353,13 +309,13 @@ int main(int argc, char **argv) {
     die("signalfd", errno);
   ring_init();
   buffers_init();
-  listen_fd = listen_on(address);
+  listen_fd = listen_blocking(opt.address);
   arm_accept();
   sqe = sqe_get();
   io_uring_prep_poll_add(sqe, sfd, POLLIN);
   io_uring_sqe_set_data64(sqe, ud(K_SIGNAL, 0, sfd));
-  if (!quiet)
-    printf("raw_uring_server: listening on %s\n", address);
+  if (!opt.quiet)
+    printf("raw_uring_server: listening on %s\n", opt.address);
   fflush(stdout);
 
   while (running) {
