@@ -59,6 +59,17 @@ void tu_pipe(int fds[2]);
 void tu_write_byte(int fd);
 size_t tu_drain(int fd);
 
+/* In a forked child, which must not use cmocka (a failed assertion would
+ * go on running the parent's remaining tests there): on failure, exit with
+ * a status naming the line (mod 256, never 0). */
+#define CHILD_CHECK(cond)                                                       \
+  do {                                                                          \
+    if (!(cond)) {                                                              \
+      fprintf(stderr, "child: check failed at line %d: %s\n", __LINE__, #cond); \
+      _exit(1 + __LINE__ % 255);                                                \
+    }                                                                           \
+  } while (0)
+
 /* A thread-safe counting allocator for rill_set_allocator(). Every block
  * carries a header, so a block from another allocator is detected. */
 typedef struct tu_alloc_counts {

@@ -30,16 +30,6 @@
 #define LIMIT 5000
 #define HANG_GUARD_MS 20000
 
-/* In the child: on failure, exit with a status naming the line (mod 256,
- * never 0). */
-#define CHILD_CHECK(cond)                                                   \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      fprintf(stderr, "child: check failed at line %d: %s\n", __LINE__, #cond); \
-      _exit(1 + __LINE__ % 255);                                            \
-    }                                                                       \
-  } while (0)
-
 /* Reads one byte from a blocking-or-not descriptor within the hang guard;
  * -1 on timeout, error or end of file. */
 static int read_byte(int fd) {

@@ -36,14 +36,6 @@
 #define LIMIT 5000
 #define HANG_GUARD_MS 20000
 
-#define CHILD_CHECK(cond)                                                       \
-  do {                                                                          \
-    if (!(cond)) {                                                              \
-      fprintf(stderr, "child: check failed at line %d: %s\n", __LINE__, #cond); \
-      _exit(1 + __LINE__ % 255);                                                \
-    }                                                                           \
-  } while (0)
-
 /* io_uring_setup fails with EPERM from now on, in this process and its
  * children; everything else is allowed. The syscall number is the same on
  * every architecture (new system calls share one table since Linux 5.1). */
