@@ -253,8 +253,10 @@ ssize_t read_locked(rill_net_conn *c, void *buf, size_t len) {
   c->read_cap = len;
   rill_conn_read_start(c->conn);
   // Woken by on_read (a count or the end) or a close, which unlink the
-  // reader. Only on_read writes into `buf` meanwhile.
-  return fiber_park_idle(buf, len, drop_spare_spill, c);
+  // reader. Only on_read writes into `buf` meanwhile. A spill buffer kept
+  // from an earlier message goes if the wait lasts; without one, the wait
+  // needs no sweep (the fiber's own stack aside).
+  return fiber_park_idle(buf, len, c->spill ? drop_spare_spill : nullptr, c);
 }
 
 int write_locked(rill_net_conn *c, const char *buf, size_t len, size_t *written) {
