@@ -215,3 +215,37 @@ const char *go_output_text(const go_output *out, const char *key) {
       return out->texts[i];
   return NULL;
 }
+
+void go_checked_add(go_checked *checked, const char *key) {
+  if (checked->count < sizeof checked->keys / sizeof checked->keys[0])
+    snprintf(checked->keys[checked->count++], sizeof checked->keys[0], "%s", key);
+}
+
+int go_texts_verify(const go_checked *checked, int require_all, const go_output *go, char *why,
+                    size_t size) {
+  size_t i, j;
+  for (i = 0; i < go_texts_pinned_count && require_all; i++) {
+    int seen = 0;
+    for (j = 0; j < checked->count; j++)
+      seen |= strcmp(checked->keys[j], go_texts_pinned[i].key) == 0;
+    if (!seen) {
+      snprintf(why, size, "no rill text checked against Go's %s", go_texts_pinned[i].key);
+      return -1;
+    }
+  }
+  for (i = 0; i < go_texts_pinned_count && go; i++) {
+    const char *text = go_output_text(go, go_texts_pinned[i].key);
+    if (strcmp(go_texts_pinned[i].key, "dns_timeout") == 0)
+      continue; /* pinned only: Go takes 20 s to say it */
+    if (!text) {
+      snprintf(why, size, "Go printed nothing for %s", go_texts_pinned[i].key);
+      return -1;
+    }
+    if (strcmp(text, go_texts_pinned[i].text) != 0) {
+      snprintf(why, size, "%s: Go now prints\n  %s\nnot the pinned\n  %s", go_texts_pinned[i].key,
+               text, go_texts_pinned[i].text);
+      return -1;
+    }
+  }
+  return 0;
+}

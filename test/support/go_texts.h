@@ -53,6 +53,20 @@ int go_texts_run(const char *const *args, go_output *out, int timeout_ms);
 /* Go's line for `key`, or NULL. */
 const char *go_output_text(const go_output *out, const char *key);
 
+/* The keys a test compared with their pinned texts. */
+typedef struct go_checked {
+  size_t count;
+  char keys[64][48];
+} go_checked;
+
+void go_checked_add(go_checked *checked, const char *key);
+
+/* A Go-texts test's closing check: every pinned text was compared (when
+ * `require_all`), and, when the Go program ran (`go` not NULL), Go still
+ * prints each pinned text. 0, or -1 with the first failure in `why`. */
+int go_texts_verify(const go_checked *checked, int require_all, const go_output *go, char *why,
+                    size_t size);
+
 #ifdef __cplusplus
 }
 #endif
