@@ -32,25 +32,6 @@
 
 #include "fiber_check.h"
 
-static void reset_checks(void) {
-  fiber_check_failures = 0;
-  fiber_check_first[0] = '\0';
-}
-
-static void assert_checks(void) {
-  if (fiber_check_failures)
-    fail_msg("%d check(s) failed inside fibers; first: %s", fiber_check_failures, fiber_check_first);
-}
-
-/* Runs the base until nothing is left, then checks every fiber ended and
- * the base frees. */
-static void run_and_free(rill_base *base, unsigned limit_ms) {
-  TU_RUN(base, RILL_RUN_DEFAULT, limit_ms);
-  assert_int_equal(rill_fiber_count(base), 0);
-  tu_base_free(base);
-  assert_checks();
-}
-
 /* ---- switching: ping-pong ---------------------------------------------- */
 
 #define ROUNDS 100
@@ -88,14 +69,14 @@ static void pingpong_yield(void **state) {
   struct pingpong p;
   rill_base *base = tu_base_new();
   (void)state;
-  reset_checks();
+  fiber_check_reset();
   memset(&p, 0, sizeof p);
   assert_int_equal(rill_go(base, yield_a, &p), 0);
   assert_int_equal(rill_go(base, yield_b, &p), 0);
   /* Fibers start from the loop, not inside rill_go(). */
   assert_int_equal(p.n, 0);
   assert_int_equal(rill_fiber_count(base), 2);
-  run_and_free(base, LIMIT);
+  fiber_check_run(base, LIMIT);
   check_alternation(&p);
 }
 
@@ -128,7 +109,7 @@ static void pingpong_waitgroup(void **state) {
   struct pingpong p;
   rill_base *base = tu_base_new();
   (void)state;
-  reset_checks();
+  fiber_check_reset();
   memset(&p, 0, sizeof p);
   assert_int_equal(rill_waitgroup_new(&p.ping), 0);
   assert_int_equal(rill_waitgroup_new(&p.pong), 0);
@@ -137,7 +118,7 @@ static void pingpong_waitgroup(void **state) {
   /* B first this time: it must wait for A's first turn. */
   assert_int_equal(rill_go(base, wg_b, &p), 0);
   assert_int_equal(rill_go(base, wg_a, &p), 0);
-  run_and_free(base, LIMIT);
+  fiber_check_run(base, LIMIT);
   check_alternation(&p);
   rill_waitgroup_free(p.ping);
   rill_waitgroup_free(p.pong);
@@ -192,7 +173,7 @@ static void yield_does_not_starve(void **state) {
   rill_timer *t = NULL;
   rill_base *base = tu_base_new();
   (void)state;
-  reset_checks();
+  fiber_check_reset();
   memset(&s, 0, sizeof s);
   tu_pipe(s.pipe);
   assert_int_equal(rill_io_new(base, s.pipe[0], starve_io_cb, &s, &s.io), 0);
@@ -210,7 +191,7 @@ static void yield_does_not_starve(void **state) {
   close(s.pipe[0]);
   close(s.pipe[1]);
   tu_base_free(base);
-  assert_checks();
+  fiber_check_assert_clean();
 }
 
 /* ---- many fibers ------------------------------------------------------- */
@@ -263,7 +244,7 @@ static void many_fibers(void **state) {
   rill_base *base = tu_base_new();
   unsigned seed = 12345;
   (void)state;
-  reset_checks();
+  fiber_check_reset();
   assert_non_null(args);
   memset(&m, 0, sizeof m);
   m.base = base;
@@ -280,7 +261,7 @@ static void many_fibers(void **state) {
   assert_int_equal(rill_fiber_count(base), 0);
   tu_base_free(base);
   free(args);
-  assert_checks();
+  fiber_check_assert_clean();
 }
 
 /* ---- sleep order ------------------------------------------------------- */
@@ -305,10 +286,10 @@ static void sleep_order(void **state) {
   struct sleeper s[3] = {{30, order, &n, 0, 0}, {10, order, &n, 0, 0}, {20, order, &n, 0, 0}};
   rill_base *base = tu_base_new();
   (void)state;
-  reset_checks();
+  fiber_check_reset();
   for (int i = 0; i < 3; i++)
     assert_int_equal(rill_go(base, sleeper_fiber, &s[i]), 0);
-  run_and_free(base, LIMIT);
+  fiber_check_run(base, LIMIT);
   assert_int_equal(n, 3);
   assert_int_equal(order[0], 10);
   assert_int_equal(order[1], 20);
@@ -329,9 +310,9 @@ static void sleep_zero(void **state) {
   int done = 0;
   rill_base *base = tu_base_new();
   (void)state;
-  reset_checks();
+  fiber_check_reset();
   assert_int_equal(rill_go(base, zero_sleep_fiber, &done), 0);
-  run_and_free(base, LIMIT);
+  fiber_check_run(base, LIMIT);
   assert_int_equal(done, 1);
 }
 
@@ -393,14 +374,14 @@ static void stack_reuse_with(size_t stack_size) {
   struct seq s;
   rill_base *base = tu_base_new();
   int before, after;
-  reset_checks();
+  fiber_check_reset();
   memset(&s, 0, sizeof s);
   s.stack_size = stack_size;
   assert_int_equal(rill_waitgroup_new(&s.wg), 0);
   before = count_maps();
   assert_true(before > 0);
   assert_int_equal(rill_go(base, seq_main, &s), 0);
-  run_and_free(base, LIMIT);
+  fiber_check_run(base, LIMIT);
   after = count_maps();
   rill_waitgroup_free(s.wg);
   assert_int_equal(s.ran, SEQUENTIAL);
@@ -445,12 +426,12 @@ static void big_local_array(void **state) {
   unsigned got = 0, expect = 0;
   rill_base *base = tu_base_new();
   (void)state;
-  reset_checks();
+  fiber_check_reset();
   for (size_t i = 0; i < BIG_LOCAL; i++)
     expect += (unsigned char)(7 + i * 13);
   expect *= 2;
   assert_int_equal(rill_go(base, big_local_fiber, &got), 0);
-  run_and_free(base, LIMIT);
+  fiber_check_run(base, LIMIT);
   assert_int_equal(got, expect);
 }
 
@@ -595,7 +576,7 @@ static void not_in_fiber(void **state) {
   size_t written = 5;
   rill_base *base = tu_base_new();
   (void)state;
-  reset_checks();
+  fiber_check_reset();
   memset(&o, 0, sizeof o);
 
   assert_null(rill_fiber_current());
@@ -627,7 +608,7 @@ static void not_in_fiber(void **state) {
   assert_ptr_equal(o.self[1], o.self_after_yield[1]);
   assert_ptr_equal(o.base_inside, base);
   assert_null(rill_fiber_current());
-  assert_checks();
+  fiber_check_assert_clean();
 
   /* Real connections, used from outside any fiber. */
   assert_non_null(o.client);
@@ -703,11 +684,11 @@ static void waitgroup_semantics(void **state) {
   struct wgt t;
   rill_base *base = tu_base_new();
   (void)state;
-  reset_checks();
+  fiber_check_reset();
   memset(&t, 0, sizeof t);
   assert_int_equal(rill_waitgroup_new(&t.wg), 0);
   assert_int_equal(rill_go(base, wg_main, &t), 0);
-  run_and_free(base, LIMIT);
+  fiber_check_run(base, LIMIT);
   assert_int_equal(t.waiters_woke, 3);
   for (int i = 0; i < 3; i++)
     assert_int_equal(t.workers_done_seen[i], 10);

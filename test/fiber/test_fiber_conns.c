@@ -43,21 +43,7 @@
 #define FD_SLACK 50
 #define HANG_GUARD_MS 600000 /* a hang guard only: ctest allows 900 s */
 
-static int g_failures;
-static char g_first[512];
-
-static void check_failed(const char *file, int line, const char *what) {
-  if (g_failures++ == 0)
-    snprintf(g_first, sizeof g_first, "%.80s:%d: %.400s", file, line, what);
-  if (g_failures <= 10)
-    fprintf(stderr, "FCHECK failed at %s:%d: %s\n", file, line, what);
-}
-
-#define FCHECK(cond)                              \
-  do {                                            \
-    if (!(cond))                                  \
-      check_failed(__FILE__, __LINE__, #cond);    \
-  } while (0)
+#include "fiber_check.h"
 
 struct k10;
 
@@ -169,7 +155,7 @@ static void client_main(void *arg) {
   int rc = rill_net_dial("tcp", k->addr, NULL, &c, errbuf, sizeof errbuf);
   FCHECK(rc == 0);
   if (rc != 0) {
-    if (g_failures < 5)
+    if (fiber_check_failures < 5)
       fprintf(stderr, "client %u: %s\n", cl->id, errbuf);
     rill_waitgroup_done(k->batch);
     return;
@@ -284,8 +270,7 @@ static void ten_thousand_connections(void **state) {
   assert_int_equal(rill_fiber_count(base), 0);
   tu_base_free(base);
   free(k.clients);
-  if (g_failures)
-    fail_msg("%d check(s) failed inside fibers; first: %s", g_failures, g_first);
+  fiber_check_assert_clean();
 
   assert_int_equal(k.accepted, k.n);
   assert_int_equal(k.exchanged, k.n);

@@ -57,13 +57,13 @@ static void unbuffered_rendezvous(void **state) {
   struct rendezvous r;
   rill_base *base = tu_base_new();
   (void)state;
-  reset_checks();
+  fiber_check_reset();
   memset(&r, 0, sizeof r);
   assert_int_equal(rill_chan_new(sizeof(int), 0, &r.ch), 0);
   assert_int_equal(rill_chan_cap(r.ch), 0);
   assert_int_equal(rill_go(base, rv_sender, &r), 0);
   assert_int_equal(rill_go(base, rv_receiver, &r), 0);
-  run_and_free(base);
+  fiber_check_run(base, LIMIT);
   assert_int_equal(r.received, 3);
   assert_int_equal(r.sent, 3);
   assert_int_equal(rill_chan_free(r.ch), 0);

@@ -6,6 +6,7 @@
 #define RILL_TEST_FIBER_CHECK_H
 
 #include <stdio.h>
+#include <string.h>
 
 static int fiber_check_failures;
 static char fiber_check_first[512];
@@ -13,7 +14,8 @@ static char fiber_check_first[512];
 static inline void fiber_check_failed(const char *file, int line, const char *what) {
   if (fiber_check_failures++ == 0)
     snprintf(fiber_check_first, sizeof fiber_check_first, "%.80s:%d: %.400s", file, line, what);
-  fprintf(stderr, "FCHECK failed at %s:%d: %s\n", file, line, what);
+  if (fiber_check_failures <= 10) /* thousands of fibers may fail alike */
+    fprintf(stderr, "FCHECK failed at %s:%d: %s\n", file, line, what);
 }
 
 #define FCHECK(cond)                                  \
@@ -34,15 +36,35 @@ static inline void fiber_check_failed(const char *file, int line, const char *wh
     }                                                                                 \
   } while (0)
 
+#define FCHECK_STREQ(a, b)                                                               \
+  do {                                                                                   \
+    const char *fc_a_ = (a), *fc_b_ = (b);                                               \
+    if (strcmp(fc_a_, fc_b_) != 0) {                                                     \
+      char fc_m_[1024];                                                                  \
+      snprintf(fc_m_, sizeof fc_m_, "%.150s == %.150s (\"%.300s\" vs \"%.300s\")", #a, #b, \
+               fc_a_, fc_b_);                                                            \
+      fiber_check_failed(__FILE__, __LINE__, fc_m_);                                     \
+    }                                                                                    \
+  } while (0)
+
+static inline void fiber_check_reset(void) {
+  fiber_check_failures = 0;
+  fiber_check_first[0] = '\0';
+}
+
+/* Fails the test with the first FCHECK that failed inside a fiber. */
+static inline void fiber_check_assert_clean(void) {
+  if (fiber_check_failures)
+    fail_msg("%d check(s) failed inside fibers; first: %s", fiber_check_failures, fiber_check_first);
+}
+
 /* Runs `base` (under the watchdog of limit_ms), frees it, and fails the
  * test with the first FCHECK that failed inside a fiber. */
 static inline void fiber_check_run(rill_base *base, unsigned limit_ms) {
   TU_RUN(base, RILL_RUN_DEFAULT, limit_ms);
   assert_int_equal(rill_fiber_count(base), 0);
   tu_base_free(base);
-  if (fiber_check_failures)
-    fail_msg("%d check(s) failed inside fibers; first: %s", fiber_check_failures, fiber_check_first);
-  fiber_check_failures = 0;
+  fiber_check_assert_clean();
 }
 
 #endif

@@ -3,7 +3,8 @@
  *
  * cmocka's assertions longjmp, which must never happen on a fiber's stack:
  * code running inside fibers records failures with FCHECK(), and the test
- * body calls fu_assert_clean() once rill_base_run() has returned.
+ * body calls fiber_check_assert_clean() (test/support/fiber_check.h) once
+ * rill_base_run() has returned.
  *
  * The peer side of every connection is a plain non-blocking socket driven
  * from a fiber: on EAGAIN the fiber sleeps a millisecond and tries again, so
@@ -35,51 +36,7 @@
 
 /* ---- failures recorded inside fibers ---------------------------------- */
 
-static int fu_failures;
-static char fu_first_failure[512];
-
-static inline void fu_fail(const char *file, int line, const char *what) {
-  if (fu_failures++ == 0)
-    snprintf(fu_first_failure, sizeof fu_first_failure, "%.80s:%d: %.400s", file, line, what);
-  fprintf(stderr, "FCHECK failed at %s:%d: %s\n", file, line, what);
-}
-
-#define FCHECK(cond)                              \
-  do {                                            \
-    if (!(cond))                                  \
-      fu_fail(__FILE__, __LINE__, #cond);         \
-  } while (0)
-
-/* Compares two integers and prints both on failure. */
-#define FCHECK_EQ(a, b)                                                          \
-  do {                                                                           \
-    long long fu_a_ = (long long)(a), fu_b_ = (long long)(b);                    \
-    if (fu_a_ != fu_b_) {                                                        \
-      char fu_m_[512];                                                           \
-      snprintf(fu_m_, sizeof fu_m_, "%.200s == %.200s (%lld vs %lld)", #a, #b, fu_a_, fu_b_); \
-      fu_fail(__FILE__, __LINE__, fu_m_);                                        \
-    }                                                                            \
-  } while (0)
-
-#define FCHECK_STREQ(a, b)                                                       \
-  do {                                                                           \
-    const char *fu_a_ = (a), *fu_b_ = (b);                                       \
-    if (strcmp(fu_a_, fu_b_) != 0) {                                             \
-      char fu_m_[1024];                                                           \
-      snprintf(fu_m_, sizeof fu_m_, "%.150s == %.150s (\"%.300s\" vs \"%.300s\")", #a, #b, fu_a_, fu_b_); \
-      fu_fail(__FILE__, __LINE__, fu_m_);                                        \
-    }                                                                            \
-  } while (0)
-
-static inline void fu_reset(void) {
-  fu_failures = 0;
-  fu_first_failure[0] = '\0';
-}
-
-static inline void fu_assert_clean(void) {
-  if (fu_failures)
-    fail_msg("%d check(s) failed inside fibers; first: %s", fu_failures, fu_first_failure);
-}
+#include "fiber_check.h"
 
 /* ---- running one test fiber on a fresh base ---------------------------- */
 
@@ -88,12 +45,12 @@ static inline void fu_assert_clean(void) {
  * that the base frees cleanly. */
 static inline void fu_run_fiber(rill_fiber_fn fn, void *arg, unsigned limit_ms) {
   rill_base *base = tu_base_new();
-  fu_reset();
+  fiber_check_reset();
   assert_int_equal(rill_go(base, fn, arg), 0);
   TU_RUN(base, RILL_RUN_DEFAULT, limit_ms);
   assert_int_equal(rill_fiber_count(base), 0);
   tu_base_free(base);
-  fu_assert_clean();
+  fiber_check_assert_clean();
 }
 
 /* ---- raw peer sockets -------------------------------------------------- */

@@ -42,14 +42,14 @@ static void fcheck_text(const char *file, int line, const char *key, const char 
   const char *pinned = go_texts_pinned_text(key);
   char want[512], expanded[480], what[1200];
   if (!pinned) {
-    fu_fail(file, line, key);
+    fiber_check_failed(file, line, key);
     return;
   }
   go_texts_expand(pinned, g_vars, expanded, sizeof expanded);
   snprintf(want, sizeof want, "%s%s", prefix, expanded);
   if (strcmp(rill_text, want) != 0) {
     snprintf(what, sizeof what, "%s:\n  rill: %s\n  Go:   %s", key, rill_text, want);
-    fu_fail(file, line, what);
+    fiber_check_failed(file, line, what);
   }
   go_checked_add(&g_checked, key);
 }
