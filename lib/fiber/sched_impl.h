@@ -34,6 +34,7 @@ struct saved_frames;  // idle.cpp
 // has no stack pages, yet its queues and timers still reach this.
 struct rill_fiber {
   void *sp = nullptr;
+  void *deepest_sp = nullptr;  // the lowest `sp` it switched out with
   rill::detail::fiber_stack stack;
   rill::detail::scheduler *sched;
   rill_fiber_fn fn;

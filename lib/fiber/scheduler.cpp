@@ -113,6 +113,8 @@ void switch_into(scheduler *s, rill_fiber *f) {
   if (f->saved)
     idle_leave(f);
   switch_stacks(&s->loop_sp, f->sp, f->stack.base, f->stack.size, tsan_to, false);
+  if (f->sp < f->deepest_sp)  // for fiber_delete's guess at how deep it went
+    f->deepest_sp = f->sp;
   running = outer;
   s->current = nullptr;
 }
@@ -165,6 +167,7 @@ int fiber_new(scheduler *s, size_t stack_size, rill_fiber **out) {
     return err;
   }
   f->stack = stack;
+  f->deepest_sp = static_cast<char *>(stack.base) + stack.size;
   f->sched = s;
   *out = f;
   return 0;
@@ -175,9 +178,12 @@ int fiber_new(scheduler *s, size_t stack_size, rill_fiber **out) {
 // optimisation, never a reason to fail.
 void fiber_delete(scheduler *s, rill_fiber *f) {
   fiber_stack stack = f->stack;
+  const void *deepest_sp = f->deepest_sp;
   destroy(f);
   if (stack.size == default_stack_size && s->pool.size() < pooled_stacks_max) {
-    stack_release_pages(stack, pooled_stack_keep);
+    // madvise costs more than the rest of a spawn: only for a deep fiber.
+    if (stack_used_below(stack, pooled_stack_keep, deepest_sp))
+      stack_release_pages(stack, pooled_stack_keep);
     if (s->pool.push(stack))
       return;
   }

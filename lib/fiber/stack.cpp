@@ -113,6 +113,26 @@ void stack_reset(fiber_stack &s) {
 #endif
 }
 
+bool stack_used_below(const fiber_stack &s, size_t keep, const void *deepest_sp) {
+  size_t page = page_size();
+  keep = (keep + page - 1) & ~(page - 1);
+  if (keep >= s.size)
+    return false;
+  const char *limit = static_cast<const char *>(s.base) + s.size - keep;
+  if (static_cast<const char *>(deepest_sp) < limit)
+    return true;
+#ifdef RILL_STACK_ASAN
+  return true;  // the page may hold stale poison: do not read it, release it
+#else
+  // Reading a page never touched maps the shared zero page: no memory.
+  const auto *word = reinterpret_cast<const uint64_t *>(limit - page);
+  uint64_t any = 0;
+  for (size_t i = 0; i < page / sizeof *word; i++)
+    any |= word[i];
+  return any != 0;
+#endif
+}
+
 void stack_release_pages(const fiber_stack &s, size_t keep) {
   size_t page = page_size();
   keep = (keep + page - 1) & ~(page - 1);

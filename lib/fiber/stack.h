@@ -33,6 +33,15 @@ void stack_free(fiber_stack &s);
 // on the same memory trips over stale poison.
 void stack_reset(fiber_stack &s);
 
+// Whether the fiber that ran on `s` may have touched pages below its top
+// `keep` bytes, told without a system call: its stack pointer was seen
+// there (`deepest_sp`, the lowest of its switches), or the page just below
+// holds anything. A fiber that went deep between two switches and left
+// that page untouched goes unseen, and its pages stay with the pooled
+// stack until a deeper fiber's return releases them: memory, never
+// correctness.
+bool stack_used_below(const fiber_stack &s, size_t keep, const void *deepest_sp);
+
 // Gives the kernel back every page of `s` below its top `keep` bytes
 // (MADV_DONTNEED: the next touch finds a fresh zero page), so a stack that
 // a deep fiber grew does not keep its pages while it waits in the pool.

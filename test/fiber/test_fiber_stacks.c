@@ -25,7 +25,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "rill.h"
 #include "test_util.h"
@@ -181,6 +183,61 @@ static void deep_pages_released(void **state) {
 #endif
 }
 
+/* A fiber that parks while deep, having touched only the deep end of its
+ * locals: the page just below the kept top is untouched, and the switch
+ * the fiber made from down there is what shows it went deep. Its pages go
+ * back all the same (mincore on the pooled stack, which stays mapped). */
+#define DEEP_TOUCHED (64 * KIB)
+
+struct deep_parked {
+  rill_waitgroup *wg;
+  unsigned char *touched; /* the deep end of deep_parked_fiber's locals */
+  long resident_pages;
+};
+
+static void deep_parked_fiber(void *arg) {
+  struct deep_parked *t = (struct deep_parked *)arg;
+  volatile unsigned char big[1 * MIB];
+  memset((void *)big, 1, DEEP_TOUCHED);
+  t->touched = (unsigned char *)big;
+  FCHECK(rill_yield() == 0); /* a switch from deep down */
+  rill_waitgroup_done(t->wg);
+}
+
+static long resident_pages(void *addr, size_t len) {
+  unsigned char vec[DEEP_TOUCHED / 4096 + 1];
+  long page = sysconf(_SC_PAGESIZE), n = 0;
+  uintptr_t begin = (uintptr_t)addr & ~(uintptr_t)(page - 1);
+  size_t pages = (len + page - 1) / page;
+  if (pages > sizeof vec || mincore((void *)begin, pages * page, vec) != 0)
+    return -1;
+  for (size_t i = 0; i < pages; i++)
+    n += vec[i] & 1;
+  return n;
+}
+
+static void deep_parked_driver(void *arg) {
+  struct deep_parked *t = (struct deep_parked *)arg;
+  rill_waitgroup_add(t->wg, 1);
+  FCHECK(rill_go(rill_fiber_base(), deep_parked_fiber, t) == 0);
+  FCHECK(rill_waitgroup_wait(t->wg) == 0);
+  FCHECK(rill_yield() == 0); /* the loop pools the stack meanwhile */
+  FCHECK(rill_fiber_count(rill_fiber_base()) == 1);
+  t->resident_pages = resident_pages(t->touched, DEEP_TOUCHED);
+}
+
+static void deep_parked_pages_released(void **state) {
+  struct deep_parked t;
+  rill_base *base = tu_base_new();
+  (void)state;
+  memset(&t, 0, sizeof t);
+  assert_int_equal(rill_waitgroup_new(&t.wg), 0);
+  assert_int_equal(rill_go(base, deep_parked_driver, &t), 0);
+  run_and_free(base);
+  rill_waitgroup_free(t.wg);
+  assert_int_equal(t.resident_pages, 0);
+}
+
 /* ---- idle fibers are cheap ---------------------------------------------- */
 
 #define IDLE_FIBERS 1000
@@ -293,6 +350,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(deep_stacks_with_rill_go, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(deep_pages_released, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(deep_parked_pages_released, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(idle_fibers_are_cheap, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(address_space_exhausted, tu_setup_fds, tu_teardown_fds),
   };

@@ -18,7 +18,10 @@
  *   yield_1000  1000 fibers yielding in turn: one loop iteration serves
  *               1000 yields, so this approaches the cost of the switch pair
  *               (fiber -> loop -> next fiber) plus the ready queue: the
- *               closest to a raw switch the public API can show.
+ *               closest to a raw switch the public API can show;
+ *   spawn       N/10 fibers started 64 at a time by a fiber that yields
+ *               between batches, each running to its end: ns per start and
+ *               exit (a pooled 8 MiB stack each).
  *
  * Each is run --reps times (default 5) and the median printed, as
  * "name_ns=value" lines for run_fiber.sh, after a human-readable line. */
@@ -138,6 +141,44 @@ static double run_timer_loop(long n) {
   return (double)(t1 - t0) / (double)n;
 }
 
+/* ---- spawn and exit ----------------------------------------------------- */
+
+static long spawn_total, spawn_done;
+
+static void spawned(void *arg) {
+  (void)arg;
+  spawn_done++;
+}
+
+static void spawner(void *arg) {
+  long i;
+  (void)arg;
+  for (i = 0; i < spawn_total; i++) {
+    if (rill_go(rill_fiber_base(), spawned, NULL) < 0)
+      exit(1);
+    if (i % 64 == 63)
+      rill_yield();
+  }
+}
+
+static double run_spawn(long n) {
+  rill_base *base;
+  uint64_t t0, t1;
+  if (rill_base_new(NULL, &base) < 0)
+    exit(1);
+  spawn_total = n;
+  spawn_done = 0;
+  t0 = now_ns();
+  if (rill_go(base, spawner, NULL) < 0)
+    exit(1);
+  rill_base_run(base, RILL_RUN_DEFAULT);
+  t1 = now_ns();
+  rill_base_free(base);
+  if (spawn_done != n)
+    exit(1);
+  return (double)(t1 - t0) / (double)n;
+}
+
 /* ---- driver ------------------------------------------------------------ */
 
 static int cmp_double(const void *a, const void *b) {
@@ -149,11 +190,12 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
   int reps = 5, i, k;
-  const char *names[] = {"yield_2", "waitgroup", "timer_loop", "yield_1000"};
+  const char *names[] = {"yield_2", "waitgroup", "timer_loop", "yield_1000", "spawn"};
   const char *what[] = {"2 fibers, rill_yield ping-pong: ns per yield",
                         "2 fibers, wait-group ping-pong: ns per hand-off",
                         "no fiber, 0 ms timer re-armed: ns per loop iteration",
-                        "1000 fibers yielding in turn: ns per yield (~ switch pair + ready queue)"};
+                        "1000 fibers yielding in turn: ns per yield (~ switch pair + ready queue)",
+                        "fibers started 64 at a time, each ending: ns per start and exit"};
   for (i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--n") == 0 && i + 1 < argc)
       n_iter = atol(argv[++i]);
@@ -169,14 +211,15 @@ int main(int argc, char **argv) {
     return 2;
   }
   printf("# bench_switch: N=%ld per run, median of %d runs\n", n_iter, reps);
-  for (k = 0; k < 4; k++) {
+  for (k = 0; k < 5; k++) {
     double v[MAX_REPS];
     for (i = 0; i < reps; i++) {
       switch (k) {
         case 0: v[i] = run_yield(2, n_iter); break;
         case 1: v[i] = run_waitgroup(); break;
         case 2: v[i] = run_timer_loop(n_iter / 2); break;
-        default: v[i] = run_yield(1000, n_iter); break;
+        case 3: v[i] = run_yield(1000, n_iter); break;
+        default: v[i] = run_spawn(n_iter / 10); break;
       }
     }
     qsort(v, (size_t)reps, sizeof v[0], cmp_double);

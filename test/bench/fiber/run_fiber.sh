@@ -91,6 +91,7 @@ echo "| yield ping-pong, 2 fibers/goroutines (ns per yield) | $(g yield_2_ns "$T
 echo "| hand-off ping-pong: rill wait group / Go channel (ns per hand-off) | $(g waitgroup_ns "$TMP/switch") | $(g handoff_ns "$TMP/goswitch") |"
 echo "| loop iteration alone: 0 ms timer re-armed, no fiber (ns) | $(g timer_loop_ns "$TMP/switch") | - |"
 echo "| yield with 1000 fibers (ns per yield, ~ switch pair + ready queue) | $(g yield_1000_ns "$TMP/switch") | - |"
+echo "| start and exit, 64 at a time: rill_go / go statement (ns) | $(g spawn_ns "$TMP/switch") | $(g spawn_ns "$TMP/goswitch") |"
 echo
 echo "| idle memory per connection (bytes, $CONNS conns, medians of $REPS) | rill callbacks | rill fibers | rill fibers, private stack | Go |"
 echo "|---|---:|---:|---:|---:|"

@@ -60,6 +60,24 @@ func handoff(n int) float64 {
 	return float64(time.Since(t0).Nanoseconds()) / float64(2*rounds)
 }
 
+// spawn: n/10 goroutines started 64 at a time, each running to its end
+// before the next batch (Gosched): ns per start and exit.
+func spawn(n int) float64 {
+	total := n / 10
+	done := 0
+	t0 := time.Now()
+	for i := 0; i < total; i++ {
+		go func() { done++ }()
+		if i%64 == 63 {
+			runtime.Gosched()
+		}
+	}
+	for done < total {
+		runtime.Gosched()
+	}
+	return float64(time.Since(t0).Nanoseconds()) / float64(total)
+}
+
 func main() {
 	n := flag.Int("n", 10000000, "switches per run")
 	reps := flag.Int("reps", 5, "runs; the median is printed")
@@ -72,6 +90,7 @@ func main() {
 	}{
 		{"yield_2", "2 goroutines, runtime.Gosched ping-pong: ns per Gosched", yield2},
 		{"handoff", "2 goroutines, unbuffered channel ping-pong: ns per hand-off", handoff},
+		{"spawn", "goroutines started 64 at a time, each ending: ns per start and exit", spawn},
 	} {
 		v := make([]float64, *reps)
 		for i := range v {
