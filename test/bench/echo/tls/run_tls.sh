@@ -135,7 +135,9 @@ cleanup() {
     sleep 0.2
     kill -KILL "$SERVER_PID" 2>/dev/null || true
   fi
-  [ -n "$SERVER_PID" ] && wait "$SERVER_PID" 2>/dev/null || true
+  if [ -n "$SERVER_PID" ]; then
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
   SERVER_PID=""
   rm -rf "$TMP"
 }

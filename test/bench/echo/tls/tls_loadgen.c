@@ -431,6 +431,10 @@ int main(int argc, char **argv) {
   printf("mode=%s conns=%ld size=%zu rate=%.0f ops=%llu server_cpu_us=%s resumed=%llu\n",
          mode == ECHO ? "echo" : mode == FULL ? "full" : "resumed", nconns, msg_size, rate,
          (unsigned long long)(n1 - n0), cpu, (unsigned long long)(resumed_ops - r0));
+  if (mode == FULL && resumed_ops > 0) {
+    fprintf(stderr, "tls_loadgen: %llu handshakes resumed in full mode\n", (unsigned long long)resumed_ops);
+    return 1;
+  }
   if (mode == RESUMED && (resumed_ops - r0) * 10 < (n1 - n0) * 9) {
     fprintf(stderr, "tls_loadgen: only %llu of %llu handshakes resumed\n",
             (unsigned long long)(resumed_ops - r0), (unsigned long long)(n1 - n0));
