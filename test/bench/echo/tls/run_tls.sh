@@ -26,13 +26,15 @@
 #                earlier connection (tls_loadgen fails if < 90% resumed)
 # and for each, the server's CPU (user + system from /proc/PID/stat, its
 # kernel TCP work included) per round trip or handshake over the same
-# window. Medians of the repeats, and their ratio to the raw server's.
+# window (and the load generator's own, to judge what set the rate).
+# Medians of the repeats, and their ratio to the raw server's.
 #
 # Servers run pinned to one CPU, the load generator to another (taskset).
 # The load generator spends about what the server does per handshake, so the
 # handshake rates can be the client's limit: the server CPU per handshake is
-# the comparable number (the "server core busy" table says how loaded the
-# server was).
+# the comparable number (the "core busy" table says how loaded the server
+# and the load generator were: both well under 100% means the machine's other
+# work set the rate).
 #
 # Medians go to TLS_RESULTS (docs/bench/tls.tsv), every measurement beside it
 # (tls-runs.tsv); tls_tables.sh prints the tables (stdout) from them.
@@ -259,9 +261,10 @@ echo "# $MACHINE, load average $LOAD_BEFORE" >&2
 
 declare -A RATE # "server test" -> space-separated values, one per repeat
 declare -A CPU  # "server test" -> server CPU µs per round trip or handshake
+declare -A CCPU # "server test" -> the load generator's CPU µs per the same
 LOADGEN_ERR=$TMP/loadgen.err
 mkdir -p "$(dirname "$RESULTS")"
-printf '# repeat\ttest\tserver\trate\tcpu_us_per_op\n' >"$RUNS"
+printf '# repeat\ttest\tserver\trate\tcpu_us_per_op\tclient_cpu_us_per_op\n' >"$RUNS"
 nservers=${#SERVERS[@]}
 turn=0
 for rep in $(seq 1 "$REPS"); do
@@ -276,11 +279,13 @@ for rep in $(seq 1 "$REPS"); do
       PORT=$((PORT + 1))
       rate=""
       cpu=""
+      ccpu=""
       if start_server "$server" "$PORT"; then
         if out=$("${PIN_CLIENT[@]}" "$LOADGEN" --connect "127.0.0.1:$PORT" "${args[@]}" --seconds "$RUN_SECONDS" \
                   --warmup "$WARMUP" --pid "$SERVER_PID" 2>"$LOADGEN_ERR"); then
           rate=$(sed -n 's/.* rate=\([0-9.]*\) .*/\1/p' <<<"$out")
           cpu=$(sed -n 's/.* server_cpu_us=\([0-9.]*\) .*/\1/p' <<<"$out")
+          ccpu=$(sed -n 's/.* client_cpu_us=\([0-9.]*\) .*/\1/p' <<<"$out")
         else
           cat "$LOADGEN_ERR" >&2
           echo "run_tls: tls_loadgen against $server failed" >&2
@@ -296,9 +301,11 @@ for rep in $(seq 1 "$REPS"); do
       fi
       printf '  rep=%s %-10s %-10s rate=%-8s server cpu/op=%s us\n' "$rep" "$test" "$server" \
         "${rate:-failed}" "${cpu:-?}" >&2
-      printf '%s\t%s\t%s\t%s\t%s\n' "$rep" "$test" "$server" "${rate:-NaN}" "${cpu:-NaN}" >>"$RUNS"
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$test" "$server" "${rate:-NaN}" "${cpu:-NaN}" \
+        "${ccpu:-NaN}" >>"$RUNS"
       RATE["$server $test"]="${RATE["$server $test"]:-} $rate"
       CPU["$server $test"]="${CPU["$server $test"]:-} $cpu"
+      CCPU["$server $test"]="${CCPU["$server $test"]:-} $ccpu"
     done
   done
 done
@@ -316,11 +323,13 @@ values() { # array-name key...: one value a line
   line="# key	title	family"
   for test in $TESTS; do line="$line	rate:$test"; done
   for test in $TESTS; do line="$line	cpu:$test"; done
+  for test in $TESTS; do line="$line	client_cpu:$test"; done
   echo "$line"
   for server in "${SERVERS[@]}"; do
     line="$server	${TITLE[$server]}	${FAMILY[$server]}"
     for test in $TESTS; do line="$line	$(values RATE "$server" "$test" | median %.0f)"; done
     for test in $TESTS; do line="$line	$(values CPU "$server" "$test" | median %.3f)"; done
+    for test in $TESTS; do line="$line	$(values CCPU "$server" "$test" | median %.3f)"; done
     echo "$line"
   done
 } | sed 's/\tn\/a/\tNaN/g' >"$RESULTS"

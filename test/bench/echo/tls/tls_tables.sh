@@ -7,9 +7,9 @@
 # One row per server, one column per test (CONNSxBYTES ping-pong, full and
 # resumed handshakes); in brackets the ratio to the raw OpenSSL + epoll
 # server's value in the same test (the row keyed "raw"), when it ran. Then
-# how busy the server's core was (rate × CPU per operation): well under 100%,
-# the rate was not the server's limit but the load generator's, or the
-# machine's when other work took the server's CPU.
+# how busy the server's and the load generator's cores were (rate × CPU per
+# operation): the one near 100% set the rate; neither, and the machine's
+# other work did.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 RESULTS=${1:-$HERE/../../../../docs/bench/tls.tsv}
@@ -35,6 +35,7 @@ function cell(v, b, fmt,   s) {
   if (b != "" && b != "NaN" && b > 0 && !is_base) s = s sprintf(" (%.2f)", v / b)
   return s
 }
+function busy(v, u) { return (v == "NaN" || u == "NaN" || v == "" || u == "") ? "—" : sprintf("%.0f%%", v * u / 1e4) }
 function header(   c, line, rule) {
   line = "| server |"; rule = "|---|"
   for (c = 1; c <= ntests; c++) { line = line " " test_title(test[c]) " |"; rule = rule "---:|" }
@@ -62,14 +63,11 @@ END {
   for (m = 1; m <= nmeta; m++) print meta[m]
   table("cpu", "%.1f", "Server CPU per round trip or handshake, user + system, µs (lower is better; in brackets the ratio to raw OpenSSL + epoll):")
   table("rate", "%.0f", "Round trips or handshakes per second (higher is better; in brackets the ratio to raw OpenSSL + epoll):")
-  print ""; print "The server core busy (rate × CPU per operation). Well under 100%: the server waited, for the load generator or, on a loaded machine, for its CPU:"; print ""
+  print ""; print "Core busy, server / load generator (rate × CPU per operation). Both well under 100%: neither set the rate, other work on the machine did:"; print ""
   header()
   for (r = 1; r <= nrows; r++) {
     line = "| " title[r] " |"
-    for (c = 1; c <= ntests; c++) {
-      v = val[r, "rate:" test[c]]; u = val[r, "cpu:" test[c]]
-      line = line " " ((v == "NaN" || u == "NaN" || v == "" || u == "") ? "—" : sprintf("%.0f%%", v * u / 1e4)) " |"
-    }
+    for (c = 1; c <= ntests; c++) line = line " " busy(val[r, "rate:" test[c]], val[r, "cpu:" test[c]]) " / " busy(val[r, "rate:" test[c]], val[r, "client_cpu:" test[c]]) " |"
     print line
   }
 }' "$RESULTS"
