@@ -209,16 +209,15 @@ stop_server() { # name
   SERVER_PID=""
 }
 
-# One echo and one resumption, the chain checked against the CA: the server
-# speaks what the benchmark needs before it is measured.
+# Echoes, the chain checked against the CA: the server speaks TLS 1.3 with
+# the certificate it was given before it is measured. (A server that cannot
+# resume fails only the resumed test: tls_loadgen checks that one itself.)
 server_works() { # name
   local ok=0
   PORT=$((PORT + 1))
   start_server "$1" "$PORT" || return 1
   "$LOADGEN" --mode echo --connect "127.0.0.1:$PORT" --ca "$TMP/ca.pem" --seconds 0.1 --warmup 0 \
-    >/dev/null 2>"$TMP/check.err" &&
-    "$LOADGEN" --mode resumed --connect "127.0.0.1:$PORT" --ca "$TMP/ca.pem" --seconds 0.2 --warmup 0.05 \
-      >/dev/null 2>>"$TMP/check.err" || ok=1
+    >/dev/null 2>"$TMP/check.err" || ok=1
   stop_server "$1"
   [ $ok = 0 ] || sed 's/^/  /' "$TMP/check.err" >&2
   return $ok
@@ -241,7 +240,7 @@ for server in ${TLS_SERVERS:-${ALL_SERVERS[*]}}; do
     echo "run_tls: ${EXE[$server]} not built: skipping ${TITLE[$server]}" >&2
     NOTES+=("${TITLE[$server]}: not built (${EXE[$server]##*/})")
   elif ! server_works "$server"; then
-    echo "run_tls: ${TITLE[$server]} failed the check (an echo, a resumption): skipping it" >&2
+    echo "run_tls: ${TITLE[$server]} failed the check (echoes over TLS 1.3, chain verified): skipping it" >&2
     NOTES+=("${TITLE[$server]}: skipped, failed the check run")
   else
     SERVERS+=("$server")
