@@ -254,7 +254,8 @@ median() { # [printf format] < numbers: their median, "n/a" if none
 
 # ---- the measurements ------------------------------------------------------------
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-MACHINE="$(date -u '+%F %H:%M UTC'), $(uname -sr), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //')), $PINNING, $(openssl version | cut -d' ' -f1-2), $(go version 2>/dev/null | cut -d' ' -f3)"
+MACHINE="$(date -u '+%F %H:%M UTC'), $(uname -sr), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //')), $PINNING, $(openssl version | cut -d' ' -f1-2)"
+if [ -x "${EXE[go]}" ]; then MACHINE="$MACHINE, $(go version | cut -d' ' -f3)"; fi
 echo "# TLS benchmark: tests $TESTS, ${RUN_SECONDS}s x $REPS repeats (+${WARMUP}s warm-up), $KEY_TITLE, servers: ${SERVERS[*]}" >&2
 echo "# $MACHINE, load average $LOAD_BEFORE" >&2
 
