@@ -13,7 +13,7 @@ configure_quiet = test -f $(1)/CMakeCache.txt || { mkdir -p $(1) && \
   cmake -S . -B $(1) -DRILL_WERROR=ON $(2) $(CMAKE_FLAGS) >$(1)/configure.log 2>&1 || \
   { cat $(1)/configure.log; exit 1; }; }
 
-.PHONY: all deps test demo asan tsan fuzz docs install bench-build bench bench-echo bench-fiber clean
+.PHONY: all deps test demo asan tsan fuzz docs install bench-build bench bench-echo bench-tls bench-fiber clean
 
 all: deps
 	@$(call configure,$(BUILD),)
@@ -75,6 +75,12 @@ bench: bench-build
 # rill callbacks, fibers and coroutines, Go, Asio (C++20 coroutines), raw epoll.
 bench-echo: bench-build
 	bash test/bench/echo/run_echo.sh $(BUILD)-bench
+
+# TLS 1.3 echo round trips and handshakes per second, with the server's CPU
+# per round trip or handshake: Go crypto/tls, libevent bufferevent_openssl,
+# raw OpenSSL + epoll (docs/bench/tls.md).
+bench-tls: bench-build
+	bash test/bench/echo/tls/run_tls.sh $(BUILD)-bench
 
 # Fiber switches and memory per idle fiber-held connection, against Go.
 bench-fiber: bench-build

@@ -8,8 +8,9 @@
 #   bench   libev (the core benchmarks), taskset (pinning), the Go toolchain
 #           (the Go columns), standalone Asio (the echo benchmark's Asio
 #           server), liburing (the raw io_uring echo server; rill's own
-#           io_uring backend needs only the kernel headers): `make bench`,
-#           `make bench-echo`, `make bench-fiber`
+#           io_uring backend needs only the kernel headers), OpenSSL 3 and
+#           libevent_openssl (the TLS echo benchmark): `make bench`,
+#           `make bench-echo`, `make bench-tls`, `make bench-fiber`
 #   go      the Go toolchain alone (the seed samples' comparison with Go)
 #   fuzz    clang with its libFuzzer and sanitizer runtimes: `make fuzz`
 #   windows clang, lld and the LLVM tools, with which the install tests also
@@ -44,6 +45,11 @@ for want in "$@"; do
       need_cmd go golang-go
       need_file /usr/include/asio.hpp libasio-dev
       need_pc liburing liburing-dev
+      # the TLS echo benchmark: OpenSSL 3, libevent's OpenSSL bufferevents
+      # (in libevent-dev), the openssl command for its throwaway certificates
+      need_pc libssl libssl-dev
+      need_pc libevent_openssl libevent-dev
+      need_cmd openssl openssl
       ;;
     go) need_cmd go golang-go ;;
     fuzz)

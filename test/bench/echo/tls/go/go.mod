@@ -1,0 +1,3 @@
+module rill/bench/tlsecho
+
+go 1.19

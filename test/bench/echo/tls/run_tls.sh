@@ -1,0 +1,343 @@
+#!/usr/bin/env bash
+# TLS echo benchmark: the same TLS 1.3 echo server written several ways,
+# driven by one OpenSSL load generator (tls_loadgen.c) in another process:
+#
+#   callbacks  (slot) rill's callback API over rill's TLS      not written yet
+#   fibers     (slot) rill's blocking facade over rill's TLS   not written yet
+#   go         go/tls_echo_server.go (GOMAXPROCS=1)       crypto/tls, when go is installed
+#   libevent   libevent_tls_server                        libevent's bufferevent_openssl
+#   raw        raw_tls_epoll_server                       OpenSSL + epoll by hand: the limit
+#
+#   test/bench/echo/tls/run_tls.sh <build dir>
+#
+# Every connection is TLS 1.3, TLS_AES_128_GCM_SHA256, X25519, with a
+# throwaway CA and server certificate (ECDSA P-256, or RSA 2048 with
+# TLS_KEY=rsa) made in a temporary directory at each run and removed after:
+# no key is ever kept. Every server takes the command line
+# `--cert FILE --key FILE --listen ADDR --quiet` (tls_peer.h).
+#
+# Tests, each run on every server in every repeat, the servers taking turns
+# in an order that rotates (so a burst of noise falls on different servers):
+#   CONNSxBYTES  ping-pong on CONNS connections with BYTES-byte messages
+#                (TLS_SHAPES, "100x64 100x16384"): round trips per second
+#   full         TLS_HS_CONNS (16) connections at a time, each: connect, full
+#                handshake, one 64-byte echo, close: handshakes per second
+#   resumed      the same, each resuming with a TLS 1.3 ticket from an
+#                earlier connection (tls_loadgen fails if < 90% resumed)
+# and for each, the server's CPU (user + system from /proc/PID/stat, its
+# kernel TCP work included) per round trip or handshake over the same
+# window (and the load generator's own, to judge what set the rate).
+# Medians of the repeats, and their ratio to the raw server's.
+#
+# Servers run pinned to one CPU, the load generator to another (taskset).
+# The load generator spends about what the server does per handshake, so the
+# handshake rates can be the client's limit: the server CPU per handshake is
+# the comparable number (the "core busy" table says how loaded the server
+# and the load generator were: both well under 100% means the machine's other
+# work set the rate).
+#
+# Medians go to TLS_RESULTS (docs/bench/tls.tsv), every measurement beside it
+# (tls-runs.tsv); tls_tables.sh prints the tables (stdout) from them.
+#
+# Knobs (environment): TLS_SHAPES, TLS_HANDSHAKES ("full resumed"),
+# TLS_HS_CONNS (16), TLS_SECONDS (3), TLS_WARMUP (0.5), TLS_REPS (3),
+# TLS_SERVERS (all of the above that exist), TLS_KEY (ec), TLS_PORT (first
+# port, 17600), TLS_SERVER_CPU (0), TLS_CLIENT_CPU (1), TLS_RESULTS.
+# BENCH_QUICK=1 is a short run (1 s per point, 1 repeat) that writes its
+# results into the build dir, not docs/.
+set -euo pipefail
+
+if [ $# -ne 1 ] || [ ! -d "$1" ]; then
+  echo "usage: $0 <build dir>" >&2
+  exit 2
+fi
+BUILD=$(cd "$1" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../../../.." && pwd)
+
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  q_seconds=1 q_warmup=0.2 q_reps=1 q_results=$BUILD/tls-quick.tsv
+else
+  q_seconds=3 q_warmup=0.5 q_reps=3 q_results=$ROOT/docs/bench/tls.tsv
+fi
+SHAPES=${TLS_SHAPES:-"100x64 100x16384"}
+HANDSHAKES=${TLS_HANDSHAKES:-"full resumed"}
+HS_CONNS=${TLS_HS_CONNS:-16}
+RUN_SECONDS=${TLS_SECONDS:-$q_seconds}
+WARMUP=${TLS_WARMUP:-$q_warmup}
+REPS=${TLS_REPS:-$q_reps}
+RESULTS=${TLS_RESULTS:-$q_results}
+RUNS=$(dirname "$RESULTS")/$(basename "$RESULTS" .tsv)-runs.tsv
+KEY_TYPE=${TLS_KEY:-ec}
+PORT=${TLS_PORT:-17600}
+SERVER_CPU=${TLS_SERVER_CPU:-0}
+CLIENT_CPU=${TLS_CLIENT_CPU:-1}
+
+for shape in $SHAPES; do
+  if ! [[ $shape =~ ^[1-9][0-9]*x[1-9][0-9]*$ ]]; then
+    echo "run_tls: bad shape '$shape' in TLS_SHAPES: CONNSxBYTES, as 100x64" >&2
+    exit 2
+  fi
+done
+for hs in $HANDSHAKES; do
+  case $hs in full | resumed) ;; *) echo "run_tls: bad handshake '$hs' in TLS_HANDSHAKES: full, resumed" >&2; exit 2 ;; esac
+done
+case $KEY_TYPE in
+  ec) NEWKEY=(-newkey ec -pkeyopt ec_paramgen_curve:P-256) KEY_TITLE="ECDSA P-256" ;;
+  rsa) NEWKEY=(-newkey rsa:2048) KEY_TITLE="RSA 2048" ;;
+  *) echo "run_tls: TLS_KEY is ec or rsa" >&2; exit 2 ;;
+esac
+TESTS="$SHAPES $HANDSHAKES"
+
+TLS_DIR=$BUILD/test/bench/echo/tls
+LOADGEN=$TLS_DIR/tls_loadgen
+TMP=$(mktemp -d)
+
+# ---- the servers --------------------------------------------------------------
+# To add a server: its executable (taking --cert, --key, --listen, --quiet),
+# title, family (rill, peer or limit for the chart colours), any environment
+# it needs, and its key in ALL_SERVERS. A missing executable is skipped with
+# a note, so the rill slots below stay harmless until their servers exist.
+declare -A EXE=(
+  # RILL SLOT: rill's callback TLS echo server (its path once it is built).
+  [callbacks]=$TLS_DIR/rill_tls_echo_server
+  # RILL SLOT: rill's blocking-facade (fibers) TLS echo server.
+  [fibers]=$TLS_DIR/rill_tls_echo_server_blocking
+  [go]=$TMP/go_tls_echo_server
+  [libevent]=$TLS_DIR/libevent_tls_server
+  [raw]=$TLS_DIR/raw_tls_epoll_server
+)
+declare -A TITLE=(
+  [callbacks]="rill callbacks" [fibers]="rill fibers" [go]="Go crypto/tls (GOMAXPROCS=1)"
+  [libevent]="libevent bufferevent_openssl" [raw]="raw OpenSSL + epoll"
+)
+declare -A FAMILY=([callbacks]=rill [fibers]=rill [go]=peer [libevent]=peer [raw]=limit)
+# rill's backend is named so a user's RILL_BACKEND cannot change a column.
+declare -A ENVS=([callbacks]="RILL_BACKEND=epoll" [fibers]="RILL_BACKEND=epoll" [go]="GOMAXPROCS=1")
+ALL_SERVERS=(callbacks fibers go libevent raw)
+
+for exe in "${EXE[raw]}" "$LOADGEN"; do
+  if [ ! -x "$exe" ]; then
+    echo "run_tls: $exe is missing: build with -DRILL_BUILD_BENCH=ON and OpenSSL 3 (libssl-dev)" >&2
+    rm -rf "$TMP"
+    exit 1
+  fi
+done
+if ! command -v openssl >/dev/null; then
+  echo "run_tls: the openssl command is missing (openssl): it makes the certificates" >&2
+  rm -rf "$TMP"
+  exit 1
+fi
+
+# ---- cleanup: every process we start is killed, the keys removed --------------
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    sleep 0.2
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+  fi
+  if [ -n "$SERVER_PID" ]; then
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+  SERVER_PID=""
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+
+# ---- a throwaway CA and server certificate (for 127.0.0.1) --------------------
+(
+  cd "$TMP"
+  umask 077
+  openssl req -x509 "${NEWKEY[@]}" -nodes -keyout ca.key -out ca.pem -days 2 \
+    -subj "/CN=rill TLS benchmark CA" 2>/dev/null
+  openssl req "${NEWKEY[@]}" -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1" 2>/dev/null
+  printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=digitalSignature,keyEncipherment" \
+    "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1" >server.ext
+  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 1 -days 2 \
+    -extfile server.ext -out server.pem 2>/dev/null
+) || { echo "run_tls: openssl could not make the certificates" >&2; exit 1; }
+CERT_ARGS=(--cert "$TMP/server.pem" --key "$TMP/server.key")
+
+# ---- pinning ----------------------------------------------------------------
+PIN_SERVER=()
+PIN_CLIENT=()
+PINNING="unpinned"
+if command -v taskset >/dev/null && [ "$(nproc --all)" -gt "$CLIENT_CPU" ]; then
+  PIN_SERVER=(taskset -c "$SERVER_CPU")
+  PIN_CLIENT=(taskset -c "$CLIENT_CPU")
+  PINNING="server on CPU $SERVER_CPU, load generator on CPU $CLIENT_CPU"
+else
+  echo "run_tls: taskset or a second CPU missing: running unpinned" >&2
+fi
+
+start_server() { # name port
+  # shellcheck disable=SC2086 # ENVS holds NAME=VALUE words
+  env ${ENVS[$1]:-} "${PIN_SERVER[@]}" "${EXE[$1]}" "${CERT_ARGS[@]}" --listen "127.0.0.1:$2" --quiet \
+    >/dev/null &
+  SERVER_PID=$!
+  for _ in $(seq 1 100); do
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      wait "$SERVER_PID" 2>/dev/null || true
+      SERVER_PID=""
+      return 1
+    fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "run_tls: $1 server does not listen on port $2" >&2
+  return 1
+}
+
+stop_server() { # name
+  local pid=$SERVER_PID
+  [ -n "$pid" ] || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.05
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "run_tls: $1 server ignored SIGTERM for 2 s: killed" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  SERVER_PID=""
+}
+
+# Echoes, the chain checked against the CA: the server speaks TLS 1.3 with
+# the certificate it was given before it is measured. (A server that cannot
+# resume fails only the resumed test: tls_loadgen checks that one itself.)
+server_works() { # name
+  local ok=0
+  PORT=$((PORT + 1))
+  start_server "$1" "$PORT" || return 1
+  "$LOADGEN" --mode echo --connect "127.0.0.1:$PORT" --ca "$TMP/ca.pem" --seconds 0.1 --warmup 0 \
+    >/dev/null 2>"$TMP/check.err" || ok=1
+  stop_server "$1"
+  [ $ok = 0 ] || sed 's/^/  /' "$TMP/check.err" >&2
+  return $ok
+}
+
+# ---- which servers: the ones that exist and work -------------------------------
+if command -v go >/dev/null; then
+  (cd "$HERE/go" && go build -o "${EXE[go]}" .) >&2 ||
+    echo "run_tls: building the Go server failed: skipping it" >&2
+else
+  echo "run_tls: go not installed: skipping the Go server" >&2
+fi
+SERVERS=()
+NOTES=()
+for server in ${TLS_SERVERS:-${ALL_SERVERS[*]}}; do
+  if [ -z "${EXE[$server]:-}" ]; then
+    echo "run_tls: unknown server '$server' (${ALL_SERVERS[*]})" >&2
+    exit 2
+  elif [ ! -x "${EXE[$server]}" ]; then
+    echo "run_tls: ${EXE[$server]} not built: skipping ${TITLE[$server]}" >&2
+    NOTES+=("${TITLE[$server]}: not built (${EXE[$server]##*/})")
+  elif ! server_works "$server"; then
+    echo "run_tls: ${TITLE[$server]} failed the check (echoes over TLS 1.3, chain verified): skipping it" >&2
+    NOTES+=("${TITLE[$server]}: skipped, failed the check run")
+  else
+    SERVERS+=("$server")
+  fi
+done
+[ ${#SERVERS[@]} -gt 0 ] || { echo "run_tls: no server to measure" >&2; exit 1; }
+
+median() { # [printf format] < numbers: their median, "n/a" if none
+  sort -g | awk -v fmt="${1:-%.0f}" '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf fmt "\n", v[(NR + 1) / 2]; else printf fmt "\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# ---- the measurements ------------------------------------------------------------
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+MACHINE="$(date -u '+%F %H:%M UTC'), $(uname -sr), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //')), $PINNING, $(openssl version | cut -d' ' -f1-2)"
+if [ -x "${EXE[go]}" ]; then MACHINE="$MACHINE, $(go version | cut -d' ' -f3)"; fi
+echo "# TLS benchmark: tests $TESTS, ${RUN_SECONDS}s x $REPS repeats (+${WARMUP}s warm-up), $KEY_TITLE, servers: ${SERVERS[*]}" >&2
+echo "# $MACHINE, load average $LOAD_BEFORE" >&2
+
+declare -A RATE # "server test" -> space-separated values, one per repeat
+declare -A CPU  # "server test" -> server CPU µs per round trip or handshake
+declare -A CCPU # "server test" -> the load generator's CPU µs per the same
+LOADGEN_ERR=$TMP/loadgen.err
+mkdir -p "$(dirname "$RESULTS")"
+printf '# repeat\ttest\tserver\trate\tcpu_us_per_op\tclient_cpu_us_per_op\n' >"$RUNS"
+nservers=${#SERVERS[@]}
+turn=0
+for rep in $(seq 1 "$REPS"); do
+  for test in $TESTS; do
+    case $test in
+      full | resumed) args=(--mode "$test" --conns "$HS_CONNS" --size 64) ;;
+      *) args=(--mode echo --conns "${test%x*}" --size "${test#*x}") ;;
+    esac
+    turn=$((turn + 1))
+    for k in $(seq 0 $((nservers - 1))); do
+      server=${SERVERS[$(((k + turn - 1) % nservers))]}
+      PORT=$((PORT + 1))
+      rate=""
+      cpu=""
+      ccpu=""
+      if start_server "$server" "$PORT"; then
+        if out=$("${PIN_CLIENT[@]}" "$LOADGEN" --connect "127.0.0.1:$PORT" "${args[@]}" --seconds "$RUN_SECONDS" \
+                  --warmup "$WARMUP" --pid "$SERVER_PID" 2>"$LOADGEN_ERR"); then
+          rate=$(sed -n 's/.* rate=\([0-9.]*\) .*/\1/p' <<<"$out")
+          cpu=$(sed -n 's/.* server_cpu_us=\([0-9.]*\) .*/\1/p' <<<"$out")
+          ccpu=$(sed -n 's/.* client_cpu_us=\([0-9.]*\) .*/\1/p' <<<"$out")
+        else
+          cat "$LOADGEN_ERR" >&2
+          echo "run_tls: tls_loadgen against $server failed" >&2
+        fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+          echo "run_tls: $server server died during the run" >&2
+          rate=""
+          cpu=""
+        fi
+        stop_server "$server"
+      else
+        echo "run_tls: $server server exited at start" >&2
+      fi
+      printf '  rep=%s %-10s %-10s rate=%-8s server cpu/op=%s us\n' "$rep" "$test" "$server" \
+        "${rate:-failed}" "${cpu:-?}" >&2
+      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$test" "$server" "${rate:-NaN}" "${cpu:-NaN}" \
+        "${ccpu:-NaN}" >>"$RUNS"
+      RATE["$server $test"]="${RATE["$server $test"]:-} $rate"
+      CPU["$server $test"]="${CPU["$server $test"]:-} $cpu"
+      CCPU["$server $test"]="${CCPU["$server $test"]:-} $ccpu"
+    done
+  done
+done
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the results file: medians, one line per server ------------------------------
+values() { # array-name key...: one value a line
+  local -n arr=$1
+  shift
+  tr ' ' '\n' <<<"${arr["$*"]:-}" | grep -v '^$' || true
+}
+{
+  echo "# TLS echo benchmark (test/bench/echo/tls/run_tls.sh): medians of $REPS repeats of ${RUN_SECONDS}s (+${WARMUP}s warm-up); TLS 1.3, TLS_AES_128_GCM_SHA256, X25519, $KEY_TITLE certificate; handshakes: $HS_CONNS connections at a time"
+  echo "# $MACHINE; load average $LOAD_BEFORE before, $LOAD_AFTER after"
+  line="# key	title	family"
+  for test in $TESTS; do line="$line	rate:$test"; done
+  for test in $TESTS; do line="$line	cpu:$test"; done
+  for test in $TESTS; do line="$line	client_cpu:$test"; done
+  echo "$line"
+  for server in "${SERVERS[@]}"; do
+    line="$server	${TITLE[$server]}	${FAMILY[$server]}"
+    for test in $TESTS; do line="$line	$(values RATE "$server" "$test" | median %.0f)"; done
+    for test in $TESTS; do line="$line	$(values CPU "$server" "$test" | median %.3f)"; done
+    for test in $TESTS; do line="$line	$(values CCPU "$server" "$test" | median %.3f)"; done
+    echo "$line"
+  done
+} | sed 's/\tn\/a/\tNaN/g' >"$RESULTS"
+
+bash "$HERE/tls_tables.sh" "$RESULTS"
+if [ ${#NOTES[@]} -gt 0 ]; then
+  echo
+  for note in "${NOTES[@]}"; do echo "- $note"; done
+fi
+echo
+echo "Results: $RESULTS (every run: $RUNS)"
