@@ -272,6 +272,13 @@ bool conn_uring_quiet(const rill_conn *c);
 // the caller must read(2) itself.
 bool conn_uring_on_readable(rill_conn *c);
 
+// listener_uring.cpp: a listener's multishot accept on an io_uring base.
+bool listener_uring_attach(rill_base *base, int fd);  // false: accept4() on readiness
+void listener_uring_detach(rill_base *base, int fd);  // closes what was accepted and not taken
+void listener_uring_want(rill_base *base, int fd, bool on);
+// An accepted descriptor, -EAGAIN when none waits, or a negative errno.
+int listener_uring_accept(rill_base *base, int fd);
+
 // conn_write.cpp
 void conn_on_writable(rill_conn *c);
 // Drops the queue: ref writes complete with `err`, and on_write_error

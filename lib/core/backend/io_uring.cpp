@@ -397,7 +397,7 @@ int harvest(uring_state *st, backend_event *out, int capacity) {
   for (; head != tail && count < capacity; head++) {
     const io_uring_cqe &cqe = r.cqes[head & r.cq_mask];
     uint64_t kind = user_data_kind(cqe.user_data);
-    if (kind == kind_stream) {
+    if (kind == kind_stream || kind == kind_accept) {
       streams_complete(st, cqe);  // reported below, from the queues
       continue;
     }

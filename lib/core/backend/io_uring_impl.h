@@ -36,7 +36,8 @@ struct ring {
 
 // user_data: the descriptor in the low 32 bits, then a 30-bit sequence,
 // then what the request is.
-enum : uint64_t { kind_poll = 0, kind_stream = 1, kind_cancel = 2 };
+// (kind_stream: a receive, kind_accept: an accept).
+enum : uint64_t { kind_poll = 0, kind_stream = 1, kind_cancel = 2, kind_accept = 3 };
 constexpr uint64_t make_user_data(uint64_t kind, int fd, uint32_t seq) {
   return (kind << 62) | (static_cast<uint64_t>(seq & 0x3fffffffu) << 32) | static_cast<uint32_t>(fd);
 }

@@ -44,7 +44,6 @@ namespace rill::detail::uring {
 
 namespace {
 
-constexpr uint64_t kind_accept = 3;  // beside io_uring_impl.h's kinds
 constexpr unsigned default_buffers = 1024;
 constexpr unsigned default_buffer_size = 16 * 1024;
 
@@ -472,6 +471,8 @@ void want_read(void *state, int fd, bool on) {
   if (s.paused == !on)
     return;
   s.paused = !on;
+  if (on && s.mode == stream_mode::accept)
+    s.starved = false;  // a refused accept is tried again when the owner asks again
   mark_dirty(st, fd);
 }
 
