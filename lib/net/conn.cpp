@@ -253,6 +253,7 @@ int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config
     destroy(c);
     return err;
   }
+  conn_uring_attach(c);
   *out = c;
   return 0;
 }
@@ -270,6 +271,8 @@ void conn_set_interest(rill_conn *c, unsigned want) {
     rill_io_start(c->io, want);
   else
     rill_io_stop(c->io);
+  if (c->has(conn_flag::uring_recv))
+    conn_uring_want(c, want & RILL_READ);
 }
 
 void conn_notify(rill_conn *c) {
@@ -284,6 +287,7 @@ void conn_finish_close(rill_conn *c) {
   if (conn_fd_closed(c))
     return;
   conn_fail_queue(c, RILL_ECANCELED, 0);
+  conn_uring_detach(c);
   rill_io_free(c->io);
   c->io = nullptr;
   if (c->rare) {

@@ -22,8 +22,10 @@ namespace {
 
 constexpr size_t held_keep_max = 4096;
 
+}  // namespace
+
 // Makes room for `need` held bytes; false when out of memory.
-bool reserve_held(rill_conn *c, size_t need) {
+bool conn_reserve_held(rill_conn *c, size_t need) {
   if (need <= c->held_cap)
     return true;
   size_t cap = need < held_keep_max ? held_keep_max : need;
@@ -39,15 +41,9 @@ bool reserve_held(rill_conn *c, size_t need) {
   return true;
 }
 
-// Shows `len` bytes to the user; returns how many it used.
-inline size_t show(rill_conn *c, const char *data, size_t len) {
-  c->flags &= ~conn_flag::read_restarted;
-  return c->events.on_read(c, data, len, 0, c->arg);
-}
-
 // Keeps what on_read left of the `len` bytes it was shown (`used` of them
 // used), unless the connection was closed meanwhile.
-void keep_unused(rill_conn *c, const char *data, size_t len, size_t used, bool data_is_held) {
+void conn_keep_unused(rill_conn *c, const char *data, size_t len, size_t used, bool data_is_held) {
   if (conn_fd_closed(c))
     return;
   if (used > len)
@@ -58,7 +54,7 @@ void keep_unused(rill_conn *c, const char *data, size_t len, size_t used, bool d
       std::memmove(c->held, c->held + used, rest);
     c->held_len = rest;
   } else if (rest) {
-    if (!reserve_held(c, rest)) {
+    if (!conn_reserve_held(c, rest)) {
       // The bytes are lost, so the stream ends here. on_read hears it from
       // the loop; the callback above may have swapped the callbacks to a
       // table without on_read, and then the next one with on_read hears it.
@@ -84,12 +80,11 @@ void keep_unused(rill_conn *c, const char *data, size_t len, size_t used, bool d
   c->set(conn_flag::read_full, c->held_len >= c->read_max);
 }
 
-// Shows `len` bytes to the user and keeps what it leaves.
-void deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
-  keep_unused(c, data, len, show(c, data, len), data_is_held);
+void conn_deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
+  conn_keep_unused(c, data, len, conn_show(c, data, len), data_is_held);
 }
 
-void finish(rill_conn *c, int status);
+namespace {
 
 // Reads behind the held bytes, so on_read sees one run. The kernel fills
 // the held buffer's free room first and the shared buffer after it, and
@@ -117,32 +112,32 @@ void read_behind_held(rill_conn *c) {
     size_t overflow = got > in_held ? got - in_held : 0;
     c->held_len += got - overflow;
     if (overflow) {
-      if (!reserve_held(c, c->held_len + overflow)) {
-        finish(c, RILL_ENOMEM);  // the bytes are lost: the stream ends here
+      if (!conn_reserve_held(c, c->held_len + overflow)) {
+        conn_finish_read(c, RILL_ENOMEM);  // the bytes are lost: the stream ends here
         return;
       }
       std::memcpy(c->held + c->held_len, shared, overflow);
       c->held_len += overflow;
     }
-    deliver(c, c->held, c->held_len, true);
+    conn_deliver(c, c->held, c->held_len, true);
   } else if (n == 0) {
-    finish(c, RILL_EOF);
+    conn_finish_read(c, RILL_EOF);
   } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-    finish(c, -errno);
+    conn_finish_read(c, -errno);
   }
   if (!conn_fd_closed(c))
     conn_update_io(c);
 }
 
-void finish(rill_conn *c, int status) {
+}  // namespace
+
+void conn_finish_read(rill_conn *c, int status) {
   c->set(conn_flag::read_finished, true);
   conn_update_io(c);
   c->events.on_read(c, c->held, c->held_len, status, c->arg);
   if (!conn_fd_closed(c))
     conn_release_held(c);
 }
-
-}  // namespace
 
 void conn_release_held(rill_conn *c) {
   if (!c->held)
@@ -164,6 +159,10 @@ void conn_on_readable(rill_conn *c) {
     conn_update_io(c);
     return;
   }
+  // On io_uring the bytes come in completions; read(2) only when the
+  // receive is not running (no buffers left, say).
+  if (c->has(conn_flag::uring_recv) && conn_uring_on_readable(c))
+    return;
   if (c->held_len) {
     read_behind_held(c);
     return;
@@ -177,18 +176,18 @@ void conn_on_readable(rill_conn *c) {
   if (n > 0) {
     c->read_total += static_cast<uint64_t>(n);
     size_t len = static_cast<size_t>(n);
-    size_t used = show(c, dst, len);
+    size_t used = conn_show(c, dst, len);
     // Everything used, nothing held and no large held buffer to give back:
-    // the common case, concluded here without a call, as keep_unused()
+    // the common case, concluded here without a call, as conn_keep_unused()
     // would.
     if (used >= len && c->held_len == 0 && c->held_cap <= held_keep_max && !conn_fd_closed(c))
       c->flags &= ~conn_flag::read_full;
     else
-      keep_unused(c, dst, len, used, false);
+      conn_keep_unused(c, dst, len, used, false);
   } else if (n == 0) {
-    finish(c, RILL_EOF);
+    conn_finish_read(c, RILL_EOF);
   } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
-    finish(c, -errno);
+    conn_finish_read(c, -errno);
   }
   if (!conn_fd_closed(c))
     conn_update_io(c);
@@ -200,7 +199,7 @@ void conn_redeliver(rill_conn *c) {
       !c->has(conn_flag::read_finished)) {
     if (conn_read_deadline_expired(c))
       return;
-    deliver(c, c->held, c->held_len, true);
+    conn_deliver(c, c->held, c->held_len, true);
     if (!conn_fd_closed(c))
       conn_update_io(c);
   }

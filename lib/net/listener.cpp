@@ -34,6 +34,7 @@ struct rill_listener {
   uint64_t backoff_delay = 0;
   rill::detail::life lifetime;
   bool paused = false;
+  bool uring = false;  // accepts in io_uring completions (listener_uring.cpp)
   rill_accept_cb on_accept;
   void *arg;
   rill_socket_config conn_opts{};
@@ -53,10 +54,15 @@ bool out_of_descriptors(int err) {
 }
 
 void update_watch(rill_listener *l) {
-  if (l->paused || (l->backoff && rill_timer_active(l->backoff)))
-    rill_io_stop(l->io);
-  else
+  bool on = !l->paused && !(l->backoff && rill_timer_active(l->backoff));
+  if (on)
     rill_io_start(l->io, RILL_READ);
+  else
+    rill_io_stop(l->io);
+  // A stopped watcher keeps its kernel interest for a while; an accept
+  // running meanwhile would take connections the listener must leave.
+  if (l->uring)
+    listener_uring_want(l->base, l->fd, on);
 }
 
 void on_backoff(rill_timer *, void *arg) { update_watch(static_cast<rill_listener *>(arg)); }
@@ -76,7 +82,7 @@ void on_readable(rill_io *, int, unsigned, void *arg) {
   auto *l = static_cast<rill_listener *>(arg);
   held<rill_listener, release> hold(l);
   for (int i = 0; i < accepts_per_wakeup && !l->paused; i++) {
-    int fd = socket_accept(l->fd);
+    int fd = l->uring ? listener_uring_accept(l->base, l->fd) : socket_accept(l->fd);
     if (fd < 0) {
       if (fd == -EAGAIN || fd == -EWOULDBLOCK)
         return;
@@ -243,10 +249,14 @@ int rill_listen(rill_base *base, const char *network, const char *address,
       format_address(reinterpret_cast<sockaddr *>(&ss), alen, l->addr, sizeof l->addr);
     }
     err = rill_io_new(base, l->fd, on_readable, l, &l->io);
+    if (!err)
+      l->uring = listener_uring_attach(base, l->fd);
   }
   if (!err)
     err = rill_io_start(l->io, RILL_READ);
   if (err) {
+    if (l->uring)
+      listener_uring_detach(base, l->fd);
     rill_io_free(l->io);
     socket_close(l->fd);
     if (l->unlink_path[0])
@@ -321,6 +331,8 @@ void rill_listener_free(rill_listener *l) {
   if (!l || !l->lifetime.open())
     return;
   l->lifetime.state = life_state::closed;  // no close report to wait for
+  if (l->uring)
+    listener_uring_detach(l->base, l->fd);
   rill_io_free(l->io);
   l->io = nullptr;
   rill_timer_free(l->backoff);

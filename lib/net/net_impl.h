@@ -39,6 +39,7 @@ enum : uint32_t {
   // Closing.
   graceful = 1u << 15,           // rill_conn_close: discard unread input, then FIN
   report_queued = 1u << 16,      // the pending node is queued (and holds a ref)
+  uring_recv = 1u << 17,         // input comes in io_uring completions (conn_uring.cpp)
 };
 }  // namespace conn_flag
 
@@ -241,6 +242,42 @@ inline void conn_update_io(rill_conn *c) {
 void conn_on_readable(rill_conn *c);
 void conn_redeliver(rill_conn *c);
 void conn_release_held(rill_conn *c);
+// Makes room for `need` held bytes; false when out of memory.
+bool conn_reserve_held(rill_conn *c, size_t need);
+// Shows `len` bytes to the user; returns how many it used.
+inline size_t conn_show(rill_conn *c, const char *data, size_t len) {
+  c->flags &= ~conn_flag::read_restarted;
+  return c->events.on_read(c, data, len, 0, c->arg);
+}
+// Keeps what on_read left of the `len` bytes it was shown (`used` of them).
+void conn_keep_unused(rill_conn *c, const char *data, size_t len, size_t used, bool data_is_held);
+// Shows `len` bytes to the user and keeps what it leaves.
+void conn_deliver(rill_conn *c, const char *data, size_t len, bool data_is_held);
+// The stream ended (RILL_EOF) or failed: on_read hears it once.
+void conn_finish_read(rill_conn *c, int status);
+
+// conn_uring.cpp: the read side on an io_uring base (multishot receive).
+// Puts a new connection's socket in receive mode where the base can.
+void conn_uring_attach(rill_conn *c);
+// Before the socket is closed: drops what was received and not shown.
+void conn_uring_detach(rill_conn *c);
+// The connection's wish for input changed: the receive is cancelled at
+// once when it goes (a stopped watcher keeps its kernel interest until an
+// event shows up, and a receive would take the bytes meanwhile).
+void conn_uring_want(rill_conn *c, bool read);
+// True when no receive runs and nothing it brought waits (or the socket is
+// not in receive mode): the socket's bytes are all still in the kernel.
+bool conn_uring_quiet(const rill_conn *c);
+// Hands over what the receive brought; false when it is not running and
+// the caller must read(2) itself.
+bool conn_uring_on_readable(rill_conn *c);
+
+// listener_uring.cpp: a listener's multishot accept on an io_uring base.
+bool listener_uring_attach(rill_base *base, int fd);  // false: accept4() on readiness
+void listener_uring_detach(rill_base *base, int fd);  // closes what was accepted and not taken
+void listener_uring_want(rill_base *base, int fd, bool on);
+// An accepted descriptor, -EAGAIN when none waits, or a negative errno.
+int listener_uring_accept(rill_base *base, int fd);
 
 // conn_write.cpp
 void conn_on_writable(rill_conn *c);

@@ -433,8 +433,12 @@ bool splice_setup(rill_pipe *p) {
 
 bool may_splice(const rill_conn *a, const rill_conn *b) {
 #ifdef __linux__
+  // A socket in io_uring receive mode may splice only while no receive
+  // runs and nothing it brought waits (conn_uring_quiet); it then goes
+  // back to readiness for good.
   for (const rill_conn *c : {a, b})
-    if (c->held_len || !c->queue.empty() || c->has(conn_flag::shut_write_wanted))
+    if (c->held_len || !c->queue.empty() || c->has(conn_flag::shut_write_wanted) ||
+        !conn_uring_quiet(c))
       return false;
   return true;
 #else
@@ -543,6 +547,7 @@ int rill_pipe_start(rill_conn *a, rill_conn *b, const rill_pipe_options *options
     rill_conn_set_deadline(c, RILL_DEADLINE_BOTH, 0);
     rill_conn_start(c, &pipe_events, p);
     if (p->spliced) {
+      conn_uring_detach(c);  // splice(2) takes the bytes from the socket itself
       p->hook[s] = conn_io_hook{nullptr, p, 0};
 #ifdef __linux__
       p->hook[s].on_io = splice_on_io;

@@ -33,6 +33,7 @@
 #ifndef RILL_CORE_BACKEND_H
 #define RILL_CORE_BACKEND_H
 
+#include <cstddef>
 #include <cstdint>
 
 namespace rill::detail {
@@ -60,6 +61,60 @@ extern const backend_ops epoll_backend;
 extern const backend_ops kqueue_backend;
 extern const backend_ops poll_backend;
 extern const backend_ops io_uring_backend;
+
+// Completions for stream sockets, beside the readiness contract (only the
+// io_uring backend has them; backend_streams() says nullptr elsewhere).
+//
+// A descriptor put in a stream mode keeps its watcher and its interest as
+// before, but RILL_READ then means "keep a multishot operation running":
+// a receive into the base's buffer ring (stream_mode::recv) or an accept
+// (stream_mode::accept). What it delivers is queued per descriptor, and the
+// descriptor is reported RILL_READ while its queue is not empty (level-
+// triggered, as readiness is). The owner takes the queue's head with peek()
+// and consume(). Interest without RILL_READ cancels the operation; what
+// was delivered meanwhile stays queued, in order.
+//
+// Where the operation cannot run (no buffers left: ENOBUFS; a refused
+// accept), the descriptor goes back to readiness for a while: peek() then
+// says stream_readiness once the queue is empty, and the owner makes its
+// own read or accept, which is in order because no operation is in flight.
+enum class stream_mode : uint8_t { none, recv, accept };
+
+// peek() results besides data (> 0), EOF (0, recv) or an accepted
+// descriptor (>= 0, accept) and a negative errno (the operation's end).
+constexpr int stream_empty = -0x7fff0000;      // nothing yet: wait for the next report
+constexpr int stream_readiness = -0x7fff0001;  // nothing queued: make the syscall yourself
+
+struct backend_stream_ops {
+  // Puts fd in `mode`; false when the kernel lacks what it needs (the
+  // descriptor then stays on readiness). stream_mode::none drops the queue
+  // (buffers go back to the ring, accepted descriptors are closed) and
+  // ends the operation: call it before the descriptor is closed.
+  bool (*set_mode)(void *state, int fd, stream_mode mode);
+  // The owner's wish for input, which may differ from the interest the
+  // base leaves with the kernel (a stopped watcher is unregistered lazily):
+  // without it the operation is cancelled with the next wait.
+  void (*want_read)(void *state, int fd, bool on);
+  // The queue's head. For recv, *data and the result give the bytes.
+  int (*peek)(void *state, int fd, const char **data);
+  // Takes n bytes of the head (recv) or the head itself (n == 0: an entry
+  // that is not data, or an accepted descriptor now owned by the caller).
+  // A buffer fully taken goes back to the ring.
+  void (*consume)(void *state, int fd, size_t n);
+};
+
+#ifdef RILL_HAVE_IO_URING
+extern const backend_stream_ops io_uring_streams;
+#endif
+
+inline const backend_stream_ops *backend_streams(const backend_ops *ops) {
+#ifdef RILL_HAVE_IO_URING
+  if (ops == &io_uring_backend)
+    return &io_uring_streams;
+#endif
+  (void)ops;
+  return nullptr;
+}
 
 // The backend named `name` if it is built in, else nullptr. NULL or "" gives
 // the best one. "io_uring" is a wish rather than a demand: where it is not

@@ -52,10 +52,12 @@
 
 #include "core/alloc.h"
 #include "core/backend/backend.h"
+#include "core/backend/io_uring_impl.h"
 #include "core/vec.h"
 #include "rill/io.h"
 
 namespace rill::detail {
+namespace uring {
 namespace {
 
 constexpr unsigned sq_entries_wanted = 256;
@@ -63,7 +65,7 @@ constexpr unsigned sq_entries_wanted = 256;
 // kernel keeps the overflow (IORING_FEAT_NODROP) until the ring has room.
 constexpr unsigned cq_entries_wanted = 4096;
 // user_data of removal requests: its descriptor half is no descriptor.
-constexpr uint64_t removal_user_data = 0xffffffffu;
+constexpr uint64_t removal_user_data = make_user_data(kind_cancel, -1, 0);
 
 // Setup flags tried in turn while the kernel says EINVAL (it does not
 // know one of them). The first entry, owned by one thread, is tried only
@@ -91,42 +93,6 @@ constexpr size_t owning_attempts =
 #else
     0;
 #endif
-
-struct ring {
-  int fd = -1;
-  bool enabled = true;  // false until the first enter of an R_DISABLED ring
-  void *sq_map = nullptr;
-  size_t sq_map_size = 0;
-  void *cq_map = nullptr;  // the same as sq_map with IORING_FEAT_SINGLE_MMAP
-  size_t cq_map_size = 0;
-  io_uring_sqe *sqes = nullptr;
-  size_t sqes_size = 0;
-  unsigned *sq_head = nullptr;
-  unsigned *sq_tail = nullptr;
-  unsigned sq_mask = 0;
-  unsigned sq_entries = 0;
-  unsigned sq_local_tail = 0;  // SQEs written; published to *sq_tail at enter
-  unsigned *cq_head = nullptr;
-  unsigned *cq_tail = nullptr;
-  unsigned cq_mask = 0;
-  io_uring_cqe *cqes = nullptr;
-};
-
-struct fd_state {
-  uint64_t tag;
-  uint32_t seq;       // of the poll armed last; older completions are stale
-  uint8_t want;       // RILL_READ | RILL_WRITE the base asked for
-  uint8_t armed;      // the mask of the poll in flight
-  bool in_flight;
-  bool dirty;         // listed in uring_state::dirty
-};
-
-struct uring_state {
-  ring r;
-  size_t next_attempt = 0;  // index into setup_attempts for a rebuilt ring
-  vec<fd_state> fds;
-  vec<int> dirty;  // descriptors whose poll must be armed or replaced
-};
 
 void *map_ring(int fd, size_t size, off_t offset) {
   void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, offset);
@@ -161,6 +127,7 @@ int ring_setup(ring &r, unsigned flags) {
     return -errno;
   r.fd = fd;
   r.enabled = !(flags & IORING_SETUP_R_DISABLED);
+  r.features = p.features;
   if (!(p.features & IORING_FEAT_EXT_ARG) || !(p.features & IORING_FEAT_NODROP)) {
     ring_close(r);
     return -ENOSYS;
@@ -213,6 +180,8 @@ int ring_open(uring_state *st, size_t first) {
   return err;
 }
 
+}  // namespace
+
 // Publishes the SQEs written and enters: submits them, and with
 // IORING_ENTER_GETEVENTS processes completions and waits for min_complete
 // of them, at most *timeout when one is given. The number submitted or a
@@ -256,8 +225,26 @@ io_uring_sqe *get_sqe(ring &r) {
   return nullptr;
 }
 
-uint64_t poll_user_data(int fd, uint32_t seq) {
-  return (static_cast<uint64_t>(seq) << 32) | static_cast<uint32_t>(fd);
+void mark_dirty(uring_state *st, int fd) {
+  fd_state &s = st->fds[fd];
+  if (s.dirty)
+    return;
+  s.dirty = true;
+  st->dirty.push(fd);  // never fails: fd_reserve() made a place for every descriptor
+}
+
+bool fd_reserve(uring_state *st, int fd) {
+  size_t need = static_cast<size_t>(fd) + 1;
+  return need <= st->fds.size() || (st->fds.resize_zeroed(need) && st->dirty.reserve(need));
+}
+
+namespace {
+
+uint64_t poll_user_data(int fd, uint32_t seq) { return make_user_data(kind_poll, fd, seq); }
+
+// The poll's mask: what is wanted and not served by a stream operation.
+uint8_t poll_want(const uring_state *st, const fd_state &s) {
+  return static_cast<uint8_t>(read_by_op(st, s) ? s.want & ~RILL_READ : s.want);
 }
 
 uint32_t to_poll_mask(unsigned events) {
@@ -268,16 +255,16 @@ uint32_t to_poll_mask(unsigned events) {
   return mask;
 }
 
-bool queue_poll(ring &r, int fd, fd_state &s) {
+bool queue_poll(ring &r, int fd, fd_state &s, uint8_t want) {
   io_uring_sqe *sqe = get_sqe(r);
   if (!sqe)
     return false;
   s.seq++;
   sqe->opcode = IORING_OP_POLL_ADD;
   sqe->fd = fd;
-  sqe->poll32_events = to_poll_mask(s.want);
+  sqe->poll32_events = to_poll_mask(want);
   sqe->user_data = poll_user_data(fd, s.seq);
-  s.armed = s.want;
+  s.armed = want;
   s.in_flight = true;
   return true;
 }
@@ -294,16 +281,9 @@ bool queue_removal(ring &r, int fd, fd_state &s) {
   return true;
 }
 
-void mark_dirty(uring_state *st, int fd) {
-  fd_state &s = st->fds[fd];
-  if (s.dirty)
-    return;
-  s.dirty = true;
-  st->dirty.push(fd);  // never fails: change() reserved a place for every descriptor
-}
-
 // A ring of the shared kind instead of one owned by another thread: every
-// poll of the old ring ends with it, so every wanted one is armed again.
+// poll and operation of the old ring ends with it, so every wanted one is
+// armed again. What the operations queued stays: their buffers are ours.
 int rebuild_shared(uring_state *st) {
   ring_close(st->r);
   st->dirty.clear();
@@ -311,10 +291,15 @@ int rebuild_shared(uring_state *st) {
     fd_state &s = st->fds[fd];
     s.in_flight = false;
     s.dirty = false;
+    s.op_in_flight = false;
+    s.op_cancelling = false;
+    s.op_seq++;
     if (s.want)
       mark_dirty(st, static_cast<int>(fd));
   }
-  return ring_open(st, st->next_attempt);
+  int err = ring_open(st, st->next_attempt);
+  streams_ring_lost(st, true);
+  return err;
 }
 
 int init(void **out) {
@@ -326,12 +311,14 @@ int init(void **out) {
     destroy(st);
     return err;
   }
+  streams_probe(st);
   *out = st;
   return 0;
 }
 
 void destroy_state(void *state) {
   auto *st = static_cast<uring_state *>(state);
+  streams_destroy(st);
   ring_close(st->r);
   destroy(st);
 }
@@ -340,20 +327,24 @@ int change(void *state, int fd, unsigned, unsigned new_events, uint64_t tag) {
   auto *st = static_cast<uring_state *>(state);
   if (st->r.fd < 0)
     return -EBADF;
-  size_t need = static_cast<size_t>(fd) + 1;
-  if (need > st->fds.size() && (!st->fds.resize_zeroed(need) || !st->dirty.reserve(need)))
+  if (!fd_reserve(st, fd))
     return -ENOMEM;
   fd_state &s = st->fds[fd];
+  if ((new_events & RILL_READ) && !(s.want & RILL_READ) && s.mode == stream_mode::accept)
+    s.starved = false;  // a refused accept is tried again when the owner asks again
   s.want = static_cast<uint8_t>(new_events);
   s.tag = tag;
   if (new_events) {
     mark_dirty(st, fd);
     return 0;
   }
-  if (!s.in_flight)
+  if (!s.in_flight && !(s.op_in_flight && !s.op_cancelling))
     return 0;
-  // Removed now, not with the next wait: the poll keeps the file open.
-  if (!queue_removal(st->r, fd, s))
+  // Removed now, not with the next wait: a poll or an operation keeps the
+  // file open.
+  if (s.in_flight && !queue_removal(st->r, fd, s))
+    return -EBUSY;
+  if (!streams_cancel(st, fd, s))
     return -EBUSY;
   int n = ring_enter(st->r, 0, IORING_ENTER_GETEVENTS, nullptr);
   if (n == -EEXIST)
@@ -362,18 +353,22 @@ int change(void *state, int fd, unsigned, unsigned new_events, uint64_t tag) {
 }
 
 // Queues what the dirty descriptors need: their poll replaced when the
-// interest changed, armed when none is in flight. A descriptor whose SQE
-// finds no room stays dirty for the next wait.
+// interest changed, armed when none is in flight, and their stream
+// operation armed or cancelled. A descriptor whose SQE finds no room
+// stays dirty for the next wait.
 void arm_dirty(uring_state *st) {
   size_t kept = 0;
   for (size_t i = 0; i < st->dirty.size(); i++) {
     int fd = st->dirty[i];
     fd_state &s = st->fds[fd];
+    uint8_t want = poll_want(st, s);
     bool queued = true;
-    if (s.in_flight && s.armed != s.want)
+    if (s.in_flight && s.armed != want)
       queued = queue_removal(st->r, fd, s);
-    if (queued && !s.in_flight && s.want)
-      queued = queue_poll(st->r, fd, s);
+    if (queued && !s.in_flight && want)
+      queued = queue_poll(st->r, fd, s, want);
+    if (queued && s.mode != stream_mode::none)
+      queued = streams_arm(st, fd, s);
     if (queued)
       s.dirty = false;
     else
@@ -401,11 +396,16 @@ int harvest(uring_state *st, backend_event *out, int capacity) {
   int count = 0;
   for (; head != tail && count < capacity; head++) {
     const io_uring_cqe &cqe = r.cqes[head & r.cq_mask];
+    uint64_t kind = user_data_kind(cqe.user_data);
+    if (kind == kind_stream || kind == kind_accept) {
+      streams_complete(st, cqe);  // reported below, from the queues
+      continue;
+    }
     uint32_t fd = static_cast<uint32_t>(cqe.user_data);
-    if (fd >= st->fds.size())
-      continue;  // a removal's own completion
+    if (kind != kind_poll || fd >= st->fds.size())
+      continue;  // a removal's or a cancellation's own completion
     fd_state &s = st->fds[fd];
-    if (!s.in_flight || s.seq != static_cast<uint32_t>(cqe.user_data >> 32))
+    if (!s.in_flight || (s.seq & 0x3fffffffu) != user_data_seq(cqe.user_data))
       continue;  // a poll that was removed or replaced
     s.in_flight = false;
     unsigned ready = to_rill(cqe.res, s.armed);
@@ -414,13 +414,15 @@ int harvest(uring_state *st, backend_event *out, int capacity) {
     out[count++] = backend_event{s.tag, ready};
   }
   __atomic_store_n(r.cq_head, head, __ATOMIC_RELEASE);
-  return count;
+  return count + streams_report(st, out + count, capacity - count);
 }
 
 int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
   auto *st = static_cast<uring_state *>(state);
   if (st->r.fd < 0)
     return -EBADF;
+  if (streams_before_wait(st))
+    timeout_ns = 0;  // queued entries to report: no sleeping
   arm_dirty(st);
   __kernel_timespec ts{};
   __kernel_timespec *timeout = nullptr;
@@ -448,12 +450,20 @@ int reinit(void *state) {
   auto *st = static_cast<uring_state *>(state);
   ring_close(st->r);
   st->dirty.clear();
+  streams_ring_lost(st, false);  // drops the queues while fds[] still knows them
   for (size_t fd = 0; fd < st->fds.size(); fd++)
     st->fds[fd] = fd_state{};
   return ring_open(st, 0);
 }
 
 }  // namespace
+}  // namespace uring
+
+using uring::change;
+using uring::destroy_state;
+using uring::init;
+using uring::reinit;
+using uring::wait;
 
 const backend_ops io_uring_backend = {"io_uring", true, init, destroy_state, change, wait, reinit};
 

@@ -1,0 +1,139 @@
+// The io_uring backend's state, shared by io_uring.cpp (the ring, polls,
+// the readiness contract) and io_uring_stream.cpp (multishot receive and
+// accept, the buffer ring). Nothing here leaves lib/core/backend.
+#ifndef RILL_CORE_BACKEND_IO_URING_IMPL_H
+#define RILL_CORE_BACKEND_IO_URING_IMPL_H
+
+#include <linux/io_uring.h>
+#include <cstddef>
+#include <cstdint>
+
+#include "core/backend/backend.h"
+#include "core/vec.h"
+
+namespace rill::detail::uring {
+
+struct ring {
+  int fd = -1;
+  bool enabled = true;  // false until the first enter of an R_DISABLED ring
+  uint32_t features = 0;
+  void *sq_map = nullptr;
+  size_t sq_map_size = 0;
+  void *cq_map = nullptr;  // the same as sq_map with IORING_FEAT_SINGLE_MMAP
+  size_t cq_map_size = 0;
+  io_uring_sqe *sqes = nullptr;
+  size_t sqes_size = 0;
+  unsigned *sq_head = nullptr;
+  unsigned *sq_tail = nullptr;
+  unsigned sq_mask = 0;
+  unsigned sq_entries = 0;
+  unsigned sq_local_tail = 0;  // SQEs written; published to *sq_tail at enter
+  unsigned *cq_head = nullptr;
+  unsigned *cq_tail = nullptr;
+  unsigned cq_mask = 0;
+  io_uring_cqe *cqes = nullptr;
+};
+
+// user_data: the descriptor in the low 32 bits, then a 30-bit sequence,
+// then what the request is.
+// (kind_stream: a receive, kind_accept: an accept).
+enum : uint64_t { kind_poll = 0, kind_stream = 1, kind_cancel = 2, kind_accept = 3 };
+constexpr uint64_t make_user_data(uint64_t kind, int fd, uint32_t seq) {
+  return (kind << 62) | (static_cast<uint64_t>(seq & 0x3fffffffu) << 32) | static_cast<uint32_t>(fd);
+}
+inline uint64_t user_data_kind(uint64_t ud) { return ud >> 62; }
+inline uint32_t user_data_seq(uint64_t ud) { return static_cast<uint32_t>(ud >> 32) & 0x3fffffffu; }
+
+struct fd_state {
+  uint64_t tag;
+  uint32_t seq;       // of the poll armed last; older completions are stale
+  uint32_t op_seq;    // of the stream operation armed last
+  uint32_t report_epoch;  // the wait that reported the queue last
+  uint32_t head, tail;    // queued entries: index + 1 into uring_state::entries, 0: none
+  uint8_t want;       // RILL_READ | RILL_WRITE the base asked for
+  uint8_t armed;      // the mask of the poll in flight
+  bool in_flight;
+  bool dirty;         // listed in uring_state::dirty
+  stream_mode mode;
+  bool op_in_flight;  // a multishot receive or accept
+  bool op_cancelling; // its cancellation is queued
+  bool op_ended;      // EOF or an error is queued: never armed again
+  bool starved;       // back on readiness for now (ENOBUFS, a refused accept)
+  bool in_backlog;    // listed in uring_state::backlog
+  bool lost;          // an entry could not be queued: the stream fails
+  bool paused;        // the owner wants no input (want_read)
+};
+
+// What a stream operation delivered: bytes in a buffer of the ring, EOF,
+// an error, or an accepted descriptor.
+struct entry {
+  int32_t res;
+  uint32_t next;  // index + 1, 0: last
+  uint32_t off;   // bytes of the buffer already taken
+  uint16_t bid;
+  bool has_buf;
+};
+
+// The provided-buffer ring (group 0) and the buffers behind it, in memory
+// of the process's own: it outlives a ring traded for another thread.
+struct buf_ring {
+  io_uring_buf *slots = nullptr;  // the ring shared with the kernel
+  size_t slots_size = 0;
+  char *bufs = nullptr;
+  size_t bufs_size = 0;
+  unsigned count = 0;  // a power of two
+  unsigned size = 0;
+  uint16_t tail = 0;
+  unsigned out = 0;         // buffers queued in entries or parked, not the kernel's
+  vec<uint8_t> taken;       // per buffer: 1 while out of the kernel's hands
+  vec<uint16_t> parked;     // dropped while maybe still shown: back at the next wait
+  bool registered = false;
+  bool failed = false;      // registration refused: receives stay on readiness
+};
+
+struct uring_state {
+  ring r;
+  size_t next_attempt = 0;  // index into setup_attempts for a rebuilt ring
+  vec<fd_state> fds;
+  vec<int> dirty;  // descriptors whose poll or operation must be armed or replaced
+  // Streams (io_uring_stream.cpp).
+  bool recv_ok = false;    // the kernel has multishot receive and buffer rings
+  bool accept_ok = false;  // the kernel has multishot accept
+  buf_ring br;
+  vec<entry> entries;
+  uint32_t free_entry = 0;  // index + 1 of the first free entry
+  vec<int> backlog;         // descriptors with queued entries
+  vec<int> starved;         // descriptors back on readiness for want of buffers
+  uint32_t epoch = 0;       // bumped by every wait
+};
+
+// io_uring.cpp
+io_uring_sqe *get_sqe(ring &r);
+int ring_enter(ring &r, unsigned min_complete, unsigned flags, __kernel_timespec *timeout);
+void mark_dirty(uring_state *st, int fd);
+// Makes room in st->fds and st->dirty for fd; false when out of memory.
+bool fd_reserve(uring_state *st, int fd);
+
+// io_uring_stream.cpp
+void streams_probe(uring_state *st);
+// Whether fd's RILL_READ interest is served by its stream operation now.
+bool read_by_op(const uring_state *st, const fd_state &s);
+// Queues the operation's arming or cancellation as fd's interest wants;
+// false when the submission queue had no room.
+bool streams_arm(uring_state *st, int fd, fd_state &s);
+// Ends fd's operation now (the descriptor is about to be closed).
+bool streams_cancel(uring_state *st, int fd, fd_state &s);
+// Before a wait: buffers back to the kernel, starved descriptors re-armed,
+// the buffer ring registered. True when a queue is ready to report (the
+// wait must not block).
+bool streams_before_wait(uring_state *st);
+void streams_complete(uring_state *st, const io_uring_cqe &cqe);
+int streams_report(uring_state *st, backend_event *out, int capacity);
+// The ring was traded (another thread) or is new (fork): register the
+// buffers again; queued entries of a traded ring stay valid.
+void streams_ring_lost(uring_state *st, bool keep_queues);
+void streams_destroy(uring_state *st);
+
+}  // namespace rill::detail::uring
+
+#endif
