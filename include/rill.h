@@ -45,6 +45,7 @@
 #include "rill/chan.h"
 #include "rill/blocking.h"
 #include "rill/pipe.h"
+#include "rill/tls.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -46,6 +46,7 @@ extern "C" {
 #define RILL_ENOTFIBER (-10005)  /**< a blocking call made outside a fiber */
 #define RILL_ENEEDDNS (-10006)   /**< a host name given where only numbers work */
 #define RILL_EBACKEND (-10007)   /**< no such backend, or not built in */
+#define RILL_ENOTSUP (-10008)    /**< a feature rill was built without (TLS) */
 /** @} */
 
 /** DNS failures (-10100 ... -10199). @{ */
@@ -85,6 +86,34 @@ extern "C" {
 
 /** Whether `e` is one of the address errors above. */
 #define RILL_IS_ADDR_ERROR(e) ((e) <= -10300 && (e) > -10400)
+
+/** TLS failures (-10400 ... -10499), with Go's crypto/tls texts. @{ */
+#define RILL_ETLS_UNKNOWN_AUTHORITY (-10401) /**< "x509: certificate signed by unknown authority" */
+#define RILL_ETLS_HOSTNAME (-10402)  /**< "x509: certificate is not valid for this host"; a
+                                        dialer's formatter names both:
+                                        "x509: certificate is valid for X, not Y" */
+#define RILL_ETLS_EXPIRED (-10403)   /**< "x509: certificate has expired or is not yet valid" */
+#define RILL_ETLS_BAD_CERT (-10404)  /**< "x509: certificate verification failed" (any
+                                        other reason the chain was refused) */
+#define RILL_ETLS_HANDSHAKE (-10405) /**< "remote error: tls: handshake failure": the
+                                        peer refused the handshake */
+#define RILL_ETLS_NOT_TLS (-10406)   /**< "tls: first record does not look like a TLS
+                                        handshake" (a plaintext peer) */
+#define RILL_ETLS_RENEGOTIATION (-10407) /**< "tls: renegotiation is not supported" */
+#define RILL_ETLS_TRUNCATED (-10408) /**< "unexpected EOF": the stream ended inside a
+                                        record or the handshake */
+#define RILL_ETLS_CERT_REQUIRED (-10409) /**< "tls: client didn't provide a certificate" */
+#define RILL_ETLS_CONFIG (-10410)    /**< "tls: failed to load certificate or key" */
+#define RILL_ETLS_PROTOCOL (-10411)  /**< "local error: tls: bad record MAC" and other
+                                        malformed input */
+#define RILL_ETLS_REMOTE_BAD_CERT (-10412) /**< "remote error: tls: bad certificate": the
+                                              peer refused our certificate */
+#define RILL_ETLS_NO_ALPN (-10413)   /**< "tls: no application protocol" in common */
+#define RILL_ETLS_VERSION (-10414)   /**< "tls: protocol version not supported" */
+/** @} */
+
+/** Whether `e` is one of the TLS failures above. */
+#define RILL_IS_TLS_ERROR(e) ((e) <= -10400 && (e) > -10500)
 
 /** Coordination between fibers (rill/chan.h) (-10200 ... -10299). @{ */
 #define RILL_EWRONGTHREAD (-10201)  /**< a handle used from a thread it does not belong to */

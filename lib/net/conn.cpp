@@ -262,6 +262,8 @@ void conn_release(rill_conn *c) {
   if (!life_release(c->lifetime))
     return;
   conn_release_held(c);
+  if (c->rare && c->rare->transport)
+    c->rare->transport->destroy(c);
   destroy(c->rare);
   destroy(c);
 }
@@ -273,6 +275,9 @@ void conn_set_interest(rill_conn *c, unsigned want) {
     rill_io_stop(c->io);
   if (c->has(conn_flag::uring_recv))
     conn_uring_want(c, want & RILL_READ);
+  const conn_transport *t = c->transport();
+  if (t && (want & RILL_READ) && !c->io_hook())
+    t->reading(c);
 }
 
 void conn_notify(rill_conn *c) {
@@ -299,6 +304,8 @@ void conn_finish_close(rill_conn *c) {
   if (c->has(conn_flag::graceful) && !c->has(conn_flag::read_finished) && c->write_error == 0 &&
       !c->has(conn_flag::write_timed_out))
     discard_unread_input(c);
+  if (const conn_transport *t = c->transport())
+    t->end(c, c->has(conn_flag::graceful) && c->write_error == 0);
   socket_close(c->fd);
   c->fd = -1;
   // The held bytes stay until the connection is freed: a callback that
@@ -429,7 +436,7 @@ int rill_conn_close_write(rill_conn *conn) {
   conn->set(conn_flag::shut_write_wanted, true);
   if (conn->queue.empty()) {
     conn->set(conn_flag::write_shut, true);
-    if (shutdown(conn->fd, SHUT_WR) < 0)
+    if (conn_sys_shutdown_write(conn) < 0)
       return -errno;
   }
   return 0;

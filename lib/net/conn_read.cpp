@@ -104,7 +104,7 @@ void read_behind_held(rill_conn *c) {
   iovec iov[2] = {{c->held + c->held_len, in_held}, {shared, in_shared}};
   ssize_t n;
   do {
-    n = readv(c->fd, iov, 2);
+    n = conn_sys_readv(c, iov, 2);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
     c->read_total += static_cast<uint64_t>(n);
@@ -169,9 +169,10 @@ void conn_on_readable(rill_conn *c) {
   }
   char *dst = net_get(c->base)->read_buffer;
   size_t room = c->read_max < net_state::read_buffer_size ? c->read_max : net_state::read_buffer_size;
+  iovec iov{dst, room};
   ssize_t n;
   do {
-    n = read(c->fd, dst, room);
+    n = conn_sys_readv(c, &iov, 1);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
     c->read_total += static_cast<uint64_t>(n);

@@ -25,19 +25,17 @@
 #include "core/clock.h"
 #include "net/net_impl.h"
 
-#ifndef MSG_NOSIGNAL
-#define MSG_NOSIGNAL 0  // macOS: SO_NOSIGPIPE is set on the socket instead
-#endif
 
 namespace rill::detail {
 namespace {
 
 constexpr int max_iov = 64;
 
-ssize_t send_some(int fd, const char *data, size_t len) {
+ssize_t send_some(rill_conn *c, const char *data, size_t len) {
+  iovec iov{const_cast<char *>(data), len};
   ssize_t n;
   do {
-    n = send(fd, data, len, MSG_NOSIGNAL);
+    n = conn_sys_writev(c, &iov, 1);
   } while (n < 0 && errno == EINTR);
   return n;
 }
@@ -107,7 +105,7 @@ void after_progress(rill_conn *c) {
   conn_notify(c);
   if (c->has(conn_flag::shut_write_wanted) && !c->has(conn_flag::write_shut)) {
     c->set(conn_flag::write_shut, true);
-    shutdown(c->fd, SHUT_WR);
+    conn_sys_shutdown_write(c);
   }
   if (c->lifetime.closing())
     conn_finish_close(c);
@@ -131,7 +129,7 @@ write_req *new_req(rill_conn *c, const char *data, size_t len, size_t taken) {
 ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
   if (!c->queue.empty())
     return 0;
-  ssize_t n = send_some(c->fd, data, len);
+  ssize_t n = send_some(c, data, len);
   if (n >= 0) {
     c->written += static_cast<uint64_t>(n);
     return n;
@@ -181,11 +179,8 @@ void conn_on_writable(rill_conn *c) {
     }
     ssize_t n = 0;
     if (count) {
-      msghdr msg{};
-      msg.msg_iov = iov;
-      msg.msg_iovlen = count;
       do {
-        n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        n = conn_sys_writev(c, iov, count);
       } while (n < 0 && errno == EINTR);
     }
     if (n < 0) {
@@ -231,7 +226,7 @@ void conn_fail_queue(rill_conn *c, int err, int report) {
   if (c->has(conn_flag::shut_write_wanted) && !c->has(conn_flag::write_shut) && !conn_fd_closed(c)) {
     // The flush failed; the half-close the user asked for still happens.
     c->set(conn_flag::write_shut, true);
-    shutdown(c->fd, SHUT_WR);
+    conn_sys_shutdown_write(c);
   }
   // Only a queued write fails with a report, and queueing made the
   // conn_rare (queue_copy, rill_conn_write_ref).

@@ -3,6 +3,8 @@
 #define RILL_NET_IMPL_H
 
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 #include <cstddef>
 #include <cstdint>
 
@@ -12,6 +14,12 @@
 #include "core/pending.h"
 #include "core/pool.h"
 #include "rill/net.h"
+
+#ifdef MSG_NOSIGNAL
+#define RILL_MSG_NOSIGNAL MSG_NOSIGNAL
+#else
+#define RILL_MSG_NOSIGNAL 0  // macOS: SO_NOSIGPIPE is set on the socket instead
+#endif
 
 namespace rill::detail {
 
@@ -108,6 +116,25 @@ struct conn_io_hook {
   unsigned want;
 };
 
+// Moves a connection's bytes through a layer instead of straight through
+// the socket (lib/tls: records under the plaintext the user sees). The read
+// and write paths call these where they would call readv/sendmsg/shutdown,
+// with the same contract: a count, or -1 with errno set (EAGAIN: wait for
+// readiness). `writev` reports a byte as taken only once what carries it
+// reached the kernel, so the write queue, drain and a graceful close wait
+// for the layer too. `reading` runs when read interest comes back: the
+// layer may hold input the socket no longer signals, and must then arrange
+// a read itself. `end` runs before the socket is closed (graceful: the
+// layer says goodbye), `destroy` when the connection is freed.
+struct conn_transport {
+  ssize_t (*readv)(rill_conn *c, const iovec *iov, int count);
+  ssize_t (*writev)(rill_conn *c, const iovec *iov, int count);
+  int (*shutdown_write)(rill_conn *c);
+  void (*reading)(rill_conn *c);
+  void (*end)(rill_conn *c, bool graceful);
+  void (*destroy)(rill_conn *c);
+};
+
 }  // namespace rill::detail
 
 namespace rill::detail {
@@ -123,6 +150,8 @@ struct conn_rare {
   uint64_t write_deadline = 0;
   uint64_t timer_due = 0;  // when deadline_timer fires, 0 if stopped
   conn_io_hook *io_hook = nullptr;  // pipe.cpp's splice, else none
+  const conn_transport *transport = nullptr;  // lib/tls, else the socket itself
+  void *transport_state = nullptr;
   list done;  // ref writes done and not yet reported
   // on_write_error's report waiting for the loop (only a queued write fails
   // from the loop, and queueing made this struct).
@@ -184,6 +213,7 @@ struct rill_conn {
   uint64_t read_deadline() const { return rare ? rare->read_deadline : 0; }
   uint64_t write_deadline() const { return rare ? rare->write_deadline : 0; }
   rill::detail::conn_io_hook *io_hook() const { return rare ? rare->io_hook : nullptr; }
+  const rill::detail::conn_transport *transport() const { return rare ? rare->transport : nullptr; }
 };
 
 namespace rill::detail {
@@ -236,6 +266,30 @@ inline void conn_update_io(rill_conn *c) {
   const rill_io *io = c->io;
   if (want != (io->active ? io->events : 0))
     conn_set_interest(c, want);
+}
+
+// The socket calls of the read and write paths, through the connection's
+// transport when it has one (conn_transport); errors as the calls give
+// them. Inline: a plain socket pays one test of a pointer it loads anyway.
+inline ssize_t conn_sys_readv(rill_conn *c, const iovec *iov, int count) {
+  if (const conn_transport *t = c->transport())
+    return t->readv(c, iov, count);
+  return count == 1 ? read(c->fd, iov[0].iov_base, iov[0].iov_len) : readv(c->fd, iov, count);
+}
+inline ssize_t conn_sys_writev(rill_conn *c, const iovec *iov, int count) {
+  if (const conn_transport *t = c->transport())
+    return t->writev(c, iov, count);
+  if (count == 1)
+    return send(c->fd, iov[0].iov_base, iov[0].iov_len, RILL_MSG_NOSIGNAL);
+  msghdr msg{};
+  msg.msg_iov = const_cast<iovec *>(iov);
+  msg.msg_iovlen = count;
+  return sendmsg(c->fd, &msg, RILL_MSG_NOSIGNAL);
+}
+inline int conn_sys_shutdown_write(rill_conn *c) {
+  if (const conn_transport *t = c->transport())
+    return t->shutdown_write(c);
+  return shutdown(c->fd, SHUT_WR);
 }
 
 // conn_read.cpp

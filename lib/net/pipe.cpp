@@ -435,10 +435,11 @@ bool may_splice(const rill_conn *a, const rill_conn *b) {
 #ifdef __linux__
   // A socket in io_uring receive mode may splice only while no receive
   // runs and nothing it brought waits (conn_uring_quiet); it then goes
-  // back to readiness for good.
+  // back to readiness for good. A connection with a transport (TLS) never
+  // splices: its socket carries records, not the bytes the pipe moves.
   for (const rill_conn *c : {a, b})
     if (c->held_len || !c->queue.empty() || c->has(conn_flag::shut_write_wanted) ||
-        !conn_uring_quiet(c))
+        !conn_uring_quiet(c) || c->transport())
       return false;
   return true;
 #else

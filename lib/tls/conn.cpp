@@ -1,0 +1,338 @@
+// A TLS connection's record pump: the BIO OpenSSL reads and writes the
+// socket through, and the transport the connection's read and write paths
+// call instead of the socket (tls_impl.h has the picture).
+//
+// Why a BIO of our own rather than memory BIOs: a memory BIO copies every
+// record once more (OpenSSL's buffer into the BIO, the BIO into the
+// kernel). Ours sends OpenSSL's buffer straight to the kernel and reads
+// the kernel straight into OpenSSL's; it copies only the tail of a record
+// the kernel refused, and it accepts that tail so that SSL_write always
+// completes and never has to be retried with the same arguments.
+//
+// Why input cannot strand: OpenSSL reads the socket a record at a time (no
+// read-ahead), so bytes wait in the kernel, which signals readiness, except
+// for the plaintext of a record larger than the room the read had. That
+// plaintext is read by a one-shot timer (`kick`), also armed when reading
+// resumes after a pause.
+#include <openssl/err.h>
+#include <sys/socket.h>
+#include <cerrno>
+#include <cstring>
+
+#include "core/alloc.h"
+#include "tls/tls_impl.h"
+
+namespace rill::detail {
+namespace {
+
+constexpr size_t record_max = 16384;  // plaintext per record
+
+tls_conn *bio_conn(BIO *b) { return static_cast<tls_conn *>(BIO_get_data(b)); }
+
+// Follows the record framing of the input, to tell a stream cut inside a
+// record (truncated) from one cut between records, and a first record that
+// is no handshake (a plaintext client) from other garbage.
+void track_records(tls_conn *t, const unsigned char *p, size_t n) {
+  if (!t->seen_first && n) {
+    t->seen_first = true;
+    t->not_tls = p[0] != 0x16;  // the first record of a handshake is one
+  }
+  while (n) {
+    if (t->body_left) {
+      size_t k = n < t->body_left ? n : t->body_left;
+      t->body_left -= k;
+      p += k;
+      n -= k;
+      continue;
+    }
+    t->hdr[t->hdr_got++] = *p++;
+    n--;
+    if (t->hdr_got == 5) {
+      t->body_left = static_cast<size_t>(t->hdr[3]) << 8 | t->hdr[4];
+      t->hdr_got = 0;
+    }
+  }
+}
+
+int bio_read(BIO *b, char *buf, int len) {
+  tls_conn *t = bio_conn(b);
+  BIO_clear_retry_flags(b);
+  ssize_t n;
+  do {
+    n = recv(t->c->fd, buf, static_cast<size_t>(len), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n > 0) {
+    track_records(t, reinterpret_cast<unsigned char *>(buf), static_cast<size_t>(n));
+    return static_cast<int>(n);
+  }
+  if (n == 0) {
+    t->eof = true;
+    return 0;
+  }
+  if (errno == EAGAIN || errno == EWOULDBLOCK) {
+    BIO_set_retry_read(b);
+    return -1;
+  }
+  t->sys_err = errno;
+  return -1;
+}
+
+bool append_out(tls_conn *t, const char *data, size_t len) {
+  if (t->out_off == t->out_len)
+    t->out_off = t->out_len = 0;
+  if (t->out_len + len > t->out_cap) {
+    size_t cap = t->out_len + len;
+    if (cap < 2 * t->out_cap)
+      cap = 2 * t->out_cap;
+    char *p = static_cast<char *>(mem_realloc(t->out, cap));
+    if (!p)
+      return false;
+    t->out = p;
+    t->out_cap = cap;
+  }
+  std::memcpy(t->out + t->out_len, data, len);
+  t->out_len += len;
+  return true;
+}
+
+ssize_t send_all_or_some(int fd, const char *data, size_t len) {
+  ssize_t n;
+  do {
+    n = send(fd, data, len, RILL_MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+int bio_write(BIO *b, const char *data, int len) {
+  tls_conn *t = bio_conn(b);
+  BIO_clear_retry_flags(b);
+  size_t size = static_cast<size_t>(len);
+  size_t sent = 0;
+  if (!tls_out_pending(t)) {
+    ssize_t n = send_all_or_some(t->c->fd, data, size);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      t->sys_err = errno;
+      return -1;
+    }
+    sent = n > 0 ? static_cast<size_t>(n) : 0;
+  }
+  if (sent < size && !append_out(t, data + sent, size - sent)) {
+    t->sys_err = ENOMEM;
+    return -1;
+  }
+  return len;
+}
+
+long bio_ctrl(BIO *, int cmd, long, void *) {
+  // OpenSSL flushes after each flight; ours go out as they are written.
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+BIO_METHOD *make_method() {
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "rill conn");
+  if (!m)
+    return nullptr;
+  BIO_meth_set_read(m, bio_read);
+  BIO_meth_set_write(m, bio_write);
+  BIO_meth_set_ctrl(m, bio_ctrl);
+  return m;
+}
+
+// An error for errno: the transport's callers read -errno, so rill's own
+// codes travel negated.
+ssize_t fail(int err) {
+  errno = -err;
+  return -1;
+}
+
+void on_kick(rill_timer *, void *arg) {
+  tls_conn *t = static_cast<tls_conn *>(arg);
+  rill_conn *c = t->c;
+  conn_held hold(c);
+  if (c->lifetime.open() && !conn_fd_closed(c))
+    conn_on_readable(c);
+}
+
+void arm_kick(tls_conn *t) {
+  if (SSL_pending(t->ssl) <= 0)
+    return;
+  if (!t->kick && rill_timer_new(t->c->base, on_kick, t, &t->kick) < 0)
+    return;  // out of memory: the next input reads it
+  if (!rill_timer_active(t->kick))
+    rill_timer_start(t->kick, 0, 0);
+}
+
+ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
+  tls_conn *t = tls_of(c);
+  if (t->read_err)
+    return fail(t->read_err);
+  size_t total = 0;
+  int err = 0;
+  for (int i = 0; i < count && !err; i++) {
+    char *p = static_cast<char *>(iov[i].iov_base);
+    size_t room = iov[i].iov_len;
+    while (room) {
+      size_t got = 0;
+      int ret = SSL_read_ex(t->ssl, p, room, &got);
+      if (ret == 1) {
+        p += got;
+        room -= got;
+        total += got;
+        continue;
+      }
+      int e = SSL_get_error(t->ssl, ret);
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        err = EAGAIN;
+      else if (e == SSL_ERROR_ZERO_RETURN)
+        err = -1;  // close_notify: EOF
+      else
+        err = tls_map_error(t, ret);
+      break;
+    }
+  }
+  // A key update or an alert OpenSSL answered while reading.
+  if (tls_out_pending(t))
+    tls_flush_out(t);
+  arm_kick(t);
+  if (total)
+    return static_cast<ssize_t>(total);  // the error, if any, comes next time
+  if (err == EAGAIN)
+    return fail(-EAGAIN);
+  if (err == -1)
+    return 0;
+  if (err == RILL_EOF)
+    return 0;
+  t->read_err = err;
+  return fail(err);
+}
+
+ssize_t tls_writev(rill_conn *c, const iovec *iov, int count) {
+  tls_conn *t = tls_of(c);
+  int r = tls_flush_out(t);
+  if (r < 0)
+    return fail(r);
+  if (r == 0)
+    return fail(-EAGAIN);
+  size_t taken = 0;
+  size_t skip = t->committed;
+  t->committed = 0;
+  for (int i = 0; i < count; i++) {
+    const char *p = static_cast<const char *>(iov[i].iov_base);
+    size_t len = iov[i].iov_len;
+    if (skip) {
+      // These bytes went out in the record just flushed.
+      size_t k = skip < len ? skip : len;
+      taken += k;
+      skip -= k;
+      p += k;
+      len -= k;
+    }
+    while (len) {
+      size_t chunk = len < record_max ? len : record_max;
+      size_t done = 0;
+      ERR_clear_error();
+      if (SSL_write_ex(t->ssl, p, chunk, &done) != 1) {
+        int err = tls_map_error(t, 0);
+        if (taken)
+          return static_cast<ssize_t>(taken);
+        return fail(err);
+      }
+      if (tls_out_pending(t)) {
+        t->committed = chunk;  // taken once its record is out
+        return taken ? static_cast<ssize_t>(taken) : fail(-EAGAIN);
+      }
+      taken += chunk;
+      p += chunk;
+      len -= chunk;
+    }
+  }
+  t->committed = skip;  // offered fewer bytes than were committed
+  return static_cast<ssize_t>(taken);
+}
+
+void say_goodbye(tls_conn *t) {
+  if (t->said_goodbye || !t->handshaken)
+    return;
+  t->said_goodbye = true;
+  ERR_clear_error();
+  SSL_shutdown(t->ssl);  // close_notify into the BIO, which sends it
+  tls_flush_out(t);
+}
+
+int tls_shutdown_write(rill_conn *c) {
+  tls_conn *t = tls_of(c);
+  say_goodbye(t);
+  return shutdown(c->fd, SHUT_WR);
+}
+
+void tls_reading(rill_conn *c) { arm_kick(tls_of(c)); }
+
+void tls_end(rill_conn *c, bool graceful) {
+  tls_conn *t = tls_of(c);
+  if (graceful)
+    say_goodbye(t);
+  if (t->kick)
+    rill_timer_stop(t->kick);
+}
+
+void tls_destroy(rill_conn *c) {
+  tls_conn *t = tls_of(c);
+  c->rare->transport = nullptr;
+  c->rare->transport_state = nullptr;
+  tls_conn_free(t);
+}
+
+}  // namespace
+
+const conn_transport tls_transport = {tls_readv, tls_writev, tls_shutdown_write,
+                                      tls_reading, tls_end, tls_destroy};
+
+bool tls_out_pending(const tls_conn *t) { return t->out_off < t->out_len; }
+
+int tls_flush_out(tls_conn *t) {
+  while (tls_out_pending(t)) {
+    ssize_t n = send_all_or_some(t->c->fd, t->out + t->out_off, t->out_len - t->out_off);
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return 0;
+      return -errno;
+    }
+    t->out_off += static_cast<size_t>(n);
+  }
+  t->out_off = t->out_len = 0;
+  return 1;
+}
+
+// A process-wide method table, made once; BIO_meth_new is cheap but the
+// table must outlive every BIO, so it is never freed.
+BIO_METHOD *tls_bio_method() {
+  static BIO_METHOD *method;  // constant-initialised: no runtime guard
+  BIO_METHOD *m = __atomic_load_n(&method, __ATOMIC_ACQUIRE);
+  if (m)
+    return m;
+  m = make_method();
+  if (!m)
+    return nullptr;
+  BIO_METHOD *expected = nullptr;
+  if (!__atomic_compare_exchange_n(&method, &expected, m, false, __ATOMIC_ACQ_REL,
+                                   __ATOMIC_ACQUIRE)) {
+    BIO_meth_free(m);
+    m = expected;
+  }
+  return m;
+}
+
+void tls_conn_free(tls_conn *t) {
+  if (!t)
+    return;
+  rill_timer_free(t->kick);
+  rill_timer_free(t->hs_timer);
+  if (t->ssl)
+    SSL_free(t->ssl);  // frees the BIO
+  mem_free(t->out);
+  mem_free(t->name);
+  rill_tls_config_unref(t->config);
+  destroy(t);
+}
+
+}  // namespace rill::detail

@@ -1,0 +1,46 @@
+/* Helpers for the TLS tests: a throwaway CA and certificates made at test
+ * time with the `openssl` command (no private key is ever committed), and
+ * real OpenSSL peers (s_server, s_client) started on loopback. */
+#ifndef RILL_TEST_TLS_PEER_H
+#define RILL_TEST_TLS_PEER_H
+
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A temporary directory holding, all signed by ca.crt unless said:
+ *   server.crt/.key   CN=localhost, SANs localhost and 127.0.0.1
+ *   other.crt/.key    SAN other.test (for SNI selection)
+ *   expired.crt       server.key's, expired yesterday
+ *   client.crt/.key   CN=rill client (client certificates)
+ *   rogue_ca.crt, rogue.crt/.key  a CA nobody trusts and its localhost
+ *   server2.crt       server.key's, CN=renewed (certificate reload)
+ * Returns 0, or -1 when the openssl command is missing or failed. */
+int tp_certs_make(char *dir, size_t size);
+/* Removes the directory. */
+void tp_certs_remove(const char *dir);
+/* dir + "/" + name into a static buffer (one of four, rotating). */
+const char *tp_path(const char *dir, const char *name);
+
+/* Starts argv[0] (searched in PATH) with stdin from `in_file` (NULL:
+ * /dev/null) and stdout+stderr to `out_file` (NULL: /dev/null). */
+pid_t tp_spawn(char *const argv[], const char *in_file, const char *out_file);
+/* Kills (SIGKILL) and reaps a process tp_spawn started. */
+void tp_kill(pid_t pid);
+/* Reaps it if it exited: its status, or -1 while it runs. */
+int tp_exited(pid_t pid);
+/* A TCP port on 127.0.0.1 nobody listens on now. */
+int tp_free_port(void);
+/* Waits until 127.0.0.1:port accepts (a plain connect, closed at once),
+ * up to `timeout_ms`: 0, or -1. */
+int tp_wait_port(int port, int timeout_ms);
+/* The whole file into a malloc'd NUL-terminated buffer (NULL if missing). */
+char *tp_read_file(const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
