@@ -58,7 +58,13 @@ unsigned slot_for(const wheel &w, uint64_t due) noexcept {
 }
 
 void place_in_slot(wheel &w, rill_timer *t) noexcept {
-  unsigned s = slot_for(w, tick_of(t->due_ns));
+  uint64_t due = tick_of(t->due_ns);
+  unsigned s = slot_for(w, due);
+  // A ring slot is emptied at its tick; an upper one when E enters the
+  // block before the slot's, which is after the next block begins.
+  uint64_t empties = s < wheel::ring_slots ? due : (block_of(w.tick) + 1) << wheel::block_bits;
+  if (empties < w.next_slot_tick)
+    w.next_slot_tick = empties;
   w.slot[s].push_back(&t->link);
   mark(w, s);
   t->timer_place = s;
@@ -293,8 +299,9 @@ void cascade(wheel &w, unsigned s) noexcept {
 
 // Moves E forward to now_tick, emptying every slot on the way, in order.
 void advance(wheel &w, uint64_t now_tick) noexcept {
-  if (w.in_slots == 0) {
-    // Only `near` (a fiber's kick, a zero timeout): no slot to empty.
+  if (w.in_slots == 0 || now_tick < w.next_slot_tick) {
+    // No slot to empty on the way (a fiber's kick, a zero timeout, a
+    // deadline far out): E moves there directly.
     if (now_tick > w.tick)
       w.tick = now_tick;
     return;
@@ -309,6 +316,7 @@ void advance(wheel &w, uint64_t now_tick) noexcept {
       // passing one.
       if (now_tick > w.tick)
         w.tick = now_tick;
+      w.next_slot_tick = next;
       return;
     }
     w.tick = next;
@@ -353,8 +361,12 @@ void wheel_insert(wheel &w, rill_timer *t, uint64_t now_ns) noexcept {
     w.precise++;
   if (t->due_ns < w.check_ns)
     w.check_ns = t->due_ns;
-  if (w.in_slots == 0 && tick_of(now_ns) > w.tick)
-    w.tick = tick_of(now_ns);  // nothing to empty on the way
+  // E moves up to now when no slot lies on the way, so that a timer due
+  // now (a fiber's kick, a zero timeout) goes to `near` rather than into
+  // a ring slot the next run must gather and sort.
+  uint64_t now_tick = tick_of(now_ns);
+  if (now_tick > w.tick && (w.in_slots == 0 || now_tick < w.next_slot_tick))
+    w.tick = now_tick;
   if (due <= w.tick) {
     place_near(w, t);
     return;

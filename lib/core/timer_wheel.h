@@ -84,6 +84,10 @@ struct timer_wheel {
   uint64_t bits[slot_count / 64] = {};     // bit s % 64 of bits[s / 64]: slot s not empty
   size_t in_slots = 0;                     // timers in slots (not near, not expiring)
   size_t precise = 0;                      // armed timers that are not coarse
+  // No slot needs emptying before this tick (a lower bound: exact after
+  // each advance, lowered by placing), so most runs of the loop's timer
+  // phase skip the search for the next slot.
+  uint64_t next_slot_tick = 0;
   // When the loop must next look at the wheel (the base's clock): set by
   // wheel_next_timeout's caller, lowered by every insert, so the loop asks
   // the wheel once per iteration, before its wait.
