@@ -33,12 +33,14 @@ uint64_t block_of(uint64_t tick) noexcept { return tick >> wheel::block_bits; }
 uint64_t upper_block(const wheel &w) noexcept { return block_of(w.tick) + 1; }
 
 void mark(wheel &w, unsigned s) noexcept {
+  w.found_valid = false;
   w.bits[s / 64] |= uint64_t{1} << (s % 64);
   if (s < wheel::ring_slots)
     w.ring_summary |= uint64_t{1} << (s / 64);
 }
 
 void unmark(wheel &w, unsigned s) noexcept {
+  w.found_valid = false;
   w.bits[s / 64] &= ~(uint64_t{1} << (s % 64));
   if (s < wheel::ring_slots && !w.bits[s / 64])
     w.ring_summary &= ~(uint64_t{1} << (s / 64));
@@ -458,8 +460,13 @@ int64_t wheel_next_timeout(const wheel &w, uint64_t now_ns) noexcept {
     if (coarse)
       next_ns = (next_ns + tick_ns - 1) & ~(tick_ns - 1);
   } else {
-    uint64_t ring = next_ring_tick(w);
-    uint64_t cascade_at = next_cascade_tick(w, nullptr);
+    if (!w.found_valid) {
+      w.found_ring = next_ring_tick(w);
+      w.found_cascade = next_cascade_tick(w, nullptr);
+      w.found_valid = true;
+    }
+    uint64_t ring = w.found_ring;
+    uint64_t cascade_at = w.found_cascade;
     uint64_t next = ring < cascade_at ? ring : cascade_at;
     if (next == no_tick)
       return -1;

@@ -88,6 +88,11 @@ struct timer_wheel {
   // each advance, lowered by placing), so most runs of the loop's timer
   // phase skip the search for the next slot.
   uint64_t next_slot_tick = 0;
+  // wheel_next_timeout's search for the next ring slot and cascade, kept
+  // until a slot fills or empties (E alone does not change the answer
+  // until it reaches it): the loop asks once per iteration.
+  mutable bool found_valid = false;
+  mutable uint64_t found_ring = 0, found_cascade = 0;
   // When the loop must next look at the wheel (the base's clock): set by
   // wheel_next_timeout's caller, lowered by every insert, so the loop asks
   // the wheel once per iteration, before its wait.
