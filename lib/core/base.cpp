@@ -39,14 +39,17 @@ void claim_thread(rill_base *base) {
   base->loop_thread.store(this_thread_id(), std::memory_order_relaxed);
 }
 
-int64_t wait_timeout(const rill_base *base, rill_run_mode mode) {
+int64_t wait_timeout(rill_base *base, rill_run_mode mode) {
+  // Asked once per iteration, here: it also notes when to run the timers
+  // after the wait (timers.check_ns, lowered by anything armed meanwhile).
+  int64_t timers = wheel_empty(base->timers) ? -1 : timers_next_timeout(base);
   if (mode == RILL_RUN_NOWAIT || base->stop_requested.load(std::memory_order_relaxed) ||
       !base->pending.empty())
     return 0;
   // Nothing can make a single iteration end: do not block forever.
   if (!alive(base))
     return 0;
-  return wheel_empty(base->timers) ? -1 : timers_next_timeout(base);
+  return timers;
 }
 
 int iterate(rill_base *base, rill_run_mode mode) {
@@ -67,7 +70,7 @@ int iterate(rill_base *base, rill_run_mode mode) {
   // they cost a test each instead of a call (the echo's profile).
   if (!base->pending.empty())
     pending_run(base);
-  if (!wheel_empty(base->timers) && timers_next_timeout(base) == 0)
+  if (!wheel_empty(base->timers) && base->now_ns >= base->timers.check_ns)
     timers_run(base);
   if (!base->pending.empty())
     pending_run(base);

@@ -32,6 +32,9 @@ struct handle {
   // Internal handles (the base's own wake-up and signal descriptors) are not
   // counted as live and never keep the loop alive.
   bool internal = false;
+  // Timers only: armed for at least timer_wheel::coarse_min_ns, so the loop
+  // may wake for it up to a tick late (core/timer_wheel.h). Padding otherwise.
+  bool timer_coarse = false;
   life lifetime;
   // Timers only: where the timer waits (core/timer_wheel.h). It lives here,
   // in what would otherwise be padding after `lifetime`, to keep a timer small.

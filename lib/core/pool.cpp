@@ -2,6 +2,10 @@
 
 #include <cstring>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 #include "core/alloc.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -29,7 +33,15 @@ struct handle_pool::chunk {
 
 namespace {
 
-constexpr size_t max_chunk_slots = 4096;
+// Chunks double up to this many slots (4.5 MiB of 72-byte timers): large
+// enough for huge pages, and the untouched end of a chunk costs address
+// space, not memory.
+constexpr size_t max_chunk_slots = 262144;
+// Chunks at least this large ask for transparent huge pages (where the
+// kernel offers them only on request): a 2 MiB page is one fault where 512
+// small ones were 512.
+constexpr size_t huge_page = size_t{2} << 20;
+constexpr size_t huge_chunk_bytes = 2 * huge_page;
 constexpr size_t link_offset = 8;
 
 #ifdef RILL_POOL_POISON
@@ -91,24 +103,41 @@ void handle_pool::push_free(void *slot) noexcept {
 
 bool handle_pool::grow() noexcept {
   size_t slots = next_slots_;
-  auto *c = static_cast<chunk *>(mem_alloc(chunk::header_size + slots * slot_size_));
+  size_t bytes = chunk::header_size + slots * slot_size_;
+  auto *c = static_cast<chunk *>(mem_alloc(bytes));
   if (!c)
     return false;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (bytes >= huge_chunk_bytes) {
+    // Only the whole huge pages inside the block: advice, so a refusal
+    // (no THP, or another allocator's memory) changes nothing.
+    auto from = (reinterpret_cast<uintptr_t>(c) + huge_page - 1) & ~(huge_page - 1);
+    auto to = (reinterpret_cast<uintptr_t>(c) + bytes) & ~(huge_page - 1);
+    if (to > from)
+      madvise(reinterpret_cast<void *>(from), to - from, MADV_HUGEPAGE);
+  }
+#endif
   c->next = chunks_;
   c->slots = slots;
   chunks_ = c;
-  // Thread the new slots onto the free list, first slot first.
-  for (size_t i = slots; i-- > 0;) {
-    mark_free(c->first() + i * slot_size_, slot_size_);
-    push_free(c->first() + i * slot_size_);
-  }
+  // The slots stay untouched until take() carves them; a checked pool under
+  // ASan poisons them, as free.
+  fresh_ = c->first();
+  fresh_end_ = fresh_ + slots * slot_size_;
+  poison(fresh_, slots * slot_size_);
   if (next_slots_ < max_chunk_slots)
     next_slots_ *= 2;
   return true;
 }
 
 void *handle_pool::take() noexcept {
-  if (!free_ && !grow()) {
+  if (free_) {
+    void *slot = free_;
+    free_ = next_free(slot);
+    unpoison(slot, slot_size_);
+    return slot;
+  }
+  if (fresh_ == fresh_end_ && !grow()) {
     // Out of memory: reusing a quarantined slot early beats failing.
     if (!quarantine_head_)
       return nullptr;
@@ -120,8 +149,8 @@ void *handle_pool::take() noexcept {
     unpoison(slot, slot_size_);
     return slot;
   }
-  void *slot = free_;
-  free_ = next_free(slot);
+  void *slot = fresh_;
+  fresh_ += slot_size_;
   unpoison(slot, slot_size_);
   return slot;
 }
@@ -147,12 +176,15 @@ void handle_pool::give(void *slot) noexcept {
 }
 
 void handle_pool::for_each_used(void (*fn)(const void *, void *), void *ctx) const noexcept {
-  for (chunk *c = chunks_; c; c = c->next)
-    for (size_t i = 0; i < c->slots; i++) {
+  for (chunk *c = chunks_; c; c = c->next) {
+    // The newest chunk's never-used end holds no handle, nor even a kind.
+    size_t used = c == chunks_ && fresh_ ? static_cast<size_t>(fresh_ - c->first()) / slot_size_ : c->slots;
+    for (size_t i = 0; i < used; i++) {
       const unsigned char *slot = c->first() + i * slot_size_;
       if (!poisoned(slot) && slot[0] != 0)
         fn(slot, ctx);
     }
+  }
 }
 
 }  // namespace rill::detail

@@ -5,7 +5,12 @@
 // a third less memory and are created several times faster than with one
 // allocation each. Chunks grow geometrically and are returned to the
 // allocator only when the base is freed, so a steady state that creates and
-// frees handles allocates nothing.
+// frees handles allocates nothing. A new chunk is not threaded onto the free
+// list: slots are carved from its untouched end as they are needed, so its
+// pages are first touched by the handle that uses them (one page fault per
+// page instead of a pass that faults them all in ahead of use), and large
+// chunks are offered to the kernel for huge pages (docs/timers.md: page
+// faults were most of creating a million timers).
 //
 // A free slot starts with a zero byte (the handle kind "none") and keeps the
 // next free slot 8 bytes in (so a slot holds at least 16 bytes); a slot in
@@ -58,6 +63,9 @@ class handle_pool {
   chunk *chunks_ = nullptr;
   void *free_ = nullptr;
   size_t next_slots_ = 16;
+  // The newest chunk's never-used slots: [fresh_, fresh_end_).
+  unsigned char *fresh_ = nullptr;
+  unsigned char *fresh_end_ = nullptr;
   // The quarantine, oldest first (checked pools only; present in every
   // build so the layout never depends on the checks).
   void *quarantine_head_ = nullptr;

@@ -12,8 +12,6 @@ using namespace rill::detail;
 
 namespace {
 
-constexpr size_t wheel_sort_room = 64;
-
 // Arms `t` for `due_ns`, as the newest timer for tie-breaking.
 void arm(rill_timer *t, uint64_t due_ns) {
   rill_base *base = t->base;
@@ -67,21 +65,21 @@ void timers_run(rill_base *base) {
 }
 
 int timer_create(rill_base *base, rill_timer_cb cb, void *arg, bool internal, rill_timer **out) noexcept {
+  // The wheel's slots come with the first timer, before the handle, so
+  // that running out of memory leaves nothing to undo.
+  if (!wheel_prepare(base->timers))
+    return RILL_ENOMEM;
   rill_timer *t = handle_new<rill_timer>(base, internal, cb, arg);
   if (!t)
     return RILL_ENOMEM;
-  // Room to sort and fire a slot of timers, taken now so that the loop's
-  // first timers do not allocate (it grows later only for larger slots,
-  // and can do without: core/timer_wheel.cpp).
-  base->timers.gathered.reserve(wheel_sort_room);
-  base->timers.spare.reserve(wheel_sort_room);
-  base->timers.ready.reserve(wheel_sort_room);
   *out = t;
   return 0;
 }
 
-int64_t timers_next_timeout(const rill_base *base) noexcept {
-  return wheel_next_timeout(base->timers, base->now_ns);
+int64_t timers_next_timeout(rill_base *base) noexcept {
+  int64_t timeout = wheel_next_timeout(base->timers, base->now_ns);
+  base->timers.check_ns = timeout < 0 ? UINT64_MAX : base->now_ns + static_cast<uint64_t>(timeout);
+  return timeout;
 }
 
 }  // namespace rill::detail

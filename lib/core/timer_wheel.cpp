@@ -3,7 +3,9 @@
 #include "core/timer_wheel.h"
 
 #include <cstddef>
+#include <new>
 
+#include "core/alloc.h"
 #include "core/base_impl.h"
 
 namespace rill::detail {
@@ -31,12 +33,14 @@ uint64_t block_of(uint64_t tick) noexcept { return tick >> wheel::block_bits; }
 uint64_t upper_block(const wheel &w) noexcept { return block_of(w.tick) + 1; }
 
 void mark(wheel &w, unsigned s) noexcept {
+  w.found_valid = false;
   w.bits[s / 64] |= uint64_t{1} << (s % 64);
   if (s < wheel::ring_slots)
     w.ring_summary |= uint64_t{1} << (s / 64);
 }
 
 void unmark(wheel &w, unsigned s) noexcept {
+  w.found_valid = false;
   w.bits[s / 64] &= ~(uint64_t{1} << (s % 64));
   if (s < wheel::ring_slots && !w.bits[s / 64])
     w.ring_summary &= ~(uint64_t{1} << (s / 64));
@@ -56,7 +60,13 @@ unsigned slot_for(const wheel &w, uint64_t due) noexcept {
 }
 
 void place_in_slot(wheel &w, rill_timer *t) noexcept {
-  unsigned s = slot_for(w, tick_of(t->due_ns));
+  uint64_t due = tick_of(t->due_ns);
+  unsigned s = slot_for(w, due);
+  // A ring slot is emptied at its tick; an upper one when E enters the
+  // block before the slot's, which is after the next block begins.
+  uint64_t empties = s < wheel::ring_slots ? due : (block_of(w.tick) + 1) << wheel::block_bits;
+  if (empties < w.next_slot_tick)
+    w.next_slot_tick = empties;
   w.slot[s].push_back(&t->link);
   mark(w, s);
   t->timer_place = s;
@@ -291,6 +301,13 @@ void cascade(wheel &w, unsigned s) noexcept {
 
 // Moves E forward to now_tick, emptying every slot on the way, in order.
 void advance(wheel &w, uint64_t now_tick) noexcept {
+  if (w.in_slots == 0 || now_tick < w.next_slot_tick) {
+    // No slot to empty on the way (a fiber's kick, a zero timeout, a
+    // deadline far out): E moves there directly.
+    if (now_tick > w.tick)
+      w.tick = now_tick;
+    return;
+  }
   for (;;) {
     unsigned upper_slot = 0;
     uint64_t ring = next_ring_tick(w);
@@ -301,6 +318,7 @@ void advance(wheel &w, uint64_t now_tick) noexcept {
       // passing one.
       if (now_tick > w.tick)
         w.tick = now_tick;
+      w.next_slot_tick = next;
       return;
     }
     w.tick = next;
@@ -315,10 +333,42 @@ void advance(wheel &w, uint64_t now_tick) noexcept {
 
 }  // namespace
 
+timer_wheel::~timer_wheel() {
+  mem_free(slot);  // lists own nothing: their timers belong to the pool
+}
+
+bool wheel_prepare(wheel &w) noexcept {
+  // Room to sort and fire a slot of timers, taken now so that the loop's
+  // first timers do not allocate (it grows later only for larger slots,
+  // and can do without: collect()).
+  constexpr size_t sort_room = 64;
+  w.gathered.reserve(sort_room);
+  w.spare.reserve(sort_room);
+  w.ready.reserve(sort_room);
+  if (w.slot)
+    return true;
+  void *mem = mem_alloc(sizeof(list) * wheel::slot_count);
+  if (!mem)
+    return false;
+  w.slot = static_cast<list *>(mem);
+  for (unsigned i = 0; i < wheel::slot_count; i++)
+    new (&w.slot[i]) list();
+  return true;
+}
+
 void wheel_insert(wheel &w, rill_timer *t, uint64_t now_ns) noexcept {
   uint64_t due = tick_of(t->due_ns);
-  if (w.in_slots == 0 && tick_of(now_ns) > w.tick)
-    w.tick = tick_of(now_ns);  // nothing to empty on the way
+  t->timer_coarse = t->due_ns >= now_ns && t->due_ns - now_ns >= wheel::coarse_min_ns;
+  if (!t->timer_coarse)
+    w.precise++;
+  if (t->due_ns < w.check_ns)
+    w.check_ns = t->due_ns;
+  // E moves up to now when no slot lies on the way, so that a timer due
+  // now (a fiber's kick, a zero timeout) goes to `near` rather than into
+  // a ring slot the next run must gather and sort.
+  uint64_t now_tick = tick_of(now_ns);
+  if (now_tick > w.tick && (w.in_slots == 0 || now_tick < w.next_slot_tick))
+    w.tick = now_tick;
   if (due <= w.tick) {
     place_near(w, t);
     return;
@@ -332,6 +382,8 @@ void wheel_remove(wheel &w, rill_timer *t) noexcept {
   if (place == wheel::place_none)
     return;
   t->timer_place = wheel::place_none;
+  if (!t->timer_coarse)
+    w.precise--;
   if (place >= wheel::place_ready) {
     size_t index = place - wheel::place_ready;
     w.ready[index].timer = nullptr;
@@ -370,6 +422,8 @@ rill_timer *wheel_pop_due(wheel &w, uint64_t now_ns) noexcept {
         __builtin_prefetch(w.ready[w.ready_head + 4].timer);
       skip_stopped(w);
       e.timer->timer_place = wheel::place_none;
+      if (!e.timer->timer_coarse)
+        w.precise--;
       return e.timer;
     }
   }
@@ -378,6 +432,8 @@ rill_timer *wheel_pop_due(wheel &w, uint64_t now_ns) noexcept {
   list::remove(late);
   rill_timer *t = timer_of(late);
   t->timer_place = wheel::place_none;
+  if (!t->timer_coarse)
+    w.precise--;
   return t;
 }
 
@@ -393,16 +449,31 @@ int64_t wheel_next_timeout(const wheel &w, uint64_t now_ns) noexcept {
   list_node *n = w.near.front();
   if (!have_ready && !n && w.in_slots == 0)
     return -1;  // nothing armed: most iterations of a server without timers
+  // Only coarse timers armed: waking at the end of a tick fires all of the
+  // tick's timers at once, none before its due time.
+  bool coarse = w.precise == 0;
+  constexpr uint64_t tick_ns = uint64_t{1} << wheel::tick_shift;
   if (have_ready || n) {
     next_ns = have_ready ? w.ready[w.ready_head].due_ns : UINT64_MAX;
     if (n && timer_of(n)->due_ns < next_ns)
       next_ns = timer_of(n)->due_ns;
+    if (coarse)
+      next_ns = (next_ns + tick_ns - 1) & ~(tick_ns - 1);
   } else {
-    uint64_t ring = next_ring_tick(w);
-    uint64_t cascade_at = next_cascade_tick(w, nullptr);
+    if (!w.found_valid) {
+      w.found_ring = next_ring_tick(w);
+      w.found_cascade = next_cascade_tick(w, nullptr);
+      w.found_valid = true;
+    }
+    uint64_t ring = w.found_ring;
+    uint64_t cascade_at = w.found_cascade;
     uint64_t next = ring < cascade_at ? ring : cascade_at;
     if (next == no_tick)
       return -1;
+    // A ring slot's timers are all due before its tick ends; a cascade
+    // moves timers due a block or more later.
+    if (coarse && ring < cascade_at)
+      next = ring + 1 < cascade_at ? ring + 1 : cascade_at;
     next_ns = next << wheel::tick_shift;
   }
   return next_ns > now_ns ? static_cast<int64_t>(next_ns - now_ns) : 0;

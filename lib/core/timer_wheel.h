@@ -31,6 +31,13 @@
 // order. The loop fires what is due to the nanosecond from the fronts of
 // `ready` and `near`, and sleeps until the earlier front or, both empty,
 // until the next ring slot or cascade.
+//
+// Waking. A timer armed for at least coarse_min_ns (67 ms) is *coarse*: the
+// loop may sleep past its due time to the end of its tick (at most 1.05 ms,
+// 1.6 % of its duration), so that every timer of a tick fires in one wake-up
+// instead of one wake-up per distinct due time. While any shorter timer is
+// armed, the loop wakes to the nanosecond as before. Either way a timer
+// never fires before its due time, and the firing order is unchanged.
 #ifndef RILL_CORE_TIMER_WHEEL_H
 #define RILL_CORE_TIMER_WHEEL_H
 
@@ -69,11 +76,27 @@ struct timer_wheel {
   static constexpr uint32_t place_expiring = slot_count + 1;
   static constexpr uint32_t place_ready = slot_count + 2;  // + index in `ready`
   static constexpr uint32_t place_none = UINT32_MAX;
+  // Timers armed for at least this long are coarse (above); 64 ticks.
+  static constexpr uint64_t coarse_min_ns = uint64_t{64} << tick_shift;
 
   uint64_t tick = 0;                       // E
   uint64_t ring_summary = 0;               // bit w: bits[w] != 0, w < ring_words
   uint64_t bits[slot_count / 64] = {};     // bit s % 64 of bits[s / 64]: slot s not empty
   size_t in_slots = 0;                     // timers in slots (not near, not expiring)
+  size_t precise = 0;                      // armed timers that are not coarse
+  // No slot needs emptying before this tick (a lower bound: exact after
+  // each advance, lowered by placing), so most runs of the loop's timer
+  // phase skip the search for the next slot.
+  uint64_t next_slot_tick = 0;
+  // wheel_next_timeout's search for the next ring slot and cascade, kept
+  // until a slot fills or empties (E alone does not change the answer
+  // until it reaches it): the loop asks once per iteration.
+  mutable bool found_valid = false;
+  mutable uint64_t found_ring = 0, found_cascade = 0;
+  // When the loop must next look at the wheel (the base's clock): set by
+  // wheel_next_timeout's caller, lowered by every insert, so the loop asks
+  // the wheel once per iteration, before its wait.
+  uint64_t check_ns = UINT64_MAX;
   // Reached ring slots, sorted: [ready_head, size) waits to fire, in
   // (due, start) order; a stopped timer leaves a null behind, and
   // ready[ready_head] is never one.
@@ -81,11 +104,22 @@ struct timer_wheel {
   size_t ready_head = 0;
   list near;      // armed after E reached their tick, in (due, start) order
   list expiring;  // from `near`, taken out to fire in this run, in order
-  list slot[slot_count];
+  // slot_count lists (38 KB), allocated with the base's first timer
+  // (wheel_prepare), so a base that never has one does without.
+  list *slot = nullptr;
   // Room to gather the largest slot seen, and to merge it; they only grow.
   vec<wheel_entry> gathered;
   vec<wheel_entry> spare;
+
+  timer_wheel() noexcept = default;
+  timer_wheel(const timer_wheel &) = delete;
+  timer_wheel &operator=(const timer_wheel &) = delete;
+  ~timer_wheel();
 };
+
+// Allocates the slots (if not yet) and the room to sort the first slots
+// that come due; false when out of memory. Needed before the first insert.
+bool wheel_prepare(timer_wheel &w) noexcept;
 
 // Arms t (not armed, t->due_ns set) as the newest timer; now_ns is the
 // base's clock, which is never behind any time the wheel was given before.
@@ -112,7 +146,8 @@ inline bool wheel_empty(const timer_wheel &w) noexcept {
 }
 
 // Nanoseconds from now_ns until the loop must look at the wheel again, 0
-// when that is now, -1 when nothing is armed.
+// when that is now, -1 when nothing is armed. With only coarse timers armed,
+// the end of the earliest one's tick rather than its due time.
 int64_t wheel_next_timeout(const timer_wheel &w, uint64_t now_ns) noexcept;
 
 }  // namespace rill::detail

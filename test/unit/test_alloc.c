@@ -265,6 +265,56 @@ static void test_out_of_memory(void **state) {
   assert_int_equal(after.live, before.live);
 }
 
+/* The largest block asked for, through the counting allocator. */
+static size_t largest_block;
+
+static void *largest_malloc(size_t size) {
+  if (size > largest_block) largest_block = size;
+  return tu_malloc(size);
+}
+
+static void *largest_realloc(void *ptr, size_t size) {
+  if (size > largest_block) largest_block = size;
+  return tu_realloc(ptr, size);
+}
+
+/* The timing wheel's 2432 slot lists (38 KB) come with the first timer:
+ * a base without timers (most of a server's connections' bases, every
+ * base in a process that only does io) allocates no block that large. */
+static void test_wheel_comes_with_first_timer(void **state) {
+  enum { WHEEL_BYTES = 2432 * 16 };
+  rill_base *base = NULL;
+  rill_timer *t = NULL;
+  int p[2], n = 0;
+  rill_io *io = NULL;
+  (void)state;
+  assert_int_equal(rill_set_allocator(NULL, NULL, NULL), 0);
+  assert_int_equal(rill_set_allocator(largest_malloc, largest_realloc, tu_free), 0);
+  largest_block = 0;
+  assert_int_equal(rill_base_new(NULL, &base), 0);
+  /* An io watcher and a turn of the loop need no wheel either. */
+  tu_pipe(p);
+  assert_int_equal(rill_io_new(base, p[0], io_cb, &n, &io), 0);
+  assert_int_equal(rill_io_start(io, RILL_READ), 0);
+  assert_int_equal(write(p[1], "x", 1), 1);
+  assert_int_equal(rill_base_run(base, RILL_RUN_ONCE), 1); /* io still active */
+  assert_int_equal(n, 1);
+  assert_true(largest_block < WHEEL_BYTES);
+  assert_int_equal(rill_timer_new(base, timer_cb, &n, &t), 0);
+  assert_true(largest_block >= WHEEL_BYTES);
+  assert_int_equal(rill_io_stop(io), 0);
+  assert_int_equal(rill_timer_start(t, 0, 0), 0);
+  assert_int_equal(rill_base_run(base, RILL_RUN_DEFAULT), 0);
+  assert_int_equal(n, 2);
+  rill_timer_free(t);
+  rill_io_free(io);
+  close(p[0]);
+  close(p[1]);
+  assert_int_equal(rill_base_free(base), 0);
+  assert_int_equal(rill_set_allocator(NULL, NULL, NULL), 0);
+  assert_int_equal(rill_set_allocator(tu_malloc, tu_realloc, tu_free), 0);
+}
+
 static void test_restore(void **state) {
   (void)state;
   assert_int_equal(rill_set_allocator(NULL, NULL, NULL), 0);
@@ -288,6 +338,7 @@ int main(void) {
       T(test_steady_state_loop_does_not_allocate),
       T(test_everything_returned),
       T(test_out_of_memory),
+      T(test_wheel_comes_with_first_timer),
       T(test_restore),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
