@@ -35,7 +35,9 @@ tls_conn *bio_conn(BIO *b) { return static_cast<tls_conn *>(BIO_get_data(b)); }
 void track_records(tls_conn *t, const unsigned char *p, size_t n) {
   if (!t->seen_first && n) {
     t->seen_first = true;
-    t->not_tls = p[0] != 0x16;  // the first record of a handshake is one
+    // A client's first record is a handshake one; a server may answer
+    // with an alert instead.
+    t->not_tls = t->server && p[0] != 0x16;
   }
   while (n) {
     if (t->body_left) {

@@ -86,6 +86,7 @@ struct tls_conn {
   size_t body_left = 0;
   bool seen_first = false;
   bool not_tls = false;
+  bool server = false;
   bool handshaken = false;
   bool said_goodbye = false;  // close_notify sent
   rill_timer *kick = nullptr;  // reads what OpenSSL holds decrypted
