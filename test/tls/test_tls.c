@@ -738,6 +738,105 @@ static void test_bulk_echo(void **state) {
   tu_base_free(base);
 }
 
+/* ---- the dial's own bounds -------------------------------------------------- */
+
+/* A plain TCP listener that accepts and never answers: a TLS server that
+ * hangs in the handshake. */
+static int silent_listener(int *port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  assert_true(fd >= 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof sa;
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(fd, 8), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+/* The dial's timeout covers the handshake (Go's DialWithDialer). */
+static void test_dial_timeout_in_handshake(void **state) {
+  (void)state;
+  int port;
+  int lfd = silent_listener(&port);
+  rill_base *base = tu_base_new();
+  rill_tls_config *cfg = client_config();
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  rill_socket_config opts = {.timeout = 300 * RILL_MSEC};
+  dial_result r = {0};
+  uint64_t start = tu_now_ms();
+  assert_int_equal(rill_tls_dial(base, "tcp", addr, &opts, cfg, on_dialed, &r, NULL), 0);
+  run_until(base, &r.done, 15000);
+  assert_int_equal(r.status, RILL_ETIMEOUT);
+  assert_string_equal(r.text, "tls: DialWithDialer timed out");
+  assert_true(tu_now_ms() - start >= 295);
+  rill_tls_config_unref(cfg);
+  tu_base_free(base);
+  close(lfd);
+}
+
+/* A cancel during the handshake reports RILL_ECANCELED once, from the
+ * loop, never from inside the cancel. */
+static void test_dial_cancel_in_handshake(void **state) {
+  (void)state;
+  int port;
+  int lfd = silent_listener(&port);
+  rill_base *base = tu_base_new();
+  rill_tls_config *cfg = client_config();
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+  dial_result r = {0};
+  rill_tls_dialer *d;
+  assert_int_equal(rill_tls_dial(base, "tcp", addr, NULL, cfg, on_dialed, &r, &d), 0);
+  /* Until the ClientHello is out: then the dial is in its handshake. */
+  int accepted = accept(lfd, NULL, NULL);
+  assert_true(accepted >= 0);
+  for (int i = 0; i < 100 && !r.done; i++) {
+    TU_RUN(base, RILL_RUN_NOWAIT, 5000);
+    char byte;
+    if (recv(accepted, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+      break;
+    tu_sleep_ms(10);
+  }
+  assert_false(r.done);
+  assert_int_equal(rill_tls_dialer_cancel(d), 0);
+  assert_false(r.done);
+  run_until(base, &r.done, 5000);
+  assert_int_equal(r.status, RILL_ECANCELED);
+  rill_tls_config_unref(cfg);
+  tu_base_free(base);
+  close(accepted);
+  close(lfd);
+}
+
+/* Freeing a listener drops the connections still in their handshake (no
+ * callback, nothing leaked: ASan checks). */
+static void test_listener_free_in_handshake(void **state) {
+  (void)state;
+  rill_base *base = tu_base_new();
+  rill_tls_config *cfg = server_config("server.crt", "server.key");
+  server sv = {0};
+  server_start(base, &sv, cfg);
+  rill_tls_config_unref(cfg);
+  int fd = raw_connect(sv.port);
+  raw_send(fd, partial_hello, sizeof partial_hello);
+  for (int i = 0; i < 20; i++)
+    TU_RUN(base, RILL_RUN_NOWAIT, 5000);
+  rill_tls_listener_free(sv.l);
+  for (int i = 0; i < 20; i++)
+    TU_RUN(base, RILL_RUN_NOWAIT, 5000);
+  assert_int_equal(sv.accepted, 0);
+  assert_int_equal(sv.errors, 0);
+  char byte;
+  assert_true(recv(fd, &byte, 1, 0) <= 0);  /* reset or closed */
+  close(fd);
+  tu_base_free(base);
+}
+
 static int setup(void **state) {
   (void)state;
   if (tp_certs_make(certs, sizeof certs) != 0) {
@@ -772,6 +871,9 @@ int main(void) {
       cmocka_unit_test(test_resumption),
       cmocka_unit_test(test_reload),
       cmocka_unit_test(test_bulk_echo),
+      cmocka_unit_test(test_dial_timeout_in_handshake),
+      cmocka_unit_test(test_dial_cancel_in_handshake),
+      cmocka_unit_test(test_listener_free_in_handshake),
   };
   /* TEST_TLS_FILTER=test_alpn runs one (cmocka's pattern). */
   if (getenv("TEST_TLS_FILTER"))
