@@ -433,8 +433,10 @@ bool splice_setup(rill_pipe *p) {
 
 bool may_splice(const rill_conn *a, const rill_conn *b) {
 #ifdef __linux__
+  // A connection with a transport (TLS) carries records on its socket,
+  // never the bytes the other side should see: those take the copy engine.
   for (const rill_conn *c : {a, b})
-    if (c->held_len || !c->queue.empty() || c->has(conn_flag::shut_write_wanted))
+    if (c->held_len || !c->queue.empty() || c->has(conn_flag::shut_write_wanted) || c->transport())
       return false;
   return true;
 #else

@@ -169,7 +169,7 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
       if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         err = EAGAIN;
       else if (e == SSL_ERROR_ZERO_RETURN)
-        err = -1;  // close_notify: EOF
+        err = RILL_EOF;  // the peer's close_notify
       else
         err = tls_map_error(t, ret);
       break;
@@ -183,10 +183,8 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
     return static_cast<ssize_t>(total);  // the error, if any, comes next time
   if (err == EAGAIN)
     return fail(-EAGAIN);
-  if (err == -1)
-    return 0;
   if (err == RILL_EOF)
-    return 0;
+    return 0;  // a read of 0: the connection's read path reports RILL_EOF
   t->read_err = err;
   return fail(err);
 }

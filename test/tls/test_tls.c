@@ -837,6 +837,82 @@ static void test_listener_free_in_handshake(void **state) {
   tu_base_free(base);
 }
 
+/* ---- a TLS proxy: rill_pipe between a TLS and a plain connection ------------- */
+
+typedef struct proxy {
+  rill_conn *backend;  /* plain TCP to the echo server */
+  rill_pipe *pipe;
+  int spliced;
+  int done;
+  int status;
+} proxy;
+
+static void on_pipe_done(rill_pipe *pipe, const rill_pipe_result *result, void *arg) {
+  (void)pipe;
+  proxy *px = arg;
+  px->done = 1;
+  px->status = result->status;
+}
+
+static void on_proxy_accept(rill_tls_listener *l, rill_conn *conn, int status, void *arg) {
+  (void)l;
+  proxy *px = arg;
+  assert_int_equal(status, 0);
+  assert_int_equal(rill_pipe_start(conn, px->backend, NULL, on_pipe_done, px, &px->pipe), 0);
+  px->spliced = rill_pipe_spliced(px->pipe);
+}
+
+static void on_backend(rill_dialer *d, rill_conn *conn, int status, void *arg) {
+  (void)d;
+  assert_int_equal(status, 0);
+  ((proxy *)arg)->backend = conn;
+}
+
+static server echo_backend;
+static void on_plain_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
+  (void)l;
+  (void)arg;
+  assert_int_equal(status, 0);
+  side *s = &echo_backend.sides[echo_backend.accepted++];
+  s->echo = 1;
+  side_start(s, conn);
+}
+
+/* The pipe must copy through user space: splicing the TLS socket would
+ * hand records to the plain side. */
+static void test_tls_proxy_pipe(void **state) {
+  (void)state;
+  rill_base *base = tu_base_new();
+  memset(&echo_backend, 0, sizeof echo_backend);
+  rill_listener *plain;
+  assert_int_equal(rill_listen(base, "tcp", "127.0.0.1:0", NULL, on_plain_accept, NULL, &plain), 0);
+  char addr[64];
+  snprintf(addr, sizeof addr, "127.0.0.1:%d", rill_listener_port(plain));
+  proxy px = {0};
+  assert_int_equal(rill_dial(base, "tcp", addr, NULL, on_backend, &px, NULL), 0);
+  uint64_t end = tu_now_ms() + 10000;
+  while (!px.backend && tu_now_ms() < end)
+    TU_RUN(base, RILL_RUN_ONCE, 5000);
+  assert_non_null(px.backend);
+  rill_tls_config *scfg = server_config("server.crt", "server.key");
+  rill_tls_listener *l;
+  assert_int_equal(rill_tls_listen(base, "tcp", "127.0.0.1:0", NULL, scfg, on_proxy_accept, &px, &l), 0);
+  rill_tls_config *ccfg = client_config();
+  side c = {.expect = "through the proxy", .close_after = 1};
+  dial_result r = {.s = &c, .send = "through the proxy"};
+  dial_port(base, ccfg, "localhost", rill_listener_port(rill_tls_listener_listener(l)), &r);
+  run_until(base, &c.closed, 15000);
+  assert_string_equal(c.in, "through the proxy");
+  assert_int_equal(px.spliced, 0);
+  run_until(base, &px.done, 5000);
+  run_until(base, &echo_backend.sides[0].closed, 5000);
+  rill_tls_listener_free(l);
+  rill_listener_free(plain);
+  rill_tls_config_unref(scfg);
+  rill_tls_config_unref(ccfg);
+  tu_base_free(base);
+}
+
 static int setup(void **state) {
   (void)state;
   if (tp_certs_make(certs, sizeof certs) != 0) {
@@ -874,6 +950,7 @@ int main(void) {
       cmocka_unit_test(test_dial_timeout_in_handshake),
       cmocka_unit_test(test_dial_cancel_in_handshake),
       cmocka_unit_test(test_listener_free_in_handshake),
+      cmocka_unit_test(test_tls_proxy_pipe),
   };
   /* TEST_TLS_FILTER=test_alpn runs one (cmocka's pattern). */
   if (getenv("TEST_TLS_FILTER"))
