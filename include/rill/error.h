@@ -100,8 +100,8 @@ extern "C" {
 #define RILL_ETLS_NOT_TLS (-10406)   /**< "tls: first record does not look like a TLS
                                         handshake" (a plaintext peer) */
 #define RILL_ETLS_RENEGOTIATION (-10407) /**< "tls: renegotiation is not supported" */
-#define RILL_ETLS_TRUNCATED (-10408) /**< "unexpected EOF": the stream ended inside a
-                                        record or the handshake */
+#define RILL_ETLS_TRUNCATED (-10408) /**< "unexpected EOF": the stream ended without
+                                        close_notify (Go's io.ErrUnexpectedEOF) */
 #define RILL_ETLS_CERT_REQUIRED (-10409) /**< "tls: client didn't provide a certificate" */
 #define RILL_ETLS_CONFIG (-10410)    /**< "tls: failed to load certificate or key" */
 #define RILL_ETLS_PROTOCOL (-10411)  /**< "local error: tls: bad record MAC" and other

@@ -8,8 +8,8 @@
  * record that carries it reached the kernel. rill_conn_close_write() sends
  * close_notify, then FIN; rill_conn_close() sends close_notify before it
  * closes; rill_conn_abort() resets without one. A peer's close_notify
- * reads as RILL_EOF; a stream cut inside a record reads as
- * RILL_ETLS_TRUNCATED.
+ * reads as RILL_EOF; a stream that ends without one reads as
+ * RILL_ETLS_TRUNCATED ("unexpected EOF"), as in Go.
  *
  * Verification is on by default: a client checks the server's chain
  * against the system trust store (or rill_tls_config_set_ca_file()) and its

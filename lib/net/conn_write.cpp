@@ -32,10 +32,9 @@ namespace {
 constexpr int max_iov = 64;
 
 ssize_t send_some(rill_conn *c, const char *data, size_t len) {
-  iovec iov{const_cast<char *>(data), len};
   ssize_t n;
   do {
-    n = conn_sys_writev(c, &iov, 1);
+    n = conn_sys_send(c, data, len);
   } while (n < 0 && errno == EINTR);
   return n;
 }

@@ -276,11 +276,16 @@ inline ssize_t conn_sys_readv(rill_conn *c, const iovec *iov, int count) {
     return t->readv(c, iov, count);
   return count == 1 ? read(c->fd, iov[0].iov_base, iov[0].iov_len) : readv(c->fd, iov, count);
 }
+inline ssize_t conn_sys_send(rill_conn *c, const void *data, size_t len) {
+  if (const conn_transport *t = c->transport()) {
+    iovec iov{const_cast<void *>(data), len};
+    return t->writev(c, &iov, 1);
+  }
+  return send(c->fd, data, len, RILL_MSG_NOSIGNAL);
+}
 inline ssize_t conn_sys_writev(rill_conn *c, const iovec *iov, int count) {
   if (const conn_transport *t = c->transport())
     return t->writev(c, iov, count);
-  if (count == 1)
-    return send(c->fd, iov[0].iov_base, iov[0].iov_len, RILL_MSG_NOSIGNAL);
   msghdr msg{};
   msg.msg_iov = const_cast<iovec *>(iov);
   msg.msg_iovlen = count;

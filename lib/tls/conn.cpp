@@ -29,29 +29,14 @@ constexpr size_t record_max = 16384;  // plaintext per record
 
 tls_conn *bio_conn(BIO *b) { return static_cast<tls_conn *>(BIO_get_data(b)); }
 
-// Follows the record framing of the input, to tell a stream cut inside a
-// record (truncated) from one cut between records, and a first record that
-// is no handshake (a plaintext client) from other garbage.
-void track_records(tls_conn *t, const unsigned char *p, size_t n) {
-  if (!t->seen_first && n) {
-    t->seen_first = true;
-    t->not_tls = p[0] != 0x16;  // the first record of a handshake is one
-  }
-  while (n) {
-    if (t->body_left) {
-      size_t k = n < t->body_left ? n : t->body_left;
-      t->body_left -= k;
-      p += k;
-      n -= k;
-      continue;
-    }
-    t->hdr[t->hdr_got++] = *p++;
-    n--;
-    if (t->hdr_got == 5) {
-      t->body_left = static_cast<size_t>(t->hdr[3]) << 8 | t->hdr[4];
-      t->hdr_got = 0;
-    }
-  }
+// A client's first record is a handshake one: anything else (an HTTP
+// request, say) is a plaintext client on a TLS port. A server may answer
+// with an alert instead.
+void note_first(tls_conn *t, const char *p, size_t n) {
+  if (t->seen_first || !n)
+    return;
+  t->seen_first = true;
+  t->not_tls = t->server && static_cast<unsigned char>(p[0]) != 0x16;
 }
 
 int bio_read(BIO *b, char *buf, int len) {
@@ -62,7 +47,7 @@ int bio_read(BIO *b, char *buf, int len) {
     n = recv(t->c->fd, buf, static_cast<size_t>(len), 0);
   } while (n < 0 && errno == EINTR);
   if (n > 0) {
-    track_records(t, reinterpret_cast<unsigned char *>(buf), static_cast<size_t>(n));
+    note_first(t, buf, static_cast<size_t>(n));
     return static_cast<int>(n);
   }
   if (n == 0) {
@@ -184,7 +169,7 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
       if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         err = EAGAIN;
       else if (e == SSL_ERROR_ZERO_RETURN)
-        err = -1;  // close_notify: EOF
+        err = RILL_EOF;  // the peer's close_notify
       else
         err = tls_map_error(t, ret);
       break;
@@ -198,10 +183,8 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
     return static_cast<ssize_t>(total);  // the error, if any, comes next time
   if (err == EAGAIN)
     return fail(-EAGAIN);
-  if (err == -1)
-    return 0;
   if (err == RILL_EOF)
-    return 0;
+    return 0;  // a read of 0: the connection's read path reports RILL_EOF
   t->read_err = err;
   return fail(err);
 }

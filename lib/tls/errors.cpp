@@ -2,8 +2,9 @@
 // (include/rill/error.h lists the codes, lib/core/error.cpp their texts).
 // OpenSSL reports a failure three ways: the verification result of the
 // peer's chain, an alert the peer sent (a reason code offset by 1000), or
-// a reason of its own; the socket's errno and the record framing the BIO
-// followed (conn.cpp) tell a reset or a cut stream from the rest.
+// a reason of its own; the socket's errno and the BIO's end of stream tell
+// a reset or a cut stream from the rest, and the first byte it read a
+// plaintext client.
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
@@ -52,8 +53,6 @@ int from_alert(int alert) {
   }
 }
 
-bool cut_inside_record(const tls_conn *t) { return t->hdr_got != 0 || t->body_left != 0; }
-
 int from_reason(tls_conn *t, int reason) {
   if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256)
     return from_alert(reason - SSL_AD_REASON_OFFSET);
@@ -61,7 +60,9 @@ int from_reason(tls_conn *t, int reason) {
     case SSL_R_CERTIFICATE_VERIFY_FAILED:
       return from_verify(SSL_get_verify_result(t->ssl));
     case SSL_R_UNEXPECTED_EOF_WHILE_READING:
-      return t->handshaken && !cut_inside_record(t) ? RILL_EOF : RILL_ETLS_TRUNCATED;
+      // Go's crypto/tls too: a stream that ends without close_notify may
+      // have been cut by an attacker, between records or not.
+      return RILL_ETLS_TRUNCATED;
     case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
       return RILL_ETLS_CERT_REQUIRED;
     case SSL_R_NO_APPLICATION_PROTOCOL:
@@ -88,7 +89,7 @@ int tls_map_error(tls_conn *t, int ssl_ret) {
   } else if (t->sys_err) {
     err = -t->sys_err;
   } else if (t->eof) {
-    err = t->handshaken && !cut_inside_record(t) ? RILL_EOF : RILL_ETLS_TRUNCATED;
+    err = RILL_ETLS_TRUNCATED;
   } else {
     err = ssl_ret == 0 ? RILL_ETLS_TRUNCATED : RILL_ETLS_PROTOCOL;
   }

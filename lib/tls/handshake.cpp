@@ -177,6 +177,7 @@ int tls_handshake_start(rill_conn *c, rill_tls_config *cfg, bool server, const c
     return RILL_ENOMEM;
   }
   t->c = c;
+  t->server = server;
   t->config = cfg;
   rill_tls_config_ref(cfg);
   t->done = done;

@@ -80,12 +80,9 @@ struct tls_conn {
   int sys_err = 0;        // errno of the BIO's last failed recv/send
   bool eof = false;       // recv() gave 0
   int read_err = 0;       // a read error met after bytes were returned
-  // The record framing seen on input (for "truncated" and "not TLS").
-  uint8_t hdr[5];
-  size_t hdr_got = 0;
-  size_t body_left = 0;
-  bool seen_first = false;
+  bool seen_first = false;  // for "not TLS": the first byte read
   bool not_tls = false;
+  bool server = false;
   bool handshaken = false;
   bool said_goodbye = false;  // close_notify sent
   rill_timer *kick = nullptr;  // reads what OpenSSL holds decrypted

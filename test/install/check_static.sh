@@ -7,7 +7,8 @@
 #     __cxa_* / __gxx_* / __dynamic_cast. The one allowed is the weak
 #     reference to the personality routine, __gxx_personality_v0.
 #  2. a C program links every member of the archive (--whole-archive) with
-#     the C compiler alone, `-lcares -pthread`, and runs without libstdc++.
+#     the C compiler alone, `-lcares -pthread` (and `-lssl -lcrypto` when
+#     built with TLS), and runs without libstdc++.
 #
 # usage: check_static.sh STATIC_LIBRARY INCLUDE_DIR CONSUMER_C CC [SANITIZERS]
 set -eu
@@ -58,6 +59,9 @@ fi
 libs="-pthread"
 if grep -q '^ares_' "$tmp/strong"; then
   libs="-lcares $libs"
+fi
+if grep -q '^SSL_' "$tmp/strong"; then  # built with TLS (lib/tls)
+  libs="-lssl -lcrypto $libs"
 fi
 echo "== $cc consumer.c -Wl,--whole-archive librill.a -Wl,--no-whole-archive $libs"
 # shellcheck disable=SC2086

@@ -93,7 +93,7 @@ static void test_all_known_codes(void **state) {
 }
 
 static void test_unknown_codes(void **state) {
-  static const int rill_range[] = {-10008, -10099, -10100, -10150, -10199,
+  static const int rill_range[] = {-10009, -10099, -10100, -10150, -10199,
                                    -10200, -20000, INT_MIN, INT_MIN + 1};
   static const int other[] = {0, 1, 5, 12345, INT_MAX, -9999, -4095, -10000};
   size_t i;
