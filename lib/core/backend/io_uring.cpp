@@ -285,6 +285,15 @@ bool queue_removal(ring &r, int fd, fd_state &s) {
 // poll and operation of the old ring ends with it, so every wanted one is
 // armed again. What the operations queued stays: their buffers are ours.
 int rebuild_shared(uring_state *st) {
+  // Completions the old ring already posted may carry received bytes or
+  // accepted descriptors: queued before it goes.
+  ring &r = st->r;
+  for (unsigned head = *r.cq_head, tail = __atomic_load_n(r.cq_tail, __ATOMIC_ACQUIRE); head != tail; head++) {
+    const io_uring_cqe &cqe = r.cqes[head & r.cq_mask];
+    uint64_t kind = user_data_kind(cqe.user_data);
+    if (kind == kind_stream || kind == kind_accept)
+      streams_complete(st, cqe);
+  }
   ring_close(st->r);
   st->dirty.clear();
   for (size_t fd = 0; fd < st->fds.size(); fd++) {
