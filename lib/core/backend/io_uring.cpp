@@ -347,7 +347,7 @@ int change(void *state, int fd, unsigned, unsigned new_events, uint64_t tag) {
     mark_dirty(st, fd);
     return 0;
   }
-  if (!s.in_flight && !(s.op_in_flight && !s.op_cancelling))
+  if (!s.in_flight && !(s.op_in_flight && !s.op_cancelling) && !st->cancel_queued)
     return 0;
   // Removed now, not with the next wait: a poll or an operation keeps the
   // file open.
@@ -355,6 +355,7 @@ int change(void *state, int fd, unsigned, unsigned new_events, uint64_t tag) {
     return -EBUSY;
   if (!streams_cancel(st, fd, s))
     return -EBUSY;
+  st->cancel_queued = false;
   int n = ring_enter(st->r, 0, IORING_ENTER_GETEVENTS, nullptr);
   if (n == -EEXIST)
     return rebuild_shared(st);
@@ -441,6 +442,7 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
     timeout = &ts;
   }
   // Completions already waiting make the kernel return at once.
+  st->cancel_queued = false;
   int n = ring_enter(st->r, timeout_ns == 0 ? 0 : 1, IORING_ENTER_GETEVENTS, timeout);
   if (n == -EEXIST) {
     int err = rebuild_shared(st);
