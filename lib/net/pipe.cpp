@@ -433,10 +433,8 @@ bool splice_setup(rill_pipe *p) {
 
 bool may_splice(const rill_conn *a, const rill_conn *b) {
 #ifdef __linux__
-  // A socket in io_uring receive mode may splice only while no receive
-  // runs and nothing it brought waits (conn_uring_quiet); it then goes
-  // back to readiness for good. A connection with a transport (TLS) never
-  // splices: its socket carries records, not the bytes the pipe moves.
+  // On io_uring only a socket with no receive running or queued (it then
+  // stays on readiness); never one with a transport (TLS records).
   for (const rill_conn *c : {a, b})
     if (c->held_len || !c->queue.empty() || c->has(conn_flag::shut_write_wanted) ||
         !conn_uring_quiet(c) || c->transport())

@@ -285,6 +285,15 @@ bool queue_removal(ring &r, int fd, fd_state &s) {
 // poll and operation of the old ring ends with it, so every wanted one is
 // armed again. What the operations queued stays: their buffers are ours.
 int rebuild_shared(uring_state *st) {
+  // Completions the old ring already posted may carry received bytes or
+  // accepted descriptors: queued before it goes.
+  ring &r = st->r;
+  for (unsigned head = *r.cq_head, tail = __atomic_load_n(r.cq_tail, __ATOMIC_ACQUIRE); head != tail; head++) {
+    const io_uring_cqe &cqe = r.cqes[head & r.cq_mask];
+    uint64_t kind = user_data_kind(cqe.user_data);
+    if (kind == kind_stream || kind == kind_accept)
+      streams_complete(st, cqe);
+  }
   ring_close(st->r);
   st->dirty.clear();
   for (size_t fd = 0; fd < st->fds.size(); fd++) {
@@ -338,7 +347,7 @@ int change(void *state, int fd, unsigned, unsigned new_events, uint64_t tag) {
     mark_dirty(st, fd);
     return 0;
   }
-  if (!s.in_flight && !(s.op_in_flight && !s.op_cancelling))
+  if (!s.in_flight && !(s.op_in_flight && !s.op_cancelling) && !st->cancel_queued)
     return 0;
   // Removed now, not with the next wait: a poll or an operation keeps the
   // file open.
@@ -346,6 +355,7 @@ int change(void *state, int fd, unsigned, unsigned new_events, uint64_t tag) {
     return -EBUSY;
   if (!streams_cancel(st, fd, s))
     return -EBUSY;
+  st->cancel_queued = false;
   int n = ring_enter(st->r, 0, IORING_ENTER_GETEVENTS, nullptr);
   if (n == -EEXIST)
     return rebuild_shared(st);
@@ -432,6 +442,7 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
     timeout = &ts;
   }
   // Completions already waiting make the kernel return at once.
+  st->cancel_queued = false;
   int n = ring_enter(st->r, timeout_ns == 0 ? 0 : 1, IORING_ENTER_GETEVENTS, timeout);
   if (n == -EEXIST) {
     int err = rebuild_shared(st);

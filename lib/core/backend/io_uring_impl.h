@@ -105,6 +105,7 @@ struct uring_state {
   vec<int> backlog;         // descriptors with queued entries
   vec<int> starved;         // descriptors back on readiness for want of buffers
   uint32_t epoch = 0;       // bumped by every wait
+  bool cancel_queued = false;  // set_mode(none) queued a cancellation not yet submitted
 };
 
 // io_uring.cpp

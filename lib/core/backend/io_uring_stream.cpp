@@ -440,9 +440,12 @@ bool set_mode(void *state, int fd, stream_mode mode) {
     if (s.mode == stream_mode::none)
       return true;
     drop_queue(st, s, true);
-    // The operation holds the file: ended now, not with the next wait.
-    if (streams_cancel(st, fd, s))
-      ring_enter(st->r, 0, IORING_ENTER_GETEVENTS, nullptr);  // -EEXIST: the wait trades the ring
+    // The operation holds the file: the unregistration that comes next
+    // (the owner frees its watcher before closing) submits the
+    // cancellation at once, in its own enter; without one it goes with
+    // the next wait.
+    if (s.op_in_flight && !s.op_cancelling && queue_cancel(st->r, fd, s))
+      st->cancel_queued = true;
     s.op_seq++;  // what it still brings is stale
     s.op_in_flight = s.op_cancelling = s.op_ended = s.starved = false;
     s.mode = stream_mode::none;
