@@ -73,10 +73,16 @@ wait "$server" 2>/dev/null
 server=
 
 # 4. The dial example's error path: nothing listens on port 1 of loopback.
-timeout 60 "$dial_example" 127.0.0.1:1 >"$work/out" 2>"$work/err"
-status=$?
-if [ $status -ne 1 ] || ! grep -q '^dial tcp 127.0.0.1:1: connect: connection refused$' "$work/err"; then
-  fail "dial to a closed port: exit $status, expected 1 and Go's error text"
+#    Not on Linux's kqueue, libkqueue: it reads a refused connect's error
+#    off the socket (SO_ERROR) before rill sees it (README.md, Backends).
+if [ "$backend" = kqueue ] && [ "$(uname -s)" = Linux ]; then
+  echo "skipped on kqueue over libkqueue: the dial to a closed port (libkqueue reads a refused connect's error off the socket)"
+else
+  timeout 60 "$dial_example" 127.0.0.1:1 >"$work/out" 2>"$work/err"
+  status=$?
+  if [ $status -ne 1 ] || ! grep -q '^dial tcp 127.0.0.1:1: connect: connection refused$' "$work/err"; then
+    fail "dial to a closed port: exit $status, expected 1 and Go's error text"
+  fi
 fi
 
 [ $failed -eq 0 ] && echo "the README's examples behave as it says ($backend)"
