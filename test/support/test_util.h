@@ -110,7 +110,8 @@ int tu_on_libkqueue(void);
     }                                                                          \
   } while (0)
 /* Fails the test unless the number of open descriptors is `want`. Over
- * libkqueue, waits up to 5 s for a freed base's descriptors to go first. */
+ * libkqueue, waits up to 5 s for a freed base's descriptors to go, and
+ * fails only on more than `want`. */
 void tu_assert_fds(int want);
 /* Over libkqueue, waits (up to 5 s) until no freed base's descriptors are
  * left to close, for a test that needs the numbers to stay put; a no-op
