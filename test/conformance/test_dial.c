@@ -116,6 +116,7 @@ static void g8_case(const char *ip) {
 
 static void test_g8_refused_fast(void **state) {
   (void)state;
+  TU_SKIP_ON_LIBKQUEUE("a refused connect's error is read off the socket (SO_ERROR) by libkqueue before rill sees it, so the dial ends only by its timeout");
   g8_case("127.0.0.1");
   if (nu_ipv6_ok())
     g8_case("::1");
@@ -274,7 +275,7 @@ static void test_g10_cancel_stuck_connect(void **state) {
   assert_int_equal(rill_dialer_cancel(dialer), 0);
   nu_run_until_count(base, &d.calls, 1, LIMIT);
   assert_int_equal(d.status, RILL_ECANCELED);
-  assert_int_equal(tu_count_fds(), fds); /* the socket is closed */
+  tu_assert_fds(fds); /* the socket is closed */
   for (i = 0; i < nfill; i++) close(fillers[i]);
   nu_server_close(&srv);
   nu_settle(base);

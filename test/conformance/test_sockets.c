@@ -396,7 +396,7 @@ static void test_g5_control_hook_listen(void **state) {
   assert_int_equal(h.calls, 1);
   assert_null(srv.l);
   assert_false(fd_is_open(h.fd));
-  assert_int_equal(tu_count_fds(), fds_before);
+  tu_assert_fds(fds_before);
   nu_settle(base);
   tu_base_free(base);
 }
@@ -446,7 +446,7 @@ static void test_g5_control_hook_dial(void **state) {
   assert_int_equal(d.status, -EACCES);
   assert_null(d.conn);
   assert_false(fd_is_open(h.fd));
-  assert_int_equal(tu_count_fds(), fds_before);
+  tu_assert_fds(fds_before);
   nu_server_close(&srv);
   nu_settle(base);
   tu_base_free(base);
@@ -621,7 +621,7 @@ static void test_g6_malformed_listen_dial(void **state) {
   assert_int_equal(rill_listen(NULL, "tcp", "127.0.0.1:0", NULL, g6_accept_cb, NULL, &l),
                    RILL_EINVAL);
   assert_int_equal(rill_dial(base, "tcp", NULL, NULL, g6_dial_cb, NULL, NULL), RILL_EINVAL);
-  assert_int_equal(tu_count_fds(), fds);
+  tu_assert_fds(fds);
   nu_settle(base);
   assert_int_equal(g6_dial_calls, 0);
   tu_base_free(base);
@@ -715,7 +715,10 @@ static void test_g6_tcp6_v6only_tcp4_v4only(void **state) {
     snprintf(addr, sizeof addr, "0.0.0.0:%d", port);
     assert_string_equal(buf, addr);
   }
-  if (nu_ipv6_ok()) {
+  if (tu_on_libkqueue()) {
+    printf("# G6: the refused ::1 dial is not checked on kqueue over libkqueue, which reads a "
+           "refused connect's error off the socket (SO_ERROR) before rill sees it\n");
+  } else if (nu_ipv6_ok()) {
     memset(&d, 0, sizeof d);
     snprintf(addr, sizeof addr, "[::1]:%d", port);
     assert_int_equal(rill_dial(base, "tcp", addr, NULL, nu_dial_cb, &d, NULL), 0);

@@ -31,13 +31,20 @@ fail() {
 
 # 1. The base API in one page, stdin a regular file. epoll cannot watch a
 #    file: the example must say so and exit 1 (it used an uninitialised
-#    watcher before). poll and kqueue watch it: it reads it to the end.
+#    watcher before). poll and kqueue watch it: it reads it to the end
+#    (kqueue never reports the end itself).
 printf 'twelve bytes' >"$work/in"
 timeout 60 "$base_example" <"$work/in" >"$work/out" 2>"$work/err"
 status=$?
 if [ "$backend" = epoll ]; then
   if [ $status -ne 1 ] || ! grep -q '^rill: stdin: ' "$work/err"; then
     fail "stdin a file on epoll: exit $status, expected 1 and a message naming stdin"
+  fi
+elif [ "$backend" = kqueue ]; then
+  # kqueue reports a file readable only while bytes remain before its end
+  # (EVFILT_READ on a vnode): no EOF, the example's 5 s timer ends it.
+  if [ $status -ne 0 ] || ! grep -q '^read 12 bytes$' "$work/out" || grep -q '^read 0 bytes$' "$work/out"; then
+    fail "stdin a file on kqueue: exit $status, expected 0 after reading 12 bytes and no EOF"
   fi
 elif [ $status -ne 0 ] || ! grep -q '^read 12 bytes$' "$work/out" || ! grep -q '^read 0 bytes$' "$work/out"; then
   fail "stdin a file on $backend: exit $status, expected 0 after reading 12 bytes and EOF"
@@ -73,10 +80,16 @@ wait "$server" 2>/dev/null
 server=
 
 # 4. The dial example's error path: nothing listens on port 1 of loopback.
-timeout 60 "$dial_example" 127.0.0.1:1 >"$work/out" 2>"$work/err"
-status=$?
-if [ $status -ne 1 ] || ! grep -q '^dial tcp 127.0.0.1:1: connect: connection refused$' "$work/err"; then
-  fail "dial to a closed port: exit $status, expected 1 and Go's error text"
+#    Not on Linux's kqueue, libkqueue: it reads a refused connect's error
+#    off the socket (SO_ERROR) before rill sees it (README.md, Backends).
+if [ "$backend" = kqueue ] && [ "$(uname -s)" = Linux ]; then
+  echo "skipped on kqueue over libkqueue: the dial to a closed port (libkqueue reads a refused connect's error off the socket)"
+else
+  timeout 60 "$dial_example" 127.0.0.1:1 >"$work/out" 2>"$work/err"
+  status=$?
+  if [ $status -ne 1 ] || ! grep -q '^dial tcp 127.0.0.1:1: connect: connection refused$' "$work/err"; then
+    fail "dial to a closed port: exit $status, expected 1 and Go's error text"
+  fi
 fi
 
 [ $failed -eq 0 ] && echo "the README's examples behave as it says ($backend)"

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "rill.h"
 
@@ -91,6 +92,31 @@ void tu_alloc_fail_after(int64_t n);
  * a test and checks that the test left none behind. */
 int tu_setup_fds(void **state);
 int tu_teardown_fds(void **state);
+
+/* The kqueue backend on Linux runs over libkqueue, which differs from a
+ * BSD kernel's kqueue in ways rill cannot hide (README.md, Backends):
+ *  - on a socket error it reads SO_ERROR to fill the event's fflags, which
+ *    clears it, so the socket's own error (a refused connect, a reset) is
+ *    gone by the time rill asks: such dials only end by their timeout;
+ *  - it closes a kqueue's descriptors asynchronously, after close().
+ * tu_on_libkqueue() says whether this run is there. */
+int tu_on_libkqueue(void);
+/* Skips the calling cmocka test there, printing why; a no-op elsewhere. */
+#define TU_SKIP_ON_LIBKQUEUE(why)                                              \
+  do {                                                                         \
+    if (tu_on_libkqueue()) {                                                   \
+      printf("# skipped on kqueue over libkqueue: %s\n", (why));               \
+      skip();                                                                  \
+    }                                                                          \
+  } while (0)
+/* Fails the test unless the number of open descriptors is `want`. Over
+ * libkqueue, waits up to 5 s for a freed base's descriptors to go, and
+ * fails only on more than `want`. */
+void tu_assert_fds(int want);
+/* Over libkqueue, waits (up to 5 s) until no freed base's descriptors are
+ * left to close, for a test that needs the numbers to stay put; a no-op
+ * elsewhere. */
+void tu_settle_fds(void);
 
 #ifdef __cplusplus
 }

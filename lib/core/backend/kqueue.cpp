@@ -72,6 +72,15 @@ int change(void *state, int fd, unsigned old_events, unsigned new_events, uint64
   auto *st = static_cast<kqueue_state *>(state);
   if (!st->changes.reserve(st->changes.size() + 2))
     return -ENOMEM;
+  // The merge table grows here, where a failure is the one watcher's, and
+  // never in wait(), where it would fail the whole loop (an allocation
+  // failing as a new descriptor's first event arrived stopped
+  // rill_base_run with ENOMEM). seen_in is grown last: its size is the
+  // bound wait() checks.
+  size_t need = static_cast<size_t>(fd) + 1;
+  if (new_events && need > st->seen_in.size() &&
+      (!st->seen_at.resize_zeroed(need) || !st->seen_in.resize_zeroed(need)))
+    return -ENOMEM;
   // Re-adding an existing filter updates its udata, which the tag needs.
   if (new_events & RILL_READ)
     queue(st, fd, EVFILT_READ, EV_ADD, tag);
@@ -120,9 +129,11 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
       ready = RILL_READ | RILL_WRITE;
     }
     size_t fd = ev.ident;
-    if (fd >= st->seen_in.size() &&
-        (!st->seen_in.resize_zeroed(fd + 1) || !st->seen_at.resize_zeroed(fd + 1)))
-      return -ENOMEM;
+    if (fd >= st->seen_in.size()) {
+      // Never registered through change(): nothing to merge with.
+      out[count++] = backend_event{static_cast<uint64_t>(reinterpret_cast<uintptr_t>(ev.udata)), ready};
+      continue;
+    }
     if (st->seen_in[fd] == st->waits) {
       out[st->seen_at[fd]].events |= ready;
       continue;
