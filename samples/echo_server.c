@@ -1,9 +1,13 @@
-/* echo_server — the callback echo server.
+/* echo_server — the callback echo server, in plain TCP or TLS.
  *
- *   echo_server [--listen ADDR] [--network tcp|tcp4|tcp6|unix] [--quiet]
+ *   echo_server [--listen ADDR] [--network tcp|tcp4|tcp6|unix]
+ *               [--cert FILE --key FILE] [--quiet]
  *
  * Listens on ADDR (default 127.0.0.1:7000), echoes every byte back, and
- * serves until SIGINT or SIGTERM.
+ * serves until SIGINT or SIGTERM. With --cert and --key (PEM) it speaks
+ * TLS (rill_tls_listen): the same callbacks see plaintext, and SIGHUP
+ * re-reads the two files, so a renewed certificate is served without a
+ * restart (the connections already made keep theirs).
  *
  * Two things every server copied from this one needs:
  *
@@ -39,8 +43,10 @@ struct client {
 
 struct server {
   rill_base *base;
-  rill_listener *listener;
-  rill_signal *sigint, *sigterm;
+  rill_listener *listener;         /* plain TCP; or */
+  rill_tls_listener *tls_listener; /* with --cert and --key */
+  rill_tls_config *tls;
+  rill_signal *sigint, *sigterm, *sighup;
   struct client *clients;
   int quiet;
   unsigned long accepted;
@@ -94,12 +100,10 @@ static void on_close(rill_conn *conn, void *arg) {
   free(c);
 }
 
-static void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
-  struct server *s = arg;
+static void accepted(struct server *s, rill_conn *conn, int status) {
   static const rill_conn_events events = {on_read,      NULL, on_high_water, on_low_water,
                                           on_write_error, on_close};
   struct client *c;
-  (void)l;
   if (status < 0) {
     fprintf(stderr, "echo_server: accept: %s\n", rill_strerror(status));
     return;
@@ -119,6 +123,30 @@ static void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) 
   rill_conn_start(conn, &events, c);
 }
 
+static void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
+  (void)l;
+  accepted(arg, conn, status);
+}
+
+/* TLS: the connection comes after its handshake; failed handshakes never
+ * come here. */
+static void on_tls_accept(rill_tls_listener *l, rill_conn *conn, int status, void *arg) {
+  (void)l;
+  accepted(arg, conn, status);
+}
+
+/* SIGHUP: serve the certificate and key files as they are now. */
+static void on_reload(rill_signal *sig, int signum, void *arg) {
+  struct server *s = arg;
+  int err = rill_tls_config_reload(s->tls);
+  (void)sig;
+  (void)signum;
+  if (err < 0)
+    fprintf(stderr, "echo_server: reload: %s (the old certificate stays)\n", rill_strerror(err));
+  else if (!s->quiet)
+    fprintf(stderr, "echo_server: certificate reloaded\n");
+}
+
 static void on_signal(rill_signal *sig, int signum, void *arg) {
   struct server *s = arg;
   struct client *c;
@@ -128,8 +156,10 @@ static void on_signal(rill_signal *sig, int signum, void *arg) {
     fprintf(stderr, "echo_server: signal %d, shutting down (%lu connections served)\n", signum,
             s->accepted);
   rill_listener_free(s->listener);
+  rill_tls_listener_free(s->tls_listener);
   rill_signal_free(s->sigint);
   rill_signal_free(s->sigterm);
+  rill_signal_free(s->sighup);
   for (c = s->clients; c; c = c->next) {
     /* The deadline bounds the flush: once it passes, the connection is
      * closed with whatever it could not send. */
@@ -141,7 +171,7 @@ static void on_signal(rill_signal *sig, int signum, void *arg) {
 
 int main(int argc, char **argv) {
   struct server s = {0};
-  const char *address = "127.0.0.1:7000", *network = "tcp";
+  const char *address = "127.0.0.1:7000", *network = "tcp", *cert = NULL, *key = NULL;
   rill_socket_config options;
   char bound[RILL_ADDRSTRLEN];
   int i, err;
@@ -151,12 +181,19 @@ int main(int argc, char **argv) {
       address = argv[++i];
     else if (strcmp(argv[i], "--network") == 0 && i + 1 < argc)
       network = argv[++i];
+    else if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc)
+      cert = argv[++i];
+    else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+      key = argv[++i];
     else if (strcmp(argv[i], "--quiet") == 0)
       s.quiet = 1;
-    else {
-      fprintf(stderr, "usage: %s [--listen ADDR] [--network tcp|tcp4|tcp6|unix] [--quiet]\n", argv[0]);
-      return 2;
-    }
+    else
+      break;
+  }
+  if (i < argc || !cert != !key) {
+    fprintf(stderr, "usage: %s [--listen ADDR] [--network tcp|tcp4|tcp6|unix] [--cert FILE --key FILE] [--quiet]\n",
+            argv[0]);
+    return 2;
   }
   if ((err = rill_base_new(NULL, &s.base)) < 0) {
     fprintf(stderr, "echo_server: %s\n", rill_strerror(err));
@@ -172,18 +209,35 @@ int main(int argc, char **argv) {
   memset(&options, 0, sizeof options);
   options.write_high_water = WRITE_HIGH_WATER;
   options.write_low_water = WRITE_LOW_WATER;
-  err = rill_listen(s.base, network, address, &options, on_accept, &s, &s.listener);
+  if (cert) {
+    if ((err = rill_tls_config_new(RILL_TLS_SERVER, &s.tls)) < 0 ||
+        (err = rill_tls_config_set_cert_key_files(s.tls, cert, key)) < 0) {
+      fprintf(stderr, "echo_server: %s: %s\n", cert, rill_strerror(err));
+      return 1;
+    }
+    if ((err = rill_signal_new(s.base, on_reload, &s, &s.sighup)) < 0 ||
+        (err = rill_signal_start(s.sighup, SIGHUP)) < 0) {
+      fprintf(stderr, "echo_server: signals: %s\n", rill_strerror(err));
+      return 1;
+    }
+    err = rill_tls_listen(s.base, network, address, &options, s.tls, on_tls_accept, &s, &s.tls_listener);
+  } else {
+    err = rill_listen(s.base, network, address, &options, on_accept, &s, &s.listener);
+  }
   if (err < 0) {
     char msg[256];
     rill_format_op_error("listen", network, NULL, address, NULL, err, msg, sizeof msg);
     fprintf(stderr, "echo_server: %s\n", msg);
     return 1;
   }
-  rill_listener_addr(s.listener, bound, sizeof bound);
+  rill_listener_addr(s.tls_listener ? rill_tls_listener_listener(s.tls_listener) : s.listener, bound,
+                     sizeof bound);
   if (!s.quiet)
-    printf("echo_server: listening on %s (%s backend)\n", bound, rill_base_backend(s.base));
+    printf("echo_server: listening on %s (%s backend%s)\n", bound, rill_base_backend(s.base),
+           s.tls_listener ? ", TLS" : "");
   fflush(stdout);
   rill_base_run(s.base, RILL_RUN_DEFAULT);
+  rill_tls_config_unref(s.tls);
   err = rill_base_free(s.base);
   if (err < 0)
     fprintf(stderr, "echo_server: rill_base_free: %s\n", rill_strerror(err));

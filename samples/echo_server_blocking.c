@@ -1,6 +1,7 @@
 /* echo_server_blocking — the echo server written with the blocking facade.
  *
- *   echo_server_blocking [--listen ADDR] [--network tcp|tcp4|tcp6|unix] [--quiet]
+ *   echo_server_blocking [--listen ADDR] [--network tcp|tcp4|tcp6|unix]
+ *                        [--cert FILE --key FILE] [--quiet]
  *
  * The same program as samples/echo_server.c (callbacks) and
  * samples/go/echo_server.go (Go), written the way the Go one is: a fiber
@@ -9,7 +10,9 @@
  * serves until SIGINT or SIGTERM; then a signal callback closes the
  * listener and every connection, which wakes their fibers with "use of
  * closed network connection"; they return, and rill_base_run() returns
- * once the last one has. */
+ * once the last one has. With --cert and --key (PEM) it speaks TLS, as Go's
+ * tls.Listen: rill_net_tls_listen() instead of rill_net_listen(), and the
+ * rest unchanged. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,7 @@ struct client {
 struct server {
   rill_base *base;
   const char *network, *address;
+  rill_tls_config *tls; /* with --cert and --key */
   rill_net_listener *listener; /* closed by the signal, freed by the accept loop */
   rill_signal *sigint, *sigterm;
   struct client *clients;
@@ -108,7 +112,8 @@ static void accept_loop(void *arg) {
 static void start(void *arg) {
   struct server *s = arg;
   char bound[RILL_ADDRSTRLEN];
-  int err = rill_net_listen(s->network, s->address, NULL, &s->listener);
+  int err = s->tls ? rill_net_tls_listen(s->network, s->address, NULL, s->tls, &s->listener)
+                   : rill_net_listen(s->network, s->address, NULL, &s->listener);
   if (err < 0) {
     char msg[256];
     rill_format_op_error("listen", s->network, NULL, s->address, NULL, err, msg, sizeof msg);
@@ -121,7 +126,8 @@ static void start(void *arg) {
   }
   rill_net_listener_addr(s->listener, bound, sizeof bound);
   if (!s->quiet)
-    printf("echo_server_blocking: listening on %s (%s backend, fibers)\n", bound, rill_base_backend(s->base));
+    printf("echo_server_blocking: listening on %s (%s backend, fibers%s)\n", bound,
+           rill_base_backend(s->base), s->tls ? ", TLS" : "");
   fflush(stdout);
   accept_loop(s);
 }
@@ -147,6 +153,7 @@ static void on_signal(rill_signal *sig, int signum, void *arg) {
 
 int main(int argc, char **argv) {
   struct server s = {0};
+  const char *cert = NULL, *key = NULL;
   int i, err;
 
   s.address = "127.0.0.1:7000";
@@ -156,12 +163,24 @@ int main(int argc, char **argv) {
       s.address = argv[++i];
     else if (strcmp(argv[i], "--network") == 0 && i + 1 < argc)
       s.network = argv[++i];
+    else if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc)
+      cert = argv[++i];
+    else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc)
+      key = argv[++i];
     else if (strcmp(argv[i], "--quiet") == 0)
       s.quiet = 1;
-    else {
-      fprintf(stderr, "usage: %s [--listen ADDR] [--network tcp|tcp4|tcp6|unix] [--quiet]\n", argv[0]);
-      return 2;
-    }
+    else
+      break;
+  }
+  if (i < argc || !cert != !key) {
+    fprintf(stderr, "usage: %s [--listen ADDR] [--network tcp|tcp4|tcp6|unix] [--cert FILE --key FILE] [--quiet]\n",
+            argv[0]);
+    return 2;
+  }
+  if (cert && ((err = rill_tls_config_new(RILL_TLS_SERVER, &s.tls)) < 0 ||
+               (err = rill_tls_config_set_cert_key_files(s.tls, cert, key)) < 0)) {
+    fprintf(stderr, "echo_server_blocking: %s: %s\n", cert, rill_strerror(err));
+    return 1;
   }
   if ((err = rill_base_new(NULL, &s.base)) < 0 || (err = rill_signal_new(s.base, on_signal, &s, &s.sigint)) < 0 ||
       (err = rill_signal_new(s.base, on_signal, &s, &s.sigterm)) < 0 ||
@@ -171,6 +190,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   rill_base_run(s.base, RILL_RUN_DEFAULT);
+  rill_tls_config_unref(s.tls);
   err = rill_base_free(s.base);
   if (err < 0)
     fprintf(stderr, "echo_server_blocking: rill_base_free: %s\n", rill_strerror(err));

@@ -28,6 +28,7 @@
 #include "rill/chan.h"
 #include "rill/fiber.h"
 #include "rill/net.h"
+#include "rill/tls.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -96,6 +97,40 @@ RILL_API int rill_net_dial(const char *network, const char *address, const rill_
 RILL_API int rill_net_dial_ctx(rill_ctx *ctx, const char *network, const char *address,
                                const rill_socket_config *options, rill_net_conn **out, char *errbuf,
                                size_t errbuf_size);
+
+/** tls.Dial: rill_net_dial() followed by the TLS handshake as a client of
+ * `config` (rill/tls.h: verification against the system store or the
+ * config's CA, SNI and the name checked from `address`'s host unless the
+ * config names one); options->timeout covers the handshake too. The
+ * connection reads and writes plaintext; rill_net_close_write() sends
+ * close_notify. `errbuf` gets Go's text ("x509: certificate signed by
+ * unknown authority" ...). RILL_EINVAL for a NULL `config`; RILL_ENOTSUP
+ * when rill was built without TLS. */
+RILL_API int rill_net_tls_dial(const char *network, const char *address,
+                               const rill_socket_config *options, rill_tls_config *config,
+                               rill_net_conn **out, char *errbuf, size_t errbuf_size);
+
+/** rill_net_tls_dial() under a context, as rill_net_dial_ctx(): the
+ * context ending cancels the dial or the handshake. */
+RILL_API int rill_net_tls_dial_ctx(rill_ctx *ctx, const char *network, const char *address,
+                                   const rill_socket_config *options, rill_tls_config *config,
+                                   rill_net_conn **out, char *errbuf, size_t errbuf_size);
+
+/** tls.Listen: rill_net_listen() whose connections come out of
+ * rill_net_accept() after their TLS handshake as a server of `config`
+ * (RILL_TLS_SERVER, with a certificate). Go's Accept returns before the
+ * handshake and a failure shows at the first Read; here a connection whose
+ * handshake fails, or does not finish within the config's handshake
+ * timeout, never comes out of accept. RILL_EINVAL for a NULL `config` or a
+ * client one; RILL_ENOTSUP without TLS. */
+RILL_API int rill_net_tls_listen(const char *network, const char *address,
+                                 const rill_socket_config *options, rill_tls_config *config,
+                                 rill_net_listener **out);
+
+/** The TLS connection under `conn`, for the rill_tls_conn_*() accessors
+ * (tls.Conn's ConnectionState: version, ALPN, resumption, the peer's
+ * certificate): NULL for NULL and once `conn` is closed. */
+RILL_API const rill_conn *rill_net_tls_conn(const rill_net_conn *conn);
 
 /** conn.Read: returns the bytes available now, at least one, parking while
  * there are none (G12-G14); 0 for len 0 without touching the socket (G17);

@@ -307,6 +307,8 @@ using namespace rill::detail;
 
 extern "C" {
 
+const rill_conn *rill_net_tls_conn(const rill_net_conn *c) { return c ? c->conn : nullptr; }
+
 ssize_t rill_net_read(rill_net_conn *c, void *buf, size_t len) {
   int err = check_enter(c);
   if (err)

@@ -1,5 +1,5 @@
-// Blocking dial for fibers: the callback API's rill_dial(), with the
-// fiber parked until its one completion.
+// Blocking dial for fibers: the callback API's rill_dial() or
+// rill_tls_dial(), with the fiber parked until its one completion.
 //
 // A dial under a context (Go's DialContext, G33) hooks the context
 // (ctx_impl.h): when the context ends first, the hook cancels the dialer
@@ -11,6 +11,7 @@
 // never touched by the cancel (Go issue 16523).
 #include "fiber/ctx_impl.h"
 #include "fiber/net_impl.h"
+#include "rill/tls.h"
 
 namespace rill::detail {
 namespace {
@@ -20,7 +21,9 @@ struct dial_wait {
   rill_conn *conn = nullptr;
   char *errbuf;
   size_t errbuf_size;
-  rill_dialer *dialer = nullptr;  // until the completion
+  // Until the completion: one of them, as the dial is plain or TLS.
+  rill_dialer *dialer = nullptr;
+  rill_tls_dialer *tls_dialer = nullptr;
   int ctx_err = 0;                // the context's error, once it ended
   ctx_hook hook{};
 };
@@ -29,15 +32,26 @@ struct dial_wait {
 // "i/o timeout" when the context's deadline passed (net.mapErr).
 int dial_error_of(int ctx_err) { return ctx_err == RILL_ECTX_DEADLINE ? RILL_ETIMEOUT : RILL_ECANCELED; }
 
-void on_dial(rill_dialer *d, rill_conn *conn, int status, void *arg) {
-  auto *w = static_cast<dial_wait *>(arg);
+// The one completion, plain or TLS: `format` words its error.
+template <class Dialer>
+void dial_done(dial_wait *w, Dialer *d, rill_conn *conn, int status,
+               int (*format)(const Dialer *, int, char *, size_t)) {
   w->conn = conn;
   w->dialer = nullptr;
+  w->tls_dialer = nullptr;
   if (status == RILL_ECANCELED && w->ctx_err)
     status = dial_error_of(w->ctx_err);
   if (status && w->errbuf && w->errbuf_size)
-    rill_dialer_format_error(d, status, w->errbuf, w->errbuf_size);
+    format(d, status, w->errbuf, w->errbuf_size);
   fiber_unpark(w->fiber, status);
+}
+
+void on_dial(rill_dialer *d, rill_conn *conn, int status, void *arg) {
+  dial_done(static_cast<dial_wait *>(arg), d, conn, status, rill_dialer_format_error);
+}
+
+void on_tls_dial(rill_tls_dialer *d, rill_conn *conn, int status, void *arg) {
+  dial_done(static_cast<dial_wait *>(arg), d, conn, status, rill_tls_dialer_format_error);
 }
 
 void on_ctx_end(ctx_hook *hook, int err) {
@@ -45,6 +59,8 @@ void on_ctx_end(ctx_hook *hook, int err) {
   w->ctx_err = err;
   if (w->dialer)
     rill_dialer_cancel(w->dialer);
+  if (w->tls_dialer)
+    rill_tls_dialer_cancel(w->tls_dialer);
 }
 
 void format_now(char *errbuf, size_t errbuf_size, const char *network, const char *address, int err) {
@@ -52,9 +68,10 @@ void format_now(char *errbuf, size_t errbuf_size, const char *network, const cha
     rill_format_net_error("dial", network ? network : "", address ? address : "", err, errbuf, errbuf_size);
 }
 
-// The dial both entry points share; `ctx` may be null.
+// The dial every entry point shares; `ctx` may be null, and so may `tls`
+// (a plain dial).
 int dial(rill_ctx *ctx, const char *network, const char *address, const rill_socket_config *options,
-         rill_net_conn **out, char *errbuf, size_t errbuf_size) {
+         rill_tls_config *tls, rill_net_conn **out, char *errbuf, size_t errbuf_size) {
   rill_base *base = rill_fiber_base();
   if (!base)
     return RILL_ENOTFIBER;
@@ -68,7 +85,8 @@ int dial(rill_ctx *ctx, const char *network, const char *address, const rill_soc
     return err;
   }
   dial_wait w{rill_fiber_current(), nullptr, errbuf, errbuf_size};
-  int err = rill_dial(base, network, address, options, on_dial, &w, &w.dialer);
+  int err = tls ? rill_tls_dial(base, network, address, options, tls, on_tls_dial, &w, &w.tls_dialer)
+                : rill_dial(base, network, address, options, on_dial, &w, &w.dialer);
   if (err) {
     format_now(errbuf, errbuf_size, network, address, err);
     return err;
@@ -102,7 +120,7 @@ extern "C" {
 
 int rill_net_dial(const char *network, const char *address, const rill_socket_config *options,
                   rill_net_conn **out, char *errbuf, size_t errbuf_size) {
-  return dial(nullptr, network, address, options, out, errbuf, errbuf_size);
+  return dial(nullptr, network, address, options, nullptr, out, errbuf, errbuf_size);
 }
 
 int rill_net_dial_ctx(rill_ctx *ctx, const char *network, const char *address,
@@ -110,7 +128,25 @@ int rill_net_dial_ctx(rill_ctx *ctx, const char *network, const char *address,
                       rill_net_conn **out, char *errbuf, size_t errbuf_size) {
   if (ctx && !ctx_owned_here(ctx))
     return RILL_EWRONGTHREAD;
-  return dial(ctx, network, address, options, out, errbuf, errbuf_size);
+  return dial(ctx, network, address, options, nullptr, out, errbuf, errbuf_size);
+}
+
+int rill_net_tls_dial(const char *network, const char *address, const rill_socket_config *options,
+                      rill_tls_config *config, rill_net_conn **out, char *errbuf,
+                      size_t errbuf_size) {
+  if (!config)
+    return RILL_EINVAL;
+  return dial(nullptr, network, address, options, config, out, errbuf, errbuf_size);
+}
+
+int rill_net_tls_dial_ctx(rill_ctx *ctx, const char *network, const char *address,
+                          const rill_socket_config *options, rill_tls_config *config,
+                          rill_net_conn **out, char *errbuf, size_t errbuf_size) {
+  if (!config)
+    return RILL_EINVAL;
+  if (ctx && !ctx_owned_here(ctx))
+    return RILL_EWRONGTHREAD;
+  return dial(ctx, network, address, options, config, out, errbuf, errbuf_size);
 }
 
 }  // extern "C"

@@ -1,4 +1,5 @@
-// Blocking listen and accept for fibers.
+// Blocking listen and accept for fibers, over a plain listener or a TLS
+// one (whose connections come after their handshake).
 //
 // The listener accepts only while a fiber waits in rill_net_accept(), so
 // connections nobody asked for stay in the kernel's backlog, as they do for
@@ -13,6 +14,7 @@
 #include "core/vec.h"
 #include "fiber/net_impl.h"
 #include "net/op_error.h"
+#include "rill/tls.h"
 
 // Lifetime (core/lifetime.h): held by its user until
 // rill_net_listener_free(), and by every fiber inside rill_net_accept().
@@ -22,7 +24,8 @@
 // release frees it.
 struct rill_net_listener {
   rill::detail::life lifetime;
-  rill_listener *listener;  // nullptr once closed
+  rill_listener *listener;  // nullptr once closed; a TLS listener's own
+  rill_tls_listener *tls = nullptr;  // the TLS listener, if it is one
   rill_base *base;
   bool user_released = false;
   // Accepted connections no fiber has taken yet, oldest at ready_head.
@@ -119,6 +122,10 @@ void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
     rill_listener_stop(l);  // the next one waits in the backlog
 }
 
+void on_tls_accept(rill_tls_listener *tl, rill_conn *conn, int status, void *arg) {
+  on_accept(rill_tls_listener_listener(tl), conn, status, arg);
+}
+
 int accept_held(rill_net_listener *nl, rill_net_conn **out) {
   int err = 0;
   // Go checks the deadline before every attempt, a connection waiting
@@ -155,15 +162,9 @@ int accept_held(rill_net_listener *nl, rill_net_conn **out) {
   return 0;
 }
 
-}  // namespace
-}  // namespace rill::detail
-
-using namespace rill::detail;
-
-extern "C" {
-
-int rill_net_listen(const char *network, const char *address, const rill_socket_config *options,
-                    rill_net_listener **out) {
+// rill_net_listen and rill_net_tls_listen: `tls` null for a plain one.
+int listen_on(const char *network, const char *address, const rill_socket_config *options,
+              rill_tls_config *tls, rill_net_listener **out) {
   rill_base *base = rill_fiber_base();
   if (!base)
     return RILL_ENOTFIBER;
@@ -173,16 +174,38 @@ int rill_net_listen(const char *network, const char *address, const rill_socket_
   if (!nl)
     return RILL_ENOMEM;
   nl->base = base;
-  int err = rill_listen(base, network, address, options, on_accept, nl, &nl->listener);
+  int err = tls ? rill_tls_listen(base, network, address, options, tls, on_tls_accept, nl, &nl->tls)
+                : rill_listen(base, network, address, options, on_accept, nl, &nl->listener);
   if (err) {
     destroy(nl);
     return err;
   }
+  if (nl->tls)
+    nl->listener = rill_tls_listener_listener(nl->tls);
   rill_listener_stop(nl->listener);  // until someone accepts
   rill_listener_addr(nl->listener, nl->addr, sizeof nl->addr);
   nl->is_unix = !std::strcmp(network, "unix");
   *out = nl;
   return 0;
+}
+
+}  // namespace
+}  // namespace rill::detail
+
+using namespace rill::detail;
+
+extern "C" {
+
+int rill_net_listen(const char *network, const char *address, const rill_socket_config *options,
+                    rill_net_listener **out) {
+  return listen_on(network, address, options, nullptr, out);
+}
+
+int rill_net_tls_listen(const char *network, const char *address, const rill_socket_config *options,
+                        rill_tls_config *config, rill_net_listener **out) {
+  if (!config)
+    return RILL_EINVAL;
+  return listen_on(network, address, options, config, out);
 }
 
 int rill_net_accept(rill_net_listener *nl, rill_net_conn **out) {
@@ -231,8 +254,12 @@ int rill_net_listener_close(rill_net_listener *nl) {
   if (!nl->lifetime.open())
     return RILL_ECLOSED;
   nl->lifetime.state = life_state::closed;  // no close report: closed at once
-  rill_listener_free(nl->listener);
+  if (nl->tls)
+    rill_tls_listener_free(nl->tls);  // and the connections in their handshake
+  else
+    rill_listener_free(nl->listener);
   nl->listener = nullptr;
+  nl->tls = nullptr;
   rill_timer_free(nl->deadline_timer);
   nl->deadline_timer = nullptr;
   while (!ready_empty(nl))
