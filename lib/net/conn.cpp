@@ -305,7 +305,7 @@ void conn_finish_close(rill_conn *c) {
       !c->has(conn_flag::write_timed_out))
     discard_unread_input(c);
   if (const conn_transport *t = c->transport())
-    t->end(c, c->has(conn_flag::graceful) && c->write_error == 0);
+    t->end(c, !c->has(conn_flag::aborted) && c->write_error == 0);
   socket_close(c->fd);
   c->fd = -1;
   // The held bytes stay until the connection is freed: a callback that
@@ -419,6 +419,7 @@ int rill_conn_abort(rill_conn *conn) {
     return RILL_ECLOSED;
   conn->lifetime.state = life_state::closing;
   conn->set(conn_flag::graceful, false);
+  conn->set(conn_flag::aborted, true);
   if (is_tcp(conn->kind)) {
     linger lg{1, 0};
     setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);

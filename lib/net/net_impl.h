@@ -48,6 +48,7 @@ enum : uint32_t {
   graceful = 1u << 15,           // rill_conn_close: discard unread input, then FIN
   report_queued = 1u << 16,      // the pending node is queued (and holds a ref)
   uring_recv = 1u << 17,         // input comes in io_uring completions (conn_uring.cpp)
+  aborted = 1u << 18,            // rill_conn_abort: a reset, no goodbye
 };
 }  // namespace conn_flag
 
@@ -124,14 +125,15 @@ struct conn_io_hook {
 // reached the kernel, so the write queue, drain and a graceful close wait
 // for the layer too. `reading` runs when read interest comes back: the
 // layer may hold input the socket no longer signals, and must then arrange
-// a read itself. `end` runs before the socket is closed (graceful: the
-// layer says goodbye), `destroy` when the connection is freed.
+// a read itself. `end` runs before the socket is closed (goodbye: every
+// close but an abort or a broken connection, as Go's Close sends
+// close_notify), `destroy` when the connection is freed.
 struct conn_transport {
   ssize_t (*readv)(rill_conn *c, const iovec *iov, int count);
   ssize_t (*writev)(rill_conn *c, const iovec *iov, int count);
   int (*shutdown_write)(rill_conn *c);
   void (*reading)(rill_conn *c);
-  void (*end)(rill_conn *c, bool graceful);
+  void (*end)(rill_conn *c, bool goodbye);
   void (*destroy)(rill_conn *c);
 };
 

@@ -250,9 +250,9 @@ int tls_shutdown_write(rill_conn *c) {
 
 void tls_reading(rill_conn *c) { arm_kick(tls_of(c)); }
 
-void tls_end(rill_conn *c, bool graceful) {
+void tls_end(rill_conn *c, bool goodbye) {
   tls_conn *t = tls_of(c);
-  if (graceful)
+  if (goodbye)  // best effort: what the kernel does not take now is not sent
     say_goodbye(t);
   if (t->kick)
     rill_timer_stop(t->kick);
@@ -310,8 +310,14 @@ void tls_conn_free(tls_conn *t) {
     return;
   rill_timer_free(t->kick);
   rill_timer_free(t->hs_timer);
-  if (t->ssl)
+  if (t->ssl) {
+    // However the connection ended, its session stays good for resumption
+    // (Go's client cache keeps it too); OpenSSL would otherwise void a
+    // session whose connection closed without both close_notify alerts.
+    if (t->handshaken)
+      SSL_set_shutdown(t->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(t->ssl);  // frees the BIO
+  }
   mem_free(t->out);
   mem_free(t->name);
   rill_tls_config_unref(t->config);

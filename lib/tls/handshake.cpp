@@ -6,6 +6,7 @@
 // Finished, a server's session tickets) is wholly in the kernel: a
 // connection handed to a user who never writes would otherwise keep it.
 #include <arpa/inet.h>
+#include <strings.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <cstdio>
@@ -84,23 +85,38 @@ void on_deadline(rill_timer *, void *arg) {
     finish(t, RILL_ETIMEOUT);
 }
 
-// "x509: certificate is valid for a, b, not c", from the certificate's
-// names, as Go words a name mismatch.
+// Whether the certificate's subject CN is `host` (Go's legacy-CN hint).
+bool common_name_is(X509 *cert, const char *host) {
+  char cn[256];
+  int n = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+  return n > 0 && strcasecmp(cn, host) == 0;
+}
+
+// A name mismatch worded as Go's x509.HostnameError: the certificate's IP
+// SANs when an address was dialed, else its DNS SANs ("x509: certificate
+// is valid for a, b, not c").
 void note_mismatch(tls_conn *t, X509 *cert) {
   char *out = t->verify_text;
   size_t size = sizeof t->verify_text;
+  const char *host = t->name ? t->name : "";
+  unsigned char addr[16];
+  bool want_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+  auto *names = static_cast<GENERAL_NAMES *>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (!names && common_name_is(cert, host)) {
+    std::snprintf(out, size, "x509: certificate relies on legacy Common Name field, use SANs instead");
+    return;
+  }
   int n = std::snprintf(out, size, "x509: certificate is valid for ");
   size_t used = n > 0 ? static_cast<size_t>(n) : 0;
-  auto *names = static_cast<GENERAL_NAMES *>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   int listed = 0;
   for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
     const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
     char text[INET6_ADDRSTRLEN] = "";
-    if (g->type == GEN_DNS) {
+    if (g->type == GEN_DNS && !want_ip) {
       const ASN1_STRING *s = g->d.dNSName;
       std::snprintf(text, sizeof text, "%.*s", ASN1_STRING_length(s),
                     reinterpret_cast<const char *>(ASN1_STRING_get0_data(s)));
-    } else if (g->type == GEN_IPADD) {
+    } else if (g->type == GEN_IPADD && want_ip) {
       const ASN1_STRING *s = g->d.iPAddress;
       int family = ASN1_STRING_length(s) == 4 ? AF_INET : AF_INET6;
       inet_ntop(family, ASN1_STRING_get0_data(s), text, sizeof text);
@@ -112,11 +128,13 @@ void note_mismatch(tls_conn *t, X509 *cert) {
       used += static_cast<size_t>(n);
   }
   GENERAL_NAMES_free(names);
-  if (!listed) {
-    std::snprintf(out, size, "x509: certificate relies on legacy Common Name field, use SANs instead");
-    return;
-  }
-  std::snprintf(out + used, size - used, ", not %s", t->name ? t->name : "");
+  if (listed)
+    std::snprintf(out + used, size - used, ", not %s", host);
+  else if (want_ip)
+    std::snprintf(out, size, "x509: cannot validate certificate for %s because it doesn't contain any IP SANs",
+                  host);
+  else
+    std::snprintf(out, size, "x509: certificate is not valid for any names, but wanted to match %s", host);
 }
 
 int on_verify(int ok, X509_STORE_CTX *store) {

@@ -359,6 +359,7 @@ static void test_error_texts_match_go(void **state) {
     int code;
   } cases[] = {
       {"ca.crt", "wrong.test", RILL_ETLS_HOSTNAME},
+      {"ca.crt", "10.0.0.1", RILL_ETLS_HOSTNAME}, /* an address: the IP SANs are listed */
       {"rogue_ca.crt", "localhost", RILL_ETLS_UNKNOWN_AUTHORITY},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

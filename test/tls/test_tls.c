@@ -302,7 +302,7 @@ static void test_wrong_host(void **state) {
   (void)state;
   expect_dial_error("server.crt", "server.key", "wrong.test", RILL_ETLS_HOSTNAME,
                     "tls: failed to verify certificate: x509: certificate is valid for localhost, "
-                    "127.0.0.1, not wrong.test");
+                    "not wrong.test");
 }
 
 static void test_expired(void **state) {
