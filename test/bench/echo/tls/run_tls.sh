@@ -2,8 +2,8 @@
 # TLS echo benchmark: the same TLS 1.3 echo server written several ways,
 # driven by one OpenSSL load generator (tls_loadgen.c) in another process:
 #
-#   callbacks  (slot) rill's callback API over rill's TLS      not written yet
-#   fibers     (slot) rill's blocking facade over rill's TLS   not written yet
+#   callbacks  samples/echo_server --cert --key           rill's callback API over rill/tls.h
+#   fibers     samples/echo_server_blocking --cert --key  rill's blocking facade (rill_net_tls_listen)
 #   go         go/tls_echo_server.go (GOMAXPROCS=1)       crypto/tls, when go is installed
 #   libevent   libevent_tls_server                        libevent's bufferevent_openssl
 #   raw        raw_tls_epoll_server                       OpenSSL + epoll by hand: the limit
@@ -97,12 +97,11 @@ TMP=$(mktemp -d)
 # To add a server: its executable (taking --cert, --key, --listen, --quiet),
 # title, family (rill, peer or limit for the chart colours), any environment
 # it needs, and its key in ALL_SERVERS. A missing executable is skipped with
-# a note, so the rill slots below stay harmless until their servers exist.
+# a note. rill's servers are the echo samples, which speak TLS when given a
+# certificate.
 declare -A EXE=(
-  # RILL SLOT: rill's callback TLS echo server (its path once it is built).
-  [callbacks]=$TLS_DIR/rill_tls_echo_server
-  # RILL SLOT: rill's blocking-facade (fibers) TLS echo server.
-  [fibers]=$TLS_DIR/rill_tls_echo_server_blocking
+  [callbacks]=$BUILD/samples/echo_server
+  [fibers]=$BUILD/samples/echo_server_blocking
   [go]=$TMP/go_tls_echo_server
   [libevent]=$TLS_DIR/libevent_tls_server
   [raw]=$TLS_DIR/raw_tls_epoll_server
