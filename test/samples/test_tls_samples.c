@@ -25,8 +25,6 @@
 
 #ifdef RILL_TEST_HAVE_TLS
 
-static char certs[256];
-static const char *cert(const char *name) { return tp_path(certs, name); }
 
 struct child {
   pid_t pid;
@@ -40,7 +38,7 @@ static struct child g_children[3];
 static struct child *start(int slot, char *const argv[]) {
   struct child *c = &g_children[slot];
   char out[300];
-  snprintf(out, sizeof out, "%s.%d.out", cert("child"), slot);
+  snprintf(out, sizeof out, "%s.%d.out", tp_cert("child"), slot);
   unlink(out);
   c->pid = tp_spawn(argv, NULL, out);
   assert_true(c->pid > 0);
@@ -106,7 +104,7 @@ static void echo_once(int port, struct echo *e) {
   rill_socket_config opts = {.timeout = 10 * RILL_SEC};
   memset(e, 0, sizeof *e);
   assert_int_equal(rill_tls_config_new(RILL_TLS_CLIENT, &cfg), 0);
-  assert_int_equal(rill_tls_config_set_ca_file(cfg, cert("ca.crt")), 0);
+  assert_int_equal(rill_tls_config_set_ca_file(cfg, tp_cert("ca.crt")), 0);
   snprintf(addr, sizeof addr, "localhost:%d", port);
   assert_int_equal(rill_tls_dial(base, "tcp4", addr, &opts, cfg, on_dialed, e, NULL), 0);
   rill_tls_config_unref(cfg);
@@ -132,17 +130,17 @@ static void test_echo_server_tls_and_reload(void **state) {
   struct echo e;
   char crt[300], key[300];
   (void)state;
-  snprintf(crt, sizeof crt, "%s", cert("served.crt"));
-  snprintf(key, sizeof key, "%s", cert("served.key"));
-  copy_file(cert("server.crt"), crt);
-  copy_file(cert("server.key"), key);
+  snprintf(crt, sizeof crt, "%s", tp_cert("served.crt"));
+  snprintf(key, sizeof key, "%s", tp_cert("served.key"));
+  copy_file(tp_cert("server.crt"), crt);
+  copy_file(tp_cert("server.key"), key);
   char *argv[] = {ECHO_SERVER, "--listen", "127.0.0.1:0", "--cert", crt, "--key", key, NULL};
   struct child *c = start(0, argv);
   echo_once(c->port, &e);
   assert_null(strstr(e.subject, "renewed"));
   /* The daemon's certificate and key are renewed in place, then it is told. */
-  copy_file(cert("server2.crt"), crt);
-  copy_file(cert("server2.key"), key);
+  copy_file(tp_cert("server2.crt"), crt);
+  copy_file(tp_cert("server2.key"), key);
   assert_int_equal(kill(c->pid, SIGHUP), 0);
   for (uint64_t t0 = tu_now_ms(); tu_now_ms() - t0 < GUARD_MS;) {
     echo_once(c->port, &e);
@@ -151,7 +149,7 @@ static void test_echo_server_tls_and_reload(void **state) {
     tu_sleep_ms(20); /* the signal may not have been handled yet */
   }
   char out[300];
-  snprintf(out, sizeof out, "%s.0.out", cert("child"));
+  snprintf(out, sizeof out, "%s.0.out", tp_cert("child"));
   char *said = tp_read_file(out);
   fail_msg("after SIGHUP the server still presents %s; it said:\n%s", e.subject, said ? said : "");
 }
@@ -160,7 +158,7 @@ static void test_echo_server_blocking_tls(void **state) {
   struct echo e;
   (void)state;
   char *argv[] = {ECHO_SERVER_BLOCKING, "--listen", "127.0.0.1:0", "--cert",
-                  (char *)cert("server.crt"), "--key", (char *)cert("server.key"), NULL};
+                  (char *)tp_cert("server.crt"), "--key", (char *)tp_cert("server.key"), NULL};
   struct child *c = start(0, argv);
   echo_once(c->port, &e);
 }
@@ -175,31 +173,22 @@ static void test_proxy_tls_both_ways(void **state) {
   struct child *echo = start(0, plain_echo);
   snprintf(upstream, sizeof upstream, "127.0.0.1:%d", echo->port);
   char *terminating[] = {PROXY, "--listen", "127.0.0.1:0", "--upstream", upstream, "--cert",
-                         (char *)cert("server.crt"), "--key", (char *)cert("server.key"),
+                         (char *)tp_cert("server.crt"), "--key", (char *)tp_cert("server.key"),
                          NULL};
   struct child *proxy = start(1, terminating);
   echo_once(proxy->port, &e);
 
-  char *tls_echo[] = {ECHO_SERVER, "--listen", "127.0.0.1:0", "--cert", (char *)cert("server.crt"),
-                      "--key", (char *)cert("server.key"), NULL};
+  char *tls_echo[] = {ECHO_SERVER, "--listen", "127.0.0.1:0", "--cert", (char *)tp_cert("server.crt"),
+                      "--key", (char *)tp_cert("server.key"), NULL};
   struct child *secure = start(2, tls_echo);
   snprintf(tls_upstream, sizeof tls_upstream, "localhost:%d", secure->port);
   tp_kill(proxy->pid);
   proxy->port = 0;
   char *both[] = {PROXY, "--listen", "127.0.0.1:0", "--upstream", tls_upstream, "--upstream-ca",
-                  (char *)cert("ca.crt"), "--cert", (char *)cert("server.crt"), "--key",
-                  (char *)cert("server.key"), NULL};
+                  (char *)tp_cert("ca.crt"), "--cert", (char *)tp_cert("server.crt"), "--key",
+                  (char *)tp_cert("server.key"), NULL};
   proxy = start(1, both);
   echo_once(proxy->port, &e);
-}
-
-static int setup(void **state) {
-  (void)state;
-  if (tp_certs_make(certs, sizeof certs) != 0) {
-    fprintf(stderr, "test_tls_samples: the openssl command is missing or failed\n");
-    return -1;
-  }
-  return 0;
 }
 
 static int teardown_children(void **state) {
@@ -213,19 +202,13 @@ static int teardown_children(void **state) {
   return 0;
 }
 
-static int teardown(void **state) {
-  (void)state;
-  tp_certs_remove(certs);
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_echo_server_tls_and_reload, teardown_children),
       cmocka_unit_test_teardown(test_echo_server_blocking_tls, teardown_children),
       cmocka_unit_test_teardown(test_proxy_tls_both_ways, teardown_children),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tp_certs_setup, tp_certs_teardown);
 }
 
 #else

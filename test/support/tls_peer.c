@@ -178,3 +178,22 @@ char *tp_read_file(const char *path) {
     buf[len] = '\0';
   return buf;
 }
+
+static char tp_certs_dir[256];
+
+int tp_certs_setup(void **state) {
+  (void)state;
+  if (tp_certs_make(tp_certs_dir, sizeof tp_certs_dir) != 0) {
+    fprintf(stderr, "the openssl command is missing or failed\n");
+    return -1;
+  }
+  return 0;
+}
+
+int tp_certs_teardown(void **state) {
+  (void)state;
+  tp_certs_remove(tp_certs_dir);
+  return 0;
+}
+
+const char *tp_cert(const char *name) { return tp_path(tp_certs_dir, name); }

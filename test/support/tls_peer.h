@@ -21,6 +21,12 @@ extern "C" {
 int tp_certs_make(char *dir, size_t size);
 /* Removes the directory. */
 void tp_certs_remove(const char *dir);
+/* A test program's certificates, as cmocka group setup and teardown:
+ * tp_certs_setup makes them (failing the group when openssl cannot),
+ * tp_cert(name) is the path of one. */
+int tp_certs_setup(void **state);
+int tp_certs_teardown(void **state);
+const char *tp_cert(const char *name);
 /* dir + "/" + name into a static buffer (one of four, rotating). */
 const char *tp_path(const char *dir, const char *name);
 

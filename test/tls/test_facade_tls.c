@@ -23,13 +23,11 @@
 
 #ifdef RILL_TEST_HAVE_TLS
 
-static char certs[256];
-static const char *cert(const char *name) { return tp_path(certs, name); }
 
 static rill_tls_config *client_config(const char *ca, const char *alpn) {
   rill_tls_config *cfg = NULL;
   if (rill_tls_config_new(RILL_TLS_CLIENT, &cfg) != 0 ||
-      rill_tls_config_set_ca_file(cfg, cert(ca)) != 0)
+      rill_tls_config_set_ca_file(cfg, tp_cert(ca)) != 0)
     fail_msg("client config");
   if (alpn && rill_tls_config_set_alpn(cfg, &alpn, 1) != 0)
     fail_msg("client alpn");
@@ -39,7 +37,7 @@ static rill_tls_config *client_config(const char *ca, const char *alpn) {
 static rill_tls_config *server_config(const char *alpn) {
   rill_tls_config *cfg = NULL;
   if (rill_tls_config_new(RILL_TLS_SERVER, &cfg) != 0 ||
-      rill_tls_config_set_cert_key_files(cfg, cert("server.crt"), cert("server.key")) != 0)
+      rill_tls_config_set_cert_key_files(cfg, tp_cert("server.crt"), tp_cert("server.key")) != 0)
     fail_msg("server config");
   if (alpn && rill_tls_config_set_alpn(cfg, &alpn, 1) != 0)
     fail_msg("server alpn");
@@ -180,9 +178,9 @@ static char go_out[256];
 
 /* Starts the Go peer's server and returns its address in `addr`. */
 static pid_t go_server(const char *alpn, char *addr, size_t size) {
-  char *argv[] = {GO_TLS_PEER_BIN, "server", "-cert", (char *)cert("server.crt"), "-key",
-                  (char *)cert("server.key"), "-alpn", (char *)alpn, NULL};
-  snprintf(go_out, sizeof go_out, "%s", cert("go_server.out"));
+  char *argv[] = {GO_TLS_PEER_BIN, "server", "-cert", (char *)tp_cert("server.crt"), "-key",
+                  (char *)tp_cert("server.key"), "-alpn", (char *)alpn, NULL};
+  snprintf(go_out, sizeof go_out, "%s", tp_cert("go_server.out"));
   unlink(go_out); /* an earlier peer's address must not be read as this one's */
   pid_t pid = tp_spawn(argv, NULL, go_out);
   assert_true(pid > 0);
@@ -281,7 +279,7 @@ static void go_client_main(void *arg) {
   if (!l)
     return;
   rill_net_listener_addr(l, addr, sizeof addr);
-  char *argv[] = {GO_TLS_PEER_BIN, "client", "-addr", addr, "-ca", (char *)cert("ca.crt"),
+  char *argv[] = {GO_TLS_PEER_BIN, "client", "-addr", addr, "-ca", (char *)tp_cert("ca.crt"),
                   "-server-name", "localhost", "-alpn", "h2", "-dials", "2", NULL};
   pid_t pid = tp_spawn(argv, NULL, r->out);
   FCHECK(pid > 0);
@@ -303,7 +301,7 @@ static void go_client_main(void *arg) {
 static void test_go_dials_facade(void **state) {
   struct go_client_run r = {.scfg = server_config("h2")};
   (void)state;
-  snprintf(r.out, sizeof r.out, "%s", cert("go_client.out"));
+  snprintf(r.out, sizeof r.out, "%s", tp_cert("go_client.out"));
   rill_base *base = tu_base_new();
   assert_int_equal(rill_go(base, go_client_main, &r), 0);
   fiber_check_run(base, LIMIT);
@@ -320,10 +318,10 @@ static void test_go_dials_facade(void **state) {
  * trusting `ca`: its err.Error(). */
 static void go_client_error(const char *addr, const char *ca, const char *server_name, char *out,
                             size_t size) {
-  char *argv[] = {GO_TLS_PEER_BIN, "client", "-addr", (char *)addr, "-ca", (char *)cert(ca),
+  char *argv[] = {GO_TLS_PEER_BIN, "client", "-addr", (char *)addr, "-ca", (char *)tp_cert(ca),
                   "-server-name", (char *)server_name, NULL};
   char path[300];
-  snprintf(path, sizeof path, "%s", cert("go_error.out"));
+  snprintf(path, sizeof path, "%s", tp_cert("go_error.out"));
   pid_t pid = tp_spawn(argv, NULL, path);
   int status = -1;
   for (int i = 0; i < 3000 && (status = tp_exited(pid)) < 0; i++)
@@ -376,21 +374,6 @@ static void test_error_texts_match_go(void **state) {
 
 #endif /* GO_TLS_PEER_BIN */
 
-static int setup(void **state) {
-  (void)state;
-  if (tp_certs_make(certs, sizeof certs) != 0) {
-    fprintf(stderr, "test_facade_tls: the openssl command is missing or failed\n");
-    return -1;
-  }
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  tp_certs_remove(certs);
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_facade_rill_to_rill),
@@ -404,7 +387,7 @@ int main(void) {
 #ifndef GO_TLS_PEER_BIN
   printf("test_facade_tls: Go not installed at configure time: no Go peer\n");
 #endif
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tp_certs_setup, tp_certs_teardown);
 }
 
 #else /* built without TLS */

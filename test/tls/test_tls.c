@@ -23,8 +23,6 @@
 
 #ifdef RILL_TEST_HAVE_TLS
 
-static char certs[256];
-static const char *cert(const char *name) { return tp_path(certs, name); }
 
 /* ---- one side of a connection, as the tests drive it ------------------ */
 
@@ -104,14 +102,14 @@ static void on_dialed(rill_tls_dialer *d, rill_conn *conn, int status, void *arg
 static rill_tls_config *client_config(void) {
   rill_tls_config *cfg;
   assert_int_equal(rill_tls_config_new(RILL_TLS_CLIENT, &cfg), 0);
-  assert_int_equal(rill_tls_config_set_ca_file(cfg, cert("ca.crt")), 0);
+  assert_int_equal(rill_tls_config_set_ca_file(cfg, tp_cert("ca.crt")), 0);
   return cfg;
 }
 
 static rill_tls_config *server_config(const char *crt, const char *key) {
   rill_tls_config *cfg;
   assert_int_equal(rill_tls_config_new(RILL_TLS_SERVER, &cfg), 0);
-  assert_int_equal(rill_tls_config_set_cert_key_files(cfg, cert(crt), cert(key)), 0);
+  assert_int_equal(rill_tls_config_set_cert_key_files(cfg, tp_cert(crt), tp_cert(key)), 0);
   return cfg;
 }
 
@@ -178,8 +176,8 @@ static pid_t s_server(const char *crt, const char *key, int *port, const char *e
   *port = tp_free_port();
   char accept[32];
   snprintf(accept, sizeof accept, "127.0.0.1:%d", *port);
-  char *argv[16] = {"openssl", "s_server", "-accept", accept, "-cert", (char *)cert(crt), "-key",
-                    (char *)cert(key), "-rev", "-quiet", NULL};
+  char *argv[16] = {"openssl", "s_server", "-accept", accept, "-cert", (char *)tp_cert(crt), "-key",
+                    (char *)tp_cert(key), "-rev", "-quiet", NULL};
   if (extra) {
     argv[10] = (char *)extra;
     argv[11] = NULL;
@@ -238,22 +236,22 @@ static void test_s_client_dials_listener(void **state) {
   server sv = {.echo = 1, .close_after = 1, .expect = "ping from s_client\n"};
   server_start(base, &sv, cfg);
   rill_tls_config_unref(cfg);
-  FILE *f = fopen(cert("in.txt"), "w");
+  FILE *f = fopen(tp_cert("in.txt"), "w");
   assert_non_null(f);
   fputs("ping from s_client\n", f);
   fclose(f);
   char connect[32];
   snprintf(connect, sizeof connect, "127.0.0.1:%d", sv.port);
   char *argv[] = {"openssl", "s_client", "-connect", connect, "-servername", "localhost",
-                  "-CAfile", (char *)cert("ca.crt"), "-verify_return_error",
+                  "-CAfile", (char *)tp_cert("ca.crt"), "-verify_return_error",
                   "-verify_hostname", "localhost", "-quiet", NULL};
   child_done = 0;
-  child_pid = tp_spawn(argv, cert("in.txt"), cert("out.txt"));
+  child_pid = tp_spawn(argv, tp_cert("in.txt"), tp_cert("out.txt"));
   rill_timer *poll;
   assert_int_equal(rill_timer_new(base, poll_child, NULL, &poll), 0);
   assert_int_equal(rill_timer_start(poll, 10 * RILL_MSEC, 10 * RILL_MSEC), 0);
   run_until(base, &child_done, 15000);
-  char *out = tp_read_file(cert("out.txt"));
+  char *out = tp_read_file(tp_cert("out.txt"));
   assert_non_null(out);
   if (!strstr(out, "ping from s_client\n"))
     fail_msg("s_client printed: %s", out);
@@ -514,10 +512,10 @@ static void test_alpn(void **state) {
 static void test_client_cert(void **state) {
   (void)state;
   rill_tls_config *scfg = server_config("server.crt", "server.key");
-  assert_int_equal(rill_tls_config_set_ca_file(scfg, cert("ca.crt")), 0);
+  assert_int_equal(rill_tls_config_set_ca_file(scfg, tp_cert("ca.crt")), 0);
   assert_int_equal(rill_tls_config_set_client_auth(scfg, RILL_TLS_REQUIRE_AND_VERIFY_CLIENT_CERT), 0);
   rill_tls_config *ccfg = client_config();
-  assert_int_equal(rill_tls_config_set_cert_key_files(ccfg, cert("client.crt"), cert("client.key")), 0);
+  assert_int_equal(rill_tls_config_set_cert_key_files(ccfg, tp_cert("client.crt"), tp_cert("client.key")), 0);
   pair p = {0};
   pair_dial(&p, scfg, ccfg, "hi");
   assert_int_equal(p.r.status, 0);
@@ -629,8 +627,8 @@ static void copy_file(const char *from, const char *to) {
 
 static void test_reload(void **state) {
   (void)state;
-  copy_file(cert("server.crt"), cert("live.crt"));
-  copy_file(cert("server.key"), cert("live.key"));
+  copy_file(tp_cert("server.crt"), tp_cert("live.crt"));
+  copy_file(tp_cert("server.key"), tp_cert("live.key"));
   rill_base *base = tu_base_new();
   rill_tls_config *scfg = server_config("live.crt", "live.key");
   server sv = {.echo = 1};
@@ -640,13 +638,13 @@ static void test_reload(void **state) {
   char subject[64];
   echo_round(base, &sv, ccfg, subject, sizeof subject);
   assert_string_equal(subject, "CN=localhost");
-  copy_file(cert("server2.crt"), cert("live.crt"));
-  copy_file(cert("server2.key"), cert("live.key"));
+  copy_file(tp_cert("server2.crt"), tp_cert("live.crt"));
+  copy_file(tp_cert("server2.key"), tp_cert("live.key"));
   assert_int_equal(rill_tls_config_reload(scfg), 0);
   echo_round(base, &sv, ccfg, subject, sizeof subject);
   assert_string_equal(subject, "CN=renewed");
   /* A bad file: the reload fails and the pair in use stays. */
-  FILE *f = fopen(cert("live.crt"), "w");
+  FILE *f = fopen(tp_cert("live.crt"), "w");
   assert_non_null(f);
   fputs("not a certificate\n", f);
   fclose(f);
@@ -914,21 +912,6 @@ static void test_tls_proxy_pipe(void **state) {
   tu_base_free(base);
 }
 
-static int setup(void **state) {
-  (void)state;
-  if (tp_certs_make(certs, sizeof certs) != 0) {
-    fprintf(stderr, "test_tls: the openssl command is missing or failed\n");
-    return -1;
-  }
-  return 0;
-}
-
-static int teardown(void **state) {
-  (void)state;
-  tp_certs_remove(certs);
-  return 0;
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_dial_s_server),
@@ -956,7 +939,7 @@ int main(void) {
   /* TEST_TLS_FILTER=test_alpn runs one (cmocka's pattern). */
   if (getenv("TEST_TLS_FILTER"))
     cmocka_set_test_filter(getenv("TEST_TLS_FILTER"));
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, tp_certs_setup, tp_certs_teardown);
 }
 
 #else /* built without TLS */
