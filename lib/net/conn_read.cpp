@@ -5,7 +5,9 @@
 // connection's own ("held"), and new input is then appended behind them so
 // the user sees one contiguous run. A connection that never leaves bytes
 // unused holds no buffer; one that does keeps a small one (4 KiB) for the
-// next partial message, and gives a larger one back once it is empty. Held
+// next partial message, and gives a larger one back once it is empty, to
+// the base's few spares (net_state), where the next connection that needs
+// a large one finds it without an allocation. Held
 // bytes are bounded by read_max (G27): at the bound, reading pauses and TCP
 // pushes back on the peer.
 #include <sys/socket.h>
@@ -22,11 +24,59 @@ namespace {
 
 constexpr size_t held_keep_max = 4096;
 
+// Keeps an emptied large buffer among the base's spares if there is room;
+// false when the caller must free it.
+bool spare_put(rill_base *base, char *data, size_t cap) {
+  auto *net = static_cast<net_state *>(base->net);
+  if (!net || cap <= held_keep_max || net->spare_count == net_state::spares_max ||
+      net->spare_bytes + cap > net_state::spare_bytes_max)
+    return false;
+  net->spares[net->spare_count++] = {data, cap};
+  net->spare_bytes += cap;
+  return true;
+}
+
+void held_buffer_free(rill_base *base, char *data, size_t cap) {
+  if (!spare_put(base, data, cap))
+    mem_free(data);
+}
+
+// Gives the connection the smallest spare that holds `need` bytes, its held
+// bytes moved over; false when none does.
+bool spare_take(rill_conn *c, size_t need) {
+  auto *net = static_cast<net_state *>(c->base->net);
+  if (!net || net->spare_count == 0)
+    return false;
+  int best = -1;
+  for (int i = 0; i < net->spare_count; i++)
+    if (net->spares[i].cap >= need && (best < 0 || net->spares[i].cap < net->spares[best].cap))
+      best = i;
+  if (best < 0)
+    return false;
+  net_state::spare_buffer spare = net->spares[best];
+  net->spares[best] = net->spares[--net->spare_count];
+  net->spare_bytes -= spare.cap;
+  if (c->held) {
+    std::memcpy(spare.data, c->held, c->held_len);
+    held_buffer_free(c->base, c->held, c->held_cap);
+  }
+  c->held = spare.data;
+  c->held_cap = spare.cap;
+  return true;
+}
+
 }  // namespace
+
+net_state::~net_state() {
+  for (int i = 0; i < spare_count; i++)
+    mem_free(spares[i].data);
+}
 
 // Makes room for `need` held bytes; false when out of memory.
 bool conn_reserve_held(rill_conn *c, size_t need) {
   if (need <= c->held_cap)
+    return true;
+  if (spare_take(c, need))
     return true;
   size_t cap = need < held_keep_max ? held_keep_max : need;
   if (cap < 2 * c->held_cap)
@@ -142,7 +192,7 @@ void conn_finish_read(rill_conn *c, int status) {
 void conn_release_held(rill_conn *c) {
   if (!c->held)
     return;
-  mem_free(c->held);
+  held_buffer_free(c->base, c->held, c->held_cap);
   c->held = nullptr;
   c->held_len = c->held_cap = 0;
 }

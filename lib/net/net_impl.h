@@ -95,6 +95,26 @@ struct net_state {
   static constexpr size_t read_buffer_size = 64 * 1024;
   char read_buffer[read_buffer_size];
   handle_pool write_reqs{sizeof(write_req)};
+
+  // Emptied held buffers too large for their connection to keep
+  // (conn_read.cpp), kept for whichever connection next needs one: a
+  // framing reader of large records allocates nothing per message, and
+  // an idle connection still holds no large buffer. Bounded in count and
+  // bytes; what does not fit is freed.
+  struct spare_buffer {
+    char *data;
+    size_t cap;
+  };
+  static constexpr int spares_max = 4;
+  static constexpr size_t spare_bytes_max = 256 * 1024;
+  spare_buffer spares[spares_max]{};
+  int spare_count = 0;
+  size_t spare_bytes = 0;
+
+  net_state() = default;
+  net_state(const net_state &) = delete;
+  net_state &operator=(const net_state &) = delete;
+  ~net_state();
 };
 
 net_state *net_create(rill_base *base);  // nullptr when out of memory

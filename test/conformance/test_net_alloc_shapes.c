@@ -1,7 +1,8 @@
 /* No allocation per message in steady state, in the shapes a server meets
  * beyond test_net_alloc.c's one connection: many connections at once, a
  * framing reader that leaves partial records for the next read (the held
- * bytes), and large messages sent as ref writes (pooled requests, no copy).
+ * bytes), small ones and ones past the 4 KiB a connection keeps, and large
+ * messages sent as ref writes (pooled requests, no copy).
  *
  * Each shape runs an echo over loopback, client and server both rill
  * connections on one base: a warm-up (pools, the read buffer, the held
@@ -30,7 +31,7 @@
 
 enum shape {
   SHAPE_MANY,   /* 32 connections, 64 B messages, rill_conn_write */
-  SHAPE_FRAMED, /* 100 B records in 250 B batches: half a record held each time */
+  SHAPE_FRAMED, /* whole records echoed, the partial one held for the next read */
   SHAPE_LARGE,  /* 16 KiB messages, rill_conn_write_ref from the user's buffers */
 };
 
@@ -234,7 +235,8 @@ static void run_rounds(struct echo *e, int rounds) {
   assert_int_equal(e->errors, 0);
 }
 
-static void check_shape(enum shape shape, int npairs, size_t msg_size, int warmup, int steady) {
+static void check_shape(enum shape shape, int npairs, size_t msg_size, size_t record, int warmup,
+                        int steady) {
   struct echo e;
   tu_alloc_counts before_base, warm, done, after;
   char addr[64];
@@ -243,7 +245,7 @@ static void check_shape(enum shape shape, int npairs, size_t msg_size, int warmu
   e.shape = shape;
   e.npairs = npairs;
   e.msg_size = msg_size;
-  e.record = 100;
+  e.record = record;
   e.pairs = calloc((size_t)npairs, sizeof *e.pairs); /* the test's memory, not rill's */
   assert_non_null(e.pairs);
   for (i = 0; i < npairs; i++) {
@@ -289,14 +291,22 @@ static void check_shape(enum shape shape, int npairs, size_t msg_size, int warmu
 
 static void test_many_connections_allocate_nothing(void **state) {
   (void)state;
-  check_shape(SHAPE_MANY, MAX_PAIRS, 64, 10 * MAX_PAIRS, 200 * MAX_PAIRS);
+  check_shape(SHAPE_MANY, MAX_PAIRS, 64, 0, 10 * MAX_PAIRS, 200 * MAX_PAIRS);
 }
 
 /* 250 B batches of 100 B records: every other read leaves half a record
  * held, and the held buffer is kept for the next one. */
 static void test_held_partial_records_allocate_nothing(void **state) {
   (void)state;
-  check_shape(SHAPE_FRAMED, 4, 250, 100, 5000);
+  check_shape(SHAPE_FRAMED, 4, 250, 100, 100, 5000);
+}
+
+/* 15,000 B batches of 10,000 B records: every other read leaves 5,000
+ * bytes, more than a connection keeps a buffer for once it is emptied;
+ * the emptied buffers go to the base's spares and come back from there. */
+static void test_held_large_partial_records_allocate_nothing(void **state) {
+  (void)state;
+  check_shape(SHAPE_FRAMED, 4, 15000, 10000, 100, 2000);
 }
 
 /* The warm-up takes and returns more write requests than the pool's
@@ -304,7 +314,7 @@ static void test_held_partial_records_allocate_nothing(void **state) {
  * reached its size before the steady phase. */
 static void test_large_ref_writes_allocate_nothing(void **state) {
   (void)state;
-  check_shape(SHAPE_LARGE, 4, MAX_MSG, 400, 2000);
+  check_shape(SHAPE_LARGE, 4, MAX_MSG, 0, 400, 2000);
 }
 
 int main(void) {
@@ -313,6 +323,8 @@ int main(void) {
                                       tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_held_partial_records_allocate_nothing, tu_setup_fds,
                                       tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_held_large_partial_records_allocate_nothing,
+                                      tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_large_ref_writes_allocate_nothing, tu_setup_fds,
                                       tu_teardown_fds),
   };
