@@ -111,7 +111,8 @@ typedef struct rill_socket_config {
                                 that cannot be checked (-EMFILE for the
                                 probe, say), that error, the file stays */
   size_t read_max;           /**< bytes a connection may hold unconsumed,
-                                default 64 KiB (G27) */
+                                default 64 KiB (G27); these three count
+                                as 4 GiB - 1 when larger */
   size_t write_high_water;   /**< queued bytes that fire on_high_water, 1 MiB */
   size_t write_low_water;    /**< queued bytes that fire on_low_water, 0 */
   rill_control_cb control;   /**< NULL: none */
@@ -164,7 +165,10 @@ typedef struct rill_conn_events {
 } rill_conn_events;
 
 /** Sets what the connection reports and starts reading (if on_read is set).
- * May be called again to change the callbacks. */
+ * May be called again to change the callbacks. The table is copied (it may
+ * live on the caller's stack); connections started with equal tables share
+ * the base's one copy. RILL_ENOMEM when a table unlike any before cannot be
+ * copied: the connection keeps its callbacks. */
 RILL_API int rill_conn_start(rill_conn *conn, const rill_conn_events *events, void *arg);
 
 /** Adopts a connected stream socket (made non-blocking and close-on-exec; TCP

@@ -43,8 +43,8 @@ void on_io(rill_io *, int, unsigned events, void *arg) {
 void report_close(rill_conn *c) {
   conn_report_writes(c);  // ref writes dropped by the close
   c->lifetime.state = life_state::closed;
-  if (c->events.on_close)
-    c->events.on_close(c, c->arg);
+  if (c->events->on_close)
+    c->events->on_close(c, c->arg);
   conn_release(c);  // the owner's reference; the dispatch still holds c
 }
 
@@ -61,35 +61,36 @@ void run_pending(pending_node *node) {
   if (c->lifetime.state == life_state::closed)
     return;
   conn_report_writes(c);
-  const rill_conn_events &ev = c->events;
-  if (c->has(conn_flag::notify_read_enomem) && ev.on_read && c->lifetime.open()) {
+  // Each report reads the table afresh: a callback may start the
+  // connection again with another.
+  if (c->has(conn_flag::notify_read_enomem) && c->events->on_read && c->lifetime.open()) {
     c->set(conn_flag::notify_read_enomem, false);
-    ev.on_read(c, nullptr, 0, RILL_ENOMEM, c->arg);
+    c->events->on_read(c, nullptr, 0, RILL_ENOMEM, c->arg);
   }
   if (c->has(conn_flag::redeliver) && c->lifetime.open())
     conn_redeliver(c);
   if (c->has(conn_flag::notify_high)) {
     c->set(conn_flag::notify_high, false);
-    if (ev.on_high_water && c->lifetime.open())
-      ev.on_high_water(c, c->queued, c->arg);
+    if (c->events->on_high_water && c->lifetime.open())
+      c->events->on_high_water(c, c->queued, c->arg);
   }
   if (c->rare && c->rare->notify_write_error) {
     int err = c->rare->notify_write_error;
     c->rare->notify_write_error = 0;
-    if (ev.on_write_error && c->lifetime.state != life_state::closed)
-      ev.on_write_error(c, err, c->rare->notify_unsent, c->arg);
+    if (c->events->on_write_error && c->lifetime.state != life_state::closed)
+      c->events->on_write_error(c, err, c->rare->notify_unsent, c->arg);
   }
   if (c->has(conn_flag::notify_low)) {
     c->set(conn_flag::notify_low, false);
-    if (ev.on_low_water && c->lifetime.open())
-      ev.on_low_water(c, c->queued, c->arg);
+    if (c->events->on_low_water && c->lifetime.open())
+      c->events->on_low_water(c, c->queued, c->arg);
   }
   if (c->has(conn_flag::notify_drain)) {
     c->set(conn_flag::notify_drain, false);
     // An earlier report (a ref write's completion) may have queued more:
     // the drain is then told when that empties in turn.
-    if (ev.on_drain && c->lifetime.open() && c->queue.empty())
-      ev.on_drain(c, c->arg);
+    if (c->events->on_drain && c->lifetime.open() && c->queue.empty())
+      c->events->on_drain(c, c->arg);
   }
   if (conn_fd_closed(c) && c->lifetime.state == life_state::closing)
     report_close(c);
@@ -218,6 +219,41 @@ int conn_remote_addr(const rill_conn *c, char *buf, size_t size) {
   return copy_addr(text, buf, size);
 }
 
+net_state::~net_state() {
+  for (int i = 0; i < spare_count; i++)
+    mem_free(spares[i].data);
+  for (size_t i = 0; i < event_tables.size(); i++)
+    destroy(event_tables[i]);
+}
+
+namespace {
+
+const rill_conn_events no_events{};
+
+uint32_t clamp32(size_t n) { return n > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(n); }
+
+// The base's copy of `events`, shared by every connection started with an
+// equal table; nullptr when a new one cannot be kept (out of memory).
+const rill_conn_events *conn_events_intern(rill_base *base, const rill_conn_events *events) {
+  if (!events)
+    return &no_events;
+  net_state *net = net_get(base);
+  if (!net)
+    return nullptr;
+  vec<rill_conn_events *> &tables = net->event_tables;
+  for (size_t i = tables.size(); i-- > 0;)  // the newest first: a server's usual table
+    if (std::memcmp(tables[i], events, sizeof *events) == 0)
+      return tables[i];
+  if (!tables.reserve(tables.size() + 1))
+    return nullptr;
+  rill_conn_events *copy = make<rill_conn_events>(*events);
+  if (copy)
+    tables.push(copy);
+  return copy;
+}
+
+}  // namespace
+
 net_state *net_create(rill_base *base) {
   base->net = make<net_state>();
   if (base->net)
@@ -238,9 +274,10 @@ int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config
   c->base = base;
   c->fd = fd;
   c->kind = kind;
-  c->read_max = opts && opts->read_max ? opts->read_max : default_read_max;
-  c->high_water = opts && opts->write_high_water ? opts->write_high_water : default_high_water;
-  c->low_water = opts ? opts->write_low_water : 0;
+  c->events = &no_events;
+  c->read_max = clamp32(opts && opts->read_max ? opts->read_max : default_read_max);
+  c->high_water = clamp32(opts && opts->write_high_water ? opts->write_high_water : default_high_water);
+  c->low_water = clamp32(opts ? opts->write_low_water : 0);
   if (c->low_water > c->high_water)
     c->low_water = c->high_water;
   c->pending.run = run_pending;
@@ -321,9 +358,12 @@ int rill_conn_start(rill_conn *conn, const rill_conn_events *events, void *arg) 
   int err = conn_check_open(conn);
   if (err)
     return err;
-  conn->events = events ? *events : rill_conn_events{};
+  const rill_conn_events *interned = conn_events_intern(conn->base, events);
+  if (!interned)
+    return RILL_ENOMEM;
+  conn->events = interned;
   conn->arg = arg;
-  conn->set(conn_flag::read_wanted, conn->events.on_read != nullptr);
+  conn->set(conn_flag::read_wanted, conn->events->on_read != nullptr);
   if (conn->has(conn_flag::notify_read_enomem) && conn->has(conn_flag::read_wanted))
     conn_notify(conn);  // the error met while nobody listened
   conn_update_io(conn);
@@ -360,7 +400,7 @@ int rill_conn_read_start(rill_conn *conn) {
   int err = conn_check_open(conn);
   if (err)
     return err;
-  if (!conn->events.on_read)
+  if (!conn->events->on_read)
     return RILL_EINVAL;
   if (!conn->has(conn_flag::read_wanted))
     conn->set(conn_flag::read_restarted, true);  // for deliver(): bytes on_read leaves come again

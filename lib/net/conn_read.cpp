@@ -61,16 +61,11 @@ bool spare_take(rill_conn *c, size_t need) {
     held_buffer_free(c->base, c->held, c->held_cap);
   }
   c->held = spare.data;
-  c->held_cap = spare.cap;
+  c->held_cap = static_cast<uint32_t>(spare.cap);
   return true;
 }
 
 }  // namespace
-
-net_state::~net_state() {
-  for (int i = 0; i < spare_count; i++)
-    mem_free(spares[i].data);
-}
 
 // Makes room for `need` held bytes; false when out of memory.
 bool conn_reserve_held(rill_conn *c, size_t need) {
@@ -87,7 +82,7 @@ bool conn_reserve_held(rill_conn *c, size_t need) {
   if (!p)
     return false;
   c->held = p;
-  c->held_cap = cap;
+  c->held_cap = static_cast<uint32_t>(cap);
   return true;
 }
 
@@ -184,7 +179,7 @@ void read_behind_held(rill_conn *c) {
 void conn_finish_read(rill_conn *c, int status) {
   c->set(conn_flag::read_finished, true);
   conn_update_io(c);
-  c->events.on_read(c, c->held, c->held_len, status, c->arg);
+  c->events->on_read(c, c->held, c->held_len, status, c->arg);
   if (!conn_fd_closed(c))
     conn_release_held(c);
 }

@@ -30,7 +30,7 @@ uint64_t next_deadline(const rill_conn *c) {
 void time_out_read(rill_conn *c) {
   c->set(conn_flag::read_timed_out, true);
   conn_update_io(c);
-  c->events.on_read(c, c->held, c->held_len, RILL_ETIMEOUT, c->arg);
+  c->events->on_read(c, c->held, c->held_len, RILL_ETIMEOUT, c->arg);
 }
 
 void expire(rill_conn *c) {

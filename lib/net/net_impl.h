@@ -13,6 +13,7 @@
 #include "core/list.h"
 #include "core/pending.h"
 #include "core/pool.h"
+#include "core/vec.h"
 #include "rill/net.h"
 
 #ifdef MSG_NOSIGNAL
@@ -111,6 +112,11 @@ struct net_state {
   int spare_count = 0;
   size_t spare_bytes = 0;
 
+  // The distinct callback tables connections were started with, each kept
+  // until the base is freed (conn_events_intern): a server has a handful,
+  // and a connection then holds a pointer instead of a 48-byte copy.
+  vec<rill_conn_events *> event_tables;
+
   net_state() = default;
   net_state(const net_state &) = delete;
   net_state &operator=(const net_state &) = delete;
@@ -203,25 +209,29 @@ struct rill_conn {
 
   rill::detail::life lifetime;
   rill::detail::net_kind kind;
-  int write_error = 0;  // sticky: -EPIPE, -ECONNRESET ...
+  int16_t write_error = 0;  // sticky: -EPIPE, -ECONNRESET ... (every code fits 16 bits)
+  // The sizes here and below are bounded by read_max and the water marks,
+  // which conn_create clamps to 32 bits.
+  uint32_t read_max;
 
   rill_io *io = nullptr;
-  rill_conn_events events{};
+  // rill_conn_start's table, interned by the base (conn_events_intern):
+  // connections started with equal tables share one copy.
+  const rill_conn_events *events;
   void *arg = nullptr;
   rill::detail::conn_rare *rare = nullptr;  // see conn_rare; nullptr until needed
   uint64_t read_total = 0;    // bytes taken from the kernel (rill_conn_bytes_read)
 
   char *held = nullptr;       // bytes the user left unused
-  size_t held_len = 0;
-  size_t held_cap = 0;
-  size_t read_max;
+  uint32_t held_len = 0;
+  uint32_t held_cap = 0;
+  uint32_t high_water;
+  uint32_t low_water;
 
   // Write side: requests in order.
   rill::detail::list queue;
   size_t queued = 0;
   uint64_t written = 0;
-  size_t high_water;
-  size_t low_water;
 
   rill::detail::pending_node pending;  // reports waiting for the loop
 
@@ -328,7 +338,7 @@ bool conn_reserve_held(rill_conn *c, size_t need);
 // Shows `len` bytes to the user; returns how many it used.
 inline size_t conn_show(rill_conn *c, const char *data, size_t len) {
   c->flags &= ~conn_flag::read_restarted;
-  return c->events.on_read(c, data, len, 0, c->arg);
+  return c->events->on_read(c, data, len, 0, c->arg);
 }
 // Keeps what on_read left of the `len` bytes it was shown (`used` of them).
 void conn_keep_unused(rill_conn *c, const char *data, size_t len, size_t used, bool data_is_held);
