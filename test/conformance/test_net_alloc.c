@@ -224,11 +224,63 @@ static void test_enomem_keeping_bytes_after_on_read_removed(void **state) {
   tu_base_free(base);
 }
 
+/* Connections started with equal callback tables share the base's copy;
+ * a table unlike any before needs memory. Without it rill_conn_start says
+ * RILL_ENOMEM and the connection keeps reporting to its old table, while
+ * an equal table (another copy, on the stack) needs nothing. */
+static int reads_old, reads_new;
+
+static size_t read_old(rill_conn *c, const char *data, size_t len, int status, void *arg) {
+  (void)c, (void)data, (void)arg;
+  if (status == 0) reads_old++;
+  return len;
+}
+
+static size_t read_new(rill_conn *c, const char *data, size_t len, int status, void *arg) {
+  (void)c, (void)data, (void)arg;
+  if (status == 0) reads_new++;
+  return len;
+}
+
+static void test_new_callback_table_without_memory_keeps_the_old(void **state) {
+  rill_base *base;
+  nu_pair p;
+  rill_conn_events old_table, equal_table, new_table;
+  (void)state;
+  base = tu_base_new();
+  nu_pair_accepted(base, "127.0.0.1", NULL, &p);
+  memset(&old_table, 0, sizeof old_table);
+  old_table.on_read = read_old;
+  assert_int_equal(rill_conn_start(p.conn, &old_table, NULL), 0);
+  memcpy(&equal_table, &old_table, sizeof equal_table);
+  memset(&new_table, 0, sizeof new_table);
+  new_table.on_read = read_new;
+  reads_old = reads_new = 0;
+
+  tu_alloc_fail_after(0);
+  assert_int_equal(rill_conn_start(p.conn, &new_table, NULL), RILL_ENOMEM);
+  assert_int_equal(rill_conn_start(p.conn, &equal_table, NULL), 0);
+  tu_alloc_fail_after(-1);
+
+  assert_int_equal(nu_send_all(p.peer, "abc", 3, 1000), 3);
+  nu_run_until_count(base, &reads_old, 1, 5000);
+  assert_int_equal(reads_new, 0);
+  /* With memory, the new table takes over. */
+  assert_int_equal(rill_conn_start(p.conn, &new_table, NULL), 0);
+  assert_int_equal(nu_send_all(p.peer, "def", 3, 1000), 3);
+  nu_run_until_count(base, &reads_new, 1, 5000);
+  assert_int_equal(reads_old, 1);
+  nu_pair_cleanup(base, &p);
+  tu_base_free(base);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_echo_steady_state_allocates_nothing, tu_setup_fds,
                                       tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_enomem_keeping_bytes_after_on_read_removed,
+                                      tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_new_callback_table_without_memory_keeps_the_old,
                                       tu_setup_fds, tu_teardown_fds),
   };
   /* Before any base exists (no base needs to be alive for this). */
