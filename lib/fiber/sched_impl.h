@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "core/pending.h"
 #include "core/stall.h"
 #include "core/vec.h"
 #include "fiber/fiber_impl.h"
@@ -67,6 +68,9 @@ struct scheduler {
   void *loop_sp = nullptr;  // the loop's context while a fiber runs
   rill_fiber *current = nullptr;
   fiber_queue ready;
+  // What runs the ready queue (scheduler.cpp): `run_soon` on the base's
+  // pending queue, or `kick`, a 0 ms timer, once a run spent its budget.
+  rill::detail::pending_node run_soon;
   rill_timer *kick = nullptr;
   size_t live = 0;
   vec<fiber_stack> pool;  // default-size stacks for reuse
