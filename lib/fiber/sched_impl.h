@@ -46,6 +46,10 @@ struct rill_fiber {
   int wake_status = 0;
   rill_timer *sleep_timer = nullptr;
   uint64_t id = 0;  // rill_fiber_id()
+  // Called once the fiber, woken, has run and parked again (or ended), on
+  // the loop's stack; set by whoever woke it (net_conn.cpp's read check).
+  void (*after_run)(void *) = nullptr;
+  void *after_run_arg = nullptr;
   // While parked in fiber_park_idle(): its place in the scheduler's idle
   // list, the sweep it started waiting in, and the bytes its stack need not
   // keep. `saved` holds its frames once idle.cpp moved them off the stack.

@@ -237,6 +237,10 @@ void run_ready(rill_timer *, void *arg) {
     if (stall.threshold_ns)
       stall_slice_begin(stall);
     switch_into(s, f);
+    if (void (*after)(void *) = f->after_run) {
+      f->after_run = nullptr;
+      after(f->after_run_arg);
+    }
     bool scheduler_gone = false;
     if (f->done) {
       scheduler_gone = s->live == 1;
@@ -295,6 +299,14 @@ int fiber_park_idle(const void *scratch, size_t len, void (*on_idle)(void *), vo
 void fiber_unpark(rill_fiber *f, int status) {
   f->wake_status = status;
   make_ready(f);
+}
+
+bool fiber_after_run(rill_fiber *f, void (*fn)(void *), void *arg) {
+  if (f->after_run)
+    return false;
+  f->after_run = fn;
+  f->after_run_arg = arg;
+  return true;
 }
 
 int fiber_wait(fiber_queue &q) {
