@@ -41,6 +41,10 @@ int fiber_park_idle(const void *scratch, size_t len, void (*on_idle)(void *arg) 
 // a bug in the caller.
 void fiber_unpark(rill_fiber *f, int status);
 
+// Has `fn(arg)` called on the loop's stack once `f`, woken, has run and
+// parked again or ended; false (and nothing set) when `f` already has one.
+bool fiber_after_run(rill_fiber *f, void (*fn)(void *), void *arg);
+
 // A FIFO of fibers: the ready queue, or what waits on one thing (a lock, a
 // wait group, an accept). A fiber is on at most one queue at a time, linked
 // through its own node, so queueing never allocates.

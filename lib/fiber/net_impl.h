@@ -34,6 +34,7 @@ struct rill_net_conn {
   int read_end = 0;            // RILL_EOF or an error, once seen
   bool user_released = false;  // rill_net_conn_free() was called
   bool is_unix = false;        // for error texts after `conn` is gone
+  bool reading = false;        // rill_conn_read_start() called, no stop since
   rill_conn *conn;             // nullptr once its close callback ran
   // "local\0remote\0", copied from `conn` when it goes (Go's LocalAddr and
   // error texts answer after Close); nullptr while `conn` lives, or when

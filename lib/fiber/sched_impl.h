@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "core/pending.h"
 #include "core/stall.h"
 #include "core/vec.h"
 #include "fiber/fiber_impl.h"
@@ -45,6 +46,10 @@ struct rill_fiber {
   int wake_status = 0;
   rill_timer *sleep_timer = nullptr;
   uint64_t id = 0;  // rill_fiber_id()
+  // Called once the fiber, woken, has run and parked again (or ended), on
+  // the loop's stack; set by whoever woke it (net_conn.cpp's read check).
+  void (*after_run)(void *) = nullptr;
+  void *after_run_arg = nullptr;
   // While parked in fiber_park_idle(): its place in the scheduler's idle
   // list, the sweep it started waiting in, and the bytes its stack need not
   // keep. `saved` holds its frames once idle.cpp moved them off the stack.
@@ -67,6 +72,9 @@ struct scheduler {
   void *loop_sp = nullptr;  // the loop's context while a fiber runs
   rill_fiber *current = nullptr;
   fiber_queue ready;
+  // What runs the ready queue (scheduler.cpp): `run_soon` on the base's
+  // pending queue, or `kick`, a 0 ms timer, once a run spent its budget.
+  rill::detail::pending_node run_soon;
   rill_timer *kick = nullptr;
   size_t live = 0;
   vec<fiber_stack> pool;  // default-size stacks for reuse

@@ -471,6 +471,32 @@ static void G29_deadline_from_the_real_time(void **state) {
   fu_run_fiber(g29_main, &t, LIMIT);
 }
 
+/* G27: the facade reads only while a fiber waits in rill_net_read(). Bytes
+ * that come after a read returned, while its fiber waits for something
+ * else, stay in the kernel (reading is not left on from one read to the
+ * next unless the fiber reads again), and the next read gets them. */
+static void g27_main(void *arg) {
+  struct fu_pair p;
+  char buf[64];
+  (void)arg;
+  if (fu_pair_open(&p) != 0)
+    return;
+  FCHECK_EQ(fu_peer_write(p.peer, "ping", 4), 0);
+  FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), 4);
+  FCHECK_EQ(fu_peer_write(p.peer, "more", 4), 0);
+  rill_sleep(50 * RILL_MSEC); /* the loop polls meanwhile, the bytes ready */
+  FCHECK_EQ(rill_conn_bytes_read(rill_net_tls_conn(p.c)), 4);
+  FCHECK_EQ(rill_net_read(p.c, buf, sizeof buf), 4);
+  FCHECK(memcmp(buf, "more", 4) == 0);
+  FCHECK_EQ(rill_conn_bytes_read(rill_net_tls_conn(p.c)), 8);
+  fu_pair_close(&p);
+}
+
+static void G27_no_read_between_reads(void **state) {
+  (void)state;
+  fu_run_fiber(g27_main, NULL, LIMIT);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(G12_read_parks_without_cpu, tu_setup_fds, tu_teardown_fds),
@@ -481,6 +507,7 @@ int main(void) {
                                       tu_teardown_fds),
       cmocka_unit_test_setup_teardown(G17_zero_length_read, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(G29_deadline_from_the_real_time, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(G27_no_read_between_reads, tu_setup_fds, tu_teardown_fds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
