@@ -9,11 +9,16 @@
 // the kernel refused, and it accepts that tail so that SSL_write always
 // completes and never has to be retried with the same arguments.
 //
-// Why input cannot strand: OpenSSL reads the socket a record at a time (no
-// read-ahead), so bytes wait in the kernel, which signals readiness, except
-// for the plaintext of a record larger than the room the read had. That
-// plaintext is read by a one-shot timer (`kick`), also armed when reading
-// resumes after a pause.
+// Why input cannot strand: OpenSSL reads ahead (as much of the socket as
+// its buffer takes in one recv(), not a record header and then its body),
+// so it may hold whole records the socket no longer signals: the plaintext
+// of a record larger than the room a read had, records behind the one a
+// read stopped at, a client's first message that came with its Finished.
+// A read goes on while OpenSSL holds bytes (SSL_has_pending) and room is
+// left, and stops there rather than meeting EAGAIN: the socket says when
+// more comes. What it leaves, unless OpenSSL is only waiting for the rest of
+// a record (`starved`), is read by a one-shot timer (`kick`), also armed
+// when reading resumes after a pause.
 #include <openssl/err.h>
 #include <sys/socket.h>
 #include <cerrno>
@@ -139,7 +144,7 @@ void on_kick(rill_timer *, void *arg) {
 }
 
 void arm_kick(tls_conn *t) {
-  if (SSL_pending(t->ssl) <= 0)
+  if (t->starved || !SSL_has_pending(t->ssl))
     return;
   if (!t->kick && rill_timer_new(t->c->base, on_kick, t, &t->kick) < 0)
     return;  // out of memory: the next input reads it
@@ -156,7 +161,9 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
   for (int i = 0; i < count && !err; i++) {
     char *p = static_cast<char *>(iov[i].iov_base);
     size_t room = iov[i].iov_len;
-    while (room) {
+    // After the first record, only what OpenSSL already holds: asking the
+    // socket again would cost a recv() that meets EAGAIN on every message.
+    while (room && (!total || SSL_has_pending(t->ssl))) {
       size_t got = 0;
       int ret = SSL_read_ex(t->ssl, p, room, &got);
       if (ret == 1) {
@@ -174,7 +181,10 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
         err = tls_map_error(t, ret);
       break;
     }
+    if (room && !err)
+      break;  // OpenSSL holds nothing more
   }
+  t->starved = err == EAGAIN;
   // A key update or an alert OpenSSL answered while reading.
   if (tls_out_pending(t))
     tls_flush_out(t);

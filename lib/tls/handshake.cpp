@@ -210,6 +210,7 @@ int tls_handshake_start(rill_conn *c, rill_tls_config *cfg, bool server, const c
   BIO_set_data(bio, t);
   BIO_set_init(bio, 1);
   SSL_set_bio(t->ssl, bio, bio);
+  SSL_set_read_ahead(t->ssl, 1);  // conn.cpp: one recv() per socket wake-up
   if (server)
     SSL_set_accept_state(t->ssl);
   else if ((err = setup_client(t, cfg, name)) < 0) {

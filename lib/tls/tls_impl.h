@@ -79,6 +79,9 @@ struct tls_conn {
   size_t committed = 0;
   int sys_err = 0;        // errno of the BIO's last failed recv/send
   bool eof = false;       // recv() gave 0
+  // The last SSL_read met the socket's EAGAIN: what OpenSSL holds (part of
+  // a record) waits for bytes the socket's readiness announces.
+  bool starved = false;
   int read_err = 0;       // a read error met after bytes were returned
   bool seen_first = false;  // for "not TLS": the first byte read
   bool not_tls = false;
