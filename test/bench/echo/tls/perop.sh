@@ -4,7 +4,7 @@
 # instructions (callgrind). A companion to run_tls.sh, whose times a noisy
 # machine moves; these numbers it does not.
 #
-#   test/bench/echo/tls/perop.sh <build dir> strace|callgrind
+#   test/bench/echo/tls/perop.sh <build dir> strace|callgrind|faults
 #
 # strace: the server runs each test once under strace -f -ttt, and the
 # calls it made within tls_loadgen's measurement window (its window= times)
@@ -17,6 +17,10 @@
 # operation: the start, the exit and the echo tests' 100 first handshakes
 # cancel out.
 #
+# faults: as callgrind, with no tool: the page faults (minor) the server
+# took, from /proc/PID/stat just before it is stopped (a fault is a page
+# the kernel had to map: zeroed memory, or a stack page given back).
+#
 # Output, one line per server and test: instructions per op (callgrind), or
 # system calls per op by name, "name=calls(errors)", errors being the calls
 # that failed (a read() that met EAGAIN, say). The load generator is not
@@ -25,12 +29,14 @@
 #
 # Knobs: PEROP_SERVERS (callbacks fibers raw libevent go; callgrind skips
 # go), PEROP_TESTS (100x64 100x16384 full resumed), PEROP_SHORT (1),
-# PEROP_LONG (3), PEROP_PORT (17900), PEROP_KEEP (a directory: the tool's
+# PEROP_LONG (3; under callgrind, a server may not make the echo tests' 100
+# handshakes within tls_loadgen's 10 s: use 10x64 10x16384), PEROP_WARMUP
+# (0.5; under callgrind, 10: its first handshakes take seconds), PEROP_PORT (17900), PEROP_KEEP (a directory: the tool's
 # files are kept there, e.g. for callgrind_annotate).
 set -euo pipefail
 
 if [ $# -ne 2 ] || [ ! -d "$1" ]; then
-  echo "usage: $0 <build dir> strace|callgrind" >&2
+  echo "usage: $0 <build dir> strace|callgrind|faults" >&2
   exit 2
 fi
 BUILD=$(cd "$1" && pwd)
@@ -42,9 +48,10 @@ SERVERS=${PEROP_SERVERS:-"callbacks fibers raw libevent go"}
 TESTS=${PEROP_TESTS:-"100x64 100x16384 full resumed"}
 SHORT=${PEROP_SHORT:-1}
 LONG=${PEROP_LONG:-3}
+WARMUP=${PEROP_WARMUP:-0.5}
 PORT=${PEROP_PORT:-17900}
 TMP=$(mktemp -d)
-case $TOOL in strace | callgrind) ;; *) echo "perop: the tool is strace or callgrind" >&2; exit 2 ;; esac
+case $TOOL in strace | callgrind | faults) ;; *) echo "perop: the tool is strace, callgrind or faults" >&2; exit 2 ;; esac
 
 declare -A EXE=(
   [callbacks]=$BUILD/samples/echo_server
@@ -90,29 +97,34 @@ server_pid() {
 }
 
 # One run: prints "<total ops> <cost file> <window ops> <window start> <window end>".
-run_once() { # server test seconds
-  local server=$1 test=$2 seconds=$3 out args spid
-  PORT=$((PORT + 1))
+run_once() { # server test seconds port
+  local server=$1 test=$2 seconds=$3 port=$4 out args spid
   out=$TMP/$server.$test.$seconds.$TOOL
   case $test in
     full | resumed) args=(--mode "$test" --conns 16 --size 64) ;;
     *) args=(--mode echo --conns "${test%x*}" --size "${test#*x}") ;;
   esac
-  local cmd=("${EXE[$server]}" --cert "$TMP/server.pem" --key "$TMP/server.key" --listen "127.0.0.1:$PORT" --quiet)
+  local cmd=("${EXE[$server]}" --cert "$TMP/server.pem" --key "$TMP/server.key" --listen "127.0.0.1:$port" --quiet)
   # shellcheck disable=SC2086 # ENVS holds NAME=VALUE words
   if [ "$TOOL" = strace ]; then
     env ${ENVS[$server]:-} strace -f -ttt -o "$out" "${cmd[@]}" >/dev/null 2>&1 &
+  elif [ "$TOOL" = faults ]; then
+    env ${ENVS[$server]:-} "${cmd[@]}" >/dev/null 2>&1 &
   else
     env ${ENVS[$server]:-} valgrind --tool=callgrind --callgrind-out-file="$out" "${cmd[@]}" >/dev/null 2>&1 &
   fi
   TOOL_PID=$!
-  for _ in $(seq 1 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+  for _ in $(seq 1 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.05
   done
   local line
-  line=$("$LOADGEN" --connect "127.0.0.1:$PORT" "${args[@]}" --seconds "$seconds" --warmup 0.2)
+  line=$("$LOADGEN" --connect "127.0.0.1:$port" "${args[@]}" --seconds "$seconds" --warmup "$WARMUP") || line=""
   spid=$(server_pid)
+  if [ "$TOOL" = faults ]; then
+    # minflt is field 10 of /proc/PID/stat; the name before it has no spaces here.
+    cut -d' ' -f10 "/proc/$spid/stat" >"$out"
+  fi
   kill -TERM "$spid"
   wait "$TOOL_PID" || true
   TOOL_PID=""
@@ -120,7 +132,7 @@ run_once() { # server test seconds
   ops=$(sed -n 's/.* ops=\([0-9]*\) .*/\1/p' <<<"$line")
   total=$(sed -n 's/.* total_ops=\([0-9]*\).*/\1/p' <<<"$line")
   window=$(sed -n 's/.* window=\([0-9.]*\)-\([0-9.]*\).*/\1 \2/p' <<<"$line")
-  echo "$total $out $ops $window"
+  echo "${total:--} $out ${ops:--} ${window:--}"
 }
 
 # The calls in strace -f -ttt's log between two times, per op:
@@ -152,16 +164,29 @@ for test in $TESTS; do
   for server in $SERVERS; do
     [ -x "${EXE[$server]}" ] || continue
     [ "$TOOL" = callgrind ] && [ "$server" = go ] && continue
-    if [ "$TOOL" = callgrind ]; then
-      read -r n1 f1 _ <<<"$(run_once "$server" "$test" "$SHORT")"
-      read -r n2 f2 _ <<<"$(run_once "$server" "$test" "$LONG")"
+    if [ "$TOOL" != strace ]; then
+      PORT=$((PORT + 2))
+      read -r n1 f1 _ <<<"$(run_once "$server" "$test" "$SHORT" $((PORT - 1)))"
+      read -r n2 f2 _ <<<"$(run_once "$server" "$test" "$LONG" "$PORT")"
+      if ! [[ $n1 =~ ^[0-9]+$ && $n2 =~ ^[0-9]+$ ]]; then
+        printf '%-10s %-10s failed\n' "$test" "$server"
+        continue
+      fi
       ops=$((n2 - n1))
-      i1=$(instructions "$f1")
-      i2=$(instructions "$f2")
-      printf '%-10s %-10s ops=%-7s instructions/op=%s\n' "$test" "$server" "$ops" \
-        "$(awk -v a="$i1" -v b="$i2" -v n="$ops" 'BEGIN { printf "%.0f", (b - a) / n }')"
+      if [ "$TOOL" = faults ]; then
+        i1=$(cat "$f1") i2=$(cat "$f2") what=faults
+      else
+        i1=$(instructions "$f1") i2=$(instructions "$f2") what=instructions
+      fi
+      printf '%-10s %-10s ops=%-7s %s/op=%s\n' "$test" "$server" "$ops" "$what" \
+        "$(awk -v a="$i1" -v b="$i2" -v n="$ops" 'BEGIN { printf "%.2f", (b - a) / n }')"
     else
-      read -r _ f2 ops w0 w1 <<<"$(run_once "$server" "$test" "$LONG")"
+      PORT=$((PORT + 1))
+      read -r _ f2 ops w0 w1 <<<"$(run_once "$server" "$test" "$LONG" "$PORT")"
+      if ! [[ ${w1:-} =~ ^[0-9.]+$ ]]; then
+        printf '%-10s %-10s failed\n' "$test" "$server"
+        continue
+      fi
       printf '%-10s %-10s ops=%-7s %s\n' "$test" "$server" "$ops" "$(strace_window "$f2" "$ops" "$w0" "$w1")"
     fi
     if [ -n "${PEROP_KEEP:-}" ]; then
