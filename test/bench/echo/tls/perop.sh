@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a TLS echo server does per round trip or handshake, in counts that a
-# busy machine does not blur: system calls (strace -c) or user-space
-# instructions (callgrind). A companion to run_tls.sh, whose times a noisy
+# busy machine does not blur: system calls (strace), user-space
+# instructions (callgrind) or page faults. A companion to run_tls.sh, whose times a noisy
 # machine moves; these numbers it does not.
 #
 #   test/bench/echo/tls/perop.sh <build dir> strace|callgrind|faults
@@ -31,8 +31,10 @@
 # go), PEROP_TESTS (100x64 100x16384 full resumed), PEROP_SHORT (1),
 # PEROP_LONG (3; under callgrind, a server may not make the echo tests' 100
 # handshakes within tls_loadgen's 10 s: use 10x64 10x16384), PEROP_WARMUP
-# (0.5; under callgrind, 10: its first handshakes take seconds), PEROP_PORT (17900), PEROP_KEEP (a directory: the tool's
-# files are kept there, e.g. for callgrind_annotate).
+# (0.5; under callgrind the first handshakes take seconds each on a busy
+# machine: give the handshake tests 10 or more, and a PEROP_SHORT long
+# enough to count some), PEROP_PORT (17900), PEROP_KEEP (a directory: the
+# tool's files are kept there, e.g. for callgrind_annotate).
 set -euo pipefail
 
 if [ $# -ne 2 ] || [ ! -d "$1" ]; then
