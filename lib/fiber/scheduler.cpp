@@ -42,9 +42,13 @@ namespace rill::detail {
 constexpr size_t default_stack_size = 8 * 1024 * 1024;
 constexpr size_t pooled_stacks_max = 64;
 // What a pooled stack keeps committed for its next fiber: the frames of a
-// typical call chain. Below that, a deep fiber's pages
-// go back to the kernel when its stack returns to the pool.
-constexpr size_t pooled_stack_keep = 8 * 1024;
+// typical call chain and a read buffer. Below that, a deep fiber's pages
+// go back to the kernel when its stack returns to the pool. 8 KiB was too
+// little for a connection's fiber with a 16 KiB buffer (a TLS record) or an
+// SSL_write's frames: every such fiber ending paid an madvise and its
+// successor page faults, a third of the fiber TLS echo server's CPU per
+// handshake (docs/bench/tls.md). At most pooled_stacks_max * this stays.
+constexpr size_t pooled_stack_keep = 64 * 1024;
 constexpr int extra_switches = 64;
 
 namespace {

@@ -9,11 +9,16 @@
 // the kernel refused, and it accepts that tail so that SSL_write always
 // completes and never has to be retried with the same arguments.
 //
-// Why input cannot strand: OpenSSL reads the socket a record at a time (no
-// read-ahead), so bytes wait in the kernel, which signals readiness, except
-// for the plaintext of a record larger than the room the read had. That
-// plaintext is read by a one-shot timer (`kick`), also armed when reading
-// resumes after a pause.
+// Why input cannot strand: OpenSSL reads ahead (as much of the socket as
+// its buffer takes in one recv(), not a record header and then its body),
+// so it may hold whole records the socket no longer signals: the plaintext
+// of a record larger than the room a read had, records behind the one a
+// read stopped at, a client's first message that came with its Finished.
+// A read goes on while OpenSSL holds bytes (SSL_has_pending) and room is
+// left, and stops there rather than meeting EAGAIN: the socket says when
+// more comes. What it leaves, unless OpenSSL is only waiting for the rest of
+// a record (`starved`), is read by a one-shot timer (the kick), also armed
+// when reading resumes after a pause.
 #include <openssl/err.h>
 #include <sys/socket.h>
 #include <cerrno>
@@ -130,8 +135,12 @@ ssize_t fail(int err) {
   return -1;
 }
 
-void on_kick(rill_timer *, void *arg) {
+void on_timer(rill_timer *, void *arg) {
   tls_conn *t = static_cast<tls_conn *>(arg);
+  if (t->done) {
+    tls_handshake_expired(t);
+    return;
+  }
   rill_conn *c = t->c;
   conn_held hold(c);
   if (c->lifetime.open() && !conn_fd_closed(c))
@@ -139,12 +148,12 @@ void on_kick(rill_timer *, void *arg) {
 }
 
 void arm_kick(tls_conn *t) {
-  if (SSL_pending(t->ssl) <= 0)
+  if (t->starved || !SSL_has_pending(t->ssl))
     return;
-  if (!t->kick && rill_timer_new(t->c->base, on_kick, t, &t->kick) < 0)
+  if (tls_timer_make(t) < 0)
     return;  // out of memory: the next input reads it
-  if (!rill_timer_active(t->kick))
-    rill_timer_start(t->kick, 0, 0);
+  if (!rill_timer_active(t->timer))
+    rill_timer_start(t->timer, 0, 0);
 }
 
 ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
@@ -156,7 +165,9 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
   for (int i = 0; i < count && !err; i++) {
     char *p = static_cast<char *>(iov[i].iov_base);
     size_t room = iov[i].iov_len;
-    while (room) {
+    // After the first record, only what OpenSSL already holds: asking the
+    // socket again would cost a recv() that meets EAGAIN on every message.
+    while (room && (!total || SSL_has_pending(t->ssl))) {
       size_t got = 0;
       int ret = SSL_read_ex(t->ssl, p, room, &got);
       if (ret == 1) {
@@ -174,7 +185,10 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
         err = tls_map_error(t, ret);
       break;
     }
+    if (room && !err)
+      break;  // OpenSSL holds nothing more
   }
+  t->starved = err == EAGAIN;
   // A key update or an alert OpenSSL answered while reading.
   if (tls_out_pending(t))
     tls_flush_out(t);
@@ -213,7 +227,10 @@ ssize_t tls_writev(rill_conn *c, const iovec *iov, int count) {
     while (len) {
       size_t chunk = len < record_max ? len : record_max;
       size_t done = 0;
-      ERR_clear_error();
+      // No ERR_clear_error() first (it cost as much as a tenth of the
+      // write): with this BIO a write fails only for good, never to be
+      // retried, so a stale error could not turn a retry into a failure,
+      // and rill leaves none behind (tls_map_error clears what it read).
       if (SSL_write_ex(t->ssl, p, chunk, &done) != 1) {
         int err = tls_map_error(t, 0);
         if (taken)
@@ -254,8 +271,8 @@ void tls_end(rill_conn *c, bool goodbye) {
   tls_conn *t = tls_of(c);
   if (goodbye)  // best effort: what the kernel does not take now is not sent
     say_goodbye(t);
-  if (t->kick)
-    rill_timer_stop(t->kick);
+  if (t->timer && !t->done)  // a handshake's deadline still ends it
+    rill_timer_stop(t->timer);
 }
 
 void tls_destroy(rill_conn *c) {
@@ -305,11 +322,14 @@ BIO_METHOD *tls_bio_method() {
   return m;
 }
 
+int tls_timer_make(tls_conn *t) {
+  return t->timer ? 0 : rill_timer_new(t->c->base, on_timer, t, &t->timer);
+}
+
 void tls_conn_free(tls_conn *t) {
   if (!t)
     return;
-  rill_timer_free(t->kick);
-  rill_timer_free(t->hs_timer);
+  rill_timer_free(t->timer);
   if (t->ssl) {
     // However the connection ended, its session stays good for resumption
     // (Go's client cache keeps it too); OpenSSL would otherwise void a

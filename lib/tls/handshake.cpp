@@ -20,8 +20,8 @@ namespace rill::detail {
 namespace {
 
 void finish(tls_conn *t, int status) {
-  if (t->hs_timer)
-    rill_timer_stop(t->hs_timer);
+  if (t->timer)
+    rill_timer_stop(t->timer);
   rill_conn *c = t->c;
   c->rare->io_hook = nullptr;
   tls_done_fn done = t->done;
@@ -77,13 +77,6 @@ void step(tls_conn *t) {
 }
 
 void on_io(rill_conn *, unsigned, void *arg) { step(static_cast<tls_conn *>(arg)); }
-
-void on_deadline(rill_timer *, void *arg) {
-  auto *t = static_cast<tls_conn *>(arg);
-  conn_held hold(t->c);
-  if (t->done)
-    finish(t, RILL_ETIMEOUT);
-}
 
 // Whether the certificate's subject CN is `host` (Go's legacy-CN hint).
 bool common_name_is(X509 *cert, const char *host) {
@@ -210,6 +203,7 @@ int tls_handshake_start(rill_conn *c, rill_tls_config *cfg, bool server, const c
   BIO_set_data(bio, t);
   BIO_set_init(bio, 1);
   SSL_set_bio(t->ssl, bio, bio);
+  SSL_set_read_ahead(t->ssl, 1);  // conn.cpp: one recv() per socket wake-up
   if (server)
     SSL_set_accept_state(t->ssl);
   else if ((err = setup_client(t, cfg, name)) < 0) {
@@ -217,13 +211,13 @@ int tls_handshake_start(rill_conn *c, rill_tls_config *cfg, bool server, const c
     return err;
   }
   if (deadline) {
-    err = rill_timer_new(c->base, on_deadline, t, &t->hs_timer);
+    err = tls_timer_make(t);
     if (err < 0) {
       tls_conn_free(t);
       return err;
     }
     uint64_t now = monotonic_ns();
-    rill_timer_start(t->hs_timer, deadline > now ? deadline - now : 0, 0);
+    rill_timer_start(t->timer, deadline > now ? deadline - now : 0, 0);
   }
   // Records are read by the transport from the socket itself: no io_uring
   // receive (nothing was read yet, so nothing waits in one).
@@ -236,9 +230,15 @@ int tls_handshake_start(rill_conn *c, rill_tls_config *cfg, bool server, const c
   return 0;
 }
 
+void tls_handshake_expired(tls_conn *t) {
+  conn_held hold(t->c);
+  if (t->done)
+    finish(t, RILL_ETIMEOUT);
+}
+
 void tls_handshake_abandon(tls_conn *t) {
-  if (t->hs_timer)
-    rill_timer_stop(t->hs_timer);
+  if (t->timer)
+    rill_timer_stop(t->timer);
   t->done = nullptr;
   if (t->c->rare)
     t->c->rare->io_hook = nullptr;

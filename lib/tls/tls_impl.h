@@ -79,14 +79,19 @@ struct tls_conn {
   size_t committed = 0;
   int sys_err = 0;        // errno of the BIO's last failed recv/send
   bool eof = false;       // recv() gave 0
+  // The last SSL_read met the socket's EAGAIN: what OpenSSL holds (part of
+  // a record) waits for bytes the socket's readiness announces.
+  bool starved = false;
   int read_err = 0;       // a read error met after bytes were returned
   bool seen_first = false;  // for "not TLS": the first byte read
   bool not_tls = false;
   bool server = false;
   bool handshaken = false;
   bool said_goodbye = false;  // close_notify sent
-  rill_timer *kick = nullptr;  // reads what OpenSSL holds decrypted
-  rill_timer *hs_timer = nullptr;
+  // One timer, made by the first use, for two jobs that never overlap:
+  // the handshake's deadline while `done` is set, then the kick that reads
+  // what OpenSSL holds (conn.cpp). One allocation per connection, not two.
+  rill_timer *timer = nullptr;
   conn_io_hook hook{};
   tls_done_fn done = nullptr;
   void *done_arg = nullptr;
@@ -105,6 +110,7 @@ BIO_METHOD *tls_bio_method();  // nullptr when out of memory
 int tls_flush_out(tls_conn *t);  // 1 flushed, 0 wait for writable, or -errno
 bool tls_out_pending(const tls_conn *t);
 void tls_conn_free(tls_conn *t);
+int tls_timer_make(tls_conn *t);  // t->timer, made if missing: 0 or an error
 
 // handshake.cpp: starts the handshake on `c` (deadline 0: none, else an
 // absolute time on the rill_time_now() clock). `name`: the client's server
@@ -113,6 +119,8 @@ int tls_handshake_start(rill_conn *c, rill_tls_config *cfg, bool server, const c
                         uint64_t deadline, tls_done_fn done, void *arg);
 // Gives the connection up: the handshake stops, no done follows.
 void tls_handshake_abandon(tls_conn *t);
+// The timer fired during the handshake: its deadline passed.
+void tls_handshake_expired(tls_conn *t);
 
 // config.cpp
 int config_prepare(rill_tls_config *cfg);  // trust store, before first use

@@ -26,14 +26,18 @@
  * After W seconds of warm-up (default 0.5) it counts for T seconds (default
  * 3) and prints one line:
  *
- *   mode=M conns=N size=S rate=X ops=K server_cpu_us=C client_cpu_us=L resumed=R
+ *   mode=M conns=N size=S rate=X ops=K server_cpu_us=C client_cpu_us=L resumed=R total_ops=A window=W0-W1
  *
  * X is round trips or handshakes per second, K how many the window counted.
  * With --pid, C is the server's CPU time (user + system, all its threads, from
  * /proc/PID/stat) over the same window divided by K, in µs, else "n/a"; L the
  * same for this process (getrusage): when neither is near a whole core's
  * worth, the machine, not the server or the client, set the rate. R is how
- * many of the counted handshakes resumed (0 in echo mode).
+ * many of the counted handshakes resumed (0 in echo mode), A how many
+ * round trips or handshakes completed since the start, warm-up included
+ * (perop.sh divides what a whole server run cost by it), W0 and W1 the
+ * window's ends in seconds since the epoch (perop.sh counts a server's
+ * system calls between them).
  *
  * Connections close with SO_LINGER 0 (a reset after the close_notify): a
  * handshake loop would otherwise fill the ephemeral ports with TIME_WAIT. Only
@@ -351,13 +355,19 @@ static int parse_num(const char *s, double *out) {
   return (errno || end == s || *end || *out < 0) ? -1 : 0;
 }
 
+static double wall_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int main(int argc, char **argv) {
   double conns_d = 1, size_d = 64, seconds = 3, warmup = 0.5, pid_d = 0;
   struct conn *conns;
   struct rlimit rl;
   uint64_t t0, t1, n0, n1, r0;
   long long c0 = -1, c1 = -1;
-  double own0, own1;
+  double own0, own1, w0, w1;
   long nconns, i;
   double rate;
   char cpu[32] = "n/a";
@@ -440,11 +450,13 @@ int main(int argc, char **argv) {
   if (pid_d > 0)
     c0 = cpu_ticks((long)pid_d);
   own0 = own_cpu_us();
+  w0 = wall_s();
   t0 = now_ns();
   n0 = done_ops;
   r0 = resumed_ops;
   run_until(t0 + (uint64_t)(seconds * 1e9), conns, nconns, 0);
   t1 = now_ns();
+  w1 = wall_s();
   own1 = own_cpu_us();
   n1 = done_ops;
   if (pid_d > 0)
@@ -455,10 +467,11 @@ int main(int argc, char **argv) {
   rate = (double)(n1 - n0) / ((double)(t1 - t0) / 1e9);
   if (c0 >= 0 && c1 >= c0)
     snprintf(cpu, sizeof cpu, "%.3f", (double)(c1 - c0) * 1e6 / (double)sysconf(_SC_CLK_TCK) / (double)(n1 - n0));
-  printf("mode=%s conns=%ld size=%zu rate=%.0f ops=%llu server_cpu_us=%s client_cpu_us=%.3f resumed=%llu\n",
+  printf("mode=%s conns=%ld size=%zu rate=%.0f ops=%llu server_cpu_us=%s client_cpu_us=%.3f resumed=%llu "
+         "total_ops=%llu window=%.6f-%.6f\n",
          mode == ECHO ? "echo" : mode == FULL ? "full" : "resumed", nconns, msg_size, rate,
          (unsigned long long)(n1 - n0), cpu, (own1 - own0) / (double)(n1 - n0),
-         (unsigned long long)(resumed_ops - r0));
+         (unsigned long long)(resumed_ops - r0), (unsigned long long)done_ops, w0, w1);
   if (mode == FULL && resumed_ops > 0) {
     fprintf(stderr, "tls_loadgen: %llu handshakes resumed in full mode\n", (unsigned long long)resumed_ops);
     return 1;
