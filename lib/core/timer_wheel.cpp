@@ -27,6 +27,97 @@ rill_timer *timer_of(list_node *n) noexcept {
   return reinterpret_cast<rill_timer *>(reinterpret_cast<char *>(n) - link_offset);
 }
 
+// A timer in a slot's blocks keeps the address of its entry in its link,
+// which it does not need meanwhile: `next` stays null (list_linked() says
+// no list) and `prev` holds the address. A timer on a slot's overflow list
+// is linked.
+void set_entry(rill_timer *t, wheel_entry *e) noexcept {
+  t->link.next = nullptr;
+  t->link.prev = reinterpret_cast<list_node *>(e);
+}
+
+wheel_entry *entry_of(const rill_timer *t) noexcept {
+  return reinterpret_cast<wheel_entry *>(t->link.prev);
+}
+
+void reset(list &l) noexcept { l.head.prev = l.head.next = &l.head; }
+
+// Appends t to slot `sl` as its newest timer.
+void append(wheel &w, wheel_slot &sl, rill_timer *t) noexcept {
+  sl.live++;
+  wheel_block *b = sl.tail;
+  if (sl.overflow.empty() && (!b || b->count == wheel_block::capacity)) {
+    if (wheel_block *nb = w.blocks.take()) {
+      nb->next = nullptr;
+      nb->count = 0;
+      (b ? b->next : sl.head) = nb;
+      sl.tail = b = nb;
+    } else {
+      b = nullptr;
+    }
+  } else if (!sl.overflow.empty()) {
+    b = nullptr;
+  }
+  if (!b) {
+    // No block: the list takes this start and every later one until the
+    // slot empties.
+    sl.overflow.push_back(&t->link);
+    return;
+  }
+  wheel_entry *e = &b->entry[b->count++];
+  *e = wheel_entry{t->due_ns, t};
+  set_entry(t, e);
+}
+
+// Gives every block of a slot whose timers were all taken back to the
+// wheel, and empties it.
+void clear_slot(wheel &w, wheel_slot &sl) noexcept {
+  for (wheel_block *b = sl.head; b;) {
+    wheel_block *next = b->next;
+    w.blocks.give(b);
+    b = next;
+  }
+  sl.head = sl.tail = nullptr;
+  sl.live = 0;
+  sl.holes = 0;
+  reset(sl.overflow);
+}
+
+// Squeezes the holes out of a slot's blocks, in order, telling each moved
+// timer where its entry went, and gives back the blocks left over. Only
+// while the overflow list is empty (so every live timer is in a block).
+void compact(wheel &w, wheel_slot &sl) noexcept {
+  wheel_block *to = sl.head;
+  uint32_t at = 0;
+  for (wheel_block *from = sl.head; from; from = from->next) {
+    for (uint32_t i = 0; i < from->count; i++) {
+      rill_timer *t = from->entry[i].timer;
+      if (!t)
+        continue;
+      if (at == wheel_block::capacity) {
+        to = to->next;
+        at = 0;
+      }
+      if (to != from || at != i) {
+        to->entry[at] = from->entry[i];
+        set_entry(t, &to->entry[at]);
+      }
+      at++;
+    }
+  }
+  // `to` holds the last timer (live > 0): what follows it is all holes.
+  wheel_block *rest = to->next;
+  to->next = nullptr;
+  to->count = at;
+  sl.tail = to;
+  sl.holes = 0;
+  while (rest) {
+    wheel_block *next = rest->next;
+    w.blocks.give(rest);
+    rest = next;
+  }
+}
+
 uint64_t tick_of(uint64_t ns) noexcept { return ns >> wheel::tick_shift; }
 uint64_t block_of(uint64_t tick) noexcept { return tick >> wheel::block_bits; }
 // U: the block the upper levels are at, the one after E's.
@@ -67,8 +158,12 @@ void place_in_slot(wheel &w, rill_timer *t) noexcept {
   uint64_t empties = s < wheel::ring_slots ? due : (block_of(w.tick) + 1) << wheel::block_bits;
   if (empties < w.next_slot_tick)
     w.next_slot_tick = empties;
-  w.slot[s].push_back(&t->link);
-  mark(w, s);
+  wheel_slot &sl = w.slot[s];
+  append(w, sl, t);
+  // The search for the next slot (found_*) changes only with a slot's
+  // first timer.
+  if (sl.live == 1)
+    mark(w, s);
   t->timer_place = s;
 }
 
@@ -126,45 +221,47 @@ uint64_t next_cascade_tick(const wheel &w, unsigned *slot_out) noexcept {
   return no_tick;
 }
 
-// Fills w.gathered with the timers of `l`, in list order, walking from both
-// ends at once: a list walk waits on one cache miss per node, two walks
-// overlap their misses. False when out of memory for the array.
-bool gather(wheel &w, list &l) noexcept {
+// Fills w.gathered with the timers of slot `sl`, in start order: the array
+// (contiguous, holes skipped), then the overflow list. False when out of
+// memory for w.gathered.
+bool gather(wheel &w, wheel_slot &sl) noexcept {
   w.gathered.clear();
   w.spare.clear();
-  if (l.empty())
-    return true;
-  list_node *front = l.head.next, *back = l.head.prev;
-  for (;;) {
-    rill_timer *t = timer_of(front);
-    if (!w.gathered.push(wheel_entry{t->due_ns, t}))
-      return false;
-    if (front == back)
-      break;
-    rill_timer *u = timer_of(back);
-    if (!w.spare.push(wheel_entry{u->due_ns, u}))
-      return false;
-    front = front->next;
-    if (front == back)
-      break;
-    back = back->prev;
+  if (!w.gathered.reserve(sl.live))
+    return false;
+  for (wheel_block *b = sl.head; b; b = b->next) {
+    if (b->next)
+      __builtin_prefetch(b->next);
+    for (uint32_t i = 0; i < b->count; i++)
+      if (b->entry[i].timer)
+        w.gathered.push(b->entry[i]);  // reserved: cannot fail
   }
-  for (size_t i = w.spare.size(); i-- > 0;)
-    if (!w.gathered.push(w.spare[i]))
-      return false;
+  for (list_node *n = sl.overflow.front(); n; n = n->next == &sl.overflow.head ? nullptr : n->next) {
+    rill_timer *t = timer_of(n);
+    w.gathered.push(wheel_entry{t->due_ns, t});
+  }
   return true;
 }
 
-void reset(list &l) noexcept { l.head.prev = l.head.next = &l.head; }
-
-// Takes every node off `from` as a chain linked through `next`, null-ended.
-list_node *detach(list &from) noexcept {
-  if (from.empty())
-    return nullptr;
-  list_node *first = from.head.next;
-  from.head.prev->next = nullptr;
-  reset(from);
-  return first;
+// The timers of slot `sl` as a chain through their links, null-ended, in
+// start order, for when there is no memory to gather them.
+list_node *chain_of(wheel_slot &sl) noexcept {
+  list_node head;
+  list_node *tail = &head;
+  for (wheel_block *b = sl.head; b; b = b->next) {
+    for (uint32_t i = 0; i < b->count; i++) {
+      if (rill_timer *t = b->entry[i].timer) {
+        tail->next = &t->link;
+        tail = &t->link;
+      }
+    }
+  }
+  if (!sl.overflow.empty()) {
+    tail->next = sl.overflow.head.next;
+    tail = sl.overflow.head.prev;
+  }
+  tail->next = nullptr;
+  return head.next;
 }
 
 // Merges two chains sorted by due time; on ties `a` goes first, which keeps
@@ -250,19 +347,20 @@ wheel_entry *sort_entries(wheel_entry *a, size_t n, wheel_entry *buf) noexcept {
 // stably. Without memory for the arrays, a list sort puts it on `near`,
 // which is then empty of this tick's timers, so the order holds.
 void collect(wheel &w, unsigned s) noexcept {
-  size_t moved = 0;
+  wheel_slot &sl = w.slot[s];
+  size_t moved = sl.live;
   size_t base = w.ready.size();
-  if (gather(w, w.slot[s]) && w.spare.resize_zeroed(w.gathered.size()) &&
-      w.ready.reserve(base + w.gathered.size())) {
-    moved = w.gathered.size();
+  if (gather(w, sl) && w.spare.resize_zeroed(moved) && w.ready.reserve(base + moved)) {
     wheel_entry *sorted = sort_entries(w.gathered.data(), moved, w.spare.data());
-    reset(w.slot[s]);
+    clear_slot(w, sl);
     for (size_t i = 0; i < moved; i++) {
       w.ready.push(sorted[i]);  // reserved: cannot fail
       sorted[i].timer->timer_place = static_cast<uint32_t>(wheel::place_ready + base + i);
     }
   } else {
-    for (list_node *n = sort_chain(detach(w.slot[s])); n; moved++) {
+    list_node *n = sort_chain(chain_of(sl));
+    clear_slot(w, sl);
+    while (n) {
       list_node *next = n->next;
       w.near.push_back(n);
       timer_of(n)->timer_place = wheel::place_near;
@@ -286,13 +384,16 @@ void skip_stopped(wheel &w) noexcept {
 // Moves upper slot s (U has just reached it) down, in list order.
 void cascade(wheel &w, unsigned s) noexcept {
   unmark(w, s);
-  if (gather(w, w.slot[s])) {
-    reset(w.slot[s]);
+  wheel_slot &sl = w.slot[s];
+  if (gather(w, sl)) {
+    clear_slot(w, sl);
     for (size_t i = 0; i < w.gathered.size(); i++)
       place_in_slot(w, w.gathered[i].timer);
     return;
   }
-  for (list_node *n = detach(w.slot[s]); n;) {
+  list_node *n = chain_of(sl);
+  clear_slot(w, sl);
+  while (n) {
     list_node *next = n->next;
     place_in_slot(w, timer_of(n));
     n = next;
@@ -334,7 +435,11 @@ void advance(wheel &w, uint64_t now_tick) noexcept {
 }  // namespace
 
 timer_wheel::~timer_wheel() {
-  mem_free(slot);  // lists own nothing: their timers belong to the pool
+  if (!slot)
+    return;
+  // The blocks (freed with `blocks`) hold pointers only: the timers belong
+  // to the pool.
+  mem_free(slot);
 }
 
 bool wheel_prepare(wheel &w) noexcept {
@@ -347,12 +452,12 @@ bool wheel_prepare(wheel &w) noexcept {
   w.ready.reserve(sort_room);
   if (w.slot)
     return true;
-  void *mem = mem_alloc(sizeof(list) * wheel::slot_count);
+  void *mem = mem_alloc(sizeof(wheel_slot) * wheel::slot_count);
   if (!mem)
     return false;
-  w.slot = static_cast<list *>(mem);
+  w.slot = static_cast<wheel_slot *>(mem);
   for (unsigned i = 0; i < wheel::slot_count; i++)
-    new (&w.slot[i]) list();
+    new (&w.slot[i]) wheel_slot();
   return true;
 }
 
@@ -391,12 +496,27 @@ void wheel_remove(wheel &w, rill_timer *t) noexcept {
       skip_stopped(w);
     return;
   }
-  list::remove(&t->link);
-  if (place >= wheel::place_near)
+  if (place >= wheel::place_near) {
+    list::remove(&t->link);
     return;
+  }
   w.in_slots--;
-  if (w.slot[place].empty())
+  wheel_slot &sl = w.slot[place];
+  if (list_linked(&t->link)) {
+    list::remove(&t->link);
+  } else {
+    entry_of(t)->timer = nullptr;
+    sl.holes++;
+  }
+  if (--sl.live == 0) {
+    clear_slot(w, sl);
     unmark(w, place);
+  } else if (sl.holes > sl.live + 2 * wheel_block::capacity && sl.overflow.empty()) {
+    // Holes outnumber timers (a deadline restarted per message leaves one
+    // per restart): each compaction follows as many stops as it moves
+    // timers, so stopping stays O(1) amortized and the array bounded.
+    compact(w, sl);
+  }
 }
 
 void wheel_take_due(wheel &w, uint64_t now_ns) noexcept {

@@ -51,11 +51,56 @@ struct rill_timer;
 
 namespace rill::detail {
 
-// A timer and its due time side by side, for sorting and cascading a slot
-// in contiguous memory.
+// A timer and its due time side by side: what a slot holds, and what is
+// sorted and fired, in contiguous memory.
 struct wheel_entry {
   uint64_t due_ns;
   rill_timer *timer;
+};
+
+// Slots hold their entries in blocks of 31 (512 bytes) carved from chunks
+// that the wheel shares among all slots (timer_blocks.cpp): appending never
+// copies, and a slot's blocks go back to the wheel when it empties, for any
+// slot to reuse.
+struct wheel_block {
+  static constexpr unsigned capacity = 31;
+  wheel_block *next;
+  uint32_t count;  // entries used, holes included
+  uint32_t unused;
+  wheel_entry entry[capacity];
+};
+
+struct wheel_chunk;
+
+// Where the blocks come from: a free list, then the untouched end of the
+// newest chunk, then a new chunk (twice the last, up to 4 MiB, on huge
+// pages where the kernel gives them on request).
+struct block_source {
+  wheel_block *free = nullptr;
+  wheel_block *fresh = nullptr, *fresh_end = nullptr;
+  wheel_chunk *chunks = nullptr;
+  size_t next_blocks = 32;
+
+  block_source() noexcept = default;
+  block_source(const block_source &) = delete;
+  block_source &operator=(const block_source &) = delete;
+  ~block_source();
+  wheel_block *take() noexcept;  // nullptr when out of memory
+  void give(wheel_block *b) noexcept {
+    b->next = free;
+    free = b;
+  }
+};
+
+// One slot: its timers in start order, in a chain of blocks (a stopped
+// timer leaves a hole, squeezed out when holes outnumber timers) and, only
+// when no block could be had, in a list through the timers' links that then
+// takes every later start, so that blocks, then list, stay in start order.
+struct wheel_slot {
+  wheel_block *head = nullptr, *tail = nullptr;
+  uint32_t live = 0;   // timers in the slot, in blocks or on the list
+  uint32_t holes = 0;  // stopped timers' entries still in the blocks
+  list overflow;
 };
 
 struct timer_wheel {
@@ -104,9 +149,11 @@ struct timer_wheel {
   size_t ready_head = 0;
   list near;      // armed after E reached their tick, in (due, start) order
   list expiring;  // from `near`, taken out to fire in this run, in order
-  // slot_count lists (38 KB), allocated with the base's first timer
-  // (wheel_prepare), so a base that never has one does without.
-  list *slot = nullptr;
+  // slot_count slots (95 KB), allocated with the
+  // base's first timer (wheel_prepare), so a base that never has one does
+  // without.
+  wheel_slot *slot = nullptr;
+  block_source blocks;
   // Room to gather the largest slot seen, and to merge it; they only grow.
   vec<wheel_entry> gathered;
   vec<wheel_entry> spare;
