@@ -58,16 +58,16 @@ struct wheel_entry {
   rill_timer *timer;
 };
 
-// Slots hold their entries in blocks of 31 (512 bytes) carved from chunks
+// Slots hold their timers in blocks of 62 pointers (512 bytes) carved from chunks
 // that the wheel shares among all slots (timer_blocks.cpp): appending never
 // copies, and a slot's blocks go back to the wheel when it empties, for any
 // slot to reuse.
 struct wheel_block {
-  static constexpr unsigned capacity = 31;
+  static constexpr unsigned capacity = 62;
   wheel_block *next;
   uint32_t count;  // entries used, holes included
   uint32_t unused;
-  wheel_entry entry[capacity];
+  rill_timer *entry[capacity];
 };
 
 struct wheel_chunk;
