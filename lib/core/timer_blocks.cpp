@@ -14,12 +14,9 @@ namespace rill::detail {
 
 struct wheel_chunk {
   wheel_chunk *next;
-  size_t blocks;
-  // Blocks follow, at a multiple of 64 bytes from the chunk's start.
+  // Blocks follow the header, at a multiple of 64 bytes from the chunk's
+  // start, or from the first 2 MiB boundary in a chunk of huge pages.
   static constexpr size_t header_size = 64;
-  wheel_block *first() {
-    return reinterpret_cast<wheel_block *>(reinterpret_cast<unsigned char *>(this) + header_size);
-  }
 };
 
 namespace {
@@ -43,25 +40,27 @@ wheel_block *block_source::take() noexcept {
   }
   if (fresh == fresh_end) {
     size_t n = next_blocks;
-    size_t bytes = wheel_chunk::header_size + n * sizeof(wheel_block);
+    size_t span = n * sizeof(wheel_block);
+    // A chunk of whole huge pages starts at a 2 MiB boundary: the blocks
+    // of a million timers are 8 MB that stopping reaches at random, and a
+    // TLB miss per stop costs more than the stop (a nested page walk on a
+    // VM). The slack before the boundary is never touched: address space.
+    bool huge = span >= 2 * huge_page;
+    size_t bytes = wheel_chunk::header_size + span + (huge ? huge_page : 0);
     auto *c = static_cast<wheel_chunk *>(mem_alloc(bytes));
     if (!c)
       return nullptr;
+    auto first = reinterpret_cast<uintptr_t>(c) + wheel_chunk::header_size;
+    if (huge) {
+      first = (first + huge_page - 1) & ~(huge_page - 1);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    if (bytes >= 2 * huge_page) {
-      // Advice on the whole huge pages inside: a million timers' entries
-      // are 16 MB that arming and stopping reach at random, which small
-      // pages turn into a TLB miss each.
-      auto from = (reinterpret_cast<uintptr_t>(c) + huge_page - 1) & ~(huge_page - 1);
-      auto to = (reinterpret_cast<uintptr_t>(c) + bytes) & ~(huge_page - 1);
-      if (to > from)
-        madvise(reinterpret_cast<void *>(from), to - from, MADV_HUGEPAGE);
-    }
+      // Advice: a refusal (no THP, another allocator's memory) changes nothing.
+      madvise(reinterpret_cast<void *>(first), span, MADV_HUGEPAGE);
 #endif
+    }
     c->next = chunks;
-    c->blocks = n;
     chunks = c;
-    fresh = c->first();
+    fresh = reinterpret_cast<wheel_block *>(first);
     fresh_end = fresh + n;
     if (next_blocks < max_chunk_blocks)
       next_blocks *= 2;

@@ -46,12 +46,12 @@ void reset(list &l) noexcept { l.head.prev = l.head.next = &l.head; }
 void append(wheel &w, wheel_slot &sl, rill_timer *t) noexcept {
   sl.live++;
   wheel_block *b = sl.tail;
-  if (sl.overflow.empty() && (!b || b->count == wheel_block::capacity)) {
+  if (sl.overflow.empty() && (!b || sl.tail_used == wheel_block::capacity)) {
     if (wheel_block *nb = w.blocks.take()) {
       nb->next = nullptr;
-      nb->count = 0;
       (b ? b->next : sl.head) = nb;
       sl.tail = b = nb;
+      sl.tail_used = 0;
     } else {
       b = nullptr;
     }
@@ -64,7 +64,7 @@ void append(wheel &w, wheel_slot &sl, rill_timer *t) noexcept {
     sl.overflow.push_back(&t->link);
     return;
   }
-  rill_timer **e = &b->entry[b->count++];
+  rill_timer **e = &b->entry[sl.tail_used++];
   *e = t;
   set_entry(t, e);
 }
@@ -78,6 +78,7 @@ void clear_slot(wheel &w, wheel_slot &sl) noexcept {
     b = next;
   }
   sl.head = sl.tail = nullptr;
+  sl.tail_used = 0;
   sl.live = 0;
   sl.holes = 0;
   reset(sl.overflow);
@@ -90,7 +91,8 @@ void compact(wheel &w, wheel_slot &sl) noexcept {
   wheel_block *to = sl.head;
   uint32_t at = 0;
   for (wheel_block *from = sl.head; from; from = from->next) {
-    for (uint32_t i = 0; i < from->count; i++) {
+    uint32_t used = from == sl.tail ? sl.tail_used : wheel_block::capacity;
+    for (uint32_t i = 0; i < used; i++) {
       rill_timer *t = from->entry[i];
       if (!t)
         continue;
@@ -108,8 +110,8 @@ void compact(wheel &w, wheel_slot &sl) noexcept {
   // `to` holds the last timer (live > 0): what follows it is all holes.
   wheel_block *rest = to->next;
   to->next = nullptr;
-  to->count = at;
   sl.tail = to;
+  sl.tail_used = at;
   sl.holes = 0;
   while (rest) {
     wheel_block *next = rest->next;
@@ -232,7 +234,8 @@ bool gather(wheel &w, wheel_slot &sl) noexcept {
   for (wheel_block *b = sl.head; b; b = b->next) {
     if (b->next)
       __builtin_prefetch(b->next);
-    for (uint32_t i = 0; i < b->count; i++)
+    uint32_t used = b == sl.tail ? sl.tail_used : wheel_block::capacity;
+    for (uint32_t i = 0; i < used; i++)
       if (b->entry[i])
         w.gathered.push(wheel_entry{0, b->entry[i]});  // reserved: cannot fail
   }
@@ -258,7 +261,8 @@ list_node *chain_of(wheel_slot &sl) noexcept {
   list_node head;
   list_node *tail = &head;
   for (wheel_block *b = sl.head; b; b = b->next) {
-    for (uint32_t i = 0; i < b->count; i++) {
+    uint32_t used = b == sl.tail ? sl.tail_used : wheel_block::capacity;
+    for (uint32_t i = 0; i < used; i++) {
       if (rill_timer *t = b->entry[i]) {
         tail->next = &t->link;
         tail = &t->link;

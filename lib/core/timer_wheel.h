@@ -65,8 +65,7 @@ struct wheel_entry {
 struct wheel_block {
   static constexpr unsigned capacity = 62;
   wheel_block *next;
-  uint32_t count;  // entries used, holes included
-  uint32_t unused;
+  void *unused;  // entries used: all but in a slot's tail (its tail_used)
   rill_timer *entry[capacity];
 };
 
@@ -98,6 +97,9 @@ struct block_source {
 // takes every later start, so that blocks, then list, stay in start order.
 struct wheel_slot {
   wheel_block *head = nullptr, *tail = nullptr;
+  // Entries used in the tail, here rather than in the block, so that
+  // arming reads one line of the slot and writes one of the tail.
+  uint32_t tail_used = 0;
   uint32_t live = 0;   // timers in the slot, in blocks or on the list
   uint32_t holes = 0;  // stopped timers' entries still in the blocks
   list overflow;
@@ -149,7 +151,7 @@ struct timer_wheel {
   size_t ready_head = 0;
   list near;      // armed after E reached their tick, in (due, start) order
   list expiring;  // from `near`, taken out to fire in this run, in order
-  // slot_count slots (95 KB), allocated with the
+  // slot_count slots (114 KiB), allocated with the
   // base's first timer (wheel_prepare), so a base that never has one does
   // without.
   wheel_slot *slot = nullptr;

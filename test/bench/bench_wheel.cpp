@@ -4,20 +4,24 @@
 // load: bench_timers runs on the real clock, and how many timers are due
 // at each wake-up depends on how fast the phases ran.
 //
-//   bench_wheel [--count N] [--seed S]
+//   bench_wheel [--count N] [--seed S] [--shuffle]
 //
 // N timers (rill_timer_new), each armed with a timeout in [0, 1000) ms from
 // the same seeded generator as bench_timers and from a clock that moves
 // 25 ns per start (a start's clock read), every second one stopped, then the
 // clock moved the way the loop moves it (to wheel_next_timeout, at least
 // 1 ms at a time, as a loaded loop would wake) until all have fired. Prints
-// CPU ms per phase like bench_timers; the phases' costs by function come
+// CPU ms per phase like bench_timers; --shuffle starts (and stops) the
+// timers in a random order rather than in the order they were created, so
+// that neighbours in a slot are not neighbours in memory, as in a server
+// whose connections' deadlines are armed in the order messages arrive; the phases' costs by function come
 // from `valgrind --tool=cachegrind --cache-sim=yes` (docs/timers.md).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <utility>
 #include <vector>
 
 #include "core/base_impl.h"
@@ -49,19 +53,26 @@ void on_fire(rill_timer *, void *) { fired++; }
 int main(int argc, char **argv) {
   size_t n = 1000000;
   uint64_t seed = 42;
+  bool shuffle = false;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--count") && i + 1 < argc)
       n = strtoull(argv[++i], nullptr, 10);
     else if (!strcmp(argv[i], "--seed") && i + 1 < argc)
       seed = strtoull(argv[++i], nullptr, 10);
+    else if (!strcmp(argv[i], "--shuffle"))
+      shuffle = true;
     else {
-      fprintf(stderr, "usage: bench_wheel [--count N] [--seed S]\n");
+      fprintf(stderr, "usage: bench_wheel [--count N] [--seed S] [--shuffle]\n");
       return 2;
     }
   }
   std::vector<uint32_t> timeouts(n);
   rng_state = seed;
   for (auto &t : timeouts) t = static_cast<uint32_t>(rng_next() % 1000);
+  std::vector<size_t> order(n);
+  for (size_t i = 0; i < n; i++) order[i] = i;
+  if (shuffle)
+    for (size_t i = n - 1; i > 0; i--) std::swap(order[i], order[rng_next() % (i + 1)]);
 
   rill_base *base;
   if (rill_base_new(nullptr, &base) < 0)
@@ -75,13 +86,14 @@ int main(int argc, char **argv) {
       return 2;
   double t1 = cpu_ms();
   uint64_t now = uint64_t{1} << 40;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t k = 0; k < n; k++) {
+    size_t i = order[k];
     now += 25;
     timers[i]->due_ns = now + uint64_t{timeouts[i]} * 1000000;
     rill::detail::wheel_insert(w, timers[i], now);
   }
   double t2 = cpu_ms();
-  for (size_t i = 1; i < n; i += 2) rill::detail::wheel_remove(w, timers[i]);
+  for (size_t k = 1; k < n; k += 2) rill::detail::wheel_remove(w, timers[order[k]]);
   double t3 = cpu_ms();
   size_t wakeups = 0, out_of_order = 0;
   uint64_t last = 0;
