@@ -33,38 +33,42 @@ block_source::~block_source() {
   }
 }
 
+bool block_source::grow() noexcept {
+  size_t n = next_blocks;
+  size_t span = n * sizeof(wheel_block);
+  // A chunk of whole huge pages starts at a 2 MiB boundary: the blocks
+  // of a million timers are 8 MB that stopping reaches at random, and a
+  // TLB miss per stop costs more than the stop (a nested page walk on a
+  // VM). The slack before the boundary is never touched: address space.
+  bool huge = span >= 2 * huge_page;
+  size_t bytes = wheel_chunk::header_size + span + (huge ? huge_page : 0);
+  auto *c = static_cast<wheel_chunk *>(mem_alloc(bytes));
+  if (!c)
+    return false;
+  auto first = reinterpret_cast<uintptr_t>(c) + wheel_chunk::header_size;
+  if (huge) {
+    first = (first + huge_page - 1) & ~(huge_page - 1);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    // Advice: a refusal (no THP, another allocator's memory) changes nothing.
+    madvise(reinterpret_cast<void *>(first), span, MADV_HUGEPAGE);
+#endif
+  }
+  c->next = chunks;
+  chunks = c;
+  fresh = reinterpret_cast<wheel_block *>(first);
+  fresh_end = fresh + n;
+  if (next_blocks < max_chunk_blocks)
+    next_blocks *= 2;
+  return true;
+}
+
 wheel_block *block_source::take() noexcept {
   if (wheel_block *b = free) {
     free = b->next;
     return b;
   }
-  if (fresh == fresh_end) {
-    size_t n = next_blocks;
-    size_t span = n * sizeof(wheel_block);
-    // A chunk of whole huge pages starts at a 2 MiB boundary: the blocks
-    // of a million timers are 8 MB that stopping reaches at random, and a
-    // TLB miss per stop costs more than the stop (a nested page walk on a
-    // VM). The slack before the boundary is never touched: address space.
-    bool huge = span >= 2 * huge_page;
-    size_t bytes = wheel_chunk::header_size + span + (huge ? huge_page : 0);
-    auto *c = static_cast<wheel_chunk *>(mem_alloc(bytes));
-    if (!c)
-      return nullptr;
-    auto first = reinterpret_cast<uintptr_t>(c) + wheel_chunk::header_size;
-    if (huge) {
-      first = (first + huge_page - 1) & ~(huge_page - 1);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-      // Advice: a refusal (no THP, another allocator's memory) changes nothing.
-      madvise(reinterpret_cast<void *>(first), span, MADV_HUGEPAGE);
-#endif
-    }
-    c->next = chunks;
-    chunks = c;
-    fresh = reinterpret_cast<wheel_block *>(first);
-    fresh_end = fresh + n;
-    if (next_blocks < max_chunk_blocks)
-      next_blocks *= 2;
-  }
+  if (fresh == fresh_end && !grow())
+    return nullptr;
   return fresh++;
 }
 

@@ -470,6 +470,10 @@ bool wheel_prepare(wheel &w) noexcept {
   w.ready.reserve(sort_room);
   if (w.slot)
     return true;
+  // The first chunk of blocks too (32, 16 KiB): a base's few timers then
+  // never allocate as the loop moves them from slot to slot.
+  if (!w.blocks.chunks && !w.blocks.grow())
+    return false;
   void *mem = mem_alloc(sizeof(wheel_slot) * wheel::slot_count);
   if (!mem)
     return false;

@@ -85,6 +85,7 @@ struct block_source {
   block_source &operator=(const block_source &) = delete;
   ~block_source();
   wheel_block *take() noexcept;  // nullptr when out of memory
+  bool grow() noexcept;          // a new chunk to carve; false without memory
   void give(wheel_block *b) noexcept {
     b->next = free;
     free = b;
