@@ -27,99 +27,6 @@ rill_timer *timer_of(list_node *n) noexcept {
   return reinterpret_cast<rill_timer *>(reinterpret_cast<char *>(n) - link_offset);
 }
 
-// A timer in a slot's blocks keeps the address of its entry in its link,
-// which it does not need meanwhile: `next` stays null (list_linked() says
-// no list) and `prev` holds the address. A timer on a slot's overflow list
-// is linked.
-void set_entry(rill_timer *t, rill_timer **e) noexcept {
-  t->link.next = nullptr;
-  t->link.prev = reinterpret_cast<list_node *>(e);
-}
-
-rill_timer **entry_of(const rill_timer *t) noexcept {
-  return reinterpret_cast<rill_timer **>(t->link.prev);
-}
-
-void reset(list &l) noexcept { l.head.prev = l.head.next = &l.head; }
-
-// Appends t to slot `sl` as its newest timer.
-void append(wheel &w, wheel_slot &sl, rill_timer *t) noexcept {
-  sl.live++;
-  wheel_block *b = sl.tail;
-  if (sl.overflow.empty() && (!b || sl.tail_used == wheel_block::capacity)) {
-    if (wheel_block *nb = w.blocks.take()) {
-      nb->next = nullptr;
-      (b ? b->next : sl.head) = nb;
-      sl.tail = b = nb;
-      sl.tail_used = 0;
-    } else {
-      b = nullptr;
-    }
-  } else if (!sl.overflow.empty()) {
-    b = nullptr;
-  }
-  if (!b) {
-    // No block: the list takes this start and every later one until the
-    // slot empties.
-    sl.overflow.push_back(&t->link);
-    return;
-  }
-  rill_timer **e = &b->entry[sl.tail_used++];
-  *e = t;
-  set_entry(t, e);
-}
-
-// Gives every block of a slot whose timers were all taken back to the
-// wheel, and empties it.
-void clear_slot(wheel &w, wheel_slot &sl) noexcept {
-  for (wheel_block *b = sl.head; b;) {
-    wheel_block *next = b->next;
-    w.blocks.give(b);
-    b = next;
-  }
-  sl.head = sl.tail = nullptr;
-  sl.tail_used = 0;
-  sl.live = 0;
-  sl.holes = 0;
-  reset(sl.overflow);
-}
-
-// Squeezes the holes out of a slot's blocks, in order, telling each moved
-// timer where its entry went, and gives back the blocks left over. Only
-// while the overflow list is empty (so every live timer is in a block).
-void compact(wheel &w, wheel_slot &sl) noexcept {
-  wheel_block *to = sl.head;
-  uint32_t at = 0;
-  for (wheel_block *from = sl.head; from; from = from->next) {
-    uint32_t used = from == sl.tail ? sl.tail_used : wheel_block::capacity;
-    for (uint32_t i = 0; i < used; i++) {
-      rill_timer *t = from->entry[i];
-      if (!t)
-        continue;
-      if (at == wheel_block::capacity) {
-        to = to->next;
-        at = 0;
-      }
-      if (to != from || at != i) {
-        to->entry[at] = from->entry[i];
-        set_entry(t, &to->entry[at]);
-      }
-      at++;
-    }
-  }
-  // `to` holds the last timer (live > 0): what follows it is all holes.
-  wheel_block *rest = to->next;
-  to->next = nullptr;
-  sl.tail = to;
-  sl.tail_used = at;
-  sl.holes = 0;
-  while (rest) {
-    wheel_block *next = rest->next;
-    w.blocks.give(rest);
-    rest = next;
-  }
-}
-
 uint64_t tick_of(uint64_t ns) noexcept { return ns >> wheel::tick_shift; }
 uint64_t block_of(uint64_t tick) noexcept { return tick >> wheel::block_bits; }
 // U: the block the upper levels are at, the one after E's.
@@ -160,12 +67,8 @@ void place_in_slot(wheel &w, rill_timer *t) noexcept {
   uint64_t empties = s < wheel::ring_slots ? due : (block_of(w.tick) + 1) << wheel::block_bits;
   if (empties < w.next_slot_tick)
     w.next_slot_tick = empties;
-  wheel_slot &sl = w.slot[s];
-  append(w, sl, t);
-  // The search for the next slot (found_*) changes only with a slot's
-  // first timer.
-  if (sl.live == 1)
-    mark(w, s);
+  w.slot[s].push_back(&t->link);
+  mark(w, s);
   t->timer_place = s;
 }
 
@@ -223,58 +126,45 @@ uint64_t next_cascade_tick(const wheel &w, unsigned *slot_out) noexcept {
   return no_tick;
 }
 
-// Fills w.gathered with the timers of slot `sl`, in start order: the array
-// (contiguous, holes skipped), then the overflow list. False when out of
-// memory for w.gathered.
-bool gather(wheel &w, wheel_slot &sl) noexcept {
+// Fills w.gathered with the timers of `l`, in list order, walking from both
+// ends at once: a list walk waits on one cache miss per node, two walks
+// overlap their misses. False when out of memory for the array.
+bool gather(wheel &w, list &l) noexcept {
   w.gathered.clear();
   w.spare.clear();
-  if (!w.gathered.reserve(sl.live))
-    return false;
-  for (wheel_block *b = sl.head; b; b = b->next) {
-    if (b->next)
-      __builtin_prefetch(b->next);
-    uint32_t used = b == sl.tail ? sl.tail_used : wheel_block::capacity;
-    for (uint32_t i = 0; i < used; i++)
-      if (b->entry[i])
-        w.gathered.push(wheel_entry{0, b->entry[i]});  // reserved: cannot fail
+  if (l.empty())
+    return true;
+  list_node *front = l.head.next, *back = l.head.prev;
+  for (;;) {
+    rill_timer *t = timer_of(front);
+    if (!w.gathered.push(wheel_entry{t->due_ns, t}))
+      return false;
+    if (front == back)
+      break;
+    rill_timer *u = timer_of(back);
+    if (!w.spare.push(wheel_entry{u->due_ns, u}))
+      return false;
+    front = front->next;
+    if (front == back)
+      break;
+    back = back->prev;
   }
-  // The due times, from the timers: loads that do not wait on each other,
-  // fetched ahead.
-  wheel_entry *g = w.gathered.data();
-  size_t n = w.gathered.size();
-  for (size_t i = 0; i < n; i++) {
-    if (i + 8 < n)
-      __builtin_prefetch(g[i + 8].timer, 1);
-    g[i].due_ns = g[i].timer->due_ns;
-  }
-  for (list_node *n = sl.overflow.front(); n; n = n->next == &sl.overflow.head ? nullptr : n->next) {
-    rill_timer *t = timer_of(n);
-    w.gathered.push(wheel_entry{t->due_ns, t});
-  }
+  for (size_t i = w.spare.size(); i-- > 0;)
+    if (!w.gathered.push(w.spare[i]))
+      return false;
   return true;
 }
 
-// The timers of slot `sl` as a chain through their links, null-ended, in
-// start order, for when there is no memory to gather them.
-list_node *chain_of(wheel_slot &sl) noexcept {
-  list_node head;
-  list_node *tail = &head;
-  for (wheel_block *b = sl.head; b; b = b->next) {
-    uint32_t used = b == sl.tail ? sl.tail_used : wheel_block::capacity;
-    for (uint32_t i = 0; i < used; i++) {
-      if (rill_timer *t = b->entry[i]) {
-        tail->next = &t->link;
-        tail = &t->link;
-      }
-    }
-  }
-  if (!sl.overflow.empty()) {
-    tail->next = sl.overflow.head.next;
-    tail = sl.overflow.head.prev;
-  }
-  tail->next = nullptr;
-  return head.next;
+void reset(list &l) noexcept { l.head.prev = l.head.next = &l.head; }
+
+// Takes every node off `from` as a chain linked through `next`, null-ended.
+list_node *detach(list &from) noexcept {
+  if (from.empty())
+    return nullptr;
+  list_node *first = from.head.next;
+  from.head.prev->next = nullptr;
+  reset(from);
+  return first;
 }
 
 // Merges two chains sorted by due time; on ties `a` goes first, which keeps
@@ -360,25 +250,20 @@ wheel_entry *sort_entries(wheel_entry *a, size_t n, wheel_entry *buf) noexcept {
 // stably. Without memory for the arrays, a list sort puts it on `near`,
 // which is then empty of this tick's timers, so the order holds.
 void collect(wheel &w, unsigned s) noexcept {
-  wheel_slot &sl = w.slot[s];
-  size_t moved = sl.live;
+  size_t moved = 0;
   size_t base = w.ready.size();
   // spare is only the merge's room: reserved, never read before written.
-  if (gather(w, sl) && w.spare.reserve(moved) && w.ready.reserve(base + moved)) {
+  if (gather(w, w.slot[s]) && w.spare.reserve(w.gathered.size()) &&
+      w.ready.reserve(base + w.gathered.size())) {
+    moved = w.gathered.size();
     wheel_entry *sorted = sort_entries(w.gathered.data(), moved, w.spare.data());
-    clear_slot(w, sl);
+    reset(w.slot[s]);
     for (size_t i = 0; i < moved; i++) {
-      // Each write below is to a timer nothing has touched since it was
-      // armed: fetched ahead, the misses overlap.
-      if (i + 8 < moved)
-        __builtin_prefetch(sorted[i + 8].timer, 1);
       w.ready.push(sorted[i]);  // reserved: cannot fail
       sorted[i].timer->timer_place = static_cast<uint32_t>(wheel::place_ready + base + i);
     }
   } else {
-    list_node *n = sort_chain(chain_of(sl));
-    clear_slot(w, sl);
-    while (n) {
+    for (list_node *n = sort_chain(detach(w.slot[s])); n; moved++) {
       list_node *next = n->next;
       w.near.push_back(n);
       timer_of(n)->timer_place = wheel::place_near;
@@ -402,16 +287,13 @@ void skip_stopped(wheel &w) noexcept {
 // Moves upper slot s (U has just reached it) down, in list order.
 void cascade(wheel &w, unsigned s) noexcept {
   unmark(w, s);
-  wheel_slot &sl = w.slot[s];
-  if (gather(w, sl)) {
-    clear_slot(w, sl);
+  if (gather(w, w.slot[s])) {
+    reset(w.slot[s]);
     for (size_t i = 0; i < w.gathered.size(); i++)
       place_in_slot(w, w.gathered[i].timer);
     return;
   }
-  list_node *n = chain_of(sl);
-  clear_slot(w, sl);
-  while (n) {
+  for (list_node *n = detach(w.slot[s]); n;) {
     list_node *next = n->next;
     place_in_slot(w, timer_of(n));
     n = next;
@@ -453,11 +335,7 @@ void advance(wheel &w, uint64_t now_tick) noexcept {
 }  // namespace
 
 timer_wheel::~timer_wheel() {
-  if (!slot)
-    return;
-  // The blocks (freed with `blocks`) hold pointers only: the timers belong
-  // to the pool.
-  mem_free(slot);
+  mem_free(slot);  // lists own nothing: their timers belong to the pool
 }
 
 bool wheel_prepare(wheel &w) noexcept {
@@ -470,16 +348,12 @@ bool wheel_prepare(wheel &w) noexcept {
   w.ready.reserve(sort_room);
   if (w.slot)
     return true;
-  // The first chunk of blocks too (32, 16 KiB): a base's few timers then
-  // never allocate as the loop moves them from slot to slot.
-  if (!w.blocks.chunks && !w.blocks.grow())
-    return false;
-  void *mem = mem_alloc(sizeof(wheel_slot) * wheel::slot_count);
+  void *mem = mem_alloc(sizeof(list) * wheel::slot_count);
   if (!mem)
     return false;
-  w.slot = static_cast<wheel_slot *>(mem);
+  w.slot = static_cast<list *>(mem);
   for (unsigned i = 0; i < wheel::slot_count; i++)
-    new (&w.slot[i]) wheel_slot();
+    new (&w.slot[i]) list();
   return true;
 }
 
@@ -518,27 +392,12 @@ void wheel_remove(wheel &w, rill_timer *t) noexcept {
       skip_stopped(w);
     return;
   }
-  if (place >= wheel::place_near) {
-    list::remove(&t->link);
+  list::remove(&t->link);
+  if (place >= wheel::place_near)
     return;
-  }
   w.in_slots--;
-  wheel_slot &sl = w.slot[place];
-  if (list_linked(&t->link)) {
-    list::remove(&t->link);
-  } else {
-    *entry_of(t) = nullptr;
-    sl.holes++;
-  }
-  if (--sl.live == 0) {
-    clear_slot(w, sl);
+  if (w.slot[place].empty())
     unmark(w, place);
-  } else if (sl.holes > sl.live + 2 * wheel_block::capacity && sl.overflow.empty()) {
-    // Holes outnumber timers (a deadline restarted per message leaves one
-    // per restart): each compaction follows as many stops as it moves
-    // timers, so stopping stays O(1) amortized and the array bounded.
-    compact(w, sl);
-  }
 }
 
 void wheel_take_due(wheel &w, uint64_t now_ns) noexcept {

@@ -51,59 +51,11 @@ struct rill_timer;
 
 namespace rill::detail {
 
-// A timer and its due time side by side: what a slot holds, and what is
-// sorted and fired, in contiguous memory.
+// A timer and its due time side by side, for sorting and cascading a slot
+// in contiguous memory.
 struct wheel_entry {
   uint64_t due_ns;
   rill_timer *timer;
-};
-
-// Slots hold their timers in blocks of 62 pointers (512 bytes) carved from chunks
-// that the wheel shares among all slots (timer_blocks.cpp): appending never
-// copies, and a slot's blocks go back to the wheel when it empties, for any
-// slot to reuse.
-struct wheel_block {
-  static constexpr unsigned capacity = 62;
-  wheel_block *next;
-  void *unused;  // entries used: all but in a slot's tail (its tail_used)
-  rill_timer *entry[capacity];
-};
-
-struct wheel_chunk;
-
-// Where the blocks come from: a free list, then the untouched end of the
-// newest chunk, then a new chunk (twice the last, up to 4 MiB, on huge
-// pages where the kernel gives them on request).
-struct block_source {
-  wheel_block *free = nullptr;
-  wheel_block *fresh = nullptr, *fresh_end = nullptr;
-  wheel_chunk *chunks = nullptr;
-  size_t next_blocks = 32;
-
-  block_source() noexcept = default;
-  block_source(const block_source &) = delete;
-  block_source &operator=(const block_source &) = delete;
-  ~block_source();
-  wheel_block *take() noexcept;  // nullptr when out of memory
-  bool grow() noexcept;          // a new chunk to carve; false without memory
-  void give(wheel_block *b) noexcept {
-    b->next = free;
-    free = b;
-  }
-};
-
-// One slot: its timers in start order, in a chain of blocks (a stopped
-// timer leaves a hole, squeezed out when holes outnumber timers) and, only
-// when no block could be had, in a list through the timers' links that then
-// takes every later start, so that blocks, then list, stay in start order.
-struct wheel_slot {
-  wheel_block *head = nullptr, *tail = nullptr;
-  // Entries used in the tail, here rather than in the block, so that
-  // arming reads one line of the slot and writes one of the tail.
-  uint32_t tail_used = 0;
-  uint32_t live = 0;   // timers in the slot, in blocks or on the list
-  uint32_t holes = 0;  // stopped timers' entries still in the blocks
-  list overflow;
 };
 
 struct timer_wheel {
@@ -152,11 +104,9 @@ struct timer_wheel {
   size_t ready_head = 0;
   list near;      // armed after E reached their tick, in (due, start) order
   list expiring;  // from `near`, taken out to fire in this run, in order
-  // slot_count slots (114 KiB), allocated with the
-  // base's first timer (wheel_prepare), so a base that never has one does
-  // without.
-  wheel_slot *slot = nullptr;
-  block_source blocks;
+  // slot_count lists (38 KB), allocated with the base's first timer
+  // (wheel_prepare), so a base that never has one does without.
+  list *slot = nullptr;
   // Room to gather the largest slot seen, and to merge it; they only grow.
   vec<wheel_entry> gathered;
   vec<wheel_entry> spare;

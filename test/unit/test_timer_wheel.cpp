@@ -222,12 +222,9 @@ struct model {
   }
 };
 
-// fail_after: rill's allocations fail after that many more (-1: never),
-// from when the wheel has its slots.
-void random_walk(uint64_t seed, uint64_t start_ns, size_t timers, int steps, int64_t fail_after = -1) {
+void random_walk(uint64_t seed, uint64_t start_ns, size_t timers, int steps) {
   rng_state = seed;
   model m(timers, start_ns);
-  tu_alloc_fail_after(fail_after);
   for (int step = 0; step < steps; step++) {
     size_t i = below(timers);
     switch (below(8)) {
@@ -260,7 +257,6 @@ void random_walk(uint64_t seed, uint64_t start_ns, size_t timers, int steps, int
   assert_false(m.any_armed());
   assert_int_equal(m.check_timeout(), -1);
   assert_true(m.fired > 0);
-  tu_alloc_fail_after(-1);
 }
 
 void test_model_random(void **state) {
@@ -270,76 +266,6 @@ void test_model_random(void **state) {
   // A clock that starts at a large value, near block and level edges.
   random_walk(99, (uint64_t{1} << 45) - (uint64_t{1} << 20) - 5, 200, 6000);
   random_walk(100, 0, 200, 6000);
-}
-
-// Without memory for a block, a slot's later timers wait on a list behind
-// its blocks; without memory to sort a slot in an array, it is sorted as a
-// list: the order stays exact either way. Memory runs out at once (every
-// slot on lists), after the first chunk of blocks, or a little later.
-void test_model_out_of_memory(void **state) {
-  (void)state;
-  for (int64_t after = 0; after <= 4; after++)
-    for (uint64_t seed = 1; seed <= 6; seed++)
-      random_walk(seed * 31 + static_cast<uint64_t>(after), below(uint64_t{1} << 40) + seed, 300,
-                  3000, after);
-}
-
-// The blocks run out with the first chunk (32, taken with the slots):
-// slots past it wait on lists, and keep doing so when stops give blocks
-// back, so that timers started later, with the same due times, still fire
-// after them.
-void test_model_blocks_run_out(void **state) {
-  (void)state;
-  constexpr size_t n = 200, slots = 40;
-  model m(n, uint64_t{1} << 40);
-  tu_alloc_fail_after(0);
-  uint64_t tick0 = (m.now >> timer_wheel::tick_shift) + 5;
-  auto due_at = [&](uint64_t k) { return (tick0 + k) << timer_wheel::tick_shift; };
-  for (size_t i = 0; i < slots; i++)
-    m.arm(i, due_at(i));  // one block each, while the chunk lasts
-  for (size_t i = 0; i < 4; i++)
-    m.stop(i);  // four blocks back
-  for (size_t i = slots; i < n; i++)
-    m.arm(i, due_at(4 + i % (slots - 4)));
-  m.now = due_at(slots);
-  m.run(false);
-  tu_alloc_fail_after(-1);
-  assert_false(m.any_armed());
-  assert_int_equal(m.fired, n - 4);
-}
-
-// A slot's stopped timers leave holes, squeezed out once they outnumber its
-// timers: its blocks stay in proportion to what it holds, in order, and a
-// restart with the same due time still comes last.
-void test_model_holes_compacted(void **state) {
-  (void)state;
-  constexpr size_t n = 4000;
-  rng_state = 5;
-  model m(n, uint64_t{1} << 40);
-  // Three due times inside one tick 5 ticks ahead: one ring slot.
-  uint64_t tick = (m.now >> timer_wheel::tick_shift) + 5;
-  uint64_t due = tick << timer_wheel::tick_shift;
-  for (size_t i = 0; i < n; i++)
-    m.arm(i, due + i % 3);
-  for (size_t k = 0; k < n; k++) {
-    size_t i = (k * 7919) % n;  // scattered over the slot
-    if (i % 4)
-      m.stop(i);
-  }
-  const rill::detail::wheel_slot &sl = m.wheel.slot[tick % timer_wheel::ring_slots];
-  constexpr size_t per_block = rill::detail::wheel_block::capacity;
-  assert_int_equal(sl.live, n / 4);
-  assert_true(sl.holes <= sl.live + 2 * per_block);
-  size_t blocks = 0;
-  for (const rill::detail::wheel_block *b = sl.head; b; b = b->next)
-    blocks++;
-  assert_true(blocks <= 2 * sl.live / per_block + 4);
-  for (size_t i = 1; i < n; i += 8)
-    m.arm(i, due);  // restarted: after every timer already due at `due`
-  m.now = due + 2;
-  m.run(false);
-  assert_false(m.any_armed());
-  assert_int_equal(m.fired, n / 4 + n / 8);
 }
 
 // Following the wheel's wake-ups exactly, every timer fires at its due time
@@ -698,9 +624,6 @@ int main(void) {
       cmocka_unit_test(test_model_follow_wakeups),
       cmocka_unit_test(test_model_coarse_wakeups),
       cmocka_unit_test(test_model_ties_across_levels),
-      cmocka_unit_test(test_model_out_of_memory),
-      cmocka_unit_test(test_model_blocks_run_out),
-      cmocka_unit_test(test_model_holes_compacted),
       cmocka_unit_test_setup_teardown(test_real_order_across_levels, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_real_never_early, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_real_stop_and_free_in_batch, tu_setup_fds, tu_teardown_fds),
