@@ -252,7 +252,8 @@ wheel_entry *sort_entries(wheel_entry *a, size_t n, wheel_entry *buf) noexcept {
 void collect(wheel &w, unsigned s) noexcept {
   size_t moved = 0;
   size_t base = w.ready.size();
-  if (gather(w, w.slot[s]) && w.spare.resize_zeroed(w.gathered.size()) &&
+  // spare is only the merge's room: reserved, never read before written.
+  if (gather(w, w.slot[s]) && w.spare.reserve(w.gathered.size()) &&
       w.ready.reserve(base + w.gathered.size())) {
     moved = w.gathered.size();
     wheel_entry *sorted = sort_entries(w.gathered.data(), moved, w.spare.data());
