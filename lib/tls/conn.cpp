@@ -138,8 +138,10 @@ void on_kick(rill_timer *, void *arg) {
     conn_on_readable(c);
 }
 
-void arm_kick(tls_conn *t) {
-  if (SSL_pending(t->ssl) <= 0)
+// Reads again from the loop: what OpenSSL holds decrypted, or (`now`) an
+// error found after the bytes just returned.
+void arm_kick(tls_conn *t, bool now = false) {
+  if (!now && SSL_pending(t->ssl) <= 0)
     return;
   if (!t->kick && rill_timer_new(t->c->base, on_kick, t, &t->kick) < 0)
     return;  // out of memory: the next input reads it
@@ -175,10 +177,14 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
       break;
     }
   }
+  if (t->refused_renegotiation && (err == 0 || err == EAGAIN)) {
+    err = RILL_ETLS_RENEGOTIATION;
+    t->read_err = err;
+  }
   // A key update or an alert OpenSSL answered while reading.
   if (tls_out_pending(t))
     tls_flush_out(t);
-  arm_kick(t);
+  arm_kick(t, total && t->read_err);
   if (total)
     return static_cast<ssize_t>(total);  // the error, if any, comes next time
   if (err == EAGAIN)

@@ -85,6 +85,7 @@ struct tls_conn {
   bool server = false;
   bool handshaken = false;
   bool said_goodbye = false;  // close_notify sent
+  bool refused_renegotiation = false;  // sent no_renegotiation: the read fails
   rill_timer *kick = nullptr;  // reads what OpenSSL holds decrypted
   rill_timer *hs_timer = nullptr;
   conn_io_hook hook{};
