@@ -177,7 +177,9 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
       break;
     }
   }
-  if (t->refused_renegotiation && (err == 0 || err == EAGAIN)) {
+  // Whatever the peer sent after the request (OpenSSL's client answers the
+  // refusal with a fatal alert) comes after the refusal.
+  if (t->refused_renegotiation) {
     err = RILL_ETLS_RENEGOTIATION;
     t->read_err = err;
   }
