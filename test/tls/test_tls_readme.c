@@ -69,7 +69,9 @@ static void world_end(world *w) {
 }
 
 /* Runs the README's program until the server read `want` from it (or, for
- * want NULL, until it exited); kills it; its output. */
+ * want NULL, until it exited), its exit followed by a few seconds of the
+ * server's loop (it may exit before the server has read what it sent), or
+ * a hang guard; kills it; its output. */
 static char *run_readme(world *w, const char *want) {
   char *argv[] = {README_TLS_DIAL_BIN, NULL};
   char out[512];
@@ -81,7 +83,9 @@ static char *run_readme(world *w, const char *want) {
   while (tu_now_ms() < end) {
     if (want && w->sv.accepted && strstr(w->sv.sides[0].in, want))
       break;
-    if ((status = tp_exited(pid)) >= 0)
+    if (status < 0 && (status = tp_exited(pid)) >= 0 && tu_now_ms() + 5000 < end)
+      end = tu_now_ms() + 5000;
+    if (!want && status >= 0)
       break;
     TU_RUN(w->base, RILL_RUN_NOWAIT, 5000);
     tu_sleep_ms(5);

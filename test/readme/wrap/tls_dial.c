@@ -7,7 +7,8 @@
  *   RILL_README_TLS_PORT  only where port 443 cannot be bound: the port
  *                         that replaces the fragment's 443.
  * Without RILL_README_DNS it exits at once, dialing nothing. It runs until
- * the test, which has seen the fragment's "hello\n", kills it. */
+ * its base has nothing left to do, or the test, which has seen the
+ * fragment's "hello\n", kills it. */
 #include <rill.h>
 #include <stdio.h>
 #include <stdlib.h>
