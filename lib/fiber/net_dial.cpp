@@ -28,7 +28,7 @@ struct dial_wait {
   rill_dialer *dialer = nullptr;
   rill_tls_dialer *tls_dialer = nullptr;
   int ctx_err = 0;                // the context's error, once it ended
-  bool tls_dialer_used = false;
+  bool tls_dialer_used = false;  // a TLS dial: words a handshake's end its own way
   ctx_hook hook{};
 };
 
