@@ -111,7 +111,10 @@ RILL_API int rill_net_tls_dial(const char *network, const char *address,
                                rill_net_conn **out, char *errbuf, size_t errbuf_size);
 
 /** rill_net_tls_dial() under a context, as rill_net_dial_ctx(): the
- * context ending cancels the dial or the handshake. */
+ * context ending cancels the dial or the handshake. Ended in the
+ * handshake, the codes are the same (RILL_ECANCELED, RILL_ETIMEOUT) and
+ * `errbuf` gets ctx.Err()'s text, "context canceled" or "context deadline
+ * exceeded", as Go's tls.Dialer.DialContext returns it. */
 RILL_API int rill_net_tls_dial_ctx(rill_ctx *ctx, const char *network, const char *address,
                                    const rill_socket_config *options, rill_tls_config *config,
                                    rill_net_conn **out, char *errbuf, size_t errbuf_size);

@@ -9,6 +9,9 @@
 // came first is kept, and the hook then finds no dialer to cancel. Either
 // way the fiber hears exactly one outcome, and a connection it gets was
 // never touched by the cancel (Go issue 16523).
+#include <cstdio>
+#include <cstring>
+
 #include "fiber/ctx_impl.h"
 #include "fiber/net_impl.h"
 #include "rill/tls.h"
@@ -25,6 +28,7 @@ struct dial_wait {
   rill_dialer *dialer = nullptr;
   rill_tls_dialer *tls_dialer = nullptr;
   int ctx_err = 0;                // the context's error, once it ended
+  bool tls_dialer_used = false;  // a TLS dial: words a handshake's end its own way
   ctx_hook hook{};
 };
 
@@ -39,10 +43,22 @@ void dial_done(dial_wait *w, Dialer *d, rill_conn *conn, int status,
   w->conn = conn;
   w->dialer = nullptr;
   w->tls_dialer = nullptr;
-  if (status == RILL_ECANCELED && w->ctx_err)
+  bool in_handshake = false;
+  if (status == RILL_ECANCELED && w->ctx_err) {
+    // tls.Dialer.DialContext reports a context that ended in the handshake
+    // as ctx.Err() itself, and one that ended in the connect as the net
+    // dial's error. A TLS dialer words only the latter "dial ...".
+    char text[16] = "";
+    in_handshake = w->tls_dialer_used && format(d, status, text, sizeof text) >= 0 &&
+                   std::strncmp(text, "dial ", 5) != 0;
     status = dial_error_of(w->ctx_err);
-  if (status && w->errbuf && w->errbuf_size)
-    format(d, status, w->errbuf, w->errbuf_size);
+  }
+  if (status && w->errbuf && w->errbuf_size) {
+    if (in_handshake)
+      std::snprintf(w->errbuf, w->errbuf_size, "%s", rill_strerror(w->ctx_err));
+    else
+      format(d, status, w->errbuf, w->errbuf_size);
+  }
   fiber_unpark(w->fiber, status);
 }
 
@@ -85,6 +101,7 @@ int dial(rill_ctx *ctx, const char *network, const char *address, const rill_soc
     return err;
   }
   dial_wait w{rill_fiber_current(), nullptr, errbuf, errbuf_size};
+  w.tls_dialer_used = tls != nullptr;
   int err = tls ? rill_tls_dial(base, network, address, options, tls, on_tls_dial, &w, &w.tls_dialer)
                 : rill_dial(base, network, address, options, on_dial, &w, &w.dialer);
   if (err) {

@@ -147,8 +147,10 @@ void on_timer(rill_timer *, void *arg) {
     conn_on_readable(c);
 }
 
-void arm_kick(tls_conn *t) {
-  if (t->starved || !SSL_has_pending(t->ssl))
+// Reads again from the loop: what OpenSSL holds decrypted, or (`now`) an
+// error found after the bytes just returned.
+void arm_kick(tls_conn *t, bool now = false) {
+  if (!now && (t->starved || !SSL_has_pending(t->ssl)))
     return;
   if (tls_timer_make(t) < 0)
     return;  // out of memory: the next input reads it
@@ -189,10 +191,16 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
       break;  // OpenSSL holds nothing more
   }
   t->starved = err == EAGAIN;
+  // Whatever the peer sent after the request (OpenSSL's client answers the
+  // refusal with a fatal alert) comes after the refusal.
+  if (t->refused_renegotiation) {
+    err = RILL_ETLS_RENEGOTIATION;
+    t->read_err = err;
+  }
   // A key update or an alert OpenSSL answered while reading.
   if (tls_out_pending(t))
     tls_flush_out(t);
-  arm_kick(t);
+  arm_kick(t, total && t->read_err);
   if (total)
     return static_cast<ssize_t>(total);  // the error, if any, comes next time
   if (err == EAGAIN)

@@ -173,6 +173,18 @@ int setup_client(tls_conn *t, rill_tls_config *cfg, const char *name) {
   return 0;
 }
 
+// OpenSSL refuses a renegotiation (SSL_OP_NO_RENEGOTIATION) with a
+// no_renegotiation warning and carries on; Go's crypto/tls fails the
+// connection (its client after that same warning), and so does rill: the
+// read path then reports RILL_ETLS_RENEGOTIATION.
+void on_info(const SSL *ssl, int where, int ret) {
+  if ((where & SSL_CB_WRITE_ALERT) && (ret & 0xff) == SSL_AD_NO_RENEGOTIATION) {
+    auto *t = static_cast<tls_conn *>(SSL_get_ex_data(ssl, ssl_ex_index()));
+    if (t)
+      t->refused_renegotiation = true;
+  }
+}
+
 }  // namespace
 
 int tls_handshake_start(rill_conn *c, rill_tls_config *cfg, bool server, const char *name,
@@ -204,6 +216,7 @@ int tls_handshake_start(rill_conn *c, rill_tls_config *cfg, bool server, const c
   BIO_set_init(bio, 1);
   SSL_set_bio(t->ssl, bio, bio);
   SSL_set_read_ahead(t->ssl, 1);  // conn.cpp: one recv() per socket wake-up
+  SSL_set_info_callback(t->ssl, on_info);
   if (server)
     SSL_set_accept_state(t->ssl);
   else if ((err = setup_client(t, cfg, name)) < 0) {

@@ -92,6 +92,7 @@ struct tls_conn {
   // the handshake's deadline while `done` is set, then the kick that reads
   // what OpenSSL holds (conn.cpp). One allocation per connection, not two.
   rill_timer *timer = nullptr;
+  bool refused_renegotiation = false;  // sent no_renegotiation: the read fails
   conn_io_hook hook{};
   tls_done_fn done = nullptr;
   void *done_arg = nullptr;

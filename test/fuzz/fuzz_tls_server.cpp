@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "rill.h"
+#include "tls_fuzz_cert.h"
 
 namespace {
 
@@ -48,42 +49,13 @@ void on_error(rill_tls_listener *, int, const char *text, void *) {
   g_failed++;
 }
 
-// A self-signed P-256 certificate and its key, as PEM files in `dir`.
-bool make_cert(const char *dir, char *cert, char *key, size_t size) {
-  snprintf(cert, size, "%s/cert.pem", dir);
-  snprintf(key, size, "%s/key.pem", dir);
-  EVP_PKEY *pkey = EVP_EC_gen("P-256");
-  X509 *x = X509_new();
-  if (!pkey || !x)
-    return false;
-  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
-  X509_gmtime_adj(X509_getm_notBefore(x), 0);
-  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
-  X509_set_pubkey(x, pkey);
-  X509_NAME *name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char *>("fuzz"),
-                             -1, -1, 0);
-  X509_set_issuer_name(x, name);
-  bool ok = X509_sign(x, pkey, EVP_sha256()) > 0;
-  FILE *c = fopen(cert, "w"), *k = fopen(key, "w");
-  ok = ok && c && k && PEM_write_X509(c, x) && PEM_write_PrivateKey(k, pkey, nullptr, nullptr, 0,
-                                                                     nullptr, nullptr);
-  if (c)
-    fclose(c);
-  if (k)
-    fclose(k);
-  X509_free(x);
-  EVP_PKEY_free(pkey);
-  return ok;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
   static char dir[] = "/tmp/rill_fuzz_tls_XXXXXX";
   char cert[128], key[128];
   rill_tls_config *cfg = nullptr;
-  if (!mkdtemp(dir) || !make_cert(dir, cert, key, sizeof cert) || rill_base_new(nullptr, &g_base) ||
+  if (!mkdtemp(dir) || !tls_fuzz_make_cert(dir, cert, key, sizeof cert) || rill_base_new(nullptr, &g_base) ||
       rill_tls_config_new(RILL_TLS_SERVER, &cfg) ||
       rill_tls_config_set_cert_key_files(cfg, cert, key) ||
       rill_tls_config_set_handshake_timeout(cfg, 5 * RILL_SEC) ||

@@ -8,14 +8,16 @@
 //	    connection and prints "conn alpn=X resumed=B" or "conn error: TEXT"
 //	    per handshake; exits when its parent (the test) is gone.
 //	go_tls_peer client -addr A -ca CA [-server-name N] [-alpn a,b]
-//	    [-cert C -key K] [-msg M] [-dials N]
+//	    [-cert C -key K] [-msg M] [-dials N] [-ctx-timeout D | -cancel-after D]
 //	    dials N times (one session cache: the later dials resume), writes M,
 //	    reads the echo, closes; prints "ok alpn=X resumed=B" per dial, or
-//	    "error: TEXT" and exits 1.
+//	    "error: TEXT" and exits 1. With a -ctx-timeout or -cancel-after it
+//	    dials by tls.Dialer.DialContext under such a context.
 package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -116,6 +118,8 @@ func client(args []string) {
 	keyFile := fs.String("key", "", "client key (PEM)")
 	msg := fs.String("msg", "hello", "what to echo")
 	dials := fs.Int("dials", 1, "dials sharing one session cache")
+	ctxTimeout := fs.Duration("ctx-timeout", 0, "dial by tls.Dialer.DialContext under a context with this timeout")
+	cancelAfter := fs.Duration("cancel-after", 0, "dial by tls.Dialer.DialContext under a context cancelled after this long")
 	fs.Parse(args)
 	config := &tls.Config{
 		RootCAs:            certPool(*ca),
@@ -131,7 +135,7 @@ func client(args []string) {
 		config.Certificates = []tls.Certificate{cert}
 	}
 	for i := 0; i < *dials; i++ {
-		c, err := tls.Dial("tcp", *addr, config)
+		c, err := dial(*addr, config, *ctxTimeout, *cancelAfter)
 		if err != nil {
 			fail(err)
 		}
@@ -149,6 +153,25 @@ func client(args []string) {
 		say("ok alpn=%s resumed=%t", st.NegotiatedProtocol, st.DidResume)
 		c.Close()
 	}
+}
+
+// tls.Dial, or tls.Dialer.DialContext when a context is asked for.
+func dial(addr string, config *tls.Config, timeout, cancelAfter time.Duration) (*tls.Conn, error) {
+	if timeout == 0 && cancelAfter == 0 {
+		return tls.Dial("tcp", addr, config)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if timeout != 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+	} else {
+		time.AfterFunc(cancelAfter, cancel)
+	}
+	defer cancel()
+	c, err := (&tls.Dialer{Config: config}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return c.(*tls.Conn), nil
 }
 
 func main() {

@@ -45,10 +45,13 @@ int tp_certs_make(char *dir, size_t size) {
       SIGN("ca", "2") "-set_serial 6 -in client.csr -extfile client.ext -out client.crt",
       KEY "-keyout rogue.key -out rogue.csr -subj '/CN=localhost'",
       SIGN("rogue_ca", "2") "-set_serial 7 -in rogue.csr -extfile local.ext -out rogue.crt",
+      KEY "-keyout example.key -out example.csr -subj '/CN=example.test'",
+      SIGN("ca", "2") "-set_serial 8 -in example.csr -extfile example.ext -out example.crt",
   };
   static const char *const exts[][2] = {
       {"local.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n"},
       {"other.ext", "subjectAltName=DNS:other.test\n"},
+      {"example.ext", "subjectAltName=DNS:example.test\n"},
       {"client.ext", "extendedKeyUsage=clientAuth\n"},
   };
   for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++) {

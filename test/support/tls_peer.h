@@ -17,6 +17,7 @@ extern "C" {
  *   client.crt/.key   CN=rill client (client certificates)
  *   rogue_ca.crt, rogue.crt/.key  a CA nobody trusts and its localhost
  *   server2.crt       server.key's, CN=renewed (certificate reload)
+ *   example.crt/.key  SAN example.test (the README's TLS dial)
  * Returns 0, or -1 when the openssl command is missing or failed. */
 int tp_certs_make(char *dir, size_t size);
 /* Removes the directory. */

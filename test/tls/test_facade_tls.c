@@ -4,14 +4,20 @@
  * EOF, read deadlines, ALPN, resumption both ways, and the error texts Go
  * prints for the same failures. Certificates come from a throwaway CA made
  * at test time (support/tls_peer.c). */
+#define _GNU_SOURCE /* accept4 */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "rill.h"
@@ -20,6 +26,11 @@
 #include "tls_peer.h"
 
 #define LIMIT 60000 /* a hang guard only */
+
+/* What a TLS dial whose context ended in the handshake says: Go's
+ * tls.Dialer.DialContext returns ctx.Err() (Go 1.19 checked below). */
+#define CTX_CANCEL_TEXT "context canceled"
+#define CTX_DEADLINE_TEXT "context deadline exceeded"
 
 #ifdef RILL_TEST_HAVE_TLS
 
@@ -168,6 +179,125 @@ static void test_facade_bad_input(void **state) {
   assert_int_equal(rill_go(base, bad_input_main, ccfg), 0);
   fiber_check_run(base, LIMIT);
   rill_tls_config_unref(ccfg);
+}
+
+/* ---- rill_net_tls_dial_ctx: a context ending mid-handshake ---------------- */
+
+/* A peer that accepts TCP (the kernel's backlog does) and never answers
+ * the ClientHello: the dial hangs in its handshake until its context
+ * ends. Go's tls.Dialer.DialContext then returns ctx.Err(). */
+struct ctx_dial {
+  int cancel;     /* 1: another fiber cancels once the ClientHello arrived; 0: a deadline */
+  unsigned ms;    /* the deadline, from the dial on */
+  int lfd, peer;  /* the silent listener, the connection it took */
+  char addr[64];
+  rill_tls_config *cfg;
+  rill_ctx *ctx;
+  int hello_seen;
+  int err;
+  char text[256];
+  uint64_t elapsed_ms;
+  int got_conn;
+};
+
+static int silent_listener(char *addr, size_t size) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa;
+  socklen_t len = sizeof sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  assert_true(fd >= 0);
+  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  assert_int_equal(listen(fd, 8), 0);
+  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+  snprintf(addr, size, "127.0.0.1:%d", ntohs(sa.sin_port));
+  return fd;
+}
+
+/* Whether the peer holds the start of a ClientHello (a handshake record). */
+static int peek_hello(struct ctx_dial *d) {
+  unsigned char byte;
+  if (d->peer < 0)
+    d->peer = accept4(d->lfd, NULL, NULL, SOCK_NONBLOCK);
+  if (d->peer >= 0 && recv(d->peer, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 1 && byte == 0x16)
+    d->hello_seen = 1;
+  return d->hello_seen;
+}
+
+static void canceller(void *arg) {
+  struct ctx_dial *d = arg;
+  for (int i = 0; i < 4000 && !peek_hello(d); i++) /* a hang guard: 20 s */
+    rill_sleep(5 * RILL_MSEC);
+  FCHECK(d->hello_seen);
+  FCHECK_EQ(rill_ctx_cancel(d->ctx), 0);
+}
+
+static void ctx_dial_main(void *arg) {
+  struct ctx_dial *d = arg;
+  rill_socket_config opts = {.timeout = 30 * RILL_SEC}; /* never the one that ends it */
+  rill_net_conn *c = NULL;
+  if (d->cancel) {
+    FCHECK_EQ(rill_ctx_new(NULL, &d->ctx), 0);
+    FCHECK_EQ(rill_go(rill_fiber_base(), canceller, d), 0);
+  } else {
+    FCHECK_EQ(rill_ctx_new_timeout(rill_fiber_base(), NULL, d->ms * RILL_MSEC, &d->ctx), 0);
+  }
+  uint64_t start = tu_now_ms();
+  d->err = rill_net_tls_dial_ctx(d->ctx, "tcp", d->addr, &opts, d->cfg, &c, d->text, sizeof d->text);
+  d->elapsed_ms = tu_now_ms() - start;
+  d->got_conn = c != NULL;
+  if (c)
+    rill_net_conn_free(c);
+  rill_ctx_free(d->ctx);
+}
+
+/* Runs one dial under a context against a silent peer; checks it ended
+ * with `want` promptly, and that its socket is closed (the peer reads the
+ * ClientHello, then the end of the stream). */
+static void run_ctx_dial(struct ctx_dial *d, int want) {
+  d->lfd = silent_listener(d->addr, sizeof d->addr);
+  d->peer = -1;
+  d->cfg = client_config("ca.crt", NULL);
+  assert_int_equal(rill_tls_config_set_server_name(d->cfg, "localhost"), 0);
+  rill_base *base = tu_base_new();
+  assert_int_equal(rill_go(base, ctx_dial_main, d), 0);
+  fiber_check_run(base, LIMIT); /* frees the base */
+  rill_tls_config_unref(d->cfg);
+  if (d->err != want)
+    fail_msg("got %d (%s), want %d", d->err, d->text, want);
+  assert_false(d->got_conn);
+  /* Promptly: long before the dial's own 30 s timeout. */
+  assert_true(d->elapsed_ms < 10000);
+  assert_true(peek_hello(d)); /* it was in its handshake */
+  char buf[4096];
+  ssize_t n;
+  int eof = 0;
+  for (int i = 0; i < 1000 && !eof; i++) { /* a hang guard: 10 s */
+    n = recv(d->peer, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN))
+      eof = 1;
+    else if (n < 0)
+      poll(&(struct pollfd){.fd = d->peer, .events = POLLIN}, 1, 10);
+  }
+  assert_true(eof);
+  close(d->peer);
+  close(d->lfd);
+}
+
+static void test_dial_ctx_cancel_in_handshake(void **state) {
+  (void)state;
+  struct ctx_dial d = {.cancel = 1};
+  run_ctx_dial(&d, RILL_ECANCELED);
+  assert_string_equal(d.text, CTX_CANCEL_TEXT);
+}
+
+static void test_dial_ctx_deadline_in_handshake(void **state) {
+  (void)state;
+  struct ctx_dial d = {.ms = 300};
+  run_ctx_dial(&d, RILL_ETIMEOUT);
+  assert_true(d.elapsed_ms >= 290);
+  assert_string_equal(d.text, CTX_DEADLINE_TEXT);
 }
 
 #ifdef GO_TLS_PEER_BIN
@@ -372,16 +502,52 @@ static void test_error_texts_match_go(void **state) {
   tp_kill(pid);
 }
 
+/* Go's tls.Dialer.DialContext against the same silent peer, its context
+ * cancelled or past its deadline in the handshake: the texts rill gives. */
+static void go_ctx_error(const char *flag, char *out, size_t size) {
+  char addr[64];
+  int lfd = silent_listener(addr, sizeof addr);
+  char *argv[] = {GO_TLS_PEER_BIN, "client", "-addr", addr, "-ca", (char *)tp_cert("ca.crt"),
+                  "-server-name", "localhost", (char *)flag, "300ms", NULL};
+  char path[300];
+  snprintf(path, sizeof path, "%s", tp_cert("go_ctx.out"));
+  pid_t pid = tp_spawn(argv, NULL, path);
+  int status = -1;
+  for (int i = 0; i < 3000 && (status = tp_exited(pid)) < 0; i++)
+    usleep(10000);
+  if (status < 0)
+    tp_kill(pid);
+  close(lfd);
+  char *text = tp_read_file(path);
+  assert_non_null(text);
+  const char *line = strncmp(text, "error: ", 7) == 0 ? text + 7 : text;
+  snprintf(out, size, "%.*s", (int)strcspn(line, "\n"), line);
+  free(text);
+  assert_int_equal(status, 1);
+}
+
+static void test_dial_ctx_texts_match_go(void **state) {
+  char go_text[256];
+  (void)state;
+  go_ctx_error("-cancel-after", go_text, sizeof go_text);
+  assert_string_equal(go_text, CTX_CANCEL_TEXT);
+  go_ctx_error("-ctx-timeout", go_text, sizeof go_text);
+  assert_string_equal(go_text, CTX_DEADLINE_TEXT);
+}
+
 #endif /* GO_TLS_PEER_BIN */
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_facade_rill_to_rill),
       cmocka_unit_test(test_facade_bad_input),
+      cmocka_unit_test(test_dial_ctx_cancel_in_handshake),
+      cmocka_unit_test(test_dial_ctx_deadline_in_handshake),
 #ifdef GO_TLS_PEER_BIN
       cmocka_unit_test(test_facade_dials_go),
       cmocka_unit_test(test_go_dials_facade),
       cmocka_unit_test(test_error_texts_match_go),
+      cmocka_unit_test(test_dial_ctx_texts_match_go),
 #endif
   };
 #ifndef GO_TLS_PEER_BIN
@@ -401,6 +567,15 @@ static void not_supported_main(void *arg) {
             RILL_ENOTSUP);
   FCHECK_EQ(rill_net_tls_listen("tcp", "127.0.0.1:0", NULL, (rill_tls_config *)&l, &l),
             RILL_ENOTSUP);
+  rill_ctx *ctx = NULL;
+  char text[128] = "";
+  FCHECK_EQ(rill_ctx_new(NULL, &ctx), 0);
+  FCHECK_EQ(rill_net_tls_dial_ctx(ctx, "tcp", "127.0.0.1:1", NULL, (rill_tls_config *)&c, &c, text,
+                                  sizeof text),
+            RILL_ENOTSUP);
+  FCHECK(c == NULL);
+  FCHECK(l == NULL);
+  rill_ctx_free(ctx);
 }
 
 static void test_not_supported(void **state) {
