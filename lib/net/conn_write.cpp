@@ -71,7 +71,9 @@ write_req *req_of(list_node *n) { return conn_req_of(n); }
 
 void conn_release_req(rill_conn *c, write_req *r) {
   if (!r->done) {  // a copy, or a receive buffer pinned for an io_uring send
-    if (r->owned)
+    if (r->owned && r->cap)
+      conn_uring_copy_free(c, r->owned, r->cap);
+    else if (r->owned)
       mem_free(r->owned);
     if (r->pin)
       backend_streams(c->base->backend)->unpin(c->base->backend_state, static_cast<uint16_t>(r->pin - 1));
@@ -105,10 +107,9 @@ void conn_after_progress(rill_conn *c) {
   }
   if (!c->queue.empty())
     return;
-  // io_uring sends queue every write; on_drain says the kernel was full, as
-  // it does on readiness, only after one came back short.
-  if (!c->has(conn_flag::uring_send) || c->has(conn_flag::uring_short)) {
-    c->set(conn_flag::uring_short, false);
+  // io_uring sends queue every write, so every write ends in a drain; the
+  // report is skipped when nobody listens (an echo then pays for none).
+  if (!c->has(conn_flag::uring_send) || c->events.on_drain) {
     c->set(conn_flag::notify_drain, true);
     conn_notify(c);
   }

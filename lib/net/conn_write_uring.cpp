@@ -34,8 +34,42 @@
 namespace rill::detail {
 namespace {
 
-// Smallest copy: small writes then append to one buffer and go in one send.
-constexpr size_t copy_min = 1024;
+// The size class of a copy of `len` bytes, or -1: too large to keep.
+int copy_class(size_t len) {
+  size_t size = copy_cache::smallest;
+  for (int k = 0; k < copy_cache::classes; k++, size <<= 1)
+    if (len <= size)
+      return k;
+  return -1;
+}
+
+// A buffer for at least `len` bytes (small writes then append to it and go
+// in one send); its size in *cap, 0 when the cache will not keep it.
+char *copy_take(rill_conn *c, size_t len, size_t *cap) {
+  int k = copy_class(len);
+  if (k < 0) {
+    *cap = 0;
+    return static_cast<char *>(mem_alloc(len));
+  }
+  copy_cache &cc = net_get(c->base)->copies;
+  *cap = copy_cache::smallest << k;
+  if (copy_cache::node *n = cc.free[k]) {
+    cc.free[k] = n->next;
+    cc.cached -= *cap;
+    return reinterpret_cast<char *>(n);
+  }
+  // A spare with it: a connection mostly needs two at a time (the head a
+  // send reads, a tail collecting later writes), and steady state then
+  // finds it here rather than in malloc the first time it does.
+  if (cc.cached + *cap <= copy_cache::max_cached) {
+    if (auto *spare = static_cast<copy_cache::node *>(mem_alloc(*cap))) {
+      spare->next = nullptr;
+      cc.free[k] = spare;
+      cc.cached += *cap;
+    }
+  }
+  return static_cast<char *>(mem_alloc(*cap));
+}
 
 const backend_stream_ops *ops_of(const rill_conn *c) { return backend_streams(c->base->backend); }
 
@@ -60,9 +94,7 @@ int take_result(rill_conn *c, int res) {
   c->written += n;
   c->queued -= n;
   r->offset += n;
-  if (r->offset < r->len) {
-    c->set(conn_flag::uring_short, true);  // the kernel was full; the rest goes next
-  } else {
+  if (r->offset == r->len) {  // else a short send: the rest goes next
     list::remove(&r->link);
     conn_release_req(c, r);
   }
@@ -71,14 +103,40 @@ int take_result(rill_conn *c, int res) {
 
 }  // namespace
 
+copy_cache::~copy_cache() {
+  for (node *&head : free)
+    while (node *n = head) {
+      head = n->next;
+      mem_free(n);
+    }
+}
+
+void conn_uring_copy_free(rill_conn *c, char *p, size_t cap) {
+  copy_cache &cc = net_get(c->base)->copies;
+  int k = copy_class(cap);
+  if (k < 0 || (copy_cache::smallest << k) != cap || cc.cached + cap > copy_cache::max_cached) {
+    mem_free(p);
+    return;
+  }
+  auto *n = reinterpret_cast<copy_cache::node *>(p);
+  n->next = cc.free[k];
+  cc.free[k] = n;
+  cc.cached += cap;
+}
+
 void conn_uring_kick(rill_conn *c) {
   while (write_req *r = conn_req_of(c->queue.front())) {
-    if (r->len == r->offset) {  // zero bytes: complete in its turn
+    // Zero bytes complete in their turn; a head that failed while its send
+    // was in flight and whose send is gone without a completion (a ring
+    // traded for another thread) fails now.
+    if (r->len == r->offset || r->status) {
       list::remove(&r->link);
       conn_release_req(c, r);
       continue;
     }
     int err = ops_of(c)->send(c->base->backend_state, c->fd, r->data + r->offset, r->len - r->offset);
+    if (err == 0 && c->base->state != base_state::running)
+      ops_of(c)->submit(c->base->backend_state);  // no wait is coming to take it
     if (err && err != -EBUSY) {
       // Not in receive mode (a forked child), or no room: readiness.
       c->set(conn_flag::uring_send, false);
@@ -150,8 +208,8 @@ int conn_uring_write(rill_conn *c, const char *data, size_t len) {
     }
     r->pin = static_cast<uint32_t>(bid) + 1;
   } else {
-    size_t cap = len < copy_min ? copy_min : len;
-    auto *copy = static_cast<char *>(mem_alloc(cap));
+    size_t cap;
+    char *copy = copy_take(c, len, &cap);
     r = copy ? conn_new_req(c, copy, len, 0) : nullptr;
     if (!r) {
       if (copy)
@@ -160,7 +218,7 @@ int conn_uring_write(rill_conn *c, const char *data, size_t len) {
     }
     std::memcpy(copy, data, len);
     r->owned = copy;
-    r->cap = cap <= UINT32_MAX ? static_cast<uint32_t>(cap) : 0;  // 0: nothing appends
+    r->cap = static_cast<uint32_t>(cap);  // 0: a large copy, freed, nothing appends
   }
   conn_enqueue(c, r);
   conn_uring_kick(c);

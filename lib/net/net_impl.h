@@ -50,7 +50,6 @@ enum : uint32_t {
   uring_recv = 1u << 17,         // input comes in io_uring completions (conn_uring.cpp)
   aborted = 1u << 18,            // rill_conn_abort: a reset, no goodbye
   uring_send = 1u << 19,         // writes go as io_uring sends (conn_write_uring.cpp)
-  uring_short = 1u << 20,        // a send came back short: the kernel was full (on_drain)
 };
 }  // namespace conn_flag
 
@@ -97,10 +96,28 @@ struct write_req {
   uint32_t pin;
 };
 
+// The copies io_uring sends read (conn_write_uring.cpp), kept for reuse by
+// size (1 KiB << k, up to 64 KiB), so that steady state allocates nothing.
+struct copy_cache {
+  static constexpr size_t smallest = 1024;
+  static constexpr int classes = 7;
+  static constexpr size_t max_cached = 8u << 20;  // bytes kept; more go back
+  struct node {
+    node *next;
+  };
+  node *free[classes] = {};
+  size_t cached = 0;
+  copy_cache() = default;
+  copy_cache(const copy_cache &) = delete;
+  copy_cache &operator=(const copy_cache &) = delete;
+  ~copy_cache();
+};
+
 struct net_state {
   static constexpr size_t read_buffer_size = 64 * 1024;
   char read_buffer[read_buffer_size];
   handle_pool write_reqs{sizeof(write_req)};
+  copy_cache copies;
 };
 
 net_state *net_create(rill_base *base);  // nullptr when out of memory
@@ -367,6 +384,8 @@ bool conn_uring_on_writable(rill_conn *c);
 // account; true when a send is still in flight (its head must stay).
 bool conn_uring_settle(rill_conn *c);
 void conn_uring_send_cancel(rill_conn *c);
+// A copy's buffer back to the cache (`cap` as the cache gave it).
+void conn_uring_copy_free(rill_conn *c, char *p, size_t cap);
 // Drops the queue: ref writes complete with `err`, and on_write_error
 // reports `report` (0: say nothing).
 void conn_fail_queue(rill_conn *c, int err, int report);

@@ -237,8 +237,10 @@ static void test_many_writes_in_order(void **state) {
     assert_int_equal(seen, total);
     assert_int_equal(bad, 0);
   }
+  /* The last completions may come an iteration after the bytes. */
   deadline = tu_now_ms() + LIMIT;
-  while (e.w.refs_done < 3 * 52 && tu_now_ms() < deadline) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
+  while ((e.w.refs_done < 3 * 52 || rill_conn_write_queued(c)) && tu_now_ms() < deadline)
+    TU_RUN(base, RILL_RUN_ONCE, LIMIT);
   assert_int_equal(e.w.refs_done, 3 * 52);
   assert_int_equal(e.w.refs_bad, 0);
   assert_int_equal(e.w.ref_status, 0);
@@ -424,12 +426,13 @@ static void test_short_sends_continue(void **state) {
   assert_int_equal(seen, total);
   assert_int_equal(bad, 0);
   deadline = tu_now_ms() + LIMIT;
-  while (w.refs_done < 2 && tu_now_ms() < deadline) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
+  while ((w.refs_done < 2 || rill_conn_write_queued(c)) && tu_now_ms() < deadline)
+    TU_RUN(base, RILL_RUN_ONCE, LIMIT);
   assert_int_equal(w.refs_done, 2);
   assert_int_equal(w.refs_bad, 0);
   assert_int_equal(w.ref_status, 0);
   assert_int_equal(rill_conn_bytes_written(c), total);
-  assert_true(w.drains >= 1); /* some send came back short */
+  assert_true(w.drains >= 1);
   assert_int_equal(rill_conn_close(c), 0);
   TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
   assert_int_equal(w.closes, 1);

@@ -121,6 +121,11 @@ struct backend_stream_ops {
   // reads it (the echo case: no copy); false when it is no such buffer.
   bool (*pin)(void *state, const void *data, size_t len, uint16_t *bid);
   void (*unpin)(void *state, uint16_t bid);
+  // Submits what is queued now: a send made outside a loop iteration (the
+  // base is not running), and what the last iteration's callbacks queued
+  // when rill_base_run() returns, go to the kernel at once, as a write(2)
+  // would have.
+  void (*submit)(void *state);
 };
 enum { send_idle = 0, send_busy = 1, send_reaped = 2 };
 

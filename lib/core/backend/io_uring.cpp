@@ -470,6 +470,21 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
   return harvest(st, out, capacity);
 }
 
+}  // namespace
+
+// Submits what is queued (sends made outside a loop iteration, whose wait
+// would otherwise take them only at the next rill_base_run()).
+void submit_now(void *state) {
+  auto *st = static_cast<uring_state *>(state);
+  ring &r = st->r;
+  if (r.fd < 0 || r.sq_local_tail == __atomic_load_n(r.sq_head, __ATOMIC_ACQUIRE))
+    return;
+  if (ring_enter(r, 0, 0, nullptr) == -EEXIST)
+    rebuild_shared(st);
+}
+
+namespace {
+
 // After fork: the child forgets every registration and gets a ring of its
 // own. The inherited ring is only unmapped and closed (see the top).
 int reinit(void *state) {

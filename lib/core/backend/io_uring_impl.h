@@ -124,6 +124,7 @@ int ring_enter(ring &r, unsigned min_complete, unsigned flags, __kernel_timespec
 void mark_dirty(uring_state *st, int fd);
 // Makes room in st->fds and st->dirty for fd; false when out of memory.
 bool fd_reserve(uring_state *st, int fd);
+void submit_now(void *state);  // backend_stream_ops::submit
 
 // io_uring_stream.cpp
 void streams_probe(uring_state *st);
