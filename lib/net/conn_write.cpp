@@ -330,7 +330,7 @@ int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_writ
       conn_release_req(conn, r);
     } else {
       conn_enqueue(conn, r);
-      conn_uring_kick(conn);
+      conn_uring_kick(conn, false);
     }
     return 0;
   }

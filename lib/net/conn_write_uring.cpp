@@ -124,11 +124,13 @@ void conn_uring_copy_free(rill_conn *c, char *p, size_t cap) {
   cc.cached += cap;
 }
 
-void conn_uring_kick(rill_conn *c) {
+void conn_uring_kick(rill_conn *c, bool idle) {
   while (write_req *r = conn_req_of(c->queue.front())) {
     // Zero bytes complete in their turn; a head that failed while its send
     // was in flight and whose send is gone without a completion (a ring
     // traded for another thread) fails now.
+    if (r->status && !idle)
+      return;  // its send may still be in flight: its completion goes on
     if (r->len == r->offset || r->status) {
       list::remove(&r->link);
       conn_release_req(c, r);
@@ -174,7 +176,7 @@ bool conn_uring_on_writable(rill_conn *c) {
       return true;
     }
   }
-  conn_uring_kick(c);
+  conn_uring_kick(c, true);  // nothing is in flight now
   if (!c->has(conn_flag::uring_send))
     return false;
   conn_after_progress(c);
@@ -221,7 +223,7 @@ int conn_uring_write(rill_conn *c, const char *data, size_t len) {
     r->cap = static_cast<uint32_t>(cap);  // 0: a large copy, freed, nothing appends
   }
   conn_enqueue(c, r);
-  conn_uring_kick(c);
+  conn_uring_kick(c, false);
   return 0;
 }
 

@@ -375,8 +375,9 @@ inline write_req *conn_req_of(list_node *n) { return n ? RILL_CONTAINER_OF(n, wr
 // conn_write_uring.cpp: writes as io_uring sends, batched per loop
 // iteration (a connection with uring_send set).
 int conn_uring_write(rill_conn *c, const char *data, size_t len);
-// Sends the queue's head if none is in flight.
-void conn_uring_kick(rill_conn *c);
+// Sends the queue's head if none is in flight (`idle`: the caller knows
+// none is, so a head that failed meanwhile can go).
+void conn_uring_kick(rill_conn *c, bool idle);
 // A send completed (or a poll stood in): false when the connection fell
 // back to writing itself.
 bool conn_uring_on_writable(rill_conn *c);
