@@ -273,6 +273,9 @@ int rill_base_run(rill_base *base, rill_run_mode mode) {
       if (err || mode != RILL_RUN_DEFAULT)
         break;
     }
+    // Sends the last callbacks queued (io_uring) go now, not with the next run.
+    if (const backend_stream_ops *streams = backend_streams(base->backend))
+      streams->submit(base->backend_state);
   }
   if (err)
     return err;

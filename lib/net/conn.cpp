@@ -329,6 +329,12 @@ void conn_finish_close(rill_conn *c) {
   if (conn_fd_closed(c))
     return;
   conn_fail_queue(c, RILL_ECANCELED, 0);
+  if (!c->queue.empty()) {
+    // An io_uring send in flight still reads the head (conn_write_uring.cpp):
+    // its completion, cancelled now, closes.
+    conn_update_io(c);
+    return;
+  }
   conn_uring_detach(c);
   rill_io_free(c->io);
   c->io = nullptr;

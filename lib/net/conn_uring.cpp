@@ -22,14 +22,20 @@ namespace rill::detail {
 
 void conn_uring_attach(rill_conn *c) {
   const backend_stream_ops *ops = backend_streams(c->base->backend);
-  if (ops && ops->set_mode(c->base->backend_state, c->fd, stream_mode::recv))
+  if (ops && ops->set_mode(c->base->backend_state, c->fd, stream_mode::recv)) {
     c->set(conn_flag::uring_recv, true);
+    c->set(conn_flag::uring_send, ops->sends(c->base->backend_state));
+  }
 }
 
 void conn_uring_detach(rill_conn *c) {
   if (!c->has(conn_flag::uring_recv))
     return;
+  // Callers have no send in flight: a close waits for it (conn_finish_close),
+  // a pipe splices only connections with nothing queued, TLS starts on a
+  // fresh one.
   c->set(conn_flag::uring_recv, false);
+  c->set(conn_flag::uring_send, false);
   backend_streams(c->base->backend)->set_mode(c->base->backend_state, c->fd, stream_mode::none);
 }
 

@@ -65,11 +65,18 @@ int write_precheck(const rill_conn *c) {
   return 0;
 }
 
-write_req *req_of(list_node *n) { return n ? RILL_CONTAINER_OF(n, write_req, link) : nullptr; }
+write_req *req_of(list_node *n) { return conn_req_of(n); }
 
-void release_req(rill_conn *c, write_req *r) {
-  if (r->owned) {
-    mem_free(r->owned);
+}  // namespace
+
+void conn_release_req(rill_conn *c, write_req *r) {
+  if (!r->done) {  // a copy, or a receive buffer pinned for an io_uring send
+    if (r->owned && r->cap)
+      conn_uring_copy_free(c, r->owned, r->cap);
+    else if (r->owned)
+      mem_free(r->owned);
+    if (r->pin)
+      backend_streams(c->base->backend)->unpin(c->base->backend_state, static_cast<uint16_t>(r->pin - 1));
     net_get(c->base)->write_reqs.give(r);
   } else {
     // Ref writes report their completion from the loop (rill_conn_write_ref
@@ -79,7 +86,7 @@ void release_req(rill_conn *c, write_req *r) {
   }
 }
 
-void enqueue(rill_conn *c, write_req *r) {
+void conn_enqueue(rill_conn *c, write_req *r) {
   c->queue.push_back(&r->link);
   c->queued += r->len - r->offset;
   if (!c->has(conn_flag::above_high) && c->queued > c->high_water) {
@@ -92,7 +99,7 @@ void enqueue(rill_conn *c, write_req *r) {
 }
 
 // Called once the queue emptied or shrank.
-void after_progress(rill_conn *c) {
+void conn_after_progress(rill_conn *c) {
   if (c->has(conn_flag::above_high) && c->queued <= c->low_water) {
     c->set(conn_flag::above_high, false);
     c->set(conn_flag::notify_low, true);
@@ -100,8 +107,12 @@ void after_progress(rill_conn *c) {
   }
   if (!c->queue.empty())
     return;
-  c->set(conn_flag::notify_drain, true);
-  conn_notify(c);
+  // io_uring sends queue every write, so every write ends in a drain; the
+  // report is skipped when nobody listens (an echo then pays for none).
+  if (!c->has(conn_flag::uring_send) || c->events.on_drain) {
+    c->set(conn_flag::notify_drain, true);
+    conn_notify(c);
+  }
   if (c->has(conn_flag::shut_write_wanted) && !c->has(conn_flag::write_shut)) {
     c->set(conn_flag::write_shut, true);
     conn_sys_shutdown_write(c);
@@ -113,7 +124,7 @@ void after_progress(rill_conn *c) {
 }
 
 // Takes `r` from the pool with the first `taken` bytes already written.
-write_req *new_req(rill_conn *c, const char *data, size_t len, size_t taken) {
+write_req *conn_new_req(rill_conn *c, const char *data, size_t len, size_t taken) {
   auto *r = static_cast<write_req *>(net_get(c->base)->write_reqs.take());
   if (!r)
     return nullptr;
@@ -123,6 +134,8 @@ write_req *new_req(rill_conn *c, const char *data, size_t len, size_t taken) {
   r->offset = taken;
   return r;
 }
+
+namespace {
 
 // Tries the kernel directly; returns bytes taken or a negative error.
 ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
@@ -147,14 +160,14 @@ __attribute__((noinline)) int queue_copy(rill_conn *c, const char *rest, size_t 
   if (!conn_rare_get(c))
     return RILL_ENOMEM;
   char *copy = static_cast<char *>(mem_alloc(len));
-  write_req *r = copy ? new_req(c, copy, len, 0) : nullptr;
+  write_req *r = copy ? conn_new_req(c, copy, len, 0) : nullptr;
   if (!r) {
     mem_free(copy);
     return RILL_ENOMEM;  // what was taken did go out: rill_conn_bytes_written() tells
   }
   std::memcpy(copy, rest, len);
   r->owned = copy;
-  enqueue(c, r);
+  conn_enqueue(c, r);
   return 0;
 }
 
@@ -162,6 +175,8 @@ __attribute__((noinline)) int queue_copy(rill_conn *c, const char *rest, size_t 
 
 void conn_on_writable(rill_conn *c) {
   if (c->queue.empty())
+    return;
+  if (c->has(conn_flag::uring_send) && conn_uring_on_writable(c))
     return;
   while (!c->queue.empty()) {
     iovec iov[max_iov];
@@ -206,21 +221,34 @@ void conn_on_writable(rill_conn *c) {
       left -= chunk;
       r->offset = r->len;
       list::remove(&r->link);
-      release_req(c, r);
+      conn_release_req(c, r);
     }
     if (static_cast<size_t>(n) < total)
       break;  // the kernel is full; wait for the next readiness
   }
-  after_progress(c);
+  conn_after_progress(c);
 }
 
 void conn_fail_queue(rill_conn *c, int err, int report) {
-  size_t unsent = c->queued;
+  // An io_uring send in flight reads its head: that stays queued until the
+  // send completes (cancelled now), and fails then.
+  write_req *busy = nullptr;
+  if (c->has(conn_flag::uring_send) && !conn_fd_closed(c) && conn_uring_settle(c)) {
+    busy = req_of(c->queue.pop_front());
+    if (!busy->status) {
+      busy->status = err;
+      c->queued -= busy->len - busy->offset;  // counted as unsent below
+    }
+    conn_uring_send_cancel(c);
+  }
+  size_t unsent = c->queued + (busy ? busy->len - busy->offset : 0);
   while (write_req *r = req_of(c->queue.pop_front())) {
     r->status = err;
-    release_req(c, r);
+    conn_release_req(c, r);
   }
   c->queued = 0;
+  if (busy)
+    c->queue.push_back(&busy->link);
   c->set(conn_flag::above_high, false);
   if (c->has(conn_flag::shut_write_wanted) && !c->has(conn_flag::write_shut) && !conn_fd_closed(c)) {
     // The flush failed; the half-close the user asked for still happens.
@@ -268,6 +296,8 @@ int rill_conn_write(rill_conn *conn, const void *data, size_t len) {
   if (!data)
     return RILL_EINVAL;
   auto *bytes = static_cast<const char *>(data);
+  if (conn->has(conn_flag::uring_send))
+    return conn_uring_write(conn, bytes, len);
   ssize_t n = write_direct(conn, bytes, len);
   if (n < 0)
     return static_cast<int>(n);
@@ -289,11 +319,21 @@ int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_writ
   // of memory could no longer be reported honestly.
   if (!conn_rare_get(conn))
     return RILL_ENOMEM;
-  write_req *r = new_req(conn, static_cast<const char *>(data), len, 0);
+  write_req *r = conn_new_req(conn, static_cast<const char *>(data), len, 0);
   if (!r)
     return RILL_ENOMEM;
   r->done = done;
   r->arg = arg;
+  if (conn->has(conn_flag::uring_send)) {
+    // The caller's bytes stay valid until done: the send reads them.
+    if (len == 0 && conn->queue.empty()) {
+      conn_release_req(conn, r);
+    } else {
+      conn_enqueue(conn, r);
+      conn_uring_kick(conn, false);
+    }
+    return 0;
+  }
   ssize_t n = len ? write_direct(conn, r->data, len) : 0;
   if (n < 0) {
     net_get(conn->base)->write_reqs.give(r);
@@ -301,9 +341,9 @@ int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_writ
   }
   r->offset = static_cast<size_t>(n);
   if (r->offset == len && conn->queue.empty())
-    release_req(conn, r);  // done already; reported from the loop
+    conn_release_req(conn, r);  // done already; reported from the loop
   else
-    enqueue(conn, r);  // behind earlier writes, even with zero bytes
+    conn_enqueue(conn, r);  // behind earlier writes, even with zero bytes
   return 0;
 }
 

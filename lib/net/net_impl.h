@@ -50,6 +50,7 @@ enum : uint32_t {
   report_queued = 1u << 16,      // the pending node is queued (and holds a ref)
   uring_recv = 1u << 17,         // input comes in io_uring completions (conn_uring.cpp)
   aborted = 1u << 18,            // rill_conn_abort: a reset, no goodbye
+  uring_send = 1u << 19,         // writes go as io_uring sends (conn_write_uring.cpp)
 };
 }  // namespace conn_flag
 
@@ -90,12 +91,34 @@ struct write_req {
   rill_write_cb done;
   void *arg;
   int status;
+  // io_uring sends: the copy's size (later writes append while it has room),
+  // the receive buffer pinned instead of a copy (its number + 1, 0: none).
+  uint32_t cap;
+  uint32_t pin;
+};
+
+// The copies io_uring sends read (conn_write_uring.cpp), kept for reuse by
+// size (1 KiB << k, up to 64 KiB), so that steady state allocates nothing.
+struct copy_cache {
+  static constexpr size_t smallest = 1024;
+  static constexpr int classes = 7;
+  static constexpr size_t max_cached = 8u << 20;  // bytes kept; more go back
+  struct node {
+    node *next;
+  };
+  node *free[classes] = {};
+  size_t cached = 0;
+  copy_cache() = default;
+  copy_cache(const copy_cache &) = delete;
+  copy_cache &operator=(const copy_cache &) = delete;
+  ~copy_cache();
 };
 
 struct net_state {
   static constexpr size_t read_buffer_size = 64 * 1024;
   char read_buffer[read_buffer_size];
   handle_pool write_reqs{sizeof(write_req)};
+  copy_cache copies;
 
   // Emptied held buffers too large for their connection to keep
   // (conn_read.cpp), kept for whichever connection next needs one: a
@@ -372,6 +395,28 @@ int listener_uring_accept(rill_base *base, int fd);
 
 // conn_write.cpp
 void conn_on_writable(rill_conn *c);
+// What conn_write_uring.cpp shares with the queue's own code.
+void conn_enqueue(rill_conn *c, write_req *r);
+void conn_release_req(rill_conn *c, write_req *r);
+void conn_after_progress(rill_conn *c);
+write_req *conn_new_req(rill_conn *c, const char *data, size_t len, size_t taken);
+inline write_req *conn_req_of(list_node *n) { return n ? RILL_CONTAINER_OF(n, write_req, link) : nullptr; }
+
+// conn_write_uring.cpp: writes as io_uring sends, batched per loop
+// iteration (a connection with uring_send set).
+int conn_uring_write(rill_conn *c, const char *data, size_t len);
+// Sends the queue's head if none is in flight (`idle`: the caller knows
+// none is, so a head that failed meanwhile can go).
+void conn_uring_kick(rill_conn *c, bool idle);
+// A send completed (or a poll stood in): false when the connection fell
+// back to writing itself.
+bool conn_uring_on_writable(rill_conn *c);
+// Before the queue is dropped: takes a completed send's bytes into
+// account; true when a send is still in flight (its head must stay).
+bool conn_uring_settle(rill_conn *c);
+void conn_uring_send_cancel(rill_conn *c);
+// A copy's buffer back to the cache (`cap` as the cache gave it).
+void conn_uring_copy_free(rill_conn *c, char *p, size_t cap);
 // Drops the queue: ref writes complete with `err`, and on_write_error
 // reports `report` (0: say nothing).
 void conn_fail_queue(rill_conn *c, int err, int report);

@@ -101,7 +101,33 @@ struct backend_stream_ops {
   // that is not data, or an accepted descriptor now owned by the caller).
   // A buffer fully taken goes back to the ring.
   void (*consume)(void *state, int fd, size_t n);
+
+  // Sends (io_uring_send.cpp). A descriptor in recv mode may have one
+  // IORING_OP_SEND in flight, queued now and submitted with the next wait,
+  // so that every send a loop iteration makes goes in its one enter. Its
+  // completion is reported as RILL_WRITE (level-triggered, while the
+  // interest has RILL_WRITE) until send_reap() takes it; RILL_WRITE asks for
+  // no poll meanwhile. `data` must stay valid until then.
+  // Whether descriptors of this base send through the ring at all.
+  bool (*sends)(void *state);
+  // 0, or -EBUSY (one is in flight or not yet reaped), -ENOTSUP (not in
+  // recv mode: after fork, say; send yourself), -ENOMEM (no room to queue).
+  int (*send)(void *state, int fd, const void *data, size_t len);
+  // send_idle, send_busy, or send_reaped with the result in *res.
+  int (*send_reap)(void *state, int fd, int *res);
+  // Cancels the send in flight with the next wait; it completes as usual.
+  void (*send_cancel)(void *state, int fd);
+  // Pins the base's receive buffer holding [data, data + len) while a send
+  // reads it (the echo case: no copy); false when it is no such buffer.
+  bool (*pin)(void *state, const void *data, size_t len, uint16_t *bid);
+  void (*unpin)(void *state, uint16_t bid);
+  // Submits what is queued now: a send made outside a loop iteration (the
+  // base is not running), and what the last iteration's callbacks queued
+  // when rill_base_run() returns, go to the kernel at once, as a write(2)
+  // would have.
+  void (*submit)(void *state);
 };
+enum { send_idle = 0, send_busy = 1, send_reaped = 2 };
 
 #ifdef RILL_HAVE_IO_URING
 extern const backend_stream_ops io_uring_streams;

@@ -244,7 +244,10 @@ uint64_t poll_user_data(int fd, uint32_t seq) { return make_user_data(kind_poll,
 
 // The poll's mask: what is wanted and not served by a stream operation.
 uint8_t poll_want(const uring_state *st, const fd_state &s) {
-  return static_cast<uint8_t>(read_by_op(st, s) ? s.want & ~RILL_READ : s.want);
+  unsigned want = read_by_op(st, s) ? s.want & ~RILL_READ : s.want;
+  if (s.send_in_flight || s.send_done)
+    want &= ~RILL_WRITE;  // the send's completion is the report
+  return static_cast<uint8_t>(want);
 }
 
 uint32_t to_poll_mask(unsigned events) {
@@ -293,6 +296,8 @@ int rebuild_shared(uring_state *st) {
     uint64_t kind = user_data_kind(cqe.user_data);
     if (kind == kind_stream || kind == kind_accept)
       streams_complete(st, cqe);
+    else if (kind == kind_send)
+      sends_complete(st, cqe);
   }
   ring_close(st->r);
   st->dirty.clear();
@@ -303,6 +308,11 @@ int rebuild_shared(uring_state *st) {
     s.op_in_flight = false;
     s.op_cancelling = false;
     s.op_seq++;
+    // A send without a completion posted sent nothing: with DEFER_TASKRUN
+    // its retry runs only in this thread's enters, and the old ring's end
+    // cancels it. Its owner sends again (a poll stands in until then).
+    s.send_in_flight = false;
+    s.send_cancelling = false;
     if (s.want)
       mark_dirty(st, static_cast<int>(fd));
   }
@@ -321,6 +331,7 @@ int init(void **out) {
     return err;
   }
   streams_probe(st);
+  sends_probe(st);
   *out = st;
   return 0;
 }
@@ -411,11 +422,15 @@ int harvest(uring_state *st, backend_event *out, int capacity) {
       streams_complete(st, cqe);  // reported below, from the queues
       continue;
     }
+    if (kind == kind_send) {
+      sends_complete(st, cqe);  // reported below too
+      continue;
+    }
     uint32_t fd = static_cast<uint32_t>(cqe.user_data);
     if (kind != kind_poll || fd >= st->fds.size())
       continue;  // a removal's or a cancellation's own completion
     fd_state &s = st->fds[fd];
-    if (!s.in_flight || (s.seq & 0x3fffffffu) != user_data_seq(cqe.user_data))
+    if (!s.in_flight || (s.seq & seq_mask) != user_data_seq(cqe.user_data))
       continue;  // a poll that was removed or replaced
     s.in_flight = false;
     unsigned ready = to_rill(cqe.res, s.armed);
@@ -454,6 +469,21 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
     return n;
   return harvest(st, out, capacity);
 }
+
+}  // namespace
+
+// Submits what is queued (sends made outside a loop iteration, whose wait
+// would otherwise take them only at the next rill_base_run()).
+void submit_now(void *state) {
+  auto *st = static_cast<uring_state *>(state);
+  ring &r = st->r;
+  if (r.fd < 0 || r.sq_local_tail == __atomic_load_n(r.sq_head, __ATOMIC_ACQUIRE))
+    return;
+  if (ring_enter(r, 0, 0, nullptr) == -EEXIST)
+    rebuild_shared(st);
+}
+
+namespace {
 
 // After fork: the child forgets every registration and gets a ring of its
 // own. The inherited ring is only unmapped and closed (see the top).

@@ -78,7 +78,7 @@ bool ensure_buffers(uring_state *st) {
   void *slots = mmap(nullptr, b.slots_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   void *bufs = mmap(nullptr, b.bufs_size, PROT_READ | PROT_WRITE,
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (slots == MAP_FAILED || bufs == MAP_FAILED || !b.taken.resize_zeroed(b.count) ||
+  if (slots == MAP_FAILED || bufs == MAP_FAILED || !b.taken.resize_zeroed(b.count) || !b.pins.resize_zeroed(b.count) ||
       !b.parked.reserve(b.count) || !st->entries.reserve(b.count + 16)) {
     if (slots != MAP_FAILED)
       munmap(slots, b.slots_size);
@@ -103,8 +103,12 @@ void add_buffer(buf_ring &b, uint16_t bid) {
 }
 
 void give_back(buf_ring &b, uint16_t bid) {
-  if (!b.taken[bid])
+  if (b.taken[bid] != 1)
     return;
+  if (b.pins[bid]) {
+    b.taken[bid] = 2;  // a send still reads it: back when the last one ends
+    return;
+  }
   b.taken[bid] = 0;
   b.out--;
   if (b.registered) {
@@ -172,10 +176,7 @@ void enqueue(uring_state *st, int fd, fd_state &s, int32_t res, bool has_buf, ui
       s.head = i;
     s.tail = i;
   }
-  if (!s.in_backlog) {
-    s.in_backlog = true;
-    st->backlog.push(fd);  // set_mode() reserved a place
-  }
+  backlog_add(st, fd, s);
 }
 
 // Drops fd's queue: buffers parked until the next wait, accepted
@@ -242,6 +243,36 @@ bool queue_op(ring &r, int fd, fd_state &s) {
 }
 
 }  // namespace
+
+void backlog_add(uring_state *st, int fd, fd_state &s) {
+  if (!s.in_backlog) {
+    s.in_backlog = true;
+    st->backlog.push(fd);  // set_mode() reserved a place
+  }
+}
+
+bool buffer_pin(uring_state *st, const char *data, size_t len, uint16_t *bid) {
+  buf_ring &b = st->br;
+  if (!b.bufs || data < b.bufs || data >= b.bufs + b.bufs_size)
+    return false;
+  size_t off = static_cast<size_t>(data - b.bufs);
+  size_t i = off / b.size;
+  // Only bytes on_read is being shown (the buffer is out of the kernel's
+  // hands), all in one buffer.
+  if (off + len > (i + 1) * b.size || b.taken[i] != 1 || b.pins[i] == UINT16_MAX)
+    return false;
+  b.pins[i]++;
+  *bid = static_cast<uint16_t>(i);
+  return true;
+}
+
+void buffer_unpin(uring_state *st, uint16_t bid) {
+  buf_ring &b = st->br;
+  if (bid >= b.count || !b.pins[bid] || --b.pins[bid] || b.taken[bid] != 2)
+    return;
+  b.taken[bid] = 1;
+  give_back(b, bid);
+}
 
 void streams_probe(uring_state *st) {
 #ifdef RILL_URING_STREAMS
@@ -314,7 +345,7 @@ bool streams_before_wait(uring_state *st) {
   }
   for (size_t i = 0; i < st->backlog.size(); i++) {
     const fd_state &s = st->fds[st->backlog[i]];
-    if ((s.head || s.lost) && (s.want & RILL_READ))
+    if (((s.head || s.lost) && (s.want & RILL_READ)) || (s.send_done && (s.want & RILL_WRITE)))
       return true;
   }
   return false;
@@ -334,7 +365,7 @@ void streams_complete(uring_state *st, const io_uring_cqe &cqe) {
   uint32_t fd = static_cast<uint32_t>(cqe.user_data);
   fd_state *s = fd < st->fds.size() ? &st->fds[fd] : nullptr;
   if (!s || s->mode == stream_mode::none || (s->mode == stream_mode::accept) != accept ||
-      (s->op_seq & 0x3fffffffu) != user_data_seq(cqe.user_data)) {
+      (s->op_seq & seq_mask) != user_data_seq(cqe.user_data)) {
     // An operation whose queue was dropped: nobody wants what it brings.
     if (has_buf)
       give_back(st->br, bid);
@@ -386,14 +417,15 @@ int streams_report(uring_state *st, backend_event *out, int capacity) {
   for (size_t i = 0; i < st->backlog.size(); i++) {
     int fd = st->backlog[i];
     fd_state &s = st->fds[fd];
-    if (!s.head && !s.lost) {
+    if (!s.head && !s.lost && !s.send_done) {
       s.in_backlog = false;
       continue;
     }
     st->backlog[kept++] = fd;
-    if ((s.want & RILL_READ) && count < capacity && s.report_epoch != st->epoch) {
+    unsigned events = ((s.head || s.lost) ? s.want & RILL_READ : 0u) | (s.send_done ? s.want & RILL_WRITE : 0u);
+    if (events && count < capacity && s.report_epoch != st->epoch) {
       s.report_epoch = st->epoch;
-      out[count++] = backend_event{s.tag, RILL_READ};
+      out[count++] = backend_event{s.tag, events};
     }
   }
   while (st->backlog.size() > kept)
@@ -522,5 +554,8 @@ void consume(void *state, int fd, size_t n) {
 }  // namespace rill::detail::uring
 
 namespace rill::detail {
-const backend_stream_ops io_uring_streams = {uring::set_mode, uring::want_read, uring::peek, uring::consume};
+const backend_stream_ops io_uring_streams = {
+    uring::set_mode,   uring::want_read,  uring::peek, uring::consume,     uring::sends_enabled,
+    uring::send_queue, uring::send_reap, uring::send_cancel, uring::send_pin, uring::send_unpin,
+    uring::submit_now};
 }

@@ -17,6 +17,12 @@
 #   fibers   samples/echo_server_blocking   rill's blocking facade
 #   libev    libev_echo_server.c            built here: cc -O2 ... -lev
 #   raw      raw_epoll_server               hand-written epoll: the limit
+#   rill-uring         the callback server, RILL_BACKEND=io_uring
+#   rill-uring-nosend  the same, RILL_IO_URING_SENDS=0 (send(2) per write)
+#   raw-uring  raw_uring_server             hand-written io_uring (liburing)
+#
+# CG_TOOL=strace counts system calls instead (strace -f -c: calls per
+# round trip, and which), the same way.
 #
 # --keep DIR keeps the LONG runs' callgrind files (with --dump-instr=yes)
 # for callgrind_annotate, e.g.
@@ -71,8 +77,16 @@ declare -A EXE=(
   [fibers]=$BUILD/samples/echo_server_blocking
   [libev]=$TMP/libev_echo_server
   [raw]=$BUILD/test/bench/echo/raw_epoll_server
+  [rill-uring]=$BUILD/samples/echo_server
+  [rill-uring-nosend]=$BUILD/samples/echo_server
+  [raw-uring]=$BUILD/test/bench/echo/raw_uring_server
 )
-declare -A TITLE=([rill]="rill callbacks" [fibers]="rill fibers" [libev]="libev" [raw]="raw epoll")
+declare -A TITLE=([rill]="rill callbacks" [fibers]="rill fibers" [libev]="libev" [raw]="raw epoll"
+  [rill-uring]="rill callbacks, io_uring" [rill-uring-nosend]="rill callbacks, io_uring, send(2)"
+  [raw-uring]="raw io_uring")
+declare -A SERVER_ENV=([rill]=RILL_BACKEND=epoll [fibers]=RILL_BACKEND=epoll
+  [rill-uring]=RILL_BACKEND=io_uring [rill-uring-nosend]="RILL_BACKEND=io_uring RILL_IO_URING_SENDS=0")
+TOOL=${CG_TOOL:-callgrind}
 case " $SERVERS " in
   *" libev "*)
     if ! ${CC:-cc} -O2 -o "${EXE[libev]}" "$HERE/libev_echo_server.c" -lev 2>"$TMP/cc.log"; then
@@ -94,7 +108,10 @@ fi
 count_once() { # server trips port
   local out=$TMP/$1.$2.out extra=()
   [ -n "$KEEP" ] && [ "$2" = "$LONG" ] && extra=(--dump-instr=yes)
-  "${PIN_SERVER[@]}" valgrind --tool=callgrind --callgrind-out-file="$out" "${extra[@]}" \
+  local tool=(valgrind --tool=callgrind --callgrind-out-file="$out" "${extra[@]}")
+  [ "$TOOL" = strace ] && tool=(strace -f -c -o "$out")
+  # shellcheck disable=SC2086
+  env ${SERVER_ENV[$1]:-} "${PIN_SERVER[@]}" "${tool[@]}" \
     "${EXE[$1]}" --listen "127.0.0.1:$3" --quiet >/dev/null 2>"$TMP/valgrind.log" &
   SERVER_PID=$!
   local up=""
@@ -117,7 +134,12 @@ count_once() { # server trips port
   wait "$SERVER_PID" || true
   SERVER_PID=""
   [ -n "$KEEP" ] && [ "$2" = "$LONG" ] && cp "$out" "$KEEP/$1.out"
-  awk '/^(summary|totals):/ { print $2; exit }' "$out"
+  if [ "$TOOL" = strace ]; then
+    [ -n "$KEEP" ] && cp "$out" "$KEEP/$1.$2.strace"
+    awk '$NF == "total" { print $4; exit }' "$out"
+  else
+    awk '/^(summary|totals):/ { print $2; exit }' "$out"
+  fi
 }
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -136,9 +158,15 @@ for rep in $(seq 1 "$REPS"); do
   done
 done
 
-echo "User instructions per echo round trip (callgrind Ir, ${SIZE} B, 1 connection, median of $REPS):"
+unit="Ir / round trip"
+if [ "$TOOL" = strace ]; then
+  unit="system calls / round trip"
+  echo "System calls per echo round trip (strace -f -c, ${SIZE} B, 1 connection, median of $REPS):"
+else
+  echo "User instructions per echo round trip (callgrind Ir, ${SIZE} B, 1 connection, median of $REPS):"
+fi
 echo
-echo "| server | Ir / round trip |"
+echo "| server | $unit |"
 echo "|---|---:|"
 for server in $SERVERS; do
   [ -n "${PER_TRIP[$server]:-}" ] || continue

@@ -7,6 +7,8 @@
 #   coroutines       coro_echo_server              rill/coro.hpp (C++20), epoll
 #   callbacks-uring  samples/echo_server           the same, RILL_BACKEND=io_uring
 #   fibers-uring     samples/echo_server_blocking  the same, RILL_BACKEND=io_uring
+#   callbacks-uring-nosend  samples/echo_server    io_uring with RILL_IO_URING_SENDS=0:
+#                                                  send(2) per write instead of ring sends
 #   go               samples/go (GOMAXPROCS=1)     goroutines, when go is installed
 #   asio             asio_echo_server              Asio + C++20 coroutines
 #   libevent-bev     libevent_bev_server           libevent bufferevents
@@ -98,6 +100,7 @@ declare -A EXE=(
   [coroutines]=$ECHO_DIR/coro_echo_server
   [callbacks-uring]=$BUILD/samples/echo_server
   [fibers-uring]=$BUILD/samples/echo_server_blocking
+  [callbacks-uring-nosend]=$BUILD/samples/echo_server
   [go]=$TMP/go_echo_server
   [asio]=$ECHO_DIR/asio_echo_server
   [libevent-bev]=$ECHO_DIR/libevent_bev_server
@@ -110,6 +113,7 @@ declare -A EXE=(
 declare -A TITLE=(
   [callbacks]="rill callbacks" [fibers]="rill fibers" [coroutines]="rill coroutines"
   [callbacks-uring]="rill callbacks, io_uring" [fibers-uring]="rill fibers, io_uring"
+  [callbacks-uring-nosend]="rill callbacks, io_uring, send(2)"
   [go]="Go (GOMAXPROCS=1)" [asio]="Asio coroutines" [libevent-bev]="libevent bufferevents"
   [libevent-raw]="libevent raw events" [libev]="libev" [libuv]="libuv"
   [raw-uring]="raw io_uring" [raw]="raw epoll"
@@ -117,13 +121,18 @@ declare -A TITLE=(
 # The chart colours by family.
 declare -A FAMILY=(
   [callbacks]=rill [fibers]=rill [coroutines]=rill [callbacks-uring]=rill [fibers-uring]=rill
+  [callbacks-uring-nosend]=rill
   [go]=peer [asio]=peer [libevent-bev]=peer [libevent-raw]=peer [libev]=peer [libuv]=peer
   [raw-uring]=limit [raw]=limit
 )
 # rill's backend, named so a user's RILL_BACKEND cannot change a column.
 declare -A BACKEND=(
   [callbacks]=epoll [fibers]=epoll [coroutines]=epoll
-  [callbacks-uring]=io_uring [fibers-uring]=io_uring
+  [callbacks-uring]=io_uring [fibers-uring]=io_uring [callbacks-uring-nosend]=io_uring
+)
+# Further environment of a column (docs/io_uring.md's knobs).
+declare -A SERVER_ENV=(
+  [callbacks-uring-nosend]=RILL_IO_URING_SENDS=0
 )
 ALL_SERVERS=(callbacks fibers coroutines callbacks-uring fibers-uring go asio
   libevent-bev libevent-raw libev libuv raw-uring raw)
@@ -192,7 +201,7 @@ start_server() { # name port [banner file]: --quiet, unless its stdout goes to t
     quiet=()
     out=$3
   fi
-  env GOMAXPROCS=1 ${BACKEND[$1]:+RILL_BACKEND=${BACKEND[$1]}} "${PIN_SERVER[@]}" "${EXE[$1]}" \
+  env GOMAXPROCS=1 ${BACKEND[$1]:+RILL_BACKEND=${BACKEND[$1]}} ${SERVER_ENV[$1]:-} "${PIN_SERVER[@]}" "${EXE[$1]}" \
     --listen "127.0.0.1:$2" "${quiet[@]}" >"$out" &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
