@@ -98,8 +98,8 @@ void after_progress(rill_conn *c) {
     c->set(conn_flag::notify_low, true);
     conn_notify(c);
   }
-  if (!c->queue.empty())
-    return;
+  if (!c->queue.empty() || conn_out_pending(c))
+    return;  // not drained yet: write interest is still on
   c->set(conn_flag::notify_drain, true);
   conn_notify(c);
   if (c->has(conn_flag::shut_write_wanted) && !c->has(conn_flag::write_shut)) {
@@ -131,6 +131,10 @@ ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
   ssize_t n = send_some(c, data, len);
   if (n >= 0) {
     c->written += static_cast<uint64_t>(n);
+    if (conn_out_pending(c)) {  // the transport flushes the rest on writability
+      conn_update_io(c);
+      conn_deadline_update(c);
+    }
     return n;
   }
   if (is_again(errno))
@@ -161,9 +165,11 @@ __attribute__((noinline)) int queue_copy(rill_conn *c, const char *rest, size_t 
 }  // namespace
 
 void conn_on_writable(rill_conn *c) {
-  if (c->queue.empty())
+  // The transport's bytes (conn_out_pending) go first, with the queue's or
+  // alone (writev of nothing).
+  if (c->queue.empty() && !conn_out_pending(c))
     return;
-  while (!c->queue.empty()) {
+  while (!c->queue.empty() || conn_out_pending(c)) {
     iovec iov[max_iov];
     int count = 0;
     size_t total = 0;
@@ -177,7 +183,7 @@ void conn_on_writable(rill_conn *c) {
       count++;
     }
     ssize_t n = 0;
-    if (count) {
+    if (count || conn_out_pending(c)) {
       do {
         n = conn_sys_writev(c, iov, count);
       } while (n < 0 && errno == EINTR);
@@ -208,7 +214,7 @@ void conn_on_writable(rill_conn *c) {
       list::remove(&r->link);
       release_req(c, r);
     }
-    if (static_cast<size_t>(n) < total)
+    if (static_cast<size_t>(n) < total || conn_out_pending(c))
       break;  // the kernel is full; wait for the next readiness
   }
   after_progress(c);
