@@ -173,7 +173,9 @@ void conn_on_writable(rill_conn *c) {
     iovec iov[max_iov];
     int count = 0;
     size_t total = 0;
-    for (list_node *n = c->queue.front(); n != &c->queue.head && count < max_iov; n = n->next) {
+    // front() is null when only the transport's bytes are left.
+    for (list_node *n = c->queue.front(); n && n != &c->queue.head && count < max_iov;
+         n = n->next) {
       write_req *r = req_of(n);
       if (r->len == r->offset)
         continue;  // zero bytes: completes in its turn below
