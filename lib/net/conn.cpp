@@ -89,7 +89,7 @@ void run_pending(pending_node *node) {
     c->set(conn_flag::notify_drain, false);
     // An earlier report (a ref write's completion) may have queued more:
     // the drain is then told when that empties in turn.
-    if (c->events->on_drain && c->lifetime.open() && c->queue.empty())
+    if (c->events->on_drain && c->lifetime.open() && c->queue.empty() && !conn_out_pending(c))
       c->events->on_drain(c, c->arg);
   }
   if (conn_fd_closed(c) && c->lifetime.state == life_state::closing)
@@ -437,7 +437,7 @@ int rill_conn_close(rill_conn *conn) {
   conn->lifetime.state = life_state::closing;
   conn->set(conn_flag::graceful, true);
   conn->set(conn_flag::read_wanted, false);
-  if (!conn->queue.empty() && !conn->write_error) {
+  if ((!conn->queue.empty() || conn_out_pending(conn)) && !conn->write_error) {
     // Graceful: keep flushing; the write path or the write deadline closes.
     conn_update_io(conn);
     conn_deadline_update(conn);
@@ -485,6 +485,10 @@ int rill_conn_close_write(rill_conn *conn) {
     conn->set(conn_flag::write_shut, true);
     if (conn_sys_shutdown_write(conn) < 0)
       return -errno;
+    // A transport may hold bytes still (a TLS close_notify the kernel did
+    // not take): its FIN follows them, and writability flushes them.
+    conn_update_io(conn);
+    conn_deadline_update(conn);
   }
   return 0;
 }

@@ -105,11 +105,11 @@ void conn_after_progress(rill_conn *c) {
     c->set(conn_flag::notify_low, true);
     conn_notify(c);
   }
-  if (!c->queue.empty())
-    return;
+  if (!c->queue.empty() || conn_out_pending(c))
+    return;  // not drained yet: write interest is still on
   // io_uring sends queue every write, so every write ends in a drain; the
   // report is skipped when nobody listens (an echo then pays for none).
-  if (!c->has(conn_flag::uring_send) || c->events.on_drain) {
+  if (!c->has(conn_flag::uring_send) || c->events->on_drain) {
     c->set(conn_flag::notify_drain, true);
     conn_notify(c);
   }
@@ -144,6 +144,10 @@ ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
   ssize_t n = send_some(c, data, len);
   if (n >= 0) {
     c->written += static_cast<uint64_t>(n);
+    if (conn_out_pending(c)) {  // the transport flushes the rest on writability
+      conn_update_io(c);
+      conn_deadline_update(c);
+    }
     return n;
   }
   if (is_again(errno))
@@ -174,15 +178,19 @@ __attribute__((noinline)) int queue_copy(rill_conn *c, const char *rest, size_t 
 }  // namespace
 
 void conn_on_writable(rill_conn *c) {
-  if (c->queue.empty())
+  // The transport's bytes (conn_out_pending) go first, with the queue's or
+  // alone (writev of nothing).
+  if (c->queue.empty() && !conn_out_pending(c))
     return;
   if (c->has(conn_flag::uring_send) && conn_uring_on_writable(c))
     return;
-  while (!c->queue.empty()) {
+  while (!c->queue.empty() || conn_out_pending(c)) {
     iovec iov[max_iov];
     int count = 0;
     size_t total = 0;
-    for (list_node *n = c->queue.front(); n != &c->queue.head && count < max_iov; n = n->next) {
+    // front() is null when only the transport's bytes are left.
+    for (list_node *n = c->queue.front(); n && n != &c->queue.head && count < max_iov;
+         n = n->next) {
       write_req *r = req_of(n);
       if (r->len == r->offset)
         continue;  // zero bytes: completes in its turn below
@@ -192,7 +200,7 @@ void conn_on_writable(rill_conn *c) {
       count++;
     }
     ssize_t n = 0;
-    if (count) {
+    if (count || conn_out_pending(c)) {
       do {
         n = conn_sys_writev(c, iov, count);
       } while (n < 0 && errno == EINTR);
@@ -223,7 +231,7 @@ void conn_on_writable(rill_conn *c) {
       list::remove(&r->link);
       conn_release_req(c, r);
     }
-    if (static_cast<size_t>(n) < total)
+    if (static_cast<size_t>(n) < total || conn_out_pending(c))
       break;  // the kernel is full; wait for the next readiness
   }
   conn_after_progress(c);

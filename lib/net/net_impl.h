@@ -170,9 +170,12 @@ struct conn_io_hook {
 // the socket (lib/tls: records under the plaintext the user sees). The read
 // and write paths call these where they would call readv/sendmsg/shutdown,
 // with the same contract: a count, or -1 with errno set (EAGAIN: wait for
-// readiness). `writev` reports a byte as taken only once what carries it
-// reached the kernel, so the write queue, drain and a graceful close wait
-// for the layer too. `reading` runs when read interest comes back: the
+// readiness). `writev` reports a byte as taken once the layer has it (the
+// caller's buffer is free again); what carries it may still wait in the
+// layer, and `pending` says so: write interest stays on while it does,
+// `writev` with no bytes (count 0) flushes it, and drain, a graceful close
+// and the write deadline wait for it as for the queue. `shutdown_write`
+// sends its FIN behind it. `reading` runs when read interest comes back: the
 // layer may hold input the socket no longer signals, and must then arrange
 // a read itself. `end` runs before the socket is closed (goodbye: every
 // close but an abort or a broken connection, as Go's Close sends
@@ -184,6 +187,7 @@ struct conn_transport {
   void (*reading)(rill_conn *c);
   void (*end)(rill_conn *c, bool goodbye);
   void (*destroy)(rill_conn *c);
+  bool (*pending)(const rill_conn *c);  // bytes taken and not yet in the kernel
 };
 
 }  // namespace rill::detail
@@ -302,6 +306,14 @@ void conn_release(rill_conn *c);
 // Holds the connection across a dispatch of its callbacks.
 using conn_held = held<rill_conn, conn_release>;
 
+// Whether the transport (lib/tls) holds bytes it took that have not reached
+// the kernel yet: the write side is not drained while it does. Not after
+// the write side broke or timed out: nothing more will be sent.
+inline bool conn_out_pending(const rill_conn *c) {
+  const conn_transport *t = c->transport();
+  return t && !c->write_error && !c->has(conn_flag::write_timed_out) && t->pending(c);
+}
+
 // What the io watcher should wait for, told to it only when that changes:
 // it rarely does (an echo reads, writes and reads again), and this runs
 // after every read, so it is inline and the common case makes no call.
@@ -315,7 +327,7 @@ inline void conn_update_io(rill_conn *c) {
   } else {
     if (conn_may_read(c) && c->lifetime.open())
       want |= RILL_READ;
-    if (!c->queue.empty())
+    if (!c->queue.empty() || conn_out_pending(c))
       want |= RILL_WRITE;
   }
   const rill_io *io = c->io;

@@ -147,10 +147,11 @@ void on_timer(rill_timer *, void *arg) {
     conn_on_readable(c);
 }
 
-// Reads again from the loop: what OpenSSL holds decrypted, or (`now`) an
-// error found after the bytes just returned.
-void arm_kick(tls_conn *t, bool now = false) {
-  if (!now && (t->starved || !SSL_has_pending(t->ssl)))
+// Reads again from the loop: plaintext OpenSSL holds (unless it only waits
+// for the rest of a record: `starved`), or an end (EOF, error) met after the
+// bytes returned with it: the socket may never signal either again.
+void arm_kick(tls_conn *t) {
+  if (!t->read_err && (t->starved || !SSL_has_pending(t->ssl)))
     return;
   if (tls_timer_make(t) < 0)
     return;  // out of memory: the next input reads it
@@ -160,6 +161,8 @@ void arm_kick(tls_conn *t, bool now = false) {
 
 ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
   tls_conn *t = tls_of(c);
+  if (t->read_err == RILL_EOF)
+    return 0;  // the close_notify met after data (kept below)
   if (t->read_err)
     return fail(t->read_err);
   size_t total = 0;
@@ -171,6 +174,9 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
     // socket again would cost a recv() that meets EAGAIN on every message.
     while (room && (!total || SSL_has_pending(t->ssl))) {
       size_t got = 0;
+      // SSL_get_error reads the thread's error queue: an error another
+      // connection (or the application) left there would be taken for ours.
+      ERR_clear_error();
       int ret = SSL_read_ex(t->ssl, p, room, &got);
       if (ret == 1) {
         p += got;
@@ -200,9 +206,13 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
   // A key update or an alert OpenSSL answered while reading.
   if (tls_out_pending(t))
     tls_flush_out(t);
-  arm_kick(t, total && t->read_err);
+  // The end met after data is returned by the next read, which the kick
+  // brings: the socket has nothing more to signal.
+  if (total && err && err != EAGAIN)
+    t->read_err = err;
+  arm_kick(t);
   if (total)
-    return static_cast<ssize_t>(total);  // the error, if any, comes next time
+    return static_cast<ssize_t>(total);
   if (err == EAGAIN)
     return fail(-EAGAIN);
   if (err == RILL_EOF)
@@ -217,21 +227,15 @@ ssize_t tls_writev(rill_conn *c, const iovec *iov, int count) {
   if (r < 0)
     return fail(r);
   if (r == 0)
-    return fail(-EAGAIN);
+    return fail(-EAGAIN);  // the last record still waits: take nothing more
+  // Plaintext SSL_write_ex accepted is taken: it is encrypted, and the
+  // caller (rill_conn_try_write's, say) may reuse its buffer at once. A
+  // record the kernel took only part of waits in `out`, which the write
+  // path flushes on writability (tls_pending) before it counts as drained.
   size_t taken = 0;
-  size_t skip = t->committed;
-  t->committed = 0;
   for (int i = 0; i < count; i++) {
     const char *p = static_cast<const char *>(iov[i].iov_base);
     size_t len = iov[i].iov_len;
-    if (skip) {
-      // These bytes went out in the record just flushed.
-      size_t k = skip < len ? skip : len;
-      taken += k;
-      skip -= k;
-      p += k;
-      len -= k;
-    }
     while (len) {
       size_t chunk = len < record_max ? len : record_max;
       size_t done = 0;
@@ -245,33 +249,41 @@ ssize_t tls_writev(rill_conn *c, const iovec *iov, int count) {
           return static_cast<ssize_t>(taken);
         return fail(err);
       }
-      if (tls_out_pending(t)) {
-        t->committed = chunk;  // taken once its record is out
-        return taken ? static_cast<ssize_t>(taken) : fail(-EAGAIN);
-      }
       taken += chunk;
+      if (tls_out_pending(t))
+        return static_cast<ssize_t>(taken);  // the kernel is full
       p += chunk;
       len -= chunk;
     }
   }
-  t->committed = skip;  // offered fewer bytes than were committed
   return static_cast<ssize_t>(taken);
 }
 
 void say_goodbye(tls_conn *t) {
-  if (t->said_goodbye || !t->handshaken)
+  // In init after the handshake means OpenSSL's fatal state (an alert was
+  // sent or received): SSL_shutdown would only fail there.
+  if (t->said_goodbye || !t->handshaken || SSL_in_init(t->ssl))
     return;
   t->said_goodbye = true;
   ERR_clear_error();
   SSL_shutdown(t->ssl);  // close_notify into the BIO, which sends it
+  ERR_clear_error();  // nothing left behind for the thread's other connections
   tls_flush_out(t);
 }
 
 int tls_shutdown_write(rill_conn *c) {
   tls_conn *t = tls_of(c);
   say_goodbye(t);
+  if (tls_out_pending(t)) {
+    // A FIN now would cut the records still in `out` (the close_notify at
+    // least): tls_flush_out sends it once they are out.
+    t->fin_wanted = true;
+    return 0;
+  }
   return shutdown(c->fd, SHUT_WR);
 }
+
+bool tls_pending(const rill_conn *c) { return tls_out_pending(tls_of(c)); }
 
 void tls_reading(rill_conn *c) { arm_kick(tls_of(c)); }
 
@@ -293,7 +305,7 @@ void tls_destroy(rill_conn *c) {
 }  // namespace
 
 const conn_transport tls_transport = {tls_readv, tls_writev, tls_shutdown_write,
-                                      tls_reading, tls_end, tls_destroy};
+                                      tls_reading, tls_end, tls_destroy, tls_pending};
 
 bool tls_out_pending(const tls_conn *t) { return t->out_off < t->out_len; }
 
@@ -308,6 +320,10 @@ int tls_flush_out(tls_conn *t) {
     t->out_off += static_cast<size_t>(n);
   }
   t->out_off = t->out_len = 0;
+  if (t->fin_wanted) {  // tls_shutdown_write's, deferred behind `out`
+    t->fin_wanted = false;
+    shutdown(t->c->fd, SHUT_WR);
+  }
   return 1;
 }
 

@@ -73,10 +73,8 @@ struct tls_conn {
   // Ciphertext the kernel did not take yet (at most about one record).
   char *out = nullptr;
   size_t out_off = 0, out_len = 0, out_cap = 0;
-  // Plaintext bytes whose record sits in `out`: reported taken once it is
-  // flushed, when the same bytes are offered again (the write queue keeps
-  // them in place).
-  size_t committed = 0;
+  // The FIN rill_conn_close_write asked for, sent once `out` is flushed.
+  bool fin_wanted = false;
   int sys_err = 0;        // errno of the BIO's last failed recv/send
   bool eof = false;       // recv() gave 0
   // The last SSL_read met the socket's EAGAIN: what OpenSSL holds (part of
