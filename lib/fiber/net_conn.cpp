@@ -28,6 +28,7 @@
 #include <cstring>
 
 #include "fiber/net_impl.h"
+#include "net/net_impl.h"
 #include "net/op_error.h"
 
 namespace rill::detail {
@@ -324,9 +325,16 @@ rill_net_conn *net_conn_wrap(rill_conn *conn) {
     return nullptr;
   c->conn = conn;
   c->is_unix = !std::strcmp(rill_conn_network(conn), "unix");
+  if (rill_conn_start(conn, &facade_events, c) < 0) {  // out of memory
+    destroy(c);
+    return nullptr;
+  }
   life_hold(c->lifetime);  // the connection's reference, until on_close
-  rill_conn_start(conn, &facade_events, c);
   rill_conn_read_stop(conn);  // read only while a fiber waits
+  // A Write cut short by Close reports what reached the kernel, and nothing
+  // more is sent (G23): a send in flight on an io_uring ring could still
+  // move bytes after the count is taken, so these send with send(2).
+  conn->set(conn_flag::uring_send, false);
   return c;
 }
 
