@@ -152,6 +152,10 @@ void io_dispatch(rill_base *base, int count);
 // counted and do not keep the loop alive.
 int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
               rill_io **out) noexcept;
+// The same for a descriptor known to be a socket (one rill made, accepted
+// or checked), without the fstat that tells files from what can be polled.
+int io_create_socket(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
+                     rill_io **out) noexcept;
 
 // timer.cpp
 void timers_run(rill_base *base);

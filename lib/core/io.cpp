@@ -72,8 +72,13 @@ void flush_once(rill_base *base);
 int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
               rill_io **out) noexcept {
   int err = check_fd(base->backend, fd);
-  if (err)
-    return err;
+  return err ? err : io_create_socket(base, fd, cb, arg, internal, out);
+}
+
+int io_create_socket(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
+                     rill_io **out) noexcept {
+  if (fd < 0)
+    return RILL_EBADF;
   if (static_cast<size_t>(fd) < base->fds.size() && base->fds[fd].io)
     return RILL_EEXIST;
   if (!base->fds.resize_zeroed(static_cast<size_t>(fd) + 1) ||

@@ -172,20 +172,31 @@ void format_kept(const unsigned char *rec, char (&text)[RILL_ADDRSTRLEN]) {
 
 const unsigned char *remote_record(const rill_conn *c) { return c->addrs() + record_size(c->addrs()); }
 
-// A connection and its two addresses in one allocation (net_impl.h).
-rill_conn *conn_alloc(int fd) {
-  sockaddr_storage local, remote;
-  socklen_t local_len = sizeof local, remote_len = sizeof remote;
-  if (getsockname(fd, reinterpret_cast<sockaddr *>(&local), &local_len) != 0)
-    local_len = 0;
-  if (getpeername(fd, reinterpret_cast<sockaddr *>(&remote), &remote_len) != 0)
-    remote_len = 0;
-  void *p = mem_alloc(sizeof(rill_conn) + kept_size(local, local_len) + kept_size(remote, remote_len));
+// A connection and its two addresses in one allocation (net_impl.h). The
+// kernel is asked only for what the caller did not already know.
+rill_conn *conn_alloc(int fd, const conn_addrs *known) {
+  sockaddr_storage asked_local, asked_remote;
+  const sockaddr_storage *local = known ? known->local : nullptr;
+  const sockaddr_storage *remote = known ? known->remote : nullptr;
+  socklen_t local_len = known ? known->local_len : 0, remote_len = known ? known->remote_len : 0;
+  if (!local) {
+    local = &asked_local;
+    local_len = sizeof asked_local;
+    if (getsockname(fd, reinterpret_cast<sockaddr *>(&asked_local), &local_len) != 0)
+      local_len = 0;
+  }
+  if (!remote) {
+    remote = &asked_remote;
+    remote_len = sizeof asked_remote;
+    if (getpeername(fd, reinterpret_cast<sockaddr *>(&asked_remote), &remote_len) != 0)
+      remote_len = 0;
+  }
+  void *p = mem_alloc(sizeof(rill_conn) + kept_size(*local, local_len) + kept_size(*remote, remote_len));
   if (!p)
     return nullptr;
   auto *c = new (p) rill_conn;
   unsigned char *tail = reinterpret_cast<unsigned char *>(c + 1);
-  keep_address(keep_address(tail, local, local_len), remote, remote_len);
+  keep_address(keep_address(tail, *local, local_len), *remote, remote_len);
   return c;
 }
 
@@ -265,10 +276,10 @@ net_state *net_create(rill_base *base) {
 }
 
 int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config *opts,
-                rill_conn **out) {
+                rill_conn **out, const conn_addrs *known) {
   if (!net_get(base))
     return RILL_ENOMEM;
-  rill_conn *c = conn_alloc(fd);
+  rill_conn *c = conn_alloc(fd, known);
   if (!c)
     return RILL_ENOMEM;
   c->base = base;
@@ -285,7 +296,7 @@ int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config
   int one = 1;  // where MSG_NOSIGNAL does not exist
   setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
-  int err = rill_io_new(base, fd, on_io, c, &c->io);
+  int err = io_create_socket(base, fd, on_io, c, false, &c->io);
   if (err) {
     destroy(c);
     return err;

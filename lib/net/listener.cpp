@@ -38,6 +38,13 @@ struct rill_listener {
   rill_accept_cb on_accept;
   void *arg;
   rill_socket_config conn_opts{};
+  // Accepted connections inherit the listener's TCP options (Linux copies
+  // the listening socket's), so accepting sets none.
+  bool options_inherited = false;
+  // The address every accepted connection has as its own, when the
+  // listener is bound to one; 0 for a wildcard (the kernel tells each).
+  socklen_t local_len = 0;
+  sockaddr_storage local{};
   char addr[RILL_ADDRSTRLEN] = "";
   char unlink_path[RILL_ADDRSTRLEN] = "";
 };
@@ -48,6 +55,16 @@ namespace {
 constexpr int accepts_per_wakeup = 32;
 constexpr uint64_t backoff_min = 5 * RILL_MSEC;
 constexpr uint64_t backoff_max = RILL_SEC;
+
+// An address that stands for all of the host's: accepted connections each
+// have their own local address then.
+bool is_wildcard(const sockaddr_storage &ss) {
+  if (ss.ss_family == AF_INET)
+    return reinterpret_cast<const sockaddr_in &>(ss).sin_addr.s_addr == htonl(INADDR_ANY);
+  if (ss.ss_family == AF_INET6)
+    return IN6_IS_ADDR_UNSPECIFIED(&reinterpret_cast<const sockaddr_in6 &>(ss).sin6_addr);
+  return false;  // a Unix socket's path is its connections' too
+}
 
 bool out_of_descriptors(int err) {
   return err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM;
@@ -82,7 +99,11 @@ void on_readable(rill_io *, int, unsigned, void *arg) {
   auto *l = static_cast<rill_listener *>(arg);
   held<rill_listener, release> hold(l);
   for (int i = 0; i < accepts_per_wakeup && !l->paused; i++) {
-    int fd = l->uring ? listener_uring_accept(l->base, l->fd) : socket_accept(l->fd);
+    conn_addrs known;
+    sockaddr_storage peer;
+    socklen_t peer_len;
+    int fd = l->uring ? listener_uring_accept(l->base, l->fd, &peer, &peer_len)
+                      : socket_accept(l->fd, &peer, &peer_len);
     if (fd < 0) {
       if (fd == -EAGAIN || fd == -EWOULDBLOCK)
         return;
@@ -102,10 +123,18 @@ void on_readable(rill_io *, int, unsigned, void *arg) {
     l->backoff_delay = 0;
     rill_conn *c;
     int err = 0;
-    if (is_tcp(l->kind))
+    if (is_tcp(l->kind) && !l->options_inherited)
       err = socket_apply_tcp_defaults(fd, &l->conn_opts);
+    if (peer_len > 0) {
+      known.remote = &peer;
+      known.remote_len = peer_len;
+    }
+    if (l->local_len > 0) {
+      known.local = &l->local;
+      known.local_len = l->local_len;
+    }
     if (!err)
-      err = conn_create(l->base, fd, l->kind, &l->conn_opts, &c);
+      err = conn_create(l->base, fd, l->kind, &l->conn_opts, &c, &known);
     if (err) {
       socket_close(fd);
       if (!report(l, nullptr, err))
@@ -240,7 +269,13 @@ int rill_listen(rill_base *base, const char *network, const char *address,
   err = bind_and_listen(l, network, address, options, ss, len);
   if (!err) {
     socklen_t alen = sizeof ss;
-    getsockname(l->fd, reinterpret_cast<sockaddr *>(&ss), &alen);
+    if (getsockname(l->fd, reinterpret_cast<sockaddr *>(&ss), &alen) == 0 && !is_wildcard(ss)) {
+      l->local = ss;
+      l->local_len = alen;
+    }
+#ifdef __linux__
+    l->options_inherited = is_tcp(kind) && socket_set_tcp_defaults(l->fd, &l->conn_opts) == 0;
+#endif
     if (kind == net_kind::unix_stream) {
       std::strncpy(l->addr, address, sizeof l->addr - 1);
       if (address[0] != '@')

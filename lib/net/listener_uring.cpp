@@ -24,12 +24,13 @@ void listener_uring_want(rill_base *base, int fd, bool on) {
   backend_streams(base->backend)->want_read(base->backend_state, fd, on);
 }
 
-int listener_uring_accept(rill_base *base, int fd) {
+int listener_uring_accept(rill_base *base, int fd, sockaddr_storage *peer, socklen_t *peer_len) {
   const backend_stream_ops *ops = backend_streams(base->backend);
   const char *unused;
   int res = ops->peek(base->backend_state, fd, &unused);
   if (res == stream_readiness)
-    return socket_accept(fd);
+    return socket_accept(fd, peer, peer_len);
+  *peer_len = 0;  // a multishot accept's completion does not carry it
   if (res == stream_empty)
     return -EAGAIN;
   ops->consume(base->backend_state, fd, 0);  // the descriptor is the caller's now

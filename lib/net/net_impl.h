@@ -70,10 +70,13 @@ int format_address(const sockaddr *sa, socklen_t len, char *buf, size_t size);
 bool ipv6_available();
 // socket() with SOCK_NONBLOCK|SOCK_CLOEXEC, or the fallback (G1).
 int socket_open(int family, int type);
-// accept4() with the same flags, or the fallback (G1).
-int socket_accept(int listen_fd);
+// accept4() with the same flags, or the fallback (G1); the peer's address
+// into *peer, *peer_len (0 when the kernel gave none).
+int socket_accept(int listen_fd, sockaddr_storage *peer, socklen_t *peer_len);
 // Go's defaults for a new TCP connection (G2).
 int socket_apply_tcp_defaults(int fd, const rill_socket_config *opts);
+// The same, saying whether every option took (0) or the first error.
+int socket_set_tcp_defaults(int fd, const rill_socket_config *opts);
 int socket_set_no_delay(int fd, bool on);
 int socket_set_keep_alive(int fd, bool on, uint64_t period);
 int socket_listen_backlog();
@@ -284,8 +287,17 @@ conn_rare *conn_rare_get(rill_conn *c);
 // RILL_EINVAL when it does not fit (as rill_conn_local_addr says).
 int conn_local_addr(const rill_conn *c, char *buf, size_t size);
 int conn_remote_addr(const rill_conn *c, char *buf, size_t size);
+// Addresses the creator of a connection already knows (accept4 says the
+// peer's; a listener bound to one address knows the local one), so that
+// conn_create asks the kernel only for the others (null: unknown).
+struct conn_addrs {
+  const sockaddr_storage *local = nullptr;
+  socklen_t local_len = 0;
+  const sockaddr_storage *remote = nullptr;
+  socklen_t remote_len = 0;
+};
 int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config *opts,
-                rill_conn **out);
+                rill_conn **out, const conn_addrs *known = nullptr);
 // Tells the io watcher `want` (conn_update_io found it changed).
 void conn_set_interest(rill_conn *c, unsigned want);
 void conn_notify(rill_conn *c);  // queue the pending report
@@ -403,7 +415,7 @@ bool listener_uring_attach(rill_base *base, int fd);  // false: accept4() on rea
 void listener_uring_detach(rill_base *base, int fd);  // closes what was accepted and not taken
 void listener_uring_want(rill_base *base, int fd, bool on);
 // An accepted descriptor, -EAGAIN when none waits, or a negative errno.
-int listener_uring_accept(rill_base *base, int fd);
+int listener_uring_accept(rill_base *base, int fd, sockaddr_storage *peer, socklen_t *peer_len);
 
 // conn_write.cpp
 void conn_on_writable(rill_conn *c);

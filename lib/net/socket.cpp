@@ -78,15 +78,18 @@ int socket_open(int family, int type) {
   return with_flags_set(socket(family, type, 0));
 }
 
-int socket_accept(int listen_fd) {
+int socket_accept(int listen_fd, sockaddr_storage *peer, socklen_t *peer_len) {
+  auto *sa = reinterpret_cast<sockaddr *>(peer);
+  *peer_len = sizeof *peer;
 #if defined(__linux__) || defined(__FreeBSD__) || defined(__NetBSD__) || defined(__OpenBSD__)
-  int fd = accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  int fd = accept4(listen_fd, sa, peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (fd >= 0)
     return fd;
   if (errno != ENOSYS && errno != EINVAL)
     return -errno;
+  *peer_len = sizeof *peer;
 #endif
-  return with_flags_set(accept(listen_fd, nullptr, nullptr));
+  return with_flags_set(accept(listen_fd, sa, peer_len));
 }
 
 int socket_set_no_delay(int fd, bool on) { return set_int(fd, IPPROTO_TCP, TCP_NODELAY, on); }
@@ -110,13 +113,18 @@ int socket_set_keep_alive(int fd, bool on, uint64_t period) {
   return err;
 }
 
-int socket_apply_tcp_defaults(int fd, const rill_socket_config *opts) {
+int socket_set_tcp_defaults(int fd, const rill_socket_config *opts) {
   int no_delay = opts ? opts->no_delay : 0;
   int keep_alive = opts ? opts->keep_alive : 0;
   uint64_t period = opts && opts->keep_alive_period ? opts->keep_alive_period : default_keep_alive_period;
+  int err = socket_set_no_delay(fd, no_delay >= 0);
+  int keep_err = socket_set_keep_alive(fd, keep_alive >= 0, period);
+  return err ? err : keep_err;
+}
+
+int socket_apply_tcp_defaults(int fd, const rill_socket_config *opts) {
   // Like Go, a connection is not refused because an option did not take.
-  socket_set_no_delay(fd, no_delay >= 0);
-  socket_set_keep_alive(fd, keep_alive >= 0, period);
+  socket_set_tcp_defaults(fd, opts);
   return 0;
 }
 
