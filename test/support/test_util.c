@@ -31,6 +31,19 @@ rill_base *tu_base_new(void) {
   return base;
 }
 
+rill_base *tu_uring_base(void) {
+  rill_base_config cfg;
+  rill_base *base = NULL;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.backend = "io_uring";
+  assert_int_equal(rill_base_new(&cfg, &base), 0);
+  if (strcmp(rill_base_backend(base), "io_uring") != 0) {
+    tu_base_free(base);
+    return NULL;
+  }
+  return base;
+}
+
 void tu_base_free(rill_base *base) {
   int rc = rill_base_free(base);
   if (rc != 0) {

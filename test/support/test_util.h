@@ -21,6 +21,11 @@ extern "C" {
  * (set by ctest for each backend). Fails the test on error. */
 rill_base *tu_base_new(void);
 
+/* A base asking for io_uring whatever RILL_BACKEND says; NULL when rill
+ * fell back to another backend (a kernel or seccomp policy refusing
+ * io_uring), for the test to skip. Fails the test on other errors. */
+rill_base *tu_uring_base(void);
+
 /* Frees the base and fails the test unless that returned 0. */
 void tu_base_free(rill_base *base);
 

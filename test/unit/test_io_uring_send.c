@@ -38,19 +38,6 @@
 
 #define LIMIT 20000
 
-static rill_base *uring_base_or_skip(void) {
-  rill_base_config cfg;
-  rill_base *base = NULL;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.backend = "io_uring";
-  assert_int_equal(rill_base_new(&cfg, &base), 0);
-  if (strcmp(rill_base_backend(base), "io_uring") != 0) {
-    tu_base_free(base);
-    return NULL;
-  }
-  return base;
-}
-
 static unsigned char pattern(size_t i) { return (unsigned char)(i * 13 + i / 253); }
 
 /* A connected pair: the server side as a rill_conn, the client a plain
@@ -203,7 +190,7 @@ static size_t on_many_read(rill_conn *c, const char *data, size_t len, int statu
 
 static void test_many_writes_in_order(void **state) {
   rill_conn_events ev = {on_many_read, on_w_drain, NULL, NULL, on_w_error, on_w_close};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct echo_env e;
   size_t seen = 0, total, i;
   int client, bad = 0, rounds;
@@ -259,7 +246,7 @@ static void test_many_writes_in_order(void **state) {
 
 static void test_write_then_close_write(void **state) {
   rill_conn_events ev = {NULL, NULL, NULL, NULL, on_w_error, on_w_close};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct writer w;
   size_t seen = 0, total = 3u << 20;
   int client, bad = 0, r = 1, i;
@@ -302,7 +289,7 @@ static void test_write_then_close_write(void **state) {
 
 static void abort_in_flight(int now) {
   rill_conn_events ev = {NULL, NULL, NULL, NULL, on_w_error, on_w_close};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct writer w;
   size_t total = 8u << 20;
   int client, i, sz = 4096;
@@ -359,7 +346,7 @@ static void test_close_now_with_sends_in_flight(void **state) {
 
 static void test_send_error_reported(void **state) {
   rill_conn_events ev = {NULL, NULL, NULL, NULL, on_w_error, on_w_close};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct writer w;
   struct linger lg = {1, 0};
   int client, i, err;
@@ -394,7 +381,7 @@ static void test_send_error_reported(void **state) {
 
 static void test_short_sends_continue(void **state) {
   rill_conn_events ev = {NULL, on_w_drain, NULL, NULL, on_w_error, on_w_close};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct writer w;
   size_t seen = 0, total = 3u << 19;
   int client, bad = 0, sz = 8192, i;
