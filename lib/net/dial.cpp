@@ -198,9 +198,17 @@ void on_writable(rill_io *, int fd, unsigned, void *arg) {
     case EISCONN: {
       sockaddr_storage peer;
       socklen_t plen = sizeof peer;
-      if (getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &plen) < 0)
-        return;  // a spurious wake-up: the handshake is not done
-      win(a->dialer, a);
+      if (getpeername(fd, reinterpret_cast<sockaddr *>(&peer), &plen) == 0) {
+        win(a->dialer, a);
+        return;
+      }
+      // No peer and no error: a spurious wake-up (the handshake is not
+      // done), unless the backend took the error off the socket itself
+      // (libkqueue does), when waiting again would only spin on the end.
+      rill_base *base = a->dialer->base;
+      int taken = soerr ? 0 : backend_taken_socket_error(base->backend, base->backend_state, fd);
+      if (taken)
+        attempt_failed(a->dialer, a, taken, "connect");
       return;
     }
     default:

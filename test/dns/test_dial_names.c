@@ -337,7 +337,6 @@ static void on_accept_close(rill_listener *l, rill_conn *c, int status, void *ar
  * fallback delay (10 s). */
 static void test_v6_refused_v4_connects(void **state) {
   (void)state;
-  TU_SKIP_ON_LIBKQUEUE("a refused connect's error is read off the socket (SO_ERROR) by libkqueue before rill sees it, so the dial ends only by its timeout");
   if (!ipv6_ok()) {
     fprintf(stderr, "skipped: IPv6 is not available on ::1\n");
     skip();
@@ -393,7 +392,6 @@ static void test_v6_refused_v4_connects(void **state) {
  * Go's: "the error from the first address is most relevant"). */
 static void test_all_refused_names_first(void **state) {
   (void)state;
-  TU_SKIP_ON_LIBKQUEUE("a refused connect's error is read off the socket (SO_ERROR) by libkqueue before rill sees it, so the dial ends only by its timeout");
   rill_base *base = dns_base();
   int port = free_port();
   dial_res r;

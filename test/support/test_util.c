@@ -31,6 +31,19 @@ rill_base *tu_base_new(void) {
   return base;
 }
 
+rill_base *tu_uring_base(void) {
+  rill_base_config cfg;
+  rill_base *base = NULL;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.backend = "io_uring";
+  assert_int_equal(rill_base_new(&cfg, &base), 0);
+  if (strcmp(rill_base_backend(base), "io_uring") != 0) {
+    tu_base_free(base);
+    return NULL;
+  }
+  return base;
+}
+
 void tu_base_free(rill_base *base) {
   int rc = rill_base_free(base);
   if (rc != 0) {
@@ -238,6 +251,8 @@ typedef struct tu_hdr {
 static uint64_t g_mallocs, g_reallocs, g_frees, g_foreign;
 static int64_t g_live;
 static int64_t g_fail_after = -1;
+static int64_t g_fail_growth_after = -1;
+static uint64_t g_growth_failures;
 
 static int should_fail(void) {
   int64_t left = __atomic_load_n(&g_fail_after, __ATOMIC_SEQ_CST);
@@ -251,6 +266,29 @@ static int should_fail(void) {
 }
 
 void tu_alloc_fail_after(int64_t n) { __atomic_store_n(&g_fail_after, n, __ATOMIC_SEQ_CST); }
+
+/* One failure, then -1 again: the code must live on after it. */
+static int should_fail_growth(void) {
+  int64_t left = __atomic_load_n(&g_fail_growth_after, __ATOMIC_SEQ_CST);
+  while (left >= 0) {
+    if (__atomic_compare_exchange_n(&g_fail_growth_after, &left, left - 1, 0, __ATOMIC_SEQ_CST,
+                                    __ATOMIC_SEQ_CST)) {
+      if (left > 0)
+        return 0;
+      __atomic_add_fetch(&g_growth_failures, 1, __ATOMIC_SEQ_CST);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+void tu_alloc_fail_realloc_after(int64_t n) {
+  __atomic_store_n(&g_fail_growth_after, n, __ATOMIC_SEQ_CST);
+}
+
+uint64_t tu_alloc_realloc_failures(void) {
+  return __atomic_load_n(&g_growth_failures, __ATOMIC_SEQ_CST);
+}
 
 void *tu_malloc(size_t size) {
   tu_hdr *h;
@@ -294,7 +332,7 @@ void *tu_realloc(void *ptr, size_t size) {
   }
   h = header_of(ptr);
   if (!h) return NULL;
-  if (should_fail()) return NULL;
+  if (should_fail() || should_fail_growth()) return NULL;
   n = (tu_hdr *)realloc(h, sizeof(tu_hdr) + size);
   if (!n) return NULL;
   n->size = size;

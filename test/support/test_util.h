@@ -21,6 +21,11 @@ extern "C" {
  * (set by ctest for each backend). Fails the test on error. */
 rill_base *tu_base_new(void);
 
+/* A base asking for io_uring whatever RILL_BACKEND says; NULL when rill
+ * fell back to another backend (a kernel or seccomp policy refusing
+ * io_uring), for the test to skip. Fails the test on other errors. */
+rill_base *tu_uring_base(void);
+
 /* Frees the base and fails the test unless that returned 0. */
 void tu_base_free(rill_base *base);
 
@@ -87,6 +92,13 @@ void tu_free(void *ptr);
 void tu_alloc_get(tu_alloc_counts *out);
 /* From now on malloc returns NULL after `n` more successes (-1: never). */
 void tu_alloc_fail_after(int64_t n);
+/* The realloc of an existing block (a buffer or table growing) after `n`
+ * more successful ones fails, once; every other allocation goes on
+ * succeeding (-1: none fails). So a test can fail each growth in turn and
+ * see the code live on after it. tu_alloc_realloc_failures() counts the
+ * failures made so far (0 then: the run grew nothing that often). */
+void tu_alloc_fail_realloc_after(int64_t n);
+uint64_t tu_alloc_realloc_failures(void);
 
 /* A fixture pair for cmocka: records the number of open descriptors before
  * a test and checks that the test left none behind. */
@@ -96,8 +108,9 @@ int tu_teardown_fds(void **state);
 /* The kqueue backend on Linux runs over libkqueue, which differs from a
  * BSD kernel's kqueue in ways rill cannot hide (README.md, Backends):
  *  - on a socket error it reads SO_ERROR to fill the event's fflags, which
- *    clears it, so the socket's own error (a refused connect, a reset) is
- *    gone by the time rill asks: such dials only end by their timeout;
+ *    clears it, so the socket's own error (a reset, a UDP socket's ICMP
+ *    error) is gone by the time rill reads (a refused connect is not: the
+ *    backend keeps fflags for the dial);
  *  - it closes a kqueue's descriptors asynchronously, after close().
  * tu_on_libkqueue() says whether this run is there. */
 int tu_on_libkqueue(void);

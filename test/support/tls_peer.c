@@ -122,20 +122,43 @@ int tp_exited(pid_t pid) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-int tp_free_port(void) {
+/* A TCP socket bound to 127.0.0.1 on a port the kernel chose: the socket
+ * (its port in *port), or -1. */
+static int bound_on_loopback(int *port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof sa;
-  int port = -1;
   if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-      getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-    port = ntohs(sa.sin_port);
+      getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+    *port = ntohs(sa.sin_port);
+    return fd;
+  }
+  if (fd >= 0)
+    close(fd);
+  return -1;
+}
+
+int tp_free_port(void) {
+  int port = -1;
+  int fd = bound_on_loopback(&port);
   if (fd >= 0)
     close(fd);
   return port;
+}
+
+int tp_silent_listener(char *addr, size_t size) {
+  int port;
+  int fd = bound_on_loopback(&port);
+  if (fd >= 0 && listen(fd, 8) != 0) {
+    close(fd);
+    fd = -1;
+  }
+  if (fd >= 0)
+    snprintf(addr, size, "127.0.0.1:%d", port);
+  return fd;
 }
 
 int tp_wait_port(int port, int timeout_ms) {

@@ -40,6 +40,10 @@ void tp_kill(pid_t pid);
 int tp_exited(pid_t pid);
 /* A TCP port on 127.0.0.1 nobody listens on now. */
 int tp_free_port(void);
+/* A TCP listener on 127.0.0.1 that accepts nothing by itself (connects
+ * complete in the kernel, no byte is ever answered): its socket, its
+ * address ("127.0.0.1:port") in `addr`; -1 on failure. */
+int tp_silent_listener(char *addr, size_t size);
 /* Waits until 127.0.0.1:port accepts (a plain connect, closed at once),
  * up to `timeout_ms`: 0, or -1. */
 int tp_wait_port(int port, int timeout_ms);

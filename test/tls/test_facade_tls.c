@@ -200,21 +200,6 @@ struct ctx_dial {
   int got_conn;
 };
 
-static int silent_listener(char *addr, size_t size) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa;
-  socklen_t len = sizeof sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_true(fd >= 0);
-  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  assert_int_equal(listen(fd, 8), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-  snprintf(addr, size, "127.0.0.1:%d", ntohs(sa.sin_port));
-  return fd;
-}
-
 /* Whether the peer holds the start of a ClientHello (a handshake record). */
 static int peek_hello(struct ctx_dial *d) {
   unsigned char byte;
@@ -256,7 +241,8 @@ static void ctx_dial_main(void *arg) {
  * with `want` promptly, and that its socket is closed (the peer reads the
  * ClientHello, then the end of the stream). */
 static void run_ctx_dial(struct ctx_dial *d, int want) {
-  d->lfd = silent_listener(d->addr, sizeof d->addr);
+  d->lfd = tp_silent_listener(d->addr, sizeof d->addr);
+  assert_true(d->lfd >= 0);
   d->peer = -1;
   d->cfg = client_config("ca.crt", NULL);
   assert_int_equal(rill_tls_config_set_server_name(d->cfg, "localhost"), 0);
@@ -444,14 +430,12 @@ static void test_go_dials_facade(void **state) {
   free(text);
 }
 
-/* What Go's client prints for a failed dial to `addr` as `server_name`
- * trusting `ca`: its err.Error(). */
-static void go_client_error(const char *addr, const char *ca, const char *server_name, char *out,
-                            size_t size) {
-  char *argv[] = {GO_TLS_PEER_BIN, "client", "-addr", (char *)addr, "-ca", (char *)tp_cert(ca),
-                  "-server-name", (char *)server_name, NULL};
+/* Runs the Go peer's failing client (`argv`, output to the certificate
+ * directory's `out_name`), at most 30 s: its error line, without the
+ * "error: " it prints first, into `out`. It must exit with status 1. */
+static void go_failed_client(char *const argv[], const char *out_name, char *out, size_t size) {
   char path[300];
-  snprintf(path, sizeof path, "%s", tp_cert("go_error.out"));
+  snprintf(path, sizeof path, "%s", tp_cert(out_name));
   pid_t pid = tp_spawn(argv, NULL, path);
   int status = -1;
   for (int i = 0; i < 3000 && (status = tp_exited(pid)) < 0; i++)
@@ -464,6 +448,15 @@ static void go_client_error(const char *addr, const char *ca, const char *server
   snprintf(out, size, "%.*s", (int)strcspn(line, "\n"), line);
   free(text);
   assert_int_equal(status, 1);
+}
+
+/* What Go's client prints for a failed dial to `addr` as `server_name`
+ * trusting `ca`: its err.Error(). */
+static void go_client_error(const char *addr, const char *ca, const char *server_name, char *out,
+                            size_t size) {
+  char *argv[] = {GO_TLS_PEER_BIN, "client", "-addr", (char *)addr, "-ca", (char *)tp_cert(ca),
+                  "-server-name", (char *)server_name, NULL};
+  go_failed_client(argv, "go_error.out", out, size);
 }
 
 /* rill's text for the failure must be Go's. Go 1.20 and later put "tls:
@@ -506,24 +499,12 @@ static void test_error_texts_match_go(void **state) {
  * cancelled or past its deadline in the handshake: the texts rill gives. */
 static void go_ctx_error(const char *flag, char *out, size_t size) {
   char addr[64];
-  int lfd = silent_listener(addr, sizeof addr);
+  int lfd = tp_silent_listener(addr, sizeof addr);
+  assert_true(lfd >= 0);
   char *argv[] = {GO_TLS_PEER_BIN, "client", "-addr", addr, "-ca", (char *)tp_cert("ca.crt"),
                   "-server-name", "localhost", (char *)flag, "300ms", NULL};
-  char path[300];
-  snprintf(path, sizeof path, "%s", tp_cert("go_ctx.out"));
-  pid_t pid = tp_spawn(argv, NULL, path);
-  int status = -1;
-  for (int i = 0; i < 3000 && (status = tp_exited(pid)) < 0; i++)
-    usleep(10000);
-  if (status < 0)
-    tp_kill(pid);
+  go_failed_client(argv, "go_ctx.out", out, size);
   close(lfd);
-  char *text = tp_read_file(path);
-  assert_non_null(text);
-  const char *line = strncmp(text, "error: ", 7) == 0 ? text + 7 : text;
-  snprintf(out, size, "%.*s", (int)strcspn(line, "\n"), line);
-  free(text);
-  assert_int_equal(status, 1);
 }
 
 static void test_dial_ctx_texts_match_go(void **state) {

@@ -18,16 +18,12 @@
  * the client reads the answer and RILL_EOF. */
 static void test_close_notify_half_close(void **state) {
   (void)state;
-  rill_base *base = tu_base_new();
-  rill_tls_config *scfg = server_config("server.crt", "server.key");
   server sv = {0};
-  server_start(base, &sv, scfg);
+  rill_base *base = base_with_server(&sv);
   rill_tls_config *cfg = client_config();
   side c = {0};
   dial_result r = {.s = &c, .send = "question"};
-  dial_port(base, cfg, "localhost", sv.port, &r);
-  run_until(base, &r.done, 15000);
-  assert_int_equal(r.status, 0);
+  dial_ok(base, cfg, sv.port, &r);
   assert_int_equal(rill_conn_close_write(r.conn), 0);
   assert_int_equal(rill_conn_write(r.conn, "x", 1), RILL_EPIPE);
   run_until(base, &sv.accepted, 5000);
@@ -42,9 +38,7 @@ static void test_close_notify_half_close(void **state) {
   assert_string_equal(c.in, "answer");
   rill_conn_close(r.conn);
   run_until(base, &c.closed, 5000);
-  run_until(base, &s->closed, 5000);
-  rill_tls_listener_free(sv.l);
-  rill_tls_config_unref(scfg);
+  server_end(base, &sv);
   rill_tls_config_unref(cfg);
   tu_base_free(base);
 }
@@ -88,10 +82,8 @@ static void bulk_drain(rill_conn *conn, void *arg) {
 static void test_bulk_echo(void **state) {
   (void)state;
   enum { total = 4 << 20 };
-  rill_base *base = tu_base_new();
-  rill_tls_config *scfg = server_config("server.crt", "server.key");
   server sv = {.echo = 1};
-  server_start(base, &sv, scfg);
+  rill_base *base = base_with_server(&sv);
   rill_tls_config *ccfg = client_config();
   dial_result r = {0};
   char addr[64];
@@ -118,10 +110,8 @@ static void test_bulk_echo(void **state) {
   assert_int_equal(rill_conn_bytes_written(r.conn), total);
   assert_true(rill_conn_bytes_read(r.conn) >= total);
   rill_conn_close(r.conn);
-  run_until(base, &sv.sides[0].closed, 5000);  /* the echo side closes at EOF */
+  server_end(base, &sv);  /* the echo side closes at EOF */
   assert_int_equal(sv.sides[0].read_status, RILL_EOF);
-  rill_tls_listener_free(sv.l);
-  rill_tls_config_unref(scfg);
   rill_tls_config_unref(ccfg);
   tu_base_free(base);
 }

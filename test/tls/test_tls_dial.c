@@ -24,10 +24,8 @@ static void test_dial_s_server(void **state) {
   rill_tls_config *cfg = client_config();
   side s = {.expect = "llir olleh\n", .close_after = 1};
   dial_result r = {.s = &s, .send = "hello rill\n"};
-  dial_port(base, cfg, "localhost", port, &r);
-  rill_tls_config_unref(cfg);  /* the dial holds its own reference */
-  run_until(base, &r.done, 15000);
-  assert_int_equal(r.status, 0);
+  dial_ok(base, cfg, port, &r);
+  rill_tls_config_unref(cfg);
   assert_int_equal(rill_tls_conn_version(r.conn), RILL_TLS_VERSION_13);
   char name[64];
   assert_int_equal(rill_tls_conn_server_name(r.conn, name, sizeof name), 9);
@@ -48,7 +46,7 @@ static void expect_dial_error(const char *crt, const char *key, const char *serv
   rill_tls_config *scfg = server_config(crt, key);
   server sv = {0};
   server_start(base, &sv, scfg);
-  rill_tls_config_unref(scfg);
+  rill_tls_config_unref(scfg);  /* the listener holds its own reference */
   rill_tls_config *cfg = client_config();
   if (server_name)
     assert_int_equal(rill_tls_config_set_server_name(cfg, server_name), 0);
@@ -88,29 +86,10 @@ static void test_expired(void **state) {
 
 /* ---- resumption ------------------------------------------------ */
 
-/* One echo round over a fresh dial of `port`; the subject the server
- * showed and whether the session was resumed. */
-static int echo_round(rill_base *base, server *sv, rill_tls_config *ccfg, char *subject, size_t size) {
-  side c = {.expect = "ping", .close_after = 1};
-  dial_result r = {.s = &c, .send = "ping"};
-  dial_port(base, ccfg, "localhost", sv->port, &r);
-  run_until(base, &r.done, 15000);
-  assert_int_equal(r.status, 0);
-  int resumed = rill_tls_conn_resumed(r.conn);
-  if (subject)
-    assert_true(rill_tls_conn_peer_subject(r.conn, subject, size) > 0);
-  /* The echo also brings the ticket (TLS 1.3 sends it after the handshake). */
-  run_until(base, &c.closed, 5000);
-  assert_string_equal(c.in, "ping");
-  return resumed;
-}
-
 static void test_resumption(void **state) {
   (void)state;
-  rill_base *base = tu_base_new();
-  rill_tls_config *scfg = server_config("server.crt", "server.key");
   server sv = {.echo = 1};
-  server_start(base, &sv, scfg);
+  rill_base *base = base_with_server(&sv);
   rill_tls_config *ccfg = client_config();
   assert_int_equal(echo_round(base, &sv, ccfg, NULL, 0), 0);
   assert_int_equal(echo_round(base, &sv, ccfg, NULL, 0), 1);
@@ -119,10 +98,7 @@ static void test_resumption(void **state) {
   assert_int_equal(rill_tls_config_set_session_cache(nocache, 0), 0);
   assert_int_equal(echo_round(base, &sv, nocache, NULL, 0), 0);
   assert_int_equal(echo_round(base, &sv, nocache, NULL, 0), 0);
-  for (int i = 0; i < sv.accepted; i++)
-    run_until(base, &sv.sides[i].closed, 5000);
-  rill_tls_listener_free(sv.l);
-  rill_tls_config_unref(scfg);
+  server_end(base, &sv);
   rill_tls_config_unref(ccfg);
   rill_tls_config_unref(nocache);
   tu_base_free(base);
@@ -133,12 +109,10 @@ static void test_resumption(void **state) {
 /* The dial's timeout covers the handshake (Go's DialWithDialer). */
 static void test_dial_timeout_in_handshake(void **state) {
   (void)state;
-  int port;
-  int lfd = silent_listener(&port);
+  char addr[64];
+  int lfd = silent_listener(addr, sizeof addr);
   rill_base *base = tu_base_new();
   rill_tls_config *cfg = client_config();
-  char addr[64];
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
   rill_socket_config opts = {.timeout = 300 * RILL_MSEC};
   dial_result r = {0};
   uint64_t start = tu_now_ms();
@@ -156,12 +130,10 @@ static void test_dial_timeout_in_handshake(void **state) {
  * loop, never from inside the cancel. */
 static void test_dial_cancel_in_handshake(void **state) {
   (void)state;
-  int port;
-  int lfd = silent_listener(&port);
+  char addr[64];
+  int lfd = silent_listener(addr, sizeof addr);
   rill_base *base = tu_base_new();
   rill_tls_config *cfg = client_config();
-  char addr[64];
-  snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
   dial_result r = {0};
   rill_tls_dialer *d;
   assert_int_equal(rill_tls_dial(base, "tcp", addr, NULL, cfg, on_dialed, &r, &d), 0);

@@ -61,6 +61,7 @@ static void send_partial_then_reset(int fd) {
 
 static void test_reset_mid_handshake(void **state) {
   (void)state;
+  TU_SKIP_ON_LIBKQUEUE("the peer's reset is read off the socket (SO_ERROR) by libkqueue before rill sees it");
   expect_server_error(send_partial_then_reset, 0, RILL_ECONNRESET, "connection reset by peer");
 }
 
@@ -95,11 +96,8 @@ static void test_handshake_deadline_partial(void **state) {
  * callback, nothing leaked: ASan checks). */
 static void test_listener_free_in_handshake(void **state) {
   (void)state;
-  rill_base *base = tu_base_new();
-  rill_tls_config *cfg = server_config("server.crt", "server.key");
   server sv = {0};
-  server_start(base, &sv, cfg);
-  rill_tls_config_unref(cfg);
+  rill_base *base = base_with_server(&sv);
   int fd = raw_connect(sv.port);
   raw_send(fd, partial_hello, sizeof partial_hello);
   for (int i = 0; i < 20; i++)

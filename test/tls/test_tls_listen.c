@@ -27,22 +27,15 @@ static void poll_child(rill_timer *t, void *arg) {
 
 static void test_s_client_dials_listener(void **state) {
   (void)state;
-  rill_base *base = tu_base_new();
-  rill_tls_config *cfg = server_config("server.crt", "server.key");
   server sv = {.echo = 1, .close_after = 1, .expect = "ping from s_client\n"};
-  server_start(base, &sv, cfg);
-  rill_tls_config_unref(cfg);
+  rill_base *base = base_with_server(&sv);
   FILE *f = fopen(tp_cert("in.txt"), "w");
   assert_non_null(f);
   fputs("ping from s_client\n", f);
   fclose(f);
-  char connect[32];
-  snprintf(connect, sizeof connect, "127.0.0.1:%d", sv.port);
-  char *argv[] = {"openssl", "s_client", "-connect", connect, "-servername", "localhost",
-                  "-CAfile", (char *)tp_cert("ca.crt"), "-verify_return_error",
-                  "-verify_hostname", "localhost", "-quiet", NULL};
+  static const char *const verify_quiet[] = {"-verify_hostname", "localhost", "-quiet", NULL};
   child_done = 0;
-  child_pid = tp_spawn(argv, tp_cert("in.txt"), tp_cert("out.txt"));
+  child_pid = s_client_args(sv.port, verify_quiet, tp_cert("in.txt"), tp_cert("out.txt"));
   rill_timer *poll;
   assert_int_equal(rill_timer_new(base, poll_child, NULL, &poll), 0);
   assert_int_equal(rill_timer_start(poll, 10 * RILL_MSEC, 10 * RILL_MSEC), 0);
@@ -156,23 +149,6 @@ static void test_sni(void **state) {
   rill_tls_config_unref(ccfg);
 }
 
-/* One echo round over a fresh dial of `port`; the subject the server
- * showed and whether the session was resumed. */
-static int echo_round(rill_base *base, server *sv, rill_tls_config *ccfg, char *subject, size_t size) {
-  side c = {.expect = "ping", .close_after = 1};
-  dial_result r = {.s = &c, .send = "ping"};
-  dial_port(base, ccfg, "localhost", sv->port, &r);
-  run_until(base, &r.done, 15000);
-  assert_int_equal(r.status, 0);
-  int resumed = rill_tls_conn_resumed(r.conn);
-  if (subject)
-    assert_true(rill_tls_conn_peer_subject(r.conn, subject, size) > 0);
-  /* The echo also brings the ticket (TLS 1.3 sends it after the handshake). */
-  run_until(base, &c.closed, 5000);
-  assert_string_equal(c.in, "ping");
-  return resumed;
-}
-
 /* ---- certificate reload ------------------------------------------------- */
 
 static void test_reload(void **state) {
@@ -201,9 +177,7 @@ static void test_reload(void **state) {
   assert_int_equal(rill_tls_config_reload(scfg), RILL_ETLS_CONFIG);
   echo_round(base, &sv, ccfg, subject, sizeof subject);
   assert_string_equal(subject, "CN=renewed");
-  for (int i = 0; i < sv.accepted; i++)
-    run_until(base, &sv.sides[i].closed, 5000);
-  rill_tls_listener_free(sv.l);
+  server_end(base, &sv);
   rill_tls_config_unref(scfg);
   rill_tls_config_unref(ccfg);
   tu_base_free(base);

@@ -82,14 +82,8 @@ static char *out_path(const char *name) {
 /* `openssl s_client` to 127.0.0.1:port, stdin from `in`, output to `out`;
  * -tls1_2 or -tls1_3 as `version`. Not -quiet: that turns its commands off. */
 static pid_t s_client(int port, const char *version, const char *in, const char *out) {
-  char connect[32];
-  snprintf(connect, sizeof connect, "127.0.0.1:%d", port);
-  char *argv[] = {"openssl", "s_client", "-connect", connect, "-servername", "localhost",
-                  "-CAfile", (char *)tp_cert("ca.crt"), "-verify_return_error",
-                  (char *)version, NULL};
-  pid_t pid = tp_spawn(argv, in, out);
-  assert_true(pid > 0);
-  return pid;
+  const char *const extra[] = {version, NULL};
+  return s_client_args(port, extra, in, out);
 }
 
 /* `openssl s_server` with stdin from `in` and output, unbuffered (its
@@ -114,11 +108,8 @@ static pid_t s_server_cmd(int *port, const char *version, const char *in, const 
  * gives up too. */
 static void test_server_refuses_renegotiation(void **state) {
   (void)state;
-  rill_base *base = tu_base_new();
-  rill_tls_config *cfg = server_config("server.crt", "server.key");
   server sv = {0};
-  server_start(base, &sv, cfg);
-  rill_tls_config_unref(cfg);
+  rill_base *base = base_with_server(&sv);
   const char *fifo = fifo_make("reneg_c.fifo");
   char *out = out_path("reneg_c.out");
   pid_t pid = s_client(sv.port, "-tls1_2", fifo, out);
@@ -146,89 +137,91 @@ static void test_server_refuses_renegotiation(void **state) {
   tu_base_free(base);
 }
 
+/* `openssl s_server` (-tls1_2 or -tls1_3 as `version`) taking commands
+ * from a FIFO, and rill's client dialed to it, having sent `hello`. */
+typedef struct commanded_server {
+  const char *out;  /* what the server prints */
+  int in;           /* the server's stdin, to type commands */
+  pid_t pid;
+  rill_base *base;
+  side s;           /* rill's client */
+  dial_result r;
+} commanded_server;
+
+static void commanded_server_start(commanded_server *t, const char *name, const char *version,
+                                   const char *hello) {
+  char file[64];
+  snprintf(file, sizeof file, "%s.fifo", name);
+  const char *fifo = fifo_make(file);
+  snprintf(file, sizeof file, "%s.out", name);
+  t->out = out_path(file);
+  int port;
+  t->pid = s_server_cmd(&port, version, fifo, t->out);
+  t->in = fifo_open(fifo);
+  assert_int_equal(tp_wait_port(port, 10000), 0);
+  t->base = tu_base_new();
+  rill_tls_config *cfg = client_config();
+  memset(&t->s, 0, sizeof t->s);
+  t->r = (dial_result){.s = &t->s, .send = hello};
+  dial_ok(t->base, cfg, port, &t->r);
+  rill_tls_config_unref(cfg);
+  run_until_file_has(t->base, t->out, hello, 15000);
+}
+
+static void commanded_server_end(commanded_server *t) {
+  rill_conn_close(t->r.conn);
+  run_until(t->base, &t->s.closed, 5000);
+  close(t->in);
+  tu_base_free(t->base);
+  tp_kill(t->pid);
+}
+
 /* `openssl s_server -tls1_2` sends a HelloRequest to rill's client:
  * refused, as Go's client refuses (RenegotiateNever). What the server sent
  * before arrives whole, then the read fails with RILL_ETLS_RENEGOTIATION
  * rather than a second handshake. */
 static void test_client_refuses_renegotiation(void **state) {
   (void)state;
-  const char *fifo = fifo_make("reneg_s.fifo");
-  char *out = out_path("reneg_s.out");
-  int port;
-  pid_t pid = s_server_cmd(&port, "-tls1_2", fifo, out);
-  int in = fifo_open(fifo);
-  assert_int_equal(tp_wait_port(port, 10000), 0);
-  rill_base *base = tu_base_new();
-  rill_tls_config *cfg = client_config();
-  side s = {0};
-  dial_result r = {.s = &s, .send = "client before\n"};
-  dial_port(base, cfg, "localhost", port, &r);
-  rill_tls_config_unref(cfg);
-  run_until(base, &r.done, 15000);
-  assert_int_equal(r.status, 0);
-  assert_int_equal(rill_tls_conn_version(r.conn), RILL_TLS_VERSION_12);
-  run_until_file_has(base, out, "client before\n", 15000);
-  type(in, "server before\n");
-  run_until_read(base, &s, "server before\n", 15000);
-  type(in, "r\n");
-  run_until(base, &s.read_status, 15000);
-  if (s.read_status != RILL_ETLS_RENEGOTIATION)
-    fail_msg("read status %d (%s)", s.read_status, rill_strerror(s.read_status));
-  assert_string_equal(s.in, "server before\n");
-  rill_conn_close(r.conn);
-  run_until(base, &s.closed, 5000);
-  close(in);
-  tu_base_free(base);
-  tp_kill(pid);
+  commanded_server t;
+  commanded_server_start(&t, "reneg_s", "-tls1_2", "client before\n");
+  assert_int_equal(rill_tls_conn_version(t.r.conn), RILL_TLS_VERSION_12);
+  type(t.in, "server before\n");
+  run_until_read(t.base, &t.s, "server before\n", 15000);
+  type(t.in, "r\n");
+  run_until(t.base, &t.s.read_status, 15000);
+  if (t.s.read_status != RILL_ETLS_RENEGOTIATION)
+    fail_msg("read status %d (%s)", t.s.read_status, rill_strerror(t.s.read_status));
+  assert_string_equal(t.s.in, "server before\n");
+  commanded_server_end(&t);
 }
 
 /* The peer's KeyUpdate asking for one back ('K'), then data both ways. */
 static void test_key_update_from_server(void **state) {
   (void)state;
-  const char *fifo = fifo_make("ku_s.fifo");
-  char *out = out_path("ku_s.out");
-  int port;
-  pid_t pid = s_server_cmd(&port, "-tls1_3", fifo, out);
-  int in = fifo_open(fifo);
-  assert_int_equal(tp_wait_port(port, 10000), 0);
-  rill_base *base = tu_base_new();
-  rill_tls_config *cfg = client_config();
-  side s = {0};
-  dial_result r = {.s = &s, .send = "client hello 0\n"};
-  dial_port(base, cfg, "localhost", port, &r);
-  rill_tls_config_unref(cfg);
-  run_until(base, &r.done, 15000);
-  assert_int_equal(r.status, 0);
-  assert_int_equal(rill_tls_conn_version(r.conn), RILL_TLS_VERSION_13);
-  run_until_file_has(base, out, "client hello 0\n", 15000);
+  commanded_server t;
+  commanded_server_start(&t, "ku_s", "-tls1_3", "client hello 0\n");
+  assert_int_equal(rill_tls_conn_version(t.r.conn), RILL_TLS_VERSION_13);
   for (int i = 1; i <= 3; i++) {
     char line[64];
-    type(in, "K\n");
-    run_until_count(base, out, "SSL_do_handshake -> ", i, 5000);
+    type(t.in, "K\n");
+    run_until_count(t.base, t.out, "SSL_do_handshake -> ", i, 5000);
     snprintf(line, sizeof line, "server after update %d\n", i);
-    type(in, line);
-    run_until_read(base, &s, line, 15000);
+    type(t.in, line);
+    run_until_read(t.base, &t.s, line, 15000);
     snprintf(line, sizeof line, "client after update %d\n", i);
-    assert_int_equal(rill_conn_write(r.conn, line, strlen(line)), 0);
-    run_until_file_has(base, out, line, 15000);
+    assert_int_equal(rill_conn_write(t.r.conn, line, strlen(line)), 0);
+    run_until_file_has(t.base, t.out, line, 15000);
   }
-  assert_int_equal(s.read_status, 0);
-  assert_string_equal(s.in, "server after update 1\nserver after update 2\nserver after update 3\n");
-  rill_conn_close(r.conn);
-  run_until(base, &s.closed, 5000);
-  close(in);
-  tu_base_free(base);
-  tp_kill(pid);
+  assert_int_equal(t.s.read_status, 0);
+  assert_string_equal(t.s.in, "server after update 1\nserver after update 2\nserver after update 3\n");
+  commanded_server_end(&t);
 }
 
 /* A client's KeyUpdate to rill's echo listener, then data both ways. */
 static void test_key_update_from_client(void **state) {
   (void)state;
-  rill_base *base = tu_base_new();
-  rill_tls_config *cfg = server_config("server.crt", "server.key");
   server sv = {.echo = 1};
-  server_start(base, &sv, cfg);
-  rill_tls_config_unref(cfg);
+  rill_base *base = base_with_server(&sv);
   const char *fifo = fifo_make("ku_c.fifo");
   char *out = out_path("ku_c.out");
   pid_t pid = s_client(sv.port, "-tls1_3", fifo, out);
@@ -249,8 +242,7 @@ static void test_key_update_from_client(void **state) {
   assert_string_equal(s->in, "echo 0\necho after update 1\necho after update 2\necho after update 3\n");
   close(in);  /* s_client's stdin ends: it closes, the echo side closes */
   run_until_exited(base, pid, 15000);
-  run_until(base, &s->closed, 15000);
-  rill_tls_listener_free(sv.l);
+  server_end(base, &sv);
   tu_base_free(base);
 }
 

@@ -118,11 +118,58 @@ void server_start(rill_base *base, server *sv, rill_tls_config *cfg) {
   assert_int_equal(server_listen(base, sv, cfg, "127.0.0.1:0"), 0);
 }
 
+rill_base *base_with_server(server *sv) {
+  rill_base *base = tu_base_new();
+  rill_tls_config *cfg = server_config("server.crt", "server.key");
+  server_start(base, sv, cfg);
+  rill_tls_config_unref(cfg);  /* the listener holds its own reference */
+  return base;
+}
+
+void server_end(rill_base *base, server *sv) {
+  for (int i = 0; i < sv->accepted; i++)
+    run_until(base, &sv->sides[i].closed, 5000);
+  rill_tls_listener_free(sv->l);
+}
+
 void dial_port(rill_base *base, rill_tls_config *cfg, const char *host, int port, dial_result *r) {
   char addr[128];
   snprintf(addr, sizeof addr, "%s:%d", host, port);
   rill_socket_config opts = {.timeout = 10 * RILL_SEC};
   assert_int_equal(rill_tls_dial(base, "tcp4", addr, &opts, cfg, on_dialed, r, NULL), 0);
+}
+
+void dial_ok(rill_base *base, rill_tls_config *cfg, int port, dial_result *r) {
+  dial_port(base, cfg, "localhost", port, r);
+  run_until(base, &r->done, 15000);
+  if (r->status != 0)
+    fail_msg("dial failed: %d (%s)", r->status, r->text);
+}
+
+int echo_round(rill_base *base, server *sv, rill_tls_config *ccfg, char *subject, size_t size) {
+  side c = {.expect = "ping", .close_after = 1};
+  dial_result r = {.s = &c, .send = "ping"};
+  dial_ok(base, ccfg, sv->port, &r);
+  int resumed = rill_tls_conn_resumed(r.conn);
+  if (subject)
+    assert_true(rill_tls_conn_peer_subject(r.conn, subject, size) > 0);
+  /* The echo also brings the ticket (TLS 1.3 sends it after the handshake). */
+  run_until(base, &c.closed, 5000);
+  assert_string_equal(c.in, "ping");
+  return resumed;
+}
+
+enum { SPAWN_ARGS = 32 };
+
+/* Spawns argv[0..n) followed by the NULL-terminated `extra`. */
+static pid_t spawn_with(char **argv, int n, const char *const *extra, const char *in_file,
+                        const char *out_file) {
+  for (int i = 0; extra[i] && n < SPAWN_ARGS - 1; i++)
+    argv[n++] = (char *)extra[i];
+  argv[n] = NULL;
+  pid_t pid = tp_spawn(argv, in_file, out_file);
+  assert_true(pid > 0);
+  return pid;
 }
 
 pid_t s_server_args(const char *crt, const char *key, int *port, const char *const *extra,
@@ -133,15 +180,9 @@ pid_t s_server_args(const char *crt, const char *key, int *port, const char *con
   *port = tp_free_port();
   char accept[32];
   snprintf(accept, sizeof accept, "127.0.0.1:%d", *port);
-  char *argv[32] = {"openssl", "s_server", "-accept", accept, "-cert", (char *)tp_cert(crt), "-key",
-                    (char *)tp_cert(key)};
-  int n = 8;
-  for (int i = 0; extra[i] && n < 31; i++)
-    argv[n++] = (char *)extra[i];
-  argv[n] = NULL;
-  pid_t pid = tp_spawn(argv, in_file, out_file);
-  assert_true(pid > 0);
-  return pid;
+  char *argv[SPAWN_ARGS] = {"openssl", "s_server", "-accept", accept, "-cert", (char *)tp_cert(crt),
+                            "-key", (char *)tp_cert(key)};
+  return spawn_with(argv, 8, extra, in_file, out_file);
 }
 
 pid_t s_server(const char *crt, const char *key, int *port, const char *extra) {
@@ -152,6 +193,14 @@ pid_t s_server(const char *crt, const char *key, int *port, const char *extra) {
     fail_msg("openssl s_server did not start");
   }
   return pid;
+}
+
+pid_t s_client_args(int port, const char *const *extra, const char *in_file, const char *out_file) {
+  char connect[32];
+  snprintf(connect, sizeof connect, "127.0.0.1:%d", port);
+  char *argv[SPAWN_ARGS] = {"openssl", "s_client", "-connect", connect, "-servername", "localhost",
+                            "-CAfile", (char *)tp_cert("ca.crt"), "-verify_return_error"};
+  return spawn_with(argv, 9, extra, in_file, out_file);
 }
 
 int run_until_exited(rill_base *base, pid_t pid, unsigned ms) {
@@ -220,12 +269,10 @@ void pair_end(pair *p) {
     rill_conn_close(p->r.conn);
     run_until(p->base, &p->client.closed, 5000);
   }
-  for (int i = 0; i < p->sv.accepted; i++) {
+  for (int i = 0; i < p->sv.accepted; i++)
     if (!p->sv.sides[i].closed)
       rill_conn_close(p->sv.sides[i].conn);
-    run_until(p->base, &p->sv.sides[i].closed, 5000);
-  }
-  rill_tls_listener_free(p->sv.l);
+  server_end(p->base, &p->sv);
   tu_base_free(p->base);
 }
 
@@ -239,18 +286,9 @@ void copy_file(const char *from, const char *to) {
   free(data);
 }
 
-int silent_listener(int *port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+int silent_listener(char *addr, size_t size) {
+  int fd = tp_silent_listener(addr, size);
   assert_true(fd >= 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof sa;
-  assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  assert_int_equal(listen(fd, 8), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-  *port = ntohs(sa.sin_port);
   return fd;
 }
 

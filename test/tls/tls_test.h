@@ -58,6 +58,8 @@ rill_tls_config *server_config(const char *crt, const char *key);
 void run_until(rill_base *base, const int *flag, unsigned ms);
 /* rill_tls_dial of host:port (tcp4), timeout 10 s. */
 void dial_port(rill_base *base, rill_tls_config *cfg, const char *host, int port, dial_result *r);
+/* dial_port of localhost:port, run until it ends; asserts it succeeded. */
+void dial_ok(rill_base *base, rill_tls_config *cfg, int port, dial_result *r);
 
 /* ---- a rill TLS listener on 127.0.0.1 ------------------------------------- */
 
@@ -78,6 +80,15 @@ typedef struct server {
  * (server_listen: 0 or rill_tls_listen's error). */
 void server_start(rill_base *base, server *sv, rill_tls_config *cfg);
 int server_listen(rill_base *base, server *sv, rill_tls_config *cfg, const char *address);
+/* A fresh base with `sv` started on server.crt and server.key. */
+rill_base *base_with_server(server *sv);
+/* Runs the base until every side `sv` accepted has closed (at most 5 s
+ * each), then frees the listener. */
+void server_end(rill_base *base, server *sv);
+/* One echo round with `sv` (an echo server) over a fresh dial: the
+ * subject the server showed, into `subject` when set, and whether the
+ * session was resumed. */
+int echo_round(rill_base *base, server *sv, rill_tls_config *ccfg, char *subject, size_t size);
 
 /* A fresh base and listener of `scfg`, dialed with `ccfg` ("localhost"). */
 typedef struct pair {
@@ -99,6 +110,10 @@ pid_t s_server_args(const char *crt, const char *key, int *port, const char *con
                     const char *in_file, const char *out_file);
 /* The same with one `extra` argument (NULL: -rev -quiet). */
 pid_t s_server(const char *crt, const char *key, int *port, const char *extra);
+/* `openssl s_client` to 127.0.0.1:port as "localhost", verifying against
+ * the test CA, then the NULL-terminated `extra` arguments; stdin from
+ * `in_file`, output to `out_file`. */
+pid_t s_client_args(int port, const char *const *extra, const char *in_file, const char *out_file);
 /* Runs the base until `pid` exited, at most `ms`: its exit status. */
 int run_until_exited(rill_base *base, pid_t pid, unsigned ms);
 /* Runs the base until the file holds `text`, at most `ms`; asserts it. */
@@ -109,8 +124,8 @@ void run_until_file_has(rill_base *base, const char *path, const char *text, uns
 int raw_connect(int port);
 void raw_send(int fd, const void *data, size_t len);
 void raw_reset(int fd);  /* close with RST */
-/* A plain TCP listener on 127.0.0.1 that never accepts by itself. */
-int silent_listener(int *port);
+/* tp_silent_listener, asserting: the socket, its address in `addr`. */
+int silent_listener(char *addr, size_t size);
 
 void copy_file(const char *from, const char *to);
 

@@ -38,19 +38,6 @@
 
 #define LIMIT 20000
 
-static rill_base *uring_base_or_skip(void) {
-  rill_base_config cfg;
-  rill_base *base = NULL;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.backend = "io_uring";
-  assert_int_equal(rill_base_new(&cfg, &base), 0);
-  if (strcmp(rill_base_backend(base), "io_uring") != 0) {
-    tu_base_free(base);
-    return NULL;
-  }
-  return base;
-}
-
 static unsigned char pattern(size_t i) { return (unsigned char)(i * 13 + i / 253); }
 
 /* A connected pair: the server side as a rill_conn, the client a plain
@@ -174,6 +161,25 @@ static unsigned char *pattern_buffer(size_t len) {
   return p;
 }
 
+/* A fresh writer `w` (the test's g_w) with `big` pattern bytes for its ref
+ * writes (0: none), and a connection paired with *client. */
+static rill_conn *writer_pair(rill_base *base, struct writer *w, size_t big, int *client) {
+  memset(w, 0, sizeof *w);
+  g_w = w;
+  w->big = big ? pattern_buffer(big) : NULL;
+  return pair(base, client);
+}
+
+/* Closes `c`, which reports its close once, and frees the rest. */
+static void writer_end(rill_base *base, rill_conn *c, struct writer *w, int client) {
+  assert_int_equal(rill_conn_close(c), 0);
+  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
+  assert_int_equal(w->closes, 1);
+  if (client >= 0) close(client);
+  free(w->big);
+  tu_base_free(base);
+}
+
 /* ---- many writes in one callback, in order ------------------------------ */
 
 struct echo_env {
@@ -203,7 +209,7 @@ static size_t on_many_read(rill_conn *c, const char *data, size_t len, int statu
 
 static void test_many_writes_in_order(void **state) {
   rill_conn_events ev = {on_many_read, on_w_drain, NULL, NULL, on_w_error, on_w_close};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct echo_env e;
   size_t seen = 0, total, i;
   int client, bad = 0, rounds;
@@ -212,10 +218,8 @@ static void test_many_writes_in_order(void **state) {
   rill_conn *c;
   (void)state;
   if (!base) skip();
-  memset(&e, 0, sizeof e);
-  g_w = &e.w;
-  e.w.big = pattern_buffer(1 << 22);
-  c = pair(base, &client);
+  e.reads = 0;
+  c = writer_pair(base, &e.w, 1 << 22, &client);
   assert_int_equal(rill_conn_start(c, &ev, &e), 0);
   for (rounds = 0; rounds < 3; rounds++) {
     /* The client's message is the bytes the echo will put in the stream. */
@@ -247,19 +251,14 @@ static void test_many_writes_in_order(void **state) {
   assert_int_equal(e.w.write_errors, 0);
   assert_int_equal(rill_conn_write_queued(c), 0);
   assert_int_equal(rill_conn_bytes_written(c), total);
-  assert_int_equal(rill_conn_close(c), 0);
-  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
-  assert_int_equal(e.w.closes, 1);
-  close(client);
-  free(e.w.big);
-  tu_base_free(base);
+  writer_end(base, c, &e.w, client);
 }
 
 /* ---- a write, then half-close: every byte before the FIN ------------------ */
 
 static void test_write_then_close_write(void **state) {
   rill_conn_events ev = {NULL, NULL, NULL, NULL, on_w_error, on_w_close};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct writer w;
   size_t seen = 0, total = 3u << 20;
   int client, bad = 0, r = 1, i;
@@ -267,10 +266,7 @@ static void test_write_then_close_write(void **state) {
   rill_conn *c;
   (void)state;
   if (!base) skip();
-  memset(&w, 0, sizeof w);
-  g_w = &w;
-  w.big = pattern_buffer(total);
-  c = pair(base, &client);
+  c = writer_pair(base, &w, total, &client);
   assert_int_equal(rill_conn_start(c, &ev, &w), 0);
   /* More than the socket buffers hold: the sends wait in the kernel. */
   for (i = 0; i < 64; i++) write_copy(c, &w, 8192);
@@ -290,28 +286,20 @@ static void test_write_then_close_write(void **state) {
   assert_int_equal(w.refs_done, 1);
   assert_int_equal(w.ref_status, 0);
   assert_int_equal(w.write_errors, 0);
-  assert_int_equal(rill_conn_close(c), 0);
-  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
-  assert_int_equal(w.closes, 1);
-  close(client);
-  free(w.big);
-  tu_base_free(base);
+  writer_end(base, c, &w, client);
 }
 
 /* ---- abort (or close_now) with sends in flight ----------------------------- */
 
 static void abort_in_flight(int now) {
   rill_conn_events ev = {NULL, NULL, NULL, NULL, on_w_error, on_w_close};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct writer w;
   size_t total = 8u << 20;
   int client, i, sz = 4096;
   rill_conn *c;
   if (!base) skip();
-  memset(&w, 0, sizeof w);
-  g_w = &w;
-  w.big = pattern_buffer(total);
-  c = pair(base, &client);
+  c = writer_pair(base, &w, total, &client);
   setsockopt(client, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
   assert_int_equal(rill_conn_start(c, &ev, &w), 0);
   for (i = 0; i < 100; i++) write_copy(c, &w, 8192);
@@ -359,7 +347,7 @@ static void test_close_now_with_sends_in_flight(void **state) {
 
 static void test_send_error_reported(void **state) {
   rill_conn_events ev = {NULL, NULL, NULL, NULL, on_w_error, on_w_close};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct writer w;
   struct linger lg = {1, 0};
   int client, i, err;
@@ -367,9 +355,7 @@ static void test_send_error_reported(void **state) {
   rill_conn *c;
   (void)state;
   if (!base) skip();
-  memset(&w, 0, sizeof w);
-  g_w = &w;
-  c = pair(base, &client);
+  c = writer_pair(base, &w, 0, &client);
   assert_int_equal(rill_conn_start(c, &ev, &w), 0); /* no on_read: no receive notices */
   assert_int_equal(setsockopt(client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
   close(client); /* RST */
@@ -384,17 +370,14 @@ static void test_send_error_reported(void **state) {
   assert_int_equal(err, w.write_error); /* sticky, as on epoll */
   for (i = 0; i < 3; i++) TU_RUN(base, RILL_RUN_NOWAIT, LIMIT);
   assert_int_equal(w.write_errors, 1);
-  assert_int_equal(rill_conn_close(c), 0);
-  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
-  assert_int_equal(w.closes, 1);
-  tu_base_free(base);
+  writer_end(base, c, &w, -1); /* the client is closed already */
 }
 
 /* ---- short sends: the rest follows ------------------------------------------- */
 
 static void test_short_sends_continue(void **state) {
   rill_conn_events ev = {NULL, on_w_drain, NULL, NULL, on_w_error, on_w_close};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct writer w;
   size_t seen = 0, total = 3u << 19;
   int client, bad = 0, sz = 8192, i;
@@ -402,10 +385,7 @@ static void test_short_sends_continue(void **state) {
   rill_conn *c;
   (void)state;
   if (!base) skip();
-  memset(&w, 0, sizeof w);
-  g_w = &w;
-  w.big = pattern_buffer(total);
-  c = pair(base, &client);
+  c = writer_pair(base, &w, total, &client);
   setsockopt(client, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz);
   /* A small send buffer: the kernel takes part of a send, not all of it. */
   assert_int_equal(setsockopt(rill_conn_fd(c), SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz), 0);
@@ -433,12 +413,7 @@ static void test_short_sends_continue(void **state) {
   assert_int_equal(w.ref_status, 0);
   assert_int_equal(rill_conn_bytes_written(c), total);
   assert_true(w.drains >= 1);
-  assert_int_equal(rill_conn_close(c), 0);
-  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
-  assert_int_equal(w.closes, 1);
-  close(client);
-  free(w.big);
-  tu_base_free(base);
+  writer_end(base, c, &w, client);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_fds, tu_teardown_fds)

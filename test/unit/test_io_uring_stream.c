@@ -41,19 +41,6 @@
 #define CONNS 16
 #define PER_CONN (48 * 1024)
 
-static rill_base *uring_base_or_skip(void) {
-  rill_base_config cfg;
-  rill_base *base = NULL;
-  memset(&cfg, 0, sizeof cfg);
-  cfg.backend = "io_uring";
-  assert_int_equal(rill_base_new(&cfg, &base), 0);
-  if (strcmp(rill_base_backend(base), "io_uring") != 0) {
-    tu_base_free(base);
-    return NULL;
-  }
-  return base;
-}
-
 static unsigned char pattern(int conn, size_t i) { return (unsigned char)(i * 7 + (size_t)conn * 31 + i / 251); }
 
 static int connect_to(int port) {
@@ -160,7 +147,7 @@ static void run_streams(int toggle) {
   size_t k;
   memset(&e, 0, sizeof e);
   e.toggle = toggle;
-  e.base = uring_base_or_skip();
+  e.base = tu_uring_base();
   if (!e.base) skip();
   assert_int_equal(rill_timer_new(e.base, on_restart, &e, &e.restart), 0);
   assert_int_equal(rill_listen(e.base, "tcp", "127.0.0.1:0", NULL, on_stream_accept, &e, &e.listener), 0);
@@ -200,22 +187,23 @@ static void run_streams(int toggle) {
   tu_base_free(e.base);
 }
 
-static void test_exhausted_ring_loses_nothing(void **state) {
-  (void)state;
+/* run_streams on a ring of four 64-byte buffers, always exhausted. */
+static void run_streams_on_tiny_ring(int stops) {
   setenv("RILL_IO_URING_BUFFERS", "4", 1);
   setenv("RILL_IO_URING_BUFFER_SIZE", "64", 1);
-  run_streams(0);
+  run_streams(stops);
   unsetenv("RILL_IO_URING_BUFFERS");
   unsetenv("RILL_IO_URING_BUFFER_SIZE");
 }
 
+static void test_exhausted_ring_loses_nothing(void **state) {
+  (void)state;
+  run_streams_on_tiny_ring(0);
+}
+
 static void test_exhausted_ring_with_stops(void **state) {
   (void)state;
-  setenv("RILL_IO_URING_BUFFERS", "4", 1);
-  setenv("RILL_IO_URING_BUFFER_SIZE", "64", 1);
-  run_streams(1);
-  unsetenv("RILL_IO_URING_BUFFERS");
-  unsetenv("RILL_IO_URING_BUFFER_SIZE");
+  run_streams_on_tiny_ring(1);
 }
 
 static void test_stops_lose_nothing(void **state) {
@@ -274,7 +262,7 @@ enum how { how_close, how_abort, how_close_now };
 
 static void close_in_flight(enum how how) {
   static const rill_conn_events ev = {on_closer_read, NULL, NULL, NULL, NULL, on_closer_close};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   rill_listener *l;
   rill_conn *c = NULL;
   struct closer k;
@@ -341,7 +329,7 @@ static void on_free_accept(rill_listener *l, rill_conn *c, int status, void *arg
 }
 
 static void test_listener_freed_with_accept_in_flight(void **state) {
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   rill_listener *l;
   struct sockaddr_in sa;
   int port;
@@ -431,7 +419,7 @@ static void *second_thread(void *arg) {
 
 static void test_receive_survives_thread_handover(void **state) {
   static const rill_conn_events ev = {on_count_read, NULL, NULL, NULL, NULL, NULL};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct counter k;
   struct handover h;
   pthread_t t;
@@ -483,7 +471,7 @@ static int exit_status(pid_t pid) {
  * there; the parent's receive runs on, nothing lost. */
 static void test_receive_across_fork(void **state) {
   static const rill_conn_events ev = {on_count_read, NULL, NULL, NULL, NULL, NULL};
-  rill_base *base = uring_base_or_skip();
+  rill_base *base = tu_uring_base();
   struct counter k;
   rill_conn *c;
   int sv[2];

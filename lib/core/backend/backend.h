@@ -142,6 +142,23 @@ inline const backend_stream_ops *backend_streams(const backend_ops *ops) {
   return nullptr;
 }
 
+// The error a backend took off socket `fd` while reporting it (a negative
+// errno), once, or 0. libkqueue fills an EV_EOF event's fflags by reading
+// SO_ERROR, which clears it: a connect's completion that finds no error and
+// no peer asks here before taking the wake-up for a spurious one.
+#ifdef RILL_HAVE_KQUEUE
+int kqueue_taken_socket_error(void *state, int fd);
+#endif
+
+inline int backend_taken_socket_error(const backend_ops *ops, void *state, int fd) {
+#ifdef RILL_HAVE_KQUEUE
+  if (ops == &kqueue_backend)
+    return -kqueue_taken_socket_error(state, fd);
+#endif
+  (void)ops, (void)state, (void)fd;
+  return 0;
+}
+
 // The backend named `name` if it is built in, else nullptr. NULL or "" gives
 // the best one. "io_uring" is a wish rather than a demand: where it is not
 // built in, the best one.

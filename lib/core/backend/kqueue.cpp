@@ -12,6 +12,12 @@
 //
 // The tag travels in udata, a pointer-sized field: fine on 64-bit systems,
 // where both halves of the tag fit.
+//
+// An event with EV_EOF carries the socket's error in fflags. libkqueue (this
+// backend on Linux) fills it by reading SO_ERROR, which clears the error on
+// the socket, so whoever asks the socket next finds none: a refused connect
+// then looks like one still in progress, forever. The error is kept per
+// descriptor for backend_taken_socket_error() (backend.h).
 #include <sys/types.h>
 #include <sys/event.h>
 #include <sys/time.h>
@@ -38,6 +44,10 @@ struct kqueue_state {
   // fd -> position in this wait's output, valid where seen_in == waits.
   vec<uint32_t> seen_in;
   vec<int> seen_at;
+  // fd -> the error the last EV_EOF event carried, 0 for none; cleared
+  // whenever the descriptor's registration starts or ends, so a new
+  // socket on the same number never inherits it.
+  vec<int> socket_error;
   uint32_t waits = 0;
   struct kevent events[max_events];
 };
@@ -79,8 +89,11 @@ int change(void *state, int fd, unsigned old_events, unsigned new_events, uint64
   // bound wait() checks.
   size_t need = static_cast<size_t>(fd) + 1;
   if (new_events && need > st->seen_in.size() &&
-      (!st->seen_at.resize_zeroed(need) || !st->seen_in.resize_zeroed(need)))
+      (!st->seen_at.resize_zeroed(need) || !st->socket_error.resize_zeroed(need) ||
+       !st->seen_in.resize_zeroed(need)))
     return -ENOMEM;
+  if ((old_events == 0 || new_events == 0) && static_cast<size_t>(fd) < st->socket_error.size())
+    st->socket_error[fd] = 0;
   // Re-adding an existing filter updates its udata, which the tag needs.
   if (new_events & RILL_READ)
     queue(st, fd, EVFILT_READ, EV_ADD, tag);
@@ -129,6 +142,8 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
       ready = RILL_READ | RILL_WRITE;
     }
     size_t fd = ev.ident;
+    if ((ev.flags & EV_EOF) && ev.fflags != 0 && fd < st->socket_error.size())
+      st->socket_error[fd] = static_cast<int>(ev.fflags);
     if (fd >= st->seen_in.size()) {
       // Never registered through change(): nothing to merge with.
       out[count++] = backend_event{static_cast<uint64_t>(reinterpret_cast<uintptr_t>(ev.udata)), ready};
@@ -161,6 +176,15 @@ int reinit(void *state) {
 }
 
 }  // namespace
+
+int kqueue_taken_socket_error(void *state, int fd) {
+  auto *st = static_cast<kqueue_state *>(state);
+  if (fd < 0 || static_cast<size_t>(fd) >= st->socket_error.size())
+    return 0;
+  int err = st->socket_error[fd];
+  st->socket_error[fd] = 0;
+  return err;
+}
 
 const backend_ops kqueue_backend = {"kqueue", true, init, destroy_state, change, wait, reinit};
 

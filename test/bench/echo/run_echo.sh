@@ -63,6 +63,9 @@ fi
 BUILD=$(cd "$1" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
+BENCH_NAME=run_echo
+# shellcheck source=bench_lib.sh
+. "$HERE/bench_lib.sh"
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   q_seconds=1 q_warmup=0.2 q_reps=1 q_idle=1000 q_idle_reps=1
@@ -84,12 +87,8 @@ PORT=${ECHO_PORT:-17300}
 SERVER_CPU=${ECHO_SERVER_CPU:-0}
 CLIENT_CPU=${ECHO_CLIENT_CPU:-1}
 
-for shape in $SHAPES; do
-  if ! [[ $shape =~ ^[1-9][0-9]*x[1-9][0-9]*$ ]]; then
-    echo "run_echo: bad shape '$shape' in ECHO_SHAPES: CONNSxBYTES, as 100x64" >&2
-    exit 2
-  fi
-done
+# shellcheck disable=SC2086 # the shapes are words
+bench_check_shapes ECHO_SHAPES $SHAPES
 
 ECHO_DIR=$BUILD/test/bench/echo
 LOADGEN=$ECHO_DIR/loadgen
@@ -146,27 +145,8 @@ for exe in "${EXE[callbacks]}" "${EXE[raw]}" "$LOADGEN"; do
 done
 
 # ---- cleanup: every process we start is killed, whatever happens ----------
-SERVER_PID=""
 IDLE_PID=""
-kill_pid() { # pid
-  [ -n "$1" ] || return 0
-  if kill -0 "$1" 2>/dev/null; then
-    kill -TERM "$1" 2>/dev/null || true
-    sleep 0.2
-    kill -KILL "$1" 2>/dev/null || true
-  fi
-  wait "$1" 2>/dev/null || true
-}
-cleanup() {
-  kill_pid "$IDLE_PID"
-  IDLE_PID=""
-  kill_pid "$SERVER_PID"
-  SERVER_PID=""
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+bench_traps IDLE_PID
 
 # ---- descriptors: 1000 (or the idle) connections need more than 1024 -----
 need=$IDLE_CONNS
@@ -184,16 +164,7 @@ if [ "$soft" != unlimited ] && [ "$soft" -lt "$need" ]; then
 fi
 
 # ---- pinning ----------------------------------------------------------------
-PIN_SERVER=()
-PIN_CLIENT=()
-PINNING="unpinned"
-if command -v taskset >/dev/null && [ "$(nproc --all)" -gt "$CLIENT_CPU" ]; then
-  PIN_SERVER=(taskset -c "$SERVER_CPU")
-  PIN_CLIENT=(taskset -c "$CLIENT_CPU")
-  PINNING="server on CPU $SERVER_CPU, load generator on CPU $CLIENT_CPU"
-else
-  echo "run_echo: taskset or a second CPU missing: running unpinned" >&2
-fi
+bench_pin "$SERVER_CPU" "$CLIENT_CPU"
 
 start_server() { # name port [banner file]: --quiet, unless its stdout goes to the file
   local quiet=(--quiet) out=/dev/null
@@ -201,38 +172,9 @@ start_server() { # name port [banner file]: --quiet, unless its stdout goes to t
     quiet=()
     out=$3
   fi
-  env GOMAXPROCS=1 ${BACKEND[$1]:+RILL_BACKEND=${BACKEND[$1]}} ${SERVER_ENV[$1]:-} "${PIN_SERVER[@]}" "${EXE[$1]}" \
-    --listen "127.0.0.1:$2" "${quiet[@]}" >"$out" &
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      wait "$SERVER_PID" 2>/dev/null || true
-      SERVER_PID=""
-      return 1
-    fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "run_echo: $1 server does not listen on port $2" >&2
-  return 1
-}
-
-stop_server() { # name
-  local pid=$SERVER_PID
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 40); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "run_echo: $1 server ignored SIGTERM for 2 s: killed" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-  SERVER_PID=""
+  # shellcheck disable=SC2086 # SERVER_ENV holds NAME=VALUE words
+  bench_start "$1" "$2" "$out" env GOMAXPROCS=1 ${BACKEND[$1]:+RILL_BACKEND=${BACKEND[$1]}} ${SERVER_ENV[$1]:-} \
+    "${PIN_SERVER[@]}" "${EXE[$1]}" --listen "127.0.0.1:$2" "${quiet[@]}"
 }
 
 # The backend a rill server reports in use under its RILL_BACKEND: the
@@ -245,39 +187,25 @@ backend_in_use() { # server
   sed -n 's/.*(\([a-z_]*\) backend.*/\1/p' "$TMP/banner" | head -1
 }
 
+# A rill column is only what its title says when rill reports that backend
+# in use: RILL_BACKEND=io_uring may fall back to epoll.
+backend_as_named() { # server
+  local got want why
+  [ -n "${BACKEND[$1]:-}" ] || return 0
+  got=$(backend_in_use "$1")
+  want=${BACKEND[$1]}
+  [ "$got" != "$want" ] || return 0
+  why=${got:+"rill fell back to $got"}
+  why=${why:-"rill has no $want backend here (the server did not start)"}
+  echo "run_echo: RILL_BACKEND=$want: $why: skipping ${TITLE[$1]}" >&2
+  NOTES+=("${TITLE[$1]}: skipped, RILL_BACKEND=$want: $why")
+  return 1
+}
+
 # ---- which servers: the ones that exist --------------------------------------
-if command -v go >/dev/null; then
-  (cd "$ROOT/samples/go" && go build -o "${EXE[go]}" .) >&2 ||
-    echo "run_echo: building the Go server failed: skipping it" >&2
-else
-  echo "run_echo: go not installed: skipping the Go server" >&2
-fi
-SERVERS=()
-NOTES=()
-for server in ${ECHO_SERVERS:-${ALL_SERVERS[*]}}; do
-  if [ -z "${EXE[$server]:-}" ]; then
-    echo "run_echo: unknown server '$server' (${ALL_SERVERS[*]})" >&2
-    exit 2
-  elif [ ! -x "${EXE[$server]}" ]; then
-    echo "run_echo: ${EXE[$server]} not built: skipping ${TITLE[$server]}" >&2
-    NOTES+=("${TITLE[$server]}: not built (${EXE[$server]##*/})")
-  elif [ -n "${BACKEND[$server]:-}" ]; then
-    # A rill column is only what its title says when rill reports that
-    # backend in use: RILL_BACKEND=io_uring may fall back to epoll.
-    got=$(backend_in_use "$server")
-    want=${BACKEND[$server]}
-    if [ "$got" = "$want" ]; then
-      SERVERS+=("$server")
-    else
-      why=${got:+"rill fell back to $got"}
-      why=${why:-"rill has no $want backend here (the server did not start)"}
-      echo "run_echo: RILL_BACKEND=$want: $why: skipping ${TITLE[$server]}" >&2
-      NOTES+=("${TITLE[$server]}: skipped, RILL_BACKEND=$want: $why")
-    fi
-  else
-    SERVERS+=("$server")
-  fi
-done
+bench_build_go "$ROOT/samples/go" "${EXE[go]}"
+# shellcheck disable=SC2086 # the server names are words
+bench_select_servers backend_as_named ${ECHO_SERVERS:-${ALL_SERVERS[*]}}
 
 # utime + stime of a process, all its threads, in clock ticks.
 cpu_ticks() {
@@ -285,9 +213,6 @@ cpu_ticks() {
 }
 vm_rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
-median() { # [printf format] < numbers: their median, "n/a" if none
-  sort -g | awk -v fmt="${1:-%.0f}" '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf fmt "\n", v[(NR + 1) / 2]; else printf fmt "\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
 shape_title() { # 100x16384 -> "100 × 16 KiB"
   awk -v s="$1" 'BEGIN { split(s, p, "x"); b = p[2] + 0
     if (b >= 1024 && b % 1024 == 0) printf "%s × %d KiB\n", p[1], b / 1024; else printf "%s × %d B\n", p[1], b }'
@@ -295,7 +220,7 @@ shape_title() { # 100x16384 -> "100 × 16 KiB"
 
 # ---- 1. ping-pong --------------------------------------------------------------
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-MACHINE="$(date -u '+%F %H:%M UTC'), $(uname -sr), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //')), $PINNING"
+MACHINE=$(bench_machine)
 echo "# echo benchmark: shapes $SHAPES, ${RUN_SECONDS}s x $REPS repeats (+${WARMUP}s warm-up), servers: ${SERVERS[*]}" >&2
 echo "# $MACHINE, load average $LOAD_BEFORE" >&2
 
@@ -306,48 +231,39 @@ CLK_TCK=$(getconf CLK_TCK)
 LOADGEN_ERR=$TMP/loadgen.err
 mkdir -p "$(dirname "$RESULTS")"
 printf '# repeat\tshape\tserver\trps\tcpu_us_per_round_trip\n' >"$RUNS"
-nservers=${#SERVERS[@]}
-turn=0
-for rep in $(seq 1 "$REPS"); do
-  for shape in $SHAPES; do
-    conns=${shape%x*}
-    size=${shape#*x}
-    turn=$((turn + 1))
-    for k in $(seq 0 $((nservers - 1))); do
-      server=${SERVERS[$(((k + turn - 1) % nservers))]}
-      PORT=$((PORT + 1))
+ping_pong() { # rep shape server port
+  local rep=$1 shape=$2 server=$3 port=$4 rps="" cpu="" out ticks0 ticks1 trips
+  if start_server "$server" "$port"; then
+    ticks0=$(cpu_ticks "$SERVER_PID")
+    if out=$("${PIN_CLIENT[@]}" "$LOADGEN" --connect "127.0.0.1:$port" --conns "${shape%x*}" \
+              --size "${shape#*x}" --seconds "$RUN_SECONDS" --warmup "$WARMUP" 2>"$LOADGEN_ERR"); then
+      rps=${out##*rps=}
+      ticks1=$(cpu_ticks "$SERVER_PID")
+      trips=$(sed -n 's/^loadgen: round_trips=//p' "$LOADGEN_ERR")
+      cpu=$(awk -v t="$((ticks1 - ticks0))" -v hz="$CLK_TCK" -v n="${trips:-0}" \
+              'BEGIN { if (n > 0) printf "%.3f", t * 1e6 / hz / n }')
+    else
+      cat "$LOADGEN_ERR" >&2
+      echo "run_echo: loadgen against $server failed" >&2
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "run_echo: $server server died during the run" >&2
       rps=""
       cpu=""
-      if start_server "$server" "$PORT"; then
-        ticks0=$(cpu_ticks "$SERVER_PID")
-        if out=$("${PIN_CLIENT[@]}" "$LOADGEN" --connect "127.0.0.1:$PORT" --conns "$conns" \
-                  --size "$size" --seconds "$RUN_SECONDS" --warmup "$WARMUP" 2>"$LOADGEN_ERR"); then
-          rps=${out##*rps=}
-          ticks1=$(cpu_ticks "$SERVER_PID")
-          trips=$(sed -n 's/^loadgen: round_trips=//p' "$LOADGEN_ERR")
-          cpu=$(awk -v t="$((ticks1 - ticks0))" -v hz="$CLK_TCK" -v n="${trips:-0}" \
-                  'BEGIN { if (n > 0) printf "%.3f", t * 1e6 / hz / n }')
-        else
-          cat "$LOADGEN_ERR" >&2
-          echo "run_echo: loadgen against $server failed" >&2
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-          echo "run_echo: $server server died during the run" >&2
-          rps=""
-          cpu=""
-        fi
-        stop_server "$server"
-      else
-        echo "run_echo: $server server exited at start" >&2
-      fi
-      printf '  rep=%s %-10s %-16s rps=%-8s server cpu/rt=%s us\n' "$rep" "$shape" "$server" \
-        "${rps:-failed}" "${cpu:-?}" >&2
-      printf '%s\t%s\t%s\t%s\t%s\n' "$rep" "$shape" "$server" "${rps:-NaN}" "${cpu:-NaN}" >>"$RUNS"
-      RPS["$server $shape"]="${RPS["$server $shape"]:-} $rps"
-      CPU["$server $shape"]="${CPU["$server $shape"]:-} $cpu"
-    done
-  done
-done
+    fi
+    stop_server "$server"
+  else
+    echo "run_echo: $server server exited at start" >&2
+  fi
+  printf '  rep=%s %-10s %-16s rps=%-8s server cpu/rt=%s us\n' "$rep" "$shape" "$server" \
+    "${rps:-failed}" "${cpu:-?}" >&2
+  printf '%s\t%s\t%s\t%s\t%s\n' "$rep" "$shape" "$server" "${rps:-NaN}" "${cpu:-NaN}" >>"$RUNS"
+  RPS["$server $shape"]="${RPS["$server $shape"]:-} $rps"
+  CPU["$server $shape"]="${CPU["$server $shape"]:-} $cpu"
+}
+# shellcheck disable=SC2086 # the shapes are words
+bench_rotate ping_pong "$REPS" $SHAPES
+nservers=${#SERVERS[@]}
 
 # ---- 2. idle memory --------------------------------------------------------------
 idle_once() { # server port: prints bytes per idle connection, or nothing
@@ -406,11 +322,6 @@ fi
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- the results file: medians, one line per server ------------------------------
-values() { # array-name key...: one value a line
-  local -n arr=$1
-  shift
-  tr ' ' '\n' <<<"${arr["$*"]:-}" | grep -v '^$' || true
-}
 {
   echo "# echo benchmark (test/bench/echo/run_echo.sh): medians of $REPS repeats of ${RUN_SECONDS}s (+${WARMUP}s warm-up)"
   echo "# $MACHINE; load average $LOAD_BEFORE before, $LOAD_AFTER after"
@@ -429,13 +340,7 @@ values() { # array-name key...: one value a line
 } | sed 's/\tn\/a/\tNaN/g' >"$RESULTS"
 
 # ---- tables (from the results file) ------------------------------------------------
-bash "$HERE/echo_tables.sh" "$RESULTS"
-if [ ${#NOTES[@]} -gt 0 ]; then
-  echo
-  for note in "${NOTES[@]}"; do echo "- $note"; done
-fi
-echo
-echo "Results: $RESULTS (every run: $RUNS)"
+bench_report "$HERE/echo_tables.sh" "$RESULTS" "$RUNS"
 
 # ---- the chart ---------------------------------------------------------------------
 if command -v gnuplot >/dev/null; then

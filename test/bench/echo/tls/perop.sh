@@ -44,8 +44,6 @@ fi
 BUILD=$(cd "$1" && pwd)
 TOOL=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
-TLS_DIR=$BUILD/test/bench/echo/tls
-LOADGEN=$TLS_DIR/tls_loadgen
 SERVERS=${PEROP_SERVERS:-"callbacks fibers raw libevent go"}
 TESTS=${PEROP_TESTS:-"100x64 100x16384 full resumed"}
 SHORT=${PEROP_SHORT:-1}
@@ -55,14 +53,8 @@ PORT=${PEROP_PORT:-17900}
 TMP=$(mktemp -d)
 case $TOOL in strace | callgrind | faults) ;; *) echo "perop: the tool is strace, callgrind or faults" >&2; exit 2 ;; esac
 
-declare -A EXE=(
-  [callbacks]=$BUILD/samples/echo_server
-  [fibers]=$BUILD/samples/echo_server_blocking
-  [go]=$TMP/go_tls_echo_server
-  [libevent]=$TLS_DIR/libevent_tls_server
-  [raw]=$TLS_DIR/raw_tls_epoll_server
-)
-declare -A ENVS=([callbacks]="RILL_BACKEND=epoll" [fibers]="RILL_BACKEND=epoll" [go]="GOMAXPROCS=1")
+# shellcheck source=tls_servers.sh
+. "$HERE/tls_servers.sh"
 
 TOOL_PID=""
 cleanup() {
@@ -74,17 +66,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-(
-  cd "$TMP"
-  umask 077
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 \
-    -subj "/CN=perop CA" 2>/dev/null
-  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
-    -subj "/CN=127.0.0.1" 2>/dev/null
-  printf '%s\n' "basicConstraints=CA:FALSE" "subjectAltName=IP:127.0.0.1" >server.ext
-  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 1 -days 2 -extfile server.ext \
-    -out server.pem 2>/dev/null
-)
+NEWKEY=(-newkey ec -pkeyopt ec_paramgen_curve:P-256)
+tls_make_certs "perop CA" "basicConstraints=CA:FALSE" "subjectAltName=IP:127.0.0.1"
 if [[ " $SERVERS " == *" go "* ]] && command -v go >/dev/null; then
   (cd "$HERE/go" && go build -o "${EXE[go]}" .) >&2
 fi

@@ -54,6 +54,9 @@ fi
 BUILD=$(cd "$1" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../../.." && pwd)
+BENCH_NAME=run_tls
+# shellcheck source=../bench_lib.sh
+. "$HERE/../bench_lib.sh"
 
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
   q_seconds=1 q_warmup=0.2 q_reps=1 q_results=$BUILD/tls-quick.tsv
@@ -73,12 +76,8 @@ PORT=${TLS_PORT:-17600}
 SERVER_CPU=${TLS_SERVER_CPU:-0}
 CLIENT_CPU=${TLS_CLIENT_CPU:-1}
 
-for shape in $SHAPES; do
-  if ! [[ $shape =~ ^[1-9][0-9]*x[1-9][0-9]*$ ]]; then
-    echo "run_tls: bad shape '$shape' in TLS_SHAPES: CONNSxBYTES, as 100x64" >&2
-    exit 2
-  fi
-done
+# shellcheck disable=SC2086 # the shapes are words
+bench_check_shapes TLS_SHAPES $SHAPES
 for hs in $HANDSHAKES; do
   case $hs in full | resumed) ;; *) echo "run_tls: bad handshake '$hs' in TLS_HANDSHAKES: full, resumed" >&2; exit 2 ;; esac
 done
@@ -89,31 +88,11 @@ case $KEY_TYPE in
 esac
 TESTS="$SHAPES $HANDSHAKES"
 
-TLS_DIR=$BUILD/test/bench/echo/tls
-LOADGEN=$TLS_DIR/tls_loadgen
 TMP=$(mktemp -d)
 
-# ---- the servers --------------------------------------------------------------
-# To add a server: its executable (taking --cert, --key, --listen, --quiet),
-# title, family (rill, peer or limit for the chart colours), any environment
-# it needs, and its key in ALL_SERVERS. A missing executable is skipped with
-# a note. rill's servers are the echo samples, which speak TLS when given a
-# certificate.
-declare -A EXE=(
-  [callbacks]=$BUILD/samples/echo_server
-  [fibers]=$BUILD/samples/echo_server_blocking
-  [go]=$TMP/go_tls_echo_server
-  [libevent]=$TLS_DIR/libevent_tls_server
-  [raw]=$TLS_DIR/raw_tls_epoll_server
-)
-declare -A TITLE=(
-  [callbacks]="rill callbacks" [fibers]="rill fibers" [go]="Go crypto/tls (GOMAXPROCS=1)"
-  [libevent]="libevent bufferevent_openssl" [raw]="raw OpenSSL + epoll"
-)
-declare -A FAMILY=([callbacks]=rill [fibers]=rill [go]=peer [libevent]=peer [raw]=limit)
-# rill's backend is named so a user's RILL_BACKEND cannot change a column.
-declare -A ENVS=([callbacks]="RILL_BACKEND=epoll" [fibers]="RILL_BACKEND=epoll" [go]="GOMAXPROCS=1")
-ALL_SERVERS=(callbacks fibers go libevent raw)
+# ---- the servers (tls_servers.sh); a missing executable is skipped with a note --
+# shellcheck source=tls_servers.sh
+. "$HERE/tls_servers.sh"
 
 for exe in "${EXE[raw]}" "$LOADGEN"; do
   if [ ! -x "$exe" ]; then
@@ -129,83 +108,22 @@ if ! command -v openssl >/dev/null; then
 fi
 
 # ---- cleanup: every process we start is killed, the keys removed --------------
-SERVER_PID=""
-cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    sleep 0.2
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-  fi
-  if [ -n "$SERVER_PID" ]; then
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+# shellcheck disable=SC2119 # no pid variables but SERVER_PID
+bench_traps
 
 # ---- a throwaway CA and server certificate (for 127.0.0.1) --------------------
-(
-  cd "$TMP"
-  umask 077
-  openssl req -x509 "${NEWKEY[@]}" -nodes -keyout ca.key -out ca.pem -days 2 \
-    -subj "/CN=rill TLS benchmark CA" 2>/dev/null
-  openssl req "${NEWKEY[@]}" -nodes -keyout server.key -out server.csr -subj "/CN=127.0.0.1" 2>/dev/null
-  printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=digitalSignature,keyEncipherment" \
-    "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1" >server.ext
-  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial 1 -days 2 \
-    -extfile server.ext -out server.pem 2>/dev/null
-) || { echo "run_tls: openssl could not make the certificates" >&2; exit 1; }
+tls_make_certs "rill TLS benchmark CA" "basicConstraints=CA:FALSE" \
+  "keyUsage=digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1" ||
+  { echo "run_tls: openssl could not make the certificates" >&2; exit 1; }
 CERT_ARGS=(--cert "$TMP/server.pem" --key "$TMP/server.key")
 
 # ---- pinning ----------------------------------------------------------------
-PIN_SERVER=()
-PIN_CLIENT=()
-PINNING="unpinned"
-if command -v taskset >/dev/null && [ "$(nproc --all)" -gt "$CLIENT_CPU" ]; then
-  PIN_SERVER=(taskset -c "$SERVER_CPU")
-  PIN_CLIENT=(taskset -c "$CLIENT_CPU")
-  PINNING="server on CPU $SERVER_CPU, load generator on CPU $CLIENT_CPU"
-else
-  echo "run_tls: taskset or a second CPU missing: running unpinned" >&2
-fi
+bench_pin "$SERVER_CPU" "$CLIENT_CPU"
 
 start_server() { # name port
   # shellcheck disable=SC2086 # ENVS holds NAME=VALUE words
-  env ${ENVS[$1]:-} "${PIN_SERVER[@]}" "${EXE[$1]}" "${CERT_ARGS[@]}" --listen "127.0.0.1:$2" --quiet \
-    >/dev/null &
-  SERVER_PID=$!
-  for _ in $(seq 1 100); do
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-      wait "$SERVER_PID" 2>/dev/null || true
-      SERVER_PID=""
-      return 1
-    fi
-    if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.05
-  done
-  echo "run_tls: $1 server does not listen on port $2" >&2
-  return 1
-}
-
-stop_server() { # name
-  local pid=$SERVER_PID
-  [ -n "$pid" ] || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 40); do
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.05
-  done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "run_tls: $1 server ignored SIGTERM for 2 s: killed" >&2
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  wait "$pid" 2>/dev/null || true
-  SERVER_PID=""
+  bench_start "$1" "$2" /dev/null env ${ENVS[$1]:-} "${PIN_SERVER[@]}" "${EXE[$1]}" "${CERT_ARGS[@]}" \
+    --listen "127.0.0.1:$2" --quiet
 }
 
 # Echoes, the chain checked against the CA: the server speaks TLS 1.3 with
@@ -222,38 +140,22 @@ server_works() { # name
   return $ok
 }
 
-# ---- which servers: the ones that exist and work -------------------------------
-if command -v go >/dev/null; then
-  (cd "$HERE/go" && go build -o "${EXE[go]}" .) >&2 ||
-    echo "run_tls: building the Go server failed: skipping it" >&2
-else
-  echo "run_tls: go not installed: skipping the Go server" >&2
-fi
-SERVERS=()
-NOTES=()
-for server in ${TLS_SERVERS:-${ALL_SERVERS[*]}}; do
-  if [ -z "${EXE[$server]:-}" ]; then
-    echo "run_tls: unknown server '$server' (${ALL_SERVERS[*]})" >&2
-    exit 2
-  elif [ ! -x "${EXE[$server]}" ]; then
-    echo "run_tls: ${EXE[$server]} not built: skipping ${TITLE[$server]}" >&2
-    NOTES+=("${TITLE[$server]}: not built (${EXE[$server]##*/})")
-  elif ! server_works "$server"; then
-    echo "run_tls: ${TITLE[$server]} failed the check (echoes over TLS 1.3, chain verified): skipping it" >&2
-    NOTES+=("${TITLE[$server]}: skipped, failed the check run")
-  else
-    SERVERS+=("$server")
-  fi
-done
-[ ${#SERVERS[@]} -gt 0 ] || { echo "run_tls: no server to measure" >&2; exit 1; }
-
-median() { # [printf format] < numbers: their median, "n/a" if none
-  sort -g | awk -v fmt="${1:-%.0f}" '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) printf fmt "\n", v[(NR + 1) / 2]; else printf fmt "\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+checked() { # server
+  server_works "$1" && return 0
+  echo "run_tls: ${TITLE[$1]} failed the check (echoes over TLS 1.3, chain verified): skipping it" >&2
+  NOTES+=("${TITLE[$1]}: skipped, failed the check run")
+  return 1
 }
+
+# ---- which servers: the ones that exist and work -------------------------------
+bench_build_go "$HERE/go" "${EXE[go]}"
+# shellcheck disable=SC2086 # the server names are words
+bench_select_servers checked ${TLS_SERVERS:-${ALL_SERVERS[*]}}
+[ ${#SERVERS[@]} -gt 0 ] || { echo "run_tls: no server to measure" >&2; exit 1; }
 
 # ---- the measurements ------------------------------------------------------------
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
-MACHINE="$(date -u '+%F %H:%M UTC'), $(uname -sr), $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //')), $PINNING, $(openssl version | cut -d' ' -f1-2)"
+MACHINE="$(bench_machine), $(openssl version | cut -d' ' -f1-2)"
 if [ -x "${EXE[go]}" ]; then MACHINE="$MACHINE, $(go version | cut -d' ' -f3)"; fi
 echo "# TLS benchmark: tests $TESTS, ${RUN_SECONDS}s x $REPS repeats (+${WARMUP}s warm-up), $KEY_TITLE, servers: ${SERVERS[*]}" >&2
 echo "# $MACHINE, load average $LOAD_BEFORE" >&2
@@ -264,58 +166,44 @@ declare -A CCPU # "server test" -> the load generator's CPU µs per the same
 LOADGEN_ERR=$TMP/loadgen.err
 mkdir -p "$(dirname "$RESULTS")"
 printf '# repeat\ttest\tserver\trate\tcpu_us_per_op\tclient_cpu_us_per_op\n' >"$RUNS"
-nservers=${#SERVERS[@]}
-turn=0
-for rep in $(seq 1 "$REPS"); do
-  for test in $TESTS; do
-    case $test in
-      full | resumed) args=(--mode "$test" --conns "$HS_CONNS" --size 64) ;;
-      *) args=(--mode echo --conns "${test%x*}" --size "${test#*x}") ;;
-    esac
-    turn=$((turn + 1))
-    for k in $(seq 0 $((nservers - 1))); do
-      server=${SERVERS[$(((k + turn - 1) % nservers))]}
-      PORT=$((PORT + 1))
+measure() { # rep test server port
+  local rep=$1 test=$2 server=$3 port=$4 rate="" cpu="" ccpu="" out args
+  case $test in
+    full | resumed) args=(--mode "$test" --conns "$HS_CONNS" --size 64) ;;
+    *) args=(--mode echo --conns "${test%x*}" --size "${test#*x}") ;;
+  esac
+  if start_server "$server" "$port"; then
+    if out=$("${PIN_CLIENT[@]}" "$LOADGEN" --connect "127.0.0.1:$port" "${args[@]}" --seconds "$RUN_SECONDS" \
+              --warmup "$WARMUP" --pid "$SERVER_PID" 2>"$LOADGEN_ERR"); then
+      rate=$(sed -n 's/.* rate=\([0-9.]*\) .*/\1/p' <<<"$out")
+      cpu=$(sed -n 's/.* server_cpu_us=\([0-9.]*\) .*/\1/p' <<<"$out")
+      ccpu=$(sed -n 's/.* client_cpu_us=\([0-9.]*\) .*/\1/p' <<<"$out")
+    else
+      cat "$LOADGEN_ERR" >&2
+      echo "run_tls: tls_loadgen against $server failed" >&2
+    fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+      echo "run_tls: $server server died during the run" >&2
       rate=""
       cpu=""
-      ccpu=""
-      if start_server "$server" "$PORT"; then
-        if out=$("${PIN_CLIENT[@]}" "$LOADGEN" --connect "127.0.0.1:$PORT" "${args[@]}" --seconds "$RUN_SECONDS" \
-                  --warmup "$WARMUP" --pid "$SERVER_PID" 2>"$LOADGEN_ERR"); then
-          rate=$(sed -n 's/.* rate=\([0-9.]*\) .*/\1/p' <<<"$out")
-          cpu=$(sed -n 's/.* server_cpu_us=\([0-9.]*\) .*/\1/p' <<<"$out")
-          ccpu=$(sed -n 's/.* client_cpu_us=\([0-9.]*\) .*/\1/p' <<<"$out")
-        else
-          cat "$LOADGEN_ERR" >&2
-          echo "run_tls: tls_loadgen against $server failed" >&2
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-          echo "run_tls: $server server died during the run" >&2
-          rate=""
-          cpu=""
-        fi
-        stop_server "$server"
-      else
-        echo "run_tls: $server server exited at start" >&2
-      fi
-      printf '  rep=%s %-10s %-10s rate=%-8s server cpu/op=%s us\n' "$rep" "$test" "$server" \
-        "${rate:-failed}" "${cpu:-?}" >&2
-      printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$test" "$server" "${rate:-NaN}" "${cpu:-NaN}" \
-        "${ccpu:-NaN}" >>"$RUNS"
-      RATE["$server $test"]="${RATE["$server $test"]:-} $rate"
-      CPU["$server $test"]="${CPU["$server $test"]:-} $cpu"
-      CCPU["$server $test"]="${CCPU["$server $test"]:-} $ccpu"
-    done
-  done
-done
+    fi
+    stop_server "$server"
+  else
+    echo "run_tls: $server server exited at start" >&2
+  fi
+  printf '  rep=%s %-10s %-10s rate=%-8s server cpu/op=%s us\n' "$rep" "$test" "$server" \
+    "${rate:-failed}" "${cpu:-?}" >&2
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$test" "$server" "${rate:-NaN}" "${cpu:-NaN}" \
+    "${ccpu:-NaN}" >>"$RUNS"
+  RATE["$server $test"]="${RATE["$server $test"]:-} $rate"
+  CPU["$server $test"]="${CPU["$server $test"]:-} $cpu"
+  CCPU["$server $test"]="${CCPU["$server $test"]:-} $ccpu"
+}
+# shellcheck disable=SC2086 # the tests are words
+bench_rotate measure "$REPS" $TESTS
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- the results file: medians, one line per server ------------------------------
-values() { # array-name key...: one value a line
-  local -n arr=$1
-  shift
-  tr ' ' '\n' <<<"${arr["$*"]:-}" | grep -v '^$' || true
-}
 {
   echo "# TLS echo benchmark (test/bench/echo/tls/run_tls.sh): medians of $REPS repeats of ${RUN_SECONDS}s (+${WARMUP}s warm-up); TLS 1.3, TLS_AES_128_GCM_SHA256, X25519, $KEY_TITLE certificate; handshakes: $HS_CONNS connections at a time"
   echo "# $MACHINE; load average $LOAD_BEFORE before, $LOAD_AFTER after"
@@ -333,10 +221,4 @@ values() { # array-name key...: one value a line
   done
 } | sed 's/\tn\/a/\tNaN/g' >"$RESULTS"
 
-bash "$HERE/tls_tables.sh" "$RESULTS"
-if [ ${#NOTES[@]} -gt 0 ]; then
-  echo
-  for note in "${NOTES[@]}"; do echo "- $note"; done
-fi
-echo
-echo "Results: $RESULTS (every run: $RUNS)"
+bench_report "$HERE/tls_tables.sh" "$RESULTS" "$RUNS"
