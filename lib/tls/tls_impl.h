@@ -75,6 +75,7 @@ struct tls_conn {
   size_t out_off = 0, out_len = 0, out_cap = 0;
   // The FIN rill_conn_close_write asked for, sent once `out` is flushed.
   bool fin_wanted = false;
+  bool fin_sent = false;
   int sys_err = 0;        // errno of the BIO's last failed recv/send
   bool eof = false;       // recv() gave 0
   // The last SSL_read met the socket's EAGAIN: what OpenSSL holds (part of
