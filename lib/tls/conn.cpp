@@ -184,9 +184,7 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
     // socket again would cost a recv() that meets EAGAIN on every message.
     while (room && (!total || SSL_has_pending(t->ssl))) {
       size_t got = 0;
-      // SSL_get_error reads the thread's error queue: an error another
-      // connection (or the application) left there would be taken for ours.
-      ERR_clear_error();
+      tls_clear_stale_errors();  // for SSL_get_error below
       int ret = SSL_read_ex(t->ssl, p, room, &got);
       if (ret == 1) {
         p += got;
@@ -282,9 +280,9 @@ void say_goodbye(tls_conn *t) {
   if (t->said_goodbye || !t->handshaken || SSL_in_init(t->ssl) || write_side_failed(t->c))
     return;
   t->said_goodbye = true;
-  ERR_clear_error();
+  tls_clear_stale_errors();
   SSL_shutdown(t->ssl);  // close_notify into the BIO, which sends it
-  ERR_clear_error();  // nothing left behind for the thread's other connections
+  tls_clear_stale_errors();  // nothing left behind for the thread's other connections
   tls_flush_out(t);
 }
 
