@@ -267,10 +267,11 @@ ssize_t tls_writev(rill_conn *c, const iovec *iov, int count) {
   return static_cast<ssize_t>(taken);
 }
 
-// Whether the write side gave up (its deadline passed, the peer is gone):
-// nothing more will be sent, and the stream must not look ended cleanly.
+// Whether the write side gave up (its deadline passed, the peer is gone,
+// an abort): nothing more will be sent, and the stream must not look ended
+// cleanly.
 bool write_side_failed(const rill_conn *c) {
-  return c->write_error || c->has(conn_flag::write_timed_out);
+  return c->write_error || c->has(conn_flag::write_timed_out) || c->has(conn_flag::aborted);
 }
 
 void say_goodbye(tls_conn *t) {
