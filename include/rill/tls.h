@@ -6,8 +6,10 @@
  * deadlines and the closes behave as for TCP. A byte counts as written
  * (rill_conn_bytes_written, a ref write's completion, on_drain) once the
  * record that carries it reached the kernel. rill_conn_close_write() sends
- * close_notify, then FIN; rill_conn_close() sends close_notify before it
- * closes; rill_conn_abort() resets without one. A peer's close_notify
+ * close_notify, then FIN; rill_conn_close() sends close_notify behind the
+ * data, waiting for the kernel to take it as for the queue;
+ * rill_conn_close_now() sends it only if the kernel takes it at once;
+ * rill_conn_abort() resets without one. A peer's close_notify
  * reads as RILL_EOF; a stream that ends without one reads as
  * RILL_ETLS_TRUNCATED ("unexpected EOF"), as in Go.
  *

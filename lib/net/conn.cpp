@@ -448,7 +448,8 @@ int rill_conn_close(rill_conn *conn) {
   conn->lifetime.state = life_state::closing;
   conn->set(conn_flag::graceful, true);
   conn->set(conn_flag::read_wanted, false);
-  if ((!conn->queue.empty() || conn_out_pending(conn)) && !conn->write_error) {
+  if (!conn->write_error &&
+      (!conn->queue.empty() || conn_out_pending(conn) || conn_transport_closing(conn))) {
     // Graceful: keep flushing; the write path or the write deadline closes.
     conn_update_io(conn);
     conn_deadline_update(conn);

@@ -117,10 +117,14 @@ void conn_after_progress(rill_conn *c) {
     c->set(conn_flag::write_shut, true);
     conn_sys_shutdown_write(c);
   }
-  if (c->lifetime.closing())
+  if (c->lifetime.closing() && c->has(conn_flag::graceful) && conn_transport_closing(c)) {
+    conn_update_io(c);  // its last bytes (TLS's close_notify) go first
+    conn_deadline_update(c);
+  } else if (c->lifetime.closing()) {
     conn_finish_close(c);
-  else
+  } else {
     conn_update_io(c);
+  }
 }
 
 // Takes `r` from the pool with the first `taken` bytes already written.
@@ -258,8 +262,10 @@ void conn_fail_queue(rill_conn *c, int err, int report) {
   if (busy)
     c->queue.push_back(&busy->link);
   c->set(conn_flag::above_high, false);
-  if (c->has(conn_flag::shut_write_wanted) && !c->has(conn_flag::write_shut) && !conn_fd_closed(c)) {
-    // The flush failed; the half-close the user asked for still happens.
+  if (c->has(conn_flag::shut_write_wanted) && (!c->has(conn_flag::write_shut) || c->transport()) &&
+      !conn_fd_closed(c)) {
+    // The flush failed; the half-close the user asked for still happens
+    // (a transport's FIN that waited behind its own bytes goes now).
     c->set(conn_flag::write_shut, true);
     conn_sys_shutdown_write(c);
   }

@@ -191,6 +191,9 @@ struct conn_transport {
   void (*end)(rill_conn *c, bool goodbye);
   void (*destroy)(rill_conn *c);
   bool (*pending)(const rill_conn *c);  // bytes taken and not yet in the kernel
+  // A graceful close found the write side drained: the layer writes its
+  // last bytes (TLS's close_notify), which the close then waits for.
+  void (*closing)(rill_conn *c);
 };
 
 }  // namespace rill::detail
@@ -324,6 +327,16 @@ using conn_held = held<rill_conn, conn_release>;
 inline bool conn_out_pending(const rill_conn *c) {
   const conn_transport *t = c->transport();
   return t && !c->write_error && !c->has(conn_flag::write_timed_out) && t->pending(c);
+}
+
+// A graceful close with the write side drained: whether the transport's
+// last bytes (conn_transport::closing) now wait for writability too.
+inline bool conn_transport_closing(rill_conn *c) {
+  const conn_transport *t = c->transport();
+  if (!t)
+    return false;
+  t->closing(c);
+  return conn_out_pending(c);
 }
 
 // What the io watcher should wait for, told to it only when that changes:

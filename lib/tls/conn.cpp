@@ -128,6 +128,16 @@ BIO_METHOD *make_method() {
   return m;
 }
 
+// The FIN, once: tls_shutdown_write may run again when the write side
+// gives up after it.
+int send_fin(tls_conn *t) {
+  t->fin_wanted = false;
+  if (t->fin_sent)
+    return 0;
+  t->fin_sent = true;
+  return shutdown(t->c->fd, SHUT_WR);
+}
+
 // An error for errno: the transport's callers read -errno, so rill's own
 // codes travel negated.
 ssize_t fail(int err) {
@@ -174,9 +184,7 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
     // socket again would cost a recv() that meets EAGAIN on every message.
     while (room && (!total || SSL_has_pending(t->ssl))) {
       size_t got = 0;
-      // SSL_get_error reads the thread's error queue: an error another
-      // connection (or the application) left there would be taken for ours.
-      ERR_clear_error();
+      tls_clear_stale_errors();  // for SSL_get_error below
       int ret = SSL_read_ex(t->ssl, p, room, &got);
       if (ret == 1) {
         p += got;
@@ -259,20 +267,36 @@ ssize_t tls_writev(rill_conn *c, const iovec *iov, int count) {
   return static_cast<ssize_t>(taken);
 }
 
+// Whether the write side gave up (its deadline passed, the peer is gone,
+// an abort): nothing more will be sent, and the stream must not look ended
+// cleanly.
+bool write_side_failed(const rill_conn *c) {
+  return c->write_error || c->has(conn_flag::write_timed_out) || c->has(conn_flag::aborted);
+}
+
 void say_goodbye(tls_conn *t) {
   // In init after the handshake means OpenSSL's fatal state (an alert was
-  // sent or received): SSL_shutdown would only fail there.
-  if (t->said_goodbye || !t->handshaken || SSL_in_init(t->ssl))
+  // sent or received): SSL_shutdown would only fail there. After a failed
+  // write a close_notify would tell the peer it has all the data.
+  if (t->said_goodbye || !t->handshaken || SSL_in_init(t->ssl) || write_side_failed(t->c))
     return;
   t->said_goodbye = true;
-  ERR_clear_error();
+  tls_clear_stale_errors();
   SSL_shutdown(t->ssl);  // close_notify into the BIO, which sends it
-  ERR_clear_error();  // nothing left behind for the thread's other connections
+  tls_clear_stale_errors();  // nothing left behind for the thread's other connections
   tls_flush_out(t);
 }
 
 int tls_shutdown_write(rill_conn *c) {
   tls_conn *t = tls_of(c);
+  if (write_side_failed(c)) {
+    // Called again when the write side gives up with the FIN still waiting
+    // (conn_fail_queue): what `out` holds will never go, and the FIN
+    // follows what the kernel took, as it does on TCP. The peer reads a
+    // stream cut short, not a close_notify.
+    t->out_off = t->out_len = 0;
+    return send_fin(t);
+  }
   say_goodbye(t);
   if (tls_out_pending(t)) {
     // A FIN now would cut the records still in `out` (the close_notify at
@@ -280,16 +304,22 @@ int tls_shutdown_write(rill_conn *c) {
     t->fin_wanted = true;
     return 0;
   }
-  return shutdown(c->fd, SHUT_WR);
+  return send_fin(t);
 }
 
 bool tls_pending(const rill_conn *c) { return tls_out_pending(tls_of(c)); }
 
 void tls_reading(rill_conn *c) { arm_kick(tls_of(c)); }
 
+// A graceful close: close_notify behind the data, in `out` if the kernel
+// is full, and the close waits for it there (conn_transport_closing).
+void tls_closing(rill_conn *c) { say_goodbye(tls_of(c)); }
+
 void tls_end(rill_conn *c, bool goodbye) {
   tls_conn *t = tls_of(c);
-  if (goodbye)  // best effort: what the kernel does not take now is not sent
+  // A close that does not wait (rill_conn_close_now) sends close_notify
+  // only if the kernel takes it now; a graceful close already sent it.
+  if (goodbye)
     say_goodbye(t);
   if (t->timer && !t->done)  // a handshake's deadline still ends it
     rill_timer_stop(t->timer);
@@ -304,8 +334,8 @@ void tls_destroy(rill_conn *c) {
 
 }  // namespace
 
-const conn_transport tls_transport = {tls_readv, tls_writev, tls_shutdown_write,
-                                      tls_reading, tls_end, tls_destroy, tls_pending};
+const conn_transport tls_transport = {tls_readv,   tls_writev, tls_shutdown_write, tls_reading,
+                                      tls_end,     tls_destroy, tls_pending,       tls_closing};
 
 bool tls_out_pending(const tls_conn *t) { return t->out_off < t->out_len; }
 
@@ -320,10 +350,8 @@ int tls_flush_out(tls_conn *t) {
     t->out_off += static_cast<size_t>(n);
   }
   t->out_off = t->out_len = 0;
-  if (t->fin_wanted) {  // tls_shutdown_write's, deferred behind `out`
-    t->fin_wanted = false;
-    shutdown(t->c->fd, SHUT_WR);
-  }
+  if (t->fin_wanted)  // tls_shutdown_write's, deferred behind `out`
+    send_fin(t);
   return 1;
 }
 

@@ -27,6 +27,11 @@ struct rill_tls_dialer {
   bool reporting = false;
   char host[256] = "";
   char text[384] = "";  // the error as rill_tls_dialer_format_error gives it
+  // A connect that failed with one of rill's own codes: the dial's words
+  // before the error's ("dial tcp 127.0.0.1:1: "), so that a code the
+  // caller puts in its place (the blocking facade: a context's deadline for
+  // the cancel it caused) reads as the dial would word it.
+  char dial_prefix[352] = "";
 };
 
 namespace {
@@ -40,10 +45,12 @@ void report(rill_tls_dialer *d, rill_conn *conn, int status) {
   destroy(d);
 }
 
-// Go's texts for a handshake that failed.
+// Go's texts for a handshake that failed. Past the dial's timeout: Go 1.17
+// and later bound the handshake by a context with that timeout
+// (tls.DialWithDialer as tls.Dialer), and say what the context says.
 void word_failure(rill_tls_dialer *d, const tls_conn *t, int status) {
   if (status == RILL_ETIMEOUT) {
-    std::snprintf(d->text, sizeof d->text, "tls: DialWithDialer timed out");
+    std::snprintf(d->text, sizeof d->text, "%s", rill_strerror(RILL_ECTX_DEADLINE));
   } else if (status == RILL_ETLS_HOSTNAME && t && t->verify_text[0]) {
     std::snprintf(d->text, sizeof d->text, "tls: failed to verify certificate: %s", t->verify_text);
   } else if (status == RILL_ETLS_UNKNOWN_AUTHORITY || status == RILL_ETLS_EXPIRED ||
@@ -68,11 +75,23 @@ void on_handshake(tls_conn *t, int status, void *arg) {
   report(d, nullptr, status);
 }
 
+void keep_dial_prefix(rill_tls_dialer *d, int status) {
+  // rill's own codes (a cancel, a timeout) name no failed call before
+  // their text, unlike an errno ("connect: connection refused").
+  if (status > -10000)
+    return;
+  size_t len = std::strlen(d->text), own = std::strlen(rill_strerror(status));
+  if (len >= own && len - own < sizeof d->dial_prefix &&
+      std::strcmp(d->text + len - own, rill_strerror(status)) == 0)
+    std::snprintf(d->dial_prefix, sizeof d->dial_prefix, "%.*s", static_cast<int>(len - own), d->text);
+}
+
 void on_connected(rill_dialer *inner, rill_conn *conn, int status, void *arg) {
   auto *d = static_cast<rill_tls_dialer *>(arg);
   d->inner = nullptr;
   if (status < 0) {
     rill_dialer_format_error(inner, status, d->text, sizeof d->text);
+    keep_dial_prefix(d, status);
     report(d, nullptr, status);
     return;
   }
@@ -153,8 +172,9 @@ int rill_tls_dialer_cancel(rill_tls_dialer *dialer) {
 int rill_tls_dialer_format_error(const rill_tls_dialer *dialer, int err, char *buf, size_t size) {
   if (!dialer || (!buf && size))
     return RILL_EINVAL;
-  const char *text = err == dialer->status && dialer->text[0] ? dialer->text : rill_strerror(err);
-  return std::snprintf(buf, size, "%s", text);
+  if (err == dialer->status && dialer->text[0])
+    return std::snprintf(buf, size, "%s", dialer->text);
+  return std::snprintf(buf, size, "%s%s", dialer->dial_prefix, rill_strerror(err));
 }
 
 }  // extern "C"

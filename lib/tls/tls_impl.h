@@ -20,6 +20,7 @@
 #ifndef RILL_TLS_IMPL_H
 #define RILL_TLS_IMPL_H
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <cstddef>
 #include <cstdint>
@@ -75,6 +76,7 @@ struct tls_conn {
   size_t out_off = 0, out_len = 0, out_cap = 0;
   // The FIN rill_conn_close_write asked for, sent once `out` is flushed.
   bool fin_wanted = false;
+  bool fin_sent = false;
   int sys_err = 0;        // errno of the BIO's last failed recv/send
   bool eof = false;       // recv() gave 0
   // The last SSL_read met the socket's EAGAIN: what OpenSSL holds (part of
@@ -101,6 +103,19 @@ struct tls_conn {
 inline tls_conn *tls_of(const rill_conn *c) {
   return c && c->rare && c->rare->transport ? static_cast<tls_conn *>(c->rare->transport_state)
                                             : nullptr;
+}
+
+// Before an OpenSSL call whose failure SSL_get_error (or tls_map_error)
+// interprets: both read the thread's error queue, where an error another
+// connection or the application left would be taken for this call's.
+// ERR_clear_error() costs about 800 instructions whatever the queue holds
+// (it resets every slot), a tenth of a 64-byte echo's; ERR_peek_error() a
+// few dozen, and the queue is empty on nearly every call. SSL_get_error
+// tells an error only by ERR_peek_error() being non-zero, so a queue it
+// finds empty needs no clearing.
+inline void tls_clear_stale_errors() {
+  if (ERR_peek_error())
+    ERR_clear_error();
 }
 
 // conn.cpp: the BIO and the transport.

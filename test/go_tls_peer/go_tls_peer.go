@@ -8,11 +8,13 @@
 //	    connection and prints "conn alpn=X resumed=B" or "conn error: TEXT"
 //	    per handshake; exits when its parent (the test) is gone.
 //	go_tls_peer client -addr A -ca CA [-server-name N] [-alpn a,b]
-//	    [-cert C -key K] [-msg M] [-dials N] [-ctx-timeout D | -cancel-after D]
+//	    [-cert C -key K] [-msg M] [-dials N]
+//	    [-ctx-timeout D | -cancel-after D | -dial-timeout D]
 //	    dials N times (one session cache: the later dials resume), writes M,
 //	    reads the echo, closes; prints "ok alpn=X resumed=B" per dial, or
 //	    "error: TEXT" and exits 1. With a -ctx-timeout or -cancel-after it
-//	    dials by tls.Dialer.DialContext under such a context.
+//	    dials by tls.Dialer.DialContext under such a context; with a
+//	    -dial-timeout by tls.DialWithDialer, the net.Dialer's Timeout D.
 package main
 
 import (
@@ -24,6 +26,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -120,6 +123,7 @@ func client(args []string) {
 	dials := fs.Int("dials", 1, "dials sharing one session cache")
 	ctxTimeout := fs.Duration("ctx-timeout", 0, "dial by tls.Dialer.DialContext under a context with this timeout")
 	cancelAfter := fs.Duration("cancel-after", 0, "dial by tls.Dialer.DialContext under a context cancelled after this long")
+	dialTimeout := fs.Duration("dial-timeout", 0, "dial by tls.DialWithDialer with this Timeout")
 	fs.Parse(args)
 	config := &tls.Config{
 		RootCAs:            certPool(*ca),
@@ -135,7 +139,7 @@ func client(args []string) {
 		config.Certificates = []tls.Certificate{cert}
 	}
 	for i := 0; i < *dials; i++ {
-		c, err := dial(*addr, config, *ctxTimeout, *cancelAfter)
+		c, err := dial(*addr, config, *ctxTimeout, *cancelAfter, *dialTimeout)
 		if err != nil {
 			fail(err)
 		}
@@ -155,8 +159,12 @@ func client(args []string) {
 	}
 }
 
-// tls.Dial, or tls.Dialer.DialContext when a context is asked for.
-func dial(addr string, config *tls.Config, timeout, cancelAfter time.Duration) (*tls.Conn, error) {
+// tls.Dial, tls.DialWithDialer when a dial timeout is asked for, or
+// tls.Dialer.DialContext when a context is.
+func dial(addr string, config *tls.Config, timeout, cancelAfter, dialTimeout time.Duration) (*tls.Conn, error) {
+	if dialTimeout != 0 {
+		return tls.DialWithDialer(&net.Dialer{Timeout: dialTimeout}, "tcp", addr, config)
+	}
 	if timeout == 0 && cancelAfter == 0 {
 		return tls.Dial("tcp", addr, config)
 	}

@@ -170,7 +170,7 @@ end:
   SSL_free(ssl);
   SSL_CTX_free(ctx);
   ERR_clear_error();
-  c->done = 1;
+  __atomic_store_n(&c->done, 1, __ATOMIC_RELEASE); /* read by the loop's thread */
   return NULL;
 }
 
@@ -198,7 +198,7 @@ static void run_case(client *c, size_t read_max) {
     c->want += strlen(c->messages[i]);
   assert_int_equal(pthread_create(&thread, NULL, client_main, c), 0);
   uint64_t end = tu_now_ms() + 20000;
-  while (!c->done && tu_now_ms() < end)
+  while (!__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) && tu_now_ms() < end)
     TU_RUN(base, RILL_RUN_ONCE, 1000);
   assert_int_equal(pthread_join(thread, NULL), 0);
   end = tu_now_ms() + 5000;
