@@ -27,8 +27,11 @@
 // reaches the slot, a stable sort by due time puts them on `ready` in exact
 // (due time, start) order; the sort and the firing run on an array of
 // (due, timer) pairs, `ready`, rather than on the list (docs/timers.md says
-// why). A timer armed for a tick E has already reached goes to `near`, in
-// order. The loop fires what is due to the nanosecond from the fronts of
+// why). The next ring slots up to collect_ahead_ticks past the clock are
+// gathered with it, their lists walked side by side so that their cache
+// misses overlap, and E moves to the last of them: E may run a few ticks
+// ahead of the clock. A timer armed for a tick E has already reached goes
+// to `near`, in order. The loop fires what is due to the nanosecond from the fronts of
 // `ready` and `near`, and sleeps until the earlier front or, both empty,
 // until the next ring slot or cascade.
 //
