@@ -15,7 +15,8 @@ namespace {
 // Arms `t` for `due_ns`, as the newest timer for tie-breaking.
 void arm(rill_timer *t, uint64_t due_ns) {
   rill_base *base = t->base;
-  wheel_remove(base->timers, t);
+  if (t->timer_place != timer_wheel::place_none)  // a restart
+    wheel_remove(base->timers, t);
   t->due_ns = due_ns;
   wheel_insert(base->timers, t, base->now_ns);
   handle_set_active(t, true);
@@ -54,7 +55,7 @@ void timers_run(rill_base *base) {
       uint64_t next = t->due_ns + t->repeat_ns;
       arm(t, next > base->now_ns ? next : base->now_ns + t->repeat_ns);
     } else {
-      disarm(t);
+      handle_set_active(t, false);  // the wheel gave it up already
     }
     base->stats.events++;
     held_handle hold(t);

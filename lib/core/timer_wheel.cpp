@@ -64,7 +64,13 @@ void place_in_slot(wheel &w, rill_timer *t) noexcept {
   unsigned s = slot_for(w, due);
   // A ring slot is emptied at its tick; an upper one when E enters the
   // block before the slot's, which is after the next block begins.
-  uint64_t empties = s < wheel::ring_slots ? due : (block_of(w.tick) + 1) << wheel::block_bits;
+  uint64_t empties;
+  if (s < wheel::ring_slots) {
+    empties = due;
+    w.ring_count[s]++;
+  } else {
+    empties = (block_of(w.tick) + 1) << wheel::block_bits;
+  }
   if (empties < w.next_slot_tick)
     w.next_slot_tick = empties;
   w.slot[s].push_back(&t->link);
@@ -246,32 +252,124 @@ wheel_entry *sort_entries(wheel_entry *a, size_t n, wheel_entry *buf) noexcept {
   return a;
 }
 
-// Moves ring slot s (E's own tick) onto `ready`, sorted by due time,
-// stably. Without memory for the arrays, a list sort puts it on `near`,
-// which is then empty of this tick's timers, so the order holds.
-void collect(wheel &w, unsigned s) noexcept {
-  size_t moved = 0;
-  size_t base = w.ready.size();
-  // spare is only the merge's room: reserved, never read before written.
-  if (gather(w, w.slot[s]) && w.spare.reserve(w.gathered.size()) &&
-      w.ready.reserve(base + w.gathered.size())) {
-    moved = w.gathered.size();
-    wheel_entry *sorted = sort_entries(w.gathered.data(), moved, w.spare.data());
-    reset(w.slot[s]);
-    for (size_t i = 0; i < moved; i++) {
-      w.ready.push(sorted[i]);  // reserved: cannot fail
-      sorted[i].timer->timer_place = static_cast<uint32_t>(wheel::place_ready + base + i);
-    }
-  } else {
-    for (list_node *n = sort_chain(detach(w.slot[s])); n; moved++) {
-      list_node *next = n->next;
-      w.near.push_back(n);
-      timer_of(n)->timer_place = wheel::place_near;
-      n = next;
+// Sorts a[0, n), timers all due within one tick, by due time, stably: a
+// least-significant-digit radix sort on the due time's offset within the
+// tick, two digits of half the tick's bits each, through buf (n entries).
+// No comparison decides a branch, where a comparison sort mispredicts about
+// one branch in two on random due times. Returns whichever of the two
+// holds the result.
+wheel_entry *radix_sort_tick(wheel_entry *a, size_t n, wheel_entry *buf) noexcept {
+  static_assert(wheel::tick_shift % 2 == 0, "two digits of equal width");
+  constexpr unsigned digit_bits = wheel::tick_shift / 2;
+  constexpr size_t radix = size_t{1} << digit_bits;
+  constexpr uint64_t digit_mask = radix - 1;
+  uint32_t low[radix] = {}, high[radix] = {};
+  for (size_t i = 0; i < n; i++) {
+    uint64_t due = a[i].due_ns;
+    low[due & digit_mask]++;
+    high[(due >> digit_bits) & digit_mask]++;
+  }
+  uint32_t low_at = 0, high_at = 0;
+  for (size_t d = 0; d < radix; d++) {
+    uint32_t l = low[d], h = high[d];
+    low[d] = low_at;
+    high[d] = high_at;
+    low_at += l;
+    high_at += h;
+  }
+  for (size_t i = 0; i < n; i++)
+    buf[low[a[i].due_ns & digit_mask]++] = a[i];
+  for (size_t i = 0; i < n; i++)
+    a[high[(buf[i].due_ns >> digit_bits) & digit_mask]++] = buf[i];
+  return a;
+}
+
+// Below this many timers a slot is sorted by comparisons: the radix sort's
+// fixed cost (two tables of 1024 counts cleared and summed) is about that
+// of sorting this many.
+constexpr size_t radix_sort_min = 256;
+
+// Fills out[] with the timers of ring slots group[0, g), slot after slot,
+// each in list order. Every slot is walked from both ends at once and all
+// the slots side by side: a list walk waits on one cache miss per node, and
+// 2g walks have 2g misses in flight. The slots' counts say where each walk
+// writes.
+void walk_slots(wheel &w, const unsigned *group, unsigned g, wheel_entry *out) noexcept {
+  struct walk {
+    list_node *node;
+    wheel_entry *to;
+    ptrdiff_t step;  // +1 from the front (through next), -1 from the back
+    size_t left;
+  };
+  walk walks[2 * wheel::collect_group_max];
+  unsigned n_walks = 0;
+  for (unsigned i = 0; i < g; i++) {
+    list &l = w.slot[group[i]];
+    size_t n = w.ring_count[group[i]];
+    if (n)
+      walks[n_walks++] = walk{l.head.next, out, 1, (n + 1) / 2};
+    if (n > 1)
+      walks[n_walks++] = walk{l.head.prev, out + n - 1, -1, n / 2};
+    out += n;
+  }
+  for (size_t busy = n_walks; busy;) {
+    busy = 0;
+    for (unsigned k = 0; k < n_walks; k++) {
+      walk &a = walks[k];
+      if (!a.left)
+        continue;
+      rill_timer *t = timer_of(a.node);
+      *a.to = wheel_entry{t->due_ns, t};
+      a.to += a.step;
+      a.node = a.step > 0 ? a.node->next : a.node->prev;
+      busy += --a.left != 0;
     }
   }
-  unmark(w, s);
-  w.in_slots -= moved;
+}
+
+// Without memory for the arrays: ring slot s sorted as a list onto `near`,
+// which then holds no timer due after this slot's, so the order holds.
+size_t collect_as_list(wheel &w, unsigned s) noexcept {
+  size_t moved = 0;
+  for (list_node *n = sort_chain(detach(w.slot[s])); n; moved++) {
+    list_node *next = n->next;
+    w.near.push_back(n);
+    timer_of(n)->timer_place = wheel::place_near;
+    n = next;
+  }
+  return moved;
+}
+
+// Moves ring slots group[0, g) (ticks in increasing order, the last one
+// E's, already unmarked) onto `ready`, each sorted by due time, stably.
+void collect(wheel &w, const unsigned *group, unsigned g) noexcept {
+  size_t total = 0;
+  for (unsigned i = 0; i < g; i++)
+    total += w.ring_count[group[i]];
+  size_t base = w.ready.size();
+  // gathered and spare are room, reserved: written before they are read.
+  bool room = w.gathered.reserve(total) && w.spare.reserve(total) && w.ready.reserve(base + total);
+  if (room)
+    walk_slots(w, group, g, w.gathered.data());
+  size_t from = 0;
+  for (unsigned i = 0; i < g; i++) {
+    unsigned s = group[i];
+    size_t n = w.ring_count[s];
+    if (room) {
+      wheel_entry *a = w.gathered.data() + from, *buf = w.spare.data() + from;
+      wheel_entry *sorted = n >= radix_sort_min ? radix_sort_tick(a, n, buf) : sort_entries(a, n, buf);
+      reset(w.slot[s]);
+      for (size_t j = 0; j < n; j++) {
+        sorted[j].timer->timer_place = static_cast<uint32_t>(wheel::place_ready + w.ready.size());
+        w.ready.push(sorted[j]);  // reserved: cannot fail
+      }
+      from += n;
+    } else {
+      collect_as_list(w, s);
+    }
+    w.ring_count[s] = 0;
+  }
+  w.in_slots -= total;
 }
 
 // Moves ready_head past stopped timers; an emptied array starts over.
@@ -325,10 +423,28 @@ void advance(wheel &w, uint64_t now_tick) noexcept {
     w.tick = next;
     // On a tie the ring slot goes first: the search for the next one starts
     // past E, so E's own slot must not be left behind.
-    if (ring == next)
-      collect(w, static_cast<unsigned>(ring % wheel::ring_slots));
-    else
+    if (ring != next) {
       cascade(w, upper_slot);
+      continue;
+    }
+    // The ring slots that follow, up to collect_ahead_ticks past now_tick
+    // and before the next cascade, are gathered with this one: walked side
+    // by side, and E moves to the last of them.
+    unsigned group[wheel::collect_group_max];
+    unsigned g = 0;
+    group[g++] = static_cast<unsigned>(ring % wheel::ring_slots);
+    // The search wraps around the ring: each slot taken is unmarked first,
+    // so that it cannot be found again a ring later.
+    unmark(w, group[0]);
+    while (g < wheel::collect_group_max) {
+      uint64_t after = next_ring_tick(w);
+      if (after == no_tick || after > now_tick + wheel::collect_ahead_ticks || after >= cascade_at)
+        break;
+      group[g++] = static_cast<unsigned>(after % wheel::ring_slots);
+      unmark(w, group[g - 1]);
+      w.tick = after;
+    }
+    collect(w, group, g);
   }
 }
 
@@ -339,6 +455,8 @@ timer_wheel::~timer_wheel() {
 }
 
 bool wheel_prepare(wheel &w) noexcept {
+  if (w.slot)
+    return true;  // every rill_timer_new() asks: the answer is one load
   // Room to sort and fire a slot of timers, taken now so that the loop's
   // first timers do not allocate (it grows later only for larger slots,
   // and can do without: collect()).
@@ -346,14 +464,15 @@ bool wheel_prepare(wheel &w) noexcept {
   w.gathered.reserve(sort_room);
   w.spare.reserve(sort_room);
   w.ready.reserve(sort_room);
-  if (w.slot)
-    return true;
-  void *mem = mem_alloc(sizeof(list) * wheel::slot_count);
+  void *mem = mem_alloc(sizeof(list) * wheel::slot_count + sizeof(uint32_t) * wheel::ring_slots);
   if (!mem)
     return false;
   w.slot = static_cast<list *>(mem);
   for (unsigned i = 0; i < wheel::slot_count; i++)
     new (&w.slot[i]) list();
+  w.ring_count = reinterpret_cast<uint32_t *>(w.slot + wheel::slot_count);
+  for (unsigned i = 0; i < wheel::ring_slots; i++)
+    w.ring_count[i] = 0;
   return true;
 }
 
@@ -395,6 +514,8 @@ void wheel_remove(wheel &w, rill_timer *t) noexcept {
   list::remove(&t->link);
   if (place >= wheel::place_near)
     return;
+  if (place < wheel::ring_slots)
+    w.ring_count[place]--;
   w.in_slots--;
   if (w.slot[place].empty())
     unmark(w, place);

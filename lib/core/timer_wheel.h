@@ -27,8 +27,11 @@
 // reaches the slot, a stable sort by due time puts them on `ready` in exact
 // (due time, start) order; the sort and the firing run on an array of
 // (due, timer) pairs, `ready`, rather than on the list (docs/timers.md says
-// why). A timer armed for a tick E has already reached goes to `near`, in
-// order. The loop fires what is due to the nanosecond from the fronts of
+// why). The next ring slots up to collect_ahead_ticks past the clock are
+// gathered with it, their lists walked side by side so that their cache
+// misses overlap, and E moves to the last of them: E may run a few ticks
+// ahead of the clock. A timer armed for a tick E has already reached goes
+// to `near`, in order. The loop fires what is due to the nanosecond from the fronts of
 // `ready` and `near`, and sleeps until the earlier front or, both empty,
 // until the next ring slot or cascade.
 //
@@ -78,6 +81,12 @@ struct timer_wheel {
   static constexpr uint32_t place_none = UINT32_MAX;
   // Timers armed for at least this long are coarse (above); 64 ticks.
   static constexpr uint64_t coarse_min_ns = uint64_t{64} << tick_shift;
+  // When the loop reaches a ring slot, the next ring slots up to this many
+  // ticks past the clock are gathered with it (up to collect_group_max
+  // slots), so that their list walks overlap their cache misses; E then
+  // runs up to this far ahead of the clock.
+  static constexpr uint64_t collect_ahead_ticks = 3;
+  static constexpr unsigned collect_group_max = 4;
 
   uint64_t tick = 0;                       // E
   uint64_t ring_summary = 0;               // bit w: bits[w] != 0, w < ring_words
@@ -105,8 +114,11 @@ struct timer_wheel {
   list near;      // armed after E reached their tick, in (due, start) order
   list expiring;  // from `near`, taken out to fire in this run, in order
   // slot_count lists (38 KB), allocated with the base's first timer
-  // (wheel_prepare), so a base that never has one does without.
+  // (wheel_prepare), so a base that never has one does without; in the
+  // same block, the number of timers in each ring slot (8 KB), so that the
+  // walks of a gather know where to write.
   list *slot = nullptr;
+  uint32_t *ring_count = nullptr;
   // Room to gather the largest slot seen, and to merge it; they only grow.
   vec<wheel_entry> gathered;
   vec<wheel_entry> spare;

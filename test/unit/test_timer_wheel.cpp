@@ -375,6 +375,51 @@ void test_model_ties_across_levels(void **state) {
   assert_int_equal(m.fired, 4);
 }
 
+// When the wheel reaches a ring slot it gathers the next ones up to
+// collect_ahead_ticks past the clock with it, sorting slots of 256 timers
+// or more with a radix sort. Equal due times still fire in start order:
+// timers cascaded from an upper level, then ones started into the ring,
+// then ones started after the wheel ran ahead of the clock over their tick
+// (near); stops and restarts from callbacks in between.
+void test_model_gathered_ahead_with_ties(void **state) {
+  (void)state;
+  rng_state = 11;
+  constexpr unsigned shift = timer_wheel::tick_shift;
+  constexpr uint64_t ahead = timer_wheel::collect_ahead_ticks;
+  static_assert(ahead >= 1, "the test needs slots gathered ahead");
+  model m(3 * 1200, (uint64_t{7} << 30) + 12345);
+  // The first tick of the group, about 40 s out: an upper level at first.
+  uint64_t first = (m.now >> shift) + (uint64_t{40} << (30 - shift));
+  uint64_t ticks = ahead + 1;
+  // Few distinct due times per tick, so that most timers tie with others.
+  auto due_in = [&](uint64_t k) { return ((first + k) << shift) + below(200) * 4099; };
+  size_t n = m.timers.size() / 3;
+  for (size_t i = 0; i < n; i++)
+    m.arm(i, due_in(i % ticks));
+  m.now = (first << shift) - (uint64_t{500} << 20);  // cascaded to the ring
+  m.run(false);
+  for (size_t i = n; i < 2 * n; i++)  // ties with the cascaded ones
+    m.arm(i, m.timers[below(n)].due);
+  m.now = first << shift;
+  m.run(true);
+  // The wheel ran ahead: the group's later ticks are on `ready` already.
+  assert_int_equal(m.wheel.tick, first + ahead);
+  assert_true(m.wheel.ready.size() - m.wheel.ready_head >= n);
+  for (size_t i = 2 * n; i < 3 * n; i++) {  // near: ties with `ready`
+    size_t j = below(2 * n);
+    m.arm(i, m.timers[j].armed ? m.timers[j].due : due_in(1 + below(ahead)));
+  }
+  for (uint64_t k = 0; k <= ticks; k++) {
+    m.now = ((first + k) << shift) + below(uint64_t{1} << shift);
+    m.run(true);
+    m.check_timeout();
+  }
+  m.now += max_duration + 1;  // callbacks restarted some for any duration
+  m.run(false);
+  assert_false(m.any_armed());
+  assert_true(m.fired >= 2 * n);
+}
+
 // ---- the public API on the real clock ----------------------------------
 
 struct fire_log {
@@ -624,6 +669,7 @@ int main(void) {
       cmocka_unit_test(test_model_follow_wakeups),
       cmocka_unit_test(test_model_coarse_wakeups),
       cmocka_unit_test(test_model_ties_across_levels),
+      cmocka_unit_test(test_model_gathered_ahead_with_ties),
       cmocka_unit_test_setup_teardown(test_real_order_across_levels, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_real_never_early, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_real_stop_and_free_in_batch, tu_setup_fds, tu_teardown_fds),
