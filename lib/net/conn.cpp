@@ -411,7 +411,7 @@ int rill_conn_read_start(rill_conn *conn) {
     conn->set(conn_flag::read_restarted, true);  // for deliver(): bytes on_read leaves come again
   conn->set(conn_flag::read_wanted, true);
   conn->set(conn_flag::read_full, false);
-  if (conn->held_len && !conn->has(conn_flag::read_timed_out) && !conn->has(conn_flag::read_finished)) {
+  if (conn->held_len() && !conn->has(conn_flag::read_timed_out) && !conn->has(conn_flag::read_finished)) {
     conn->set(conn_flag::redeliver, true);
     conn_notify(conn);
   }

@@ -208,6 +208,11 @@ struct conn_rare {
   const conn_transport *transport = nullptr;  // lib/tls, else the socket itself
   void *transport_state = nullptr;
   list done;  // ref writes done and not yet reported
+  // Bytes the user left unused (conn_read.cpp): a connection that always
+  // uses all it is shown never makes this struct for them.
+  char *held = nullptr;
+  uint32_t held_len = 0;
+  uint32_t held_cap = 0;
   // on_write_error's report waiting for the loop (only a queued write fails
   // from the loop, and queueing made this struct).
   size_t notify_unsent = 0;
@@ -253,9 +258,6 @@ struct rill_conn {
   rill::detail::conn_rare *rare = nullptr;  // see conn_rare; nullptr until needed
   uint64_t read_total = 0;    // bytes taken from the kernel (rill_conn_bytes_read)
 
-  char *held = nullptr;       // bytes the user left unused
-  uint32_t held_len = 0;
-  uint32_t held_cap = 0;
   uint32_t high_water;
   uint32_t low_water;
 
@@ -277,6 +279,9 @@ struct rill_conn {
   uint64_t write_deadline() const { return rare ? rare->write_deadline : 0; }
   rill::detail::conn_io_hook *io_hook() const { return rare ? rare->io_hook : nullptr; }
   const rill::detail::conn_transport *transport() const { return rare ? rare->transport : nullptr; }
+  // Bytes the user left unused (none: no conn_rare yet).
+  const char *held() const { return rare ? rare->held : nullptr; }
+  uint32_t held_len() const { return rare ? rare->held_len : 0; }
 };
 
 namespace rill::detail {
