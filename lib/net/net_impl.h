@@ -196,8 +196,9 @@ namespace rill::detail {
 
 // What few connections need, out of line so that an idle connection does
 // not carry it (issue 12: idle memory). Allocated by the first use that
-// needs it: a deadline, a ref write, a queued write, a splicing pipe; kept
-// until the connection is freed, so steady state does not allocate.
+// needs it: a deadline, a ref write, a queued write, a splicing pipe, bytes
+// on_read left unused; kept until the connection is freed, so steady state
+// does not allocate.
 struct conn_rare {
   // Deadlines, absolute on the base clock in ns; 0: none.
   rill_timer *deadline_timer = nullptr;  // created by the first deadline
@@ -226,8 +227,13 @@ struct conn_rare {
 // CLOSED from on_close on. The owner's reference goes after on_close; a
 // queued report and every dispatch of a callback hold one more.
 // An idle connection's size matters (thousands of them per base): fields
-// are ordered so that none pads, and what few connections use is in
-// conn_rare.
+// are ordered so that none pads, what few connections use is in
+// conn_rare, and the io watcher is embedded (io_watch). 136 bytes, and
+// with the addresses and malloc's header a 160-byte block. The next
+// boundary of malloc's 16-byte steps is 144 (a struct of 120): the write
+// queue's head and count (24 bytes) would have to go to a block of their
+// own, since on io_uring every write is queued and conn_rare would then
+// be made for every connection.
 struct rill_conn {
   rill_base *base;
   int fd;  // -1 once the socket is closed (the close report is then queued)
