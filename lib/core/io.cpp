@@ -14,6 +14,11 @@
 // no reason to touch the kernel: only interest the kernel has and nobody
 // wants any more is dropped, so a watcher for READ on a hung-up descriptor
 // costs no system call per iteration.
+//
+// A descriptor's watcher is a pooled rill_io or an io_watch embedded in its
+// owner (a connection: base_impl.h says why). Both go through the same
+// change list and dispatch; an embedded one keeps its interest in the
+// descriptor's slot and is not held by the loop (its owner holds itself).
 #include <sys/stat.h>
 
 #include "core/alloc.h"
@@ -138,8 +143,8 @@ int io_watch_add(rill_base *base, int fd, io_watch *watch) noexcept {
 
 void io_watch_set(rill_base *base, int fd, unsigned want) noexcept {
   fd_slot &slot = base->fds[fd];
-  if (slot.watch_want == want)
-    return;
+  if (!slot.embedded || slot.watch_want == want)
+    return;  // removed already (a close in progress), or no change
   watch_set_active(base, slot, want);
   queue_change(base, fd);
 }
