@@ -23,6 +23,7 @@
  *   reads cannot keep the server running. A second signal kills it at
  *   once (the watchers are gone, so the default action applies). */
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,10 +36,21 @@
 #define WRITE_LOW_WATER (64 * 1024)
 #define SHUTDOWN_GRACE_MS 5000
 
-struct client {
-  struct server *server;
+/* The live connections, for the shutdown: a table, each connection's
+ * callback argument its row's number. A row costs 8 bytes where a
+ * malloc'd list node cost 48, which matters when most of thousands of
+ * connections sit idle. A closed connection's row links to the next free
+ * row, with its low bit set (a connection pointer's is clear), so closed
+ * rows are reused and the shutdown skips them. */
+union client_row {
   rill_conn *conn;
-  struct client *prev, *next;
+  uintptr_t next_free; /* ((the next free row + 1) << 1) | 1; none: 1 */
+};
+
+struct client_table {
+  union client_row *rows;
+  size_t used, cap; /* rows handed out, room */
+  size_t free;      /* the first free row + 1; 0: none */
 };
 
 struct server {
@@ -47,10 +59,14 @@ struct server {
   rill_tls_listener *tls_listener; /* with --cert and --key */
   rill_tls_config *tls;
   rill_signal *sigint, *sigterm, *sighup;
-  struct client *clients;
+  struct client_table clients;
   int quiet;
   unsigned long accepted;
 };
+
+/* The table on_close updates: one server per process, and the argument
+ * is the row's number, so the table is reached from here. */
+static struct client_table *clients;
 
 static size_t on_read(rill_conn *conn, const char *data, size_t len, int status, void *arg) {
   (void)arg;
@@ -88,39 +104,49 @@ static void on_write_error(rill_conn *conn, int err, size_t unsent, void *arg) {
   rill_conn_abort(conn);
 }
 
+/* The row number for a new connection, or -1 when out of memory. */
+static long client_add(struct client_table *t, rill_conn *conn) {
+  size_t row;
+  if (t->free) {
+    row = t->free - 1;
+    t->free = t->rows[row].next_free >> 1;
+  } else {
+    if (t->used == t->cap) {
+      size_t cap = t->cap ? 2 * t->cap : 64;
+      union client_row *rows = realloc(t->rows, cap * sizeof *rows);
+      if (!rows)
+        return -1;
+      t->rows = rows;
+      t->cap = cap;
+    }
+    row = t->used++;
+  }
+  t->rows[row].conn = conn;
+  return (long)row;
+}
+
 static void on_close(rill_conn *conn, void *arg) {
-  struct client *c = arg;
+  size_t row = (size_t)(uintptr_t)arg;
   (void)conn;
-  if (c->prev)
-    c->prev->next = c->next;
-  else
-    c->server->clients = c->next;
-  if (c->next)
-    c->next->prev = c->prev;
-  free(c);
+  clients->rows[row].next_free = ((uintptr_t)clients->free << 1) | 1;
+  clients->free = row + 1;
 }
 
 static void accepted(struct server *s, rill_conn *conn, int status) {
   static const rill_conn_events events = {on_read,      NULL, on_high_water, on_low_water,
                                           on_write_error, on_close};
-  struct client *c;
+  long row;
   if (status < 0) {
     fprintf(stderr, "echo_server: accept: %s\n", rill_strerror(status));
     return;
   }
-  c = calloc(1, sizeof *c);
-  if (!c) {
+  row = client_add(&s->clients, conn);
+  if (row < 0) {
     rill_conn_abort(conn);
     return;
   }
-  c->server = s;
-  c->conn = conn;
-  c->next = s->clients;
-  if (s->clients)
-    s->clients->prev = c;
-  s->clients = c;
   s->accepted++;
-  rill_conn_start(conn, &events, c);
+  rill_conn_start(conn, &events, (void *)(uintptr_t)row);
 }
 
 static void on_accept(rill_listener *l, rill_conn *conn, int status, void *arg) {
@@ -149,7 +175,7 @@ static void on_reload(rill_signal *sig, int signum, void *arg) {
 
 static void on_signal(rill_signal *sig, int signum, void *arg) {
   struct server *s = arg;
-  struct client *c;
+  size_t row;
   uint64_t deadline = rill_time_now() + SHUTDOWN_GRACE_MS * RILL_MSEC;
   (void)sig;
   if (!s->quiet)
@@ -160,11 +186,14 @@ static void on_signal(rill_signal *sig, int signum, void *arg) {
   rill_signal_free(s->sigint);
   rill_signal_free(s->sigterm);
   rill_signal_free(s->sighup);
-  for (c = s->clients; c; c = c->next) {
+  for (row = 0; row < s->clients.used; row++) {
+    rill_conn *conn = s->clients.rows[row].conn;
+    if (s->clients.rows[row].next_free & 1)
+      continue; /* closed */
     /* The deadline bounds the flush: once it passes, the connection is
      * closed with whatever it could not send. */
-    rill_conn_set_deadline(c->conn, RILL_DEADLINE_WRITE, deadline);
-    rill_conn_close(c->conn);
+    rill_conn_set_deadline(conn, RILL_DEADLINE_WRITE, deadline);
+    rill_conn_close(conn);
   }
   /* The loop ends by itself once the last close callback has run. */
 }
@@ -195,6 +224,7 @@ int main(int argc, char **argv) {
             argv[0]);
     return 2;
   }
+  clients = &s.clients;
   if ((err = rill_base_new(NULL, &s.base)) < 0) {
     fprintf(stderr, "echo_server: %s\n", rill_strerror(err));
     return 1;
@@ -237,6 +267,7 @@ int main(int argc, char **argv) {
            s.tls_listener ? ", TLS" : "");
   fflush(stdout);
   rill_base_run(s.base, RILL_RUN_DEFAULT);
+  free(s.clients.rows);
   rill_tls_config_unref(s.tls);
   err = rill_base_free(s.base);
   if (err < 0)

@@ -332,6 +332,16 @@ int rill_base_dump(const rill_base *base, FILE *out) {
           base->backend->name, static_cast<unsigned long long>(base->handle_count),
           static_cast<unsigned long long>(base->active_count));
   base->pool.for_each_used(dump_handle, out);
+  // Embedded watchers (a connection's: core/base_impl.h, io_watch) are in
+  // no pool; the descriptor table knows them.
+  for (size_t fd = 0; fd < base->fds.size(); fd++) {
+    const fd_slot &slot = base->fds[fd];
+    if (!slot.embedded)
+      continue;
+    unsigned want = slot.watch_want;
+    fprintf(out, "  %-6s %p %-8s fd=%zu events=%s%s embedded\n", "io", slot.watcher,
+            want ? "active" : "inactive", fd, want & RILL_READ ? "r" : "", want & RILL_WRITE ? "w" : "");
+  }
   base->timer_pool.for_each_used(dump_handle, out);
   return ferror(out) ? -EIO : 0;
 }

@@ -59,13 +59,39 @@ enum class base_state : uint8_t {
   freeing,  // inside rill_base_free(), which runs posts and cancellations
 };
 
-// Per-descriptor state, indexed by fd.
+// A descriptor watcher embedded in the object that owns the descriptor,
+// instead of a rill_io from the handle pool: a connection (issue 12, idle
+// memory) carries 8 bytes where a pooled watcher cost a 48-byte slot and a
+// pointer to it. Its interest lives in the descriptor's fd_slot, and it is
+// no handle of its own: the owner is, and follows core/lifetime.h itself.
+// The loop holds nothing across `ready`, so `ready` must hold its owner
+// before anything it calls may close it; the loop touches neither the watch
+// nor its owner once `ready` returns. It counts as one live user handle,
+// and as active while it has interest, as the pooled watcher did.
+struct io_watch {
+  void (*ready)(io_watch *watch, unsigned events);
+};
+
+// Per-descriptor state, indexed by fd. The watcher is a pooled rill_io or,
+// with `embedded`, an io_watch; both fit the 16 bytes a slot always had.
 struct fd_slot {
-  rill_io *io;
+  void *watcher;         // rill_io, io_watch or nullptr
   uint32_t generation;   // bumped whenever the slot's watcher goes away
   uint8_t kernel_events; // the interest the backend currently has
   bool queued;           // on the change list
+  bool embedded;         // `watcher` is an io_watch
+  uint8_t watch_want;    // an io_watch's interest; 0 while stopped
+  rill_io *io() const { return embedded ? nullptr : static_cast<rill_io *>(watcher); }
+  io_watch *watch() const { return embedded ? static_cast<io_watch *>(watcher) : nullptr; }
 };
+
+// What the watcher of `slot` wants from the kernel: 0 while it is stopped.
+inline unsigned slot_wanted_events(const fd_slot &slot) {
+  if (slot.embedded)
+    return slot.watch_want;
+  const rill_io *io = slot.io();
+  return io && io->active ? io->events : 0;
+}
 
 struct post_item {
   rill_post_cb fn;
@@ -152,10 +178,19 @@ void io_dispatch(rill_base *base, int count);
 // counted and do not keep the loop alive.
 int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
               rill_io **out) noexcept;
-// The same for a descriptor known to be a socket (one rill made, accepted
-// or checked), without the fstat that tells files from what can be polled.
-int io_create_socket(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
-                     rill_io **out) noexcept;
+// An embedded watcher (io_watch above) for `fd`, a connection's socket,
+// stopped; errors as rill_io_new's.
+int io_watch_add(rill_base *base, int fd, io_watch *watch) noexcept;
+// Its interest: RILL_READ and/or RILL_WRITE, 0 stops it. Never fails:
+// io_watch_add made room for the change.
+void io_watch_set(rill_base *base, int fd, unsigned want) noexcept;
+// Its interest as io_watch_set left it (or the loop stopped it: a
+// registration the kernel refused).
+inline unsigned io_watch_want(const rill_base *base, int fd) noexcept {
+  return base->fds[static_cast<size_t>(fd)].watch_want;
+}
+// Unregisters it at once, as rill_io_free does; `fd` is about to close.
+void io_watch_remove(rill_base *base, int fd) noexcept;
 
 // timer.cpp
 void timers_run(rill_base *base);

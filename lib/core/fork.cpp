@@ -24,7 +24,7 @@ int forget_kernel_interest(rill_base *base) {
     fd_slot &slot = base->fds[fd];
     slot.kernel_events = 0;
     slot.queued = false;
-    if (slot.io && slot.io->active && slot.io->events) {
+    if (slot_wanted_events(slot)) {
       slot.queued = base->changes.push(static_cast<int>(fd));
       if (!slot.queued)
         return RILL_ENOMEM;

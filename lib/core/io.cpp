@@ -14,6 +14,11 @@
 // no reason to touch the kernel: only interest the kernel has and nobody
 // wants any more is dropped, so a watcher for READ on a hung-up descriptor
 // costs no system call per iteration.
+//
+// A descriptor's watcher is a pooled rill_io or an io_watch embedded in its
+// owner (a connection: base_impl.h says why). Both go through the same
+// change list and dispatch; an embedded one keeps its interest in the
+// descriptor's slot and is not held by the loop (its owner holds itself).
 #include <sys/stat.h>
 
 #include "core/alloc.h"
@@ -29,9 +34,7 @@ uint64_t make_tag(int fd, uint32_t generation) {
   return (static_cast<uint64_t>(generation) << 32) | static_cast<uint32_t>(fd);
 }
 
-unsigned wanted_events(const fd_slot &slot) {
-  return slot.io && slot.io->active ? slot.io->events : 0;
-}
+unsigned wanted_events(const fd_slot &slot) { return slot_wanted_events(slot); }
 
 // Every interest change goes through here, counted in the stats.
 int backend_change(rill_base *base, int fd, fd_slot &slot, unsigned want) {
@@ -48,6 +51,17 @@ void queue_change(rill_base *base, int fd) {
   // because a stopped watcher's interest is dropped when its next unwanted
   // event arrives.
   slot.queued = base->changes.push(fd);
+}
+
+// An embedded watcher's interest on or off: counted as a handle's activity is.
+void watch_set_active(rill_base *base, fd_slot &slot, unsigned want) {
+  if ((slot.watch_want != 0) != (want != 0)) {
+    if (want)
+      base->active_count++;
+    else
+      base->active_count--;
+  }
+  slot.watch_want = static_cast<uint8_t>(want);
 }
 
 int check_fd(const backend_ops *backend, int fd) {
@@ -69,30 +83,77 @@ namespace rill::detail {
 
 void flush_once(rill_base *base);
 
-int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
-              rill_io **out) noexcept {
-  int err = check_fd(base->backend, fd);
-  return err ? err : io_create_socket(base, fd, cb, arg, internal, out);
-}
-
-int io_create_socket(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
-                     rill_io **out) noexcept {
-  if (fd < 0)
-    return RILL_EBADF;
-  if (static_cast<size_t>(fd) < base->fds.size() && base->fds[fd].io)
+// Checks `fd` and makes room for its slot and for one more change (each
+// watcher's descriptor is on the change list at most once, so starting or
+// stopping a watcher never needs memory). A socket rill made, accepted or
+// checked skips the fstat that tells files from what can be polled.
+static int io_prepare(rill_base *base, int fd, bool known_socket) noexcept {
+  int err = known_socket ? (fd < 0 ? RILL_EBADF : 0) : check_fd(base->backend, fd);
+  if (err)
+    return err;
+  if (static_cast<size_t>(fd) < base->fds.size() && base->fds[fd].watcher)
     return RILL_EEXIST;
   if (!base->fds.resize_zeroed(static_cast<size_t>(fd) + 1) ||
       !base->changes.reserve(base->io_count + 1))
     return RILL_ENOMEM;
+  return 0;
+}
+
+static void io_attach(rill_base *base, int fd, void *watcher, bool embedded) noexcept {
+  fd_slot &slot = base->fds[fd];
+  slot.watcher = watcher;
+  slot.embedded = embedded;
+  slot.watch_want = 0;
+  slot.generation++;
+  base->io_count++;
+}
+
+// The slot loses its watcher: unregistered now, since the descriptor is
+// about to be closed and its number reused.
+static void io_detach(rill_base *base, int fd) noexcept {
+  fd_slot &slot = base->fds[fd];
+  if (slot.kernel_events)
+    backend_change(base, fd, slot, 0);
+  slot.kernel_events = 0;
+  slot.watcher = nullptr;
+  slot.embedded = false;
+  slot.watch_want = 0;
+  slot.generation++;  // events already collected for this watcher are stale now
+  base->io_count--;
+}
+
+int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
+              rill_io **out) noexcept {
+  if (int err = io_prepare(base, fd, false))
+    return err;
   rill_io *io = handle_new<rill_io>(base, internal, fd, cb, arg);
   if (!io)
     return RILL_ENOMEM;
-  fd_slot &slot = base->fds[fd];
-  slot.io = io;
-  slot.generation++;
-  base->io_count++;
+  io_attach(base, fd, io, false);
   *out = io;
   return 0;
+}
+
+int io_watch_add(rill_base *base, int fd, io_watch *watch) noexcept {
+  if (int err = io_prepare(base, fd, true))
+    return err;
+  io_attach(base, fd, watch, true);
+  base->handle_count++;
+  return 0;
+}
+
+void io_watch_set(rill_base *base, int fd, unsigned want) noexcept {
+  fd_slot &slot = base->fds[fd];
+  if (!slot.embedded || slot.watch_want == want)
+    return;  // removed already (a close in progress), or no change
+  watch_set_active(base, slot, want);
+  queue_change(base, fd);
+}
+
+void io_watch_remove(rill_base *base, int fd) noexcept {
+  watch_set_active(base, base->fds[fd], 0);
+  io_detach(base, fd);
+  base->handle_count--;
 }
 
 void io_flush_changes(rill_base *base) {
@@ -108,15 +169,19 @@ void flush_once(rill_base *base) {
     fd_slot &slot = base->fds[fd];
     slot.queued = false;
     unsigned want = wanted_events(slot);
-    if (want == 0 && slot.io)
+    if (want == 0 && slot.watcher)
       continue;  // stopped: unregistered lazily, when an unwanted event comes
     if (want == slot.kernel_events)
       continue;
     int err = backend_change(base, fd, slot, want);
     if (err == 0) {
       slot.kernel_events = static_cast<uint8_t>(want);
-    } else if (slot.io && !base->failed.push(fd)) {
-      handle_set_active(slot.io, false);  // no memory to report it: at least stop
+    } else if (slot.watcher && !base->failed.push(fd)) {
+      // No memory to report it: at least stop.
+      if (slot.embedded)
+        watch_set_active(base, slot, 0);
+      else
+        handle_set_active(slot.io(), false);
     }
   }
   base->changes.clear();
@@ -126,8 +191,20 @@ void flush_once(rill_base *base) {
   // leaves the list before its callback runs, so one that throws leaves
   // the others to the next flush.
   while (!base->failed.empty()) {
-    rill_io *io = base->fds[base->failed.back()].io;
+    fd_slot &slot = base->fds[base->failed.back()];
     base->failed.pop_back();
+    if (io_watch *watch = slot.watch()) {
+      unsigned want = slot.watch_want;
+      if (!want)
+        continue;
+      watch_set_active(base, slot, 0);
+      auto ready = watch->ready;
+      RILL_STALL_BEGIN(base);
+      ready(watch, want);  // holds its owner; neither is touched after
+      RILL_STALL_END(base, RILL_STALL_IO, stall_fn(ready), watch, 0);
+      continue;
+    }
+    rill_io *io = slot.io();
     if (!io || !io->active)
       continue;
     handle_set_active(io, false);
@@ -145,7 +222,7 @@ void io_dispatch(rill_base *base, int count) {
     if (static_cast<size_t>(fd) >= base->fds.size())
       continue;
     fd_slot &slot = base->fds[fd];
-    if (static_cast<uint32_t>(ev.tag >> 32) != slot.generation || !slot.io)
+    if (static_cast<uint32_t>(ev.tag >> 32) != slot.generation || !slot.watcher)
       continue;  // the watcher this was collected for is gone
     unsigned want = wanted_events(slot);
     unsigned ready = ev.events & want;
@@ -154,8 +231,15 @@ void io_dispatch(rill_base *base, int count) {
       if (backend_change(base, fd, slot, want) == 0)
         slot.kernel_events = static_cast<uint8_t>(want);
     }
-    if (ready) {
-      rill_io *io = slot.io;
+    if (ready && slot.embedded) {
+      base->stats.events++;
+      io_watch *watch = slot.watch();
+      auto on_ready = watch->ready;
+      RILL_STALL_BEGIN(base);
+      on_ready(watch, ready);  // holds its owner; neither is touched after
+      RILL_STALL_END(base, RILL_STALL_IO, stall_fn(on_ready), watch, 0);
+    } else if (ready) {
+      rill_io *io = slot.io();
       if (!io->internal)
         base->stats.events++;
       held_handle hold(io);
@@ -213,15 +297,8 @@ int rill_io_fd(const rill_io *io) {
 void rill_io_free(rill_io *io) {
   if (handle_check(io, handle_kind::io) != 0)
     return;
-  rill_base *base = io->base;
   handle_set_active(io, false);
-  fd_slot &slot = base->fds[io->fd];
-  if (slot.kernel_events)
-    backend_change(base, io->fd, slot, 0);
-  slot.kernel_events = 0;
-  slot.io = nullptr;
-  slot.generation++;  // events already collected for this watcher are stale now
-  base->io_count--;
+  io_detach(io->base, io->fd);
   handle_close(io);
 }
 

@@ -25,8 +25,10 @@ using namespace rill::detail;
 
 namespace {
 
-void on_io(rill_io *, int, unsigned events, void *arg) {
-  auto *c = static_cast<rill_conn *>(arg);
+// The embedded watcher's events (io_watch: the loop holds nothing, so the
+// connection holds itself before anything can close it).
+void on_io(io_watch *watch, unsigned events) {
+  rill_conn *c = RILL_CONTAINER_OF(watch, rill_conn, watch);
   conn_held hold(c);
   // A pipe splicing: the bytes bypass the read and write paths.
   if (conn_io_hook *hook = c->io_hook()) {
@@ -296,7 +298,8 @@ int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config
   int one = 1;  // where MSG_NOSIGNAL does not exist
   setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
-  int err = io_create_socket(base, fd, on_io, c, false, &c->io);
+  c->watch.ready = on_io;
+  int err = io_watch_add(base, fd, &c->watch);
   if (err) {
     destroy(c);
     return err;
@@ -317,10 +320,7 @@ void conn_release(rill_conn *c) {
 }
 
 void conn_set_interest(rill_conn *c, unsigned want) {
-  if (want)
-    rill_io_start(c->io, want);
-  else
-    rill_io_stop(c->io);
+  io_watch_set(c->base, c->fd, want);
   if (c->has(conn_flag::uring_recv))
     conn_uring_want(c, want & RILL_READ);
   const conn_transport *t = c->transport();
@@ -347,8 +347,7 @@ void conn_finish_close(rill_conn *c) {
     return;
   }
   conn_uring_detach(c);
-  rill_io_free(c->io);
-  c->io = nullptr;
+  io_watch_remove(c->base, c->fd);
   if (c->rare) {
     rill_timer_free(c->rare->deadline_timer);
     c->rare->deadline_timer = nullptr;
@@ -423,7 +422,7 @@ int rill_conn_read_start(rill_conn *conn) {
     conn->set(conn_flag::read_restarted, true);  // for deliver(): bytes on_read leaves come again
   conn->set(conn_flag::read_wanted, true);
   conn->set(conn_flag::read_full, false);
-  if (conn->held_len && !conn->has(conn_flag::read_timed_out) && !conn->has(conn_flag::read_finished)) {
+  if (conn->held_len() && !conn->has(conn_flag::read_timed_out) && !conn->has(conn_flag::read_finished)) {
     conn->set(conn_flag::redeliver, true);
     conn_notify(conn);
   }

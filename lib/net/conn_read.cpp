@@ -9,7 +9,10 @@
 // the base's few spares (net_state), where the next connection that needs
 // a large one finds it without an allocation. Held
 // bytes are bounded by read_max (G27): at the bound, reading pauses and TCP
-// pushes back on the peer.
+// pushes back on the peer. The held buffer's fields are in conn_rare
+// (net_impl.h): most connections never hold bytes, and an idle connection
+// then carries no room for them (issue 12); one that does keeps its
+// conn_rare, so holding allocates nothing per message.
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -43,7 +46,7 @@ void held_buffer_free(rill_base *base, char *data, size_t cap) {
 
 // Gives the connection the smallest spare that holds `need` bytes, its held
 // bytes moved over; false when none does.
-bool spare_take(rill_conn *c, size_t need) {
+bool spare_take(rill_conn *c, conn_rare *r, size_t need) {
   auto *net = static_cast<net_state *>(c->base->net);
   if (!net || net->spare_count == 0)
     return false;
@@ -56,12 +59,12 @@ bool spare_take(rill_conn *c, size_t need) {
   net_state::spare_buffer spare = net->spares[best];
   net->spares[best] = net->spares[--net->spare_count];
   net->spare_bytes -= spare.cap;
-  if (c->held) {
-    std::memcpy(spare.data, c->held, c->held_len);
-    held_buffer_free(c->base, c->held, c->held_cap);
+  if (r->held) {
+    std::memcpy(spare.data, r->held, r->held_len);
+    held_buffer_free(c->base, r->held, r->held_cap);
   }
-  c->held = spare.data;
-  c->held_cap = static_cast<uint32_t>(spare.cap);
+  r->held = spare.data;
+  r->held_cap = static_cast<uint32_t>(spare.cap);
   return true;
 }
 
@@ -69,20 +72,23 @@ bool spare_take(rill_conn *c, size_t need) {
 
 // Makes room for `need` held bytes; false when out of memory.
 bool conn_reserve_held(rill_conn *c, size_t need) {
-  if (need <= c->held_cap)
+  conn_rare *r = conn_rare_get(c);
+  if (!r)
+    return false;
+  if (need <= r->held_cap)
     return true;
-  if (spare_take(c, need))
+  if (spare_take(c, r, need))
     return true;
   size_t cap = need < held_keep_max ? held_keep_max : need;
-  if (cap < 2 * c->held_cap)
-    cap = 2 * c->held_cap;  // a large message gathered over many reads grows it a few times only
+  if (cap < 2 * size_t{r->held_cap})
+    cap = 2 * size_t{r->held_cap};  // a large message gathered over many reads grows it a few times only
   if (cap > c->read_max)
     cap = c->read_max;
-  char *p = static_cast<char *>(mem_realloc(c->held, cap));
+  char *p = static_cast<char *>(mem_realloc(r->held, cap));
   if (!p)
     return false;
-  c->held = p;
-  c->held_cap = static_cast<uint32_t>(cap);
+  r->held = p;
+  r->held_cap = static_cast<uint32_t>(cap);
   return true;
 }
 
@@ -95,9 +101,10 @@ void conn_keep_unused(rill_conn *c, const char *data, size_t len, size_t used, b
     used = len;
   size_t rest = len - used;
   if (data_is_held) {
+    conn_rare *r = c->rare;  // holding made it
     if (used)
-      std::memmove(c->held, c->held + used, rest);
-    c->held_len = rest;
+      std::memmove(r->held, r->held + used, rest);
+    r->held_len = static_cast<uint32_t>(rest);
   } else if (rest) {
     if (!conn_reserve_held(c, rest)) {
       // The bytes are lost, so the stream ends here. on_read hears it from
@@ -108,21 +115,21 @@ void conn_keep_unused(rill_conn *c, const char *data, size_t len, size_t used, b
       conn_notify(c);
       return;
     }
-    std::memcpy(c->held, data + used, rest);
-    c->held_len = rest;
+    std::memcpy(c->rare->held, data + used, rest);
+    c->rare->held_len = static_cast<uint32_t>(rest);
   }
   // on_read stopped reading and started it again (a coroutine resumed from
   // it that reads again, say): what it left comes again at once, as the
   // bytes held at any other read_start() do, not only with new input.
-  if (c->held_len && c->has(conn_flag::read_restarted) && c->has(conn_flag::read_wanted)) {
+  if (c->held_len() && c->has(conn_flag::read_restarted) && c->has(conn_flag::read_wanted)) {
     c->set(conn_flag::redeliver, true);
     conn_notify(c);
   }
   // A small buffer stays for the next partial message (no allocation per
   // message); a large one goes, so an idle connection holds little.
-  if (c->held_len == 0 && c->held_cap > held_keep_max)
+  if (c->rare && c->rare->held_len == 0 && c->rare->held_cap > held_keep_max)
     conn_release_held(c);
-  c->set(conn_flag::read_full, c->held_len >= c->read_max);
+  c->set(conn_flag::read_full, c->held_len() >= c->read_max);
 }
 
 void conn_deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
@@ -138,15 +145,16 @@ namespace {
 // once grown to read_max here, and freed again when emptied: a malloc, a
 // realloc and a free per message).
 void read_behind_held(rill_conn *c) {
-  size_t room = c->read_max - c->held_len;
-  size_t in_held = c->held_cap - c->held_len;
+  conn_rare *r = c->rare;  // bytes are held, so it exists (and stays: c is held)
+  size_t room = c->read_max - r->held_len;
+  size_t in_held = r->held_cap - r->held_len;
   if (in_held > room)
     in_held = room;
   size_t in_shared = room - in_held;
   if (in_shared > net_state::read_buffer_size)
     in_shared = net_state::read_buffer_size;
   char *shared = net_get(c->base)->read_buffer;
-  iovec iov[2] = {{c->held + c->held_len, in_held}, {shared, in_shared}};
+  iovec iov[2] = {{r->held + r->held_len, in_held}, {shared, in_shared}};
   ssize_t n;
   do {
     n = conn_sys_readv(c, iov, 2);
@@ -155,16 +163,16 @@ void read_behind_held(rill_conn *c) {
     c->read_total += static_cast<uint64_t>(n);
     size_t got = static_cast<size_t>(n);
     size_t overflow = got > in_held ? got - in_held : 0;
-    c->held_len += got - overflow;
+    r->held_len += static_cast<uint32_t>(got - overflow);
     if (overflow) {
-      if (!conn_reserve_held(c, c->held_len + overflow)) {
+      if (!conn_reserve_held(c, r->held_len + overflow)) {
         conn_finish_read(c, RILL_ENOMEM);  // the bytes are lost: the stream ends here
         return;
       }
-      std::memcpy(c->held + c->held_len, shared, overflow);
-      c->held_len += overflow;
+      std::memcpy(r->held + r->held_len, shared, overflow);
+      r->held_len += static_cast<uint32_t>(overflow);
     }
-    conn_deliver(c, c->held, c->held_len, true);
+    conn_deliver(c, r->held, r->held_len, true);
   } else if (n == 0) {
     conn_finish_read(c, RILL_EOF);
   } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -179,17 +187,18 @@ void read_behind_held(rill_conn *c) {
 void conn_finish_read(rill_conn *c, int status) {
   c->set(conn_flag::read_finished, true);
   conn_update_io(c);
-  c->events->on_read(c, c->held, c->held_len, status, c->arg);
+  c->events->on_read(c, c->held(), c->held_len(), status, c->arg);
   if (!conn_fd_closed(c))
     conn_release_held(c);
 }
 
 void conn_release_held(rill_conn *c) {
-  if (!c->held)
+  conn_rare *r = c->rare;
+  if (!r || !r->held)
     return;
-  held_buffer_free(c->base, c->held, c->held_cap);
-  c->held = nullptr;
-  c->held_len = c->held_cap = 0;
+  held_buffer_free(c->base, r->held, r->held_cap);
+  r->held = nullptr;
+  r->held_len = r->held_cap = 0;
 }
 
 void conn_on_readable(rill_conn *c) {
@@ -197,7 +206,7 @@ void conn_on_readable(rill_conn *c) {
     return;
   if (conn_read_deadline_expired(c))
     return;
-  if (c->held_len >= c->read_max) {
+  if (c->held_len() >= c->read_max) {
     // No room: the held bytes must be used first (a redelivery is queued by
     // rill_conn_read_start). A read of 0 bytes here would look like EOF.
     c->set(conn_flag::read_full, true);
@@ -208,7 +217,7 @@ void conn_on_readable(rill_conn *c) {
   // receive is not running (no buffers left, say).
   if (c->has(conn_flag::uring_recv) && conn_uring_on_readable(c))
     return;
-  if (c->held_len) {
+  if (c->held_len()) {
     read_behind_held(c);
     return;
   }
@@ -226,7 +235,8 @@ void conn_on_readable(rill_conn *c) {
     // Everything used, nothing held and no large held buffer to give back:
     // the common case, concluded here without a call, as conn_keep_unused()
     // would.
-    if (used >= len && c->held_len == 0 && c->held_cap <= held_keep_max && !conn_fd_closed(c))
+    if (used >= len && (!c->rare || (c->rare->held_len == 0 && c->rare->held_cap <= held_keep_max)) &&
+        !conn_fd_closed(c))
       c->flags &= ~conn_flag::read_full;
     else
       conn_keep_unused(c, dst, len, used, false);
@@ -241,11 +251,11 @@ void conn_on_readable(rill_conn *c) {
 
 void conn_redeliver(rill_conn *c) {
   c->set(conn_flag::redeliver, false);
-  if (c->held_len && c->has(conn_flag::read_wanted) && !c->has(conn_flag::read_timed_out) &&
+  if (c->held_len() && c->has(conn_flag::read_wanted) && !c->has(conn_flag::read_timed_out) &&
       !c->has(conn_flag::read_finished)) {
     if (conn_read_deadline_expired(c))
       return;
-    conn_deliver(c, c->held, c->held_len, true);
+    conn_deliver(c, c->rare->held, c->rare->held_len, true);
     if (!conn_fd_closed(c))
       conn_update_io(c);
   }

@@ -57,7 +57,7 @@ bool conn_uring_on_readable(rill_conn *c) {
   // Everything queued, while the user wants it: a queue holds buffers
   // other connections need.
   while (conn_may_read(c)) {
-    if (c->held_len >= c->read_max) {
+    if (c->held_len() >= c->read_max) {
       c->set(conn_flag::read_full, true);
       break;
     }
@@ -73,19 +73,20 @@ bool conn_uring_on_readable(rill_conn *c) {
       break;
     }
     size_t len = static_cast<size_t>(n);
-    size_t room = c->read_max - c->held_len;
+    size_t room = c->read_max - c->held_len();
     size_t take = len < room ? len : room;
     c->read_total += take;
-    if (c->held_len) {
-      if (!conn_reserve_held(c, c->held_len + take)) {
+    if (c->held_len()) {
+      if (!conn_reserve_held(c, c->held_len() + take)) {
         ops->consume(state, fd, take);
         conn_finish_read(c, RILL_ENOMEM);  // the bytes are lost: the stream ends here
         break;
       }
-      std::memcpy(c->held + c->held_len, data, take);
-      c->held_len += take;
+      conn_rare *r = c->rare;  // holding made it
+      std::memcpy(r->held + r->held_len, data, take);
+      r->held_len += static_cast<uint32_t>(take);
       ops->consume(state, fd, take);
-      conn_deliver(c, c->held, c->held_len, true);
+      conn_deliver(c, r->held, r->held_len, true);
     } else {
       size_t used = conn_show(c, data, take);
       // Closed from on_read: the queue is gone with the socket (and the

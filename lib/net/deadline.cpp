@@ -30,7 +30,7 @@ uint64_t next_deadline(const rill_conn *c) {
 void time_out_read(rill_conn *c) {
   c->set(conn_flag::read_timed_out, true);
   conn_update_io(c);
-  c->events->on_read(c, c->held, c->held_len, RILL_ETIMEOUT, c->arg);
+  c->events->on_read(c, c->held(), c->held_len(), RILL_ETIMEOUT, c->arg);
 }
 
 void expire(rill_conn *c) {
@@ -115,7 +115,7 @@ extern "C" int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when)
     if (conn->has(conn_flag::read_timed_out)) {
       // A new deadline makes the connection readable again (G16).
       conn->set(conn_flag::read_timed_out, false);
-      if (conn->held_len) {
+      if (conn->held_len()) {
         conn->set(conn_flag::redeliver, true);
         conn_notify(conn);
       }

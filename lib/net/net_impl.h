@@ -202,8 +202,9 @@ namespace rill::detail {
 
 // What few connections need, out of line so that an idle connection does
 // not carry it (issue 12: idle memory). Allocated by the first use that
-// needs it: a deadline, a ref write, a queued write, a splicing pipe; kept
-// until the connection is freed, so steady state does not allocate.
+// needs it: a deadline, a ref write, a queued write, a splicing pipe, bytes
+// on_read left unused; kept until the connection is freed, so steady state
+// does not allocate.
 struct conn_rare {
   // Deadlines, absolute on the base clock in ns; 0: none.
   rill_timer *deadline_timer = nullptr;  // created by the first deadline
@@ -214,6 +215,11 @@ struct conn_rare {
   const conn_transport *transport = nullptr;  // lib/tls, else the socket itself
   void *transport_state = nullptr;
   list done;  // ref writes done and not yet reported
+  // Bytes the user left unused (conn_read.cpp): a connection that always
+  // uses all it is shown never makes this struct for them.
+  char *held = nullptr;
+  uint32_t held_len = 0;
+  uint32_t held_cap = 0;
   // on_write_error's report waiting for the loop (only a queued write fails
   // from the loop, and queueing made this struct).
   size_t notify_unsent = 0;
@@ -227,8 +233,13 @@ struct conn_rare {
 // CLOSED from on_close on. The owner's reference goes after on_close; a
 // queued report and every dispatch of a callback hold one more.
 // An idle connection's size matters (thousands of them per base): fields
-// are ordered so that none pads, and what few connections use is in
-// conn_rare.
+// are ordered so that none pads, what few connections use is in
+// conn_rare, and the io watcher is embedded (io_watch). 136 bytes, and
+// with the addresses and malloc's header a 160-byte block. The next
+// boundary of malloc's 16-byte steps is 144 (a struct of 120): the write
+// queue's head and count (24 bytes) would have to go to a block of their
+// own, since on io_uring every write is queued and conn_rare would then
+// be made for every connection.
 struct rill_conn {
   rill_base *base;
   int fd;  // -1 once the socket is closed (the close report is then queued)
@@ -247,7 +258,11 @@ struct rill_conn {
   // which conn_create clamps to 32 bits.
   uint32_t read_max;
 
-  rill_io *io = nullptr;
+  // The descriptor's watcher, embedded rather than a pooled rill_io (issue
+  // 12: 8 bytes here instead of a pointer and a 48-byte pool slot); its
+  // interest is in the base's descriptor table (io_watch_want). The
+  // connection holds itself across its events, as lifetime.h asks.
+  rill::detail::io_watch watch{};
   // rill_conn_start's table, interned by the base (conn_events_intern):
   // connections started with equal tables share one copy.
   const rill_conn_events *events;
@@ -255,9 +270,6 @@ struct rill_conn {
   rill::detail::conn_rare *rare = nullptr;  // see conn_rare; nullptr until needed
   uint64_t read_total = 0;    // bytes taken from the kernel (rill_conn_bytes_read)
 
-  char *held = nullptr;       // bytes the user left unused
-  uint32_t held_len = 0;
-  uint32_t held_cap = 0;
   uint32_t high_water;
   uint32_t low_water;
 
@@ -279,7 +291,16 @@ struct rill_conn {
   uint64_t write_deadline() const { return rare ? rare->write_deadline : 0; }
   rill::detail::conn_io_hook *io_hook() const { return rare ? rare->io_hook : nullptr; }
   const rill::detail::conn_transport *transport() const { return rare ? rare->transport : nullptr; }
+  // Bytes the user left unused (none: no conn_rare yet).
+  const char *held() const { return rare ? rare->held : nullptr; }
+  uint32_t held_len() const { return rare ? rare->held_len : 0; }
 };
+
+// The idle-memory budget above (issue 12): with the 14 bytes of two IPv4
+// addresses and malloc's 8-byte header, 136 bytes fill a 160-byte block
+// with 2 to spare; one more field costs every connection 16 bytes. Put
+// what a new feature needs in conn_rare, or in spare flag bits.
+static_assert(sizeof(void *) != 8 || sizeof(rill_conn) <= 136, "rill_conn outgrew its 160-byte block");
 
 namespace rill::detail {
 
@@ -355,8 +376,7 @@ inline void conn_update_io(rill_conn *c) {
     if (!c->queue.empty() || conn_out_pending(c))
       want |= RILL_WRITE;
   }
-  const rill_io *io = c->io;
-  if (want != (io->active ? io->events : 0))
+  if (want != io_watch_want(c->base, c->fd))
     conn_set_interest(c, want);
 }
 

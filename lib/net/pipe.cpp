@@ -436,7 +436,7 @@ bool may_splice(const rill_conn *a, const rill_conn *b) {
   // On io_uring only a socket with no receive running or queued (it then
   // stays on readiness); never one with a transport (TLS records).
   for (const rill_conn *c : {a, b})
-    if (c->held_len || !c->queue.empty() || c->has(conn_flag::shut_write_wanted) ||
+    if (c->held_len() || !c->queue.empty() || c->has(conn_flag::shut_write_wanted) ||
         !conn_uring_quiet(c) || c->transport())
       return false;
   return true;

@@ -276,6 +276,83 @@ static void test_new_callback_table_without_memory_keeps_the_old(void **state) {
   tu_base_free(base);
 }
 
+/* Issue 12, idle memory: a connection that made a round trip and used all
+ * it was shown is one block of rill's, the connection itself. Its io
+ * watcher is inside it (no pooled handle), and what few connections use
+ * (deadlines, held bytes, queued writes) waits in a block made on first
+ * use. It still counts as a live handle, active while it reads, and
+ * rill_base_dump() lists its watcher. */
+static int idle_reads;
+
+static size_t idle_echo(rill_conn *c, const char *data, size_t len, int status, void *arg) {
+  (void)arg;
+  if (status != 0) return 0;
+  if (rill_conn_write(c, data, len) != 0) return 0;
+  idle_reads++;
+  return len;
+}
+
+static void round_trip(rill_base *base, nu_pair *p) {
+  char back[4];
+  int before = idle_reads;
+  assert_int_equal(nu_send_all(p->peer, "ping", 4, 1000), 4);
+  nu_run_until_count(base, &idle_reads, before + 1, 5000);
+  assert_int_equal(nu_recv_all(p->peer, back, 4, 5000), 4);
+  assert_memory_equal(back, "ping", 4);
+}
+
+static void test_idle_connection_is_one_block(void **state) {
+  rill_base *base;
+  nu_pair first, second;
+  rill_conn_events ev;
+  tu_alloc_counts before, after;
+  rill_base_stats st_before, st;
+  FILE *dump;
+  char line[256];
+  int embedded_lines = 0;
+  (void)state;
+  base = tu_base_new();
+  memset(&ev, 0, sizeof ev);
+  ev.on_read = idle_echo;
+  /* The first connection makes what every connection shares (the base's
+   * net state, the callback table's copy). */
+  nu_pair_accepted(base, "127.0.0.1", NULL, &first);
+  assert_int_equal(rill_conn_start(first.conn, &ev, NULL), 0);
+  round_trip(base, &first);
+  /* Idle: nothing active, so that the next accept's loop run ends. */
+  assert_int_equal(rill_conn_read_stop(first.conn), 0);
+  rill_base_run(base, RILL_RUN_NOWAIT);
+  assert_int_equal(rill_base_stats_get(base, &st_before), 0);
+
+  tu_alloc_get(&before);
+  nu_pair_accepted(base, "127.0.0.1", NULL, &second);
+  assert_int_equal(rill_conn_start(second.conn, &ev, NULL), 0);
+  round_trip(base, &second);
+  tu_alloc_get(&after);
+  assert_int_equal(after.live - before.live, 1);
+
+  assert_int_equal(rill_base_stats_get(base, &st), 0);
+  assert_int_equal(st.handles, st_before.handles + 1);
+  assert_int_equal(st.active, st_before.active + 1);
+  assert_int_equal(rill_conn_read_stop(second.conn), 0);
+  rill_base_run(base, RILL_RUN_NOWAIT);
+  assert_int_equal(rill_base_stats_get(base, &st), 0);
+  assert_int_equal(st.active, st_before.active);
+
+  dump = tmpfile();
+  assert_non_null(dump);
+  assert_int_equal(rill_base_dump(base, dump), 0);
+  rewind(dump);
+  while (fgets(line, sizeof line, dump))
+    if (strstr(line, " embedded")) embedded_lines++;
+  fclose(dump);
+  assert_int_equal(embedded_lines, 2);
+
+  nu_pair_cleanup(base, &first);
+  nu_pair_cleanup(base, &second);
+  tu_base_free(base);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_echo_steady_state_allocates_nothing, tu_setup_fds,
@@ -284,6 +361,8 @@ int main(void) {
                                       tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_new_callback_table_without_memory_keeps_the_old,
                                       tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_idle_connection_is_one_block, tu_setup_fds,
+                                      tu_teardown_fds),
   };
   /* Before any base exists (no base needs to be alive for this). */
   if (rill_set_allocator(tu_malloc, tu_realloc, tu_free) != 0) {
