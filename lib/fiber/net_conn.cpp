@@ -22,9 +22,13 @@
 // peer's error take the ref write off the queue before its completion wakes
 // the writer; a close (rill_net_close, or a free that closes) takes it off
 // synchronously, in rill_conn_close_now(), before the woken writer runs; and
-// running out of memory for the ref write queues nothing. The writer's count
-// comes from the connection's byte counter, which only it moves while it
-// holds the write lock, so a partial count is exact (G20, G21).
+// running out of memory for the ref write queues nothing. On io_uring the
+// ref write goes as a ring send: one in flight when the close comes is
+// cancelled, and the writer wakes only at its completion (on_write_done),
+// which is also when the socket closes. The writer's count comes from the
+// connection's byte counter, which only it moves while it holds the write
+// lock, taken once nothing can move it any more, so a partial count is exact
+// (G20, G21, G23).
 #include <cstring>
 
 #include "fiber/net_impl.h"
@@ -176,12 +180,14 @@ size_t on_read(rill_conn *, const char *data, size_t len, int status, void *arg)
 
 // The ref write of a parked writer ended: all sent, or the deadline or an
 // error cut it short. After a close the writer is gone already (woken by
-// rill_net_close), and the completion of its dropped ref write is ignored.
+// rill_net_close), and the completion of its dropped ref write is ignored,
+// unless an io_uring send was reading it: the close then left the writer
+// to this completion, which comes once that send is over.
 void on_write_done(rill_conn *conn, int status, size_t, void *arg) {
   auto *c = static_cast<rill_net_conn *>(arg);
   if (net_write_wait *w = c->writer) {
     w->sent_total = rill_conn_bytes_written(conn);
-    wake_writer(c, status);
+    wake_writer(c, c->lifetime.closing() ? RILL_ECLOSED : status);
   }
 }
 
@@ -331,10 +337,6 @@ rill_net_conn *net_conn_wrap(rill_conn *conn) {
   }
   life_hold(c->lifetime);  // the connection's reference, until on_close
   rill_conn_read_stop(conn);  // read only while a fiber waits
-  // A Write cut short by Close reports what reached the kernel, and nothing
-  // more is sent (G23): a send in flight on an io_uring ring could still
-  // move bytes after the count is taken, so these send with send(2).
-  conn->set(conn_flag::uring_send, false);
   return c;
 }
 
@@ -389,19 +391,25 @@ int rill_net_close(rill_net_conn *c) {
   if (c->lifetime.closing())
     return RILL_ECLOSED;
   c->lifetime.state = life_state::closing;
-  // Go: a Close wakes every goroutine blocked on the connection. A parked
-  // writer learns how far it got now: on_close may come before it runs.
-  if (c->writer)
-    c->writer->sent_total = rill_conn_bytes_written(c->conn);
+  // Go: a Close wakes every goroutine blocked on the connection.
   wake_reader(c, RILL_ECLOSED);
-  wake_writer(c, RILL_ECLOSED);
   fiber_wake_all(c->read_lock.waiters, RILL_ECLOSED);
   fiber_wake_all(c->write_lock.waiters, RILL_ECLOSED);
   // What an interrupted write had not handed to the kernel is dropped here,
-  // before the woken writer runs, so rill is done with its buffer and its
-  // *written stays the truth (Go's Close does the same). on_close follows
-  // from the loop and drops the connection's reference.
-  return rill_conn_close_now(c->conn);
+  // so rill is done with its buffer and its *written stays the truth (Go's
+  // Close does the same). on_close follows from the loop and drops the
+  // connection's reference.
+  rill_conn *conn = c->conn;
+  int err = rill_conn_close_now(conn);
+  // An io_uring send reading the writer's bytes may still move some: it is
+  // cancelled, and the socket stays open until its completion says how
+  // many went. The writer then wakes in on_write_done with that count;
+  // otherwise the count is final now (close_now reaped a completed send).
+  if (c->writer && (err || conn_fd_closed(conn))) {
+    c->writer->sent_total = rill_conn_bytes_written(conn);
+    wake_writer(c, RILL_ECLOSED);
+  }
+  return err;
 }
 
 int rill_net_close_write(rill_net_conn *c) {

@@ -165,6 +165,110 @@ static void G23_close_mid_write_reports_true_count(void **state) {
   g23_parked(1);
 }
 
+/* A close while the write is moving: a peer thread drains the socket all
+ * along, so the kernel keeps taking bytes (on io_uring, sends through the
+ * ring keep completing) when the close comes. The count the writer gets
+ * must still be what the peer receives, and nothing may be sent from the
+ * writer's buffer after rill_net_write() returned: the writer overwrites it
+ * at once, with a byte the pattern never has. Several rounds, as the close
+ * lands at a different point of the write each time. */
+#define G23_MOVING_LEN (32u * 1024u * 1024u)
+#define G23_MOVING_ROUNDS 8
+#define G23_SCRIBBLE 0xff /* fu_pattern() gives 0..250 */
+
+struct g23_moving {
+  struct fu_pair p;
+  unsigned char *data;
+  int write_rc;
+  size_t written;
+  int writer_done;
+  /* The peer thread's: read after peer_done (acquire). */
+  size_t got, matched;
+  int peer_err;
+  int peer_done;
+  size_t progress; /* bytes received so far, for the closer */
+};
+
+static void *g23_moving_peer(void *arg) {
+  struct g23_moving *t = (struct g23_moving *)arg;
+  static unsigned char buf[64 * 1024];
+  uint64_t end = tu_now_ms() + 30000; /* a hang guard only */
+  for (;;) {
+    ssize_t n = recv(t->p.peer, buf, sizeof buf, MSG_DONTWAIT);
+    if (n > 0) {
+      if (t->matched == t->got)
+        t->matched += fu_check_pattern(buf, (size_t)n, t->got);
+      t->got += (size_t)n;
+      __atomic_store_n(&t->progress, t->got, __ATOMIC_RELAXED);
+    } else if (n == 0) {
+      break;
+    } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+      t->peer_err = errno;
+      break;
+    } else if (tu_now_ms() >= end) {
+      t->peer_err = ETIMEDOUT;
+      break;
+    } else {
+      usleep(100);
+    }
+  }
+  __atomic_store_n(&t->peer_done, 1, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+static void g23_moving_writer(void *arg) {
+  struct g23_moving *t = (struct g23_moving *)arg;
+  t->write_rc = rill_net_write(t->p.c, t->data, G23_MOVING_LEN, &t->written);
+  memset(t->data, G23_SCRIBBLE, G23_MOVING_LEN);
+  t->writer_done = 1;
+}
+
+static void g23_moving_round(struct g23_moving *t, size_t close_after) {
+  pthread_t peer;
+  if (fu_pair_open(&t->p) != 0)
+    return;
+  fu_set_buffers(t->p.peer, 64 * 1024);
+  fu_fill(t->data, G23_MOVING_LEN, 0);
+  t->writer_done = t->peer_done = t->peer_err = 0;
+  t->got = t->matched = t->written = t->progress = 0;
+  FCHECK_EQ(pthread_create(&peer, NULL, g23_moving_peer, t), 0);
+  FCHECK_EQ(rill_go(rill_fiber_base(), g23_moving_writer, t), 0);
+  while (__atomic_load_n(&t->progress, __ATOMIC_RELAXED) < close_after && !t->writer_done)
+    rill_sleep(RILL_MSEC / 4);
+  FCHECK_EQ(rill_net_close(t->p.c), 0);
+  /* The peer thread needs the loop (the close completes there): poll. */
+  while (!t->writer_done || !__atomic_load_n(&t->peer_done, __ATOMIC_ACQUIRE))
+    rill_sleep(RILL_MSEC);
+  pthread_join(peer, NULL);
+  FCHECK_EQ(t->peer_err, 0);
+  if (t->write_rc == 0) {
+    FCHECK_EQ(t->written, G23_MOVING_LEN); /* done before the close */
+  } else {
+    FCHECK_EQ(t->write_rc, RILL_ECLOSED);
+    FCHECK(t->written < G23_MOVING_LEN);
+  }
+  FCHECK_EQ(t->got, t->written);
+  FCHECK_EQ(t->matched, t->got);
+  fu_pair_close(&t->p);
+}
+
+static void g23_moving_main(void *arg) {
+  struct g23_moving *t = (struct g23_moving *)arg;
+  int round;
+  for (round = 0; round < G23_MOVING_ROUNDS && fiber_check_failures == 0; round++)
+    g23_moving_round(t, (size_t)(round + 1) * 256 * 1024);
+}
+
+static void G23_close_while_write_moves_reports_true_count(void **state) {
+  struct g23_moving t;
+  (void)state;
+  memset(&t, 0, sizeof t);
+  t.data = malloc(G23_MOVING_LEN);
+  assert_non_null(t.data);
+  fu_run_fiber(g23_moving_main, &t, LIMIT);
+  free(t.data);
+}
+
 /* A fiber parked in rill_net_accept() when the listener closes. */
 struct g23l {
   rill_net_listener *l;
@@ -387,6 +491,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(G23_calls_after_close, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(G23_close_wakes_parked_fibers, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(G23_close_mid_write_reports_true_count, tu_setup_fds,
+                                      tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(G23_close_while_write_moves_reports_true_count, tu_setup_fds,
                                       tu_teardown_fds),
       cmocka_unit_test_setup_teardown(G23_listener_close_wakes_accept, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(G24_close_write_half_close, tu_setup_fds, tu_teardown_fds),
