@@ -98,6 +98,7 @@ void release_stack(rill_fiber *f) {
 
 void sweep(rill_timer *, void *arg) {
   auto *s = static_cast<scheduler *>(arg);
+  s->sweeper_armed = false;
   s->sweeps++;
   // Oldest first: the first fiber too young to release ends the sweep.
   while (list_node *n = s->idle.front()) {
@@ -111,25 +112,16 @@ void sweep(rill_timer *, void *arg) {
       release_stack(f);
   }
   if (!s->idle.empty())
-    rill_timer_start(s->sweeper, sweep_interval, 0);
+    sweeper_arm(s);
 }
 
 }  // namespace
 
-void idle_enter(scheduler *s, rill_fiber *f, const void *scratch, size_t len, void (*on_idle)(void *),
-                void *arg) {
-  if (!f->private_stack && !on_idle)
-    return;
+bool sweeper_arm(scheduler *s) {
   if (!s->sweeper && timer_create(s->base, sweep, s, true, &s->sweeper) != 0)
-    return;  // out of memory: the fiber keeps its pages, nothing else changes
-  f->scratch = static_cast<const char *>(scratch);
-  f->scratch_len = len;
-  f->on_idle = on_idle;
-  f->on_idle_arg = arg;
-  f->idle_since = s->sweeps;
-  s->idle.push_back(&f->idle_node);
-  if (!rill_timer_active(s->sweeper))
-    rill_timer_start(s->sweeper, sweep_interval, 0);
+    return false;
+  s->sweeper_armed = rill_timer_start(s->sweeper, sweep_interval, 0) == 0;
+  return s->sweeper_armed;
 }
 
 void idle_leave(rill_fiber *f) {
