@@ -210,7 +210,8 @@ bool sweeper_arm(scheduler *s) {
 
 void sweeper_disarm(scheduler *s) {
 #ifdef __linux__
-  if (s->sweep_io && getpid() == s->sweep_owner)
+  // Only a sweep disarms, and on_sweep_clock() ran it in the clock's owner.
+  if (s->sweep_io)
     (void)clock_set(s, 0);  // should it fail, it ticks on and sweeps nobody
 #endif
   rill_timer_stop(s->sweeper);
