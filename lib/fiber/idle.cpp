@@ -22,9 +22,21 @@
 // moment, as in a busy echo, never pays for a copy. The same sweep calls
 // the hook a wait may have (fiber_park_idle's on_idle), private stack or
 // not: a reader's spare buffer goes when its connection turns idle.
+//
+// The sweeps' clock is, on Linux, a timerfd of the scheduler's own, armed
+// while fibers wait and ticking in the kernel: a loop timer would make every
+// wait of the loop a timed one, so a busy loop would pay for it on every
+// wait (the timer wheel's next-timeout work, about 60 instructions per
+// round trip of a one-connection fiber echo, and epoll_pwait2 with a
+// timeout where epoll_wait(-1) does) for a sweep due twice a second. Where
+// there is no timerfd, or the kernel refuses one, a loop timer does it.
 #include <sys/mman.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/timerfd.h>
+#endif
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 
@@ -96,8 +108,7 @@ void release_stack(rill_fiber *f) {
   f->saved = saved;
 }
 
-void sweep(rill_timer *, void *arg) {
-  auto *s = static_cast<scheduler *>(arg);
+void sweep(scheduler *s) {
   s->sweeps++;
   // Oldest first: the first fiber too young to release ends the sweep.
   while (list_node *n = s->idle.front()) {
@@ -110,26 +121,101 @@ void sweep(rill_timer *, void *arg) {
     if (f->private_stack)
       release_stack(f);
   }
-  if (!s->idle.empty())
-    rill_timer_start(s->sweeper, sweep_interval, 0);
+  if (s->idle.empty())
+    sweeper_disarm(s);  // the next long wait arms it again
 }
+
+void on_sweep_timer(rill_timer *, void *arg) {
+  auto *s = static_cast<scheduler *>(arg);
+  s->sweeper_armed = false;  // a timer fires once: sweep() starts it again
+  sweep(s);
+  if (!s->idle.empty())
+    sweeper_arm(s);
+}
+
+#ifdef __linux__
+void clock_close(scheduler *s) {
+  rill_io_free(s->sweep_io);
+  s->sweep_io = nullptr;
+  close(s->sweep_fd);
+  s->sweep_fd = -1;
+}
+
+void on_sweep_clock(rill_io *, int fd, unsigned, void *arg) {
+  auto *s = static_cast<scheduler *>(arg);
+  if (getpid() != s->sweep_owner) {
+    // A forked child shares the timerfd with its parent: it leaves that one
+    // alone and takes a clock of its own.
+    clock_close(s);
+    s->sweeper_armed = false;
+    if (!s->idle.empty())
+      sweeper_arm(s);
+    return;
+  }
+  uint64_t ticks;
+  if (read(fd, &ticks, sizeof ticks) < 0 && errno != EAGAIN)
+    return;
+  sweep(s);
+}
+
+bool clock_open(scheduler *s) {
+  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0)
+    return false;
+  rill_io *io;
+  if (io_create(s->base, fd, on_sweep_clock, s, true, &io) != 0) {
+    close(fd);
+    return false;
+  }
+  if (rill_io_start(io, RILL_READ) != 0) {
+    rill_io_free(io);
+    close(fd);
+    return false;
+  }
+  s->sweep_fd = fd;
+  s->sweep_io = io;
+  s->sweep_owner = getpid();
+  return true;
+}
+
+bool clock_set(scheduler *s, uint64_t interval_ns) {
+  itimerspec when{};
+  when.it_value.tv_sec = static_cast<time_t>(interval_ns / 1000000000);
+  when.it_value.tv_nsec = static_cast<long>(interval_ns % 1000000000);
+  when.it_interval = when.it_value;
+  return timerfd_settime(s->sweep_fd, 0, &when, nullptr) == 0;
+}
+#endif
 
 }  // namespace
 
-void idle_enter(scheduler *s, rill_fiber *f, const void *scratch, size_t len, void (*on_idle)(void *),
-                void *arg) {
-  if (!f->private_stack && !on_idle)
-    return;
-  if (!s->sweeper && timer_create(s->base, sweep, s, true, &s->sweeper) != 0)
-    return;  // out of memory: the fiber keeps its pages, nothing else changes
-  f->scratch = static_cast<const char *>(scratch);
-  f->scratch_len = len;
-  f->on_idle = on_idle;
-  f->on_idle_arg = arg;
-  f->idle_since = s->sweeps;
-  s->idle.push_back(&f->idle_node);
-  if (!rill_timer_active(s->sweeper))
-    rill_timer_start(s->sweeper, sweep_interval, 0);
+bool sweeper_arm(scheduler *s) {
+#ifdef __linux__
+  // Arming is rare (the clock ticks on until a sweep finds nobody waiting),
+  // so a fork is checked for here rather than on every park.
+  if (s->sweep_io && getpid() != s->sweep_owner)
+    clock_close(s);
+  if (!s->sweep_io && !s->sweeper)
+    (void)clock_open(s);  // refused: the loop timer below
+  if (s->sweep_io) {
+    s->sweeper_armed = clock_set(s, sweep_interval);
+    return s->sweeper_armed;
+  }
+#endif
+  if (!s->sweeper && timer_create(s->base, on_sweep_timer, s, true, &s->sweeper) != 0)
+    return false;
+  s->sweeper_armed = rill_timer_start(s->sweeper, sweep_interval, 0) == 0;
+  return s->sweeper_armed;
+}
+
+void sweeper_disarm(scheduler *s) {
+#ifdef __linux__
+  // Only a sweep disarms, and on_sweep_clock() ran it in the clock's owner.
+  if (s->sweep_io)
+    (void)clock_set(s, 0);  // should it fail, it ticks on and sweeps nobody
+#endif
+  rill_timer_stop(s->sweeper);
+  s->sweeper_armed = false;
 }
 
 void idle_leave(rill_fiber *f) {
@@ -140,6 +226,12 @@ void idle_leave(rill_fiber *f) {
   mem_free(saved);
 }
 
-void idle_destroy(scheduler *s) { rill_timer_free(s->sweeper); }
+void idle_destroy(scheduler *s) {
+#ifdef __linux__
+  if (s->sweep_io)
+    clock_close(s);
+#endif
+  rill_timer_free(s->sweeper);
+}
 
 }  // namespace rill::detail

@@ -127,8 +127,9 @@ void check_reading(void *arg) {
   release(c);
 }
 
-size_t on_read(rill_conn *, const char *data, size_t len, int status, void *arg) {
-  auto *c = static_cast<rill_net_conn *>(arg);
+// on_read() for all but a delivery that fits the waiting reader's buffer.
+__attribute__((noinline)) size_t on_read_rest(rill_net_conn *c, const char *data, size_t len,
+                                              int status) {
   rill_fiber *reader = c->reader;
   size_t used = 0;
   if (reader && len) {
@@ -178,6 +179,24 @@ size_t on_read(rill_conn *, const char *data, size_t len, int status, void *arg)
   return used;
 }
 
+size_t on_read(rill_conn *, const char *data, size_t len, int status, void *arg) {
+  auto *c = static_cast<rill_net_conn *>(arg);
+  rill_fiber *reader = c->reader;
+  // Every message of an echo: the bytes fit the buffer of the reader that
+  // waits for them. The same steps as on_read_rest's for this case, without
+  // its spill and end-of-stream paths.
+  if (status != 0 || !reader || len == 0 || len > c->read_cap)
+    return on_read_rest(c, data, len, status);
+  std::memcpy(c->read_buf, data, len);
+  c->reader = nullptr;
+  fiber_unpark(reader, static_cast<int>(len));
+  if (fiber_after_run(reader, check_reading, c))
+    life_hold(c->lifetime);  // until check_reading
+  else
+    stop_reading(c);
+  return len;
+}
+
 // The ref write of a parked writer ended: all sent, or the deadline or an
 // error cut it short. After a close the writer is gone already (woken by
 // rill_net_close), and the completion of its dropped ref write is ignored,
@@ -220,11 +239,12 @@ void on_close(rill_conn *conn, void *arg) {
 // for the drain or write-error reports.
 const rill_conn_events facade_events = {on_read, nullptr, nullptr, nullptr, nullptr, on_close};
 
-// Entry checks shared by every call that may park.
-int check_enter(const rill_net_conn *c) {
+// Entry checks shared by every call that may park; `*self` is the running
+// fiber.
+int check_enter(const rill_net_conn *c, rill_fiber **self) {
   if (!c)
     return RILL_EINVAL;
-  if (!rill_fiber_current())
+  if (!(*self = rill_fiber_current()))
     return RILL_ENOTFIBER;
   if (c->lifetime.closing())
     return RILL_ECLOSED;
@@ -271,7 +291,7 @@ ssize_t take_spill(rill_net_conn *c, void *buf, size_t len) {
   return static_cast<ssize_t>(n);
 }
 
-ssize_t read_locked(rill_net_conn *c, void *buf, size_t len) {
+ssize_t read_locked(rill_net_conn *c, rill_fiber *self, void *buf, size_t len) {
   if (c->lifetime.closing())
     return RILL_ECLOSED;
   // Go checks the deadline before reading, so before bytes already here.
@@ -281,7 +301,7 @@ ssize_t read_locked(rill_net_conn *c, void *buf, size_t len) {
     return take_spill(c, buf, len);
   if (c->read_end)
     return c->read_end;
-  c->reader = rill_fiber_current();
+  c->reader = self;
   c->read_buf = static_cast<char *>(buf);
   c->read_cap = len;
   if (!c->reading) {
@@ -295,25 +315,27 @@ ssize_t read_locked(rill_net_conn *c, void *buf, size_t len) {
   return fiber_park_idle(buf, len, c->spill ? drop_spare_spill : nullptr, c);
 }
 
-int write_locked(rill_net_conn *c, const char *buf, size_t len, size_t *written) {
+int write_locked(rill_net_conn *c, rill_fiber *self, const char *buf, size_t len, size_t *written) {
   if (c->lifetime.closing())
     return RILL_ECLOSED;
   if (deadline_passed(c->write_deadline))
     return RILL_ETIMEOUT;
-  uint64_t before = rill_conn_bytes_written(c->conn);
   ssize_t taken = rill_conn_try_write(c->conn, buf, len);
   if (taken < 0)
     return static_cast<int>(taken);
   *written = static_cast<size_t>(taken);
   if (*written == len)
     return 0;
+  // The counter before this write: rill_conn_try_write() adds what it
+  // returns, and only this writer, holding the lock, moves it.
+  uint64_t before = rill_conn_bytes_written(c->conn) - static_cast<uint64_t>(taken);
   // The kernel is full: the rest goes from `buf` as the peer reads (G19).
   int err = rill_conn_write_ref(c->conn, buf + taken, len - *written, on_write_done, c);
   if (err) {
     *written = static_cast<size_t>(rill_conn_bytes_written(c->conn) - before);
     return err;
   }
-  net_write_wait w{rill_fiber_current()};
+  net_write_wait w{self};
   c->writer = &w;
   err = fiber_park();  // woken by on_write_done or a close, which unlink w
   *written = static_cast<size_t>(w.sent_total - before);
@@ -349,7 +371,8 @@ extern "C" {
 const rill_conn *rill_net_tls_conn(const rill_net_conn *c) { return c ? c->conn : nullptr; }
 
 ssize_t rill_net_read(rill_net_conn *c, void *buf, size_t len) {
-  int err = check_enter(c);
+  rill_fiber *self;
+  int err = check_enter(c, &self);
   if (err)
     return err;
   if (len == 0)
@@ -359,7 +382,7 @@ ssize_t rill_net_read(rill_net_conn *c, void *buf, size_t len) {
   hold inside(c);  // across the parks: a close or free meanwhile frees nothing
   if ((err = fiber_lock_acquire(c->read_lock)) != 0)
     return err;
-  ssize_t result = read_locked(c, buf, len);
+  ssize_t result = read_locked(c, self, buf, len);
   fiber_lock_release(c->read_lock);
   return result;
 }
@@ -367,7 +390,8 @@ ssize_t rill_net_read(rill_net_conn *c, void *buf, size_t len) {
 int rill_net_write(rill_net_conn *c, const void *buf, size_t len, size_t *written) {
   if (written)
     *written = 0;
-  int err = check_enter(c);
+  rill_fiber *self;
+  int err = check_enter(c, &self);
   if (err)
     return err;
   if (len == 0)
@@ -378,7 +402,7 @@ int rill_net_write(rill_net_conn *c, const void *buf, size_t len, size_t *writte
   if ((err = fiber_lock_acquire(c->write_lock)) != 0)
     return err;
   size_t count = 0;
-  err = write_locked(c, static_cast<const char *>(buf), len, &count);
+  err = write_locked(c, self, static_cast<const char *>(buf), len, &count);
   fiber_lock_release(c->write_lock);
   if (written)
     *written = count;

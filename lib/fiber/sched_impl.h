@@ -76,14 +76,20 @@ struct scheduler {
   // pending queue, or `kick`, a 0 ms timer, once a run spent its budget.
   rill::detail::pending_node run_soon;
   rill_timer *kick = nullptr;
+  bool kick_armed = false;  // rill_timer_active(kick), without the call per wake-up
   size_t live = 0;
   vec<fiber_stack> pool;  // default-size stacks for reuse
   stall_detector *stall;  // the base's
   // idle.cpp: fibers parked in fiber_park_idle(), oldest first, and the
-  // timer that sweeps them (created on first use; internal, so it never
-  // keeps the loop alive).
+  // clock that sweeps them: a timerfd watched by `sweep_io` (Linux), else
+  // the timer `sweeper` (created on first use; internal, so neither keeps
+  // the loop alive).
   list idle;
+  int sweep_fd = -1;
+  rill_io *sweep_io = nullptr;
+  int sweep_owner = 0;  // getpid() of its creator: a forked child's is shared
   rill_timer *sweeper = nullptr;
+  bool sweeper_armed = false;  // a sweep is due, without a call per park to ask
   uint32_t sweeps = 0;
 #ifdef RILL_FIBER_ASAN
   const void *loop_stack_bottom = nullptr;
@@ -99,8 +105,24 @@ struct scheduler {
 // later calls the hook and moves a private stack's frames to the heap,
 // leaving `scratch` (len bytes whose contents need not survive the park)
 // out. idle_leave() brings them back, just before `f` runs again.
-void idle_enter(scheduler *s, rill_fiber *f, const void *scratch, size_t len, void (*on_idle)(void *),
-                void *arg);
+// Inline: every read of a fiber-held connection parks through here.
+// sweeper_arm() starts the sweeps' clock, false when it cannot;
+// sweeper_disarm() stops it.
+bool sweeper_arm(scheduler *s);
+void sweeper_disarm(scheduler *s);
+inline void idle_enter(scheduler *s, rill_fiber *f, const void *scratch, size_t len,
+                       void (*on_idle)(void *), void *arg) {
+  if (!f->private_stack && !on_idle)
+    return;
+  if (!s->sweeper_armed && !sweeper_arm(s))
+    return;  // out of memory: the fiber keeps its pages, nothing else changes
+  f->scratch = static_cast<const char *>(scratch);
+  f->scratch_len = len;
+  f->on_idle = on_idle;
+  f->on_idle_arg = arg;
+  f->idle_since = s->sweeps;
+  s->idle.push_back(&f->idle_node);
+}
 void idle_leave(rill_fiber *f);
 void idle_destroy(scheduler *s);
 

@@ -216,8 +216,10 @@ void release(scheduler *s, rill_fiber *f) {
     destroy_scheduler(s);
 }
 
-void run_ready(rill_timer *, void *arg) {
+void run_ready(rill_timer *kick, void *arg) {
   auto *s = static_cast<scheduler *>(arg);
+  if (kick)
+    s->kick_armed = false;
 #ifdef RILL_FIBER_TSAN
   if (!s->loop_tsan_fiber)
     s->loop_tsan_fiber = __tsan_get_current_fiber();
@@ -237,7 +239,6 @@ void run_ready(rill_timer *, void *arg) {
     // callback, which may throw.
     rill_base *base = s->base;
     stall_detector &stall = *s->stall;
-    stall_source what{RILL_STALL_FIBER, stall_fn(f->fn), f->arg, f->id};
     if (stall.threshold_ns)
       stall_slice_begin(stall);
     switch_into(s, f);
@@ -245,6 +246,11 @@ void run_ready(rill_timer *, void *arg) {
       f->after_run = nullptr;
       after(f->after_run_arg);
     }
+    // Taken before `f` may be freed; the fiber may have turned the
+    // detector on in this run.
+    stall_source what{};
+    if (stall.threshold_ns)
+      what = stall_source{RILL_STALL_FIBER, stall_fn(f->fn), f->arg, f->id};
     bool scheduler_gone = false;
     if (f->done) {
       scheduler_gone = s->live == 1;
@@ -258,8 +264,8 @@ void run_ready(rill_timer *, void *arg) {
   // Fibers woken during this run were run by it, or wait for the loop to
   // poll first: either way not for another pass of the pending queue.
   pending_cancel(s->base, &s->run_soon);
-  if (!s->ready.empty())
-    rill_timer_start(s->kick, 0, 0);
+  if (!s->ready.empty() && rill_timer_start(s->kick, 0, 0) == 0)
+    s->kick_armed = true;
 }
 
 void make_ready(rill_fiber *f) {
@@ -268,8 +274,8 @@ void make_ready(rill_fiber *f) {
   list::remove(&f->idle_node);
   s->ready.push(f);
   // While the kick is armed, the queue waits for it (the loop polls first).
-  if (!list_linked(&s->run_soon.link) && !rill_timer_active(s->kick))
-    pending_push(s->base, &s->run_soon);
+  if (!s->kick_armed)
+    pending_push(s->base, &s->run_soon);  // a no-op while it is queued
 }
 
 void on_sleep_done(rill_timer *, void *arg) { fiber_unpark(static_cast<rill_fiber *>(arg), 0); }
@@ -323,21 +329,12 @@ void fiber_wake_all(fiber_queue &q, int status) {
     fiber_unpark(f, status);
 }
 
-int fiber_lock_acquire(fiber_lock &l) {
-  if (!l.held) {
-    l.held = true;
-    return 0;
-  }
+int fiber_lock_wait(fiber_lock &l) {
   // Ownership is handed over by the releaser, so a woken waiter holds it.
   return fiber_wait(l.waiters);
 }
 
-void fiber_lock_release(fiber_lock &l) {
-  if (rill_fiber *next = l.waiters.pop())
-    fiber_unpark(next, 0);
-  else
-    l.held = false;
-}
+void fiber_lock_hand_over(fiber_lock &l) { fiber_unpark(l.waiters.pop(), 0); }
 
 }  // namespace rill::detail
 

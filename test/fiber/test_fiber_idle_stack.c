@@ -315,6 +315,72 @@ static void busy_private_echo(void **state) {
   fiber_check_run(base, LIMIT);
 }
 
+/* A reader released, woken and idle again is released again, every time:
+ * the sweep that released it found nobody left to watch and stopped, and
+ * the next long wait must start it again. */
+#define AGAIN_ROUNDS 3
+
+static rill_net_conn *g_again_server;
+static const char *g_again_buf;  /* the parked reader's buffer, or NULL */
+static int g_again_reads;
+
+static void again_reader(void *arg) {
+  char buf[4096];
+  char want[32];
+  int round;
+  (void)arg;
+  FCHECK(rill_fiber_private_stack() == 0);
+  for (round = 0; round < AGAIN_ROUNDS; round++) {
+    ssize_t n;
+    memset(buf, 0xAA, sizeof buf);
+    g_again_buf = buf;
+    n = rill_net_read(g_again_server, buf, sizeof buf);
+    g_again_buf = NULL;
+    snprintf(want, sizeof want, "round %d", round);
+    FCHECK(n == (ssize_t)strlen(want));
+    FCHECK(n > 0 && memcmp(buf, want, (size_t)n) == 0);
+    g_again_reads++;
+  }
+  rill_net_conn_free(g_again_server);
+}
+
+static void again_driver(void *arg) {
+  rill_net_listener *l;
+  rill_net_conn *c;
+  char addr[RILL_ADDRSTRLEN], msg[32];
+  int round, tries;
+  (void)arg;
+  FCHECK(rill_net_listen("tcp", "127.0.0.1:0", NULL, &l) == 0);
+  rill_net_listener_addr(l, addr, sizeof addr);
+  FCHECK(rill_net_dial("tcp", addr, NULL, &c, NULL, 0) == 0);
+  FCHECK(rill_net_accept(l, &g_again_server) == 0);
+  FCHECK(rill_go(rill_fiber_base(), again_reader, NULL) == 0);
+  for (round = 0; round < AGAIN_ROUNDS; round++) {
+    int released = 0;
+    for (tries = 0; tries < POLL_LIMIT && !released; tries++) {
+      rill_sleep(50 * RILL_MSEC);
+      released = g_again_buf && g_again_reads == round && resident(g_again_buf + 2048) == 0;
+    }
+    FCHECK(released);
+    snprintf(msg, sizeof msg, "round %d", round);
+    FCHECK(rill_net_write(c, msg, strlen(msg), NULL) == 0);
+    for (tries = 0; tries < POLL_LIMIT && g_again_reads == round; tries++)
+      rill_sleep(10 * RILL_MSEC);
+    FCHECK(g_again_reads == round + 1);
+  }
+  rill_net_conn_free(c);
+  rill_net_listener_free(l);
+}
+
+static void reader_released_again_after_waking(void **state) {
+  rill_base *base = tu_base_new();
+  (void)state;
+  g_again_buf = NULL;
+  g_again_reads = 0;
+  assert_int_equal(rill_go(base, again_driver, NULL), 0);
+  fiber_check_run(base, LIMIT);
+}
+
 static void outside_a_fiber(void **state) {
   (void)state;
   assert_int_equal(rill_fiber_private_stack(), RILL_ENOTFIBER);
@@ -326,6 +392,7 @@ int main(void) {
       cmocka_unit_test(reader_released_gets_data_and_frames),
       cmocka_unit_test(reader_released_woken_by_close),
       cmocka_unit_test(sleeper_released_and_restored),
+      cmocka_unit_test(reader_released_again_after_waking),
       cmocka_unit_test(shared_stack_keeps_pages),
       cmocka_unit_test(busy_private_echo),
   };

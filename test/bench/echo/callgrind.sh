@@ -130,7 +130,11 @@ count_once() { # server trips port
     echo "callgrind: loadgen against $1 failed" >&2
     return 1
   fi
-  kill -TERM "$SERVER_PID"
+  # strace holds a fatal signal back from itself: the server under it (its
+  # child) gets the SIGTERM, and strace ends with it.
+  local target=$SERVER_PID
+  [ "$TOOL" = strace ] && target=$(pgrep -P "$SERVER_PID" | head -1)
+  kill -TERM "${target:-$SERVER_PID}"
   wait "$SERVER_PID" || true
   SERVER_PID=""
   [ -n "$KEEP" ] && [ "$2" = "$LONG" ] && cp "$out" "$KEEP/$1.out"
