@@ -3,7 +3,6 @@
 #include <cstring>
 
 #if defined(__linux__)
-#include <sys/mman.h>
 #endif
 
 #include "core/alloc.h"
@@ -33,15 +32,12 @@ struct handle_pool::chunk {
 
 namespace {
 
-// Chunks double up to this many slots (4.5 MiB of 72-byte timers): large
-// enough for huge pages, and the untouched end of a chunk costs address
-// space, not memory.
+// Chunks double up to this many slots (4.5 MiB of 72-byte timers); the
+// untouched end of a chunk costs address space, not memory. They do not ask
+// for transparent huge pages: where the kernel compacts memory for a region
+// that asked (THP defrag "madvise", the kernel's default), a fault could stall
+// the loop for as long as compaction takes (docs/timers.md).
 constexpr size_t max_chunk_slots = 262144;
-// Chunks at least this large ask for transparent huge pages (where the
-// kernel offers them only on request): a 2 MiB page is one fault where 512
-// small ones were 512.
-constexpr size_t huge_page = size_t{2} << 20;
-constexpr size_t huge_chunk_bytes = 2 * huge_page;
 constexpr size_t link_offset = 8;
 
 #ifdef RILL_POOL_POISON
@@ -107,16 +103,6 @@ bool handle_pool::grow() noexcept {
   auto *c = static_cast<chunk *>(mem_alloc(bytes));
   if (!c)
     return false;
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (bytes >= huge_chunk_bytes) {
-    // Only the whole huge pages inside the block: advice, so a refusal
-    // (no THP, or another allocator's memory) changes nothing.
-    auto from = (reinterpret_cast<uintptr_t>(c) + huge_page - 1) & ~(huge_page - 1);
-    auto to = (reinterpret_cast<uintptr_t>(c) + bytes) & ~(huge_page - 1);
-    if (to > from)
-      madvise(reinterpret_cast<void *>(from), to - from, MADV_HUGEPAGE);
-  }
-#endif
   c->next = chunks_;
   c->slots = slots;
   chunks_ = c;

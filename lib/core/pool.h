@@ -8,9 +8,8 @@
 // frees handles allocates nothing. A new chunk is not threaded onto the free
 // list: slots are carved from its untouched end as they are needed, so its
 // pages are first touched by the handle that uses them (one page fault per
-// page instead of a pass that faults them all in ahead of use), and large
-// chunks are offered to the kernel for huge pages (docs/timers.md: page
-// faults were most of creating a million timers).
+// page instead of a pass that faults them all in ahead of use; docs/timers.md:
+// page faults were most of creating a million timers).
 //
 // A free slot starts with a zero byte (the handle kind "none") and keeps the
 // next free slot 8 bytes in (so a slot holds at least 16 bytes); a slot in
