@@ -447,12 +447,16 @@ int harvest(uring_state *st, backend_event *out, int capacity) {
     if (!s.in_flight || (s.seq & seq_mask) != user_data_seq(cqe.user_data))
       continue;  // a poll that was removed or replaced
     s.in_flight = false;
-    if ((s.armed & want_peer_gone) && cqe.res > 0 && (cqe.res & (POLLRDHUP | POLLERR | POLLHUP)))
+    unsigned armed = s.armed & (RILL_READ | RILL_WRITE);
+    if ((s.armed & want_peer_gone) && (cqe.res < 0 || (cqe.res & (POLLRDHUP | POLLERR | POLLHUP)))) {
       s.peer_gone = true;  // the receive is cancelled, read(2) takes over (poll_want)
-    unsigned ready = to_rill(cqe.res, s.armed & (RILL_READ | RILL_WRITE));
+      armed |= RILL_READ;
+    }
+    unsigned ready = to_rill(cqe.res, armed);
     if (s.want)
       mark_dirty(st, static_cast<int>(fd));
-    out[count++] = backend_event{s.tag, ready};
+    if (ready)
+      out[count++] = backend_event{s.tag, ready};
   }
   __atomic_store_n(r.cq_head, head, __ATOMIC_RELEASE);
   return count + streams_report(st, out + count, capacity - count);
