@@ -12,6 +12,9 @@
  *    its accept in flight refuses connections at once, and what it had
  *    accepted and not handed out is closed (the teardown counts
  *    descriptors).
+ *  - A peer that fills the socket and resets it while read_stop holds
+ *    the receive is heard after read_start (the kernel's receive reads
+ *    the bytes, then waits for a wakeup the reset already gave).
  * Each test skips where the kernel refuses io_uring. */
 #define _GNU_SOURCE 1
 
@@ -314,6 +317,63 @@ static void test_close_now_with_recv_in_flight(void **state) {
   close_in_flight(how_close_now);
 }
 
+/* ---- a reset behind many queued bytes ---------------------------------- */
+
+static size_t on_closer_read_end(rill_conn *c, const char *data, size_t len, int status, void *arg) {
+  struct closer *k = arg;
+  (void)c;
+  (void)data;
+  k->reads += (int)len;
+  if (status != 0) k->after_close = status; /* the end, EOF or an error */
+  return len;
+}
+
+static void test_reset_behind_queued_bytes(void **state) {
+  static const rill_conn_events ev = {on_closer_read_end, NULL, NULL, NULL, NULL, NULL};
+  static char bytes[64 * 1024];
+  struct linger lg = {1, 0};
+  int big = 4 * 1024 * 1024;
+  rill_base *base = tu_uring_base();
+  rill_listener *l;
+  rill_conn *c = NULL;
+  struct closer k;
+  size_t sent = 0;
+  int client;
+  int i;
+  (void)state;
+  if (!base) skip();
+  memset(&k, 0, sizeof k);
+  assert_int_equal(rill_listen(base, "tcp", "127.0.0.1:0", NULL, on_keep_accept, &c, &l), 0);
+  client = connect_to(rill_listener_port(l));
+  for (i = 0; i < 1000 && !c; i++) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
+  assert_non_null(c);
+  rill_listener_free(l);
+  /* Room for far more than the kernel's receive takes in one go (32
+   * buffers). */
+  assert_int_equal(setsockopt(rill_conn_fd(c), SOL_SOCKET, SO_RCVBUF, &big, sizeof big), 0);
+  assert_int_equal(setsockopt(client, SOL_SOCKET, SO_SNDBUF, &big, sizeof big), 0);
+  assert_int_equal(rill_conn_start(c, &ev, &k), 0);
+  /* One byte through, then the receive is cancelled (a pipe does this
+   * when the other side is full). */
+  assert_int_equal(send(client, "x", 1, 0), 1);
+  for (i = 0; i < 1000 && k.reads == 0; i++) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
+  assert_int_equal(rill_conn_read_stop(c), 0);
+  for (i = 0; i < 5; i++) TU_RUN(base, RILL_RUN_NOWAIT, LIMIT);
+  /* The peer fills the socket and resets it; then the receive runs again,
+   * reads the bytes, and must not wait for a wakeup the reset gave
+   * already. */
+  while (send(client, bytes, sizeof bytes, MSG_DONTWAIT) > 0) sent += sizeof bytes;
+  assert_true(sent >= 40 * 16 * 1024);
+  assert_int_equal(setsockopt(client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  close(client);
+  assert_int_equal(rill_conn_read_start(c), 0);
+  for (i = 0; i < 100000 && k.after_close == 0; i++) TU_RUN(base, RILL_RUN_ONCE, 5000);
+  assert_true(k.after_close == -ECONNRESET || k.after_close == RILL_EOF);
+  assert_int_equal(rill_conn_close(c), 0);
+  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
+  tu_base_free(base);
+}
+
 /* ---- a listener freed with its accept in flight ------------------------- */
 
 static int g_accepts;
@@ -531,6 +591,7 @@ int main(void) {
       T(test_close_with_recv_in_flight),
       T(test_abort_with_recv_in_flight),
       T(test_close_now_with_recv_in_flight),
+      T(test_reset_behind_queued_bytes),
       T(test_listener_freed_with_accept_in_flight),
       T(test_receive_survives_thread_handover),
       T(test_receive_across_fork),

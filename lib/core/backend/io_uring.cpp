@@ -242,16 +242,30 @@ namespace {
 
 uint64_t poll_user_data(int fd, uint32_t seq) { return make_user_data(kind_poll, fd, seq); }
 
+// Beside RILL_READ and RILL_WRITE in a poll's mask: the peer's FIN or
+// reset only (POLLRDHUP; POLLERR and POLLHUP come anyway).
+constexpr uint8_t want_peer_gone = 0x80;
+
 // The poll's mask: what is wanted and not served by a stream operation.
+// A running receive is watched for the peer's end: a multishot receive
+// armed on a socket that holds many bytes and a reset already (a pipe's
+// side paused while its peer resets) reads the bytes, then waits for a
+// wakeup the reset gave before it was armed: the reset is never reported
+// (Linux 6.18; test_io_uring_stream). The poll sees the end (POLLRDHUP,
+// POLLHUP, POLLERR stay set), the receive is cancelled and read(2) takes
+// the rest, in order, and the reset or EOF behind it.
 uint8_t poll_want(const uring_state *st, const fd_state &s) {
-  unsigned want = read_by_op(st, s) ? s.want & ~RILL_READ : s.want;
+  unsigned want = s.want;
+  if (read_by_op(st, s))
+    want = (want & ~RILL_READ) | (s.mode == stream_mode::recv ? want_peer_gone : 0u);
   if (s.send_in_flight || s.send_done)
     want &= ~RILL_WRITE;  // the send's completion is the report
   return static_cast<uint8_t>(want);
 }
 
 uint32_t to_poll_mask(unsigned events) {
-  uint32_t mask = (events & RILL_READ ? POLLIN : 0u) | (events & RILL_WRITE ? POLLOUT : 0u);
+  uint32_t mask = (events & RILL_READ ? POLLIN : 0u) | (events & RILL_WRITE ? POLLOUT : 0u) |
+                  (events & want_peer_gone ? POLLRDHUP : 0u);
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
   mask = (mask << 16) | (mask >> 16);  // the kernel swaps the halves of poll32_events there
 #endif
@@ -433,10 +447,16 @@ int harvest(uring_state *st, backend_event *out, int capacity) {
     if (!s.in_flight || (s.seq & seq_mask) != user_data_seq(cqe.user_data))
       continue;  // a poll that was removed or replaced
     s.in_flight = false;
-    unsigned ready = to_rill(cqe.res, s.armed);
+    unsigned armed = s.armed & (RILL_READ | RILL_WRITE);
+    if ((s.armed & want_peer_gone) && (cqe.res < 0 || (cqe.res & (POLLRDHUP | POLLERR | POLLHUP)))) {
+      s.peer_gone = true;  // the receive is cancelled, read(2) takes over (poll_want)
+      armed |= RILL_READ;
+    }
+    unsigned ready = to_rill(cqe.res, armed);
     if (s.want)
       mark_dirty(st, static_cast<int>(fd));
-    out[count++] = backend_event{s.tag, ready};
+    if (ready)
+      out[count++] = backend_event{s.tag, ready};
   }
   __atomic_store_n(r.cq_head, head, __ATOMIC_RELEASE);
   return count + streams_report(st, out + count, capacity - count);

@@ -65,6 +65,7 @@ struct fd_state {
   bool in_backlog : 1;    // listed in uring_state::backlog
   bool lost : 1;          // an entry could not be queued: the stream fails
   bool paused : 1;        // the owner wants no input (want_read)
+  bool peer_gone : 1;     // the peer's FIN or reset was seen: read(2) drains the rest
   bool send_in_flight : 1;   // one IORING_OP_SEND at a time (io_uring_send.cpp)
   bool send_cancelling : 1;  // its cancellation is queued
   bool send_done : 1;        // completed; send_res waits for the owner

@@ -303,7 +303,7 @@ void streams_probe(uring_state *st) {
 }
 
 bool read_by_op(const uring_state *st, const fd_state &s) {
-  if (!(s.want & RILL_READ) || s.starved || s.op_ended || s.paused)
+  if (!(s.want & RILL_READ) || s.starved || s.op_ended || s.paused || s.peer_gone)
     return false;
   if (s.mode == stream_mode::recv)
     return st->recv_ok && st->br.registered;
@@ -479,7 +479,7 @@ bool set_mode(void *state, int fd, stream_mode mode) {
     if (s.op_in_flight && !s.op_cancelling && queue_cancel(st->r, fd, s))
       st->cancel_queued = true;
     s.op_seq++;  // what it still brings is stale
-    s.op_in_flight = s.op_cancelling = s.op_ended = s.starved = false;
+    s.op_in_flight = s.op_cancelling = s.op_ended = s.starved = s.peer_gone = false;
     s.mode = stream_mode::none;
     if (s.want)
       mark_dirty(st, fd);
@@ -491,7 +491,7 @@ bool set_mode(void *state, int fd, stream_mode mode) {
     return false;
   drop_queue(st, s, true);
   s.op_seq++;
-  s.op_in_flight = s.op_cancelling = s.op_ended = s.starved = s.paused = false;
+  s.op_in_flight = s.op_cancelling = s.op_ended = s.starved = s.paused = s.peer_gone = false;
   s.mode = mode;
   if (s.want)
     mark_dirty(st, fd);
