@@ -161,9 +161,24 @@ static void G19_writer_parks_until_peer_reads(void **state) {
 
 /* ---- G20: the write deadline passes mid-write -------------------------- */
 
+/* The peer drains while the writer writes again: the write cut short left
+ * the kernel's buffers full, so the next one may wait for room. */
+struct g20_drain {
+  int fd;
+  rill_waitgroup *wg;
+  size_t got, matched;
+};
+
+static void g20_drainer(void *arg) {
+  struct g20_drain *d = (struct g20_drain *)arg;
+  d->got = peer_drain_until_quiet(d->fd, 0, 300, &d->matched);
+  rill_waitgroup_done(d->wg);
+}
+
 static void g20_main(void *arg) {
   struct fu_pair p;
-  size_t written = 0, written2 = 99, got, matched;
+  struct g20_drain drain;
+  size_t written = 0, written2 = 99;
   char msg[512], expect[512], local[RILL_ADDRSTRLEN], remote[RILL_ADDRSTRLEN];
   uint64_t t0, elapsed;
   int rc;
@@ -197,11 +212,17 @@ static void g20_main(void *arg) {
    * exactly the `written` bytes reported, then the new ones: the partial
    * count was neither hidden nor overstated. */
   FCHECK_EQ(rill_net_set_deadline(p.c, RILL_DEADLINE_WRITE, 0), 0);
+  memset(&drain, 0, sizeof drain);
+  drain.fd = p.peer;
+  FCHECK_EQ(rill_waitgroup_new(&drain.wg), 0);
+  rill_waitgroup_add(drain.wg, 1);
+  FCHECK_EQ(rill_go(rill_fiber_base(), g20_drainer, &drain), 0);
   FCHECK_EQ(rill_net_write(p.c, g_data + written, 1000, &written2), 0);
   FCHECK_EQ(written2, 1000);
-  got = peer_drain_until_quiet(p.peer, 0, 300, &matched);
-  FCHECK_EQ(got, written + 1000);
-  FCHECK_EQ(matched, got);
+  FCHECK_EQ(rill_waitgroup_wait(drain.wg), 0);
+  rill_waitgroup_free(drain.wg);
+  FCHECK_EQ(drain.got, written + 1000);
+  FCHECK_EQ(drain.matched, drain.got);
   fu_pair_close(&p);
 }
 
