@@ -252,12 +252,6 @@ int format_address(const sockaddr *sa, socklen_t len, char *buf, size_t size) {
     }
     case AF_INET6: {
       auto *in6 = reinterpret_cast<const sockaddr_in6 *>(sa);
-      if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
-        // An IPv4 peer of a dual-stack socket: Go writes it as IPv4.
-        inet_ntop(AF_INET, in6->sin6_addr.s6_addr + 12, host, sizeof host);
-        n = std::snprintf(buf, size, "%s:%u", host, ntohs(in6->sin6_port));
-        break;
-      }
       inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
       char zone[IF_NAMESIZE + 12] = "";
       if (in6->sin6_scope_id) {

@@ -120,14 +120,21 @@ void discard_unread_input(rill_conn *c) {
 // An address as conn_alloc keeps it, a record of a few bytes: a tag, then
 // what the address's text needs. IPv4 (nearly every TCP connection) keeps
 // its port and address, 6 bytes; any other family its sockaddr, with a
-// length byte. The kernel not saying keeps the tag alone.
+// length byte. The kernel not saying keeps the tag alone. An IPv4 peer of
+// a dual-stack socket (::ffff:a.b.c.d) is kept as IPv4: Go's connection
+// addresses show it so.
 enum kept_tag : unsigned char { kept_unknown, kept_ipv4, kept_other };
 constexpr size_t ipv4_bytes = offsetof(sockaddr_in, sin_zero) - offsetof(sockaddr_in, sin_port);
+
+bool is_v4_mapped(const sockaddr_storage &ss, socklen_t len) {
+  return ss.ss_family == AF_INET6 && len >= sizeof(sockaddr_in6) &&
+         IN6_IS_ADDR_V4MAPPED(&reinterpret_cast<const sockaddr_in6 &>(ss).sin6_addr);
+}
 
 size_t kept_size(const sockaddr_storage &ss, socklen_t len) {
   if (len == 0)
     return 1;
-  if (ss.ss_family == AF_INET && len >= sizeof(sockaddr_in))
+  if ((ss.ss_family == AF_INET && len >= sizeof(sockaddr_in)) || is_v4_mapped(ss, len))
     return 1 + ipv4_bytes;
   return 2 + (len > sizeof ss ? sizeof ss : len);  // sockaddr_in6 is 28 bytes, sockaddr_un 110
 }
@@ -140,6 +147,11 @@ unsigned char *keep_address(unsigned char *out, const sockaddr_storage &ss, sock
   } else if (ss.ss_family == AF_INET && len >= sizeof(sockaddr_in)) {
     out[0] = kept_ipv4;
     std::memcpy(out + 1, bytes + offsetof(sockaddr_in, sin_port), ipv4_bytes);
+  } else if (is_v4_mapped(ss, len)) {
+    const auto &in6 = reinterpret_cast<const sockaddr_in6 &>(ss);
+    out[0] = kept_ipv4;
+    std::memcpy(out + 1, &in6.sin6_port, sizeof in6.sin6_port);
+    std::memcpy(out + 1 + sizeof in6.sin6_port, in6.sin6_addr.s6_addr + 12, 4);
   } else {
     out[0] = kept_other;
     out[1] = static_cast<unsigned char>(size - 2);
