@@ -34,8 +34,6 @@ uint64_t make_tag(int fd, uint32_t generation) {
   return (static_cast<uint64_t>(generation) << 32) | static_cast<uint32_t>(fd);
 }
 
-unsigned wanted_events(const fd_slot &slot) { return slot_wanted_events(slot); }
-
 // Every interest change goes through here, counted in the stats.
 int backend_change(rill_base *base, int fd, fd_slot &slot, unsigned want) {
   base->stats.interest_changes++;
@@ -168,7 +166,7 @@ void flush_once(rill_base *base) {
     int fd = base->changes[i];
     fd_slot &slot = base->fds[fd];
     slot.queued = false;
-    unsigned want = wanted_events(slot);
+    unsigned want = slot_wanted_events(slot);
     if (want == 0 && slot.watcher)
       continue;  // stopped: unregistered lazily, when an unwanted event comes
     if (want == slot.kernel_events)
@@ -224,7 +222,7 @@ void io_dispatch(rill_base *base, int count) {
     fd_slot &slot = base->fds[fd];
     if (static_cast<uint32_t>(ev.tag >> 32) != slot.generation || !slot.watcher)
       continue;  // the watcher this was collected for is gone
-    unsigned want = wanted_events(slot);
+    unsigned want = slot_wanted_events(slot);
     unsigned ready = ev.events & want;
     if ((ev.events & ~want) && (slot.kernel_events & ~want)) {
       // The kernel still has interest nobody wants any more: drop it now.

@@ -48,7 +48,7 @@ void step(tls_conn *t) {
     return;
   }
   if (!t->handshaken) {
-    ERR_clear_error();
+    tls_clear_stale_errors();  // for SSL_get_error below
     int ret = SSL_do_handshake(t->ssl);
     if (ret == 1) {
       t->handshaken = true;
