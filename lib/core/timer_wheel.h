@@ -61,6 +61,12 @@ struct wheel_entry {
   rill_timer *timer;
 };
 
+// timer_sort.cpp. Each sorts a[0, n) by due time, stably, using buf (n
+// entries), and returns whichever of the two holds the result.
+wheel_entry *sort_entries(wheel_entry *a, size_t n, wheel_entry *buf) noexcept;
+// For timers all due within one tick: a radix sort, no comparisons.
+wheel_entry *radix_sort_tick(wheel_entry *a, size_t n, wheel_entry *buf) noexcept;
+
 struct timer_wheel {
   static constexpr unsigned tick_shift = 20;  // a tick: 1.048576 ms
   static constexpr unsigned block_bits = 10;  // a block: 1024 ticks
