@@ -7,7 +7,15 @@
  * before and after, with a generous bound. The sample reads 16 KiB at a
  * time, so even the old copying write held at most 16 KiB per connection:
  * this pins the behaviour issue 9 asks of the sample, and
- * test_facade_nocopy_write pins the copy itself. */
+ * test_facade_nocopy_write pins the copy itself.
+ *
+ * On io_uring the base's receive buffer ring is memory of the server's own
+ * (docs/io_uring.md): a multishot receive fills it from the socket before
+ * the fiber asks, and its pages stay once touched. It is a fixed cost per
+ * base, not a copy of what the clients sent, so the bound allows for it.
+ * The server gets a quarter of the default ring (4 MiB, not 16: with the
+ * default, four flooding clients fill it and the allowance would dwarf the
+ * bound); running out of buffers loses nothing, it reads with read(2). */
 #define _GNU_SOURCE 1
 
 #include <stdarg.h>
@@ -35,12 +43,18 @@
 #define STUCK_MS 500                 /* no room this long: the server stopped reading */
 #define RSS_GROWTH_MAX_KB (16 * 1024)
 #define HANG_GUARD_MS 60000
+#define URING_BUFFERS 256
+#define URING_BUFFER_SIZE 16384
+#define URING_RING_KB ((long)URING_BUFFERS * URING_BUFFER_SIZE / 1024)
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
 
 static unsigned char pattern(uint64_t i) { return (unsigned char)((i * 7u + (i >> 13)) % 251u); }
 
 struct server {
   pid_t pid;
-  int out; /* its stdout */
+  int out;        /* its stdout */
+  int on_io_uring; /* its "listening on" line names the io_uring backend */
 };
 
 static pid_t server_pid; /* killed by the teardown, even after a failed assertion */
@@ -57,12 +71,15 @@ static void start_server(struct server *s) {
      * under it VmRSS grows with the traffic, whatever the program keeps;
      * without a quarantine RSS measures what the server holds. */
     setenv("ASAN_OPTIONS", "quarantine_size_mb=0", 1);
+    setenv("RILL_IO_URING_BUFFERS", STRINGIFY(URING_BUFFERS), 1);
+    setenv("RILL_IO_URING_BUFFER_SIZE", STRINGIFY(URING_BUFFER_SIZE), 1);
     dup2(out[1], 1);
     execl(ECHO_SERVER_BLOCKING, ECHO_SERVER_BLOCKING, "--listen", "127.0.0.1:0", (char *)NULL);
     _exit(127);
   }
   close(out[1]);
   s->out = out[0];
+  s->on_io_uring = 0;
   server_pid = s->pid;
 }
 
@@ -96,6 +113,7 @@ static int server_port(struct server *s) {
     len += (size_t)n;
     line[len] = '\0';
   }
+  s->on_io_uring = strstr(line, "(io_uring backend") != NULL;
   return atoi(p + strlen("127.0.0.1:"));
 }
 
@@ -208,10 +226,11 @@ static void rss_flat_under_clients_that_do_not_read(void **state) {
   }
   ping(port); /* the other connections' fibers keep running meanwhile */
   after = rss_kb(s.pid);
-  fprintf(stderr, "echo_server_blocking: %llu bytes sent unread by %d clients, VmRSS %ld -> %ld kB\n",
-          (unsigned long long)total, CLIENTS, before, after);
+  fprintf(stderr, "echo_server_blocking: %llu bytes sent unread by %d clients, VmRSS %ld -> %ld kB%s\n",
+          (unsigned long long)total, CLIENTS, before, after,
+          s.on_io_uring ? " (io_uring: its buffer ring may fill)" : "");
   assert_true(total > 1024 * 1024); /* enough that a copy would show */
-  assert_true(after - before < RSS_GROWTH_MAX_KB);
+  assert_true(after - before < RSS_GROWTH_MAX_KB + (s.on_io_uring ? URING_RING_KB : 0));
 
   /* Once the clients read, every byte comes back, in order. */
   for (int i = 0; i < CLIENTS; i++) {
