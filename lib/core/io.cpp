@@ -83,7 +83,9 @@ void flush_once(rill_base *base);
 
 // Checks `fd` and makes room for its slot and for one more change (each
 // watcher's descriptor is on the change list at most once, so starting or
-// stopping a watcher never needs memory). A socket rill made, accepted or
+// stopping a watcher never needs memory), and on the list of refused
+// registrations (at most once there too): a refusal is always reported,
+// even when nothing can be allocated by then. A socket rill made, accepted or
 // checked skips the fstat that tells files from what can be polled.
 static int io_prepare(rill_base *base, int fd, bool known_socket) noexcept {
   int err = known_socket ? (fd < 0 ? RILL_EBADF : 0) : check_fd(base->backend, fd);
@@ -92,7 +94,7 @@ static int io_prepare(rill_base *base, int fd, bool known_socket) noexcept {
   if (static_cast<size_t>(fd) < base->fds.size() && base->fds[fd].watcher)
     return RILL_EEXIST;
   if (!base->fds.resize_zeroed(static_cast<size_t>(fd) + 1) ||
-      !base->changes.reserve(base->io_count + 1))
+      !base->changes.reserve(base->io_count + 1) || !base->failed.reserve(base->io_count + 1))
     return RILL_ENOMEM;
   return 0;
 }
@@ -175,7 +177,8 @@ void flush_once(rill_base *base) {
     if (err == 0) {
       slot.kernel_events = static_cast<uint8_t>(want);
     } else if (slot.watcher && !base->failed.push(fd)) {
-      // No memory to report it: at least stop.
+      // Room was made for every watcher, so this takes entries left by a
+      // callback that threw as well, and no memory for those: at least stop.
       if (slot.embedded)
         watch_set_active(base, slot, 0);
       else

@@ -265,6 +265,30 @@ static void test_out_of_memory(void **state) {
   assert_int_equal(after.live, before.live);
 }
 
+/* A registration the kernel refuses (the descriptor was closed under its
+ * watcher) is reported to the watcher, ready, even when no allocation
+ * succeeds: its report needs no memory. It used to be dropped when the list
+ * of refused registrations could not grow, leaving the watcher stopped
+ * without a word (a facade fiber parked in accept on kqueue, out of memory,
+ * was never woken). */
+static void test_refused_registration_reported_out_of_memory(void **state) {
+  rill_base *base = tu_base_new();
+  rill_io *io = NULL;
+  int p[2], n = 0;
+  (void)state;
+  tu_pipe(p);
+  assert_int_equal(rill_io_new(base, p[0], io_cb, &n, &io), 0);
+  assert_int_equal(rill_io_start(io, RILL_READ), 0);
+  close(p[0]); /* before the loop registers it */
+  tu_alloc_fail_after(0);
+  TU_RUN(base, RILL_RUN_ONCE, 10000);
+  tu_alloc_fail_after(-1);
+  assert_int_equal(n, 1);
+  rill_io_free(io);
+  close(p[1]);
+  tu_base_free(base);
+}
+
 /* The largest block asked for, through the counting allocator. */
 static size_t largest_block;
 
@@ -338,6 +362,7 @@ int main(void) {
       T(test_steady_state_loop_does_not_allocate),
       T(test_everything_returned),
       T(test_out_of_memory),
+      T(test_refused_registration_reported_out_of_memory),
       T(test_wheel_comes_with_first_timer),
       T(test_restore),
   };

@@ -94,14 +94,19 @@ int change(void *state, int fd, unsigned old_events, unsigned new_events, uint64
     return -ENOMEM;
   if ((old_events == 0 || new_events == 0) && static_cast<size_t>(fd) < st->socket_error.size())
     st->socket_error[fd] = 0;
-  // Re-adding an existing filter updates its udata, which the tag needs.
-  if (new_events & RILL_READ)
+  // Only the filters that change: one already added stays as it is. The
+  // tag of a registration never changes (the base gives a descriptor a new
+  // generation only while nothing is registered), and libkqueue refuses an
+  // EV_ADD on a socket's existing read filter (an EV_ERROR, with whatever
+  // errno held) where a BSD kernel updates it.
+  unsigned added = new_events & ~old_events, dropped = old_events & ~new_events;
+  if (added & RILL_READ)
     queue(st, fd, EVFILT_READ, EV_ADD, tag);
-  else if (old_events & RILL_READ)
+  else if (dropped & RILL_READ)
     queue(st, fd, EVFILT_READ, EV_DELETE, tag);
-  if (new_events & RILL_WRITE)
+  if (added & RILL_WRITE)
     queue(st, fd, EVFILT_WRITE, EV_ADD, tag);
-  else if (old_events & RILL_WRITE)
+  else if (dropped & RILL_WRITE)
     queue(st, fd, EVFILT_WRITE, EV_DELETE, tag);
   // A descriptor being unregistered is usually closed right after, and a
   // queued delete would then fail or, worse, hit a new file with the same
