@@ -157,7 +157,14 @@ RILL_API ssize_t rill_net_read(rill_net_conn *conn, void *buf, size_t len);
 RILL_API int rill_net_write(rill_net_conn *conn, const void *buf, size_t len, size_t *written);
 
 /** conn.Close / CloseWrite, and rill_net_conn_free() (see the top of this
- * file). @{ */
+ * file). On a TLS connection, rill_net_close() — and rill_net_conn_free()
+ * when it closes — is tls.Conn.Close: from a fiber it sends close_notify
+ * and parks until the kernel took it, 5 s passed or the peer went away,
+ * then closes the socket whatever happened; 0, or RILL_ETIMEOUT / -EPIPE /
+ * -ECONNRESET when the alert could not go. While another fiber's write is
+ * in progress it only closes (no close_notify after a cut stream), as Go's
+ * does; outside a fiber it never waits: the alert goes only if the kernel
+ * takes it at once (docs/tls.md, Close). @{ */
 RILL_API int rill_net_close(rill_net_conn *conn);
 RILL_API int rill_net_close_write(rill_net_conn *conn);
 RILL_API void rill_net_conn_free(rill_net_conn *conn);

@@ -232,6 +232,13 @@ void on_close(rill_conn *conn, void *arg) {
   keep_addresses(c, conn);
   c->conn = nullptr;
   c->lifetime.state = life_state::closed;
+  // A TLS Close waiting for its close_notify (close_after_goodbye): the
+  // write side says whether it went. No writer is left by now: the close
+  // woke it, or its dropped ref write's report did, just before this one.
+  int goodbye = conn->write_error                       ? conn->write_error
+                : conn->has(conn_flag::write_timed_out) ? RILL_ETIMEOUT
+                                                        : 0;
+  wake_writer(c, goodbye);
   release(c);
 }
 
@@ -342,6 +349,43 @@ int write_locked(rill_net_conn *c, rill_fiber *self, const char *buf, size_t len
   return err;
 }
 
+// How long a TLS Close waits for its close_notify: Go's tls.Conn.Close
+// gives the alert a 5 s write deadline. Tests shorten it
+// (rill_internal_set_close_notify_bound).
+uint64_t close_notify_bound = 5 * RILL_SEC;
+
+// Whether rill_net_close(c) sends TLS's close_notify and waits for it, as
+// Go's tls.Conn.Close does: from a fiber, on a TLS connection whose write
+// side is sound, with no Write in progress (Go's Close then only closes the
+// socket, to break the Write). Outside a fiber nothing can wait: the alert
+// goes only if the kernel takes it at once (rill_conn_close_now).
+bool wants_close_notify(const rill_net_conn *c) {
+  const rill_conn *conn = c->conn;
+  return conn->transport() && rill_fiber_current() && !c->write_lock.held &&
+         !conn->write_error && !conn->has(conn_flag::write_timed_out);
+}
+
+// Go's closeNotify, then the socket's close: the connection's graceful
+// close sends close_notify behind any record tail still waiting and closes
+// once the kernel took it, the bound passed (Go's write deadline, set here
+// as Go sets it) or the peer reset; the fiber parks on the write side until
+// on_close says which. Its result is 0, RILL_ETIMEOUT or the write error,
+// and the socket is closed whatever it is (Go: "failed to send closeNotify
+// alert (but connection was closed anyway)").
+int close_after_goodbye(rill_net_conn *c) {
+  rill_conn *conn = c->conn;
+  uint64_t bound = __atomic_load_n(&close_notify_bound, __ATOMIC_RELAXED);
+  int err = rill_conn_set_deadline(conn, RILL_DEADLINE_WRITE, rill_time_now() + bound);
+  if (err)  // out of memory for the deadline's timer: no unbounded wait
+    return rill_conn_close_now(conn);
+  if ((err = rill_conn_close(conn)) != 0 || conn_fd_closed(conn))
+    return err;  // the kernel took it at once; on_close follows from the loop
+  hold inside(c);  // a free from another fiber meanwhile frees nothing
+  net_write_wait w{rill_fiber_current()};
+  c->writer = &w;
+  return fiber_park();  // woken by on_close
+}
+
 }  // namespace
 
 void net_conn_hold(rill_net_conn *c) { life_hold(c->lifetime); }
@@ -414,16 +458,25 @@ int rill_net_close(rill_net_conn *c) {
     return RILL_EINVAL;
   if (c->lifetime.closing())
     return RILL_ECLOSED;
+  rill_conn *conn = c->conn;
+  // Decided before the wake-ups below: whether a write is in progress.
+  bool say_goodbye = wants_close_notify(c);
   c->lifetime.state = life_state::closing;
   // Go: a Close wakes every goroutine blocked on the connection.
   wake_reader(c, RILL_ECLOSED);
   fiber_wake_all(c->read_lock.waiters, RILL_ECLOSED);
   fiber_wake_all(c->write_lock.waiters, RILL_ECLOSED);
+  if (say_goodbye)
+    return close_after_goodbye(c);
+  // A write cut short by this close must not end in a close_notify, which
+  // would tell the peer it has all the data (Go's Close skips the alert
+  // while a Write is in progress).
+  if (conn->transport() && c->write_lock.held)
+    conn->set(conn_flag::aborted, true);
   // What an interrupted write had not handed to the kernel is dropped here,
   // so rill is done with its buffer and its *written stays the truth (Go's
   // Close does the same). on_close follows from the loop and drops the
   // connection's reference.
-  rill_conn *conn = c->conn;
   int err = rill_conn_close_now(conn);
   // An io_uring send reading the writer's bytes may still move some: it is
   // cancelled, and the socket stays open until its completion says how
@@ -447,10 +500,14 @@ int rill_net_close_write(rill_net_conn *c) {
 void rill_net_conn_free(rill_net_conn *c) {
   if (!c || c->user_released)
     return;
+  c->user_released = true;  // before a close that may park (TLS's close_notify)
   if (!c->lifetime.closing())
     rill_net_close(c);
-  c->user_released = true;
   release(c);
+}
+
+void rill_internal_set_close_notify_bound(uint64_t ns) {
+  __atomic_store_n(&close_notify_bound, ns, __ATOMIC_RELAXED);
 }
 
 int rill_net_set_deadline(rill_net_conn *c, int which, uint64_t when) {

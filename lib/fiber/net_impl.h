@@ -50,7 +50,9 @@ struct rill_net_conn {
   rill::detail::net_spill *spill = nullptr;
   uint64_t read_deadline = 0;
 
-  // Write side: one writer at a time (write_lock), parked in `writer`.
+  // Write side: one writer at a time (write_lock), parked in `writer`; a
+  // TLS Close waiting for its close_notify parks there too, once no writer
+  // is left.
   rill::detail::fiber_lock write_lock;
   rill::detail::net_write_wait *writer = nullptr;
   uint64_t write_deadline = 0;
@@ -68,5 +70,9 @@ void net_conn_hold(rill_net_conn *c);
 void net_conn_release(rill_net_conn *c);
 
 }  // namespace rill::detail
+
+// For tests (C, against the static library; not exported): how long a TLS
+// rill_net_close() waits for its close_notify, Go's 5 s by default.
+extern "C" void rill_internal_set_close_notify_bound(uint64_t ns);
 
 #endif

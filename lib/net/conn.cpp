@@ -193,17 +193,18 @@ rill_conn *conn_alloc(int fd, const conn_addrs *known) {
   const sockaddr_storage *local = known ? known->local : nullptr;
   const sockaddr_storage *remote = known ? known->remote : nullptr;
   socklen_t local_len = known ? known->local_len : 0, remote_len = known ? known->remote_len : 0;
+  // getsockname or getpeername into `ss`: its length, 0 when the kernel does not say.
+  auto ask = [fd](int (*call)(int, sockaddr *, socklen_t *), sockaddr_storage &ss) {
+    socklen_t len = sizeof ss;
+    return call(fd, reinterpret_cast<sockaddr *>(&ss), &len) == 0 ? len : socklen_t{0};
+  };
   if (!local) {
     local = &asked_local;
-    local_len = sizeof asked_local;
-    if (getsockname(fd, reinterpret_cast<sockaddr *>(&asked_local), &local_len) != 0)
-      local_len = 0;
+    local_len = ask(getsockname, asked_local);
   }
   if (!remote) {
     remote = &asked_remote;
-    remote_len = sizeof asked_remote;
-    if (getpeername(fd, reinterpret_cast<sockaddr *>(&asked_remote), &remote_len) != 0)
-      remote_len = 0;
+    remote_len = ask(getpeername, asked_remote);
   }
   void *p = mem_alloc(sizeof(rill_conn) + kept_size(*local, local_len) + kept_size(*remote, remote_len));
   if (!p)

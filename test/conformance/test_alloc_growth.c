@@ -61,6 +61,24 @@ struct fired {
   int count;
 };
 
+/* A start met the failure (RILL_ENOMEM, nothing else), or counts. */
+static void count_start(int err, int *started) {
+  if (err != 0)
+    assert_int_equal(err, RILL_ENOMEM);
+  else
+    (*started)++;
+}
+
+/* Runs `base` until every one of the `started` fired; at most one of
+ * `total` could not start (one growth failed). */
+static void run_until_all_fired(rill_base *base, const struct fired *fired, int started, int total) {
+  uint64_t end = tu_now_ms() + LIMIT;
+  while (fired->count < started && tu_now_ms() < end)
+    TU_RUN(base, RILL_RUN_ONCE, LIMIT);
+  assert_int_equal(fired->count, started);
+  assert_true(started >= total - 1);
+}
+
 static void on_readable(rill_io *io, int fd, unsigned events, void *arg) {
   char byte;
   (void)io;
@@ -77,7 +95,6 @@ static void many_watchers(int n) {
   rill_io *io[PIPES];
   struct fired fired = {0};
   int started = 0, i;
-  uint64_t end;
   tu_alloc_fail_realloc_after(n);
   for (i = 0; i < PIPES; i++) {
     int err;
@@ -91,18 +108,11 @@ static void many_watchers(int n) {
         io[i] = NULL;
       }
     }
-    if (err != 0)
-      assert_int_equal(err, RILL_ENOMEM);
-    else
-      started++;
+    count_start(err, &started);
   }
   for (i = 0; i < PIPES; i++)
     tu_write_byte(fds[i][1]);
-  end = tu_now_ms() + LIMIT;
-  while (fired.count < started && tu_now_ms() < end)
-    TU_RUN(base, RILL_RUN_ONCE, LIMIT);
-  assert_int_equal(fired.count, started);
-  assert_true(started >= PIPES - 1);
+  run_until_all_fired(base, &fired, started, PIPES);
   tu_alloc_fail_realloc_after(-1);
   for (i = 0; i < PIPES; i++) {
     rill_io_free(io[i]);
@@ -110,11 +120,6 @@ static void many_watchers(int n) {
     close(fds[i][1]);
   }
   tu_base_free(base);
-}
-
-static void test_watcher_tables(void **state) {
-  (void)state;
-  printf("# %d growths failed in turn\n", fail_each_growth(many_watchers));
 }
 
 #define TIMERS 300
@@ -131,7 +136,6 @@ static void many_timers(int n) {
   rill_timer *timers[TIMERS];
   struct fired fired = {0};
   int started = 0, i;
-  uint64_t end;
   tu_alloc_fail_realloc_after(n);
   for (i = 0; i < TIMERS; i++) {
     int err = rill_timer_new(base, on_timer, &fired, &timers[i]);
@@ -145,25 +149,13 @@ static void many_timers(int n) {
     } else {
       timers[i] = NULL;
     }
-    if (err != 0)
-      assert_int_equal(err, RILL_ENOMEM);
-    else
-      started++;
+    count_start(err, &started);
   }
-  end = tu_now_ms() + LIMIT;
-  while (fired.count < started && tu_now_ms() < end)
-    TU_RUN(base, RILL_RUN_ONCE, LIMIT);
-  assert_int_equal(fired.count, started);
-  assert_true(started >= TIMERS - 1);
+  run_until_all_fired(base, &fired, started, TIMERS);
   tu_alloc_fail_realloc_after(-1);
   for (i = 0; i < TIMERS; i++)
     rill_timer_free(timers[i]);
   tu_base_free(base);
-}
-
-static void test_timer_tables(void **state) {
-  (void)state;
-  printf("# %d growths failed in turn\n", fail_each_growth(many_timers));
 }
 
 /* ---- a connection's held bytes --------------------------------------------- */
@@ -233,11 +225,6 @@ static void held_message(int n) {
   free(message);
 }
 
-static void test_held_bytes(void **state) {
-  (void)state;
-  printf("# %d growths failed in turn\n", fail_each_growth(held_message));
-}
-
 /* ---- a write queue ------------------------------------------------------------ */
 
 #define WRITES 3000
@@ -290,18 +277,34 @@ static void queued_writes(int n_growth) {
   free(got);
 }
 
-static void test_write_queue(void **state) {
-  (void)state;
-  printf("# %d growths failed in turn\n", fail_each_growth(queued_writes));
+/* ---- the cases ---------------------------------------------------------------- */
+
+struct growth_case {
+  const char *name;
+  void (*scenario)(int n);
+};
+
+static const struct growth_case cases[] = {
+    {"test_watcher_tables", many_watchers},
+    {"test_timer_tables", many_timers},
+    {"test_held_bytes", held_message},
+    {"test_write_queue", queued_writes},
+};
+#define CASES (sizeof cases / sizeof cases[0])
+
+static void test_growth(void **state) {
+  const struct growth_case *k = (const struct growth_case *)*state;
+  printf("# %s: %d growths failed in turn\n", k->name, fail_each_growth(k->scenario));
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(test_watcher_tables, tu_setup_fds, tu_teardown_fds),
-      cmocka_unit_test_setup_teardown(test_timer_tables, tu_setup_fds, tu_teardown_fds),
-      cmocka_unit_test_setup_teardown(test_held_bytes, tu_setup_fds, tu_teardown_fds),
-      cmocka_unit_test_setup_teardown(test_write_queue, tu_setup_fds, tu_teardown_fds),
-  };
+  struct CMUnitTest tests[CASES];
+  size_t i;
+  for (i = 0; i < CASES; i++) {
+    struct CMUnitTest t = {cases[i].name, test_growth, tu_setup_fds, tu_teardown_fds,
+                           (void *)&cases[i]};
+    tests[i] = t;
+  }
   if (rill_set_allocator(tu_malloc, tu_realloc, tu_free) != 0)
     return 1;
   return cmocka_run_group_tests(tests, NULL, NULL);

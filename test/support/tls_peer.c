@@ -223,3 +223,23 @@ int tp_certs_teardown(void **state) {
 }
 
 const char *tp_cert(const char *name) { return tp_path(tp_certs_dir, name); }
+
+int tp_run_for_error(char *const argv[], const char *out_path, unsigned ms, char *line,
+                     size_t size) {
+  line[0] = '\0';
+  pid_t pid = tp_spawn(argv, NULL, out_path);
+  int status = -1;
+  for (unsigned waited = 0; waited < ms && (status = tp_exited(pid)) < 0; waited += 10) {
+    struct timespec ts = {0, 10 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  if (status < 0)
+    tp_kill(pid);
+  char *text = tp_read_file(out_path);
+  if (!text)
+    return -2;
+  const char *first = strncmp(text, "error: ", 7) == 0 ? text + 7 : text;
+  snprintf(line, size, "%.*s", (int)strcspn(first, "\n"), first);
+  free(text);
+  return status;
+}

@@ -49,6 +49,12 @@ int tp_silent_listener(char *addr, size_t size);
 int tp_wait_port(int port, int timeout_ms);
 /* The whole file into a malloc'd NUL-terminated buffer (NULL if missing). */
 char *tp_read_file(const char *path);
+/* Runs argv (tp_spawn, output to `out_path`) for at most `ms`, killing it
+ * then: its exit status (-1 when killed, -2 when it wrote no file), and the
+ * first line it printed, without a leading "error: ", into `line`. For a
+ * peer that fails and says why (the Go peer's failed dials). */
+int tp_run_for_error(char *const argv[], const char *out_path, unsigned ms, char *line,
+                     size_t size);
 
 #ifdef __cplusplus
 }

@@ -434,20 +434,7 @@ static void test_go_dials_facade(void **state) {
  * directory's `out_name`), at most 30 s: its error line, without the
  * "error: " it prints first, into `out`. It must exit with status 1. */
 static void go_failed_client(char *const argv[], const char *out_name, char *out, size_t size) {
-  char path[300];
-  snprintf(path, sizeof path, "%s", tp_cert(out_name));
-  pid_t pid = tp_spawn(argv, NULL, path);
-  int status = -1;
-  for (int i = 0; i < 3000 && (status = tp_exited(pid)) < 0; i++)
-    usleep(10000);
-  if (status < 0)
-    tp_kill(pid);
-  char *text = tp_read_file(path);
-  assert_non_null(text);
-  const char *line = strncmp(text, "error: ", 7) == 0 ? text + 7 : text;
-  snprintf(out, size, "%.*s", (int)strcspn(line, "\n"), line);
-  free(text);
-  assert_int_equal(status, 1);
+  assert_int_equal(tp_run_for_error(argv, tp_cert(out_name), 30000, out, size), 1);
 }
 
 /* What Go's client prints for a failed dial to `addr` as `server_name`

@@ -115,20 +115,7 @@ static void go_text(const char *addr, const char *flag, char *out, size_t size) 
   snprintf(ms, sizeof ms, "%dms", TIMEOUT_MS);
   char *argv[] = {GO_TLS_PEER_BIN, "client", "-addr", (char *)addr, "-ca", (char *)tp_cert("ca.crt"),
                   "-server-name", "localhost", (char *)flag, ms, NULL};
-  char path[300];
-  snprintf(path, sizeof path, "%s", tp_cert("go_timeout.out"));
-  pid_t pid = tp_spawn(argv, NULL, path);
-  int status = -1;
-  for (int i = 0; i < 3000 && (status = tp_exited(pid)) < 0; i++)
-    usleep(10000);
-  if (status < 0)
-    tp_kill(pid);
-  char *text = tp_read_file(path);
-  assert_non_null(text);
-  const char *line = strncmp(text, "error: ", 7) == 0 ? text + 7 : text;
-  snprintf(out, size, "%.*s", (int)strcspn(line, "\n"), line);
-  free(text);
-  assert_int_equal(status, 1);
+  assert_int_equal(tp_run_for_error(argv, tp_cert("go_timeout.out"), 30000, out, size), 1);
 }
 #endif
 

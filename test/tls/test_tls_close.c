@@ -3,9 +3,10 @@
  * of rill_conn_close_write() wait behind the data and go out once the peer
  * reads, and a write deadline that passes gives the FIN up no more than it
  * does on TCP. Against a rill TLS listener, a blocking OpenSSL client on a
- * thread with a small receive buffer reads only when told to: it reports
- * the plaintext, whether the stream ended with close_notify, and whether a
- * FIN followed. Every wait is bounded by an event, with generous guards. */
+ * thread with a small receive buffer reads only when told to
+ * (ssl_thread_peer.c): it reports the plaintext, whether the stream ended
+ * with close_notify, and whether a FIN followed. Every wait is bounded by
+ * an event, with generous guards. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -21,30 +22,13 @@
 
 #ifdef RILL_TEST_HAVE_TLS
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
-#define GUARD_MS 20000 /* any one wait; the steps take milliseconds */
+#include "ssl_thread_peer.h"
+
+#define GUARD_MS SP_GUARD_MS
 #define DATA_MAX (1u << 20)
-
-static int get(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-static void put(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-
-static int wait_for(const int *p, int want) {
-  uint64_t end = tu_now_ms() + GUARD_MS;
-  while (get(p) < want) {
-    if (tu_now_ms() > end)
-      return -1;
-    tu_sleep_ms(1);
-  }
-  return 0;
-}
 
 static unsigned char pattern[DATA_MAX];
 
@@ -66,11 +50,7 @@ struct close_case {
   rill_conn *conn;
   int accepted, closed, write_error;
   int go;            /* the peer may read now */
-  /* The peer's side. */
-  int done;
-  size_t got;
-  int clean;         /* the stream ended with close_notify */
-  int fin;           /* then the socket read its end (FIN), not a timeout */
+  sp_reader peer;    /* its results: got, clean, fin, done */
   unsigned char buf[DATA_MAX + 16384]; /* room for more than was sent */
   int unix_socket;   /* the case runs over a Unix socket, else TCP */
   char path[108];
@@ -84,13 +64,13 @@ static size_t on_read(rill_conn *c, const char *data, size_t len, int status, vo
 static void on_write_error(rill_conn *c, int err, size_t unsent, void *arg) {
   (void)c, (void)unsent;
   close_case *k = arg;
-  put(&k->write_error, err);
-  put(&k->go, 1);
+  sp_put(&k->write_error, err);
+  sp_put(&k->go, 1);
 }
 
 static void on_close(rill_conn *c, void *arg) {
   (void)c;
-  put(&((close_case *)arg)->closed, 1);
+  sp_put(&((close_case *)arg)->closed, 1);
 }
 
 static const rill_conn_events events = {
@@ -104,72 +84,14 @@ static void on_accept(rill_tls_listener *l, rill_conn *c, int status, void *arg)
   k->conn = c;
   assert_int_equal(rill_conn_start(c, &events, k), 0);
   k->on_accepted(k, c);
-  put(&k->accepted, 1);
+  sp_put(&k->accepted, 1);
 }
 
 static void on_poll(rill_timer *t, void *arg) {
   (void)t;
   close_case *k = arg;
-  if (get(&k->done))
+  if (sp_get(&k->peer.done))
     rill_base_stop(k->base);
-}
-
-/* The peer: connects with a small receive buffer, waits for `go`, reads
- * until the TLS stream ends, then waits for the socket's end. */
-static void *peer_main(void *arg) {
-  close_case *k = arg;
-  SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-  SSL *ssl = NULL;
-  int fd = socket(k->unix_socket ? AF_UNIX : AF_INET, SOCK_STREAM, 0);
-  if (!ctx || fd < 0)
-    goto out;
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-  int rcvbuf = 4096;
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-  struct timeval tv = {GUARD_MS / 1000, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)k->port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  struct sockaddr_un u;
-  memset(&u, 0, sizeof u);
-  u.sun_family = AF_UNIX;
-  snprintf(u.sun_path, sizeof u.sun_path, "%s", k->path);
-  ssl = SSL_new(ctx);
-  if (!ssl)
-    goto out;
-  if (k->unix_socket ? connect(fd, (struct sockaddr *)&u, sizeof u) < 0
-                     : connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
-    goto out;
-  SSL_set_fd(ssl, fd);
-  if (SSL_connect(ssl) != 1 || wait_for(&k->go, 1) < 0)
-    goto out;
-  for (;;) {
-    size_t n = 0;
-    size_t room = sizeof k->buf - k->got;
-    if (!room || SSL_read_ex(ssl, k->buf + k->got, room > 65536 ? 65536 : room, &n) != 1) {
-      k->clean = room && SSL_get_error(ssl, 0) == SSL_ERROR_ZERO_RETURN;
-      break;
-    }
-    k->got += n;
-  }
-  /* After close_notify, or after whatever cut the stream short: the FIN
-   * reads as 0 (no more bytes come; a guard's timeout reads as -1). */
-  char byte;
-  ssize_t r;
-  while ((r = recv(fd, &byte, 1, 0)) > 0) {
-  }
-  k->fin = r == 0;
-out:
-  SSL_free(ssl);
-  SSL_CTX_free(ctx);
-  if (fd >= 0)
-    close(fd);
-  put(&k->done, 1);
-  return NULL;
 }
 
 /* Runs one case: the peer connects, the rill side does its part in
@@ -192,10 +114,16 @@ static void run_case(close_case *k) {
     k->port = rill_listener_port(rill_tls_listener_listener(k->listener));
   assert_int_equal(rill_timer_new(k->base, on_poll, k, &k->poll), 0);
   rill_timer_start(k->poll, RILL_MSEC, RILL_MSEC);
+  k->peer = (sp_reader){.port = k->port,
+                        .path = k->unix_socket ? k->path : NULL,
+                        .rcvbuf = 4096,
+                        .go = &k->go,
+                        .buf = k->buf,
+                        .cap = sizeof k->buf};
   pthread_t th;
-  assert_int_equal(pthread_create(&th, NULL, peer_main, k), 0);
+  assert_int_equal(pthread_create(&th, NULL, sp_read_stream, &k->peer), 0);
   uint64_t end = tu_now_ms() + 3 * GUARD_MS;
-  while (!get(&k->done) && tu_now_ms() < end)
+  while (!sp_get(&k->peer.done) && tu_now_ms() < end)
     tu_run(k->base, RILL_RUN_DEFAULT, GUARD_MS);
   pthread_join(th, NULL);
   if (k->conn && !k->closed)
@@ -205,7 +133,29 @@ static void run_case(close_case *k) {
   for (int i = 0; i < 10; i++)
     rill_base_run(k->base, RILL_RUN_NOWAIT);
   tu_base_free(k->base);
-  assert_true(get(&k->accepted));
+  assert_true(sp_get(&k->accepted));
+}
+
+/* A case whose rill side does `on_accepted`, run; free it when done. */
+static close_case *run_new_case(void (*on_accepted)(close_case *, rill_conn *), int unix_socket) {
+  close_case *k = calloc(1, sizeof *k);
+  assert_non_null(k);
+  k->on_accepted = on_accepted;
+  k->unix_socket = unix_socket;
+  run_case(k);
+  return k;
+}
+
+/* What the peer read: all that was sent (`all`) or a prefix, then an end
+ * with close_notify (`clean`) or without, then the socket's FIN. */
+static void check_peer(const close_case *k, int all, int clean) {
+  if (all)
+    assert_int_equal(k->peer.got, k->sent);
+  else
+    assert_true(k->peer.got < k->sent);
+  assert_memory_equal(k->buf, pattern, k->peer.got);
+  assert_int_equal(k->peer.clean, clean);
+  assert_true(k->peer.fin);
 }
 
 /* ---- a graceful close against a full socket ------------------------------ */
@@ -223,20 +173,13 @@ static void full_then_close(close_case *k, rill_conn *c) {
   assert_int_equal(rill_conn_write_queued(c), 0);
   assert_int_equal(rill_conn_set_write_buffer(c, 4096), 0);
   assert_int_equal(rill_conn_close(c), 0);
-  put(&k->go, 1);
+  sp_put(&k->go, 1);
 }
 
 static void test_close_waits_for_close_notify(void **state) {
   (void)state;
-  close_case *k = calloc(1, sizeof *k);
-  assert_non_null(k);
-  k->on_accepted = full_then_close;
-  k->unix_socket = 1;
-  run_case(k);
-  assert_int_equal(k->got, k->sent);
-  assert_memory_equal(k->buf, pattern, k->sent);
-  assert_true(k->clean); /* close_notify, not "unexpected EOF" */
-  assert_true(k->fin);
+  close_case *k = run_new_case(full_then_close, 1);
+  check_peer(k, 1, 1); /* close_notify, not "unexpected EOF" */
   assert_true(k->closed);
   free(k);
 }
@@ -257,20 +200,14 @@ static void queue_then_close_write(close_case *k, rill_conn *c) {
   assert_int_equal(rill_conn_write(c, pattern, k->sent), 0);
   assert_true(rill_conn_write_queued(c) > 0);
   assert_int_equal(rill_conn_close_write(c), 0);
-  put(&k->go, 1);
+  sp_put(&k->go, 1);
 }
 
 static void run_close_write(uint64_t deadline) {
-  close_case *k = calloc(1, sizeof *k);
-  assert_non_null(k);
   deadline_ms = deadline;
-  k->on_accepted = queue_then_close_write;
-  run_case(k);
+  close_case *k = run_new_case(queue_then_close_write, 0);
   assert_int_equal(k->write_error, 0);
-  assert_int_equal(k->got, k->sent);
-  assert_memory_equal(k->buf, pattern, k->sent);
-  assert_true(k->clean);
-  assert_true(k->fin);
+  check_peer(k, 1, 1);
   free(k);
 }
 
@@ -301,17 +238,11 @@ static void queue_close_write_then_expire(close_case *k, rill_conn *c) {
 
 static void test_close_write_deadline_passes(void **state) {
   (void)state;
-  close_case *k = calloc(1, sizeof *k);
-  assert_non_null(k);
-  k->on_accepted = queue_close_write_then_expire;
   /* The peer reads only once the deadline failed the queue (on_write_error
    * lets it). */
-  run_case(k);
+  close_case *k = run_new_case(queue_close_write_then_expire, 0);
   assert_int_equal(k->write_error, RILL_ETIMEOUT);
-  assert_true(k->got < k->sent);
-  assert_memory_equal(k->buf, pattern, k->got);
-  assert_false(k->clean);
-  assert_true(k->fin); /* the FIN came, as it does on TCP */
+  check_peer(k, 0, 0); /* a prefix, no close_notify; the FIN came, as it does on TCP */
   free(k);
 }
 
@@ -331,16 +262,9 @@ static void full_close_write_then_expire(close_case *k, rill_conn *c) {
 
 static void test_close_write_fin_waiting_deadline_passes(void **state) {
   (void)state;
-  close_case *k = calloc(1, sizeof *k);
-  assert_non_null(k);
-  k->on_accepted = full_close_write_then_expire;
-  k->unix_socket = 1;
-  run_case(k);
+  close_case *k = run_new_case(full_close_write_then_expire, 1);
   assert_int_equal(k->write_error, RILL_ETIMEOUT);
-  assert_int_equal(k->got, k->sent); /* all of it was in the kernel */
-  assert_memory_equal(k->buf, pattern, k->got);
-  assert_false(k->clean);
-  assert_true(k->fin);
+  check_peer(k, 1, 0); /* all of it was in the kernel; no close_notify */
   free(k);
 }
 

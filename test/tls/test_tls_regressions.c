@@ -27,7 +27,6 @@
 
 #ifdef RILL_TEST_HAVE_TLS
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -38,21 +37,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define GUARD_MS 20000 /* any one wait; the steps take milliseconds */
+#include "ssl_thread_peer.h"
 
-static int get(const int *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-static void put(int *p, int v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-
-/* Waits (on the peer's thread) until *p >= want: 0, or -1 after the guard. */
-static int wait_for(const int *p, int want) {
-  uint64_t end = tu_now_ms() + GUARD_MS;
-  while (get(p) < want) {
-    if (tu_now_ms() > end)
-      return -1;
-    tu_sleep_ms(1);
-  }
-  return 0;
-}
+#define GUARD_MS SP_GUARD_MS
 
 /* ---- the rill side ------------------------------------------------------ */
 
@@ -87,8 +74,8 @@ static size_t srv_read(rill_conn *c, const char *data, size_t len, int status, v
   srv *s = arg;
   int i = index_of(s, c);
   if (status) {
-    put(&s->status[i], status);
-    put(&s->ended[i], 1);
+    sp_put(&s->status[i], status);
+    sp_put(&s->ended[i], 1);
     rill_conn_close(c);
     s->err_after_close[i] = ERR_peek_error();
     return 0;
@@ -105,14 +92,14 @@ static size_t srv_read(rill_conn *c, const char *data, size_t len, int status, v
 static void srv_drain(rill_conn *c, void *arg) {
   srv *s = arg;
   if (c == s->conn[0]) {
-    put(&s->drained, s->drained + 1);
-    put(&s->queue_empty, 1);
+    sp_put(&s->drained, s->drained + 1);
+    sp_put(&s->queue_empty, 1);
   }
 }
 
 static void srv_close(rill_conn *c, void *arg) {
   srv *s = arg;
-  put(&s->closed[index_of(s, c)], 1);
+  sp_put(&s->closed[index_of(s, c)], 1);
 }
 
 static const rill_conn_events srv_events = {
@@ -129,15 +116,15 @@ static void srv_accept(rill_tls_listener *l, rill_conn *c, int status, void *arg
   assert_int_equal(rill_conn_start(c, &srv_events, s), 0);
   if (s->accepted_cb)
     s->accepted_cb(s, i);
-  put(&s->accepted, i + 1);
+  sp_put(&s->accepted, i + 1);
 }
 
 static void srv_poll(rill_timer *t, void *arg) {
   (void)t;
   srv *s = arg;
-  if (s->watch_queue && !get(&s->closed[0]) && rill_conn_write_queued(s->conn[0]) == 0)
-    put(&s->queue_empty, 1);
-  if (s->stop_on && get(s->stop_on) >= s->stop_when)
+  if (s->watch_queue && !sp_get(&s->closed[0]) && rill_conn_write_queued(s->conn[0]) == 0)
+    sp_put(&s->queue_empty, 1);
+  if (s->stop_on && sp_get(s->stop_on) >= s->stop_when)
     rill_base_stop(s->base);
 }
 
@@ -161,14 +148,14 @@ static void srv_setup(srv *s) {
 static void srv_run_until(srv *s, int *flag, int want) {
   s->stop_on = flag;
   s->stop_when = want;
-  if (get(flag) < want)
+  if (sp_get(flag) < want)
     tu_run(s->base, RILL_RUN_DEFAULT, GUARD_MS);
   s->stop_on = NULL;
 }
 
 static void srv_teardown(srv *s) {
   for (int i = 0; i < 2; i++)
-    if (s->conn[i] && !get(&s->closed[i]))
+    if (s->conn[i] && !sp_get(&s->closed[i]))
       rill_conn_close_now(s->conn[i]);
   rill_timer_free(s->poll);
   rill_tls_listener_free(s->listener);
@@ -192,37 +179,23 @@ typedef struct peer {
 } peer;
 
 static int peer_connect(peer *p, int i) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0)
-    return -1;
-  if (p->rcvbuf)
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &p->rcvbuf, sizeof p->rcvbuf);
-  struct timeval tv = {GUARD_MS / 1000, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  a.sin_port = htons((uint16_t)p->s->port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   SSL *ssl = SSL_new(p->ctx);
   p->ssl[i] = ssl;
-  p->fd[i] = fd;
-  if (!ssl || connect(fd, (struct sockaddr *)&a, sizeof a) < 0)
+  p->fd[i] = sp_connect(p->s->port, NULL, p->rcvbuf);
+  if (!ssl || p->fd[i] < 0)
     return -1;
-  SSL_set_fd(ssl, fd);
+  SSL_set_fd(ssl, p->fd[i]);
   if (SSL_connect(ssl) != 1)
     return -1;
-  return wait_for(&p->s->accepted, i + 1);
+  return sp_wait_for(&p->s->accepted, i + 1);
 }
 
 static void peer_init(peer *p, srv *s) {
   memset(p, 0, sizeof *p);
   p->s = s;
   p->fd[0] = p->fd[1] = -1;
-  p->ctx = SSL_CTX_new(TLS_client_method());
+  p->ctx = sp_client_ctx();
   assert_non_null(p->ctx);
-  SSL_CTX_set_verify(p->ctx, SSL_VERIFY_NONE, NULL);
 }
 
 static void peer_free(peer *p) {
@@ -287,7 +260,7 @@ static void errq_data(srv *s, int i) {
   assert_null(x);
   BIO_free(junk);
   assert_int_not_equal(ERR_peek_error(), 0);
-  put(&((peer *)s->user)->go, 1);
+  sp_put(&((peer *)s->user)->go, 1);
 }
 
 static void *errq_peer(void *arg) {
@@ -298,18 +271,18 @@ static void *errq_peer(void *arg) {
     goto out;
   if (write(p->fd[0], corrupt_record, sizeof corrupt_record - 1) < 0)
     goto out;
-  if (wait_for(&s->closed[0], 1) < 0)
+  if (sp_wait_for(&s->closed[0], 1) < 0)
     goto out;
   /* The healthy conn's next read meets a record cut short (WANT_READ),
    * which a stale error turns into a failure. */
   if (send_split(p, 1, "hello") < 0)
     goto out;
-  if (wait_for(&p->go, 1) < 0)  /* the loop read "hello" and pushed an error */
+  if (sp_wait_for(&p->go, 1) < 0)  /* the loop read "hello" and pushed an error */
     goto out;
   SSL_shutdown(p->ssl[1]);  /* close_notify alone: its read returns nothing */
-  wait_for(&p->stop, 1);
+  sp_wait_for(&p->stop, 1);
 out:
-  put(&p->done, 1);
+  sp_put(&p->done, 1);
   return NULL;
 }
 
@@ -327,9 +300,9 @@ static void test_stale_error_queue(void **state) {
    * that used to run SSL_shutdown on an SSL in OpenSSL's fatal state). */
   srv_run_until(&s, &s.closed[0], 1);
   srv_run_until(&s, &s.ended[1], 1);
-  put(&p.stop, 1);
+  sp_put(&p.stop, 1);
   pthread_join(th, NULL);
-  int status0 = get(&s.status[0]), status1 = get(&s.status[1]);
+  int status0 = sp_get(&s.status[0]), status1 = sp_get(&s.status[1]);
   unsigned long err_after_close = s.err_after_close[0];
   char got[sizeof s.in[1]];
   memcpy(got, s.in[1], sizeof got);
@@ -387,7 +360,7 @@ static void fill(srv *s, int i) {
     reported += 16 * 16384;
     s->watch_queue = 1;
   }
-  put(&expected, (int)reported);
+  sp_put(&expected, (int)reported);
 }
 
 /* Reads `want` bytes, or to the end when want < 0; returns the count, and
@@ -417,21 +390,21 @@ static void *trywrite_peer(void *arg) {
   peer *p = arg;
   if (peer_connect(p, 0) < 0)
     goto out;
-  if (wait_for(&expected, 1) < 0)  /* the socket is full: read now */
+  if (sp_wait_for(&expected, 1) < 0)  /* the socket is full: read now */
     goto out;
   if (close_write_after) {
     peer_got = read_all(p->ssl[0], peer_buf, sizeof peer_buf, -1, &peer_clean);
   } else {
     /* All but the last record; then, with the queue empty, that record
      * cannot be wholly in the kernel: drain must wait for its tail. */
-    long all = get(&expected);
+    long all = sp_get(&expected);
     peer_got = read_all(p->ssl[0], peer_buf, sizeof peer_buf, all - 16384, &peer_clean);
-    if (wait_for(&p->s->queue_empty, 1) < 0)
+    if (sp_wait_for(&p->s->queue_empty, 1) < 0)
       goto out;
     peer_got += read_all(p->ssl[0], peer_buf + peer_got, sizeof peer_buf - peer_got,
                          all - (long)peer_got, &peer_clean);
   }
-  put(&p->result, 1);
+  sp_put(&p->result, 1);
   if (!close_write_after) {
     /* Then the rill side closes: a clean close_notify after the data. */
     unsigned char extra[16];
@@ -439,7 +412,7 @@ static void *trywrite_peer(void *arg) {
     peer_got += more;
   }
 out:
-  put(&p->done, 1);
+  sp_put(&p->done, 1);
   return NULL;
 }
 
@@ -452,7 +425,7 @@ static void run_trywrite(int with_close_write) {
   p.rcvbuf = 4096;
   reported = 0;
   filled = 0;
-  put(&expected, 0);
+  sp_put(&expected, 0);
   close_write_after = with_close_write;
   peer_got = 0;
   peer_clean = 0;
@@ -464,17 +437,17 @@ static void run_trywrite(int with_close_write) {
     /* on_drain must mean every byte reached the kernel: the loop stops
      * then, and the peer still gets all of them. */
     srv_run_until(&s, &s.drained, 1);
-    drained_before_all = get(&s.drained) ? 0 : -1;
+    drained_before_all = sp_get(&s.drained) ? 0 : -1;
     /* The peer gives up a read after GUARD_MS (SO_RCVTIMEO): wait longer,
      * so that the loop cannot flush what drain should have waited for. */
     uint64_t end = tu_now_ms() + 3 * GUARD_MS;
-    while (!get(&p.result) && tu_now_ms() < end)
+    while (!sp_get(&p.result) && tu_now_ms() < end)
       tu_sleep_ms(1);
-    if (s.conn[0] && !get(&s.closed[0]))
+    if (s.conn[0] && !sp_get(&s.closed[0]))
       rill_conn_close(s.conn[0]);
   }
   srv_run_until(&s, &p.done, 1);
-  put(&p.stop, 1);
+  sp_put(&p.stop, 1);
   pthread_join(th, NULL);
   srv_teardown(&s);
   peer_free(&p);
@@ -531,11 +504,11 @@ static void *eof_peer(void *arg) {
     SSL_shutdown(p->ssl[0]);  /* our write side ends; TCP stays open */
   }
   setsockopt(p->fd[0], IPPROTO_TCP, TCP_CORK, &off, sizeof off);
-  put(&p->done, 1);
-  wait_for(&p->stop, 1);  /* keeps the socket open until the test is over */
+  sp_put(&p->done, 1);
+  sp_wait_for(&p->stop, 1);  /* keeps the socket open until the test is over */
   return NULL;
 out:
-  put(&p->done, 1);
+  sp_put(&p->done, 1);
   return NULL;
 }
 
@@ -551,11 +524,11 @@ static void run_eof(int corrupt) {
   pthread_t th;
   assert_int_equal(pthread_create(&th, NULL, eof_peer, &p), 0);
   srv_run_until(&s, &s.ended[0], 1);
-  int status = get(&s.status[0]);
+  int status = sp_get(&s.status[0]);
   char got[sizeof s.in[0]];
   memcpy(got, s.in[0], sizeof got);
   got[s.in_len[0]] = '\0';
-  put(&p.stop, 1);
+  sp_put(&p.stop, 1);
   pthread_join(th, NULL);
   rill_timer_free(restart);
   srv_teardown(&s);
