@@ -332,7 +332,7 @@ int rill_base_dump(const rill_base *base, FILE *out) {
           base->backend->name, static_cast<unsigned long long>(base->handle_count),
           static_cast<unsigned long long>(base->active_count));
   base->pool.for_each_used(dump_handle, out);
-  // Embedded watchers (a connection's: core/base_impl.h, io_watch) are in
+  // Embedded watchers (a connection's: core/base_impl.h, io_watch_fn) are in
   // no pool; the descriptor table knows them.
   for (size_t fd = 0; fd < base->fds.size(); fd++) {
     const fd_slot &slot = base->fds[fd];

@@ -61,28 +61,31 @@ enum class base_state : uint8_t {
 
 // A descriptor watcher embedded in the object that owns the descriptor,
 // instead of a rill_io from the handle pool: a connection (issue 12, idle
-// memory) carries 8 bytes where a pooled watcher cost a 48-byte slot and a
-// pointer to it. Its interest lives in the descriptor's fd_slot, and it is
-// no handle of its own: the owner is, and follows core/lifetime.h itself.
-// The loop holds nothing across `ready`, so `ready` must hold its owner
-// before anything it calls may close it; the loop touches neither the watch
-// nor its owner once `ready` returns. It counts as one live user handle,
-// and as active while it has interest, as the pooled watcher did.
-struct io_watch {
-  void (*ready)(io_watch *watch, unsigned events);
-};
+// memory) carries nothing for it, where a pooled watcher cost a 48-byte
+// slot and a pointer to it. Its interest lives in the descriptor's fd_slot,
+// and its events go to the base's one function for embedded watchers
+// (rill_base::watch_ready), not to a function pointer of its own: one kind
+// of object, a connection, has them (a second kind would make
+// fd_slot::embedded an index into a table of such functions). It is no
+// handle of its own: the owner is, and follows core/lifetime.h itself. The
+// loop holds nothing across the call, so the function must hold the owner
+// before anything it calls may close it; the loop touches the owner no
+// more once it returns. It counts as one live user handle, and as active
+// while it has interest, as the pooled watcher did.
+using io_watch_fn = void (*)(void *owner, unsigned events);
 
 // Per-descriptor state, indexed by fd. The watcher is a pooled rill_io or,
-// with `embedded`, an io_watch; both fit the 16 bytes a slot always had.
+// with `embedded`, the owner of an embedded watcher; both fit the 16 bytes
+// a slot always had.
 struct fd_slot {
-  void *watcher;         // rill_io, io_watch or nullptr
+  void *watcher;         // rill_io, an embedded watcher's owner or nullptr
   uint32_t generation;   // bumped whenever the slot's watcher goes away
   uint8_t kernel_events; // the interest the backend currently has
   bool queued;           // on the change list
-  bool embedded;         // `watcher` is an io_watch
-  uint8_t watch_want;    // an io_watch's interest; 0 while stopped
+  bool embedded;         // `watcher` is an embedded watcher's owner
+  uint8_t watch_want;    // an embedded watcher's interest; 0 while stopped
   rill_io *io() const { return embedded ? nullptr : static_cast<rill_io *>(watcher); }
-  io_watch *watch() const { return embedded ? static_cast<io_watch *>(watcher) : nullptr; }
+  void *owner() const { return embedded ? watcher : nullptr; }
 };
 
 // What the watcher of `slot` wants from the kernel: 0 while it is stopped.
@@ -129,6 +132,8 @@ struct rill_base {
   size_t io_count = 0;              // io watchers, internal ones included
   rill::detail::vec<int> failed;    // fds whose registration the kernel refused
   rill::detail::vec<rill::detail::backend_event> events;
+  // Where embedded watchers' events go (io_watch_fn; set by io_watch_add).
+  rill::detail::io_watch_fn watch_ready = nullptr;
 
   // timers: a hierarchical wheel in front of an exactly ordered list
   rill::detail::timer_wheel timers;
@@ -178,9 +183,10 @@ void io_dispatch(rill_base *base, int count);
 // counted and do not keep the loop alive.
 int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
               rill_io **out) noexcept;
-// An embedded watcher (io_watch above) for `fd`, a connection's socket,
-// stopped; errors as rill_io_new's.
-int io_watch_add(rill_base *base, int fd, io_watch *watch) noexcept;
+// An embedded watcher (io_watch_fn above) for `fd`, a connection's socket,
+// stopped; errors as rill_io_new's. Its events go to `ready(owner, ...)`:
+// every embedded watcher of a base passes the same function.
+int io_watch_add(rill_base *base, int fd, void *owner, io_watch_fn ready) noexcept;
 // Its interest: RILL_READ and/or RILL_WRITE, 0 stops it. Never fails:
 // io_watch_add made room for the change.
 void io_watch_set(rill_base *base, int fd, unsigned want) noexcept;

@@ -15,11 +15,12 @@
 // wants any more is dropped, so a watcher for READ on a hung-up descriptor
 // costs no system call per iteration.
 //
-// A descriptor's watcher is a pooled rill_io or an io_watch embedded in its
-// owner (a connection: base_impl.h says why). Both go through the same
+// A descriptor's watcher is a pooled rill_io or one embedded in its owner
+// (a connection: base_impl.h, io_watch_fn, says why). Both go through the same
 // change list and dispatch; an embedded one keeps its interest in the
 // descriptor's slot and is not held by the loop (its owner holds itself).
 #include <sys/stat.h>
+#include <cassert>
 
 #include "core/alloc.h"
 #include "core/base_impl.h"
@@ -134,10 +135,12 @@ int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,
   return 0;
 }
 
-int io_watch_add(rill_base *base, int fd, io_watch *watch) noexcept {
+int io_watch_add(rill_base *base, int fd, void *owner, io_watch_fn ready) noexcept {
   if (int err = io_prepare(base, fd, true))
     return err;
-  io_attach(base, fd, watch, true);
+  assert(!base->watch_ready || base->watch_ready == ready);  // one kind embeds watchers
+  base->watch_ready = ready;
+  io_attach(base, fd, owner, true);
   base->handle_count++;
   return 0;
 }
@@ -194,15 +197,15 @@ void flush_once(rill_base *base) {
   while (!base->failed.empty()) {
     fd_slot &slot = base->fds[base->failed.back()];
     base->failed.pop_back();
-    if (io_watch *watch = slot.watch()) {
+    if (void *owner = slot.owner()) {
       unsigned want = slot.watch_want;
       if (!want)
         continue;
       watch_set_active(base, slot, 0);
-      auto ready = watch->ready;
+      auto ready = base->watch_ready;
       RILL_STALL_BEGIN(base);
-      ready(watch, want);  // holds its owner; neither is touched after
-      RILL_STALL_END(base, RILL_STALL_IO, stall_fn(ready), watch, 0);
+      ready(owner, want);  // holds the owner, which is not touched after
+      RILL_STALL_END(base, RILL_STALL_IO, stall_fn(ready), owner, 0);
       continue;
     }
     rill_io *io = slot.io();
@@ -234,11 +237,11 @@ void io_dispatch(rill_base *base, int count) {
     }
     if (ready && slot.embedded) {
       base->stats.events++;
-      io_watch *watch = slot.watch();
-      auto on_ready = watch->ready;
+      void *owner = slot.watcher;
+      auto on_ready = base->watch_ready;
       RILL_STALL_BEGIN(base);
-      on_ready(watch, ready);  // holds its owner; neither is touched after
-      RILL_STALL_END(base, RILL_STALL_IO, stall_fn(on_ready), watch, 0);
+      on_ready(owner, ready);  // holds the owner, which is not touched after
+      RILL_STALL_END(base, RILL_STALL_IO, stall_fn(on_ready), owner, 0);
     } else if (ready) {
       rill_io *io = slot.io();
       if (!io->internal)

@@ -26,7 +26,9 @@ inline bool list_linked(const list_node *n) noexcept { return n->next != nullptr
 struct list {
   list_node head;
 
-  list() noexcept { head.prev = head.next = &head; }
+  // constexpr: a list with static storage is empty from the start, before
+  // any dynamic initialization runs (net's shared empty write queue).
+  constexpr list() noexcept : head{&head, &head} {}
   list(const list &) = delete;
   list &operator=(const list &) = delete;
 

@@ -25,10 +25,10 @@ using namespace rill::detail;
 
 namespace {
 
-// The embedded watcher's events (io_watch: the loop holds nothing, so the
-// connection holds itself before anything can close it).
-void on_io(io_watch *watch, unsigned events) {
-  rill_conn *c = RILL_CONTAINER_OF(watch, rill_conn, watch);
+// The embedded watcher's events (io_watch_fn: the loop holds nothing, so
+// the connection holds itself before anything can close it).
+void on_io(void *owner, unsigned events) {
+  auto *c = static_cast<rill_conn *>(owner);
   conn_held hold(c);
   // A pipe splicing: the bytes bypass the read and write paths.
   if (conn_io_hook *hook = c->io_hook()) {
@@ -45,8 +45,8 @@ void on_io(io_watch *watch, unsigned events) {
 void report_close(rill_conn *c) {
   conn_report_writes(c);  // ref writes dropped by the close
   c->lifetime.state = life_state::closed;
-  if (c->events->on_close)
-    c->events->on_close(c, c->arg);
+  if (c->events()->on_close)
+    c->events()->on_close(c, c->arg);
   conn_release(c);  // the owner's reference; the dispatch still holds c
 }
 
@@ -65,34 +65,34 @@ void run_pending(pending_node *node) {
   conn_report_writes(c);
   // Each report reads the table afresh: a callback may start the
   // connection again with another.
-  if (c->has(conn_flag::notify_read_enomem) && c->events->on_read && c->lifetime.open()) {
+  if (c->has(conn_flag::notify_read_enomem) && c->events()->on_read && c->lifetime.open()) {
     c->set(conn_flag::notify_read_enomem, false);
-    c->events->on_read(c, nullptr, 0, RILL_ENOMEM, c->arg);
+    c->events()->on_read(c, nullptr, 0, RILL_ENOMEM, c->arg);
   }
   if (c->has(conn_flag::redeliver) && c->lifetime.open())
     conn_redeliver(c);
   if (c->has(conn_flag::notify_high)) {
     c->set(conn_flag::notify_high, false);
-    if (c->events->on_high_water && c->lifetime.open())
-      c->events->on_high_water(c, c->queued, c->arg);
+    if (c->events()->on_high_water && c->lifetime.open())
+      c->events()->on_high_water(c, c->queued(), c->arg);
   }
   if (c->rare && c->rare->notify_write_error) {
     int err = c->rare->notify_write_error;
     c->rare->notify_write_error = 0;
-    if (c->events->on_write_error && c->lifetime.state != life_state::closed)
-      c->events->on_write_error(c, err, c->rare->notify_unsent, c->arg);
+    if (c->events()->on_write_error && c->lifetime.state != life_state::closed)
+      c->events()->on_write_error(c, err, c->rare->notify_unsent, c->arg);
   }
   if (c->has(conn_flag::notify_low)) {
     c->set(conn_flag::notify_low, false);
-    if (c->events->on_low_water && c->lifetime.open())
-      c->events->on_low_water(c, c->queued, c->arg);
+    if (c->events()->on_low_water && c->lifetime.open())
+      c->events()->on_low_water(c, c->queued(), c->arg);
   }
   if (c->has(conn_flag::notify_drain)) {
     c->set(conn_flag::notify_drain, false);
     // An earlier report (a ref write's completion) may have queued more:
     // the drain is then told when that empties in turn.
-    if (c->events->on_drain && c->lifetime.open() && c->queue.empty() && !conn_out_pending(c))
-      c->events->on_drain(c, c->arg);
+    if (c->events()->on_drain && c->lifetime.open() && c->queue_empty() && !conn_out_pending(c))
+      c->events()->on_drain(c, c->arg);
   }
   if (conn_fd_closed(c) && c->lifetime.state == life_state::closing)
     report_close(c);
@@ -227,10 +227,22 @@ int copy_addr(const char *addr, char *buf, size_t size) {
 
 namespace rill::detail {
 
+conn_queue no_queue;
+
 conn_rare *conn_rare_get(rill_conn *c) {
   if (!c->rare)
     c->rare = make<conn_rare>();
   return c->rare;
+}
+
+conn_queue *conn_queue_get(rill_conn *c) {
+  if (c->queue == &no_queue) {
+    void *slot = net_get(c->base)->queues.take();
+    if (!slot)
+      return nullptr;
+    c->queue = new (slot) conn_queue;
+  }
+  return c->queue;
 }
 
 int conn_local_addr(const rill_conn *c, char *buf, size_t size) {
@@ -248,34 +260,72 @@ int conn_remote_addr(const rill_conn *c, char *buf, size_t size) {
 net_state::~net_state() {
   for (int i = 0; i < spare_count; i++)
     mem_free(spares[i].data);
-  for (size_t i = 0; i < event_tables.size(); i++)
-    destroy(event_tables[i]);
+  for (size_t i = 0; i < settings.size(); i++)
+    destroy(settings[i]);
 }
 
 namespace {
 
-const rill_conn_events no_events{};
-
 uint32_t clamp32(size_t n) { return n > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(n); }
 
-// The base's copy of `events`, shared by every connection started with an
-// equal table; nullptr when a new one cannot be kept (out of memory).
-const rill_conn_events *conn_events_intern(rill_base *base, const rill_conn_events *events) {
-  if (!events)
-    return &no_events;
+// Settings no connection uses any more are kept, up to this many, so that
+// a server does not free and remake one with every connection (each
+// starts with conn_create's, without callbacks, and rill_conn_start lets
+// go of it), while a program that makes ever new ones frees them.
+constexpr size_t settings_unused_max = 16;
+
+bool same_settings(const conn_settings &a, const conn_settings &b) {
+  return std::memcmp(&a, &b, offsetof(conn_settings, refs)) == 0;  // no padding before refs
+}
+
+// The base's conn_settings equal to `want`, one more connection's; nullptr
+// when a new one cannot be made (out of memory).
+const conn_settings *conn_settings_intern(rill_base *base, const conn_settings &want) {
   net_state *net = net_get(base);
   if (!net)
     return nullptr;
-  vec<rill_conn_events *> &tables = net->event_tables;
-  for (size_t i = tables.size(); i-- > 0;)  // the newest first: a server's usual table
-    if (std::memcmp(tables[i], events, sizeof *events) == 0)
-      return tables[i];
-  if (!tables.reserve(tables.size() + 1))
+  vec<conn_settings *> &all = net->settings;
+  for (size_t i = all.size(); i-- > 0;) {  // the newest first: a server's usual table
+    if (same_settings(*all[i], want)) {
+      if (all[i]->refs++ == 0)
+        net->settings_unused--;
+      return all[i];
+    }
+  }
+  if (!all.reserve(all.size() + 1))
     return nullptr;
-  rill_conn_events *copy = make<rill_conn_events>(*events);
-  if (copy)
-    tables.push(copy);
-  return copy;
+  conn_settings *made = make<conn_settings>(want);
+  if (!made)
+    return nullptr;
+  made->refs = 1;
+  all.push(made);
+  return made;
+}
+
+void conn_settings_release(rill_base *base, const conn_settings *s) {
+  auto *net = static_cast<net_state *>(base->net);
+  if (--const_cast<conn_settings *>(s)->refs)
+    return;
+  if (net->settings_unused < settings_unused_max) {
+    net->settings_unused++;
+    return;
+  }
+  vec<conn_settings *> &all = net->settings;
+  for (size_t i = 0; i < all.size(); i++) {
+    if (all[i] == s) {
+      all[i] = all[all.size() - 1];
+      all.pop_back();
+      break;
+    }
+  }
+  destroy(const_cast<conn_settings *>(s));
+}
+
+// `now` with the callbacks of `events` (nullptr: none).
+conn_settings settings_with(const conn_settings &now, const rill_conn_events *events) {
+  conn_settings want = now;
+  want.events = events ? *events : rill_conn_events{};
+  return want;
 }
 
 }  // namespace
@@ -297,23 +347,29 @@ int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config
   rill_conn *c = conn_alloc(fd, known);
   if (!c)
     return RILL_ENOMEM;
+  conn_settings want{};  // no callbacks until rill_conn_start
+  want.read_max = clamp32(opts && opts->read_max ? opts->read_max : default_read_max);
+  want.high_water = clamp32(opts && opts->write_high_water ? opts->write_high_water : default_high_water);
+  want.low_water = clamp32(opts ? opts->write_low_water : 0);
+  if (want.low_water > want.high_water)
+    want.low_water = want.high_water;
+  want.read_room = want.read_max < net_state::read_buffer_size ? want.read_max : net_state::read_buffer_size;
+  c->settings = conn_settings_intern(base, want);
+  if (!c->settings) {
+    destroy(c);
+    return RILL_ENOMEM;
+  }
   c->base = base;
   c->fd = fd;
   c->kind = kind;
-  c->events = &no_events;
-  c->read_max = clamp32(opts && opts->read_max ? opts->read_max : default_read_max);
-  c->high_water = clamp32(opts && opts->write_high_water ? opts->write_high_water : default_high_water);
-  c->low_water = clamp32(opts ? opts->write_low_water : 0);
-  if (c->low_water > c->high_water)
-    c->low_water = c->high_water;
   c->pending.run = run_pending;
 #ifdef SO_NOSIGPIPE
   int one = 1;  // where MSG_NOSIGNAL does not exist
   setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
-  c->watch.ready = on_io;
-  int err = io_watch_add(base, fd, &c->watch);
+  int err = io_watch_add(base, fd, c, on_io);
   if (err) {
+    conn_settings_release(base, c->settings);
     destroy(c);
     return err;
   }
@@ -322,13 +378,16 @@ int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config
   return 0;
 }
 
-void conn_release(rill_conn *c) {
-  if (!life_release(c->lifetime))
-    return;
+void conn_free(rill_conn *c) {
   conn_release_held(c);
   if (c->rare && c->rare->transport)
     c->rare->transport->destroy(c);
   destroy(c->rare);
+  if (c->queue != &no_queue) {
+    c->queue->~conn_queue();
+    static_cast<net_state *>(c->base->net)->queues.give(c->queue);
+  }
+  conn_settings_release(c->base, c->settings);
   destroy(c);
 }
 
@@ -353,7 +412,7 @@ void conn_finish_close(rill_conn *c) {
   if (conn_fd_closed(c))
     return;
   conn_fail_queue(c, RILL_ECANCELED, 0);
-  if (!c->queue.empty()) {
+  if (!c->queue_empty()) {
     // An io_uring send in flight still reads the head (conn_write_uring.cpp):
     // its completion, cancelled now, closes.
     conn_update_io(c);
@@ -387,12 +446,13 @@ int rill_conn_start(rill_conn *conn, const rill_conn_events *events, void *arg) 
   int err = conn_check_open(conn);
   if (err)
     return err;
-  const rill_conn_events *interned = conn_events_intern(conn->base, events);
+  const conn_settings *interned = conn_settings_intern(conn->base, settings_with(*conn->settings, events));
   if (!interned)
     return RILL_ENOMEM;
-  conn->events = interned;
+  conn_settings_release(conn->base, conn->settings);
+  conn->settings = interned;
   conn->arg = arg;
-  conn->set(conn_flag::read_wanted, conn->events->on_read != nullptr);
+  conn->set(conn_flag::read_wanted, conn->events()->on_read != nullptr);
   if (conn->has(conn_flag::notify_read_enomem) && conn->has(conn_flag::read_wanted))
     conn_notify(conn);  // the error met while nobody listened
   conn_update_io(conn);
@@ -429,7 +489,7 @@ int rill_conn_read_start(rill_conn *conn) {
   int err = conn_check_open(conn);
   if (err)
     return err;
-  if (!conn->events->on_read)
+  if (!conn->events()->on_read)
     return RILL_EINVAL;
   if (!conn->has(conn_flag::read_wanted))
     conn->set(conn_flag::read_restarted, true);  // for deliver(): bytes on_read leaves come again
@@ -461,7 +521,7 @@ int rill_conn_close(rill_conn *conn) {
   conn->set(conn_flag::graceful, true);
   conn->set(conn_flag::read_wanted, false);
   if (!conn->write_error &&
-      (!conn->queue.empty() || conn_out_pending(conn) || conn_transport_closing(conn))) {
+      (!conn->queue_empty() || conn_out_pending(conn) || conn_transport_closing(conn))) {
     // Graceful: keep flushing; the write path or the write deadline closes.
     conn_update_io(conn);
     conn_deadline_update(conn);
@@ -505,7 +565,7 @@ int rill_conn_close_write(rill_conn *conn) {
   if (conn->has(conn_flag::write_shut) || conn->has(conn_flag::shut_write_wanted))
     return 0;
   conn->set(conn_flag::shut_write_wanted, true);
-  if (conn->queue.empty()) {
+  if (conn->queue_empty()) {
     conn->set(conn_flag::write_shut, true);
     if (conn_sys_shutdown_write(conn) < 0)
       return -errno;

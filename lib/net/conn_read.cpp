@@ -82,8 +82,8 @@ bool conn_reserve_held(rill_conn *c, size_t need) {
   size_t cap = need < held_keep_max ? held_keep_max : need;
   if (cap < 2 * size_t{r->held_cap})
     cap = 2 * size_t{r->held_cap};  // a large message gathered over many reads grows it a few times only
-  if (cap > c->read_max)
-    cap = c->read_max;
+  if (cap > c->read_max())
+    cap = c->read_max();
   char *p = static_cast<char *>(mem_realloc(r->held, cap));
   if (!p)
     return false;
@@ -129,7 +129,7 @@ void conn_keep_unused(rill_conn *c, const char *data, size_t len, size_t used, b
   // message); a large one goes, so an idle connection holds little.
   if (c->rare && c->rare->held_len == 0 && c->rare->held_cap > held_keep_max)
     conn_release_held(c);
-  c->set(conn_flag::read_full, c->held_len() >= c->read_max);
+  c->set(conn_flag::read_full, c->held_len() >= c->read_max());
 }
 
 void conn_deliver(rill_conn *c, const char *data, size_t len, bool data_is_held) {
@@ -146,7 +146,7 @@ namespace {
 // realloc and a free per message).
 void read_behind_held(rill_conn *c) {
   conn_rare *r = c->rare;  // bytes are held, so it exists (and stays: c is held)
-  size_t room = c->read_max - r->held_len;
+  size_t room = c->read_max() - r->held_len;
   size_t in_held = r->held_cap - r->held_len;
   if (in_held > room)
     in_held = room;
@@ -187,7 +187,7 @@ void read_behind_held(rill_conn *c) {
 void conn_finish_read(rill_conn *c, int status) {
   c->set(conn_flag::read_finished, true);
   conn_update_io(c);
-  c->events->on_read(c, c->held(), c->held_len(), status, c->arg);
+  c->events()->on_read(c, c->held(), c->held_len(), status, c->arg);
   if (!conn_fd_closed(c))
     conn_release_held(c);
 }
@@ -206,7 +206,7 @@ void conn_on_readable(rill_conn *c) {
     return;
   if (conn_read_deadline_expired(c))
     return;
-  if (c->held_len() >= c->read_max) {
+  if (c->held_len() && c->held_len() >= c->read_max()) {  // read_max is never 0
     // No room: the held bytes must be used first (a redelivery is queued by
     // rill_conn_read_start). A read of 0 bytes here would look like EOF.
     c->set(conn_flag::read_full, true);
@@ -222,8 +222,7 @@ void conn_on_readable(rill_conn *c) {
     return;
   }
   char *dst = net_get(c->base)->read_buffer;
-  size_t room = c->read_max < net_state::read_buffer_size ? c->read_max : net_state::read_buffer_size;
-  iovec iov{dst, room};
+  iovec iov{dst, c->read_room()};
   ssize_t n;
   do {
     n = conn_sys_readv(c, &iov, 1);

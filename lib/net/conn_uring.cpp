@@ -57,7 +57,7 @@ bool conn_uring_on_readable(rill_conn *c) {
   // Everything queued, while the user wants it: a queue holds buffers
   // other connections need.
   while (conn_may_read(c)) {
-    if (c->held_len() >= c->read_max) {
+    if (c->held_len() >= c->read_max()) {
       c->set(conn_flag::read_full, true);
       break;
     }
@@ -73,7 +73,7 @@ bool conn_uring_on_readable(rill_conn *c) {
       break;
     }
     size_t len = static_cast<size_t>(n);
-    size_t room = c->read_max - c->held_len();
+    size_t room = c->read_max() - c->held_len();
     size_t take = len < room ? len : room;
     c->read_total += take;
     if (c->held_len()) {

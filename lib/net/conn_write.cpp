@@ -87,9 +87,9 @@ void conn_release_req(rill_conn *c, write_req *r) {
 }
 
 void conn_enqueue(rill_conn *c, write_req *r) {
-  c->queue.push_back(&r->link);
-  c->queued += r->len - r->offset;
-  if (!c->has(conn_flag::above_high) && c->queued > c->high_water) {
+  c->queue->reqs.push_back(&r->link);
+  c->queue->bytes += r->len - r->offset;
+  if (!c->has(conn_flag::above_high) && c->queued() > c->high_water()) {
     c->set(conn_flag::above_high, true);
     c->set(conn_flag::notify_high, true);
     conn_notify(c);
@@ -100,16 +100,16 @@ void conn_enqueue(rill_conn *c, write_req *r) {
 
 // Called once the queue emptied or shrank.
 void conn_after_progress(rill_conn *c) {
-  if (c->has(conn_flag::above_high) && c->queued <= c->low_water) {
+  if (c->has(conn_flag::above_high) && c->queued() <= c->low_water()) {
     c->set(conn_flag::above_high, false);
     c->set(conn_flag::notify_low, true);
     conn_notify(c);
   }
-  if (!c->queue.empty() || conn_out_pending(c))
+  if (!c->queue_empty() || conn_out_pending(c))
     return;  // not drained yet: write interest is still on
   // io_uring sends queue every write, so every write ends in a drain; the
   // report is skipped when nobody listens (an echo then pays for none).
-  if (!c->has(conn_flag::uring_send) || c->events->on_drain) {
+  if (!c->has(conn_flag::uring_send) || c->events()->on_drain) {
     c->set(conn_flag::notify_drain, true);
     conn_notify(c);
   }
@@ -127,8 +127,11 @@ void conn_after_progress(rill_conn *c) {
   }
 }
 
-// Takes `r` from the pool with the first `taken` bytes already written.
+// Takes `r` from the pool with the first `taken` bytes already written,
+// and makes the queue it will wait on.
 write_req *conn_new_req(rill_conn *c, const char *data, size_t len, size_t taken) {
+  if (!conn_queue_get(c))
+    return nullptr;
   auto *r = static_cast<write_req *>(net_get(c->base)->write_reqs.take());
   if (!r)
     return nullptr;
@@ -143,7 +146,7 @@ namespace {
 
 // Tries the kernel directly; returns bytes taken or a negative error.
 ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
-  if (!c->queue.empty())
+  if (!c->queue_empty())
     return 0;
   ssize_t n = send_some(c, data, len);
   if (n >= 0) {
@@ -184,16 +187,16 @@ __attribute__((noinline)) int queue_copy(rill_conn *c, const char *rest, size_t 
 void conn_on_writable(rill_conn *c) {
   // The transport's bytes (conn_out_pending) go first, with the queue's or
   // alone (writev of nothing).
-  if (c->queue.empty() && !conn_out_pending(c))
+  if (c->queue_empty() && !conn_out_pending(c))
     return;
   if (c->has(conn_flag::uring_send) && conn_uring_on_writable(c))
     return;
-  while (!c->queue.empty() || conn_out_pending(c)) {
+  while (!c->queue_empty() || conn_out_pending(c)) {
     iovec iov[max_iov];
     int count = 0;
     size_t total = 0;
     // front() is null when only the transport's bytes are left.
-    for (list_node *n = c->queue.front(); n && n != &c->queue.head && count < max_iov;
+    for (list_node *n = c->queue->reqs.front(); n && n != &c->queue->reqs.head && count < max_iov;
          n = n->next) {
       write_req *r = req_of(n);
       if (r->len == r->offset)
@@ -221,10 +224,11 @@ void conn_on_writable(rill_conn *c) {
     }
     size_t left = static_cast<size_t>(n);
     c->written += left;
-    c->queued -= left;
+    if (count)  // else only the transport's bytes went, and c->queue may be no_queue
+      c->queue->bytes -= left;
     // Complete every request the kernel took whole, in order; a zero-byte
     // one completes as soon as everything before it did.
-    while (write_req *r = req_of(c->queue.front())) {
+    while (write_req *r = req_of(c->queue->reqs.front())) {
       size_t chunk = r->len - r->offset;
       if (left < chunk) {
         r->offset += left;
@@ -246,21 +250,22 @@ void conn_fail_queue(rill_conn *c, int err, int report) {
   // send completes (cancelled now), and fails then.
   write_req *busy = nullptr;
   if (c->has(conn_flag::uring_send) && !conn_fd_closed(c) && conn_uring_settle(c)) {
-    busy = req_of(c->queue.pop_front());
+    busy = req_of(c->queue->reqs.pop_front());
     if (!busy->status) {
       busy->status = err;
-      c->queued -= busy->len - busy->offset;  // counted as unsent below
+      c->queue->bytes -= busy->len - busy->offset;  // counted as unsent below
     }
     conn_uring_send_cancel(c);
   }
-  size_t unsent = c->queued + (busy ? busy->len - busy->offset : 0);
-  while (write_req *r = req_of(c->queue.pop_front())) {
+  size_t unsent = c->queued() + (busy ? busy->len - busy->offset : 0);
+  while (write_req *r = req_of(c->queue->reqs.pop_front())) {
     r->status = err;
     conn_release_req(c, r);
   }
-  c->queued = 0;
+  if (c->queue != &no_queue)  // the shared empty queue is never written
+    c->queue->bytes = 0;
   if (busy)
-    c->queue.push_back(&busy->link);
+    c->queue->reqs.push_back(&busy->link);
   c->set(conn_flag::above_high, false);
   if (c->has(conn_flag::shut_write_wanted) && (!c->has(conn_flag::write_shut) || c->transport()) &&
       !conn_fd_closed(c)) {
@@ -340,7 +345,7 @@ int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_writ
   r->arg = arg;
   if (conn->has(conn_flag::uring_send)) {
     // The caller's bytes stay valid until done: the send reads them.
-    if (len == 0 && conn->queue.empty()) {
+    if (len == 0 && conn->queue_empty()) {
       conn_release_req(conn, r);
     } else {
       conn_enqueue(conn, r);
@@ -354,7 +359,7 @@ int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_writ
     return static_cast<int>(n);
   }
   r->offset = static_cast<size_t>(n);
-  if (r->offset == len && conn->queue.empty())
+  if (r->offset == len && conn->queue_empty())
     conn_release_req(conn, r);  // done already; reported from the loop
   else
     conn_enqueue(conn, r);  // behind earlier writes, even with zero bytes
@@ -373,7 +378,7 @@ ssize_t rill_conn_try_write(rill_conn *conn, const void *data, size_t len) {
   return write_direct(conn, static_cast<const char *>(data), len);
 }
 
-size_t rill_conn_write_queued(const rill_conn *conn) { return conn ? conn->queued : 0; }
+size_t rill_conn_write_queued(const rill_conn *conn) { return conn ? conn->queued() : 0; }
 
 uint64_t rill_conn_bytes_written(const rill_conn *conn) { return conn ? conn->written : 0; }
 

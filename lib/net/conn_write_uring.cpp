@@ -76,7 +76,7 @@ const backend_stream_ops *ops_of(const rill_conn *c) { return backend_streams(c-
 // Takes a completed send's result into account. Errors other than those of
 // a head that already failed are returned (the caller fails the queue).
 int take_result(rill_conn *c, int res) {
-  write_req *r = conn_req_of(c->queue.front());
+  write_req *r = conn_req_of(c->queue->reqs.front());
   if (!r)
     return 0;
   if (r->status) {  // failed meanwhile (conn_fail_queue): done now
@@ -92,7 +92,7 @@ int take_result(rill_conn *c, int res) {
     return res == -EAGAIN || res == -EINTR ? 0 : res;
   auto n = static_cast<size_t>(res);
   c->written += n;
-  c->queued -= n;
+  c->queue->bytes -= n;
   r->offset += n;
   if (r->offset == r->len) {  // else a short send: the rest goes next
     list::remove(&r->link);
@@ -125,7 +125,7 @@ void conn_uring_copy_free(rill_conn *c, char *p, size_t cap) {
 }
 
 void conn_uring_kick(rill_conn *c, bool idle) {
-  while (write_req *r = conn_req_of(c->queue.front())) {
+  while (write_req *r = conn_req_of(c->queue->reqs.front())) {
     // Zero bytes complete in their turn; a head that failed while its send
     // was in flight and whose send is gone without a completion (a ring
     // traded for another thread) fails now.
@@ -184,15 +184,15 @@ bool conn_uring_on_writable(rill_conn *c) {
 }
 
 int conn_uring_write(rill_conn *c, const char *data, size_t len) {
-  list_node *last = c->queue.empty() ? nullptr : c->queue.head.prev;
+  list_node *last = c->queue_empty() ? nullptr : c->queue->reqs.head.prev;
   write_req *tail = conn_req_of(last);
   // Not to the head: its send (in flight) was for the bytes it had, and a
   // completion short of them must mean the kernel was full.
-  if (tail && last != c->queue.head.next && tail->owned && !tail->status && tail->len + len <= tail->cap) {
+  if (tail && last != c->queue->reqs.front() && tail->owned && !tail->status && tail->len + len <= tail->cap) {
     std::memcpy(tail->owned + tail->len, data, len);
     tail->len += len;
-    c->queued += len;
-    if (!c->has(conn_flag::above_high) && c->queued > c->high_water) {
+    c->queue->bytes += len;
+    if (!c->has(conn_flag::above_high) && c->queued() > c->high_water()) {
       c->set(conn_flag::above_high, true);
       c->set(conn_flag::notify_high, true);
       conn_notify(c);

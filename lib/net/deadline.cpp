@@ -22,7 +22,7 @@ uint64_t next_deadline(const rill_conn *c) {
   if (c->has(conn_flag::read_wanted) && !c->has(conn_flag::read_timed_out) &&
       !c->has(conn_flag::read_finished))
     consider(c->read_deadline());
-  if ((!c->queue.empty() || conn_out_pending(c)) && !c->has(conn_flag::write_timed_out))
+  if ((!c->queue_empty() || conn_out_pending(c)) && !c->has(conn_flag::write_timed_out))
     consider(c->write_deadline());
   return next;
 }
@@ -30,13 +30,13 @@ uint64_t next_deadline(const rill_conn *c) {
 void time_out_read(rill_conn *c) {
   c->set(conn_flag::read_timed_out, true);
   conn_update_io(c);
-  c->events->on_read(c, c->held(), c->held_len(), RILL_ETIMEOUT, c->arg);
+  c->events()->on_read(c, c->held(), c->held_len(), RILL_ETIMEOUT, c->arg);
 }
 
 void expire(rill_conn *c) {
   uint64_t now = c->base->now_ns;
   uint64_t write_deadline = c->write_deadline(), read_deadline = c->read_deadline();
-  if ((!c->queue.empty() || conn_out_pending(c)) && write_deadline && now >= write_deadline &&
+  if ((!c->queue_empty() || conn_out_pending(c)) && write_deadline && now >= write_deadline &&
       !c->has(conn_flag::write_timed_out)) {
     c->set(conn_flag::write_timed_out, true);
     conn_fail_queue(c, RILL_ETIMEOUT, RILL_ETIMEOUT);

@@ -117,6 +117,39 @@ struct copy_cache {
   ~copy_cache();
 };
 
+// What rill_conn_start and the creating call's rill_socket_config set, in
+// one block that the base interns (conn_settings_intern): the connections
+// of a listener share one, so each holds a pointer instead of a 48-byte
+// callback table and three sizes (issue 12: idle memory). Counted: the
+// last connection to let it go frees it. Read through the connection's
+// pointer on every use, so a callback may restart the connection with
+// another table.
+struct conn_settings {
+  rill_conn_events events;
+  // conn_create clamps these to 32 bits; read_max is at least 1.
+  uint32_t read_max;
+  uint32_t high_water;
+  uint32_t low_water;
+  uint32_t read_room;  // what one read asks for: read_max, at most the shared buffer
+  uint32_t refs;       // connections using it; not part of the key
+};
+
+// A connection's write queue: requests in order, and their unsent bytes.
+// A block of its own, from the base's pool, made by the first write the
+// kernel does not take at once and kept until the connection is freed, so
+// an idle connection carries a pointer and steady state allocates nothing
+// (on io_uring every write queues: a connection that wrote has one).
+// Until then the connection points at a shared empty queue (no_queue),
+// which is never written to, so the tests made on every message ("is
+// anything queued?") need no null check.
+struct conn_queue {
+  list reqs;
+  size_t bytes = 0;
+};
+
+// The shared empty queue of connections that never queued (conn.cpp).
+extern conn_queue no_queue;
+
 struct net_state {
   static constexpr size_t read_buffer_size = 64 * 1024;
   char read_buffer[read_buffer_size];
@@ -138,10 +171,13 @@ struct net_state {
   int spare_count = 0;
   size_t spare_bytes = 0;
 
-  // The distinct callback tables connections were started with, each kept
-  // until the base is freed (conn_events_intern): a server has a handful,
-  // and a connection then holds a pointer instead of a 48-byte copy.
-  vec<rill_conn_events *> event_tables;
+  // The distinct conn_settings of this base's connections
+  // (conn_settings_intern, conn.cpp): a server has a handful. Some may be
+  // unused, kept for the next connection.
+  vec<conn_settings *> settings;
+  size_t settings_unused = 0;
+  // The side blocks of connections that queued a write (conn_queue).
+  handle_pool queues{sizeof(conn_queue)};
 
   net_state() = default;
   net_state(const net_state &) = delete;
@@ -233,13 +269,11 @@ struct conn_rare {
 // CLOSED from on_close on. The owner's reference goes after on_close; a
 // queued report and every dispatch of a callback hold one more.
 // An idle connection's size matters (thousands of them per base): fields
-// are ordered so that none pads, what few connections use is in
-// conn_rare, and the io watcher is embedded (io_watch). 136 bytes, and
-// with the addresses and malloc's header a 160-byte block. The next
-// boundary of malloc's 16-byte steps is 144 (a struct of 120): the write
-// queue's head and count (24 bytes) would have to go to a block of their
-// own, since on io_uring every write is queued and conn_rare would then
-// be made for every connection.
+// are ordered so that little pads, what few connections use is in
+// conn_rare, the write queue is a block of its own (conn_queue), the
+// callback table and sizes are shared (conn_settings), and the io watcher
+// is embedded and carries nothing (io_watch_fn). 104 bytes, and with two
+// IPv4 addresses and malloc's header a 128-byte block.
 struct rill_conn {
   rill_base *base;
   int fd;  // -1 once the socket is closed (the close report is then queued)
@@ -254,31 +288,29 @@ struct rill_conn {
   rill::detail::life lifetime;
   rill::detail::net_kind kind;
   int16_t write_error = 0;  // sticky: -EPIPE, -ECONNRESET ... (every code fits 16 bits)
-  // The sizes here and below are bounded by read_max and the water marks,
-  // which conn_create clamps to 32 bits.
-  uint32_t read_max;
+  // 4 bytes free here (padding).
 
-  // The descriptor's watcher, embedded rather than a pooled rill_io (issue
-  // 12: 8 bytes here instead of a pointer and a 48-byte pool slot); its
-  // interest is in the base's descriptor table (io_watch_want). The
-  // connection holds itself across its events, as lifetime.h asks.
-  rill::detail::io_watch watch{};
-  // rill_conn_start's table, interned by the base (conn_events_intern):
-  // connections started with equal tables share one copy.
-  const rill_conn_events *events;
+  // The callback table and sizes, shared (conn_settings); never null.
+  const rill::detail::conn_settings *settings;
   void *arg = nullptr;
   rill::detail::conn_rare *rare = nullptr;  // see conn_rare; nullptr until needed
   uint64_t read_total = 0;    // bytes taken from the kernel (rill_conn_bytes_read)
 
-  uint32_t high_water;
-  uint32_t low_water;
-
-  // Write side: requests in order.
-  rill::detail::list queue;
-  size_t queued = 0;
+  // Write side: the queue (&no_queue until a write queues) and the bytes
+  // that went out.
+  rill::detail::conn_queue *queue = &rill::detail::no_queue;
   uint64_t written = 0;
 
   rill::detail::pending_node pending;  // reports waiting for the loop
+
+  const rill_conn_events *events() const { return &settings->events; }
+  // Clamped to 32 bits, which also bounds the held bytes (by read_max).
+  uint32_t read_max() const { return settings->read_max; }
+  uint32_t read_room() const { return settings->read_room; }
+  uint32_t high_water() const { return settings->high_water; }
+  uint32_t low_water() const { return settings->low_water; }
+  bool queue_empty() const { return queue->reqs.empty(); }
+  size_t queued() const { return queue->bytes; }
 
   // The addresses follow this struct in its own allocation (conn.cpp):
   // error texts need them after a reset or the close, when the kernel no
@@ -297,16 +329,20 @@ struct rill_conn {
 };
 
 // The idle-memory budget above (issue 12): with the 14 bytes of two IPv4
-// addresses and malloc's 8-byte header, 136 bytes fill a 160-byte block
+// addresses and malloc's 8-byte header, 104 bytes fill a 128-byte block
 // with 2 to spare; one more field costs every connection 16 bytes. Put
-// what a new feature needs in conn_rare, or in spare flag bits.
-static_assert(sizeof(void *) != 8 || sizeof(rill_conn) <= 136, "rill_conn outgrew its 160-byte block");
+// what a new feature needs in conn_rare, in the 4 bytes of padding after
+// write_error, or in spare flag bits.
+static_assert(sizeof(void *) != 8 || sizeof(rill_conn) <= 104, "rill_conn outgrew its 128-byte block");
 
 namespace rill::detail {
 
 // conn.cpp
 // The connection's conn_rare, made on first use; nullptr when out of memory.
 conn_rare *conn_rare_get(rill_conn *c);
+// The connection's own write queue, made on first use (until then it
+// points at no_queue); nullptr when out of memory.
+conn_queue *conn_queue_get(rill_conn *c);
 // The addresses as text into buf ("" when unknown): the length, or
 // RILL_EINVAL when it does not fit (as rill_conn_local_addr says).
 int conn_local_addr(const rill_conn *c, char *buf, size_t size);
@@ -337,8 +373,12 @@ inline bool conn_may_read(const rill_conn *c) {
   using namespace conn_flag;
   return (c->flags & (read_wanted | read_full | read_timed_out | read_finished)) == read_wanted;
 }
-// Drops a reference; the last one frees the connection.
-void conn_release(rill_conn *c);
+// Drops a reference; the last one frees the connection (conn_free).
+void conn_free(rill_conn *c);
+inline void conn_release(rill_conn *c) {
+  if (life_release(c->lifetime))
+    conn_free(c);
+}
 // Holds the connection across a dispatch of its callbacks.
 using conn_held = held<rill_conn, conn_release>;
 
@@ -373,7 +413,7 @@ inline void conn_update_io(rill_conn *c) {
   } else {
     if (conn_may_read(c) && c->lifetime.open())
       want |= RILL_READ;
-    if (!c->queue.empty() || conn_out_pending(c))
+    if (!c->queue_empty() || conn_out_pending(c))
       want |= RILL_WRITE;
   }
   if (want != io_watch_want(c->base, c->fd))
@@ -418,7 +458,7 @@ bool conn_reserve_held(rill_conn *c, size_t need);
 // Shows `len` bytes to the user; returns how many it used.
 inline size_t conn_show(rill_conn *c, const char *data, size_t len) {
   c->flags &= ~conn_flag::read_restarted;
-  return c->events->on_read(c, data, len, 0, c->arg);
+  return c->events()->on_read(c, data, len, 0, c->arg);
 }
 // Keeps what on_read left of the `len` bytes it was shown (`used` of them).
 void conn_keep_unused(rill_conn *c, const char *data, size_t len, size_t used, bool data_is_held);

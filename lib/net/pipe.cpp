@@ -215,7 +215,7 @@ void dir_check_done(rill_pipe *p, int i) {
   pipe_dir &d = p->dir[i];
   if (!d.eof || d.done || p->ended)
     return;
-  if (!d.to->queue.empty() || d.fill)
+  if (!d.to->queue_empty() || d.fill)
     return;  // copy: the drain report comes back here; splice: the pump
   int err = rill_conn_close_write(d.to);
   if (err) {
@@ -436,7 +436,7 @@ bool may_splice(const rill_conn *a, const rill_conn *b) {
   // On io_uring only a socket with no receive running or queued (it then
   // stays on readiness); never one with a transport (TLS records).
   for (const rill_conn *c : {a, b})
-    if (c->held_len() || !c->queue.empty() || c->has(conn_flag::shut_write_wanted) ||
+    if (c->held_len() || !c->queue_empty() || c->has(conn_flag::shut_write_wanted) ||
         !conn_uring_quiet(c) || c->transport())
       return false;
   return true;
