@@ -43,8 +43,8 @@ RILL_API int rill_timer_stop(rill_timer *timer);
  * callback runs; 0 for a freed timer). */
 RILL_API int rill_timer_active(const rill_timer *timer);
 
-/** Nanoseconds until the timer is due, from rill_time_now() (0 if overdue
- * or stopped). */
+/** Nanoseconds until the timer is due, from now (0 if overdue or stopped);
+ * right after rill_timer_start(), never more than its timeout. */
 RILL_API uint64_t rill_timer_remaining(const rill_timer *timer);
 
 /** Stops and frees the timer. NULL, and a pointer that is not a live timer,

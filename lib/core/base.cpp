@@ -33,7 +33,9 @@ bool alive(const rill_base *base) {
   return base->active_count > 0 || base->refs > 0 || !base->pending.empty();
 }
 
-void update_time(rill_base *base) { base->now_ns = monotonic_ns(); }
+// Never behind a time a timer was started at (core/clock.h): a timer
+// started with 0 ns is due on the next iteration.
+void update_time(rill_base *base) { base->now_ns = start_clock_catch_up(base->start_clock); }
 
 void claim_thread(rill_base *base) {
   base->loop_thread.store(this_thread_id(), std::memory_order_relaxed);

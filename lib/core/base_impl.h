@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "core/backend/backend.h"
+#include "core/clock.h"
 #include "core/handle.h"
 #include "core/mutex.h"
 #include "core/pending.h"
@@ -114,6 +115,7 @@ struct rill_base {
   void *backend_state = nullptr;
 
   uint64_t now_ns = 0;
+  rill::detail::start_clock start_clock;  // rill_timer_start()'s reading of the time
   rill::detail::base_state state = rill::detail::base_state::idle;
   std::atomic<bool> stop_requested{false};
   // The base's thread (rill_base_in_loop_thread): a this_thread_id() value,

@@ -3,12 +3,90 @@
 
 #include <cstdint>
 
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#define RILL_TSC_CLOCK 1
+#endif
+
 namespace rill::detail {
 
-// Monotonic time in nanoseconds.
+// Monotonic time in nanoseconds (CLOCK_MONOTONIC).
 uint64_t monotonic_ns() noexcept;
 
 constexpr uint64_t ns_per_ms = 1000000;
+
+// The time of a call, for rill_timer_start() (G29: a duration counts from
+// the call), cheaper than monotonic_ns(): CLOCK_MONOTONIC read through the
+// vDSO costs 25 ns here, the TSC 11 (docs/timers.md, fifth pass).
+//
+// It extrapolates the last exact reading (its anchor) with the TSC, at a
+// rate calibrated against CLOCK_MONOTONIC and rounded up with a margin, and
+// reads the clock afresh once the anchor is start_clock_extrapolate_ns old,
+// so that every value is:
+//   - never behind CLOCK_MONOTONIC at the call (a due time computed from it
+//     is never early);
+//   - at most start_clock_max_ahead_ns ahead of it (a due time is late by
+//     no more than that, far less than the wheel's 1 ms tick);
+//   - never below an earlier value of the same start_clock.
+// The TSC is used only on x86-64 when the CPU reports an invariant TSC
+// (constant and nonstop) and the kernel's clocksource is "tsc"; otherwise,
+// or when a re-anchoring finds the rate was too low, every read is exact.
+// One start_clock per thread (each base has its own); the calibration is
+// shared by the process, inherited across fork (the TSC is the machine's).
+// Takes the process's first TSC reading for calibration, if not yet taken:
+// a start_clock does when it is made (with its base), so that the base's
+// timers started a few milliseconds later find the rate calibrated.
+void start_clock_calibration_begin() noexcept;
+
+struct start_clock {
+  start_clock() noexcept { start_clock_calibration_begin(); }
+
+  uint64_t anchor_tsc = 0;
+  uint64_t anchor_ns = 0;
+  uint64_t last_ns = 0;
+  // Copies of the process-wide calibration, so the fast path reads one
+  // cache line: ns = (ticks * ns_per_tick_q32) >> 32, for fewer than
+  // max_ticks ticks past the anchor (0: no TSC, every read is exact).
+  uint64_t ns_per_tick_q32 = 0;
+  uint64_t max_ticks = 0;
+};
+
+constexpr uint64_t start_clock_extrapolate_ns = uint64_t{1} << 18;  // 262 µs
+constexpr uint64_t start_clock_max_ahead_ns = 8192;
+
+// Reads CLOCK_MONOTONIC, re-anchors c and, the first time enough time has
+// passed since the process's first reading, calibrates the TSC's rate.
+uint64_t start_clock_reanchor(start_clock &c) noexcept;
+
+inline uint64_t start_clock_now(start_clock &c) noexcept {
+#ifdef RILL_TSC_CLOCK
+  uint64_t ticks = __rdtsc() - c.anchor_tsc;  // wraps to huge if the TSC went back
+  if (ticks < c.max_ticks) {
+    uint64_t ns = c.anchor_ns + ((ticks * c.ns_per_tick_q32) >> 32);
+    if (ns < c.last_ns)
+      ns = c.last_ns;
+    c.last_ns = ns;
+    return ns;
+  }
+#endif
+  return start_clock_reanchor(c);
+}
+
+// CLOCK_MONOTONIC, read again while it is behind the last value c gave
+// (by at most start_clock_max_ahead_ns, about 1 µs here, and only when read
+// that soon after): the loop's time, so that a timer due at a value of the
+// start clock is due at the next iteration, and still never early.
+inline uint64_t start_clock_catch_up(const start_clock &c) noexcept {
+  uint64_t ns = monotonic_ns();
+  while (ns < c.last_ns)
+    ns = monotonic_ns();
+  return ns;
+}
+
+// Whether this machine lets the start clock use the TSC, and whether it
+// does (calibrated, not given up): for tests.
+bool start_clock_tsc_supported() noexcept;
+bool start_clock_uses_tsc() noexcept;
 
 }  // namespace rill::detail
 

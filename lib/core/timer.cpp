@@ -12,13 +12,14 @@ using namespace rill::detail;
 
 namespace {
 
-// Arms `t` for `due_ns`, as the newest timer for tie-breaking.
-void arm(rill_timer *t, uint64_t due_ns) {
+// Arms `t` for `due_ns`, as the newest timer for tie-breaking; now_ns is
+// the time of the call.
+void arm(rill_timer *t, uint64_t due_ns, uint64_t now_ns) {
   rill_base *base = t->base;
   if (t->timer_place != timer_wheel::place_none)  // a restart
     wheel_remove(base->timers, t);
   t->due_ns = due_ns;
-  wheel_insert(base->timers, t, base->now_ns);
+  wheel_insert(base->timers, t, now_ns);
   handle_set_active(t, true);
 }
 
@@ -53,7 +54,7 @@ void timers_run(rill_base *base) {
     if (t->repeat_ns) {
       // Keep the period's phase, unless the loop fell a whole period behind.
       uint64_t next = t->due_ns + t->repeat_ns;
-      arm(t, next > base->now_ns ? next : base->now_ns + t->repeat_ns);
+      arm(t, next > now ? next : now + t->repeat_ns, now);
     } else {
       handle_set_active(t, false);  // the wheel gave it up already
     }
@@ -104,10 +105,10 @@ int rill_timer_start(rill_timer *timer, uint64_t timeout, uint64_t repeat) {
     repeat = max_duration;
   timer->repeat_ns = repeat;
   // G29: the duration counts from now, not from when the loop last woke;
-  // the callbacks that ran since may have taken a while.
-  rill_base *base = timer->base;
-  base->now_ns = monotonic_ns();
-  arm(timer, base->now_ns + timeout);
+  // the callbacks that ran since may have taken a while. The start clock is
+  // never behind the real time, so the timer is never early (core/clock.h).
+  uint64_t now = start_clock_now(timer->base->start_clock);
+  arm(timer, now + timeout, now);
   return 0;
 }
 
@@ -126,7 +127,9 @@ uint64_t rill_timer_remaining(const rill_timer *timer) {
   if (handle_check(timer, handle_kind::timer) != 0 || !timer->active)
     return 0;
   uint64_t due = timer->due_ns;
-  uint64_t now = monotonic_ns();
+  // The clock the due time was computed on: right after a start, this is
+  // never more than the duration given.
+  uint64_t now = start_clock_now(timer->base->start_clock);
   return due > now ? due - now : 0;
 }
 

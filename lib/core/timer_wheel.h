@@ -140,7 +140,10 @@ struct timer_wheel {
 bool wheel_prepare(timer_wheel &w) noexcept;
 
 // Arms t (not armed, t->due_ns set) as the newest timer; now_ns is the
-// base's clock, which is never behind any time the wheel was given before.
+// time of the call (the start clock's, core/clock.h, or the time of the run
+// re-arming a repeating timer), which E moves up to if no slot lies on the
+// way. A now_ns behind an earlier one (a run's time after a start read in
+// one of its callbacks) leaves E where it is.
 void wheel_insert(timer_wheel &w, rill_timer *t, uint64_t now_ns) noexcept;
 
 // Takes t out of wherever it waits; a disarmed timer is left alone.
