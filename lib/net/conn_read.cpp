@@ -1,7 +1,7 @@
 // The read side of a connection.
 //
 // Data is read into the base's shared buffer and shown to on_read from
-// there. Only bytes the user leaves unused are copied into a buffer of the
+// there, or into the buffer a waiting fiber lends (conn_read_target). Only bytes the user leaves unused are copied into a buffer of the
 // connection's own ("held"), and new input is then appended behind them so
 // the user sees one contiguous run. A connection that never leaves bytes
 // unused holds no buffer; one that does keeps a small one (4 KiB) for the
@@ -221,8 +221,10 @@ void conn_on_readable(rill_conn *c) {
     read_behind_held(c);
     return;
   }
-  char *dst = net_get(c->base)->read_buffer;
+  // Into the shared buffer, or a waiting fiber's own (conn_read_target):
+  // read_max bounds only what the connection holds, never the lent bytes.
   size_t room = c->read_max < net_state::read_buffer_size ? c->read_max : net_state::read_buffer_size;
+  char *dst = conn_read_dst(c, net_get(c->base)->read_buffer, &room);
   iovec iov{dst, room};
   ssize_t n;
   do {
