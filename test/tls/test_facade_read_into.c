@@ -5,8 +5,9 @@
  * for messages smaller than, equal to and larger than the reader's buffer
  * (64 KiB messages read 16 KiB at a time), across a read deadline that
  * expires mid-message and a close while the reader waits; and where the
- * connection reads itself (every backend but io_uring, whose receives land
- * in the base's buffer ring), the facade's own count of the bytes it copied
+ * connection reads itself (TLS everywhere, TCP on every backend but
+ * io_uring, whose receives land in the base's buffer ring), the facade's
+ * own count of the bytes it copied
  * (rill_internal_net_read_copied, an internal for tests) stays 0 for
  * messages that come to a waiting reader. */
 #define _GNU_SOURCE
@@ -241,7 +242,8 @@ static void run_main(void *arg) {
     rill_net_conn_free(r->writer_conn);
     return;
   }
-  r->lends = strcmp(rill_base_backend(rill_fiber_base()), "io_uring") != 0;
+  /* TLS reads through OpenSSL's recv() on every backend. */
+  r->lends = r->tls || strcmp(rill_base_backend(rill_fiber_base()), "io_uring") != 0;
   FCHECK_EQ(rill_waitgroup_new(&r->wg), 0);
   rill_waitgroup_add(r->wg, 2);
   FCHECK_EQ(rill_go(rill_fiber_base(), reader, r), 0);
