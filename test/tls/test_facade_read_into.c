@@ -7,9 +7,8 @@
  * expires mid-message and a close while the reader waits; and where the
  * connection reads itself (TLS everywhere, TCP on every backend but
  * io_uring, whose receives land in the base's buffer ring), the facade's
- * own count of the bytes it copied
- * (rill_internal_net_read_copied, an internal for tests) stays 0 for
- * messages that come to a waiting reader. */
+ * own count of the bytes it copied (rill_internal_net_read_copied, an
+ * internal for tests) stays 0 for messages that come to a waiting reader. */
 #define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
@@ -146,8 +145,14 @@ static void reader(void *arg) {
   memset(buf, 0xEE, BUF);
   FCHECK_EQ(rill_net_read(r->reader_conn, buf, BUF), RILL_ETIMEOUT);
   FCHECK(all_bytes(buf, BUF, 0xEE));
+  /* A new deadline makes the connection read again although nobody waits:
+   * what comes meanwhile must not land in the buffer the reader lent
+   * before its deadline passed (it is the reader's again), and is read
+   * next, intact. */
   FCHECK_EQ(rill_net_set_deadline(r->reader_conn, RILL_DEADLINE_READ, 0), 0);
   r->phase_done = 3;
+  rill_sleep(100 * RILL_MSEC); /* the writer's message comes meanwhile */
+  FCHECK(all_bytes(buf, BUF, 0xEE));
   read_checked(r, buf, total + BUF);
   total += BUF;
 
