@@ -164,9 +164,11 @@ __attribute__((noinline)) size_t on_read_rest(rill_net_conn *c, const char *data
   size_t rest = len - used;
   if (status == 0) {
     // What the reader leaves goes to the spill buffer, which the next reads
-    // take from without waiting: a message larger than the reader's buffer
-    // costs one wake-up, and the buffer, kept from message to message,
-    // no allocation. Out of memory, those bytes stay with the connection,
+    // take from without waiting: a delivery larger than the reader's
+    // buffer (one read into the base's buffer: io_uring's, or what came
+    // while nobody waited) costs one wake-up, and the buffer, kept from
+    // message to message, no allocation. A read into the lent buffer
+    // never leaves anything. Out of memory, those bytes stay with the connection,
     // which gives them again to the next read, and nothing is lost.
     if (rest > 0 && reserve_spill(c, rest)) {
       copy_read(c->spill->data(), data + used, rest);
