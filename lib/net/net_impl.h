@@ -412,13 +412,16 @@ inline int conn_sys_shutdown_write(rill_conn *c) {
 }
 
 // Where conn_on_readable() reads: the lent buffer, or the shared one.
+// A lent buffer is never empty: a read of 0 bytes would look like EOF.
 inline char *conn_read_dst(rill_conn *c, char *shared, size_t *room) {
   if (c->has(conn_flag::read_target)) {
     auto *t = static_cast<conn_read_target *>(c->arg);
-    // The wake status carries the count as an int (lib/fiber).
-    constexpr size_t most = size_t{1} << 30;
-    *room = t->cap < most ? t->cap : most;
-    return t->buf;
+    if (t->cap) {
+      // The wake status carries the count as an int (lib/fiber).
+      constexpr size_t most = size_t{1} << 30;
+      *room = t->cap < most ? t->cap : most;
+      return t->buf;
+    }
   }
   return shared;
 }
