@@ -10,9 +10,9 @@
 // reader's buffer holds, so a message larger than it stays in the kernel
 // for the next reads rather than going through the spill buffer; only
 // input read another way (io_uring's buffer ring, bytes the connection
-// held) is copied. Each
-// direction has a FIFO lock, so concurrent readers never share bytes and
-// each write stays contiguous on the wire (G25), as Go's fdMutex guarantees.
+// held) is copied. Each direction has a FIFO lock, so concurrent readers
+// never share bytes and each write stays contiguous on the wire (G25), as
+// Go's fdMutex guarantees.
 //
 // A write never copies the caller's bytes (G32): rill_conn_try_write() hands
 // the kernel what it takes now, straight from the caller's buffer, and the
@@ -168,8 +168,9 @@ __attribute__((noinline)) size_t on_read_rest(rill_net_conn *c, const char *data
     // buffer (one read into the base's buffer: io_uring's, or what came
     // while nobody waited) costs one wake-up, and the buffer, kept from
     // message to message, no allocation. A read into the lent buffer
-    // never leaves anything. Out of memory, those bytes stay with the connection,
-    // which gives them again to the next read, and nothing is lost.
+    // never leaves anything. Out of memory, those bytes stay with the
+    // connection, which gives them again to the next read, and nothing is
+    // lost.
     if (rest > 0 && reserve_spill(c, rest)) {
       copy_read(c->spill->data(), data + used, rest);
       c->spill->len = rest;
@@ -344,9 +345,9 @@ ssize_t read_locked(rill_net_conn *c, rill_fiber *self, void *buf, size_t len) {
   }
   // Woken by on_read (a count or the end) or a close, which unlink the
   // reader and end the lending. Only the connection's read path (into
-  // `buf` directly) and on_read write into `buf` meanwhile. A spill buffer kept
-  // from an earlier message goes if the wait lasts; without one, the wait
-  // needs no sweep (the fiber's own stack aside).
+  // `buf` directly) and on_read write into `buf` meanwhile. A spill buffer
+  // kept from an earlier message goes if the wait lasts; without one, the
+  // wait needs no sweep (the fiber's own stack aside).
   return fiber_park_idle(buf, len, c->spill ? drop_spare_spill : nullptr, c);
 }
 
@@ -388,7 +389,8 @@ rill_net_conn *net_conn_wrap(rill_conn *conn) {
     return nullptr;
   c->conn = conn;
   c->is_unix = !std::strcmp(rill_conn_network(conn), "unix");
-  if (rill_conn_start(conn, &facade_events, static_cast<conn_read_target *>(c)) < 0) {  // out of memory
+  // `arg` is the conn_read_target the read path looks for (read_target.h).
+  if (rill_conn_start(conn, &facade_events, static_cast<conn_read_target *>(c)) < 0) {  // no memory
     destroy(c);
     return nullptr;
   }

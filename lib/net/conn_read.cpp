@@ -1,7 +1,8 @@
 // The read side of a connection.
 //
 // Data is read into the base's shared buffer and shown to on_read from
-// there, or into the buffer a waiting fiber lends (conn_read_target). Only bytes the user leaves unused are copied into a buffer of the
+// there, or into the buffer a waiting fiber lends (read_target.h). Only
+// bytes the user leaves unused are copied into a buffer of the
 // connection's own ("held"), and new input is then appended behind them so
 // the user sees one contiguous run. A connection that never leaves bytes
 // unused holds no buffer; one that does keeps a small one (4 KiB) for the
