@@ -3,9 +3,16 @@
 // The facade keeps reading started only while a fiber waits in
 // rill_net_read(): what arrives with nobody waiting stays in the kernel
 // (bounded, G27), and what the reader's buffer cannot take waits in the
-// connection's spill buffer, where the next read gets it at once. Each
-// direction has a FIFO lock, so concurrent readers never share bytes and
-// each write stays contiguous on the wire (G25), as Go's fdMutex guarantees.
+// connection's spill buffer, where the next read gets it at once. A waiting
+// reader lends its buffer to the connection (lib/net/read_target.h), which
+// reads into it straight from the kernel (or OpenSSL): on_read then finds
+// the bytes in place and copies nothing. A read never takes more than the
+// reader's buffer holds, so a message larger than it stays in the kernel
+// for the next reads rather than going through the spill buffer; only
+// input read another way (io_uring's buffer ring, bytes the connection
+// held) is copied. Each direction has a FIFO lock, so concurrent readers
+// never share bytes and each write stays contiguous on the wire (G25), as
+// Go's fdMutex guarantees.
 //
 // A write never copies the caller's bytes (G32): rill_conn_try_write() hands
 // the kernel what it takes now, straight from the caller's buffer, and the
@@ -79,9 +86,25 @@ bool deadline_passed(uint64_t deadline) {
   return deadline && rill_time_now() >= deadline;
 }
 
+// Bytes the read path copied on this thread (rill_internal_net_read_copied).
+thread_local uint64_t read_copied;
+
+void copy_read(char *to, const char *from, size_t n) {
+  std::memcpy(to, from, n);
+  read_copied += n;
+}
+
+// The reader's buffer goes back to it: the connection reads into the
+// base's buffer again.
+void end_lending(rill_net_conn *c) {
+  if (c->conn)
+    c->conn->flags &= ~conn_flag::read_target;
+}
+
 void wake_reader(rill_net_conn *c, int status) {
   if (rill_fiber *reader = c->reader) {
     c->reader = nullptr;
+    end_lending(c);
     fiber_unpark(reader, status);
   }
 }
@@ -133,19 +156,23 @@ __attribute__((noinline)) size_t on_read_rest(rill_net_conn *c, const char *data
   rill_fiber *reader = c->reader;
   size_t used = 0;
   if (reader && len) {
-    used = len < c->read_cap ? len : c->read_cap;
-    std::memcpy(c->read_buf, data, used);
+    used = len < c->cap ? len : c->cap;
+    if (data != c->buf)  // else read into the reader's buffer already
+      copy_read(c->buf, data, used);
   }
   size_t got = used;
   size_t rest = len - used;
   if (status == 0) {
     // What the reader leaves goes to the spill buffer, which the next reads
-    // take from without waiting: a message larger than the reader's buffer
-    // costs one wake-up, and the buffer, kept from message to message,
-    // no allocation. Out of memory, those bytes stay with the connection,
-    // which gives them again to the next read, and nothing is lost.
+    // take from without waiting: a delivery larger than the reader's
+    // buffer (one read into the base's buffer: io_uring's, or what came
+    // while nobody waited) costs one wake-up, and the buffer, kept from
+    // message to message, no allocation. A read into the lent buffer
+    // never leaves anything. Out of memory, those bytes stay with the
+    // connection, which gives them again to the next read, and nothing is
+    // lost.
     if (rest > 0 && reserve_spill(c, rest)) {
-      std::memcpy(c->spill->data(), data + used, rest);
+      copy_read(c->spill->data(), data + used, rest);
       c->spill->len = rest;
       c->spill->off = 0;
       used = len;
@@ -155,7 +182,7 @@ __attribute__((noinline)) size_t on_read_rest(rill_net_conn *c, const char *data
     c->read_end = status;
     if (rest > 0) {
       if (reserve_spill(c, rest)) {
-        std::memcpy(c->spill->data(), data + used, rest);
+        copy_read(c->spill->data(), data + used, rest);
         c->spill->len = rest;
         c->spill->off = 0;
       } else {
@@ -179,16 +206,23 @@ __attribute__((noinline)) size_t on_read_rest(rill_net_conn *c, const char *data
   return used;
 }
 
-size_t on_read(rill_conn *, const char *data, size_t len, int status, void *arg) {
-  auto *c = static_cast<rill_net_conn *>(arg);
+// The facade's state from the connection's `arg`, its conn_read_target.
+rill_net_conn *net_of(void *arg) {
+  return static_cast<rill_net_conn *>(static_cast<conn_read_target *>(arg));
+}
+
+size_t on_read(rill_conn *conn, const char *data, size_t len, int status, void *arg) {
+  rill_net_conn *c = net_of(arg);
   rill_fiber *reader = c->reader;
   // Every message of an echo: the bytes fit the buffer of the reader that
-  // waits for them. The same steps as on_read_rest's for this case, without
-  // its spill and end-of-stream paths.
-  if (status != 0 || !reader || len == 0 || len > c->read_cap)
+  // waits for them, and were read into it. The same steps as on_read_rest's
+  // for this case, without its spill and end-of-stream paths.
+  if (status != 0 || !reader || len == 0 || len > c->cap)
     return on_read_rest(c, data, len, status);
-  std::memcpy(c->read_buf, data, len);
+  if (data != c->buf)  // input the connection held, or io_uring's
+    copy_read(c->buf, data, len);
   c->reader = nullptr;
+  conn->flags &= ~conn_flag::read_target;
   fiber_unpark(reader, static_cast<int>(len));
   if (fiber_after_run(reader, check_reading, c))
     life_hold(c->lifetime);  // until check_reading
@@ -228,7 +262,7 @@ void keep_addresses(rill_net_conn *c, const rill_conn *conn) {
 
 // The connection under the handle is gone: CLOSED, and its reference goes.
 void on_close(rill_conn *conn, void *arg) {
-  auto *c = static_cast<rill_net_conn *>(arg);
+  rill_net_conn *c = net_of(arg);
   keep_addresses(c, conn);
   c->conn = nullptr;
   c->lifetime.state = life_state::closed;
@@ -293,7 +327,7 @@ ssize_t take_spill(rill_net_conn *c, void *buf, size_t len) {
   size_t n = s->len - s->off;
   if (n > len)
     n = len;
-  std::memcpy(buf, s->data() + s->off, n);
+  copy_read(static_cast<char *>(buf), s->data() + s->off, n);
   s->off += n;
   return static_cast<ssize_t>(n);
 }
@@ -309,16 +343,18 @@ ssize_t read_locked(rill_net_conn *c, rill_fiber *self, void *buf, size_t len) {
   if (c->read_end)
     return c->read_end;
   c->reader = self;
-  c->read_buf = static_cast<char *>(buf);
-  c->read_cap = len;
+  c->buf = static_cast<char *>(buf);
+  c->cap = len;
+  c->conn->flags |= conn_flag::read_target;  // lent until woken (end_lending)
   if (!c->reading) {
     c->reading = true;
     rill_conn_read_start(c->conn);
   }
   // Woken by on_read (a count or the end) or a close, which unlink the
-  // reader. Only on_read writes into `buf` meanwhile. A spill buffer kept
-  // from an earlier message goes if the wait lasts; without one, the wait
-  // needs no sweep (the fiber's own stack aside).
+  // reader and end the lending. Only the connection's read path (into
+  // `buf` directly) and on_read write into `buf` meanwhile. A spill buffer
+  // kept from an earlier message goes if the wait lasts; without one, the
+  // wait needs no sweep (the fiber's own stack aside).
   return fiber_park_idle(buf, len, c->spill ? drop_spare_spill : nullptr, c);
 }
 
@@ -397,7 +433,8 @@ rill_net_conn *net_conn_wrap(rill_conn *conn) {
     return nullptr;
   c->conn = conn;
   c->is_unix = !std::strcmp(rill_conn_network(conn), "unix");
-  if (rill_conn_start(conn, &facade_events, c) < 0) {  // out of memory
+  // `arg` is the conn_read_target the read path looks for (read_target.h).
+  if (rill_conn_start(conn, &facade_events, static_cast<conn_read_target *>(c)) < 0) {  // no memory
     destroy(c);
     return nullptr;
   }
@@ -411,6 +448,11 @@ rill_net_conn *net_conn_wrap(rill_conn *conn) {
 using namespace rill::detail;
 
 extern "C" {
+
+// For tests (test_facade_read_into): the bytes the facade's read path
+// copied on the calling thread, into readers' buffers or through the spill
+// buffer. Not in the public header, and hidden in the shared library.
+uint64_t rill_internal_net_read_copied(void) { return read_copied; }
 
 const rill_conn *rill_net_tls_conn(const rill_net_conn *c) { return c ? c->conn : nullptr; }
 

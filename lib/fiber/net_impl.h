@@ -23,13 +23,18 @@
 #include <cstdint>
 
 #include "fiber/fiber_impl.h"
+#include "net/read_target.h"
 
 namespace rill::detail {
 struct net_write_wait;  // a writer parked in rill_net_write, on its stack
 struct net_spill;       // bytes kept for later reads, with their counts
 }  // namespace rill::detail
 
-struct rill_net_conn {
+// The conn_read_target base is the buffer a parked reader lends to the
+// connection's read path (`buf`, `cap`: its rill_net_read() arguments), so
+// the bytes land there straight from the kernel; the connection's `arg` is
+// that base (net_conn.cpp).
+struct rill_net_conn : rill::detail::conn_read_target {
   rill::detail::life lifetime;
   int read_end = 0;            // RILL_EOF or an error, once seen
   bool user_released = false;  // rill_net_conn_free() was called
@@ -42,11 +47,9 @@ struct rill_net_conn {
   char *addrs_after_close = nullptr;
 
   // Read side: one reader at a time (read_lock), parked as `reader` with
-  // its buffer.
+  // its buffer (the base's buf and cap).
   rill::detail::fiber_lock read_lock;
   rill_fiber *reader = nullptr;
-  char *read_buf = nullptr;
-  size_t read_cap = 0;
   rill::detail::net_spill *spill = nullptr;
   uint64_t read_deadline = 0;
 

@@ -1,7 +1,8 @@
 // The read side of a connection.
 //
 // Data is read into the base's shared buffer and shown to on_read from
-// there. Only bytes the user leaves unused are copied into a buffer of the
+// there, or into the buffer a waiting fiber lends (read_target.h). Only
+// bytes the user leaves unused are copied into a buffer of the
 // connection's own ("held"), and new input is then appended behind them so
 // the user sees one contiguous run. A connection that never leaves bytes
 // unused holds no buffer; one that does keeps a small one (4 KiB) for the
@@ -221,8 +222,11 @@ void conn_on_readable(rill_conn *c) {
     read_behind_held(c);
     return;
   }
-  char *dst = net_get(c->base)->read_buffer;
-  iovec iov{dst, c->read_room()};
+  // Into the shared buffer, or a waiting fiber's own (conn_read_target):
+  // read_max bounds only what the connection holds, never the lent bytes.
+  size_t room = c->read_room();
+  char *dst = conn_read_dst(c, net_get(c->base)->read_buffer, &room);
+  iovec iov{dst, room};
   ssize_t n;
   do {
     n = conn_sys_readv(c, &iov, 1);

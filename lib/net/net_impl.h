@@ -14,6 +14,7 @@
 #include "core/pending.h"
 #include "core/pool.h"
 #include "core/vec.h"
+#include "net/read_target.h"
 #include "rill/net.h"
 
 #ifdef MSG_NOSIGNAL
@@ -36,6 +37,7 @@ enum : uint32_t {
   read_restarted = 1u << 5,      // read_stop then read_start during on_read
   notify_read_enomem = 1u << 6,  // keeping bytes failed; on_read must hear it
   piped = 1u << 7,               // joined by a rill_pipe (pipe.cpp)
+  read_target = 1u << 31,        // `arg` lends a buffer to read into (conn_read_target)
   // Write side.
   write_shut = 1u << 8,
   shut_write_wanted = 1u << 9,   // rill_conn_close_write once flushed
@@ -447,6 +449,21 @@ inline int conn_sys_shutdown_write(rill_conn *c) {
   if (const conn_transport *t = c->transport())
     return t->shutdown_write(c);
   return shutdown(c->fd, SHUT_WR);
+}
+
+// Where conn_on_readable() reads: the lent buffer, or the shared one.
+// A lent buffer is never empty: a read of 0 bytes would look like EOF.
+inline char *conn_read_dst(rill_conn *c, char *shared, size_t *room) {
+  if (c->has(conn_flag::read_target)) {
+    auto *t = static_cast<conn_read_target *>(c->arg);
+    if (t->cap) {
+      // The wake status carries the count as an int (lib/fiber).
+      constexpr size_t most = size_t{1} << 30;
+      *room = t->cap < most ? t->cap : most;
+      return t->buf;
+    }
+  }
+  return shared;
 }
 
 // conn_read.cpp

@@ -29,7 +29,8 @@
 #   callgrind_annotate --inclusive=yes DIR/rill.out
 #
 # Knobs (environment): CG_SERVERS ("rill libev raw", fibers on request),
-# CG_SHORT (2000), CG_LONG (12000), CG_REPS (3), CG_SIZE (64), CG_PORT
+# CG_SHORT (2000), CG_LONG (12000), CG_REPS (3), CG_SIZE (64), CG_CONNS (1:
+# the round trips spread over that many connections), CG_PORT
 # (17400), CG_SERVER_CPU (0), CG_CLIENT_CPU (1).
 set -euo pipefail
 
@@ -51,6 +52,7 @@ SHORT=${CG_SHORT:-2000}
 LONG=${CG_LONG:-12000}
 REPS=${CG_REPS:-3}
 SIZE=${CG_SIZE:-64}
+CONNS=${CG_CONNS:-1}
 PORT=${CG_PORT:-17400}
 SERVER_CPU=${CG_SERVER_CPU:-0}
 CLIENT_CPU=${CG_CLIENT_CPU:-1}
@@ -125,7 +127,7 @@ count_once() { # server trips port
     cat "$TMP/valgrind.log" >&2
     return 1
   fi
-  if ! "${PIN_CLIENT[@]}" "$LOADGEN" --round-trips "$2" --conns 1 --size "$SIZE" --seconds 300 \
+  if ! "${PIN_CLIENT[@]}" "$LOADGEN" --round-trips "$2" --conns "$CONNS" --size "$SIZE" --seconds 300 \
       --connect "127.0.0.1:$3" >/dev/null; then
     echo "callgrind: loadgen against $1 failed" >&2
     return 1
@@ -165,9 +167,9 @@ done
 unit="Ir / round trip"
 if [ "$TOOL" = strace ]; then
   unit="system calls / round trip"
-  echo "System calls per echo round trip (strace -f -c, ${SIZE} B, 1 connection, median of $REPS):"
+  echo "System calls per echo round trip (strace -f -c, ${SIZE} B, $CONNS connection(s), median of $REPS):"
 else
-  echo "User instructions per echo round trip (callgrind Ir, ${SIZE} B, 1 connection, median of $REPS):"
+  echo "User instructions per echo round trip (callgrind Ir, ${SIZE} B, $CONNS connection(s), median of $REPS):"
 fi
 echo
 echo "| server | $unit |"
