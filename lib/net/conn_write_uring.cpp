@@ -1,7 +1,14 @@
 // Writes of a connection on an io_uring base, as sends through the ring
 // (backend.h: backend_stream_ops' send half; docs/io_uring.md).
 //
-// Every write is queued (conn_write.cpp's queue, the same water marks,
+// A write alone in its loop iteration (the last wait reported one event,
+// nothing is queued, no other write of the iteration came first: the
+// backend's send_alone) goes to send(2) at once, as on epoll: with nothing
+// to batch, a send through the ring costs an SQE, a completion and a
+// second enter, where send(2) costs one system call (the one-connection
+// echo: docs/io_uring.md). Only what the kernel did not take is queued.
+//
+// Every other write is queued (conn_write.cpp's queue, the same water marks,
 // drain and errors) and the queue's head goes out as one IORING_OP_SEND,
 // written to the submission queue at once and submitted with the loop's
 // next wait: all the sends the callbacks of one iteration make go to the
@@ -25,6 +32,7 @@
 // A connection falls back to writing itself (readiness, writev) when the
 // backend refuses a send: in a forked child, whose ring is new and knows
 // nothing of the parent's receives.
+#include <sys/socket.h>
 #include <cerrno>
 #include <cstring>
 
@@ -99,6 +107,23 @@ int take_result(rill_conn *c, int res) {
     conn_release_req(c, r);
   }
   return 0;
+}
+
+// A write alone in its loop iteration, given to send(2) at once: with
+// nothing to share an enter with, a send through the ring costs more (the
+// SQE, its completion, and a second enter: the first returns at once with
+// that completion). Returns the bytes the kernel took (0 when it is full),
+// or a negative errno. Nothing is queued (the caller checked), so these
+// bytes go before any later ones.
+ssize_t send_now(rill_conn *c, const char *data, size_t len) {
+  ssize_t n;
+  do {
+    n = send(c->fd, data, len, MSG_DONTWAIT | RILL_MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+  c->written += static_cast<uint64_t>(n);
+  return n;
 }
 
 }  // namespace
@@ -184,6 +209,18 @@ bool conn_uring_on_writable(rill_conn *c) {
 }
 
 int conn_uring_write(rill_conn *c, const char *data, size_t len) {
+  int failed = 0;
+  if (c->queue_empty() && ops_of(c)->send_alone(c->base->backend_state)) {
+    ssize_t n = send_now(c, data, len);
+    if (static_cast<size_t>(n) == len)
+      return 0;
+    if (n < 0) {
+      failed = static_cast<int>(n);  // queued below, then failed as a send's completion would
+    } else {  // the rest through the ring
+      data += n;
+      len -= static_cast<size_t>(n);
+    }
+  }
   list_node *last = c->queue_empty() ? nullptr : c->queue->reqs.head.prev;
   write_req *tail = conn_req_of(last);
   // Not to the head: its send (in flight) was for the bytes it had, and a
@@ -223,6 +260,15 @@ int conn_uring_write(rill_conn *c, const char *data, size_t len) {
     r->cap = static_cast<uint32_t>(cap);  // 0: a large copy, freed, nothing appends
   }
   conn_enqueue(c, r);
+  if (failed) {
+    // As conn_uring_on_writable() fails the queue: on_write_error reports
+    // the error and these bytes as unsent, from the loop, and later writes
+    // fail with it; this one, queued, does not.
+    c->write_error = failed;
+    conn_rare_get(c);
+    conn_fail_queue(c, failed, failed);
+    return 0;
+  }
   conn_uring_kick(c, false);
   return 0;
 }

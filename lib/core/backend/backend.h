@@ -117,6 +117,13 @@ struct backend_stream_ops {
   int (*send_reap)(void *state, int fd, int *res);
   // Cancels the send in flight with the next wait; it completes as usual.
   void (*send_cancel)(void *state, int fd);
+  // Whether the owner should send(2) a write itself, once: true when a send
+  // queued now would go alone in the next enter (the last wait reported at
+  // most one event, nothing is queued for the kernel, no other write of
+  // this iteration went this way), where a system call costs less than a
+  // send through the ring and its completion. What send(2) does not take
+  // goes through the ring as usual.
+  bool (*send_alone)(void *state);
   // Pins the base's receive buffer holding [data, data + len) while a send
   // reads it (the echo case: no copy); false when it is no such buffer.
   bool (*pin)(void *state, const void *data, size_t len, uint16_t *bid);

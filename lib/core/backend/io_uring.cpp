@@ -487,7 +487,11 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
   // kernel wants completions reaped before it takes more submissions.
   if (n < 0 && n != -ETIME && n != -EINTR && n != -EBUSY && n != -EAGAIN)
     return n;
-  return harvest(st, out, capacity);
+  int reported = harvest(st, out, capacity);
+  // One event: its callback's write would be the only send of the
+  // iteration, with nothing to share an enter with (io_uring_send.cpp).
+  st->send_alone = st->send_ok && reported <= 1;
+  return reported;
 }
 
 }  // namespace

@@ -117,6 +117,7 @@ struct uring_state {
   uint32_t epoch = 0;       // bumped by every wait
   bool cancel_queued = false;  // set_mode(none) queued a cancellation not yet submitted
   bool send_ok = false;        // connections send through the ring (RILL_IO_URING_SENDS)
+  bool send_alone = false;     // the last wait reported one event: send_alone() may say yes once
 };
 
 // io_uring.cpp
@@ -160,6 +161,7 @@ bool sends_enabled(void *state);
 int send_queue(void *state, int fd, const void *data, size_t len);
 int send_reap(void *state, int fd, int *res);
 void send_cancel(void *state, int fd);
+bool send_alone(void *state);
 bool send_pin(void *state, const void *data, size_t len, uint16_t *bid);
 void send_unpin(void *state, uint16_t bid);
 

@@ -20,6 +20,12 @@
 // instead of copying: the buffer then goes back to the kernel when the last
 // send reading it ends, not when on_read returns.
 //
+// A send that would go alone in its enter costs more than send(2) (its
+// completion makes the enter return at once, and a second enter waits):
+// send_alone() tells the owner to call send(2) itself for the first write
+// after a wait that reported at most one event, when no send was queued
+// since (io_uring.cpp's wait sets it, send_queue and send_alone clear it).
+//
 // There is no sequence in a send's user_data: the owner never drops a
 // descriptor (set_mode(none)) with a send in flight, it waits for the
 // completion; after fork() the child's ring is new, and a ring traded for
@@ -78,6 +84,7 @@ int send_queue(void *state, int fd, const void *data, size_t len) {
   sqe->msg_flags = MSG_NOSIGNAL;
   sqe->user_data = make_user_data(kind_send, fd, 0);
   s.send_in_flight = true;
+  st->send_alone = false;  // a write after it shares its enter
   if (s.in_flight && (s.armed & RILL_WRITE))
     mark_dirty(st, fd);  // a write poll stood in for the send: drop it
   return 0;
@@ -116,6 +123,14 @@ void send_cancel(void *state, int fd) {
   sqe->addr = make_user_data(kind_send, fd, 0);
   sqe->user_data = make_user_data(kind_cancel, -1, 0);
   s.send_cancelling = true;
+}
+
+bool send_alone(void *state) {
+  auto *st = static_cast<uring_state *>(state);
+  if (!st->send_alone)
+    return false;
+  st->send_alone = false;  // a second write of the iteration goes to the ring, batched
+  return st->r.fd >= 0;
 }
 
 bool send_pin(void *state, const void *data, size_t len, uint16_t *bid) {

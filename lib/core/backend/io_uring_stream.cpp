@@ -556,6 +556,6 @@ void consume(void *state, int fd, size_t n) {
 namespace rill::detail {
 const backend_stream_ops io_uring_streams = {
     uring::set_mode,   uring::want_read,  uring::peek, uring::consume,     uring::sends_enabled,
-    uring::send_queue, uring::send_reap, uring::send_cancel, uring::send_pin, uring::send_unpin,
-    uring::submit_now};
+    uring::send_queue, uring::send_reap, uring::send_cancel, uring::send_alone, uring::send_pin,
+    uring::send_unpin, uring::submit_now};
 }

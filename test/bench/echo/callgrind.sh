@@ -133,10 +133,18 @@ count_once() { # server trips port
     return 1
   fi
   # strace holds a fatal signal back from itself: the server under it (its
-  # child) gets the SIGTERM, and strace ends with it.
+  # child) gets the SIGTERM, and strace ends with it. An io_uring server
+  # under valgrind does not end on SIGTERM (valgrind's own wait): the
+  # counts are dumped with callgrind_control (to $out.1) and it is killed.
   local target=$SERVER_PID
   [ "$TOOL" = strace ] && target=$(pgrep -P "$SERVER_PID" | head -1)
-  kill -TERM "${target:-$SERVER_PID}"
+  if [ "$TOOL" = strace ]; then
+    kill -TERM "${target:-$SERVER_PID}"
+  else
+    callgrind_control -d "$SERVER_PID" >/dev/null 2>&1
+    mv "$out.1" "$out"
+    kill -KILL "$SERVER_PID"
+  fi
   wait "$SERVER_PID" || true
   SERVER_PID=""
   [ -n "$KEEP" ] && [ "$2" = "$LONG" ] && cp "$out" "$KEEP/$1.out"
