@@ -222,7 +222,7 @@ size_t on_read(rill_conn *conn, const char *data, size_t len, int status, void *
   if (data != c->buf)  // input the connection held, or io_uring's
     copy_read(c->buf, data, len);
   c->reader = nullptr;
-  conn->flags &= ~conn_flag::read_target;
+  conn->flags &= ~conn_flag::read_target;  // end_lending(c), c->conn known
   fiber_unpark(reader, static_cast<int>(len));
   if (fiber_after_run(reader, check_reading, c))
     life_hold(c->lifetime);  // until check_reading

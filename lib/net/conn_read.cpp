@@ -207,7 +207,9 @@ void conn_on_readable(rill_conn *c) {
     return;
   if (conn_read_deadline_expired(c))
     return;
-  if (c->held_len() && c->held_len() >= c->read_max()) {  // read_max is never 0
+  // held_len() first: read_max() loads the shared settings block, which a
+  // connection holding nothing (the common case) need not touch.
+  if (c->held_len() && c->held_len() >= c->read_max()) {
     // No room: the held bytes must be used first (a redelivery is queued by
     // rill_conn_read_start). A read of 0 bytes here would look like EOF.
     c->set(conn_flag::read_full, true);

@@ -107,8 +107,8 @@ void conn_after_progress(rill_conn *c) {
   }
   if (!c->queue_empty() || conn_out_pending(c))
     return;  // not drained yet: write interest is still on
-  // io_uring sends queue every write, so every write ends in a drain; the
-  // report is skipped when nobody listens (an echo then pays for none).
+  // On io_uring most writes go through the ring's queue and so end here;
+  // the report is skipped when nobody listens (an echo then pays for none).
   if (!c->has(conn_flag::uring_send) || c->events()->on_drain) {
     c->set(conn_flag::notify_drain, true);
     conn_notify(c);

@@ -126,6 +126,20 @@ ssize_t send_now(rill_conn *c, const char *data, size_t len) {
   return n;
 }
 
+// The error a direct send met, reported as a ring send's would be (the
+// same program sees the same thing whichever way its bytes went): later
+// writes fail with it, and on_write_error reports it from the loop with
+// these bytes unsent. Nothing was queued, so nothing needs failing.
+int fail_direct_send(rill_conn *c, int err, size_t unsent) {
+  c->write_error = err;
+  if (!conn_rare_get(c))
+    return err;  // no room for the report: the caller hears it now instead
+  c->rare->notify_write_error = err;
+  c->rare->notify_unsent = unsent;
+  conn_notify(c);
+  return 0;
+}
+
 }  // namespace
 
 copy_cache::~copy_cache() {
@@ -209,17 +223,14 @@ bool conn_uring_on_writable(rill_conn *c) {
 }
 
 int conn_uring_write(rill_conn *c, const char *data, size_t len) {
-  int failed = 0;
   if (c->queue_empty() && ops_of(c)->send_alone(c->base->backend_state)) {
     ssize_t n = send_now(c, data, len);
     if (static_cast<size_t>(n) == len)
       return 0;
-    if (n < 0) {
-      failed = static_cast<int>(n);  // queued below, then failed as a send's completion would
-    } else {  // the rest through the ring
-      data += n;
-      len -= static_cast<size_t>(n);
-    }
+    if (n < 0)
+      return fail_direct_send(c, static_cast<int>(n), len);
+    data += n;  // the rest through the ring
+    len -= static_cast<size_t>(n);
   }
   list_node *last = c->queue_empty() ? nullptr : c->queue->reqs.head.prev;
   write_req *tail = conn_req_of(last);
@@ -260,15 +271,6 @@ int conn_uring_write(rill_conn *c, const char *data, size_t len) {
     r->cap = static_cast<uint32_t>(cap);  // 0: a large copy, freed, nothing appends
   }
   conn_enqueue(c, r);
-  if (failed) {
-    // As conn_uring_on_writable() fails the queue: on_write_error reports
-    // the error and these bytes as unsent, from the loop, and later writes
-    // fail with it; this one, queued, does not.
-    c->write_error = failed;
-    conn_rare_get(c);
-    conn_fail_queue(c, failed, failed);
-    return 0;
-  }
   conn_uring_kick(c, false);
   return 0;
 }

@@ -51,7 +51,8 @@ enum : uint32_t {
   graceful = 1u << 15,           // rill_conn_close: discard unread input, then FIN
   report_queued = 1u << 16,      // the pending node is queued (and holds a ref)
   uring_recv = 1u << 17,         // input comes in io_uring completions (conn_uring.cpp)
-  aborted = 1u << 18,            // rill_conn_abort: a reset, no goodbye
+  aborted = 1u << 18,            // no goodbye (close_notify): rill_conn_abort (which also resets),
+                                 // or the facade's Close cutting a write short
   uring_send = 1u << 19,         // writes go as io_uring sends (conn_write_uring.cpp)
 };
 }  // namespace conn_flag
@@ -294,7 +295,7 @@ struct rill_conn {
 
   // The callback table and sizes, shared (conn_settings); never null.
   const rill::detail::conn_settings *settings;
-  void *arg = nullptr;
+  void *arg = nullptr;  // the user's; a conn_read_target while read_target is set (read_target.h)
   rill::detail::conn_rare *rare = nullptr;  // see conn_rare; nullptr until needed
   uint64_t read_total = 0;    // bytes taken from the kernel (rill_conn_bytes_read)
 

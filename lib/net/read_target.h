@@ -14,10 +14,10 @@ namespace rill::detail {
 // from it), and read_target is set in its flags while `buf` is lent, so
 // conn_on_readable() reads (read(2), or SSL_read through the transport)
 // straight into the reader's buffer and on_read is shown that buffer:
-// the copy out of the base's shared buffer is gone (issue 12). A flag
-// rather than a field, so that no connection grows for it; set only while
-// lent, so a connection whose `arg` is anything else never has it. Unused
-// on io_uring, whose receives land in the base's buffer ring.
+// no copy out of the base's shared buffer. A flag rather than a field, so
+// that no connection grows for it; set only while lent, so a connection
+// whose `arg` is anything else never has it. Unused on io_uring, whose
+// receives land in the base's buffer ring.
 struct conn_read_target {
   char *buf = nullptr;
   size_t cap = 0;

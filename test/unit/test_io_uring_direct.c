@@ -13,7 +13,8 @@
  *    writes cancelled, on_close once and last. Or closed later, while the
  *    ring sends the rest: every byte, then EOF.
  *  - Met by a reset peer: the write still returns 0, and on_write_error
- *    reports the error and the bytes as unsent, as for a ring send.
+ *    reports the error and the bytes as unsent, as for a ring send; with
+ *    no memory for that report, the write returns the error itself.
  * Each test skips where the kernel refuses io_uring or its ring sends. */
 #define _GNU_SOURCE 1
 
@@ -391,6 +392,36 @@ static void test_reset_peer_reported(void **state) {
   finish(base, c, &e, -1);
 }
 
+/* The same with no memory for the report: the write returns the error
+ * send(2) met at once (not RILL_ENOMEM), and later writes fail with it. */
+static void test_reset_peer_out_of_memory(void **state) {
+  rill_base *base = sending_base();
+  struct env e;
+  struct linger lg = {1, 0};
+  int client, err;
+  rill_conn *c;
+  (void)state;
+  if (!base) skip();
+  memset(&e, 0, sizeof e);
+  c = pair(base, &client);
+  {
+    static const rill_conn_events quiet = {NULL, NULL, NULL, NULL, on_write_error, on_close};
+    assert_int_equal(rill_conn_start(c, &quiet, &e), 0);
+  }
+  assert_int_equal(setsockopt(client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+  close(client); /* RST */
+  tu_sleep_ms(20);
+  TU_RUN(base, RILL_RUN_NOWAIT, LIMIT);
+  tu_alloc_fail_after(0);
+  err = rill_conn_write(c, "lost", 4);
+  tu_alloc_fail_after(-1);
+  assert_int_equal(err, -ECONNRESET);
+  assert_int_equal(rill_conn_write(c, "again", 5), -ECONNRESET);
+  for (int i = 0; i < 3; i++) TU_RUN(base, RILL_RUN_NOWAIT, LIMIT);
+  assert_int_equal(e.write_errors, 0); /* heard once, by the caller */
+  finish(base, c, &e, -1);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, tu_setup_fds, tu_teardown_fds)
 
 int main(void) {
@@ -402,6 +433,9 @@ int main(void) {
       T(test_close_now_after_partial),
       T(test_close_during_ring_rest),
       T(test_reset_peer_reported),
+      T(test_reset_peer_out_of_memory),
   };
+  /* Installed while no base exists; it fails only when a test asks. */
+  assert_int_equal(rill_set_allocator(tu_malloc, tu_realloc, tu_free), 0);
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -119,7 +119,7 @@ struct backend_stream_ops {
   void (*send_cancel)(void *state, int fd);
   // Whether the owner should send(2) a write itself, once: true when a send
   // queued now would go alone in the next enter (the last wait reported at
-  // most one event, nothing is queued for the kernel, no other write of
+  // most one event, no send went into the ring since, no other write of
   // this iteration went this way), where a system call costs less than a
   // send through the ring and its completion. What send(2) does not take
   // goes through the ring as usual.

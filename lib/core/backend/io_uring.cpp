@@ -464,6 +464,7 @@ int harvest(uring_state *st, backend_event *out, int capacity) {
 
 int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
   auto *st = static_cast<uring_state *>(state);
+  st->send_alone = false;  // until this wait says otherwise, on every path
   if (st->r.fd < 0)
     return -EBADF;
   if (streams_before_wait(st))
