@@ -33,6 +33,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "net_util.h"
 #include "rill.h"
 #include "test_util.h"
 
@@ -42,32 +43,11 @@ static unsigned char pattern(size_t i) { return (unsigned char)(i * 13 + i / 253
 
 /* A connected pair: the server side as a rill_conn, the client a plain
  * non-blocking socket. */
-static void on_keep_accept(rill_listener *l, rill_conn *c, int status, void *arg) {
-  rill_conn **out = arg;
-  (void)l;
-  assert_int_equal(status, 0);
-  *out = c;
-}
-
 static rill_conn *pair(rill_base *base, int *client) {
-  rill_listener *l;
-  rill_conn *c = NULL;
-  struct sockaddr_in sa;
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int i;
-  assert_true(fd >= 0);
-  assert_int_equal(rill_listen(base, "tcp", "127.0.0.1:0", NULL, on_keep_accept, &c, &l), 0);
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)rill_listener_port(l));
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  for (i = 0; i < 1000 && !c; i++) TU_RUN(base, RILL_RUN_ONCE, LIMIT);
-  assert_non_null(c);
-  rill_listener_free(l);
-  tu_nonblock(fd);
-  *client = fd;
-  return c;
+  nu_pair p;
+  nu_pair_accepted(base, "127.0.0.1", NULL, &p);
+  *client = p.peer;
+  return p.conn;
 }
 
 /* Reads what is there into `buf` (up to `room`), checking the pattern from
