@@ -210,9 +210,10 @@ RILL_API int rill_base_reinit(rill_base *base);
 RILL_API uint64_t rill_time_now(void);
 
 /** The base's view of the clock: the last time it read rill_time_now(),
- * which it does each time the loop wakes and in rill_base_update_time(). Cheaper than rill_time_now() but possibly
- * behind it by the time callbacks have run since; compute deadlines from
- * rill_time_now(). 0 for NULL. */
+ * which it does when the base is created, when rill_base_run() starts,
+ * each time the loop wakes, and in rill_base_update_time(). Cheaper than
+ * rill_time_now() but possibly behind it by the time callbacks have run
+ * since; compute deadlines from rill_time_now(). 0 for NULL. */
 RILL_API uint64_t rill_base_now(const rill_base *base);
 
 /** Re-reads the clock into rill_base_now(). */

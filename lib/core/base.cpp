@@ -41,10 +41,11 @@ void claim_thread(rill_base *base) {
   base->loop_thread.store(this_thread_id(), std::memory_order_relaxed);
 }
 
-int64_t wait_timeout(rill_base *base, rill_run_mode mode) {
+// now_ns: the clock, read just before.
+int64_t wait_timeout(rill_base *base, rill_run_mode mode, uint64_t now_ns) {
   // Asked once per iteration, here: it also notes when to run the timers
   // after the wait (timers.check_ns, lowered by anything armed meanwhile).
-  int64_t timers = wheel_empty(base->timers) ? -1 : timers_next_timeout(base);
+  int64_t timers = wheel_empty(base->timers) ? -1 : timers_next_timeout(base, now_ns);
   if (mode == RILL_RUN_NOWAIT || base->stop_requested.load(std::memory_order_relaxed) ||
       !base->pending.empty())
     return 0;
@@ -57,10 +58,12 @@ int64_t wait_timeout(rill_base *base, rill_run_mode mode) {
 int iterate(rill_base *base, rill_run_mode mode) {
   if (!base->changes.empty())
     io_flush_changes(base);
-  int64_t timeout = wait_timeout(base, mode);
-  // The cached clock is as old as the last iteration's callbacks: read it
-  // afresh so wait_ns counts the wait alone.
+  // The loop's time is as old as the callbacks run since it woke: the
+  // clock is read afresh, for the timers' wait (timer.cpp says why) and so
+  // that wait_ns counts the wait alone (and the few ns of working out how
+  // long).
   uint64_t before = monotonic_ns();
+  int64_t timeout = wait_timeout(base, mode, before);
   int n = base->backend->wait(base->backend_state, timeout, base->events.data(), event_capacity);
   update_time(base);
   base->stats.wait_ns += base->now_ns - before;

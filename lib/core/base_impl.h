@@ -203,9 +203,10 @@ void io_watch_remove(rill_base *base, int fd) noexcept;
 // timer.cpp
 void timers_run(rill_base *base);
 int timer_create(rill_base *base, rill_timer_cb cb, void *arg, bool internal, rill_timer **out) noexcept;
-// Nanoseconds until the loop must look at the timers, or -1 when none is
-// armed; notes the time to look in timers.check_ns, which arming lowers.
-int64_t timers_next_timeout(rill_base *base) noexcept;
+// Nanoseconds from now_ns (the clock, read just before the wait) until the
+// loop must look at the timers, or -1 when none is armed; notes the time to
+// look in timers.check_ns, which arming lowers.
+int64_t timers_next_timeout(rill_base *base, uint64_t now_ns) noexcept;
 
 // base.cpp: a number for the calling thread, unique in the process and
 // never reused (a pthread_t may be, once its thread has ended).

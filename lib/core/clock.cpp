@@ -1,7 +1,7 @@
 // The clocks: CLOCK_MONOTONIC, and the TSC extrapolation of it that
 // rill_timer_start() reads (clock.h says what it guarantees; docs/timers.md,
 // fifth pass, what it saves).
-#include "core/clock.h"
+#include "core/start_clock_now.h"
 
 #include <fcntl.h>
 #include <time.h>

@@ -6,7 +6,7 @@
 // they were started; a restart counts as a new start.
 #include "core/alloc.h"
 #include "core/base_impl.h"
-#include "core/clock.h"
+#include "core/start_clock_now.h"
 
 using namespace rill::detail;
 
@@ -78,9 +78,21 @@ int timer_create(rill_base *base, rill_timer_cb cb, void *arg, bool internal, ri
   return 0;
 }
 
-int64_t timers_next_timeout(rill_base *base) noexcept {
-  int64_t timeout = wheel_next_timeout(base->timers, base->now_ns);
-  base->timers.check_ns = timeout < 0 ? UINT64_MAX : base->now_ns + static_cast<uint64_t>(timeout);
+int64_t timers_next_timeout(rill_base *base, uint64_t now_ns) noexcept {
+  // Not from the loop's time: it is as old as the callbacks run since the
+  // loop woke, and a timer they started counts from its start, so the wait
+  // would be late by their run time (a second of callbacks, then a 0 ns
+  // timer: a second's sleep). Nor from now_ns alone: a timer started just
+  // now counts from the start clock, which may be a few µs ahead of it
+  // (core/clock.h), and a 0 ns timer must make the wait a poll, not a few
+  // µs (a whole ms on an epoll without epoll_pwait2): the fiber scheduler's
+  // kick relies on it. Woken that early for a later timer, the loop fires
+  // nothing early: its time after the wait is an exact reading.
+  uint64_t started = base->start_clock.last_ns;
+  if (now_ns < started)
+    now_ns = started;
+  int64_t timeout = wheel_next_timeout(base->timers, now_ns);
+  base->timers.check_ns = timeout < 0 ? UINT64_MAX : now_ns + static_cast<uint64_t>(timeout);
   return timeout;
 }
 

@@ -1,5 +1,5 @@
-/* Fibers at the edges: a stack size that cannot be rounded to pages, and
- * the clock a sleep is measured from (G29). */
+/* Fibers at the edges: a stack size that cannot be rounded to pages, the
+ * clock a sleep is measured from (G29), and a yield after a long run. */
 #define _GNU_SOURCE 1
 
 #include <stdarg.h>
@@ -86,10 +86,47 @@ static void sleep_measured_from_now(void **state) {
     fail_msg("rill_sleep(100 ms) parked only %llu us", (unsigned long long)(t.slept_ns / 1000));
 }
 
+/* A fiber that yields after running for a second is resumed at once. A
+ * run of the scheduler resumes yielding fibers itself up to a budget (64
+ * switches), then arms its kick, a 0 ns timer, so that the loop polls
+ * first: that poll must not become a sleep as long as the run took, as a
+ * wait computed from the loop's last wake-up would. 1,000 yields pass the
+ * budget whatever it is tuned to. The 500 ms bound is a margin for a
+ * loaded machine, half the sleep it guards against. */
+#define KICK_BUSY_MS 1000
+#define KICK_BOUND_MS 500
+#define KICK_YIELDS 1000
+
+static void busy_then_yield(void *arg) {
+  uint64_t *yields_took_ns = (uint64_t *)arg;
+  uint64_t burn_end = tu_now_ns() + KICK_BUSY_MS * RILL_MSEC, t0;
+  int i;
+  while (tu_now_ns() < burn_end) {
+  }
+  t0 = tu_now_ns();
+  for (i = 0; i < KICK_YIELDS; i++)
+    if (rill_yield() != 0)
+      return;
+  *yields_took_ns = tu_now_ns() - t0;
+}
+
+static void yields_after_long_run_poll(void **state) {
+  uint64_t yields_took_ns = UINT64_MAX;
+  rill_base *base = tu_base_new();
+  (void)state;
+  assert_int_equal(rill_go(base, busy_then_yield, &yields_took_ns), 0);
+  run_and_free(base, LIMIT);
+  assert_true(yields_took_ns != UINT64_MAX);
+  if (yields_took_ns >= KICK_BOUND_MS * RILL_MSEC)
+    fail_msg("after a %d ms run, %d yields took %llu ms", KICK_BUSY_MS, KICK_YIELDS,
+             (unsigned long long)(yields_took_ns / RILL_MSEC));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(go_stack_huge_size, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(sleep_measured_from_now, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(yields_after_long_run_poll, tu_setup_fds, tu_teardown_fds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

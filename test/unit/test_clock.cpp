@@ -7,7 +7,10 @@
 // and spaced out across whole extrapolations. The loop's time
 // (start_clock_catch_up) must never be below a value given before it, so a
 // timer started with 0 ns is due on the next iteration. Where the machine supports
-// the TSC path, it must be in use once calibrated.
+// the TSC path, it must be in use once calibrated. The loop's wait for a
+// timer just started counts from the start clock too: a 0 ns timer makes it
+// a poll, and no wait is longer than the timer's duration, however old the
+// loop's time is.
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -23,7 +26,9 @@ extern "C" {  // this cmocka.h does not say so itself
 
 #include <thread>
 
-#include "core/clock.h"
+#include "core/base_impl.h"
+#include "core/start_clock_now.h"
+#include "rill.h"
 
 using namespace rill::detail;
 
@@ -126,6 +131,48 @@ void test_forked_child(void **) {
   assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+void noop_timer(rill_timer *, void *) {}
+
+// The loop works out its wait from the clock read just before it
+// (timers_next_timeout): a timer started long after the loop's time was
+// read (10 ms of busy work here, as callbacks might do) must neither make
+// it wait for that time again (a 0 ns timer: a poll), nor, started from a
+// start clock value ahead of that read, wait a few µs instead of polling.
+void test_wait_for_timer_started_late(void **) {
+  rill_base *base = nullptr;
+  rill_timer *t = nullptr;
+  assert_int_equal(rill_base_new(nullptr, &base), 0);
+  assert_int_equal(rill_timer_new(base, noop_timer, nullptr, &t), 0);
+  uint64_t stale_until = monotonic_ns() + 10 * ns_per_ms;
+  while (monotonic_ns() < stale_until) {
+  }
+  const int64_t five_ms = 5 * static_cast<int64_t>(ns_per_ms);
+  uint64_t zero_waited = 0, longer = 0;
+  int64_t worst_zero = 0, worst_over = 0;
+  for (int i = 0; i < 2000; i++) {
+    assert_int_equal(rill_timer_start(t, 0, 0), 0);
+    int64_t wait = timers_next_timeout(base, monotonic_ns());
+    if (wait != 0)
+      zero_waited++;
+    worst_zero = wait > worst_zero ? wait : worst_zero;
+    assert_int_equal(rill_timer_start(t, 5 * ns_per_ms, 0), 0);
+    wait = timers_next_timeout(base, monotonic_ns());
+    if (wait > five_ms)
+      longer++;
+    worst_over = wait - five_ms > worst_over ? wait - five_ms : worst_over;
+  }
+  if (zero_waited || longer)
+    fprintf(stderr,
+            "0 ns timer: %llu waits (%lld ns at worst); "
+            "5 ms timer: %llu waits longer (by %lld ns)\n",
+            (unsigned long long)zero_waited, (long long)worst_zero, (unsigned long long)longer,
+            (long long)worst_over);
+  assert_int_equal(zero_waited, 0);
+  assert_int_equal(longer, 0);
+  rill_timer_free(t);
+  assert_int_equal(rill_base_free(base), 0);
+}
+
 }  // namespace
 
 int main(void) {
@@ -133,6 +180,7 @@ int main(void) {
       cmocka_unit_test(test_one_thread),
       cmocka_unit_test(test_forked_child),
       cmocka_unit_test(test_two_threads),
+      cmocka_unit_test(test_wait_for_timer_started_late),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

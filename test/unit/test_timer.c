@@ -1,5 +1,6 @@
 /* rill_timer: ordering, accuracy, repeat, restart, stop/free from callbacks,
- * zero timeouts that must not starve io, accessors, argument checks.
+ * zero timeouts that must not starve io, timers started late in an
+ * iteration, accessors, argument checks.
  *
  * Callbacks only record; assertions run after rill_base_run() returned. */
 #define _GNU_SOURCE 1
@@ -393,6 +394,69 @@ static void test_zero_timer_once_per_single_iteration(void **state) {
   assert_true(worst <= 1);
 }
 
+/* A timer started late in an iteration counts from its start, and the loop
+ * must wait for it from then too, not from when it last woke: after a
+ * callback that ran for a second, a 0 ns timer makes the next wait a poll
+ * and a 5 ms one a 5 ms wait, where a wait computed from the loop's wake-up
+ * would sleep about that second more. The 500 ms bound is a margin for a
+ * loaded machine, half the sleep it guards against. */
+#define LATE_BUSY_MS 1000
+#define LATE_BOUND_MS 500
+
+struct late_start {
+  rill_timer *zero, *short_one;
+  uint64_t armed_ns, zero_fired_ns, short_fired_ns;
+};
+
+static void late_busy_cb(rill_timer *t, void *arg) {
+  struct late_start *s = (struct late_start *)arg;
+  uint64_t until = tu_now_ns() + LATE_BUSY_MS * RILL_MSEC;
+  (void)t;
+  while (tu_now_ns() < until) {
+  }
+  s->armed_ns = tu_now_ns();
+  rill_timer_start(s->zero, 0, 0);
+  rill_timer_start(s->short_one, 5 * RILL_MSEC, 0);
+}
+
+static void late_fired_cb(rill_timer *t, void *arg) {
+  (void)t;
+  *(uint64_t *)arg = tu_now_ns();
+}
+
+static void test_started_late_in_iteration(void **state) {
+  rill_base *base = tu_base_new();
+  struct late_start s;
+  rill_timer *busy;
+  rill_base_stats before, after;
+  uint64_t zero_ms, short_ms, waited_ms;
+  (void)state;
+  memset(&s, 0, sizeof s);
+  assert_int_equal(rill_timer_new(base, late_busy_cb, &s, &busy), 0);
+  assert_int_equal(rill_timer_new(base, late_fired_cb, &s.zero_fired_ns, &s.zero), 0);
+  assert_int_equal(rill_timer_new(base, late_fired_cb, &s.short_fired_ns, &s.short_one), 0);
+  assert_int_equal(rill_timer_start(busy, 0, 0), 0);
+  assert_int_equal(rill_base_stats_get(base, &before), 0);
+  assert_int_equal(TU_RUN(base, RILL_RUN_DEFAULT, LIMIT), 0);
+  assert_int_equal(rill_base_stats_get(base, &after), 0);
+  assert_true(s.zero_fired_ns != 0 && s.short_fired_ns != 0);
+  zero_ms = (s.zero_fired_ns - s.armed_ns) / RILL_MSEC;
+  short_ms = (s.short_fired_ns - s.armed_ns) / RILL_MSEC;
+  waited_ms = (after.wait_ns - before.wait_ns) / RILL_MSEC;
+  if (zero_ms >= LATE_BOUND_MS || short_ms >= LATE_BOUND_MS || waited_ms >= LATE_BOUND_MS)
+    fprintf(stderr, "after a %d ms callback: 0 ns timer after %llu ms, 5 ms timer after %llu ms, "
+            "waits %llu ms\n", LATE_BUSY_MS, (unsigned long long)zero_ms,
+            (unsigned long long)short_ms, (unsigned long long)waited_ms);
+  assert_true(zero_ms < LATE_BOUND_MS);
+  assert_true(short_ms >= 5 && short_ms < LATE_BOUND_MS);
+  /* The loop's own account: it did not sleep through the callback's time. */
+  assert_true(waited_ms < LATE_BOUND_MS);
+  rill_timer_free(busy);
+  rill_timer_free(s.zero);
+  rill_timer_free(s.short_one);
+  tu_base_free(base);
+}
+
 static void test_active_remaining(void **state) {
   rill_base *base = tu_base_new();
   struct tlog l;
@@ -493,6 +557,7 @@ int main(void) {
       T(test_free_in_own_callback),
       T(test_zero_timer_does_not_starve_io),
       T(test_zero_timer_once_per_single_iteration),
+      T(test_started_late_in_iteration),
       T(test_active_remaining),
       T(test_bad_args),
       T(test_many_timers),
