@@ -120,20 +120,54 @@ struct copy_cache {
 };
 
 // What rill_conn_start and the creating call's rill_socket_config set, in
-// one block that the base interns (conn_settings_intern): the connections
+// one block that the base interns (conn_settings_table): the connections
 // of a listener share one, so each holds a pointer instead of a 48-byte
 // callback table and three sizes (issue 12: idle memory). Counted: the
-// last connection to let it go frees it. Read through the connection's
-// pointer on every use, so a callback may restart the connection with
-// another table.
+// last connection to let it go leaves it to the table, which keeps a few
+// unused ones. Read through the connection's pointer on every use, so a
+// callback may restart the connection with another table.
 struct conn_settings {
+  // The key: hashed and compared as bytes (conn_settings.cpp asserts that
+  // none is padding).
   rill_conn_events events;
   // conn_create clamps these to 32 bits; read_max is at least 1.
   uint32_t read_max;
   uint32_t high_water;
   uint32_t low_water;
   uint32_t read_room;  // what one read asks for: read_max, at most the shared buffer
-  uint32_t refs;       // connections using it; not part of the key
+  // The table's.
+  uint32_t refs = 0;      // connections using it
+  uint32_t hash = 0;      // of the key
+  list_node unused_link;  // on the table's unused list while refs is 0
+};
+
+// The distinct conn_settings of a base's connections (conn_settings.cpp):
+// a hash table of the blocks, found in one probe per lookup, and the
+// unused ones, a few kept for the next connection, oldest evicted first.
+class conn_settings_table {
+ public:
+  conn_settings_table() = default;
+  conn_settings_table(const conn_settings_table &) = delete;
+  conn_settings_table &operator=(const conn_settings_table &) = delete;
+  ~conn_settings_table();
+
+  // The block equal to `want`, one more connection's; nullptr when a new
+  // one cannot be made (out of memory).
+  const conn_settings *intern(const conn_settings &want);
+  // One connection fewer uses `s`.
+  void release(const conn_settings *s);
+
+ private:
+  conn_settings *find(const conn_settings &want, uint32_t hash) const;
+  void place(conn_settings *s);
+  bool reserve_one();
+  void erase(const conn_settings *s);
+
+  conn_settings **slots_ = nullptr;  // open addressing, linear probing
+  size_t capacity_ = 0;              // a power of two, or 0
+  size_t count_ = 0;
+  list unused_;  // least recently let go first
+  size_t unused_count_ = 0;
 };
 
 // A connection's write queue: requests in order, and their unsent bytes.
@@ -173,11 +207,9 @@ struct net_state {
   int spare_count = 0;
   size_t spare_bytes = 0;
 
-  // The distinct conn_settings of this base's connections
-  // (conn_settings_intern, conn.cpp): a server has a handful. Some may be
-  // unused, kept for the next connection.
-  vec<conn_settings *> settings;
-  size_t settings_unused = 0;
+  // The distinct conn_settings of this base's connections: a server has
+  // a handful, a program that gives each connection its own sizes many.
+  conn_settings_table settings;
   // The side blocks of connections that queued a write (conn_queue).
   handle_pool queues{sizeof(conn_queue)};
 
@@ -338,6 +370,11 @@ struct rill_conn {
 static_assert(sizeof(void *) != 8 || sizeof(rill_conn) <= 104, "rill_conn outgrew its 128-byte block");
 
 namespace rill::detail {
+
+// conn_settings.cpp: the base's conn_settings_table.
+// nullptr when out of memory.
+const conn_settings *conn_settings_intern(rill_base *base, const conn_settings &want);
+void conn_settings_release(rill_base *base, const conn_settings *s);
 
 // conn.cpp
 // The connection's conn_rare, made on first use; nullptr when out of memory.
