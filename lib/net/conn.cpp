@@ -237,12 +237,23 @@ conn_rare *conn_rare_get(rill_conn *c) {
 
 conn_queue *conn_queue_get(rill_conn *c) {
   if (c->queue == &no_queue) {
-    void *slot = net_get(c->base)->queues.take();
+    net_state *net = net_get(c->base);
+    void *slot = net->queue_reserved ? net->queue_reserved : net->queues.take();
     if (!slot)
       return nullptr;
+    net->queue_reserved = nullptr;
     c->queue = new (slot) conn_queue;
   }
   return c->queue;
+}
+
+bool conn_queue_reserve(rill_conn *c) {
+  if (c->queue != &no_queue)
+    return true;
+  net_state *net = net_get(c->base);
+  if (!net->queue_reserved)
+    net->queue_reserved = net->queues.take();
+  return net->queue_reserved != nullptr;
 }
 
 int conn_local_addr(const rill_conn *c, char *buf, size_t size) {
@@ -260,6 +271,8 @@ int conn_remote_addr(const rill_conn *c, char *buf, size_t size) {
 net_state::~net_state() {
   for (int i = 0; i < spare_count; i++)
     mem_free(spares[i].data);
+  if (queue_reserved)
+    queues.give(queue_reserved);
 }
 
 namespace {

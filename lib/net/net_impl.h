@@ -174,7 +174,10 @@ class conn_settings_table {
 // A block of its own, from the base's pool, made by the first write the
 // kernel does not take at once and kept until the connection is freed, so
 // an idle connection carries a pointer and steady state allocates nothing
-// (on io_uring every write queues: a connection that wrote has one).
+// (on io_uring every write queues: a connection that wrote has one). A ref
+// write reserves a block before it tries the kernel (it may not fail after
+// the kernel took bytes), but takes it only if it must queue: the base
+// keeps one reserved block for the next (net_state::queue_reserved).
 // Until then the connection points at a shared empty queue (no_queue),
 // which is never written to, so the tests made on every message ("is
 // anything queued?") need no null check.
@@ -210,8 +213,10 @@ struct net_state {
   // The distinct conn_settings of this base's connections: a server has
   // a handful, a program that gives each connection its own sizes many.
   conn_settings_table settings;
-  // The side blocks of connections that queued a write (conn_queue).
+  // The side blocks of connections that queued a write (conn_queue), and
+  // one taken from the pool ahead of need (conn_queue_reserve), or nullptr.
   handle_pool queues{sizeof(conn_queue)};
+  void *queue_reserved = nullptr;
 
   net_state() = default;
   net_state(const net_state &) = delete;
@@ -382,6 +387,9 @@ conn_rare *conn_rare_get(rill_conn *c);
 // The connection's own write queue, made on first use (until then it
 // points at no_queue); nullptr when out of memory.
 conn_queue *conn_queue_get(rill_conn *c);
+// Makes sure the next conn_queue_get of `c` cannot fail, without making
+// the queue yet; false when out of memory.
+bool conn_queue_reserve(rill_conn *c);
 // The addresses as text into buf ("" when unknown): the length, or
 // RILL_EINVAL when it does not fit (as rill_conn_local_addr says).
 int conn_local_addr(const rill_conn *c, char *buf, size_t size);
