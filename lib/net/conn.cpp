@@ -237,12 +237,23 @@ conn_rare *conn_rare_get(rill_conn *c) {
 
 conn_queue *conn_queue_get(rill_conn *c) {
   if (c->queue == &no_queue) {
-    void *slot = net_get(c->base)->queues.take();
+    net_state *net = net_get(c->base);
+    void *slot = net->queue_reserved ? net->queue_reserved : net->queues.take();
     if (!slot)
       return nullptr;
+    net->queue_reserved = nullptr;
     c->queue = new (slot) conn_queue;
   }
   return c->queue;
+}
+
+bool conn_queue_reserve(rill_conn *c) {
+  if (c->queue != &no_queue)
+    return true;
+  net_state *net = net_get(c->base);
+  if (!net->queue_reserved)
+    net->queue_reserved = net->queues.take();
+  return net->queue_reserved != nullptr;
 }
 
 int conn_local_addr(const rill_conn *c, char *buf, size_t size) {
@@ -260,66 +271,13 @@ int conn_remote_addr(const rill_conn *c, char *buf, size_t size) {
 net_state::~net_state() {
   for (int i = 0; i < spare_count; i++)
     mem_free(spares[i].data);
-  for (size_t i = 0; i < settings.size(); i++)
-    destroy(settings[i]);
+  if (queue_reserved)
+    queues.give(queue_reserved);
 }
 
 namespace {
 
 uint32_t clamp32(size_t n) { return n > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(n); }
-
-// Settings no connection uses any more are kept, up to this many, so that
-// a server does not free and remake one with every connection (each
-// starts with conn_create's, without callbacks, and rill_conn_start lets
-// go of it), while a program that makes ever new ones frees them.
-constexpr size_t settings_unused_max = 16;
-
-bool same_settings(const conn_settings &a, const conn_settings &b) {
-  return std::memcmp(&a, &b, offsetof(conn_settings, refs)) == 0;  // no padding before refs
-}
-
-// The base's conn_settings equal to `want`, one more connection's; nullptr
-// when a new one cannot be made (out of memory).
-const conn_settings *conn_settings_intern(rill_base *base, const conn_settings &want) {
-  net_state *net = net_get(base);
-  if (!net)
-    return nullptr;
-  vec<conn_settings *> &all = net->settings;
-  for (size_t i = all.size(); i-- > 0;) {  // the newest first: a server's usual table
-    if (same_settings(*all[i], want)) {
-      if (all[i]->refs++ == 0)
-        net->settings_unused--;
-      return all[i];
-    }
-  }
-  if (!all.reserve(all.size() + 1))
-    return nullptr;
-  conn_settings *made = make<conn_settings>(want);
-  if (!made)
-    return nullptr;
-  made->refs = 1;
-  all.push(made);
-  return made;
-}
-
-void conn_settings_release(rill_base *base, const conn_settings *s) {
-  auto *net = static_cast<net_state *>(base->net);
-  if (--const_cast<conn_settings *>(s)->refs)
-    return;
-  if (net->settings_unused < settings_unused_max) {
-    net->settings_unused++;
-    return;
-  }
-  vec<conn_settings *> &all = net->settings;
-  for (size_t i = 0; i < all.size(); i++) {
-    if (all[i] == s) {
-      all[i] = all[all.size() - 1];
-      all.pop_back();
-      break;
-    }
-  }
-  destroy(const_cast<conn_settings *>(s));
-}
 
 // `now` with the callbacks of `events` (nullptr: none).
 conn_settings settings_with(const conn_settings &now, const rill_conn_events *events) {

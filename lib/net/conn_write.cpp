@@ -127,11 +127,10 @@ void conn_after_progress(rill_conn *c) {
   }
 }
 
-// Takes `r` from the pool with the first `taken` bytes already written,
-// and makes the queue it will wait on.
-write_req *conn_new_req(rill_conn *c, const char *data, size_t len, size_t taken) {
-  if (!conn_queue_get(c))
-    return nullptr;
+namespace {
+
+// Takes `r` from the pool with the first `taken` bytes already written.
+write_req *take_req(rill_conn *c, const char *data, size_t len, size_t taken) {
   auto *r = static_cast<write_req *>(net_get(c->base)->write_reqs.take());
   if (!r)
     return nullptr;
@@ -140,6 +139,15 @@ write_req *conn_new_req(rill_conn *c, const char *data, size_t len, size_t taken
   r->len = len;
   r->offset = taken;
   return r;
+}
+
+}  // namespace
+
+// take_req, and makes the queue the request will wait on.
+write_req *conn_new_req(rill_conn *c, const char *data, size_t len, size_t taken) {
+  if (!conn_queue_get(c))
+    return nullptr;
+  return take_req(c, data, len, taken);
 }
 
 namespace {
@@ -335,10 +343,15 @@ int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_writ
   if (!data && len)
     return RILL_EINVAL;
   // Taken from the pool first: after the kernel has the bytes, running out
-  // of memory could no longer be reported honestly.
+  // of memory could no longer be reported honestly. Without io_uring the
+  // queue's block is only reserved: the write the kernel takes whole, the
+  // usual one, needs no queue, and the connection stays on no_queue.
   if (!conn_rare_get(conn))
     return RILL_ENOMEM;
-  write_req *r = conn_new_req(conn, static_cast<const char *>(data), len, 0);
+  auto *bytes = static_cast<const char *>(data);
+  write_req *r = conn->has(conn_flag::uring_send) ? conn_new_req(conn, bytes, len, 0)
+                 : conn_queue_reserve(conn)       ? take_req(conn, bytes, len, 0)
+                                                  : nullptr;
   if (!r)
     return RILL_ENOMEM;
   r->done = done;
@@ -359,10 +372,14 @@ int rill_conn_write_ref(rill_conn *conn, const void *data, size_t len, rill_writ
     return static_cast<int>(n);
   }
   r->offset = static_cast<size_t>(n);
-  if (r->offset == len && conn->queue_empty())
+  if (r->offset == len && conn->queue_empty()) {
     conn_release_req(conn, r);  // done already; reported from the loop
-  else
-    conn_enqueue(conn, r);  // behind earlier writes, even with zero bytes
+  } else {
+    // Behind earlier writes, even with zero bytes. The block reserved
+    // above: nothing since took it, so this cannot fail.
+    conn_queue_get(conn);
+    conn_enqueue(conn, r);
+  }
   return 0;
 }
 

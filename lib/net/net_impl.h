@@ -121,27 +121,64 @@ struct copy_cache {
 };
 
 // What rill_conn_start and the creating call's rill_socket_config set, in
-// one block that the base interns (conn_settings_intern): the connections
+// one block that the base interns (conn_settings_table): the connections
 // of a listener share one, so each holds a pointer instead of a 48-byte
 // callback table and three sizes (issue 12: idle memory). Counted: the
-// last connection to let it go frees it. Read through the connection's
-// pointer on every use, so a callback may restart the connection with
-// another table.
+// last connection to let it go leaves it to the table, which keeps a few
+// unused ones. Read through the connection's pointer on every use, so a
+// callback may restart the connection with another table.
 struct conn_settings {
+  // The key: hashed and compared as bytes (conn_settings.cpp asserts that
+  // none is padding).
   rill_conn_events events;
   // conn_create clamps these to 32 bits; read_max is at least 1.
   uint32_t read_max;
   uint32_t high_water;
   uint32_t low_water;
   uint32_t read_room;  // what one read asks for: read_max, at most the shared buffer
-  uint32_t refs;       // connections using it; not part of the key
+  // The table's.
+  uint32_t refs = 0;      // connections using it
+  uint32_t hash = 0;      // of the key
+  list_node unused_link;  // on the table's unused list while refs is 0
+};
+
+// The distinct conn_settings of a base's connections (conn_settings.cpp):
+// a hash table of the blocks, found in one probe per lookup, and the
+// unused ones, a few kept for the next connection, oldest evicted first.
+class conn_settings_table {
+ public:
+  conn_settings_table() = default;
+  conn_settings_table(const conn_settings_table &) = delete;
+  conn_settings_table &operator=(const conn_settings_table &) = delete;
+  ~conn_settings_table();
+
+  // The block equal to `want`, one more connection's; nullptr when a new
+  // one cannot be made (out of memory).
+  const conn_settings *intern(const conn_settings &want);
+  // One connection fewer uses `s`.
+  void release(const conn_settings *s);
+
+ private:
+  conn_settings *find(const conn_settings &want, uint32_t hash) const;
+  void place(conn_settings *s);
+  bool reserve_one();
+  void erase(const conn_settings *s);
+
+  conn_settings **slots_ = nullptr;  // open addressing, linear probing
+  size_t capacity_ = 0;              // a power of two, or 0
+  size_t count_ = 0;
+  list unused_;  // least recently let go first
+  size_t unused_count_ = 0;
 };
 
 // A connection's write queue: requests in order, and their unsent bytes.
 // A block of its own, from the base's pool, made by the first write the
 // kernel does not take at once and kept until the connection is freed, so
 // an idle connection carries a pointer and steady state allocates nothing
-// (on io_uring every write queues: a connection that wrote has one).
+// (on io_uring every write queues: a connection that wrote has one). A ref
+// write reserves a block before it tries the kernel (it may not fail after
+// the kernel took bytes), but takes it only if it must queue: the base
+// keeps one reserved block for the next (net_state::queue_reserved).
 // Until then the connection points at a shared empty queue (no_queue),
 // which is never written to, so the tests made on every message ("is
 // anything queued?") need no null check.
@@ -174,13 +211,13 @@ struct net_state {
   int spare_count = 0;
   size_t spare_bytes = 0;
 
-  // The distinct conn_settings of this base's connections
-  // (conn_settings_intern, conn.cpp): a server has a handful. Some may be
-  // unused, kept for the next connection.
-  vec<conn_settings *> settings;
-  size_t settings_unused = 0;
-  // The side blocks of connections that queued a write (conn_queue).
+  // The distinct conn_settings of this base's connections: a server has
+  // a handful, a program that gives each connection its own sizes many.
+  conn_settings_table settings;
+  // The side blocks of connections that queued a write (conn_queue), and
+  // one taken from the pool ahead of need (conn_queue_reserve), or nullptr.
   handle_pool queues{sizeof(conn_queue)};
+  void *queue_reserved = nullptr;
 
   net_state() = default;
   net_state(const net_state &) = delete;
@@ -340,12 +377,20 @@ static_assert(sizeof(void *) != 8 || sizeof(rill_conn) <= 104, "rill_conn outgre
 
 namespace rill::detail {
 
+// conn_settings.cpp: the base's conn_settings_table.
+// nullptr when out of memory.
+const conn_settings *conn_settings_intern(rill_base *base, const conn_settings &want);
+void conn_settings_release(rill_base *base, const conn_settings *s);
+
 // conn.cpp
 // The connection's conn_rare, made on first use; nullptr when out of memory.
 conn_rare *conn_rare_get(rill_conn *c);
 // The connection's own write queue, made on first use (until then it
 // points at no_queue); nullptr when out of memory.
 conn_queue *conn_queue_get(rill_conn *c);
+// Makes sure the next conn_queue_get of `c` cannot fail, without making
+// the queue yet; false when out of memory.
+bool conn_queue_reserve(rill_conn *c);
 // The addresses as text into buf ("" when unknown): the length, or
 // RILL_EINVAL when it does not fit (as rill_conn_local_addr says).
 int conn_local_addr(const rill_conn *c, char *buf, size_t size);
