@@ -175,7 +175,7 @@ class conn_settings_table {
 // A block of its own, from the base's pool, made by the first write the
 // kernel does not take at once and kept until the connection is freed, so
 // an idle connection carries a pointer and steady state allocates nothing
-// (on io_uring every write queues: a connection that wrote has one). A ref
+// (on io_uring most writes queue: a connection that wrote has one). A ref
 // write reserves a block before it tries the kernel (it may not fail after
 // the kernel took bytes), but takes it only if it must queue: the base
 // keeps one reserved block for the next (net_state::queue_reserved).
