@@ -33,9 +33,16 @@ bool alive(const rill_base *base) {
   return base->active_count > 0 || base->refs > 0 || !base->pending.empty();
 }
 
-// Never behind a time a timer was started at (core/clock.h): a timer
-// started with 0 ns is due on the next iteration.
-void update_time(rill_base *base) { base->now_ns = start_clock_catch_up(base->start_clock); }
+// Never behind a time a timer was started at (core/clock.h) while a timer
+// may be due by then (check_ns: arming lowers it to the due time), so a
+// timer started with 0 ns is due on the next iteration and none is early.
+// Otherwise a plain reading: catching up spins for up to the start clock's
+// lead (about 1 µs), which a loop restarting a 10 s timer per event would
+// pay on every iteration.
+void update_time(rill_base *base) {
+  base->now_ns = base->timers.check_ns <= base->start_clock.last_ns ? start_clock_catch_up(base->start_clock)
+                                                                     : monotonic_ns();
+}
 
 void claim_thread(rill_base *base) {
   base->loop_thread.store(this_thread_id(), std::memory_order_relaxed);

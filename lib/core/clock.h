@@ -62,8 +62,9 @@ uint64_t start_clock_reanchor(start_clock &c) noexcept;
 
 // CLOCK_MONOTONIC, read again while it is behind the last value c gave
 // (by at most about 3.4 µs, 1 µs measured, and only when read that soon
-// after): the loop's time, so that a timer due at a value of the start
-// clock is due at the next iteration, and still never early.
+// after): the loop's time while a timer may be due by then (base.cpp's
+// update_time), so that a timer due at a value of the start clock is due
+// at the next iteration, and still never early.
 inline uint64_t start_clock_catch_up(const start_clock &c) noexcept {
   uint64_t ns = monotonic_ns();
   while (ns < c.last_ns)
