@@ -82,12 +82,14 @@ struct fd_slot {
   void *watcher;         // rill_io, an embedded watcher's owner or nullptr
   uint32_t generation;   // bumped whenever the slot's watcher goes away
   uint8_t kernel_events; // the interest the backend currently has
-  bool queued;           // on the change list
-  bool embedded;         // `watcher` is an embedded watcher's owner
+  bool queued : 1;           // on the change list
+  bool embedded : 1;         // `watcher` is an embedded watcher's owner
+  bool refused_unlisted : 1; // refused, and no memory to list it in base->failed
   uint8_t watch_want;    // an embedded watcher's interest; 0 while stopped
   rill_io *io() const { return embedded ? nullptr : static_cast<rill_io *>(watcher); }
   void *owner() const { return embedded ? watcher : nullptr; }
 };
+static_assert(sizeof(fd_slot) == 16, "a slot per descriptor: 16 bytes of every connection");
 
 // What the watcher of `slot` wants from the kernel: 0 while it is stopped.
 inline unsigned slot_wanted_events(const fd_slot &slot) {
@@ -133,6 +135,7 @@ struct rill_base {
   rill::detail::vec<int> changes;  // fds whose interest may differ from the kernel's
   size_t io_count = 0;              // io watchers, internal ones included
   rill::detail::vec<int> failed;    // fds whose registration the kernel refused
+  bool refused_unlisted = false;    // and some not listed (fd_slot::refused_unlisted)
   rill::detail::vec<rill::detail::backend_event> events;
   // Where embedded watchers' events go (io_watch_fn; set by io_watch_add).
   rill::detail::io_watch_fn watch_ready = nullptr;

@@ -84,9 +84,7 @@ void flush_once(rill_base *base);
 
 // Checks `fd` and makes room for its slot and for one more change (each
 // watcher's descriptor is on the change list at most once, so starting or
-// stopping a watcher never needs memory), and on the list of refused
-// registrations (at most once there too): a refusal is always reported,
-// even when nothing can be allocated by then. A socket rill made, accepted or
+// stopping a watcher never needs memory). A socket rill made, accepted or
 // checked skips the fstat that tells files from what can be polled.
 static int io_prepare(rill_base *base, int fd, bool known_socket) noexcept {
   int err = known_socket ? (fd < 0 ? RILL_EBADF : 0) : check_fd(base->backend, fd);
@@ -95,7 +93,7 @@ static int io_prepare(rill_base *base, int fd, bool known_socket) noexcept {
   if (static_cast<size_t>(fd) < base->fds.size() && base->fds[fd].watcher)
     return RILL_EEXIST;
   if (!base->fds.resize_zeroed(static_cast<size_t>(fd) + 1) ||
-      !base->changes.reserve(base->io_count + 1) || !base->failed.reserve(base->io_count + 1))
+      !base->changes.reserve(base->io_count + 1))
     return RILL_ENOMEM;
   return 0;
 }
@@ -105,6 +103,7 @@ static void io_attach(rill_base *base, int fd, void *watcher, bool embedded) noe
   slot.watcher = watcher;
   slot.embedded = embedded;
   slot.watch_want = 0;
+  slot.refused_unlisted = false;
   slot.generation++;
   base->io_count++;
 }
@@ -119,6 +118,7 @@ static void io_detach(rill_base *base, int fd) noexcept {
   slot.watcher = nullptr;
   slot.embedded = false;
   slot.watch_want = 0;
+  slot.refused_unlisted = false;
   slot.generation++;  // events already collected for this watcher are stale now
   base->io_count--;
 }
@@ -166,6 +166,36 @@ void io_flush_changes(rill_base *base) {
     flush_once(base);
 }
 
+namespace {
+
+// A registration the kernel refused (the descriptor was closed under its
+// watcher, say): stop the watcher and report it ready, so the callback's
+// own read or write meets the error, as libev reports EV_ERROR.
+void report_refused(rill_base *base, int fd) {
+  fd_slot &slot = base->fds[fd];
+  if (void *owner = slot.owner()) {
+    unsigned want = slot.watch_want;
+    if (!want)
+      return;
+    watch_set_active(base, slot, 0);
+    auto ready = base->watch_ready;
+    RILL_STALL_BEGIN(base);
+    ready(owner, want);  // holds the owner, which is not touched after
+    RILL_STALL_END(base, RILL_STALL_IO, stall_fn(ready), owner, 0);
+    return;
+  }
+  rill_io *io = slot.io();
+  if (!io || !io->active)
+    return;
+  handle_set_active(io, false);
+  held_handle hold(io);
+  RILL_STALL_BEGIN(base);
+  io->cb(io, io->fd, io->events, io->arg);
+  RILL_STALL_END(base, RILL_STALL_IO, stall_fn(io->cb), io->arg, 0);
+}
+
+}  // namespace
+
 void flush_once(rill_base *base) {
   for (size_t i = 0; i < base->changes.size(); i++) {
     int fd = base->changes[i];
@@ -180,42 +210,31 @@ void flush_once(rill_base *base) {
     if (err == 0) {
       slot.kernel_events = static_cast<uint8_t>(want);
     } else if (slot.watcher && !base->failed.push(fd)) {
-      // Room was made for every watcher, so this takes entries left by a
-      // callback that threw as well, and no memory for those: at least stop.
-      if (slot.embedded)
-        watch_set_active(base, slot, 0);
-      else
-        handle_set_active(slot.io(), false);
+      // No memory to list it: marked in its slot, and found by a scan
+      // below. Listing is the rule, so a refusal costs no scan of every
+      // descriptor, and nothing is reserved per watcher (4 bytes of an
+      // idle connection) for the rare refusal out of memory.
+      slot.refused_unlisted = true;
+      base->refused_unlisted = true;
     }
   }
   base->changes.clear();
-  // A registration the kernel refused (the descriptor was closed under its
-  // watcher, say): stop the watcher and report it ready, so the callback's
-  // own read or write meets the error, as libev reports EV_ERROR. Each entry
-  // leaves the list before its callback runs, so one that throws leaves
-  // the others to the next flush.
+  // Each entry leaves the list (or loses its mark) before its callback
+  // runs, so one that throws leaves the others to the next flush.
   while (!base->failed.empty()) {
-    fd_slot &slot = base->fds[base->failed.back()];
+    int fd = base->failed.back();
     base->failed.pop_back();
-    if (void *owner = slot.owner()) {
-      unsigned want = slot.watch_want;
-      if (!want)
+    report_refused(base, fd);
+  }
+  if (base->refused_unlisted) {
+    // By index: a callback may grow the table.
+    for (size_t fd = 0; fd < base->fds.size(); fd++) {
+      if (!base->fds[fd].refused_unlisted)
         continue;
-      watch_set_active(base, slot, 0);
-      auto ready = base->watch_ready;
-      RILL_STALL_BEGIN(base);
-      ready(owner, want);  // holds the owner, which is not touched after
-      RILL_STALL_END(base, RILL_STALL_IO, stall_fn(ready), owner, 0);
-      continue;
+      base->fds[fd].refused_unlisted = false;
+      report_refused(base, static_cast<int>(fd));
     }
-    rill_io *io = slot.io();
-    if (!io || !io->active)
-      continue;
-    handle_set_active(io, false);
-    held_handle hold(io);
-    RILL_STALL_BEGIN(base);
-    io->cb(io, io->fd, io->events, io->arg);
-    RILL_STALL_END(base, RILL_STALL_IO, stall_fn(io->cb), io->arg, 0);
+    base->refused_unlisted = false;
   }
 }
 
