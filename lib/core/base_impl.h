@@ -79,13 +79,13 @@ using io_watch_fn = void (*)(void *owner, unsigned events);
 // with `embedded`, the owner of an embedded watcher; both fit the 16 bytes
 // a slot always had.
 struct fd_slot {
-  void *watcher;         // rill_io, an embedded watcher's owner or nullptr
-  uint32_t generation;   // bumped whenever the slot's watcher goes away
-  uint8_t kernel_events; // the interest the backend currently has
-  bool queued : 1;           // on the change list
-  bool embedded : 1;         // `watcher` is an embedded watcher's owner
-  bool refused_unlisted : 1; // refused, and no memory to list it in base->failed
-  uint8_t watch_want;    // an embedded watcher's interest; 0 while stopped
+  void *watcher;              // rill_io, an embedded watcher's owner or nullptr
+  uint32_t generation;        // bumped whenever the slot's watcher goes away
+  uint8_t kernel_events;      // the interest the backend currently has
+  bool queued : 1;            // on the change list
+  bool embedded : 1;          // `watcher` is an embedded watcher's owner
+  bool refused_unlisted : 1;  // refused, and no memory to list it in base->failed
+  uint8_t watch_want;         // an embedded watcher's interest; 0 while stopped
   rill_io *io() const { return embedded ? nullptr : static_cast<rill_io *>(watcher); }
   void *owner() const { return embedded ? watcher : nullptr; }
 };
