@@ -209,13 +209,28 @@ static void finish(rill_base *base, rill_conn *c, struct env *e, int client) {
   tu_base_free(base);
 }
 
+/* A graceful close: the client gets every byte written, in order, then
+ * EOF; the ref write completed whole and no write failed. */
+static void close_and_check_delivered(rill_base *base, rill_conn *c, struct env *e, int client) {
+  size_t seen = 0;
+  int bad = 0;
+  assert_int_equal(rill_conn_close(c), 0);
+  assert_int_equal(drain_client(base, client, e->next, &seen, &bad), 0);
+  assert_int_equal(seen, e->next);
+  assert_int_equal(bad, 0);
+  assert_int_equal(e->written_at_close, e->next);
+  assert_int_equal(e->refs_done, 1);
+  assert_int_equal(e->ref_status, 0);
+  assert_int_equal(e->write_errors, 0);
+  finish(base, NULL, e, client);
+}
+
 /* ---- taken whole -------------------------------------------------------- */
 
 static void test_taken_whole(void **state) {
   rill_base *base = sending_base();
   struct env e;
-  size_t seen = 0;
-  int client, bad = 0;
+  int client;
   rill_conn *c;
   (void)state;
   if (!base) skip();
@@ -223,14 +238,7 @@ static void test_taken_whole(void **state) {
   assert_int_equal(e.write_status, 0);
   assert_int_equal(e.queued_after_first, 0); /* went to send(2) whole */
   assert_int_equal(e.written_after_first, 64);
-  assert_int_equal(rill_conn_close(c), 0); /* graceful: the rest, then EOF */
-  assert_int_equal(drain_client(base, client, e.next, &seen, &bad), 0);
-  assert_int_equal(seen, e.next);
-  assert_int_equal(bad, 0);
-  assert_int_equal(e.written_at_close, e.next);
-  assert_int_equal(e.refs_done, 1);
-  assert_int_equal(e.ref_status, 0);
-  finish(base, NULL, &e, client);
+  close_and_check_delivered(base, c, &e, client);
 }
 
 /* ---- taken in part, the rest through the ring, in order ------------------ */
@@ -333,8 +341,7 @@ static void test_close_now_after_partial(void **state) {
 static void test_close_during_ring_rest(void **state) {
   rill_base *base = sending_base();
   struct env e;
-  size_t seen = 0;
-  int client, bad = 0, i;
+  int client, i;
   rill_conn *c;
   (void)state;
   if (!base) skip();
@@ -343,15 +350,7 @@ static void test_close_during_ring_rest(void **state) {
   /* The client reads nothing yet: the ring's send waits in the kernel. */
   for (i = 0; i < 10; i++) TU_RUN(base, RILL_RUN_NOWAIT, LIMIT);
   assert_true(rill_conn_write_queued(c) > 0);
-  assert_int_equal(rill_conn_close(c), 0);
-  assert_int_equal(drain_client(base, client, e.next, &seen, &bad), 0);
-  assert_int_equal(seen, e.next);
-  assert_int_equal(bad, 0);
-  assert_int_equal(e.written_at_close, e.next);
-  assert_int_equal(e.refs_done, 1);
-  assert_int_equal(e.ref_status, 0);
-  assert_int_equal(e.write_errors, 0);
-  finish(base, NULL, &e, client);
+  close_and_check_delivered(base, c, &e, client);
 }
 
 /* ---- a reset peer ---------------------------------------------------------- */
