@@ -153,7 +153,10 @@ write_req *conn_new_req(rill_conn *c, const char *data, size_t len, size_t taken
 namespace {
 
 // Tries the kernel directly; returns bytes taken or a negative error.
-ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
+// Forced inline: it is every message's path, and out of line (where the
+// compiler put it once the transport's checks grew it) it cost the echo
+// 20 user instructions per round trip (callgrind.sh: 464 -> 444).
+__attribute__((always_inline)) inline ssize_t write_direct(rill_conn *c, const char *data, size_t len) {
   if (!c->queue_empty())
     return 0;
   ssize_t n = send_some(c, data, len);
