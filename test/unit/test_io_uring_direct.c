@@ -355,31 +355,34 @@ static void test_close_during_ring_rest(void **state) {
 
 /* ---- a reset peer ---------------------------------------------------------- */
 
-static void test_reset_peer_reported(void **state) {
-  rill_base *base = sending_base();
-  struct env e;
+/* A connection started with `e` (zeroed first) whose peer has reset it,
+ * after a wait that reported nothing: the next write is alone in its
+ * iteration. No on_read: the receive does not see the reset first. */
+static rill_conn *reset_by_peer(rill_base *base, struct env *e) {
+  static const rill_conn_events quiet = {NULL, NULL, NULL, NULL, on_write_error, on_close};
   struct linger lg = {1, 0};
-  uint64_t deadline;
   int client;
-  rill_conn *c;
-  (void)state;
-  if (!base) skip();
-  memset(&e, 0, sizeof e);
-  e.first = 100;
-  e.src = malloc(BIG);
-  assert_non_null(e.src);
-  for (size_t i = 0; i < BIG; i++) e.src[i] = pattern(i);
-  c = pair(base, &client);
-  /* No on_read: the receive does not see the reset first. */
-  {
-    static const rill_conn_events quiet = {NULL, NULL, NULL, NULL, on_write_error, on_close};
-    assert_int_equal(rill_conn_start(c, &quiet, &e), 0);
-  }
+  rill_conn *c = pair(base, &client);
+  memset(e, 0, sizeof *e);
+  assert_int_equal(rill_conn_start(c, &quiet, e), 0);
   assert_int_equal(setsockopt(client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
   close(client); /* RST */
   tu_sleep_ms(20);
-  /* A wait that reports nothing: the next write is alone in its iteration. */
   TU_RUN(base, RILL_RUN_NOWAIT, LIMIT);
+  return c;
+}
+
+static void test_reset_peer_reported(void **state) {
+  rill_base *base = sending_base();
+  struct env e;
+  uint64_t deadline;
+  rill_conn *c;
+  (void)state;
+  if (!base) skip();
+  c = reset_by_peer(base, &e);
+  e.src = malloc(BIG);
+  assert_non_null(e.src);
+  for (size_t i = 0; i < BIG; i++) e.src[i] = pattern(i);
   assert_int_equal(write_next(c, &e, 100), 0); /* queued, then failed: not at once */
   assert_int_equal(rill_conn_write_queued(c), 0);
   deadline = tu_now_ms() + LIMIT;
@@ -396,21 +399,11 @@ static void test_reset_peer_reported(void **state) {
 static void test_reset_peer_out_of_memory(void **state) {
   rill_base *base = sending_base();
   struct env e;
-  struct linger lg = {1, 0};
-  int client, err;
+  int err;
   rill_conn *c;
   (void)state;
   if (!base) skip();
-  memset(&e, 0, sizeof e);
-  c = pair(base, &client);
-  {
-    static const rill_conn_events quiet = {NULL, NULL, NULL, NULL, on_write_error, on_close};
-    assert_int_equal(rill_conn_start(c, &quiet, &e), 0);
-  }
-  assert_int_equal(setsockopt(client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-  close(client); /* RST */
-  tu_sleep_ms(20);
-  TU_RUN(base, RILL_RUN_NOWAIT, LIMIT);
+  c = reset_by_peer(base, &e);
   tu_alloc_fail_after(0);
   err = rill_conn_write(c, "lost", 4);
   tu_alloc_fail_after(-1);
