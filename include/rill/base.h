@@ -26,9 +26,12 @@
  *  - work that makes more work cannot starve the loop: timers restarted,
  *    functions posted and reports queued (completions, closes, redeliveries)
  *    by callbacks wait for a later pass. Each iteration runs the due timers
- *    once, one batch of posts, and at most 32 passes over the queued
- *    reports (16 after readiness, 16 after timers); what is left runs on the
- *    next iteration, after the loop has polled for readiness again.
+ *    once, one batch of posts, and at most 16 passes over the queued
+ *    reports after every 16 descriptors' readiness callbacks (and after the
+ *    last), and 16 after timers; what is left runs on the next iteration,
+ *    after the loop has polled for readiness again. So a report (a fiber
+ *    woken by readiness, say) waits for at most 16 other descriptors'
+ *    callbacks, however many were ready at once.
  *
  * States: a base is IDLE (between calls), RUNNING (inside rill_base_run())
  * or FREEING (inside rill_base_free(), which runs posted functions and the

@@ -24,9 +24,10 @@ struct pending_node {
   void (*run)(pending_node *node) = nullptr;
 };
 
-// Passes per pending_run(). The loop calls it twice per iteration (after
-// readiness, after timers), so at most 2 * pending_passes passes run in one
-// iteration; what is still queued makes the next wait not block.
+// Passes per pending_run(). The loop calls it after every run of readiness
+// callbacks (io.cpp's dispatch_run) and after timers, so an iteration makes
+// a bounded number of passes; what is still queued makes the next wait not
+// block.
 constexpr int pending_passes = 16;
 
 // Queues `node` (once: queueing a queued node does nothing).

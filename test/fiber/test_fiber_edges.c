@@ -1,5 +1,6 @@
 /* Fibers at the edges: a stack size that cannot be rounded to pages, the
- * clock a sleep is measured from (G29), and a yield after a long run. */
+ * clock a sleep is measured from (G29), a yield after a long run, and a
+ * fiber woken by the first of many descriptors ready at once. */
 #define _GNU_SOURCE 1
 
 #include <stdarg.h>
@@ -8,6 +9,8 @@
 #include <cmocka.h>
 
 #include <stdint.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "rill.h"
 #include "test_util.h"
@@ -122,11 +125,78 @@ static void yields_after_long_run_poll(void **state) {
              (unsigned long long)(yields_took_ns / RILL_MSEC));
 }
 
+/* A fiber woken by the first of 40 descriptors ready in one wait runs
+ * before the loop has dispatched more than 16 of them (lib/core/io.cpp's
+ * dispatch_run): a server with a thousand ready connections answers the
+ * first while its socket is still in the cache, instead of after reading
+ * all thousand. It ran after all 40 before readiness was dispatched in
+ * runs. */
+#define READY_PIPES 40
+
+struct many_ready {
+  int pipes[READY_PIPES][2];
+  rill_io *watchers[READY_PIPES];
+  rill_waitgroup *wg;
+  int dispatched;  /* io callbacks so far */
+  int seen;        /* dispatched when the woken fiber ran */
+  int wait_rc;
+};
+
+static void on_pipe_readable(rill_io *io, int fd, unsigned events, void *arg) {
+  struct many_ready *t = (struct many_ready *)arg;
+  (void)events;
+  tu_drain(fd);
+  rill_io_stop(io);
+  if (++t->dispatched == 1)
+    rill_waitgroup_done(t->wg);
+}
+
+static void wait_for_first(void *arg) {
+  struct many_ready *t = (struct many_ready *)arg;
+  int i;
+  /* Every pipe readable before the loop polls again: one wait sees all. */
+  for (i = 0; i < READY_PIPES; i++)
+    if (write(t->pipes[i][1], "x", 1) != 1)
+      t->wait_rc = -1000;
+  t->wait_rc += rill_waitgroup_wait(t->wg);
+  t->seen = t->dispatched;
+}
+
+static void woken_within_a_run_of_events(void **state) {
+  struct many_ready t;
+  rill_base *base = tu_base_new();
+  int i;
+  (void)state;
+  memset(&t, 0, sizeof t);
+  t.seen = -1;
+  assert_int_equal(rill_waitgroup_new(&t.wg), 0);
+  rill_waitgroup_add(t.wg, 1);
+  for (i = 0; i < READY_PIPES; i++) {
+    tu_pipe(t.pipes[i]);
+    assert_int_equal(rill_io_new(base, t.pipes[i][0], on_pipe_readable, &t, &t.watchers[i]), 0);
+    assert_int_equal(rill_io_start(t.watchers[i], RILL_READ), 0);
+  }
+  assert_int_equal(rill_go(base, wait_for_first, &t), 0);
+  TU_RUN(base, RILL_RUN_DEFAULT, LIMIT);
+  assert_int_equal(t.wait_rc, 0);
+  assert_int_equal(t.dispatched, READY_PIPES);
+  assert_true(t.seen >= 1);
+  assert_true(t.seen <= 16);
+  for (i = 0; i < READY_PIPES; i++) {
+    rill_io_free(t.watchers[i]);
+    close(t.pipes[i][0]);
+    close(t.pipes[i][1]);
+  }
+  rill_waitgroup_free(t.wg);
+  tu_base_free(base);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(go_stack_huge_size, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(sleep_measured_from_now, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(yields_after_long_run_poll, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(woken_within_a_run_of_events, tu_setup_fds, tu_teardown_fds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
