@@ -54,6 +54,14 @@
 # ECHO_RESULTS, ECHO_CHART. BENCH_QUICK=1 is a short run (1 s per point,
 # 1 repeat, 1,000 idle connections) that writes its results and chart into
 # the build dir, not docs/.
+#
+# ECHO_PROFILE=DIR also records each ping-pong run's server with perf
+# (cpu-clock samples, the kernel's included: root, or perf_event_paranoid
+# <= 1), writes the results and chart into DIR instead of docs/, skips the
+# idle measure, and ends with profile_tables.sh's tables: where each
+# server's CPU per round trip goes, by function, and how it differs from
+# the first server named (ECHO_SERVERS="fibers callbacks", say). perf's
+# sampling costs the server a few per cent: compare within such a run only.
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -73,6 +81,13 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 else
   q_seconds=3 q_warmup=0.5 q_reps=3 q_idle=10000 q_idle_reps=3
   q_results=$ROOT/docs/bench/echo.tsv q_chart=$ROOT/docs/bench/echo.png
+fi
+PROFILE=${ECHO_PROFILE:-}
+if [ -n "$PROFILE" ]; then
+  command -v perf >/dev/null || { echo "run_echo: ECHO_PROFILE needs perf (linux-perf)" >&2; exit 1; }
+  mkdir -p "$PROFILE"
+  PROFILE=$(cd "$PROFILE" && pwd)
+  q_idle=0 q_results=$PROFILE/echo.tsv q_chart=$PROFILE/echo.png
 fi
 SHAPES=${ECHO_SHAPES:-"1x64 100x64 1000x64 100x16384"}
 RUN_SECONDS=${ECHO_SECONDS:-$q_seconds}
@@ -146,7 +161,7 @@ done
 
 # ---- cleanup: every process we start is killed, whatever happens ----------
 IDLE_PID=""
-bench_traps IDLE_PID
+bench_traps IDLE_PID PERF_PID
 
 # ---- descriptors: 1000 (or the idle) connections need more than 1024 -----
 need=$IDLE_CONNS
@@ -229,11 +244,24 @@ declare -A CPU  # "server shape" -> server CPU µs per round trip, one per repea
 declare -A IDLE # server -> space-separated bytes per idle connection
 CLK_TCK=$(getconf CLK_TCK)
 LOADGEN_ERR=$TMP/loadgen.err
+PERF_PID=""
+profile_start() { # data file: perf samples the server until profile_stop
+  perf record -q -e cpu-clock -F 4000 -g -p "$SERVER_PID" -o "$1" >/dev/null 2>"$TMP/perf.err" &
+  PERF_PID=$!
+  sleep 0.3 # attached before the load starts
+}
+profile_stop() {
+  [ -n "$PERF_PID" ] || return 0
+  kill -INT "$PERF_PID" 2>/dev/null || true
+  wait "$PERF_PID" 2>/dev/null || cat "$TMP/perf.err" >&2
+  PERF_PID=""
+}
 mkdir -p "$(dirname "$RESULTS")"
 printf '# repeat\tshape\tserver\trps\tcpu_us_per_round_trip\n' >"$RUNS"
 ping_pong() { # rep shape server port
   local rep=$1 shape=$2 server=$3 port=$4 rps="" cpu="" out ticks0 ticks1 trips
   if start_server "$server" "$port"; then
+    [ -z "$PROFILE" ] || profile_start "$PROFILE/$server.$shape.$rep.data"
     ticks0=$(cpu_ticks "$SERVER_PID")
     if out=$("${PIN_CLIENT[@]}" "$LOADGEN" --connect "127.0.0.1:$port" --conns "${shape%x*}" \
               --size "${shape#*x}" --seconds "$RUN_SECONDS" --warmup "$WARMUP" 2>"$LOADGEN_ERR"); then
@@ -246,6 +274,7 @@ ping_pong() { # rep shape server port
       cat "$LOADGEN_ERR" >&2
       echo "run_echo: loadgen against $server failed" >&2
     fi
+    profile_stop
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       echo "run_echo: $server server died during the run" >&2
       rps=""
@@ -348,3 +377,6 @@ if command -v gnuplot >/dev/null; then
 else
   echo "run_echo: gnuplot not installed (gnuplot-nox): no chart" >&2
 fi
+
+# ---- where the CPU went (ECHO_PROFILE) ------------------------------------------------
+[ -z "$PROFILE" ] || bash "$HERE/profile_tables.sh" "$PROFILE" "$RUNS"
