@@ -247,6 +247,13 @@ void io_dispatch(rill_base *base, int count) {
     fd_slot &slot = base->fds[fd];
     if (static_cast<uint32_t>(ev.tag >> 32) != slot.generation || !slot.watcher)
       continue;  // the watcher this was collected for is gone
+    if (ev.refused) {
+      // Refused after change() had accepted it (backend.h): the kernel does
+      // not hold it, so a later start must register it again.
+      slot.kernel_events = static_cast<uint8_t>(slot.kernel_events & ~ev.refused);
+      report_refused(base, fd);
+      continue;
+    }
     unsigned want = slot_wanted_events(slot);
     unsigned ready = ev.events & want;
     if ((ev.events & ~want) && (slot.kernel_events & ~want)) {
