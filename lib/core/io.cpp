@@ -252,10 +252,19 @@ void dispatch_event(rill_base *base, backend_event ev) {
     return;  // the watcher this was collected for is gone
   unsigned want = slot_wanted_events(slot);
   unsigned ready = ev.events & want;
-  if ((ev.events & ~want) && (slot.kernel_events & ~want)) {
-    // The kernel still has interest nobody wants any more: drop it now.
-    if (backend_change(base, fd, slot, want) == 0)
-      slot.kernel_events = static_cast<uint8_t>(want);
+  if (ev.events & ~want) {  // rare: unwanted directions, or a refusal
+    if (ev.events & backend_refused) {
+      // Refused after change() had accepted it (backend.h): the kernel does
+      // not hold it, so a later start must register it again.
+      slot.kernel_events = static_cast<uint8_t>(slot.kernel_events & ~ev.refused);
+      report_refused(base, fd);
+      return;
+    }
+    if (slot.kernel_events & ~want) {
+      // The kernel still has interest nobody wants any more: drop it now.
+      if (backend_change(base, fd, slot, want) == 0)
+        slot.kernel_events = static_cast<uint8_t>(want);
+    }
   }
   if (ready && slot.embedded) {
     base->stats.events++;

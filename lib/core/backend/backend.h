@@ -20,7 +20,10 @@
 //    direction the descriptor was registered for.
 //  - Level-triggered: a descriptor that stays ready is reported again.
 //  - A failed change() leaves the kernel's interest as it was; the base stops
-//    the watcher and reports it.
+//    the watcher and reports it. A backend that submits changes later
+//    reports a refusal with a wait, in backend_event::refused; the base
+//    then takes those directions out of what it counts as registered, and
+//    stops and reports the watcher the same way.
 //  - reinit() is called in a child process after fork(), before anything
 //    else. It gives the state kernel objects of its own and forgets every
 //    registration (the base then registers its watchers again, from old ==
@@ -38,9 +41,18 @@
 
 namespace rill::detail {
 
+// In backend_event::events beside the directions: `refused` is set. A bit
+// no watcher asks for, so the base's dispatch tests it only on the path of
+// events it did not want.
+constexpr unsigned backend_refused = 0x100;
+
 struct backend_event {
   uint64_t tag;
-  unsigned events;  // RILL_READ | RILL_WRITE
+  unsigned events;  // RILL_READ | RILL_WRITE, or backend_refused
+  // Directions whose registration the kernel refused after change() had
+  // said 0 (kqueue hands its changes over in batches, and learns of a
+  // refusal later): the kernel does not hold them.
+  unsigned refused = 0;
 };
 
 struct backend_ops {

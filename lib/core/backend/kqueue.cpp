@@ -1,11 +1,27 @@
 // The kqueue backend (BSD, macOS; on Linux through libkqueue for testing).
 //
 // kqueue keeps a filter per direction, so an interest change is up to two
-// kevent changes. They are queued and handed to the kernel together with the
-// next wait, one system call for all changes and the wait (the batching
-// libev and libuv do by hand elsewhere). Deletions go out at once instead
-// (see change()); an addition the kernel refuses comes back from the wait as
-// an EV_ERROR event and is reported as readiness.
+// kevent changes. They are queued and handed to the kernel together, in one
+// call just before the next wait, or at once when a descriptor is
+// unregistered (see change()). Each carries EV_RECEIPT and the call gets a
+// result slot per change, so that every change gets its own answer: without
+// room for the answers the first failing change stops kevent(), and the
+// changes after it are silently dropped (a deletion lost that way left a
+// filter behind, which libkqueue then kept answering with a freed watcher's
+// tag). Not in the wait's own call: a change's answer takes a slot there
+// and BSD kernels then return at once without waiting, and libkqueue waits
+// anyway and drops the answers if the wait times out. So an iteration that
+// changes interest costs one system call more than one that does not; a
+// steady connection changes none.
+//
+// An addition the kernel refuses is no longer held: the base hears of it
+// through backend_event::refused with the next wait, which returns such
+// refusals before anything else, without waiting. The base then stops the
+// watcher and reports it as it does a refusal from epoll, and corrects its
+// record of what the kernel holds, so that a later start adds the filter
+// again (it used to count as held, and a restart changed nothing). A
+// deletion that fails because the descriptor was closed already (ENOENT,
+// EBADF) needs nothing: the kernel holds nothing for it.
 //
 // Readiness in both directions arrives as two events, one per filter; they
 // are merged so the watcher gets one callback, as with epoll and poll.
@@ -41,6 +57,11 @@ constexpr int max_events = 1024;
 struct kqueue_state {
   int fd = -1;
   vec<struct kevent> changes;
+  // Room for an answer per queued change (capacity only, never size).
+  vec<struct kevent> answers;
+  // Additions refused since the last wait, reported by the next one; room
+  // for one per queued change is made with the change.
+  vec<backend_event> refusals;
   // fd -> position in this wait's output, valid where seen_in == waits.
   vec<uint32_t> seen_in;
   vec<int> seen_at;
@@ -74,13 +95,57 @@ void destroy_state(void *state) {
 
 bool queue(kqueue_state *st, int fd, short filter, unsigned short flags, uint64_t tag) {
   struct kevent ev;
-  EV_SET(&ev, fd, filter, flags, 0, 0, reinterpret_cast<void *>(static_cast<uintptr_t>(tag)));
+  EV_SET(&ev, fd, filter, flags | EV_RECEIPT, 0, 0, reinterpret_cast<void *>(static_cast<uintptr_t>(tag)));
   return st->changes.push(ev);
+}
+
+void note_refused(kqueue_state *st, const struct kevent &change) {
+  uint64_t tag = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(change.udata));
+  unsigned direction = change.filter == EVFILT_READ ? RILL_READ : RILL_WRITE;
+  // A descriptor's two filters are queued together: one report for both.
+  if (!st->refusals.empty() && st->refusals.back().tag == tag) {
+    st->refusals.back().refused |= direction;
+    return;
+  }
+  st->refusals.push(backend_event{tag, backend_refused, direction});  // room made in change()
+}
+
+// Hands the queued changes to the kernel, each with its own answer, in
+// order. Refused additions are kept for the next wait. Returns the first
+// failure, other than "already gone", of a deletion on `fd`: the base then
+// keeps counting that filter as held, and tries again later.
+int submit(kqueue_state *st, int fd) {
+  int n = static_cast<int>(st->changes.size());
+  if (n == 0)
+    return 0;
+  timespec zero{0, 0};
+  int answered = kevent(st->fd, st->changes.data(), n, st->answers.data(), n, &zero);
+  int call_error = answered < 0 ? errno : 0;
+  int err = 0;
+  for (int i = 0; i < n; i++) {
+    const struct kevent &change = st->changes[i];
+    // Every change has its answer, in order, with EV_ERROR set and the
+    // errno in data (0 for success). A call that failed as a whole (no
+    // queue after a failed reinit) answered none: each change failed.
+    int result = call_error;
+    if (answered >= 0)
+      result = i < answered && (st->answers[i].flags & EV_ERROR) ? static_cast<int>(st->answers[i].data) : 0;
+    if (result == 0)
+      continue;
+    if (change.flags & EV_ADD)
+      note_refused(st, change);
+    else if (static_cast<int>(change.ident) == fd && result != ENOENT && result != EBADF && err == 0)
+      err = -result;
+  }
+  st->changes.clear();
+  return err;
 }
 
 int change(void *state, int fd, unsigned old_events, unsigned new_events, uint64_t tag) {
   auto *st = static_cast<kqueue_state *>(state);
-  if (!st->changes.reserve(st->changes.size() + 2))
+  size_t queued = st->changes.size() + 2;
+  if (!st->changes.reserve(queued) || !st->answers.reserve(queued) ||
+      !st->refusals.reserve(st->refusals.size() + queued))
     return -ENOMEM;
   // The merge table grows here, where a failure is the one watcher's, and
   // never in wait(), where it would fail the whole loop (an allocation
@@ -111,22 +176,35 @@ int change(void *state, int fd, unsigned old_events, unsigned new_events, uint64
   // A descriptor being unregistered is usually closed right after, and a
   // queued delete would then fail or, worse, hit a new file with the same
   // number: submit deletions now.
-  if (new_events == 0) {
-    timespec zero{0, 0};
-    kevent(st->fd, st->changes.data(), static_cast<int>(st->changes.size()), nullptr, 0, &zero);
-    st->changes.clear();
-  }
+  if (new_events == 0)
+    return submit(st, fd);
   return 0;
+}
+
+int take_refusals(kqueue_state *st, backend_event *out, int capacity) {
+  size_t count = st->refusals.size() < static_cast<size_t>(capacity) ? st->refusals.size()
+                                                                      : static_cast<size_t>(capacity);
+  for (size_t i = 0; i < count; i++)
+    out[i] = st->refusals[i];
+  size_t left = st->refusals.size() - count;
+  for (size_t i = 0; i < left; i++)
+    st->refusals[i] = st->refusals[i + count];
+  while (st->refusals.size() > left)
+    st->refusals.pop_back();
+  return static_cast<int>(count);
 }
 
 int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
   auto *st = static_cast<kqueue_state *>(state);
   if (capacity > max_events)
     capacity = max_events;
+  submit(st, -1);
+  // Refusals go out now, without waiting: their watchers must hear of them
+  // whatever else happens.
+  if (!st->refusals.empty())
+    return take_refusals(st, out, capacity);
   timespec ts{static_cast<time_t>(timeout_ns / 1000000000), static_cast<long>(timeout_ns % 1000000000)};
-  int n = kevent(st->fd, st->changes.data(), static_cast<int>(st->changes.size()), st->events, capacity,
-                 timeout_ns < 0 ? nullptr : &ts);
-  st->changes.clear();
+  int n = kevent(st->fd, nullptr, 0, st->events, capacity, timeout_ns < 0 ? nullptr : &ts);
   if (n < 0)
     return errno == EINTR ? 0 : -errno;
   st->waits++;
@@ -136,16 +214,6 @@ int wait(void *state, int64_t timeout_ns, backend_event *out, int capacity) {
     unsigned ready = ev.filter == EVFILT_READ ? RILL_READ : RILL_WRITE;
     if (ev.flags & EV_EOF)
       ready = RILL_READ | RILL_WRITE;
-    if (ev.flags & EV_ERROR) {
-      // A change from the changelist failed. Deletions never come back this
-      // way (they are submitted at once, above), so this was an addition the
-      // kernel refused: report the watcher ready, so its own read or write
-      // meets the error, as the base does for epoll and poll. A stale tag is
-      // dropped by the base.
-      if (ev.data == 0)
-        continue;
-      ready = RILL_READ | RILL_WRITE;
-    }
     size_t fd = ev.ident;
     if ((ev.flags & EV_EOF) && ev.fflags != 0 && fd < st->socket_error.size())
       st->socket_error[fd] = static_cast<int>(ev.fflags);
@@ -177,6 +245,7 @@ int reinit(void *state) {
   int err = fd < 0 ? -errno : 0;
   st->fd = fd;  // -1 on failure: nothing reaches the old queue
   st->changes.clear();
+  st->refusals.clear();  // the old queue's: the base registers afresh
   return err;
 }
 
