@@ -104,6 +104,31 @@ stop_server() { # name
   SERVER_PID=""
 }
 
+# The directory a profiling knob names (made, and absolute), or nothing
+# when the knob is unset; exits when perf is missing.
+bench_profile_dir() { # knob
+  local dir=${!1:-}
+  [ -n "$dir" ] || return 0
+  command -v perf >/dev/null || { echo "$BENCH_NAME: $1 needs perf (linux-perf)" >&2; exit 1; }
+  mkdir -p "$dir" && (cd "$dir" && pwd)
+}
+
+# perf samples SERVER_PID (cpu-clock, call graphs; the kernel's functions
+# too when run as root or with perf_event_paranoid <= 1) into `data` until
+# profile_stop. profile_tables.sh reads the files.
+PERF_PID=""
+profile_start() { # data
+  perf record -q -e cpu-clock -F 4000 -g -p "$SERVER_PID" -o "$1" >/dev/null 2>"$TMP/perf.err" &
+  PERF_PID=$!
+  sleep 0.3 # attached before the load starts
+}
+profile_stop() {
+  [ -n "$PERF_PID" ] || return 0
+  kill -INT "$PERF_PID" 2>/dev/null || true
+  wait "$PERF_PID" 2>/dev/null || cat "$TMP/perf.err" >&2
+  PERF_PID=""
+}
+
 # Builds the Go server in `dir` into `exe`, when go is installed.
 bench_build_go() { # dir exe
   if command -v go >/dev/null; then

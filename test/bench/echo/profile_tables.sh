@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Where each server's CPU per round trip goes, by function, from the perf
-# samples that run_echo.sh's ECHO_PROFILE recorded: for every shape, a
-# table of the functions whose cost differs most from the first server's
-# (run_echo.sh's first server named), in µs per round trip.
+# Where each server's CPU per round trip (or handshake) goes, by function,
+# from the perf samples that run_echo.sh's ECHO_PROFILE or tls/run_tls.sh's
+# TLS_PROFILE recorded: for every shape or test, a table of the functions
+# whose cost differs most from the first server's (the first server
+# named), in µs per operation.
 #
 #   test/bench/echo/profile_tables.sh <profile dir> <runs file>
 #
-# A function's share of a run's samples times that run's CPU per round trip
-# (the runs file's user + system time from /proc, which perf's sampling does
-# not change) is what it cost per round trip; repeats are averaged. [k]
-# marks the kernel's functions, [.] user space (rill and libc alike).
+# A function's share of a run's samples times that run's CPU per operation
+# (the runs file's user + system time from /proc) is what it cost per
+# operation; repeats are averaged. [k] marks the kernel's functions, [.]
+# user space (rill, OpenSSL and libc alike).
 #
 # Knobs: PROFILE_TOP (20 rows a shape).
 set -euo pipefail
@@ -44,7 +45,7 @@ done >"$DIR/functions.tsv"
 order=$(awk -F'\t' '!/^#/ && !seen[$3]++ { printf "%s ", $3 }' "$RUNS")
 for shape in $(awk -F'\t' '!/^#/ && !seen[$2]++ { print $2 }' "$RUNS"); do
   echo
-  echo "Server CPU per round trip by function, $shape, µs (perf cpu-clock samples; [k] kernel, [.] user):"
+  echo "Server CPU per operation by function, $shape, µs (perf cpu-clock samples; [k] kernel, [.] user):"
   echo
   awk -F'\t' -v shape="$shape" -v order="$order" -v top="$TOP" '
     $1 != shape { next }

@@ -82,13 +82,8 @@ else
   q_seconds=3 q_warmup=0.5 q_reps=3 q_idle=10000 q_idle_reps=3
   q_results=$ROOT/docs/bench/echo.tsv q_chart=$ROOT/docs/bench/echo.png
 fi
-PROFILE=${ECHO_PROFILE:-}
-if [ -n "$PROFILE" ]; then
-  command -v perf >/dev/null || { echo "run_echo: ECHO_PROFILE needs perf (linux-perf)" >&2; exit 1; }
-  mkdir -p "$PROFILE"
-  PROFILE=$(cd "$PROFILE" && pwd)
-  q_idle=0 q_results=$PROFILE/echo.tsv q_chart=$PROFILE/echo.png
-fi
+PROFILE=$(bench_profile_dir ECHO_PROFILE)
+[ -z "$PROFILE" ] || q_idle=0 q_results=$PROFILE/echo.tsv q_chart=$PROFILE/echo.png
 SHAPES=${ECHO_SHAPES:-"1x64 100x64 1000x64 100x16384"}
 RUN_SECONDS=${ECHO_SECONDS:-$q_seconds}
 WARMUP=${ECHO_WARMUP:-$q_warmup}
@@ -244,18 +239,6 @@ declare -A CPU  # "server shape" -> server CPU µs per round trip, one per repea
 declare -A IDLE # server -> space-separated bytes per idle connection
 CLK_TCK=$(getconf CLK_TCK)
 LOADGEN_ERR=$TMP/loadgen.err
-PERF_PID=""
-profile_start() { # data file: perf samples the server until profile_stop
-  perf record -q -e cpu-clock -F 4000 -g -p "$SERVER_PID" -o "$1" >/dev/null 2>"$TMP/perf.err" &
-  PERF_PID=$!
-  sleep 0.3 # attached before the load starts
-}
-profile_stop() {
-  [ -n "$PERF_PID" ] || return 0
-  kill -INT "$PERF_PID" 2>/dev/null || true
-  wait "$PERF_PID" 2>/dev/null || cat "$TMP/perf.err" >&2
-  PERF_PID=""
-}
 mkdir -p "$(dirname "$RESULTS")"
 printf '# repeat\tshape\tserver\trps\tcpu_us_per_round_trip\n' >"$RUNS"
 ping_pong() { # rep shape server port

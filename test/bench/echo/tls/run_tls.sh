@@ -45,6 +45,11 @@
 # port, 17600), TLS_SERVER_CPU (0), TLS_CLIENT_CPU (1), TLS_RESULTS.
 # BENCH_QUICK=1 is a short run (1 s per point, 1 repeat) that writes its
 # results into the build dir, not docs/.
+#
+# TLS_PROFILE=DIR records each run's server with perf, writes the results
+# into DIR instead of docs/, and ends with ../profile_tables.sh's tables:
+# each server's CPU per round trip or handshake by function, against the
+# first server named (as run_echo.sh's ECHO_PROFILE).
 set -euo pipefail
 
 if [ $# -ne 1 ] || [ ! -d "$1" ]; then
@@ -63,6 +68,8 @@ if [ "${BENCH_QUICK:-0}" = 1 ]; then
 else
   q_seconds=3 q_warmup=0.5 q_reps=3 q_results=$ROOT/docs/bench/tls.tsv
 fi
+PROFILE=$(bench_profile_dir TLS_PROFILE)
+[ -z "$PROFILE" ] || q_results=$PROFILE/tls.tsv
 SHAPES=${TLS_SHAPES:-"100x64 100x16384"}
 HANDSHAKES=${TLS_HANDSHAKES:-"full resumed"}
 HS_CONNS=${TLS_HS_CONNS:-16}
@@ -108,8 +115,7 @@ if ! command -v openssl >/dev/null; then
 fi
 
 # ---- cleanup: every process we start is killed, the keys removed --------------
-# shellcheck disable=SC2119 # no pid variables but SERVER_PID
-bench_traps
+bench_traps PERF_PID
 
 # ---- a throwaway CA and server certificate (for 127.0.0.1) --------------------
 tls_make_certs "rill TLS benchmark CA" "basicConstraints=CA:FALSE" \
@@ -173,6 +179,7 @@ measure() { # rep test server port
     *) args=(--mode echo --conns "${test%x*}" --size "${test#*x}") ;;
   esac
   if start_server "$server" "$port"; then
+    [ -z "$PROFILE" ] || profile_start "$PROFILE/$server.$test.$rep.data"
     if out=$("${PIN_CLIENT[@]}" "$LOADGEN" --connect "127.0.0.1:$port" "${args[@]}" --seconds "$RUN_SECONDS" \
               --warmup "$WARMUP" --pid "$SERVER_PID" 2>"$LOADGEN_ERR"); then
       rate=$(sed -n 's/.* rate=\([0-9.]*\) .*/\1/p' <<<"$out")
@@ -182,6 +189,7 @@ measure() { # rep test server port
       cat "$LOADGEN_ERR" >&2
       echo "run_tls: tls_loadgen against $server failed" >&2
     fi
+    profile_stop
     if ! kill -0 "$SERVER_PID" 2>/dev/null; then
       echo "run_tls: $server server died during the run" >&2
       rate=""
@@ -222,3 +230,6 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 } | sed 's/\tn\/a/\tNaN/g' >"$RESULTS"
 
 bench_report "$HERE/tls_tables.sh" "$RESULTS" "$RUNS"
+
+# ---- where the CPU went (TLS_PROFILE) ------------------------------------------------
+[ -z "$PROFILE" ] || bash "$HERE/../profile_tables.sh" "$PROFILE" "$RUNS"
