@@ -244,9 +244,9 @@ __attribute__((always_inline)) inline void on_readable(rill_conn *c) {
     // Everything used, nothing held and no large held buffer to give back:
     // the common case, concluded here without a call, as conn_keep_unused()
     // would.
-    if (used >= len &&
-        (!c->has(conn_flag::has_held_buffer) || (c->rare->held_len == 0 && c->rare->held_cap <= held_keep_max)) &&
-        !conn_fd_closed(c))
+    bool nothing_held = !c->has(conn_flag::has_held_buffer) ||
+                         (c->rare->held_len == 0 && c->rare->held_cap <= held_keep_max);
+    if (used >= len && nothing_held && !conn_fd_closed(c))
       c->flags &= ~conn_flag::read_full;
     else
       conn_keep_unused(c, dst, len, used, false);
