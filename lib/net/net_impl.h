@@ -58,9 +58,9 @@ enum : uint32_t {
   // mirrored here by their only writers (the conn_set_* helpers below and
   // rill_conn_set_deadline): a connection without them pays a test of
   // these bits, which the paths load anyway, instead of loads of c->rare
-  // and of the field (issue 12: with the plain send and read(2) below, 444
-  // -> 430 user instructions per echo round trip, callgrind). Set only
-  // while conn_rare exists.
+  // and of the field (issue 12: with a plain socket's send and read(2)
+  // building no iovec, 444 -> 430 user instructions per echo round trip,
+  // callgrind). Set only while conn_rare exists.
   has_transport = 1u << 20,       // rare->transport (lib/tls)
   has_io_hook = 1u << 21,         // rare->io_hook (pipe.cpp, a TLS handshake)
   has_read_deadline = 1u << 22,   // rare->read_deadline is not 0
@@ -292,7 +292,8 @@ namespace rill::detail {
 // not carry it (issue 12: idle memory). Allocated by the first use that
 // needs it: a deadline, a ref write, a queued write, a splicing pipe, bytes
 // on_read left unused; kept until the connection is freed, so steady state
-// does not allocate.
+// does not allocate. The deadlines, io_hook, transport and held are written
+// only where their conn_flag::has_* bit is kept with them (conn_set_*).
 struct conn_rare {
   // Deadlines, absolute on the base clock in ns; 0: none.
   rill_timer *deadline_timer = nullptr;  // created by the first deadline
