@@ -16,12 +16,6 @@
 
 namespace rill::detail {
 
-uint64_t monotonic_ns() noexcept {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 namespace {
 
 uint64_t keep_rising(start_clock &c, uint64_t ns) noexcept {

@@ -1,12 +1,19 @@
 #ifndef RILL_CORE_CLOCK_H
 #define RILL_CORE_CLOCK_H
 
+#include <time.h>
 #include <cstdint>
 
 namespace rill::detail {
 
-// Monotonic time in nanoseconds (CLOCK_MONOTONIC).
-uint64_t monotonic_ns() noexcept;
+// Monotonic time in nanoseconds (CLOCK_MONOTONIC). Inline: the loop reads
+// it twice per iteration, and a call of its own cost the echo 10 user
+// instructions per round trip (callgrind).
+inline uint64_t monotonic_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 constexpr uint64_t ns_per_ms = 1000000;
 

@@ -38,7 +38,9 @@
 // (G20, G21, G23).
 #include <cstring>
 
+#include "core/fiber_slot.h"
 #include "fiber/net_impl.h"
+#include "fiber/sched_impl.h"
 #include "net/net_impl.h"
 #include "net/op_error.h"
 
@@ -86,12 +88,14 @@ bool deadline_passed(uint64_t deadline) {
   return deadline && rill_time_now() >= deadline;
 }
 
-// Bytes the read path copied on this thread (rill_internal_net_read_copied).
-thread_local uint64_t read_copied;
-
-void copy_read(char *to, const char *from, size_t n) {
+// Counted in the base's scheduler (rill_internal_net_read_copied), which
+// the caller has at hand (nullptr: the base has no fiber left to ask): a
+// thread_local cost every copied read (every read on io_uring) a
+// __tls_get_addr call in the shared library.
+void copy_read(scheduler *s, char *to, const char *from, size_t n) {
   std::memcpy(to, from, n);
-  read_copied += n;
+  if (s)
+    s->net_read_copied += n;
 }
 
 // The reader's buffer goes back to it: the connection reads into the
@@ -154,11 +158,12 @@ void check_reading(void *arg) {
 __attribute__((noinline)) size_t on_read_rest(rill_net_conn *c, const char *data, size_t len,
                                               int status) {
   rill_fiber *reader = c->reader;
+  auto *sched = reader ? reader->sched : static_cast<scheduler *>(base_fiber_slot(c->conn->base));
   size_t used = 0;
   if (reader && len) {
     used = len < c->cap ? len : c->cap;
     if (data != c->buf)  // else read into the reader's buffer already
-      copy_read(c->buf, data, used);
+      copy_read(sched, c->buf, data, used);
   }
   size_t got = used;
   size_t rest = len - used;
@@ -172,7 +177,7 @@ __attribute__((noinline)) size_t on_read_rest(rill_net_conn *c, const char *data
     // connection, which gives them again to the next read, and nothing is
     // lost.
     if (rest > 0 && reserve_spill(c, rest)) {
-      copy_read(c->spill->data(), data + used, rest);
+      copy_read(sched, c->spill->data(), data + used, rest);
       c->spill->len = rest;
       c->spill->off = 0;
       used = len;
@@ -182,7 +187,7 @@ __attribute__((noinline)) size_t on_read_rest(rill_net_conn *c, const char *data
     c->read_end = status;
     if (rest > 0) {
       if (reserve_spill(c, rest)) {
-        copy_read(c->spill->data(), data + used, rest);
+        copy_read(sched, c->spill->data(), data + used, rest);
         c->spill->len = rest;
         c->spill->off = 0;
       } else {
@@ -220,7 +225,7 @@ size_t on_read(rill_conn *conn, const char *data, size_t len, int status, void *
   if (status != 0 || !reader || len == 0 || len > c->cap)
     return on_read_rest(c, data, len, status);
   if (data != c->buf)  // input the connection held, or io_uring's
-    copy_read(c->buf, data, len);
+    copy_read(reader->sched, c->buf, data, len);
   c->reader = nullptr;
   conn->flags &= ~conn_flag::read_target;  // end_lending(c), c->conn known
   fiber_unpark(reader, static_cast<int>(len));
@@ -322,12 +327,12 @@ void drop_spare_spill(void *arg) {
   }
 }
 
-ssize_t take_spill(rill_net_conn *c, void *buf, size_t len) {
+ssize_t take_spill(rill_net_conn *c, rill_fiber *self, void *buf, size_t len) {
   net_spill *s = c->spill;
   size_t n = s->len - s->off;
   if (n > len)
     n = len;
-  copy_read(static_cast<char *>(buf), s->data() + s->off, n);
+  copy_read(self->sched, static_cast<char *>(buf), s->data() + s->off, n);
   s->off += n;
   return static_cast<ssize_t>(n);
 }
@@ -339,7 +344,7 @@ ssize_t read_locked(rill_net_conn *c, rill_fiber *self, void *buf, size_t len) {
   if (deadline_passed(c->read_deadline))
     return RILL_ETIMEOUT;
   if (c->spill && c->spill->off < c->spill->len)
-    return take_spill(c, buf, len);
+    return take_spill(c, self, buf, len);
   if (c->read_end)
     return c->read_end;
   c->reader = self;
@@ -450,9 +455,14 @@ using namespace rill::detail;
 extern "C" {
 
 // For tests (test_facade_read_into): the bytes the facade's read path
-// copied on the calling thread, into readers' buffers or through the spill
-// buffer. Not in the public header, and hidden in the shared library.
-uint64_t rill_internal_net_read_copied(void) { return read_copied; }
+// copied on the calling fiber's base, into readers' buffers or through the
+// spill buffer; 0 outside a fiber. Not in the public header, and hidden in
+// the shared library.
+uint64_t rill_internal_net_read_copied(void) {
+  rill_base *base = rill_fiber_base();
+  auto *sched = base ? static_cast<scheduler *>(base_fiber_slot(base)) : nullptr;
+  return sched ? sched->net_read_copied : 0;
+}
 
 const rill_conn *rill_net_tls_conn(const rill_net_conn *c) { return c ? c->conn : nullptr; }
 

@@ -78,6 +78,7 @@ struct scheduler {
   rill_timer *kick = nullptr;
   bool kick_armed = false;  // rill_timer_active(kick), without the call per wake-up
   size_t live = 0;
+  uint64_t net_read_copied = 0;  // bytes net_conn.cpp's read path copied (for a test)
   vec<fiber_stack> pool;  // default-size stacks for reuse
   stall_detector *stall;  // the base's
   // idle.cpp: fibers parked in fiber_park_idle(), oldest first, and the

@@ -25,23 +25,6 @@ using namespace rill::detail;
 
 namespace {
 
-// The embedded watcher's events (io_watch_fn: the loop holds nothing, so
-// the connection holds itself before anything can close it).
-void on_io(void *owner, unsigned events) {
-  auto *c = static_cast<rill_conn *>(owner);
-  conn_held hold(c);
-  // A pipe splicing: the bytes bypass the read and write paths.
-  if (conn_io_hook *hook = c->io_hook()) {
-    hook->on_io(c, events, hook->arg);
-    return;
-  }
-  // Writing first: it may finish a graceful close, which makes reading moot.
-  if (events & RILL_WRITE)
-    conn_on_writable(c);
-  if ((events & RILL_READ) && c->lifetime.open())
-    conn_on_readable(c);
-}
-
 void report_close(rill_conn *c) {
   conn_report_writes(c);  // ref writes dropped by the close
   c->lifetime.state = life_state::closed;
@@ -325,7 +308,7 @@ int conn_create(rill_base *base, int fd, net_kind kind, const rill_socket_config
   int one = 1;  // where MSG_NOSIGNAL does not exist
   setsockopt(fd, SOL_SOCKET, SO_NOSIGPIPE, &one, sizeof one);
 #endif
-  int err = io_watch_add(base, fd, c, on_io);
+  int err = io_watch_add(base, fd, c, conn_on_io);
   if (err) {
     conn_settings_release(base, c->settings);
     destroy(c);

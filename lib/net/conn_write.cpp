@@ -31,10 +31,25 @@ namespace {
 
 constexpr int max_iov = 64;
 
-ssize_t send_some(rill_conn *c, const char *data, size_t len) {
+// Through the transport: out of line, so that a plain socket's send (every
+// message's path) keeps its values in fewer registers (callgrind's echo:
+// 5 user instructions per round trip).
+__attribute__((noinline)) ssize_t transport_send(rill_conn *c, const char *data, size_t len) {
+  iovec iov{const_cast<char *>(data), len};
   ssize_t n;
   do {
-    n = conn_sys_send(c, data, len);
+    n = c->transport()->writev(c, &iov, 1);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+// conn_sys_writev's contract (net_impl.h) for one buffer.
+ssize_t send_some(rill_conn *c, const char *data, size_t len) {
+  if (c->has(conn_flag::has_transport))
+    return transport_send(c, data, len);
+  ssize_t n;
+  do {
+    n = send(c->fd, data, len, RILL_MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   return n;
 }
@@ -52,9 +67,9 @@ int write_precheck(const rill_conn *c) {
   if (err)
     return err;
   // Nothing in the way, the case on every message: one test of the bits.
-  if (!(c->flags &
-        (conn_flag::write_shut | conn_flag::shut_write_wanted | conn_flag::write_timed_out)) &&
-      !c->write_error && !c->write_deadline())
+  if (!(c->flags & (conn_flag::write_shut | conn_flag::shut_write_wanted | conn_flag::write_timed_out |
+                    conn_flag::has_write_deadline)) &&
+      !c->write_error)
     return 0;
   if (c->has(conn_flag::write_shut) || c->has(conn_flag::shut_write_wanted))
     return -EPIPE;

@@ -110,8 +110,10 @@ extern "C" int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when)
   constexpr uint64_t max_when = UINT64_MAX / 4;
   uint64_t when_ns = when > max_when ? max_when : when;
   if (which & RILL_DEADLINE_READ) {
-    if (rare)
+    if (rare) {
       rare->read_deadline = when_ns;
+      conn->set(conn_flag::has_read_deadline, when_ns != 0);
+    }
     if (conn->has(conn_flag::read_timed_out)) {
       // A new deadline makes the connection readable again (G16).
       conn->set(conn_flag::read_timed_out, false);
@@ -122,8 +124,10 @@ extern "C" int rill_conn_set_deadline(rill_conn *conn, int which, uint64_t when)
     }
   }
   if (which & RILL_DEADLINE_WRITE) {
-    if (rare)
+    if (rare) {
       rare->write_deadline = when_ns;
+      conn->set(conn_flag::has_write_deadline, when_ns != 0);
+    }
     conn->set(conn_flag::write_timed_out, false);
   }
   conn_update_io(conn);

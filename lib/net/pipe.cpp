@@ -149,7 +149,7 @@ void detach(rill_pipe *p, int s) {
   rill_conn *c = p->conn[s];
   count_final(p, s);
   if (c->rare)
-    c->rare->io_hook = nullptr;
+    conn_set_io_hook(c, nullptr);
   c->set(conn_flag::piped, false);
   p->conn[s] = nullptr;
   pipe_release(p);  // the connection's reference (the caller holds another)
@@ -184,7 +184,7 @@ void end_pipe(rill_pipe *p, int status, int side, const char *op) {
   for (int s = 0; s < 2; s++) {
     rill_conn *c = p->conn[s];
     if (c && c->rare)
-      c->rare->io_hook = nullptr;  // back to its own paths, for the close or the user
+      conn_set_io_hook(c, nullptr);  // back to its own paths, for the close or the user
   }
   close_kernel_pipes(p);  // bytes still in them are lost with the stream
   for (int s = 0; s < 2; s++) {
@@ -551,7 +551,7 @@ int rill_pipe_start(rill_conn *a, rill_conn *b, const rill_pipe_options *options
 #ifdef __linux__
       p->hook[s].on_io = splice_on_io;
 #endif
-      c->rare->io_hook = &p->hook[s];  // made before the pipe (rill_pipe)
+      conn_set_io_hook(c, &p->hook[s]);  // conn_rare made before the pipe (rill_pipe)
     } else {
       rill_conn_read_start(c);  // bytes held unused from before go first
     }

@@ -327,8 +327,7 @@ void tls_end(rill_conn *c, bool goodbye) {
 
 void tls_destroy(rill_conn *c) {
   tls_conn *t = tls_of(c);
-  c->rare->transport = nullptr;
-  c->rare->transport_state = nullptr;
+  conn_set_transport(c, nullptr, nullptr);
   tls_conn_free(t);
 }
 

@@ -23,7 +23,7 @@ void finish(tls_conn *t, int status) {
   if (t->timer)
     rill_timer_stop(t->timer);
   rill_conn *c = t->c;
-  c->rare->io_hook = nullptr;
+  conn_set_io_hook(c, nullptr);
   tls_done_fn done = t->done;
   t->done = nullptr;
   if (status < 0 && tls_out_pending(t))
@@ -235,10 +235,9 @@ int tls_handshake_start(rill_conn *c, rill_tls_config *cfg, bool server, const c
   // Records are read by the transport from the socket itself: no io_uring
   // receive (nothing was read yet, so nothing waits in one).
   conn_uring_detach(c);
-  rare->transport = &tls_transport;
-  rare->transport_state = t;
+  conn_set_transport(c, &tls_transport, t);
   t->hook = conn_io_hook{on_io, t, server ? RILL_READ : RILL_WRITE};
-  rare->io_hook = &t->hook;
+  conn_set_io_hook(c, &t->hook);
   conn_update_io(c);
   return 0;
 }
@@ -254,7 +253,7 @@ void tls_handshake_abandon(tls_conn *t) {
     rill_timer_stop(t->timer);
   t->done = nullptr;
   if (t->c->rare)
-    t->c->rare->io_hook = nullptr;
+    conn_set_io_hook(t->c, nullptr);
 }
 
 }  // namespace rill::detail

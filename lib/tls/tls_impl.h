@@ -101,8 +101,7 @@ struct tls_conn {
 };
 
 inline tls_conn *tls_of(const rill_conn *c) {
-  return c && c->rare && c->rare->transport ? static_cast<tls_conn *>(c->rare->transport_state)
-                                            : nullptr;
+  return c && c->transport() ? static_cast<tls_conn *>(c->rare->transport_state) : nullptr;
 }
 
 // Before an OpenSSL call whose failure SSL_get_error (or tls_map_error)
