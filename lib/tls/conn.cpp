@@ -25,15 +25,17 @@
 // client's first request came with that Finished (OpenSSL holds it), the
 // ticket waits in `out` for the reply to it, and the two leave in one
 // send(): a system call and a segment fewer per handshake (Go's server
-// saves the same by sending its ticket with its own Finished). The kick
-// that reads that request sends the ticket anyway if no reply took it;
-// a close's close_notify takes it along too.
+// saves the same by sending its ticket with its own Finished). If no reply
+// took the ticket when the kick that reads that request is done, the
+// pending queue sends it, after any fiber that read woke (its reply may
+// still take it); a close's close_notify takes it along too.
 #include <openssl/err.h>
 #include <sys/socket.h>
 #include <cerrno>
 #include <cstring>
 
 #include "core/alloc.h"
+#include "core/pending.h"
 #include "tls/tls_impl.h"
 
 namespace rill::detail {
@@ -169,6 +171,14 @@ ssize_t fail(int err) {
   return -1;
 }
 
+void flush_held_ticket(pending_node *node) {
+  tls_conn *t = RILL_CONTAINER_OF(node, tls_conn, ticket_flush);
+  if (!t->ticket_held || conn_fd_closed(t->c))
+    return;
+  tls_flush_out(t);
+  conn_update_io(t->c);  // what the kernel did not take waits for writability
+}
+
 void on_timer(rill_timer *, void *arg) {
   tls_conn *t = static_cast<tls_conn *>(arg);
   if (t->done) {
@@ -179,9 +189,11 @@ void on_timer(rill_timer *, void *arg) {
   conn_held hold(c);
   if (c->lifetime.open() && !conn_fd_closed(c))
     conn_on_readable(c);
-  if (t->ticket_held && !conn_fd_closed(c)) {  // no reply took it along
-    tls_flush_out(t);
-    conn_update_io(c);  // what the kernel did not take waits for writability
+  // No reply took the ticket along: it goes from the pending queue, behind
+  // a fiber this read woke, whose reply may still take it.
+  if (t->ticket_held) {
+    t->ticket_flush.run = flush_held_ticket;
+    pending_push(c->base, &t->ticket_flush);
   }
 }
 
@@ -433,6 +445,7 @@ int tls_timer_make(tls_conn *t) {
 void tls_conn_free(tls_conn *t) {
   if (!t)
     return;
+  pending_cancel(t->c->base, &t->ticket_flush);
   rill_timer_free(t->timer);
   if (t->ssl) {
     // However the connection ended, its session stays good for resumption

@@ -78,6 +78,7 @@ struct tls_conn {
   // first reply (conn.cpp, "The session ticket"): not yet pending for the
   // write path. Any flush of `out` ends it.
   bool ticket_held = false;
+  pending_node ticket_flush{};  // sends a held ticket no reply took (conn.cpp)
   // The FIN rill_conn_close_write asked for, sent once `out` is flushed.
   bool fin_wanted = false;
   bool fin_sent = false;
