@@ -316,6 +316,11 @@ ssize_t tls_writev(rill_conn *c, const iovec *iov, int count) {
       len -= chunk;
     }
   }
+  if (with_ticket) {  // nothing to write after all: the ticket goes alone
+    int r = tls_flush_out(t);
+    if (r < 0)
+      return fail(r);
+  }
   return static_cast<ssize_t>(taken);
 }
 

@@ -127,8 +127,9 @@ inline void tls_clear_stale_errors() {
 extern const conn_transport tls_transport;
 BIO_METHOD *tls_bio_method();  // nullptr when out of memory
 int tls_flush_out(tls_conn *t);  // 1 flushed, 0 wait for writable, or -errno
-// A ticket held back (ticket_held) was written as the handshake ended: the
-// kick that reads the request OpenSSL holds sends it unless a reply took it.
+// A ticket held back (ticket_held) as the handshake ended: arms the kick
+// that reads the request OpenSSL holds, after which the pending queue sends
+// the ticket unless a reply took it along.
 void tls_hold_ticket(tls_conn *t);
 bool tls_out_pending(const tls_conn *t);
 void tls_conn_free(tls_conn *t);
