@@ -5,6 +5,9 @@
 // A handshake counts as finished only once its last flight (a client's
 // Finished, a server's session tickets) is wholly in the kernel: a
 // connection handed to a user who never writes would otherwise keep it.
+// One exception: a TLS 1.3 server's ticket may wait for the reply to a
+// request that came with the client's Finished, at most until the kick
+// that reads that request has run (conn.cpp, "The session ticket").
 #include <arpa/inet.h>
 #include <strings.h>
 #include <openssl/err.h>
@@ -28,6 +31,8 @@ void finish(tls_conn *t, int status) {
   t->done = nullptr;
   if (status < 0 && tls_out_pending(t))
     tls_flush_out(t);  // the alert that says why, if the kernel takes it
+  else if (t->ticket_held)
+    tls_hold_ticket(t);  // with t->done cleared, the timer is the kick
   if (!conn_fd_closed(c))
     conn_update_io(c);
   if (done)
@@ -62,7 +67,7 @@ void step(tls_conn *t) {
       return;
     }
   }
-  if (tls_out_pending(t)) {
+  if (tls_out_pending(t) && !t->ticket_held) {
     r = tls_flush_out(t);
     if (r < 0) {
       finish(t, r);

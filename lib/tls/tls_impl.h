@@ -74,6 +74,11 @@ struct tls_conn {
   // Ciphertext the kernel did not take yet (at most about one record).
   char *out = nullptr;
   size_t out_off = 0, out_len = 0, out_cap = 0;
+  // `out` holds a TLS 1.3 server's session ticket, kept to go out with the
+  // first reply (conn.cpp, "The session ticket"): not yet pending for the
+  // write path. Any flush of `out` ends it.
+  bool ticket_held = false;
+  pending_node ticket_flush{};  // sends a held ticket no reply took (conn.cpp)
   // The FIN rill_conn_close_write asked for, sent once `out` is flushed.
   bool fin_wanted = false;
   bool fin_sent = false;
@@ -121,6 +126,10 @@ inline void tls_clear_stale_errors() {
 extern const conn_transport tls_transport;
 BIO_METHOD *tls_bio_method();  // nullptr when out of memory
 int tls_flush_out(tls_conn *t);  // 1 flushed, 0 wait for writable, or -errno
+// A ticket held back (ticket_held) as the handshake ended: arms the kick
+// that reads the request OpenSSL holds, after which the pending queue sends
+// the ticket unless a reply took it along.
+void tls_hold_ticket(tls_conn *t);
 bool tls_out_pending(const tls_conn *t);
 void tls_conn_free(tls_conn *t);
 int tls_timer_make(tls_conn *t);  // t->timer, made if missing: 0 or an error
