@@ -28,6 +28,21 @@ int sp_wait_for(const int *p, int want) {
   return 0;
 }
 
+int sp_bio_flush(int fd, BIO *out) {
+  char buf[1 << 16];
+  size_t len = 0;
+  int n;
+  while ((n = BIO_read(out, buf + len, (int)(sizeof buf - len))) > 0)
+    len += (size_t)n;
+  return len == 0 || send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
+}
+
+int sp_bio_feed(int fd, BIO *in) {
+  char buf[1 << 16];
+  ssize_t n = recv(fd, buf, sizeof buf, 0);
+  return n > 0 && BIO_write(in, buf, (int)n) == (int)n ? 0 : -1;
+}
+
 int sp_connect(int port, const char *path, int rcvbuf) {
   int fd = socket(path ? AF_UNIX : AF_INET, SOCK_STREAM, 0);
   if (fd < 0)

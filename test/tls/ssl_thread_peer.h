@@ -1,6 +1,7 @@
 /* What the TLS tests whose peer is a blocking OpenSSL client on a thread of
  * its own share (test_tls_close, test_tls_regressions,
- * test_facade_tls_close): flags between the loop's thread and the peer's,
+ * test_facade_tls_close; test_tls_perf_paths and test_tls_tickets, whose
+ * client drives memory BIOs): flags between the loop's thread and the peer's,
  * the peer's socket and context, and a peer that reads a whole stream when
  * told to and says how it ended. Every wait is bounded by SP_GUARD_MS. */
 #ifndef RILL_TEST_SSL_THREAD_PEER_H
@@ -24,6 +25,12 @@ int sp_wait_for(const int *p, int want);
 int sp_connect(int port, const char *path, int rcvbuf);
 /* A client context that checks no certificate (the peer is the test's). */
 SSL_CTX *sp_client_ctx(void);
+
+/* For a client of OpenSSL memory BIOs, which chooses its segments: sends
+ * all `out` holds in one send() (0, or -1), and puts one recv()'s bytes
+ * into `in` (0, or -1 on an error or the peer's end). */
+int sp_bio_flush(int fd, BIO *out);
+int sp_bio_feed(int fd, BIO *in);
 
 /* A peer that connects, finishes its handshake, waits for *go, then reads
  * until the TLS stream ends and the socket's end after it. With `hang_up`

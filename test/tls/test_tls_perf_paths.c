@@ -30,6 +30,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "ssl_thread_peer.h"
+
 /* ---- the server: an echo over rill_tls_listen ------------------------------ */
 
 typedef struct server {
@@ -86,21 +88,6 @@ typedef struct client {
 } client;
 
 /* What OpenSSL wrote so far, into one send(). */
-static int flush_out(int fd, BIO *out) {
-  char buf[1 << 16];
-  size_t len = 0;
-  int n;
-  while ((n = BIO_read(out, buf + len, (int)(sizeof buf - len))) > 0)
-    len += (size_t)n;
-  return len == 0 || send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
-}
-
-static int feed_in(int fd, BIO *in) {
-  char buf[1 << 16];
-  ssize_t n = recv(fd, buf, sizeof buf, 0);
-  return n > 0 && BIO_write(in, buf, (int)n) == (int)n ? 0 : -1;
-}
-
 static void *client_main(void *arg) {
   client *c = arg;
   char echo[4096];
@@ -127,15 +114,15 @@ static void *client_main(void *arg) {
     int r = SSL_connect(ssl);
     if (r == 1)
       break;
-    if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ || flush_out(fd, SSL_get_wbio(ssl)) < 0 ||
-        feed_in(fd, SSL_get_rbio(ssl)) < 0)
+    if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ || sp_bio_flush(fd, SSL_get_wbio(ssl)) < 0 ||
+        sp_bio_feed(fd, SSL_get_rbio(ssl)) < 0)
       goto end;
   }
   /* The messages behind the Finished, all in the same send(). */
   for (int i = 0; i < c->count; i++)
     if (SSL_write(ssl, c->messages[i], (int)strlen(c->messages[i])) <= 0)
       goto end;
-  if (flush_out(fd, SSL_get_wbio(ssl)) < 0)
+  if (sp_bio_flush(fd, SSL_get_wbio(ssl)) < 0)
     goto end;
   c->ok = 1;
   while (c->got < c->want) {
@@ -157,11 +144,11 @@ static void *client_main(void *arg) {
       c->got += (size_t)n;
       continue;
     }
-    if (SSL_get_error(ssl, n) != SSL_ERROR_WANT_READ || feed_in(fd, SSL_get_rbio(ssl)) < 0)
+    if (SSL_get_error(ssl, n) != SSL_ERROR_WANT_READ || sp_bio_feed(fd, SSL_get_rbio(ssl)) < 0)
       break; /* the guard passed: c->got says how much came */
   }
   SSL_shutdown(ssl);
-  flush_out(fd, SSL_get_wbio(ssl));
+  sp_bio_flush(fd, SSL_get_wbio(ssl));
 end:
   if (fd >= 0)
     close(fd);

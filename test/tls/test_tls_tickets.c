@@ -28,6 +28,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "ssl_thread_peer.h"
+
 /* ---- the server ------------------------------------------------------------ */
 
 enum serve_mode { ECHO, SILENT, IGNORE }; /* reply / read only / never read */
@@ -95,46 +97,13 @@ static int on_new_session(SSL *ssl, SSL_SESSION *session) {
   return 1; /* the reference is ours */
 }
 
-static int flush_out(int fd, BIO *out) {
-  char buf[1 << 16];
-  size_t len = 0;
-  int n;
-  while ((n = BIO_read(out, buf + len, (int)(sizeof buf - len))) > 0)
-    len += (size_t)n;
-  return len == 0 || send(fd, buf, len, MSG_NOSIGNAL) == (ssize_t)len ? 0 : -1;
-}
-
-static int feed_in(int fd, BIO *in) {
-  char buf[1 << 16];
-  ssize_t n = recv(fd, buf, sizeof buf, 0);
-  return n > 0 && BIO_write(in, buf, (int)n) == (int)n ? 0 : -1;
-}
-
-static int connect_to(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa;
-  struct timeval limit = {10, 0}; /* a hang guard: what never comes fails, never hangs */
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((unsigned short)port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd < 0)
-    return -1;
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 static void *client_main(void *arg) {
   client *c = arg;
   char buf[256];
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
   SSL *ssl = NULL;
   BIO *in = BIO_new(BIO_s_mem()), *out = BIO_new(BIO_s_mem());
-  int fd = connect_to(c->port);
+  int fd = sp_connect(c->port, NULL, 0);
   if (!ctx || fd < 0 || !in || !out)
     goto end;
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
@@ -152,14 +121,14 @@ static void *client_main(void *arg) {
     int r = SSL_connect(ssl);
     if (r == 1)
       break;
-    if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ || flush_out(fd, SSL_get_wbio(ssl)) < 0 ||
-        feed_in(fd, SSL_get_rbio(ssl)) < 0)
+    if (SSL_get_error(ssl, r) != SSL_ERROR_WANT_READ || sp_bio_flush(fd, SSL_get_wbio(ssl)) < 0 ||
+        sp_bio_feed(fd, SSL_get_rbio(ssl)) < 0)
       goto end;
   }
   c->resumed = SSL_session_reused(ssl);
   if (c->message && SSL_write(ssl, c->message, (int)strlen(c->message)) <= 0)
     goto end;
-  if (flush_out(fd, SSL_get_wbio(ssl)) < 0)
+  if (sp_bio_flush(fd, SSL_get_wbio(ssl)) < 0)
     goto end;
   size_t want = c->want_echo ? strlen(c->message) : 0;
   /* Until the ticket (and the echo) came, or the guard passed. */
@@ -175,11 +144,11 @@ static void *client_main(void *arg) {
       break;
     if (c->ticket && c->echoed >= want)
       break; /* that read took the ticket in */
-    if (feed_in(fd, SSL_get_rbio(ssl)) < 0)
+    if (sp_bio_feed(fd, SSL_get_rbio(ssl)) < 0)
       break;
   }
   SSL_shutdown(ssl);
-  flush_out(fd, SSL_get_wbio(ssl));
+  sp_bio_flush(fd, SSL_get_wbio(ssl));
 end:
   if (fd >= 0)
     close(fd);
