@@ -276,6 +276,10 @@ int rill_base_run(rill_base *base, rill_run_mode mode) {
     state_scope running(base, base_state::running);
     claim_thread(base);
     update_time(base);
+    // A callback that threw out of the last run may have left refusals
+    // listed; they go first, whatever the next flush of interest would be.
+    if (!base->failed.empty() || base->refused_unlisted)
+      io_report_refused(base);
     for (;;) {
       if (base->stop_requested.load(std::memory_order_acquire))
         break;

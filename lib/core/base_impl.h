@@ -184,6 +184,9 @@ namespace rill::detail {
 // io.cpp
 void io_flush_changes(rill_base *base);
 void io_dispatch(rill_base *base, int count);
+// Reports the refused registrations still listed (base->failed and the
+// marks): what a callback that threw left for the next run.
+void io_report_refused(rill_base *base);
 // Internal watchers belong to the base itself: they are not listed, not
 // counted and do not keep the loop alive.
 int io_create(rill_base *base, int fd, rill_io_cb cb, void *arg, bool internal,

@@ -219,8 +219,13 @@ void flush_once(rill_base *base) {
     }
   }
   base->changes.clear();
-  // Each entry leaves the list (or loses its mark) before its callback
-  // runs, so one that throws leaves the others to the next flush.
+  io_report_refused(base);
+}
+
+// Each entry leaves the list (or loses its mark) before its callback runs,
+// so one that throws leaves the others to the next flush, or to the next
+// rill_base_run(), which reports them first.
+void io_report_refused(rill_base *base) {
   while (!base->failed.empty()) {
     int fd = base->failed.back();
     base->failed.pop_back();
@@ -243,7 +248,34 @@ namespace {
 // Readiness dispatched in runs of this many events (io_dispatch says why).
 constexpr int dispatch_run = 16;
 
-void dispatch_event(rill_base *base, backend_event ev) {
+// Refusals a backend learned of after change() had said 0 (kqueue,
+// backend.h): the kernel does not hold them, so a later start registers
+// them again. Every one in the batch is listed before any callback runs,
+// as flush_once lists its own, so neither a callback that throws nor a
+// report run between two runs of events loses the rest.
+void take_refusals(rill_base *base, int first, int count) {
+  for (int i = first; i < count; i++) {
+    backend_event &ev = base->events[i];
+    if (!(ev.events & backend_refused))
+      continue;
+    ev.events = 0;  // taken here: dispatch passes over it
+    int fd = static_cast<int>(static_cast<uint32_t>(ev.tag));
+    if (static_cast<size_t>(fd) >= base->fds.size())
+      continue;
+    fd_slot &slot = base->fds[fd];
+    if (static_cast<uint32_t>(ev.tag >> 32) != slot.generation || !slot.watcher)
+      continue;
+    slot.kernel_events = static_cast<uint8_t>(slot.kernel_events & ~ev.refused);
+    if (!base->failed.push(fd)) {
+      slot.refused_unlisted = true;
+      base->refused_unlisted = true;
+    }
+  }
+  io_report_refused(base);
+}
+
+void dispatch_event(rill_base *base, int index, int count) {
+  backend_event ev = base->events[index];
   int fd = static_cast<int>(static_cast<uint32_t>(ev.tag));
   if (static_cast<size_t>(fd) >= base->fds.size())
     return;
@@ -254,10 +286,7 @@ void dispatch_event(rill_base *base, backend_event ev) {
   unsigned ready = ev.events & want;
   if (ev.events & ~want) {  // rare: unwanted directions, or a refusal
     if (ev.events & backend_refused) {
-      // Refused after change() had accepted it (backend.h): the kernel does
-      // not hold it, so a later start must register it again.
-      slot.kernel_events = static_cast<uint8_t>(slot.kernel_events & ~ev.refused);
-      report_refused(base, fd);
+      take_refusals(base, index, count);
       return;
     }
     if (slot.kernel_events & ~want) {
@@ -302,7 +331,7 @@ void io_dispatch(rill_base *base, int count) {
       if (!base->pending.empty())
         pending_run(base);
     }
-    dispatch_event(base, base->events[i]);
+    dispatch_event(base, i, count);
   }
 }
 

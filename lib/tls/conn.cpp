@@ -187,14 +187,21 @@ void on_timer(rill_timer *, void *arg) {
   }
   rill_conn *c = t->c;
   conn_held hold(c);
+  // No reply took the ticket along: it goes from the pending queue, behind
+  // a fiber this read woke, whose reply may still take it. Queued on the
+  // way out, so an on_read that throws does not strand it; before `hold`
+  // lets the connection (and `t`) go.
+  struct queue_held_ticket {
+    tls_conn *t;
+    ~queue_held_ticket() {
+      if (t->ticket_held) {
+        t->ticket_flush.run = flush_held_ticket;
+        pending_push(t->c->base, &t->ticket_flush);
+      }
+    }
+  } queue_ticket{t};
   if (c->lifetime.open() && !conn_fd_closed(c))
     conn_on_readable(c);
-  // No reply took the ticket along: it goes from the pending queue, behind
-  // a fiber this read woke, whose reply may still take it.
-  if (t->ticket_held) {
-    t->ticket_flush.run = flush_held_ticket;
-    pending_push(c->base, &t->ticket_flush);
-  }
 }
 
 // Reads again from the loop: plaintext OpenSSL holds (unless it only waits
@@ -251,9 +258,11 @@ ssize_t tls_readv(rill_conn *c, const iovec *iov, int count) {
     err = RILL_ETLS_RENEGOTIATION;
     t->read_err = err;
   }
-  // A key update or an alert OpenSSL answered while reading (not a held
-  // ticket: the kick that runs this read, or the reply, sends it).
-  if (tls_out_pending(t) && !t->ticket_held)
+  // A key update or an alert OpenSSL answered while reading. A held ticket
+  // waits for the reply (or the kick that runs this read), unless the read
+  // failed: the alert then goes now, behind it, since a close that follows
+  // sends no close_notify that would take it along.
+  if (tls_out_pending(t) && (!t->ticket_held || (err && err != EAGAIN)))
     tls_flush_out(t);
   // The end met after data is returned by the next read, which the kick
   // brings: the socket has nothing more to signal.

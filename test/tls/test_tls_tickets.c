@@ -2,7 +2,8 @@
  * ticket"): one after every handshake, resumed ones included, so a client
  * that uses each ticket once resumes on every reconnect; and when the
  * client's first request came with its Finished, the ticket that waits for
- * the reply still arrives if the server never replies, or never reads.
+ * the reply still arrives if the server never replies, or never reads, and
+ * a fatal alert the server writes behind it goes out too.
  * The client is OpenSSL over memory BIOs in a thread, so that it decides
  * what goes in one segment; it keeps only the newest ticket. */
 #include <stdarg.h>
@@ -87,6 +88,9 @@ typedef struct client {
   SSL_SESSION *ticket; /* the newest session the server issued (a reference) */
   size_t echoed;
   int garbled; /* the echo differed from the message */
+  int corrupt;            /* flip the request record's last byte */
+  unsigned long last_err; /* the error SSL_read ended with */
+  int ssl_error;          /* and its SSL_get_error(), -1: the socket's end */
   volatile int done;
 } client;
 
@@ -128,6 +132,32 @@ static void *client_main(void *arg) {
   c->resumed = SSL_session_reused(ssl);
   if (c->message && SSL_write(ssl, c->message, (int)strlen(c->message)) <= 0)
     goto end;
+  if (c->corrupt) {
+    char raw[1 << 16];
+    int rl = 0, k;
+    while ((k = BIO_read(SSL_get_wbio(ssl), raw + rl, (int)(sizeof raw - rl))) > 0)
+      rl += k;
+    raw[rl - 1] ^= 0x55;
+    if (send(fd, raw, (size_t)rl, MSG_NOSIGNAL) != rl)
+      goto end;
+    for (;;) {
+      int n = SSL_read(ssl, buf, sizeof buf);
+      if (n > 0)
+        continue;
+      int e = SSL_get_error(ssl, n);
+      if (e == SSL_ERROR_WANT_READ) {
+        if (sp_bio_feed(fd, SSL_get_rbio(ssl)) < 0) {
+          c->ssl_error = -1; /* EOF from the socket */
+          break;
+        }
+        continue;
+      }
+      c->ssl_error = e;
+      c->last_err = ERR_peek_error();
+      break;
+    }
+    goto end;
+  }
   if (sp_bio_flush(fd, SSL_get_wbio(ssl)) < 0)
     goto end;
   size_t want = c->want_echo ? strlen(c->message) : 0;
@@ -274,11 +304,30 @@ static void test_ticket_comes_when_the_server_never_reads(void **state) {
   ticket_without_reply(IGNORE);
 }
 
+/* A corrupt record behind the Finished, while the ticket is held for the
+ * reply: the server's read fails, OpenSSL writes a fatal alert behind the
+ * ticket, and the server closes (echo_read). The alert must reach the
+ * client; the close once sent neither (no close_notify takes a held ticket
+ * along after a failure, and the read left the alert waiting). */
+static void test_alert_goes_behind_a_held_ticket(void **state) {
+  fixture f;
+  client c = {.message = "hello", .corrupt = 1};
+  (void)state;
+  fixture_start(&f, ECHO);
+  serve(&f, &c);
+  assert_int_equal(c.ssl_error, SSL_ERROR_SSL);
+  assert_true(ERR_GET_REASON(c.last_err) >= SSL_AD_REASON_OFFSET); /* an alert, from the server */
+  assert_non_null(c.ticket);
+  SSL_SESSION_free(c.ticket);
+  fixture_end(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_one_ticket_per_handshake_resumes_every_time),
       cmocka_unit_test(test_ticket_comes_when_the_server_reads_but_never_writes),
       cmocka_unit_test(test_ticket_comes_when_the_server_never_reads),
+      cmocka_unit_test(test_alert_goes_behind_a_held_ticket),
   };
   return cmocka_run_group_tests(tests, tp_certs_setup, tp_certs_teardown);
 }

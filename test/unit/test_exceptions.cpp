@@ -144,6 +144,49 @@ void test_io_throws(void **) {
   tu_base_free(base);
 }
 
+// Two registrations the kernel refuses (their descriptors closed before the
+// loop registered them): the first report's callback throws, and the other
+// watcher still hears of its refusal, exactly once, when the base runs
+// again. Its report used to wait in the base's list until some interest
+// change made the loop flush again, which here never came.
+struct refused_state {
+  int calls = 0;
+  int throws = 0;
+};
+
+void throwing_on_refusal(rill_io *io, int, unsigned, void *arg) {
+  auto *st = static_cast<refused_state *>(arg);
+  st->calls++;
+  rill_io_stop(io);
+  if (st->throws++ == 0)
+    throw boom();
+}
+
+void test_refusal_report_throws(void **) {
+  rill_base *base = tu_base_new();
+  int a[2], b[2];
+  tu_pipe(a);
+  tu_pipe(b);
+  rill_io *ia, *ib;
+  refused_state st;
+  assert_int_equal(rill_io_new(base, a[0], throwing_on_refusal, &st, &ia), 0);
+  assert_int_equal(rill_io_new(base, b[0], throwing_on_refusal, &st, &ib), 0);
+  assert_int_equal(rill_io_start(ia, RILL_READ), 0);
+  assert_int_equal(rill_io_start(ib, RILL_READ), 0);
+  close(a[0]);
+  close(b[0]);
+  run_expecting_throw(base, RILL_RUN_ONCE);
+  assert_int_equal(st.calls, 1);
+  for (int i = 0; i < 20 && st.calls < 2; i++)
+    assert_true(TU_RUN(base, RILL_RUN_NOWAIT, 5000) >= 0);
+  assert_int_equal(st.calls, 2);
+  rill_io_free(ia);
+  rill_io_free(ib);
+  close(a[1]);
+  close(b[1]);
+  tu_base_free(base);
+}
+
 // ---- posts ------------------------------------------------------------------
 
 struct post_state {
@@ -240,6 +283,7 @@ int main() {
                                       tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_repeating_timer_throws, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_io_throws, tu_setup_fds, tu_teardown_fds),
+      cmocka_unit_test_setup_teardown(test_refusal_report_throws, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_post_throws, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_post_throws_during_free, tu_setup_fds, tu_teardown_fds),
       cmocka_unit_test_setup_teardown(test_report_throws, tu_setup_fds, tu_teardown_fds),
