@@ -516,7 +516,7 @@ inline void conn_update_io(rill_conn *c) {
 inline ssize_t conn_sys_readv(rill_conn *c, const iovec *iov, int count) {
   if (const conn_transport *t = c->transport())
     return t->readv(c, iov, count);
-  return count == 1 ? read(c->fd, iov[0].iov_base, iov[0].iov_len) : readv(c->fd, iov, count);
+  return readv(c->fd, iov, count);  // one buffer is conn_sys_read's
 }
 // One buffer: the iovec is made only for a transport (the common read(2)
 // then keeps its arguments in registers).
